@@ -1,0 +1,226 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// User is an account. PasswordHash is empty until the user sets a password.
+type User struct {
+	ID              int64     `json:"id"`
+	Email           string    `json:"email"`
+	PasswordHash    string    `json:"-"`
+	Admin           bool      `json:"admin"`
+	Disabled        bool      `json:"disabled"`
+	TokenGeneration int       `json:"-"`
+	CreatedAt       time.Time `json:"created_at"`
+}
+
+// ErrLastAdmin refuses to leave the service without an enabled administrator.
+var ErrLastAdmin = errors.New("this would leave no enabled administrator")
+
+// ErrLinkToken reports an invite or reset token that is unknown, used or expired.
+var ErrLinkToken = errors.New("invalid or expired token")
+
+const userColumns = `id, email, coalesce(password_hash, ''), admin, disabled, token_generation, created_at`
+
+func scanUser(row pgx.Row) (User, error) {
+	var u User
+	err := row.Scan(&u.ID, &u.Email, &u.PasswordHash, &u.Admin, &u.Disabled, &u.TokenGeneration, &u.CreatedAt)
+	return u, notFound(err)
+}
+
+// CreateUser adds an account; passwordHash may be empty (invited, no password yet).
+func (s *Store) CreateUser(ctx context.Context, email, passwordHash string, admin bool) (User, error) {
+	u, err := scanUser(s.pool.QueryRow(ctx, `
+		INSERT INTO users (email, password_hash, admin)
+		VALUES (@email, nullif(@password_hash, ''), @admin)
+		RETURNING `+userColumns,
+		pgx.NamedArgs{"email": strings.TrimSpace(email), "password_hash": passwordHash, "admin": admin}))
+	if isUniqueViolation(err) {
+		return User{}, ErrConflict
+	}
+	return u, err
+}
+
+// UserByEmail finds an account by e-mail, ignoring case.
+func (s *Store) UserByEmail(ctx context.Context, email string) (User, error) {
+	return scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE lower(email) = lower(@email)`,
+		pgx.NamedArgs{"email": strings.TrimSpace(email)}))
+}
+
+// UserByID finds an account by id.
+func (s *Store) UserByID(ctx context.Context, id int64) (User, error) {
+	return scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = @id`, pgx.NamedArgs{"id": id}))
+}
+
+// ListUsers returns every account ordered by e-mail.
+func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+userColumns+` FROM users ORDER BY lower(email)`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (User, error) { return scanUser(r) })
+}
+
+// SetPassword stores a new password hash and revokes every token issued before.
+func (s *Store) SetPassword(ctx context.Context, id int64, passwordHash string) error {
+	return s.tx(ctx, func(tx pgx.Tx) error { return setPassword(ctx, tx, id, passwordHash) })
+}
+
+func setPassword(ctx context.Context, tx pgx.Tx, id int64, passwordHash string) error {
+	tag, err := tx.Exec(ctx, `
+		UPDATE users SET password_hash = @password_hash, token_generation = token_generation + 1, updated_at = now()
+		WHERE id = @id`, pgx.NamedArgs{"id": id, "password_hash": passwordHash})
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return revokeUserTokens(ctx, tx, id)
+}
+
+// revokeUserTokens ends every refresh token and unused link token of a user.
+func revokeUserTokens(ctx context.Context, tx pgx.Tx, id int64) error {
+	args := pgx.NamedArgs{"user_id": id}
+	if _, err := tx.Exec(ctx, `UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = @user_id AND revoked_at IS NULL`, args); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `UPDATE user_tokens SET used_at = now() WHERE user_id = @user_id AND used_at IS NULL`, args)
+	return err
+}
+
+// UserChange is a partial update by an administrator; nil fields stay as they are.
+type UserChange struct {
+	Admin    *bool `json:"admin"`
+	Disabled *bool `json:"disabled"`
+}
+
+// UpdateUser applies an administrator's change. Disabling revokes the user's tokens. It refuses
+// (ErrLastAdmin) to demote or disable the last enabled administrator.
+func (s *Store) UpdateUser(ctx context.Context, id int64, ch UserChange) (User, error) {
+	var u User
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		// Serialise admin changes so two concurrent demotions cannot both pass the check.
+		if _, err := tx.Exec(ctx, `LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+			return err
+		}
+		var err error
+		u, err = scanUser(tx.QueryRow(ctx, `
+			UPDATE users SET
+				admin = coalesce(@admin, admin),
+				disabled = coalesce(@disabled, disabled),
+				token_generation = token_generation + CASE WHEN @disabled::boolean AND NOT disabled THEN 1 ELSE 0 END,
+				updated_at = now()
+			WHERE id = @id
+			RETURNING `+userColumns,
+			pgx.NamedArgs{"id": id, "admin": ch.Admin, "disabled": ch.Disabled}))
+		if err != nil {
+			return err
+		}
+		var admins int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM users WHERE admin AND NOT disabled`).Scan(&admins); err != nil {
+			return err
+		}
+		if admins == 0 {
+			return ErrLastAdmin
+		}
+		if u.Disabled {
+			return revokeUserTokens(ctx, tx, id)
+		}
+		return nil
+	})
+	return u, err
+}
+
+// SaveRefreshToken records an issued refresh token so it can be revoked.
+func (s *Store) SaveRefreshToken(ctx context.Context, jti string, userID int64, expires time.Time) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO refresh_tokens (id, user_id, expires_at) VALUES (@id, @user_id, @expires_at)`,
+		pgx.NamedArgs{"id": jti, "user_id": userID, "expires_at": expires})
+	return err
+}
+
+// RefreshTokenActive reports whether a refresh token is known, unexpired and not revoked.
+func (s *Store) RefreshTokenActive(ctx context.Context, jti string, userID int64) (bool, error) {
+	var ok bool
+	err := s.pool.QueryRow(ctx, `
+		SELECT EXISTS (SELECT 1 FROM refresh_tokens
+		               WHERE id = @id AND user_id = @user_id AND revoked_at IS NULL AND expires_at > now())`,
+		pgx.NamedArgs{"id": jti, "user_id": userID}).Scan(&ok)
+	return ok, err
+}
+
+// RevokeRefreshToken ends one refresh token (logout).
+func (s *Store) RevokeRefreshToken(ctx context.Context, jti string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE refresh_tokens SET revoked_at = now() WHERE id = @id AND revoked_at IS NULL`,
+		pgx.NamedArgs{"id": jti})
+	return err
+}
+
+// Link token purposes.
+const (
+	PurposeInvite = "invite"
+	PurposeReset  = "reset"
+)
+
+// CreateLinkToken stores the hash of an invite or reset token.
+func (s *Store) CreateLinkToken(ctx context.Context, userID int64, purpose string, hash []byte, expires time.Time) error {
+	_, err := s.pool.Exec(ctx, `
+		INSERT INTO user_tokens (user_id, purpose, token_hash, expires_at)
+		VALUES (@user_id, @purpose, @token_hash, @expires_at)`,
+		pgx.NamedArgs{"user_id": userID, "purpose": purpose, "token_hash": hash, "expires_at": expires})
+	return err
+}
+
+// ResetPassword spends a link token of userID and sets the new password, in one transaction:
+// ErrNotFound when the user does not exist, ErrLinkToken when the token is not usable.
+func (s *Store) ResetPassword(ctx context.Context, userID int64, tokenHash []byte, passwordHash string) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = @id)`, pgx.NamedArgs{"id": userID}).Scan(&exists); err != nil {
+			return err
+		}
+		if !exists {
+			return ErrNotFound
+		}
+		tag, err := tx.Exec(ctx, `
+			UPDATE user_tokens SET used_at = now()
+			WHERE user_id = @user_id AND token_hash = @token_hash AND used_at IS NULL AND expires_at > now()`,
+			pgx.NamedArgs{"user_id": userID, "token_hash": tokenHash})
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrLinkToken
+		}
+		return setPassword(ctx, tx, userID, passwordHash)
+	})
+}
+
+// PurgeExpiredAuth deletes refresh and link tokens that expired before cutoff.
+func (s *Store) PurgeExpiredAuth(ctx context.Context, cutoff time.Time) (int64, error) {
+	args := pgx.NamedArgs{"cutoff": cutoff}
+	a, err := s.pool.Exec(ctx, `DELETE FROM refresh_tokens WHERE expires_at < @cutoff`, args)
+	if err != nil {
+		return 0, err
+	}
+	b, err := s.pool.Exec(ctx, `DELETE FROM user_tokens WHERE expires_at < @cutoff`, args)
+	if err != nil {
+		return 0, err
+	}
+	return a.RowsAffected() + b.RowsAffected(), nil
+}
+
+// Audit records a security-relevant action. actorID 0 means no signed-in actor.
+func (s *Store) Audit(ctx context.Context, actorID int64, action, subject, clientIP string) error {
+	_, err := s.pool.Exec(ctx, `
+		INSERT INTO audit_log (actor_id, action, subject, client_ip)
+		VALUES (nullif(@actor_id, 0), @action, @subject, @client_ip)`,
+		pgx.NamedArgs{"actor_id": actorID, "action": action, "subject": subject, "client_ip": clientIP})
+	return err
+}
