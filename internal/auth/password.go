@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/mail"
 	"strings"
 	"unicode/utf8"
 
@@ -33,6 +34,15 @@ func ValidatePassword(pw string) string {
 		return fmt.Sprintf("must be at least %d characters", MinPasswordLen)
 	case n > MaxPasswordLen:
 		return fmt.Sprintf("must be at most %d characters", MaxPasswordLen)
+	}
+	return ""
+}
+
+// ValidateEmail returns a reason an e-mail address is not acceptable for an account, or "".
+func ValidateEmail(email string) string {
+	a, err := mail.ParseAddress(email)
+	if err != nil || a.Address != email || len(email) > 254 {
+		return "must be an e-mail address like name@example.org"
 	}
 	return ""
 }

@@ -67,15 +67,20 @@ func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (User, error) { return scanUser(r) })
 }
 
-// SetPassword stores a new password hash and revokes every token issued before.
+// SetPassword stores a new password hash (a user changing it) and revokes the user's refresh
+// and link tokens; access tokens run out within their short lifetime.
 func (s *Store) SetPassword(ctx context.Context, id int64, passwordHash string) error {
-	return s.tx(ctx, func(tx pgx.Tx) error { return setPassword(ctx, tx, id, passwordHash) })
+	return s.tx(ctx, func(tx pgx.Tx) error { return setPassword(ctx, tx, id, passwordHash, false) })
 }
 
-func setPassword(ctx context.Context, tx pgx.Tx, id int64, passwordHash string) error {
+// setPassword stores a password hash and revokes tokens; newGeneration also invalidates every
+// access token at once (an account recovered by reset may have been in someone else's hands).
+func setPassword(ctx context.Context, tx pgx.Tx, id int64, passwordHash string, newGeneration bool) error {
 	tag, err := tx.Exec(ctx, `
-		UPDATE users SET password_hash = @password_hash, token_generation = token_generation + 1, updated_at = now()
-		WHERE id = @id`, pgx.NamedArgs{"id": id, "password_hash": passwordHash})
+		UPDATE users SET password_hash = @password_hash,
+			token_generation = token_generation + CASE WHEN @new_generation THEN 1 ELSE 0 END,
+			updated_at = now()
+		WHERE id = @id`, pgx.NamedArgs{"id": id, "password_hash": passwordHash, "new_generation": newGeneration})
 	if err != nil {
 		return err
 	}
@@ -101,7 +106,8 @@ type UserChange struct {
 	Disabled *bool `json:"disabled"`
 }
 
-// UpdateUser applies an administrator's change. Disabling revokes the user's tokens. It refuses
+// UpdateUser applies an administrator's change. Disabling revokes the user's tokens (and the
+// API refuses access tokens of disabled users). It refuses
 // (ErrLastAdmin) to demote or disable the last enabled administrator.
 func (s *Store) UpdateUser(ctx context.Context, id int64, ch UserChange) (User, error) {
 	var u User
@@ -115,7 +121,6 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, ch UserChange) (User, 
 			UPDATE users SET
 				admin = coalesce(@admin, admin),
 				disabled = coalesce(@disabled, disabled),
-				token_generation = token_generation + CASE WHEN @disabled::boolean AND NOT disabled THEN 1 ELSE 0 END,
 				updated_at = now()
 			WHERE id = @id
 			RETURNING `+userColumns,
@@ -179,7 +184,7 @@ func (s *Store) CreateLinkToken(ctx context.Context, userID int64, purpose strin
 
 // ResetPassword spends a link token of userID and sets the new password, in one transaction:
 // ErrNotFound when the user does not exist, ErrLinkToken when the token is not usable.
-func (s *Store) ResetPassword(ctx context.Context, userID int64, tokenHash []byte, passwordHash string) error {
+func (s *Store) ResetPassword(ctx context.Context, userID int64, tokenHash []byte, passwordHash string, now time.Time) error {
 	return s.tx(ctx, func(tx pgx.Tx) error {
 		var exists bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = @id)`, pgx.NamedArgs{"id": userID}).Scan(&exists); err != nil {
@@ -190,15 +195,15 @@ func (s *Store) ResetPassword(ctx context.Context, userID int64, tokenHash []byt
 		}
 		tag, err := tx.Exec(ctx, `
 			UPDATE user_tokens SET used_at = now()
-			WHERE user_id = @user_id AND token_hash = @token_hash AND used_at IS NULL AND expires_at > now()`,
-			pgx.NamedArgs{"user_id": userID, "token_hash": tokenHash})
+			WHERE user_id = @user_id AND token_hash = @token_hash AND used_at IS NULL AND expires_at > @now`,
+			pgx.NamedArgs{"user_id": userID, "token_hash": tokenHash, "now": now})
 		if err != nil {
 			return err
 		}
 		if tag.RowsAffected() == 0 {
 			return ErrLinkToken
 		}
-		return setPassword(ctx, tx, userID, passwordHash)
+		return setPassword(ctx, tx, userID, passwordHash, true)
 	})
 }
 

@@ -1,0 +1,37 @@
+# Everything runs on this machine: PostgreSQL from apt, the Temporal CLI built
+# from the Go module proxy into .tools/bin. See scripts/devenv.sh.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+.PHONY: run test build lint bench temporal clean-data
+
+# PostgreSQL, Temporal dev server (UI :8233) and the API on :8080; state in .data/.
+run:
+	scripts/run.sh
+
+# Full suite (-race) against throw-away servers. Extra flags: GOTESTFLAGS=-v make test
+test:
+	scripts/test.sh
+
+build:
+	go build -o bin/mba ./cmd/mba
+
+lint:
+	go vet ./...
+	@unformatted=$$(gofmt -l .); \
+	if [[ -n $$unformatted ]]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	go run go.temporal.io/sdk/contrib/tools/workflowcheck@latest ./workflows/...
+
+# Benchmarks need the same servers as tests, but not the race detector's overhead.
+bench:
+	MBA_TEST_RACE=0 scripts/test.sh -run '^$$' -bench . -benchmem
+
+# Build the pinned Temporal CLI into .tools/bin (make run/test do this on demand).
+temporal:
+	source scripts/devenv.sh && ensure_temporal && "$$TEMPORAL_BIN" --version
+
+# Deletes the dev database, Temporal history and config of `make run`.
+clean-data:
+	@source scripts/devenv.sh; \
+	if dir_in_use .data; then echo ".data is in use (is make run up?); stop it first" >&2; exit 1; fi; \
+	rm -rf .data && echo "removed .data"

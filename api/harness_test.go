@@ -1,0 +1,171 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/jax-mba/mba/internal/auth"
+	"github.com/jax-mba/mba/internal/mail"
+	"github.com/jax-mba/mba/internal/store"
+	"github.com/jax-mba/mba/internal/testenv"
+)
+
+// clock is a settable time source shared by the server, its tokens and throttles.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// harness is a real server on a database of its own.
+type harness struct {
+	t      *testing.T
+	srv    *Server
+	http   *httptest.Server
+	store  *store.Store
+	clock  *clock
+	mailer mail.Sender
+}
+
+var testHasher = auth.Hasher{MemoryKiB: 1024, Time: 1, Threads: 1}
+
+const testLinkOrigin = "https://ui.lab.example"
+
+type harnessOption func(*Deps)
+
+func newHarness(t *testing.T, opts ...harnessOption) *harness {
+	t.Helper()
+	pool := testenv.MigratedPool(t)
+	st := store.New(pool)
+	clk := &clock{now: time.Now()}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	d := Deps{
+		Config: Config{
+			MaxBodyBytes: 64 << 10, RequestTimeout: 10 * time.Second,
+			LinkOrigins: []string{testLinkOrigin}, LinkTTL: 24 * time.Hour,
+			LoginPerAccount: Rate{Burst: 5, Every: time.Minute}, LoginPerClient: Rate{Burst: 50, Every: time.Second},
+			ResetPerAccount: Rate{Burst: 3, Every: 10 * time.Minute}, ResetPerClient: Rate{Burst: 50, Every: time.Second},
+		},
+		Log:    log,
+		Pool:   pool,
+		Users:  st,
+		Mailer: mail.Log{Store: st, Logger: log},
+		Tokens: auth.Issuer{Secret: []byte("test secret test secret test secret!"), AccessTTL: 15 * time.Minute,
+			RefreshTTL: 30 * 24 * time.Hour, Now: clk.Now},
+		Hasher: testHasher,
+		Now:    clk.Now,
+	}
+	for _, o := range opts {
+		o(&d)
+	}
+	srv := NewServer(d)
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	return &harness{t: t, srv: srv, http: hs, store: st, clock: clk, mailer: d.Mailer}
+}
+
+// response is a decoded reply.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(r.body, &m), "body: %s", r.body)
+	return m
+}
+
+// do sends a request; body may be nil, a string (sent raw) or a value (sent as JSON).
+func (h *harness) do(method, path, token string, body any) response {
+	h.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		require.NoError(h.t, err)
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(context.Background(), method, h.http.URL+path, rd)
+	require.NoError(h.t, err)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := h.http.Client().Do(req)
+	require.NoError(h.t, err)
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	require.NoError(h.t, err)
+	return response{status: res.StatusCode, header: res.Header, body: raw}
+}
+
+// user creates an account with a password.
+func (h *harness) user(email, password string, admin bool) store.User {
+	h.t.Helper()
+	hash, err := testHasher.Hash(password)
+	require.NoError(h.t, err)
+	u, err := h.store.CreateUser(context.Background(), email, hash, admin)
+	require.NoError(h.t, err)
+	return u
+}
+
+// login returns the access and refresh tokens of a user.
+func (h *harness) login(email, password string) (access, refresh string) {
+	h.t.Helper()
+	res := h.do("POST", "/api/auth/login", "", map[string]string{"email_address": email, "password": password})
+	require.Equal(h.t, http.StatusOK, res.status, "login: %s", res.body)
+	m := res.json(h.t)
+	return m["access"].(string), m["refresh"].(string)
+}
+
+var linkPattern = regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(testLinkOrigin) + `(?:/\S*)?/(\d+)/([A-Za-z0-9_-]{43})$`)
+
+// lastLink waits for the newest mailed link to email and returns its uid and token.
+func (h *harness) lastLink(email string) (uid, token string) {
+	h.t.Helper()
+	var body string
+	require.Eventually(h.t, func() bool {
+		msgs, err := h.store.MailTo(context.Background(), email)
+		require.NoError(h.t, err)
+		if len(msgs) == 0 {
+			return false
+		}
+		body = msgs[len(msgs)-1].Body
+		return true
+	}, 10*time.Second, 20*time.Millisecond, "no mail to %s", email)
+	m := linkPattern.FindStringSubmatch(body)
+	require.NotNil(h.t, m, "no link in %q", body)
+	return m[1], m[2]
+}
+
+func (h *harness) mailCount(email string) int {
+	msgs, err := h.store.MailTo(context.Background(), email)
+	require.NoError(h.t, err)
+	return len(msgs)
+}

@@ -1,0 +1,94 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the service's Prometheus series. Each Server has its own registry so tests
+// running several servers never collide.
+type metrics struct {
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+func newMetrics(pool *pgxpool.Pool) *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mba_http_requests_total", Help: "HTTP requests by route, method and status.",
+		}, []string{"route", "method", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mba_http_request_duration_seconds",
+			Help:    "HTTP request latency by route and method.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route", "method"}),
+	}
+	m.registry.MustRegister(m.requests, m.latency,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if pool != nil {
+		m.registry.MustRegister(poolCollector{pool})
+	}
+	return m
+}
+
+func (m *metrics) observe(route, method string, status int, d time.Duration) {
+	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	m.latency.WithLabelValues(route, method).Observe(d.Seconds())
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})
+}
+
+// Register adds more collectors (the worker, later the heartbeat path) to the same endpoint.
+func (s *Server) Register(c ...prometheus.Collector) error {
+	for _, col := range c {
+		if err := s.metrics.registry.Register(col); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// poolCollector exports the database pool's statistics at scrape time.
+type poolCollector struct{ pool *pgxpool.Pool }
+
+var poolDescs = struct{ total, idle, acquired, max, acquires, waits, waitSeconds *prometheus.Desc }{
+	total:       prometheus.NewDesc("mba_db_pool_connections", "Open database connections.", nil, nil),
+	idle:        prometheus.NewDesc("mba_db_pool_idle_connections", "Idle database connections.", nil, nil),
+	acquired:    prometheus.NewDesc("mba_db_pool_acquired_connections", "Database connections in use.", nil, nil),
+	max:         prometheus.NewDesc("mba_db_pool_max_connections", "Configured maximum of database connections.", nil, nil),
+	acquires:    prometheus.NewDesc("mba_db_pool_acquires_total", "Connections acquired from the pool.", nil, nil),
+	waits:       prometheus.NewDesc("mba_db_pool_empty_acquires_total", "Acquires that had to wait for a connection.", nil, nil),
+	waitSeconds: prometheus.NewDesc("mba_db_pool_acquire_wait_seconds_total", "Time spent waiting for a connection.", nil, nil),
+}
+
+func (c poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{poolDescs.total, poolDescs.idle, poolDescs.acquired, poolDescs.max,
+		poolDescs.acquires, poolDescs.waits, poolDescs.waitSeconds} {
+		ch <- d
+	}
+}
+
+func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.pool.Stat()
+	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
+	counter := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)
+	}
+	gauge(poolDescs.total, float64(st.TotalConns()))
+	gauge(poolDescs.idle, float64(st.IdleConns()))
+	gauge(poolDescs.acquired, float64(st.AcquiredConns()))
+	gauge(poolDescs.max, float64(st.MaxConns()))
+	counter(poolDescs.acquires, float64(st.AcquireCount()))
+	counter(poolDescs.waits, float64(st.EmptyAcquireCount()))
+	counter(poolDescs.waitSeconds, st.AcquireDuration().Seconds())
+}

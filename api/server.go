@@ -1,0 +1,172 @@
+// Package api is the HTTP edge of the service: the chi router, its middleware, the handlers of
+// the REST API the lab's front end uses, and the OpenAPI document that describes them.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/jax-mba/mba/internal/auth"
+	"github.com/jax-mba/mba/internal/mail"
+)
+
+// Config holds the HTTP settings; cmd/mba fills it from the binary's configuration.
+type Config struct {
+	MaxBodyBytes   int64
+	RequestTimeout time.Duration
+	CORSOrigins    []string
+	TrustProxy     bool
+	// LinkOrigins are the origins invite and reset links may point at; anything else is
+	// refused so the service cannot be made to mail a link to a phishing site.
+	LinkOrigins []string
+	LinkTTL     time.Duration
+	// Throttles of login and password-reset attempts.
+	LoginPerAccount, LoginPerClient, ResetPerAccount, ResetPerClient Rate
+}
+
+// HealthChecker is the part of the Temporal client /readyz needs.
+type HealthChecker interface {
+	Ping(ctx context.Context) error
+}
+
+// Deps are the Server's collaborators.
+type Deps struct {
+	Config   Config
+	Log      *slog.Logger
+	Pool     *pgxpool.Pool
+	Users    UserStore
+	Mailer   mail.Sender
+	Tokens   auth.Issuer
+	Hasher   auth.Hasher
+	Temporal HealthChecker
+	Now      func() time.Time // time.Now when nil
+}
+
+// Server serves the API.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	pool     *pgxpool.Pool
+	users    UserStore
+	mailer   mail.Sender
+	tokens   auth.Issuer
+	hasher   auth.Hasher
+	temporal HealthChecker
+	now      func() time.Time
+	metrics  *metrics
+	// background tracks mail sent after the response (password reset), so shutdown waits.
+	background chan struct{}
+
+	loginPerAccount, loginPerClient, resetPerAccount, resetPerClient *throttle
+}
+
+// NewServer builds a Server from its dependencies.
+func NewServer(d Deps) *Server {
+	now := d.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Server{
+		cfg: d.Config, log: d.Log, pool: d.Pool, users: d.Users, mailer: d.Mailer,
+		tokens: d.Tokens, hasher: d.Hasher, temporal: d.Temporal, now: now,
+		metrics:         newMetrics(d.Pool),
+		background:      make(chan struct{}, 64),
+		loginPerAccount: newThrottle(d.Config.LoginPerAccount, now),
+		loginPerClient:  newThrottle(d.Config.LoginPerClient, now),
+		resetPerAccount: newThrottle(d.Config.ResetPerAccount, now),
+		resetPerClient:  newThrottle(d.Config.ResetPerClient, now),
+	}
+}
+
+// Handler returns the router with every route of the service.
+func (s *Server) Handler() http.Handler {
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, requestIDHeader, s.accessLog, s.recoverPanics, securityHeaders, s.cors, s.limits)
+	r.NotFound(s.handle(func(http.ResponseWriter, *http.Request) error {
+		return errorf(http.StatusNotFound, "no such resource")
+	}))
+	r.MethodNotAllowed(s.handle(func(http.ResponseWriter, *http.Request) error {
+		return errorf(http.StatusMethodNotAllowed, "method not allowed")
+	}))
+
+	r.Get("/healthz", s.healthz)
+	r.Get("/readyz", s.readyz)
+	r.Method(http.MethodGet, "/metrics", s.metrics.handler())
+	docsRoutes(r)
+
+	r.Route("/api", func(r chi.Router) {
+		r.Get("/", serveSwaggerIndex)
+		r.Get("/swagger.json", serveOpenAPI)
+		r.Post("/auth/login", s.handle(s.login))
+		r.Post("/auth/refresh", s.handle(s.refresh))
+		r.Post("/auth/logout", s.handle(s.logout))
+		r.Post("/user/send_pw_reset", s.handle(s.sendPasswordReset))
+		r.Post("/user/{uid}/reset_password/{token}", s.handle(s.resetPassword))
+
+		r.Group(func(r chi.Router) {
+			r.Use(s.authenticated)
+			r.Get("/user/{uid}", s.handle(s.getUser))
+			r.Put("/user/{uid}/change_password", s.handle(s.changePassword))
+			r.Group(func(r chi.Router) {
+				r.Use(s.adminOnly)
+				r.Get("/user", s.handle(s.listUsers))
+				r.Post("/user/invite", s.handle(s.invite))
+				r.Patch("/user/{uid}", s.handle(s.updateUser))
+			})
+		})
+	})
+	return r
+}
+
+// Wait blocks until background work (mail sent after a response) has finished or ctx ends.
+func (s *Server) Wait(ctx context.Context) {
+	for i := 0; i < cap(s.background); i++ {
+		select {
+		case s.background <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// goBackground runs fn after the response, bounded in number, so shutdown can wait for it.
+func (s *Server) goBackground(fn func()) {
+	s.background <- struct{}{}
+	go func() {
+		defer func() { <-s.background }()
+		fn()
+	}()
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz reports whether the service can do its work: Postgres and Temporal both answer.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{"postgres": "ok", "temporal": "ok"}
+	status := http.StatusOK
+	if err := s.pool.Ping(ctx); err != nil {
+		checks["postgres"], status = "unreachable", http.StatusServiceUnavailable
+		s.log.WarnContext(ctx, "readiness: postgres", "error", err.Error())
+	}
+	if s.temporal == nil {
+		checks["temporal"], status = "not configured", http.StatusServiceUnavailable
+	} else if err := s.temporal.Ping(ctx); err != nil {
+		checks["temporal"], status = "unreachable", http.StatusServiceUnavailable
+		s.log.WarnContext(ctx, "readiness: temporal", "error", err.Error())
+	}
+	word := "ready"
+	if status != http.StatusOK {
+		word = "not ready"
+	}
+	writeJSON(w, status, map[string]any{"status": word, "checks": checks})
+}

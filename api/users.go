@@ -1,0 +1,297 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/jax-mba/mba/internal/auth"
+	imail "github.com/jax-mba/mba/internal/mail"
+	"github.com/jax-mba/mba/internal/store"
+)
+
+// uidParam reads the {uid} path parameter.
+func uidParam(r *http.Request) (int64, error) {
+	raw := chi.URLParam(r, "uid")
+	id, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, errorf(http.StatusNotFound, "User %s Not Found", raw)
+	}
+	return id, nil
+}
+
+// userByID loads a user or a 404 naming it.
+func (s *Server) userByID(ctx context.Context, id int64) (store.User, error) {
+	u, err := s.users.UserByID(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return u, errorf(http.StatusNotFound, "User %d Not Found", id)
+	}
+	return u, err
+}
+
+// validEmail checks an address a user typed.
+func validEmail(field, email string) map[string]string {
+	if reason := auth.ValidateEmail(email); reason != "" {
+		return map[string]string{field: reason}
+	}
+	return nil
+}
+
+// validLink checks the base URL a front end asks us to mail: absolute http(s) on an allowed origin.
+func (s *Server) validLink(field, raw string) map[string]string {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		u.RawQuery != "" || u.Fragment != "" || len(raw) > 2000 {
+		return map[string]string{field: "must be an absolute http(s) URL without query or fragment"}
+	}
+	origin := u.Scheme + "://" + u.Host
+	if !slices.Contains(s.cfg.LinkOrigins, origin) {
+		return map[string]string{field: fmt.Sprintf("origin %s is not allowed; allowed: %s", origin, strings.Join(s.cfg.LinkOrigins, ", "))}
+	}
+	return nil
+}
+
+func mergeFields(sets ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, s := range sets {
+		for k, v := range s {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+type changePasswordRequest struct {
+	OldPassword string `json:"old_password"`
+	NewPassword string `json:"new_password"`
+}
+
+func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
+	uid, err := uidParam(r)
+	if err != nil {
+		return err
+	}
+	me := currentUser(r)
+	if uid != me.ID {
+		return errorf(http.StatusForbidden, "you can only change your own password")
+	}
+	var req changePasswordRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	if reason := auth.ValidatePassword(req.NewPassword); reason != "" {
+		return invalid(map[string]string{"new_password": reason})
+	}
+	if len(req.OldPassword) > 4*auth.MaxPasswordLen || auth.Verify(req.OldPassword, me.PasswordHash) != nil {
+		return &Error{Status: http.StatusBadRequest, Message: "old password is incorrect",
+			Fields: map[string]string{"old_password": "does not match"}}
+	}
+	hash, err := s.hasher.Hash(req.NewPassword)
+	if err != nil {
+		return err
+	}
+	if err := s.users.SetPassword(r.Context(), me.ID, hash); err != nil {
+		return err
+	}
+	s.audit(r, me.ID, "password.change", me.Email)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+type inviteRequest struct {
+	Email string `json:"email"`
+	Admin bool   `json:"admin"`
+	URL   string `json:"url"`
+}
+
+// invite creates an account without a password (or re-issues the link of an existing one) and
+// mails a single-use link to set the password.
+func (s *Server) invite(w http.ResponseWriter, r *http.Request) error {
+	var req inviteRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	req.Email = strings.TrimSpace(req.Email)
+	if fields := mergeFields(validEmail("email", req.Email), s.validLink("url", req.URL)); len(fields) > 0 {
+		return invalid(fields)
+	}
+	u, err := s.users.CreateUser(r.Context(), req.Email, "", req.Admin)
+	if errors.Is(err, store.ErrConflict) {
+		u, err = s.users.UserByEmail(r.Context(), req.Email)
+	}
+	if err != nil {
+		return err
+	}
+	link, err := s.newLink(r.Context(), u, store.PurposeInvite, req.URL)
+	if err != nil {
+		return err
+	}
+	msg := imail.Message{To: u.Email, Subject: "You are invited to the Mouse Behavior Analysis service",
+		Body: fmt.Sprintf("%s invited you to the Mouse Behavior Analysis control service.\n\n"+
+			"Choose your password here (the link works once, for %s):\n\n%s\n", currentUser(r).Email, s.cfg.LinkTTL, link)}
+	if err := s.mailer.Send(r.Context(), msg); err != nil {
+		s.log.ErrorContext(r.Context(), "sending invitation", "to", u.Email, "error", err.Error())
+		return errorf(http.StatusBadGateway, "the invitation could not be e-mailed; try again later")
+	}
+	s.audit(r, currentUser(r).ID, "user.invite", u.Email)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// newLink stores a fresh link token for u and returns the link <base>/<uid>/<token>.
+func (s *Server) newLink(ctx context.Context, u store.User, purpose, base string) (string, error) {
+	token, hash := auth.NewLinkToken()
+	if err := s.users.CreateLinkToken(ctx, u.ID, purpose, hash, s.now().Add(s.cfg.LinkTTL)); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s/%d/%s", strings.TrimRight(base, "/"), u.ID, token), nil
+}
+
+type sendResetRequest struct {
+	Email string `json:"email"`
+	URL   string `json:"url"`
+}
+
+// sendPasswordReset always answers 202, whether or not the account exists; the mail goes out
+// after the response so the timing does not tell either.
+func (s *Server) sendPasswordReset(w http.ResponseWriter, r *http.Request) error {
+	var req sendResetRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	req.Email = strings.TrimSpace(req.Email)
+	if fields := mergeFields(validEmail("email", req.Email), s.validLink("url", req.URL)); len(fields) > 0 {
+		return invalid(fields)
+	}
+	if err := throttled(throttleCheck{s.resetPerClient, s.clientIP(r)},
+		throttleCheck{s.resetPerAccount, strings.ToLower(req.Email)}); err != nil {
+		return err
+	}
+	ip := s.clientIP(r)
+	s.goBackground(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := s.mailReset(ctx, req.Email, req.URL, ip); err != nil {
+			s.log.ErrorContext(ctx, "password reset mail", "error", err.Error())
+		}
+	})
+	writeJSON(w, http.StatusAccepted, map[string]string{"message": "if the account exists, a reset link is on its way"})
+	return nil
+}
+
+func (s *Server) mailReset(ctx context.Context, email, base, ip string) error {
+	u, err := s.users.UserByEmail(ctx, email)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && u.Disabled) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	link, err := s.newLink(ctx, u, store.PurposeReset, base)
+	if err != nil {
+		return err
+	}
+	if err := s.users.Audit(ctx, 0, "password.reset_requested", u.Email, ip); err != nil {
+		return err
+	}
+	return s.mailer.Send(ctx, imail.Message{To: u.Email, Subject: "Reset your Mouse Behavior Analysis password",
+		Body: fmt.Sprintf("Somebody (hopefully you) asked to reset your password.\n\n"+
+			"Choose a new one here (the link works once, for %s):\n\n%s\n\n"+
+			"If you did not ask for this, ignore this message; your password stays as it is.\n", s.cfg.LinkTTL, link)})
+}
+
+type resetPasswordRequest struct {
+	Password string `json:"password"`
+}
+
+func (s *Server) resetPassword(w http.ResponseWriter, r *http.Request) error {
+	uid, err := uidParam(r)
+	if err != nil {
+		return err
+	}
+	if err := throttled(throttleCheck{s.resetPerClient, s.clientIP(r)}); err != nil {
+		return err
+	}
+	var req resetPasswordRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	if reason := auth.ValidatePassword(req.Password); reason != "" {
+		return invalid(map[string]string{"password": reason})
+	}
+	hash, err := s.hasher.Hash(req.Password)
+	if err != nil {
+		return err
+	}
+	err = s.users.ResetPassword(r.Context(), uid, auth.HashLinkToken(chi.URLParam(r, "token")), hash, s.now())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return errorf(http.StatusNotFound, "User %d Not Found", uid)
+	case errors.Is(err, store.ErrLinkToken):
+		return errorf(http.StatusUnauthorized, "the link is invalid, used or expired; ask for a new one")
+	case err != nil:
+		return err
+	}
+	s.audit(r, uid, "password.reset", strconv.FormatInt(uid, 10))
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) error {
+	users, err := s.users.ListUsers(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, users)
+	return nil
+}
+
+// getUser shows a user to itself or to an administrator.
+func (s *Server) getUser(w http.ResponseWriter, r *http.Request) error {
+	uid, err := uidParam(r)
+	if err != nil {
+		return err
+	}
+	if me := currentUser(r); uid != me.ID && !me.Admin {
+		return errorf(http.StatusForbidden, "administrator role required")
+	}
+	u, err := s.userByID(r.Context(), uid)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, u)
+	return nil
+}
+
+// updateUser promotes, demotes, disables or enables a user.
+func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) error {
+	uid, err := uidParam(r)
+	if err != nil {
+		return err
+	}
+	var ch store.UserChange
+	if err := decodeJSON(r, &ch); err != nil {
+		return err
+	}
+	if ch.Admin == nil && ch.Disabled == nil {
+		return invalid(map[string]string{"admin": "give admin and/or disabled", "disabled": "give admin and/or disabled"})
+	}
+	if _, err := s.userByID(r.Context(), uid); err != nil {
+		return err
+	}
+	u, err := s.users.UpdateUser(r.Context(), uid, ch)
+	if err != nil {
+		return err
+	}
+	s.audit(r, currentUser(r).ID, fmt.Sprintf("user.update admin=%v disabled=%v", u.Admin, u.Disabled), u.Email)
+	writeJSON(w, http.StatusOK, u)
+	return nil
+}

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ardanlabs/conf/v3"
+	confyaml "github.com/ardanlabs/conf/v3/yaml"
+
+	"github.com/jax-mba/mba/api"
+	"github.com/jax-mba/mba/internal/mail"
+)
+
+// prefix of every environment variable: MBA_HTTP_ADDR, MBA_DB_URL, ...
+const envPrefix = "MBA"
+
+// config is the one configuration of the mba binary. Precedence: defaults < config file <
+// environment (MBA_...) < flags placed before the command.
+type config struct {
+	conf.Version
+	Args conf.Args
+
+	Mode       string `conf:"default:development,help:development or production (production refuses missing or weak secrets)" yaml:"mode"`
+	ConfigFile string `conf:"flag:config,env:CONFIG_FILE,help:optional YAML file with these settings (see 'mba config init')" yaml:"config_file"`
+	Log        struct {
+		Level string `conf:"default:info,help:debug, info, warn or error" yaml:"level"`
+	} `yaml:"log"`
+	HTTP struct {
+		Addr            string        `conf:"default:127.0.0.1:8080,help:listen address of the API" yaml:"addr"`
+		PublicURL       string        `conf:"default:http://127.0.0.1:8080,help:URL people reach the service at" yaml:"public_url"`
+		LinkOrigins     []string      `conf:"help:origins invite/reset links may point at (default: the origin of public-url)" yaml:"link_origins"`
+		CORSOrigins     []string      `conf:"help:browser origins allowed cross-origin (default: same-origin only)" yaml:"cors_origins"`
+		TrustProxy      bool          `conf:"default:false,help:believe X-Forwarded-For (only behind your own reverse proxy)" yaml:"trust_proxy"`
+		MaxBodyBytes    int64         `conf:"default:1048576,help:largest request body accepted" yaml:"max_body_bytes"`
+		RequestTimeout  time.Duration `conf:"default:30s,help:longest a request may run" yaml:"request_timeout"`
+		ReadTimeout     time.Duration `conf:"default:15s" yaml:"read_timeout"`
+		WriteTimeout    time.Duration `conf:"default:45s" yaml:"write_timeout"`
+		IdleTimeout     time.Duration `conf:"default:2m" yaml:"idle_timeout"`
+		ShutdownTimeout time.Duration `conf:"default:20s,help:grace period for in-flight requests on SIGTERM" yaml:"shutdown_timeout"`
+	} `yaml:"http"`
+	DB struct {
+		URL            string `conf:"default:postgres://mba@127.0.0.1:5433/mba?sslmode=disable,mask,help:PostgreSQL connection URL" yaml:"url"`
+		MaxConns       int32  `conf:"default:20" yaml:"max_conns"`
+		MigrateOnStart bool   `conf:"default:true,help:apply pending migrations when serve/worker start" yaml:"migrate_on_start"`
+	} `yaml:"db"`
+	Temporal struct {
+		Address       string `conf:"default:127.0.0.1:7233" yaml:"address"`
+		Namespace     string `conf:"default:default" yaml:"namespace"`
+		TaskQueue     string `conf:"default:mba" yaml:"task_queue"`
+		RunWorker     bool   `conf:"default:true,help:serve also runs the Temporal worker (small labs)" yaml:"run_worker"`
+		TLSCert       string `conf:"help:client certificate file (mTLS, e.g. Temporal Cloud)" yaml:"tls_cert"`
+		TLSKey        string `conf:"help:client key file" yaml:"tls_key"`
+		TLSCA         string `conf:"help:CA bundle for the server certificate" yaml:"tls_ca"`
+		TLSServerName string `conf:"help:server name to verify" yaml:"tls_server_name"`
+		APIKey        string `conf:"mask,help:API key (Temporal Cloud)" yaml:"api_key"`
+	} `yaml:"temporal"`
+	Auth struct {
+		JWTSecret       string        `conf:"mask,help:HMAC secret for JWTs (32+ bytes); required in production" yaml:"jwt_secret"`
+		AccessTTL       time.Duration `conf:"default:15m" yaml:"access_ttl"`
+		RefreshTTL      time.Duration `conf:"default:720h" yaml:"refresh_ttl"`
+		LinkTTL         time.Duration `conf:"default:24h,help:lifetime of invite and reset links" yaml:"link_ttl"`
+		Argon2MemoryKiB uint32        `conf:"default:47104,help:argon2id memory per hash" yaml:"argon2_memory_kib"`
+		Argon2Time      uint32        `conf:"default:1" yaml:"argon2_time"`
+		Argon2Threads   uint8         `conf:"default:1" yaml:"argon2_threads"`
+		LoginPerAccount api.Rate      `conf:"help:login attempts per account: burst then one per every (5; 1m)" yaml:"login_per_account"`
+		LoginPerClient  api.Rate      `conf:"help:login attempts per client address (20; 6s)" yaml:"login_per_client"`
+		ResetPerAccount api.Rate      `conf:"help:reset requests per account (3; 10m)" yaml:"reset_per_account"`
+		ResetPerClient  api.Rate      `conf:"help:reset requests and resets per client address (10; 1m)" yaml:"reset_per_client"`
+	} `yaml:"auth"`
+	Mail struct {
+		SMTPHost     string `conf:"help:SMTP server; empty keeps mail in the mail_log table and the log" yaml:"smtp_host"`
+		SMTPPort     int    `conf:"default:587" yaml:"smtp_port"`
+		SMTPTLS      string `conf:"default:starttls,help:starttls, tls or none" yaml:"smtp_tls"`
+		SMTPUser     string `yaml:"smtp_user"`
+		SMTPPassword string `conf:"mask" yaml:"smtp_password"`
+		From         string `conf:"default:MBA <mba@localhost>" yaml:"from"`
+	} `yaml:"mail"`
+}
+
+const production = "production"
+
+// loadConfig reads the configuration; help is non-empty when --help or --version was asked.
+func loadConfig() (cfg config, help string, err error) {
+	cfg.Version = conf.Version{Build: build, Desc: "Mouse Behavior Analysis control service"}
+	// Throttle defaults are set here: conf tags on the shared api.Rate type would give all four the same.
+	cfg.Auth.LoginPerAccount = api.Rate{Burst: 5, Every: time.Minute}
+	cfg.Auth.LoginPerClient = api.Rate{Burst: 20, Every: 6 * time.Second}
+	cfg.Auth.ResetPerAccount = api.Rate{Burst: 3, Every: 10 * time.Minute}
+	cfg.Auth.ResetPerClient = api.Rate{Burst: 10, Every: time.Minute}
+
+	var opts []conf.ParseOption
+	if path := configFilePath(os.Args[1:]); path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, "", fmt.Errorf("reading config file: %w", err)
+		}
+		opts = append(opts, conf.WithParser(confyaml.WithData(data)))
+	}
+	help, err = conf.ParseWithOptions(envPrefix, &cfg, opts...)
+	if errors.Is(err, conf.ErrHelpWanted) || errors.Is(err, conf.ErrVersionWanted) {
+		return cfg, help, nil
+	}
+	if err != nil {
+		return cfg, "", err
+	}
+	return cfg, "", cfg.validate()
+}
+
+// configFilePath finds the config file before conf parses, since the file is one of conf's inputs.
+func configFilePath(args []string) string {
+	for i, a := range args {
+		if !strings.HasPrefix(a, "-") {
+			break // flags end at the command
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if name == "config" {
+			if hasValue {
+				return value
+			}
+			if i+1 < len(args) {
+				return args[i+1]
+			}
+		}
+	}
+	return os.Getenv(envPrefix + "_CONFIG_FILE")
+}
+
+// validate fails fast on settings that cannot work; production also refuses weak secrets.
+func (c *config) validate() error {
+	var problems []string
+	switch c.Mode {
+	case "development", production:
+	default:
+		problems = append(problems, fmt.Sprintf("mode %q must be development or production", c.Mode))
+	}
+	switch c.Mail.SMTPTLS {
+	case mail.TLSNone, mail.TLSStartTLS, mail.TLSImplicit:
+	default:
+		problems = append(problems, fmt.Sprintf("mail smtp-tls %q must be starttls, tls or none", c.Mail.SMTPTLS))
+	}
+	if c.Auth.JWTSecret != "" && len(c.Auth.JWTSecret) < 32 {
+		problems = append(problems, "auth jwt-secret must be at least 32 bytes (mba config init generates one)")
+	}
+	if c.Mode == production {
+		if c.Auth.JWTSecret == "" {
+			problems = append(problems, "auth jwt-secret is required in production (MBA_AUTH_JWT_SECRET or the config file)")
+		}
+		if c.Auth.Argon2MemoryKiB < 19*1024 {
+			problems = append(problems, "auth argon2-memory-kib below 19456 is too weak for production")
+		}
+		if c.Mail.SMTPHost != "" && c.Mail.SMTPTLS == mail.TLSNone && c.Mail.SMTPUser != "" {
+			problems = append(problems, "mail credentials over an unencrypted SMTP connection are refused in production")
+		}
+	}
+	if c.HTTP.MaxBodyBytes < 1024 {
+		problems = append(problems, "http max-body-bytes must be at least 1024")
+	}
+	for _, r := range []api.Rate{c.Auth.LoginPerAccount, c.Auth.LoginPerClient, c.Auth.ResetPerAccount, c.Auth.ResetPerClient} {
+		if r.Burst < 1 || r.Every <= 0 {
+			problems = append(problems, "auth throttles need a burst of at least 1 and a positive every")
+			break
+		}
+	}
+	if len(problems) > 0 {
+		return errors.New("invalid configuration: " + strings.Join(problems, "; "))
+	}
+	if len(c.HTTP.LinkOrigins) == 0 {
+		c.HTTP.LinkOrigins = []string{strings.TrimRight(c.HTTP.PublicURL, "/")}
+	}
+	return nil
+}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+)
+
+// configTemplate is what `mba config init` writes; every other setting keeps its default
+// (see `mba --help`) until added here.
+const configTemplate = `# mba configuration, written by 'mba config init'. Keep it private (mode 0600).
+# Every setting can also come from the environment (MBA_<SECTION>_<NAME>) or a flag;
+# 'mba --help' lists them all with their defaults.
+mode: %s
+auth:
+  # Signs every login token. Changing it signs everybody out.
+  jwt_secret: %s
+# db:
+#   url: postgres://mba:PASSWORD@db.example.org:5432/mba?sslmode=verify-full
+# temporal:
+#   address: 127.0.0.1:7233
+#   namespace: default
+# http:
+#   addr: 127.0.0.1:8080
+#   public_url: https://mba.example.org
+#   trust_proxy: true
+# mail:
+#   smtp_host: smtp.example.org
+#   smtp_port: 587
+#   smtp_tls: starttls
+#   smtp_user: mba
+#   smtp_password: CHANGE-ME
+#   from: MBA <mba@example.org>
+`
+
+// configCmd: config init --file F [--force] [--production].
+func configCmd(args []string, out io.Writer) error {
+	if len(args) == 0 || args[0] != "init" {
+		return errors.New("config needs init")
+	}
+	fs := flag.NewFlagSet("config init", flag.ContinueOnError)
+	file := fs.String("file", "", "where to write the config file")
+	force := fs.Bool("force", false, "overwrite an existing file")
+	prod := fs.Bool("production", false, "write mode: production")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if *file == "" {
+		return errors.New("config init needs --file")
+	}
+	secret := make([]byte, 48)
+	_, _ = rand.Read(secret)
+	mode := "development"
+	if *prod {
+		mode = production
+	}
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	if *force {
+		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	}
+	f, err := os.OpenFile(*file, flags, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("%s exists; use --force to overwrite it (its secrets will change)", *file)
+	}
+	if err != nil {
+		return err
+	}
+	// An existing file keeps its mode on O_TRUNC; secrets must not stay world-readable.
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := fmt.Fprintf(f, configTemplate, mode, base64.RawURLEncoding.EncodeToString(secret)); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "wrote %s (mode 0600)\n", *file)
+	return nil
+}

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+
+	"github.com/jax-mba/mba/api"
+	"github.com/jax-mba/mba/internal/auth"
+	"github.com/jax-mba/mba/internal/mail"
+	"github.com/jax-mba/mba/internal/store"
+	"github.com/jax-mba/mba/migrations"
+	"github.com/jax-mba/mba/worker"
+)
+
+// serve runs the API (withAPI) and/or the Temporal worker until ctx is canceled (SIGINT/SIGTERM),
+// then shuts both down gracefully.
+func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) error {
+	log.Info("starting", "build", build, "mode", cfg.Mode, "api", withAPI, "worker", !withAPI || cfg.Temporal.RunWorker)
+	log.Debug("configuration", "config", configString(cfg))
+	secret := []byte(cfg.Auth.JWTSecret)
+	if len(secret) == 0 {
+		secret = []byte(auth.RandomID() + auth.RandomID())
+		log.Warn("no auth jwt-secret configured: using a random one, so tokens end when the process does (development only)")
+	}
+
+	pool, err := openDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if cfg.DB.MigrateOnStart {
+		if _, err := migrations.Up(ctx, pool, func(m migrations.Migration) {
+			log.Info("applying migration", "version", m.Version, "name", m.Name)
+		}); err != nil {
+			return err
+		}
+	}
+	st := store.New(pool)
+
+	tc, err := dialTemporal(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+
+	if !withAPI || cfg.Temporal.RunWorker {
+		w := worker.New(tc, cfg.Temporal.TaskQueue, worker.Deps{Auth: st})
+		if err := w.Start(); err != nil {
+			return fmt.Errorf("starting the Temporal worker: %w", err)
+		}
+		defer w.Stop()
+		if err := worker.StartSingletons(ctx, tc, cfg.Temporal.TaskQueue); err != nil {
+			return err
+		}
+		log.Info("temporal worker running", "task_queue", cfg.Temporal.TaskQueue, "namespace", cfg.Temporal.Namespace)
+	}
+	if !withAPI {
+		<-ctx.Done()
+		log.Info("shutting down the worker")
+		return nil
+	}
+
+	srv := api.NewServer(api.Deps{
+		Config: api.Config{
+			MaxBodyBytes: cfg.HTTP.MaxBodyBytes, RequestTimeout: cfg.HTTP.RequestTimeout,
+			CORSOrigins: cfg.HTTP.CORSOrigins, TrustProxy: cfg.HTTP.TrustProxy,
+			LinkOrigins: cfg.HTTP.LinkOrigins, LinkTTL: cfg.Auth.LinkTTL,
+			LoginPerAccount: cfg.Auth.LoginPerAccount, LoginPerClient: cfg.Auth.LoginPerClient,
+			ResetPerAccount: cfg.Auth.ResetPerAccount, ResetPerClient: cfg.Auth.ResetPerClient,
+		},
+		Log:      log,
+		Pool:     pool,
+		Users:    st,
+		Mailer:   newMailer(cfg, st, log),
+		Tokens:   auth.Issuer{Secret: secret, AccessTTL: cfg.Auth.AccessTTL, RefreshTTL: cfg.Auth.RefreshTTL},
+		Hasher:   hasher(cfg),
+		Temporal: temporalPing{tc},
+	})
+	httpServer := &http.Server{
+		Addr:              cfg.HTTP.Addr,
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       cfg.HTTP.ReadTimeout,
+		WriteTimeout:      cfg.HTTP.WriteTimeout,
+		IdleTimeout:       cfg.HTTP.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.HTTP.Addr, err)
+	}
+	log.Info("http api listening", "addr", ln.Addr().String(), "public_url", cfg.HTTP.PublicURL)
+
+	errc := make(chan error, 1)
+	go func() { errc <- httpServer.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests", "grace", cfg.HTTP.ShutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
+	defer cancel()
+	if err := httpServer.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	srv.Wait(shutdownCtx)
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func openDB(ctx context.Context, cfg config) (*pgxpool.Pool, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	return store.Open(ctx, cfg.DB.URL, cfg.DB.MaxConns)
+}
+
+func hasher(cfg config) auth.Hasher {
+	return auth.Hasher{MemoryKiB: cfg.Auth.Argon2MemoryKiB, Time: cfg.Auth.Argon2Time, Threads: cfg.Auth.Argon2Threads}
+}
+
+func newMailer(cfg config, st *store.Store, log *slog.Logger) mail.Sender {
+	if cfg.Mail.SMTPHost == "" {
+		log.Warn("no SMTP server configured: mail goes to the mail_log table and the log")
+		return mail.Log{Store: st, Logger: log, LogBodies: cfg.Mode != production}
+	}
+	return mail.SMTP{Host: cfg.Mail.SMTPHost, Port: cfg.Mail.SMTPPort, TLS: cfg.Mail.SMTPTLS,
+		Username: cfg.Mail.SMTPUser, Password: cfg.Mail.SMTPPassword, From: cfg.Mail.From}
+}
+
+// dialTemporal connects to the Temporal frontend, with TLS and an API key when configured.
+func dialTemporal(cfg config, log *slog.Logger) (client.Client, error) {
+	opts := client.Options{
+		HostPort:  cfg.Temporal.Address,
+		Namespace: cfg.Temporal.Namespace,
+		Logger:    tlog.NewStructuredLogger(log.With("component", "temporal")),
+	}
+	t := cfg.Temporal
+	if t.TLSCert != "" || t.TLSCA != "" || t.TLSServerName != "" || t.APIKey != "" {
+		tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.TLSServerName}
+		if t.TLSCert != "" {
+			cert, err := tls.LoadX509KeyPair(t.TLSCert, t.TLSKey)
+			if err != nil {
+				return nil, fmt.Errorf("temporal client certificate: %w", err)
+			}
+			tlsCfg.Certificates = []tls.Certificate{cert}
+		}
+		if t.TLSCA != "" {
+			pem, err := os.ReadFile(t.TLSCA)
+			if err != nil {
+				return nil, fmt.Errorf("temporal CA bundle: %w", err)
+			}
+			tlsCfg.RootCAs = x509.NewCertPool()
+			if !tlsCfg.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("temporal CA bundle %s holds no PEM certificate", t.TLSCA)
+			}
+		}
+		opts.ConnectionOptions.TLS = tlsCfg
+	}
+	if t.APIKey != "" {
+		opts.Credentials = client.NewAPIKeyStaticCredentials(t.APIKey)
+	}
+	c, err := client.Dial(opts)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to Temporal at %s (namespace %s): %w", t.Address, t.Namespace, err)
+	}
+	return c, nil
+}
+
+// temporalPing adapts the Temporal client to api.HealthChecker.
+type temporalPing struct{ c client.Client }
+
+func (p temporalPing) Ping(ctx context.Context) error {
+	_, err := p.c.CheckHealth(ctx, &client.CheckHealthRequest{})
+	return err
+}

@@ -1,0 +1,312 @@
+# shellcheck shell=bash
+# Shared helpers for scripts/run.sh, scripts/test.sh and the Makefile: a
+# private PostgreSQL and a Temporal dev server, both bound to 127.0.0.1 only.
+# Source it; every function reports failure through its return status, so it
+# works with or without `set -euo pipefail` in the caller.
+
+MBA_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+MBA_TOOLS_BIN=$MBA_ROOT/.tools/bin
+
+# Newer CLI releases no longer build with `go install`, so this is pinned.
+TEMPORAL_CLI_VERSION=1.5.1
+
+# Custom search attributes the workflows use; registered on every start.
+MBA_SEARCH_ATTRIBUTES=(MbaSessionId=Int MbaDeviceNames=KeywordList MbaStatus=Keyword)
+
+# Extra postgresql.conf lines for pg_up (test.sh trades durability for speed).
+PG_EXTRA_SETTINGS=${PG_EXTRA_SETTINGS:-}
+
+_say() { printf '==> %s\n' "$*" >&2; }
+_err() { printf 'error: %s\n' "$*" >&2; }
+
+# ---------------------------------------------------------------- PostgreSQL
+
+_newest_initdb() {
+	ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n1 || true
+}
+
+# ensure_postgres_binaries: find (or apt-install) PostgreSQL; exports PG_BIN.
+ensure_postgres_binaries() {
+	local initdb
+	initdb=$(_newest_initdb)
+	if [[ -z $initdb ]]; then
+		_say "installing PostgreSQL from apt (first time only)"
+		local sudo=()
+		[[ $EUID -eq 0 ]] || sudo=(sudo)
+		# The package creates and may start a system cluster on :5432; we never use it.
+		# Lock timeout: wait for a concurrent apt/unattended-upgrades instead of failing.
+		local apt=(apt-get -q -o DPkg::Lock::Timeout=300)
+		"${sudo[@]}" "${apt[@]}" update &&
+			DEBIAN_FRONTEND=noninteractive "${sudo[@]}" "${apt[@]}" install -y --no-install-recommends postgresql </dev/null ||
+			{ _err "apt-get install postgresql failed"; return 1; }
+		if command -v pg_lsclusters >/dev/null; then
+			local ver name _rest
+			while read -r ver name _rest; do
+				"${sudo[@]}" pg_ctlcluster "$ver" "$name" stop 2>/dev/null || true
+			done < <(pg_lsclusters -h 2>/dev/null | awk '$4 == "online"')
+		fi
+		initdb=$(_newest_initdb)
+		[[ -n $initdb ]] || { _err "no initdb under /usr/lib/postgresql after install"; return 1; }
+	fi
+	PG_BIN=$(dirname "$initdb")
+	export PG_BIN
+}
+
+# PostgreSQL refuses to run as root, so as root its tools run as `postgres`.
+_pg_as() {
+	if [[ $EUID -eq 0 ]]; then
+		runuser -u postgres -- "$@"
+	else
+		"$@"
+	fi
+}
+
+# Root only: a postgres user, and every parent of DIR searchable by it
+# (mktemp -d and /root are 0700).
+_pg_prepare_owner() {
+	local dir=$1
+	[[ $EUID -eq 0 ]] || return 0
+	if ! id -u postgres >/dev/null 2>&1; then
+		useradd --system --user-group --home-dir /var/lib/postgresql --no-create-home \
+			--shell /usr/sbin/nologin postgres || return 1
+	fi
+	local d=$dir
+	while d=$(dirname "$d"); [[ $d != / ]]; do
+		if ! runuser -u postgres -- test -x "$d"; then
+			_say "allowing user postgres to traverse $d (chmod o+x)"
+			chmod o+x "$d" || return 1
+		fi
+	done
+}
+
+# pg_running DATADIR: true if a postmaster is alive for DATADIR.
+pg_running() {
+	[[ -f $1/postmaster.pid ]] && _pg_as "$PG_BIN/pg_ctl" status -D "$1" >/dev/null 2>&1
+}
+
+# pg_up DATADIR PORT: initialise (once) and start PostgreSQL on 127.0.0.1:PORT
+# with trust auth, then make sure role `mba` and database `mba` exist.
+# Sets PG_STARTED=1 if this call started the server, 0 if it was already up.
+pg_up() {
+	local datadir=$1 port=$2
+	[[ -n ${PG_BIN:-} ]] || { _err "pg_up: call ensure_postgres_binaries first"; return 1; }
+	mkdir -p "$datadir" || return 1
+	datadir=$(cd "$datadir" && pwd) || return 1
+	local log
+	log=$(dirname "$datadir")/postgres.log
+
+	_pg_prepare_owner "$datadir" || return 1
+	touch "$log" && chmod 700 "$datadir" || return 1
+	if [[ $EUID -eq 0 ]]; then
+		chown postgres: "$datadir" "$log" || return 1
+	fi
+
+	if [[ ! -f $datadir/PG_VERSION ]]; then
+		_say "initialising PostgreSQL data directory $datadir"
+		_pg_as "$PG_BIN/initdb" -D "$datadir" -U postgres --auth=trust -E UTF8 \
+			--locale=C.UTF-8 >>"$log" 2>&1 || { _err "initdb failed:"; tail -n 20 "$log" >&2; return 1; }
+		echo "include_if_exists = 'mba.conf'" >>"$datadir/postgresql.conf"
+	fi
+
+	PG_STARTED=0
+	if pg_running "$datadir"; then
+		# Line 4 of postmaster.pid is the port the running server listens on.
+		local running_port
+		running_port=$(sed -n 4p "$datadir/postmaster.pid")
+		if [[ $running_port != "$port" ]]; then
+			_err "PostgreSQL for $datadir already runs on port $running_port, not $port"
+			return 1
+		fi
+		_say "reusing PostgreSQL already running from $datadir"
+	else
+		# Rewritten on each start so the port can change; no Unix socket, so
+		# nothing depends on /var/run/postgresql.
+		{
+			echo "listen_addresses = '127.0.0.1'"
+			echo "port = $port"
+			echo "unix_socket_directories = ''"
+			printf '%s\n' "$PG_EXTRA_SETTINGS"
+		} >"$datadir/mba.conf" || return 1
+		[[ $EUID -ne 0 ]] || chown postgres: "$datadir/mba.conf"
+		_pg_as "$PG_BIN/pg_ctl" -D "$datadir" -l "$log" -w -t 60 start >/dev/null ||
+			{ _err "PostgreSQL failed to start:"; tail -n 20 "$log" >&2; return 1; }
+		PG_STARTED=1
+	fi
+
+	"$PG_BIN/psql" -X -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 >/dev/null <<-'SQL' || { _err "creating role/database mba failed"; return 1; }
+		SELECT 'CREATE ROLE mba LOGIN SUPERUSER CREATEDB'
+		 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'mba') \gexec
+		SELECT 'CREATE DATABASE mba OWNER mba'
+		 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'mba') \gexec
+	SQL
+	_say "PostgreSQL $(basename "$(dirname "$PG_BIN")") at postgres://mba@127.0.0.1:$port/mba (data $datadir, log $log)"
+}
+
+# pg_down DATADIR: fast shutdown, if running.
+pg_down() {
+	local datadir=$1
+	pg_running "$datadir" || return 0
+	_pg_as "$PG_BIN/pg_ctl" -D "$datadir" -m fast -w -t 60 stop >/dev/null &&
+		_say "PostgreSQL stopped ($datadir)"
+}
+
+# ------------------------------------------------------------------ Temporal
+
+_temporal_ok() {
+	[[ -x $1 && $("$1" --version 2>/dev/null) == *"version $TEMPORAL_CLI_VERSION "* ]]
+}
+
+# ensure_temporal: build the pinned Temporal CLI into .tools/bin (once).
+ensure_temporal() {
+	local bin=$MBA_TOOLS_BIN/temporal
+	mkdir -p "$MBA_TOOLS_BIN" || return 1
+	if ! _temporal_ok "$bin"; then
+		# The lock stops concurrent make run/make test from building twice.
+		(
+			flock 9
+			_temporal_ok "$bin" && exit 0
+			local tmp buildlog=$MBA_ROOT/.tools/temporal-build.log
+			_say "building Temporal CLI v$TEMPORAL_CLI_VERSION (first time only, ~4 min; log: .tools/temporal-build.log)…"
+			tmp=$(mktemp -d "$MBA_TOOLS_BIN/.build.XXXXXX") || exit 1
+			# Build into a scratch dir and move, so an interrupted build leaves nothing behind.
+			# -X stamps the version (plain go install reports 0.0.0-DEV), as the
+			# upstream release build does; -s -w only shrinks the binary.
+			if ! GOBIN=$tmp GOFLAGS= go install \
+				-ldflags "-s -w -X github.com/temporalio/cli/temporalcli.Version=$TEMPORAL_CLI_VERSION" \
+				"github.com/temporalio/cli/cmd/temporal@v$TEMPORAL_CLI_VERSION" >"$buildlog" 2>&1; then
+				rm -rf "$tmp"
+				_err "building the Temporal CLI failed:"
+				tail -n 30 "$buildlog" >&2
+				exit 1
+			fi
+			mv "$tmp/temporal" "$bin" && rm -rf "$tmp"
+			_say "Temporal CLI v$TEMPORAL_CLI_VERSION built: $bin"
+		) 9>"$MBA_TOOLS_BIN/.temporal.lock" || return 1
+	fi
+	TEMPORAL_BIN=$bin
+	export TEMPORAL_BIN
+}
+
+_temporal_healthy() {
+	[[ $(timeout 10 "$TEMPORAL_BIN" operator cluster health --address "$1" 2>/dev/null) == *SERVING* ]]
+}
+
+# Adds any of MBA_SEARCH_ATTRIBUTES the namespace lacks. start-dev only
+# registers them when it creates the namespace, i.e. on a fresh db file.
+_temporal_sync_search_attributes() {
+	local addr=$1 have sa
+	have=$(timeout 10 "$TEMPORAL_BIN" operator search-attribute list --address "$addr" -n default 2>/dev/null) || return 1
+	for sa in "${MBA_SEARCH_ATTRIBUTES[@]}"; do
+		grep -qw "${sa%%=*}" <<<"$have" && continue
+		_say "registering search attribute ${sa%%=*} (${sa#*=})"
+		timeout 10 "$TEMPORAL_BIN" operator search-attribute create --address "$addr" -n default \
+			--name "${sa%%=*}" --type "${sa#*=}" >/dev/null || return 1
+	done
+}
+
+# temporal_up DBFILE PORT UIPORT|none LOGFILE: run `temporal server start-dev`
+# in the background and wait until it serves. Sets TEMPORAL_PID (empty if an
+# already-healthy server on PORT was reused).
+temporal_up() {
+	local dbfile=$1 port=$2 uiport=$3 logfile=$4
+	local addr=127.0.0.1:$port
+	[[ -n ${TEMPORAL_BIN:-} ]] || { _err "temporal_up: call ensure_temporal first"; return 1; }
+
+	TEMPORAL_PID=
+	export TEMPORAL_PID
+	if port_in_use "$port"; then
+		if _temporal_healthy "$addr"; then
+			_say "reusing Temporal already serving on $addr"
+			_temporal_sync_search_attributes "$addr"
+			return
+		fi
+		_err "port $port is taken by something that is not a Temporal server"
+		return 1
+	fi
+
+	local args=(server start-dev --ip 127.0.0.1 --port "$port" --db-filename "$dbfile" --log-level warn)
+	if [[ $uiport == none ]]; then
+		args+=(--headless)
+	else
+		args+=(--ui-port "$uiport")
+	fi
+	local sa
+	for sa in "${MBA_SEARCH_ATTRIBUTES[@]}"; do
+		args+=(--search-attribute "$sa")
+	done
+
+	mkdir -p "$(dirname "$dbfile")" "$(dirname "$logfile")" || return 1
+	echo "--- $(date -Is) temporal ${args[*]}" >>"$logfile"
+	# setsid: Ctrl-C on the terminal must not reach it; our trap stops it in order.
+	setsid "$TEMPORAL_BIN" "${args[@]}" </dev/null >>"$logfile" 2>&1 &
+	TEMPORAL_PID=$!
+
+	local deadline=$((SECONDS + 60))
+	until _temporal_healthy "$addr" && _temporal_sync_search_attributes "$addr"; do
+		if ! kill -0 "$TEMPORAL_PID" 2>/dev/null; then
+			wait "$TEMPORAL_PID" 2>/dev/null || true
+			TEMPORAL_PID=
+			_err "Temporal dev server exited during start-up; $logfile ends with:"
+			tail -n 30 "$logfile" >&2
+			return 1
+		fi
+		if ((SECONDS >= deadline)); then
+			_err "Temporal dev server not healthy on $addr after 60 s; $logfile ends with:"
+			tail -n 30 "$logfile" >&2
+			temporal_down
+			return 1
+		fi
+		sleep 0.5
+	done
+	local ui="no UI"
+	[[ $uiport == none ]] || ui="UI http://127.0.0.1:$uiport"
+	_say "Temporal dev server at $addr ($ui; db $dbfile, log $logfile)"
+}
+
+# temporal_down: stop the server temporal_up started, if any.
+temporal_down() {
+	local pid=${TEMPORAL_PID:-}
+	[[ -n $pid ]] || return 0
+	TEMPORAL_PID=
+	kill -TERM "$pid" 2>/dev/null || return 0
+	local i
+	for ((i = 0; i < 150; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	_say "Temporal dev server stopped"
+	return 0
+}
+
+# -------------------------------------------------------------------- ports
+
+# port_in_use PORT: true if something listens on PORT (any local address).
+port_in_use() {
+	if command -v ss >/dev/null; then
+		[[ -n $(ss -Hltn "sport = :$1" 2>/dev/null) ]]
+	else
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+	fi
+}
+
+# free_port: print a random free TCP port. 20000-31999 stays below the
+# kernel's ephemeral range, where Temporal picks its internal ports.
+free_port() {
+	local i p
+	for ((i = 0; i < 100; i++)); do
+		p=$((20000 + RANDOM % 12000))
+		port_in_use "$p" || { echo "$p"; return 0; }
+	done
+	_err "no free port found"
+	return 1
+}
+
+# dir_in_use DIR: true if any process has DIR (or a file below it) open or as cwd.
+dir_in_use() {
+	local dir
+	dir=$(cd "$1" 2>/dev/null && pwd -P) || return 1
+	[[ -n $(find /proc/[0-9]*/cwd /proc/[0-9]*/fd -maxdepth 1 \
+		\( -lname "$dir" -o -lname "$dir/*" \) -print -quit 2>/dev/null) ]]
+}

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# `make run`: PostgreSQL + Temporal dev server + mba serve on this machine,
+# state kept in .data/ so a second run picks up where the first left off.
+# Set MBA_DB_URL / MBA_TEMPORAL_ADDRESS to use servers of your own instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/devenv.sh
+
+DATA=$PWD/.data
+mkdir -p "$DATA"
+
+PG_STARTED=0
+serve_pid=
+# Stop only what this script started, newest first.
+cleanup() {
+	trap - EXIT HUP INT TERM
+	if [[ -n $serve_pid ]] && kill -0 "$serve_pid" 2>/dev/null; then
+		kill -TERM "$serve_pid" 2>/dev/null || true
+		wait "$serve_pid" 2>/dev/null || true
+	fi
+	temporal_down || true
+	if ((PG_STARTED)); then pg_down "$DATA/pg" || true; fi
+}
+trap cleanup EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if [[ -z ${MBA_DB_URL:-} ]]; then
+	ensure_postgres_binaries
+	pg_up "$DATA/pg" 5433
+	export MBA_DB_URL="postgres://mba@127.0.0.1:5433/mba?sslmode=disable"
+fi
+
+ui="(not started here)"
+if [[ -z ${MBA_TEMPORAL_ADDRESS:-} ]]; then
+	ensure_temporal
+	temporal_up "$DATA/temporal.db" 7233 8233 "$DATA/temporal.log"
+	export MBA_TEMPORAL_ADDRESS=127.0.0.1:7233
+	ui=http://127.0.0.1:8233
+fi
+
+_say "building bin/mba"
+go build -o bin/mba ./cmd/mba
+
+if [[ ! -f $DATA/mba.yaml ]]; then
+	bin/mba config init --file "$DATA/mba.yaml"
+fi
+export MBA_CONFIG_FILE=$DATA/mba.yaml
+
+bin/mba migrate up
+
+email=${MBA_DEV_ADMIN_EMAIL:-admin@example.com}
+pw=${MBA_DEV_ADMIN_PASSWORD:-}
+generated=0
+if [[ -z $pw ]]; then
+	pw=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
+	generated=1
+fi
+result=$(printf '%s\n' "$pw" | bin/mba user add --email "$email" --admin --password-stdin --if-absent)
+if grep -qw created <<<"$result"; then
+	if ((generated)); then
+		admin_note="dev admin:    $email   password: $pw   (shown only this once)"
+	else
+		admin_note="dev admin:    $email   (password from MBA_DEV_ADMIN_PASSWORD)"
+	fi
+elif grep -qw exists <<<"$result"; then
+	admin_note="dev admin:    $email   (already existed; password unchanged)"
+else
+	admin_note="dev admin:    $email   (unexpected answer from mba user add: $result)"
+fi
+
+cat <<BANNER
+
+  mba is starting
+    API:          http://127.0.0.1:8080
+    Temporal UI:  $ui
+    $admin_note
+    data:         $DATA   (logs: postgres.log, temporal.log)
+  Press Ctrl-C to stop everything started here.
+
+BANNER
+
+# Own session, so Ctrl-C reaches only this script; the trap then stops serve
+# before the servers it depends on.
+setsid bin/mba serve &
+serve_pid=$!
+wait "$serve_pid"
