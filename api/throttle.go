@@ -1,17 +1,41 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 )
 
-// Rate is a token bucket: Burst attempts at once, then one more every Every.
+// Rate is a token bucket: Burst attempts at once, then one more every Every. Its text form,
+// in configuration, is "burst/every", e.g. "5/1m".
 type Rate struct {
-	Burst int           `yaml:"burst"`
-	Every time.Duration `yaml:"every"`
+	Burst int
+	Every time.Duration
+}
+
+// UnmarshalText parses "burst/every".
+func (r *Rate) UnmarshalText(b []byte) error {
+	burst, every, ok := strings.Cut(string(b), "/")
+	n, err := strconv.Atoi(burst)
+	if !ok || err != nil || n < 1 {
+		return fmt.Errorf("rate %q: want burst/every like 5/1m with burst at least 1", b)
+	}
+	d, err := time.ParseDuration(every)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("rate %q: every must be a positive duration like 1m", b)
+	}
+	*r = Rate{Burst: n, Every: d}
+	return nil
+}
+
+// MarshalText is the inverse of UnmarshalText.
+func (r Rate) MarshalText() ([]byte, error) {
+	return []byte(fmt.Sprintf("%d/%s", r.Burst, r.Every)), nil
 }
 
 // throttle limits attempts per key (an account or a client address). It lives in the

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # PG_STARTED etc. are read by the sourcing scripts
 # Shared helpers for scripts/run.sh, scripts/test.sh and the Makefile: a
 # private PostgreSQL and a Temporal dev server, both bound to 127.0.0.1 only.
 # Source it; every function reports failure through its return status, so it
@@ -22,6 +22,7 @@ _err() { printf 'error: %s\n' "$*" >&2; }
 # ---------------------------------------------------------------- PostgreSQL
 
 _newest_initdb() {
+	# shellcheck disable=SC2012 # fixed Debian paths; ls | sort -V orders 9.6 < 15
 	ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n1 || true
 }
 
@@ -36,9 +37,11 @@ ensure_postgres_binaries() {
 		# The package creates and may start a system cluster on :5432; we never use it.
 		# Lock timeout: wait for a concurrent apt/unattended-upgrades instead of failing.
 		local apt=(apt-get -q -o DPkg::Lock::Timeout=300)
-		"${sudo[@]}" "${apt[@]}" update &&
-			DEBIAN_FRONTEND=noninteractive "${sudo[@]}" "${apt[@]}" install -y --no-install-recommends postgresql </dev/null ||
-			{ _err "apt-get install postgresql failed"; return 1; }
+		if ! "${sudo[@]}" "${apt[@]}" update ||
+			! DEBIAN_FRONTEND=noninteractive "${sudo[@]}" "${apt[@]}" install -y --no-install-recommends postgresql </dev/null; then
+			_err "apt-get install postgresql failed"
+			return 1
+		fi
 		if command -v pg_lsclusters >/dev/null; then
 			local ver name _rest
 			while read -r ver name _rest; do
@@ -171,7 +174,7 @@ ensure_temporal() {
 			# Build into a scratch dir and move, so an interrupted build leaves nothing behind.
 			# -X stamps the version (plain go install reports 0.0.0-DEV), as the
 			# upstream release build does; -s -w only shrinks the binary.
-			if ! GOBIN=$tmp GOFLAGS= go install \
+			if ! GOBIN=$tmp GOFLAGS='' go install \
 				-ldflags "-s -w -X github.com/temporalio/cli/temporalcli.Version=$TEMPORAL_CLI_VERSION" \
 				"github.com/temporalio/cli/cmd/temporal@v$TEMPORAL_CLI_VERSION" >"$buildlog" 2>&1; then
 				rm -rf "$tmp"

@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 source scripts/devenv.sh
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mba-test.XXXXXX")
+# shellcheck disable=SC2317 # invoked by the trap
 cleanup() {
 	trap - EXIT HUP INT TERM
 	temporal_down || true
@@ -27,10 +28,10 @@ trap 'exit 143' TERM
 PG_EXTRA_SETTINGS=$'fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 200'
 
 ensure_postgres_binaries
+ensure_temporal
+
 pg_port=$(free_port)
 pg_up "$tmp/pg" "$pg_port"
-
-ensure_temporal
 temporal_port=$(free_port)
 temporal_up "$tmp/temporal.db" "$temporal_port" none "$tmp/temporal.log"
 

@@ -41,7 +41,7 @@ const HousekeepingEvery = 6 * time.Hour
 // runs is a no-op, so every process may call this at start-up.
 func StartSingletons(ctx context.Context, c client.Client, taskQueue string) error {
 	_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                       workflows.HousekeepingWorkflowID,
+		ID:                       workflows.HousekeepingWorkflowID(taskQueue),
 		TaskQueue:                taskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 	}, workflows.Housekeeping, workflows.HousekeepingInput{Every: HousekeepingEvery, Keep: 30 * 24 * time.Hour})

@@ -11,8 +11,9 @@ import (
 	"github.com/jax-mba/mba/activities"
 )
 
-// HousekeepingWorkflowID is the ID of the one housekeeping workflow of a namespace.
-const HousekeepingWorkflowID = "mba-housekeeping"
+// HousekeepingWorkflowID is the ID of the one housekeeping workflow of a deployment (each
+// deployment has its own database and task queue).
+func HousekeepingWorkflowID(taskQueue string) string { return "mba-housekeeping-" + taskQueue }
 
 // HousekeepingInput configures the clean-up loop.
 type HousekeepingInput struct {
@@ -27,7 +28,7 @@ const housekeepingRoundsPerRun = 100
 func Housekeeping(ctx workflow.Context, in HousekeepingInput) error {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 5 * time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{MaximumInterval: 10 * time.Minute},
+		RetryPolicy:         &temporal.RetryPolicy{MaximumInterval: 10 * time.Minute, MaximumAttempts: 5},
 	})
 	var h *activities.Housekeeping
 	for round := 0; round < housekeepingRoundsPerRun && !workflow.GetInfo(ctx).GetContinueAsNewSuggested(); round++ {

@@ -24,9 +24,9 @@ type config struct {
 	Args conf.Args
 
 	Mode       string `conf:"default:development,help:development or production (production refuses missing or weak secrets)" yaml:"mode"`
-	ConfigFile string `conf:"flag:config,env:CONFIG_FILE,help:optional YAML file with these settings (see 'mba config init')" yaml:"config_file"`
+	ConfigFile string `conf:"flag:config,env:CONFIG_FILE,help:optional YAML file with these settings (mba config init writes one)" yaml:"config_file"`
 	Log        struct {
-		Level string `conf:"default:info,help:debug, info, warn or error" yaml:"level"`
+		Level string `conf:"default:info,help:debug; info; warn or error" yaml:"level"`
 	} `yaml:"log"`
 	HTTP struct {
 		Addr            string        `conf:"default:127.0.0.1:8080,help:listen address of the API" yaml:"addr"`
@@ -47,36 +47,36 @@ type config struct {
 		MigrateOnStart bool   `conf:"default:true,help:apply pending migrations when serve/worker start" yaml:"migrate_on_start"`
 	} `yaml:"db"`
 	Temporal struct {
-		Address       string `conf:"default:127.0.0.1:7233" yaml:"address"`
-		Namespace     string `conf:"default:default" yaml:"namespace"`
-		TaskQueue     string `conf:"default:mba" yaml:"task_queue"`
-		RunWorker     bool   `conf:"default:true,help:serve also runs the Temporal worker (small labs)" yaml:"run_worker"`
-		TLSCert       string `conf:"help:client certificate file (mTLS, e.g. Temporal Cloud)" yaml:"tls_cert"`
-		TLSKey        string `conf:"help:client key file" yaml:"tls_key"`
-		TLSCA         string `conf:"help:CA bundle for the server certificate" yaml:"tls_ca"`
-		TLSServerName string `conf:"help:server name to verify" yaml:"tls_server_name"`
-		APIKey        string `conf:"mask,help:API key (Temporal Cloud)" yaml:"api_key"`
+		Address    string `conf:"default:127.0.0.1:7233" yaml:"address"`
+		Namespace  string `conf:"default:default" yaml:"namespace"`
+		TaskQueue  string `conf:"default:mba" yaml:"task_queue"`
+		RunWorker  bool   `conf:"default:true,help:serve also runs the Temporal worker (small labs)" yaml:"run_worker"`
+		CertFile   string `conf:"help:client certificate for mTLS (Temporal Cloud or a TLS cluster)" yaml:"cert_file"`
+		KeyFile    string `conf:"help:client key for mTLS" yaml:"key_file"`
+		CAFile     string `conf:"help:CA bundle that signed the server certificate" yaml:"ca_file"`
+		ServerName string `conf:"help:server name to verify (turns on TLS)" yaml:"server_name"`
+		APIKey     string `conf:"mask,help:API key (Temporal Cloud; turns on TLS)" yaml:"api_key"`
 	} `yaml:"temporal"`
 	Auth struct {
 		JWTSecret       string        `conf:"mask,help:HMAC secret for JWTs (32+ bytes); required in production" yaml:"jwt_secret"`
 		AccessTTL       time.Duration `conf:"default:15m" yaml:"access_ttl"`
 		RefreshTTL      time.Duration `conf:"default:720h" yaml:"refresh_ttl"`
 		LinkTTL         time.Duration `conf:"default:24h,help:lifetime of invite and reset links" yaml:"link_ttl"`
-		Argon2MemoryKiB uint32        `conf:"default:47104,help:argon2id memory per hash" yaml:"argon2_memory_kib"`
-		Argon2Time      uint32        `conf:"default:1" yaml:"argon2_time"`
-		Argon2Threads   uint8         `conf:"default:1" yaml:"argon2_threads"`
-		LoginPerAccount api.Rate      `conf:"help:login attempts per account: burst then one per every (5; 1m)" yaml:"login_per_account"`
-		LoginPerClient  api.Rate      `conf:"help:login attempts per client address (20; 6s)" yaml:"login_per_client"`
-		ResetPerAccount api.Rate      `conf:"help:reset requests per account (3; 10m)" yaml:"reset_per_account"`
-		ResetPerClient  api.Rate      `conf:"help:reset requests and resets per client address (10; 1m)" yaml:"reset_per_client"`
+		HashMemory      uint32        `conf:"default:47104,help:argon2id memory per password hash in KiB" yaml:"hash_memory"`
+		HashTime        uint32        `conf:"default:1,help:argon2id passes" yaml:"hash_time"`
+		HashThreads     uint8         `conf:"default:1,help:argon2id lanes" yaml:"hash_threads"`
+		LoginPerAccount api.Rate      `conf:"default:5/1m,help:login attempts per account: burst/one more every" yaml:"login_per_account"`
+		LoginPerClient  api.Rate      `conf:"default:20/6s,help:login attempts per client address" yaml:"login_per_client"`
+		ResetPerAccount api.Rate      `conf:"default:3/10m,help:reset requests per account" yaml:"reset_per_account"`
+		ResetPerClient  api.Rate      `conf:"default:10/1m,help:reset requests and resets per client address" yaml:"reset_per_client"`
 	} `yaml:"auth"`
 	Mail struct {
-		SMTPHost     string `conf:"help:SMTP server; empty keeps mail in the mail_log table and the log" yaml:"smtp_host"`
-		SMTPPort     int    `conf:"default:587" yaml:"smtp_port"`
-		SMTPTLS      string `conf:"default:starttls,help:starttls, tls or none" yaml:"smtp_tls"`
-		SMTPUser     string `yaml:"smtp_user"`
-		SMTPPassword string `conf:"mask" yaml:"smtp_password"`
-		From         string `conf:"default:MBA <mba@localhost>" yaml:"from"`
+		Host     string `conf:"help:SMTP server; empty keeps mail in the mail_log table and the log" yaml:"host"`
+		Port     int    `conf:"default:587,help:SMTP port" yaml:"port"`
+		TLS      string `conf:"default:starttls,help:starttls; tls (implicit) or none" yaml:"tls"`
+		User     string `conf:"help:SMTP user name" yaml:"user"`
+		Password string `conf:"mask,help:SMTP password" yaml:"password"`
+		From     string `conf:"default:MBA <mba@localhost>,help:sender address" yaml:"from"`
 	} `yaml:"mail"`
 }
 
@@ -85,12 +85,6 @@ const production = "production"
 // loadConfig reads the configuration; help is non-empty when --help or --version was asked.
 func loadConfig() (cfg config, help string, err error) {
 	cfg.Version = conf.Version{Build: build, Desc: "Mouse Behavior Analysis control service"}
-	// Throttle defaults are set here: conf tags on the shared api.Rate type would give all four the same.
-	cfg.Auth.LoginPerAccount = api.Rate{Burst: 5, Every: time.Minute}
-	cfg.Auth.LoginPerClient = api.Rate{Burst: 20, Every: 6 * time.Second}
-	cfg.Auth.ResetPerAccount = api.Rate{Burst: 3, Every: 10 * time.Minute}
-	cfg.Auth.ResetPerClient = api.Rate{Burst: 10, Every: time.Minute}
-
 	var opts []conf.ParseOption
 	if path := configFilePath(os.Args[1:]); path != "" {
 		data, err := os.ReadFile(path)
@@ -136,10 +130,10 @@ func (c *config) validate() error {
 	default:
 		problems = append(problems, fmt.Sprintf("mode %q must be development or production", c.Mode))
 	}
-	switch c.Mail.SMTPTLS {
+	switch c.Mail.TLS {
 	case mail.TLSNone, mail.TLSStartTLS, mail.TLSImplicit:
 	default:
-		problems = append(problems, fmt.Sprintf("mail smtp-tls %q must be starttls, tls or none", c.Mail.SMTPTLS))
+		problems = append(problems, fmt.Sprintf("mail tls %q must be starttls, tls or none", c.Mail.TLS))
 	}
 	if c.Auth.JWTSecret != "" && len(c.Auth.JWTSecret) < 32 {
 		problems = append(problems, "auth jwt-secret must be at least 32 bytes (mba config init generates one)")
@@ -148,21 +142,15 @@ func (c *config) validate() error {
 		if c.Auth.JWTSecret == "" {
 			problems = append(problems, "auth jwt-secret is required in production (MBA_AUTH_JWT_SECRET or the config file)")
 		}
-		if c.Auth.Argon2MemoryKiB < 19*1024 {
-			problems = append(problems, "auth argon2-memory-kib below 19456 is too weak for production")
+		if c.Auth.HashMemory < 19*1024 {
+			problems = append(problems, "auth hash-memory below 19456 KiB is too weak for production")
 		}
-		if c.Mail.SMTPHost != "" && c.Mail.SMTPTLS == mail.TLSNone && c.Mail.SMTPUser != "" {
+		if c.Mail.Host != "" && c.Mail.TLS == mail.TLSNone && c.Mail.User != "" {
 			problems = append(problems, "mail credentials over an unencrypted SMTP connection are refused in production")
 		}
 	}
 	if c.HTTP.MaxBodyBytes < 1024 {
 		problems = append(problems, "http max-body-bytes must be at least 1024")
-	}
-	for _, r := range []api.Rate{c.Auth.LoginPerAccount, c.Auth.LoginPerClient, c.Auth.ResetPerAccount, c.Auth.ResetPerClient} {
-		if r.Burst < 1 || r.Every <= 0 {
-			problems = append(problems, "auth throttles need a burst of at least 1 and a positive every")
-			break
-		}
 	}
 	if len(problems) > 0 {
 		return errors.New("invalid configuration: " + strings.Join(problems, "; "))

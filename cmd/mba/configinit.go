@@ -29,11 +29,11 @@ auth:
 #   public_url: https://mba.example.org
 #   trust_proxy: true
 # mail:
-#   smtp_host: smtp.example.org
-#   smtp_port: 587
-#   smtp_tls: starttls
-#   smtp_user: mba
-#   smtp_password: CHANGE-ME
+#   host: smtp.example.org
+#   port: 587
+#   tls: starttls
+#   user: mba
+#   password: CHANGE-ME
 #   from: MBA <mba@example.org>
 `
 

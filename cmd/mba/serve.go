@@ -130,16 +130,16 @@ func openDB(ctx context.Context, cfg config) (*pgxpool.Pool, error) {
 }
 
 func hasher(cfg config) auth.Hasher {
-	return auth.Hasher{MemoryKiB: cfg.Auth.Argon2MemoryKiB, Time: cfg.Auth.Argon2Time, Threads: cfg.Auth.Argon2Threads}
+	return auth.Hasher{MemoryKiB: cfg.Auth.HashMemory, Time: cfg.Auth.HashTime, Threads: cfg.Auth.HashThreads}
 }
 
 func newMailer(cfg config, st *store.Store, log *slog.Logger) mail.Sender {
-	if cfg.Mail.SMTPHost == "" {
+	if cfg.Mail.Host == "" {
 		log.Warn("no SMTP server configured: mail goes to the mail_log table and the log")
 		return mail.Log{Store: st, Logger: log, LogBodies: cfg.Mode != production}
 	}
-	return mail.SMTP{Host: cfg.Mail.SMTPHost, Port: cfg.Mail.SMTPPort, TLS: cfg.Mail.SMTPTLS,
-		Username: cfg.Mail.SMTPUser, Password: cfg.Mail.SMTPPassword, From: cfg.Mail.From}
+	return mail.SMTP{Host: cfg.Mail.Host, Port: cfg.Mail.Port, TLS: cfg.Mail.TLS,
+		Username: cfg.Mail.User, Password: cfg.Mail.Password, From: cfg.Mail.From}
 }
 
 // dialTemporal connects to the Temporal frontend, with TLS and an API key when configured.
@@ -150,23 +150,23 @@ func dialTemporal(cfg config, log *slog.Logger) (client.Client, error) {
 		Logger:    tlog.NewStructuredLogger(log.With("component", "temporal")),
 	}
 	t := cfg.Temporal
-	if t.TLSCert != "" || t.TLSCA != "" || t.TLSServerName != "" || t.APIKey != "" {
-		tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.TLSServerName}
-		if t.TLSCert != "" {
-			cert, err := tls.LoadX509KeyPair(t.TLSCert, t.TLSKey)
+	if t.CertFile != "" || t.CAFile != "" || t.ServerName != "" || t.APIKey != "" {
+		tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+		if t.CertFile != "" {
+			cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 			if err != nil {
 				return nil, fmt.Errorf("temporal client certificate: %w", err)
 			}
 			tlsCfg.Certificates = []tls.Certificate{cert}
 		}
-		if t.TLSCA != "" {
-			pem, err := os.ReadFile(t.TLSCA)
+		if t.CAFile != "" {
+			pem, err := os.ReadFile(t.CAFile)
 			if err != nil {
 				return nil, fmt.Errorf("temporal CA bundle: %w", err)
 			}
 			tlsCfg.RootCAs = x509.NewCertPool()
 			if !tlsCfg.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("temporal CA bundle %s holds no PEM certificate", t.TLSCA)
+				return nil, fmt.Errorf("temporal CA bundle %s holds no PEM certificate", t.CAFile)
 			}
 		}
 		opts.ConnectionOptions.TLS = tlsCfg

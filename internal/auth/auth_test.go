@@ -77,3 +77,16 @@ func TestLinkToken(t *testing.T) {
 	tok2, _ := NewLinkToken()
 	require.NotEqual(t, tok, tok2)
 }
+
+func FuzzVerify(f *testing.F) {
+	good, _ := fastHasher.Hash("pw")
+	for _, s := range []string{good, "", "$argon2id$", "$argon2id$v=19$m=1,t=1,p=1$$", "$argon2id$v=19$m=1024,t=1,p=0$AAAA$AAAA"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, encoded string) {
+		// Parameters come from the stored hash: absurd ones must be refused, not run.
+		if err := Verify("pw", encoded); err == nil {
+			require.ErrorIs(t, Verify("pw2", encoded), ErrPasswordMismatch, "a hash that accepts pw accepts nothing else")
+		}
+	})
+}

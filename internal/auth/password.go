@@ -95,6 +95,11 @@ func Verify(pw, encoded string) error {
 	if err != nil {
 		return fmt.Errorf("bad key: %w", err)
 	}
+	// The parameters come from storage: refuse what argon2 cannot run or what would exhaust memory.
+	if len(want) < 16 || len(want) > 64 || len(salt) < 8 || h.Time < 1 || h.Time > 16 || h.Threads < 1 ||
+		h.MemoryKiB < 8*uint32(h.Threads) || h.MemoryKiB > 1<<20 {
+		return errors.New("argon2 parameters out of range")
+	}
 	got := argon2.IDKey([]byte(pw), salt, h.Time, h.MemoryKiB, h.Threads, uint32(len(want)))
 	if subtle.ConstantTimeCompare(got, want) != 1 {
 		return ErrPasswordMismatch

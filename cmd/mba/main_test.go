@@ -1,0 +1,196 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/jax-mba/mba/internal/testenv"
+)
+
+// binary builds mba once per test run.
+func binary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "mba")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	return bin
+}
+
+// mba runs the binary with env added to a clean environment and returns its combined output.
+func mba(t *testing.T, bin string, env []string, stdin string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func TestConfigInit(t *testing.T) {
+	bin := binary(t)
+	file := filepath.Join(t.TempDir(), "mba.yaml")
+	out, err := mba(t, bin, nil, "", "config", "init", "--file", file)
+	require.NoError(t, err, out)
+	info, err := os.Stat(file)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+	first, err := os.ReadFile(file)
+	require.NoError(t, err)
+	require.Regexp(t, `jwt_secret: [A-Za-z0-9_-]{64}\n`, string(first))
+
+	out, err = mba(t, bin, nil, "", "config", "init", "--file", file)
+	require.Error(t, err)
+	require.Contains(t, out, "exists; use --force")
+
+	require.NoError(t, os.Chmod(file, 0o644))
+	out, err = mba(t, bin, nil, "", "config", "init", "--file", file, "--force")
+	require.NoError(t, err, out)
+	second, err := os.ReadFile(file)
+	require.NoError(t, err)
+	require.NotEqual(t, first, second, "fresh secrets")
+	info, err = os.Stat(file)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+
+	// The file written is a valid configuration: production mode with its secret passes validation
+	// and fails only on the unreachable database.
+	out, err = mba(t, bin, []string{"MBA_CONFIG_FILE=" + file, "MBA_MODE=production", "MBA_DB_URL=postgres://x@127.0.0.1:1/x"}, "", "migrate", "status")
+	require.Error(t, err)
+	require.Contains(t, out, "connecting to PostgreSQL")
+}
+
+func TestConfigFailsFastAndClearly(t *testing.T) {
+	bin := binary(t)
+	for name, tc := range map[string]struct {
+		env  []string
+		want string
+	}{
+		"production without secret": {[]string{"MBA_MODE=production"}, "jwt-secret is required in production"},
+		"short secret":              {[]string{"MBA_AUTH_JWT_SECRET=short"}, "at least 32 bytes"},
+		"weak hash in production":   {[]string{"MBA_MODE=production", "MBA_AUTH_JWT_SECRET=" + strings.Repeat("s", 40), "MBA_AUTH_HASH_MEMORY=1024"}, "too weak for production"},
+		"bad mode":                  {[]string{"MBA_MODE=staging"}, `mode "staging"`},
+		"bad duration":              {[]string{"MBA_HTTP_REQUEST_TIMEOUT=soon"}, "RequestTimeout"},
+		"unknown command":           {nil, `unknown command "serv"`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			args := []string{"serve"}
+			if name == "unknown command" {
+				args = []string{"serv"}
+			}
+			out, err := mba(t, bin, tc.env, "", args...)
+			require.Error(t, err)
+			require.Contains(t, out, tc.want)
+			require.Equal(t, 1, strings.Count(strings.TrimSpace(out), "\n")+1, "one clear line: %q", out)
+		})
+	}
+}
+
+func TestHelpListsEverySettingWithDefaults(t *testing.T) {
+	out, err := mba(t, binary(t), nil, "", "--help")
+	require.NoError(t, err, out)
+	for _, want := range []string{"--db-url", "MBA_DB_URL", "--auth-jwt-secret", "--http-addr", "127.0.0.1:8080",
+		"--temporal-address", "--mail-host", "MBA_MAIL_TLS", "5/1m", "migrate up|down"} {
+		require.Contains(t, out, want)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestServeEndToEnd runs the real binary: migrations, the first admin from stdin, the API with
+// the worker against the dev server, a login over HTTP, and a graceful stop on SIGTERM.
+func TestServeEndToEnd(t *testing.T) {
+	bin := binary(t)
+	addr := freeAddr(t)
+	env := []string{
+		"MBA_DB_URL=" + testenv.EmptyDatabase(t),
+		"MBA_TEMPORAL_ADDRESS=" + testenv.TemporalAddress(t),
+		"MBA_TEMPORAL_TASK_QUEUE=" + testenv.RandomName("e2e-"),
+		"MBA_HTTP_ADDR=" + addr,
+		"MBA_AUTH_JWT_SECRET=" + strings.Repeat("k", 40),
+		"MBA_AUTH_HASH_MEMORY=8192",
+	}
+
+	out, err := mba(t, bin, env, "", "migrate", "up")
+	require.NoError(t, err, out)
+	require.Contains(t, out, "applying 0001_users")
+	out, err = mba(t, bin, env, "", "migrate", "status")
+	require.NoError(t, err, out)
+	require.NotContains(t, out, "pending")
+
+	out, err = mba(t, bin, env, "", "user", "add", "--email", "admin@lab.example", "--admin")
+	require.Error(t, err, "no terminal and no --password-stdin")
+	require.Contains(t, out, "--password-stdin")
+	out, err = mba(t, bin, env, "short\n", "user", "add", "--email", "admin@lab.example", "--admin", "--password-stdin")
+	require.Error(t, err)
+	require.Contains(t, out, "at least 8 characters")
+	out, err = mba(t, bin, env, "correct horse\n", "user", "add", "--email", "admin@lab.example", "--admin", "--password-stdin")
+	require.NoError(t, err, out)
+	require.Contains(t, out, "created user")
+	out, err = mba(t, bin, env, "other password\n", "user", "add", "--email", "admin@lab.example", "--password-stdin", "--if-absent")
+	require.NoError(t, err, out)
+	require.Equal(t, "exists\n", out)
+	out, err = mba(t, bin, env, "", "user", "list")
+	require.NoError(t, err, out)
+	require.Regexp(t, `1\s+admin@lab.example\s+true\s+false`, out)
+	out, err = mba(t, bin, env, "", "user", "set-admin", "--email", "admin@lab.example", "--admin=false")
+	require.Error(t, err, "the last administrator stays")
+	require.Contains(t, out, "no enabled administrator")
+
+	var logs bytes.Buffer
+	serve := exec.Command(bin, "serve")
+	serve.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
+	serve.Stdout, serve.Stderr = &logs, &logs
+	require.NoError(t, serve.Start())
+	done := make(chan error, 1)
+	go func() { done <- serve.Wait() }()
+	t.Cleanup(func() { _ = serve.Process.Kill() })
+
+	base := "http://" + addr
+	require.Eventually(t, func() bool {
+		res, err := http.Get(base + "/readyz")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	}, 30*time.Second, 100*time.Millisecond, "never ready: %s", &logs)
+
+	res, err := http.Post(base+"/api/auth/login", "application/json",
+		strings.NewReader(`{"email_address":"admin@lab.example","password":"correct horse"}`))
+	require.NoError(t, err)
+	var tokens map[string]string
+	require.NoError(t, json.NewDecoder(res.Body).Decode(&tokens))
+	res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	require.NotEmpty(t, tokens["access"])
+
+	require.NoError(t, serve.Process.Signal(syscall.SIGTERM))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err, "graceful stop exits 0: %s", &logs)
+	case <-ctx.Done():
+		t.Fatalf("serve did not stop on SIGTERM: %s", &logs)
+	}
+	require.Contains(t, logs.String(), "shutting down")
+	require.NotContains(t, logs.String(), strings.Repeat("k", 40), "secrets never reach the log")
+	require.NotContains(t, logs.String(), "correct horse")
+}
