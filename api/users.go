@@ -106,22 +106,33 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type inviteRequest struct {
+// emailLinkRequest is the body of invite and send_pw_reset: whom to mail, and the front end's
+// base URL for the link.
+type emailLinkRequest struct {
 	Email string `json:"email"`
-	Admin bool   `json:"admin"`
 	URL   string `json:"url"`
+	Admin bool   `json:"admin"` // invite only
+}
+
+// readEmailLink decodes and validates an emailLinkRequest.
+func (s *Server) readEmailLink(r *http.Request) (emailLinkRequest, error) {
+	var req emailLinkRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return req, err
+	}
+	req.Email = strings.TrimSpace(req.Email)
+	if fields := mergeFields(validEmail("email", req.Email), s.validLink("url", req.URL)); len(fields) > 0 {
+		return req, invalid(fields)
+	}
+	return req, nil
 }
 
 // invite creates an account without a password (or re-issues the link of an existing one) and
 // mails a single-use link to set the password.
 func (s *Server) invite(w http.ResponseWriter, r *http.Request) error {
-	var req inviteRequest
-	if err := decodeJSON(r, &req); err != nil {
+	req, err := s.readEmailLink(r)
+	if err != nil {
 		return err
-	}
-	req.Email = strings.TrimSpace(req.Email)
-	if fields := mergeFields(validEmail("email", req.Email), s.validLink("url", req.URL)); len(fields) > 0 {
-		return invalid(fields)
 	}
 	u, err := s.users.CreateUser(r.Context(), req.Email, "", req.Admin)
 	if errors.Is(err, store.ErrConflict) {
@@ -155,21 +166,12 @@ func (s *Server) newLink(ctx context.Context, u store.User, purpose, base string
 	return fmt.Sprintf("%s/%d/%s", strings.TrimRight(base, "/"), u.ID, token), nil
 }
 
-type sendResetRequest struct {
-	Email string `json:"email"`
-	URL   string `json:"url"`
-}
-
 // sendPasswordReset always answers 202, whether or not the account exists; the mail goes out
 // after the response so the timing does not tell either.
 func (s *Server) sendPasswordReset(w http.ResponseWriter, r *http.Request) error {
-	var req sendResetRequest
-	if err := decodeJSON(r, &req); err != nil {
+	req, err := s.readEmailLink(r)
+	if err != nil {
 		return err
-	}
-	req.Email = strings.TrimSpace(req.Email)
-	if fields := mergeFields(validEmail("email", req.Email), s.validLink("url", req.URL)); len(fields) > 0 {
-		return invalid(fields)
 	}
 	if err := throttled(throttleCheck{s.resetPerClient, s.clientIP(r)},
 		throttleCheck{s.resetPerAccount, strings.ToLower(req.Email)}); err != nil {

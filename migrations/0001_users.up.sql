@@ -6,7 +6,7 @@ CREATE TABLE users (
     password_hash    text,
     admin            boolean     NOT NULL DEFAULT false,
     disabled         boolean     NOT NULL DEFAULT false,
-    -- Bumped on password change and disable; every token carries the generation it was issued in.
+    -- Bumped on password reset; every token carries the generation it was issued in, so a reset ends them all.
     token_generation integer     NOT NULL DEFAULT 0,
     created_at       timestamptz NOT NULL DEFAULT now(),
     updated_at       timestamptz NOT NULL DEFAULT now()

@@ -96,16 +96,8 @@ func parse(fsys fs.FS) ([]Migration, error) {
 // Up applies every pending migration and returns the ones it applied. progress, if not nil,
 // is told about each one before it runs.
 func Up(ctx context.Context, pool *pgxpool.Pool, progress func(Migration)) ([]Migration, error) {
-	all, err := All()
-	if err != nil {
-		return nil, err
-	}
 	var applied []Migration
-	err = withLock(ctx, pool, func(conn *pgx.Conn) error {
-		done, err := appliedVersions(ctx, conn)
-		if err != nil {
-			return err
-		}
+	err := withState(ctx, pool, func(conn *pgx.Conn, all []Migration, done map[int]time.Time) error {
 		for _, m := range all {
 			if _, ok := done[m.Version]; ok {
 				continue
@@ -125,16 +117,8 @@ func Up(ctx context.Context, pool *pgxpool.Pool, progress func(Migration)) ([]Mi
 
 // Down reverts the newest `steps` applied migrations and returns the ones it reverted.
 func Down(ctx context.Context, pool *pgxpool.Pool, steps int, progress func(Migration)) ([]Migration, error) {
-	all, err := All()
-	if err != nil {
-		return nil, err
-	}
 	var reverted []Migration
-	err = withLock(ctx, pool, func(conn *pgx.Conn) error {
-		done, err := appliedVersions(ctx, conn)
-		if err != nil {
-			return err
-		}
+	err := withState(ctx, pool, func(conn *pgx.Conn, all []Migration, done map[int]time.Time) error {
 		for i := len(all) - 1; i >= 0 && len(reverted) < steps; i-- {
 			m := all[i]
 			if _, ok := done[m.Version]; !ok {
@@ -155,16 +139,8 @@ func Down(ctx context.Context, pool *pgxpool.Pool, steps int, progress func(Migr
 
 // List reports every known migration and whether it is applied.
 func List(ctx context.Context, pool *pgxpool.Pool) ([]Status, error) {
-	all, err := All()
-	if err != nil {
-		return nil, err
-	}
 	var out []Status
-	err = withLock(ctx, pool, func(conn *pgx.Conn) error {
-		done, err := appliedVersions(ctx, conn)
-		if err != nil {
-			return err
-		}
+	err := withState(ctx, pool, func(_ *pgx.Conn, all []Migration, done map[int]time.Time) error {
 		for _, m := range all {
 			s := Status{Migration: m}
 			if at, ok := done[m.Version]; ok {
@@ -189,8 +165,13 @@ func Pending(ctx context.Context, pool *pgxpool.Pool) (int, error) {
 	return n, err
 }
 
-// withLock runs fn on one connection holding the migration advisory lock.
-func withLock(ctx context.Context, pool *pgxpool.Pool, fn func(*pgx.Conn) error) error {
+// withState runs fn on one connection holding the migration advisory lock, with every known
+// migration and the applied versions.
+func withState(ctx context.Context, pool *pgxpool.Pool, fn func(conn *pgx.Conn, all []Migration, done map[int]time.Time) error) error {
+	all, err := All()
+	if err != nil {
+		return err
+	}
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("connecting to the database: %w", err)
@@ -207,7 +188,11 @@ func withLock(ctx context.Context, pool *pgxpool.Pool, fn func(*pgx.Conn) error)
 		applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
 		return fmt.Errorf("creating schema_migrations: %w", err)
 	}
-	return fn(conn.Conn())
+	done, err := appliedVersions(ctx, conn.Conn())
+	if err != nil {
+		return err
+	}
+	return fn(conn.Conn(), all, done)
 }
 
 func appliedVersions(ctx context.Context, conn *pgx.Conn) (map[int]time.Time, error) {

@@ -28,7 +28,7 @@ import (
 // then shuts both down gracefully.
 func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) error {
 	log.Info("starting", "build", build, "mode", cfg.Mode, "api", withAPI, "worker", !withAPI || cfg.Temporal.RunWorker)
-	log.Debug("configuration", "config", configString(cfg))
+	log.Info("configuration (secrets masked)", "config", configString(cfg))
 	secret := []byte(cfg.Auth.JWTSecret)
 	if len(secret) == 0 {
 		secret = []byte(auth.RandomID() + auth.RandomID())
@@ -110,7 +110,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: finishing in-flight requests", "grace", cfg.HTTP.ShutdownTimeout)
+	log.Info("shutting down: finishing in-flight requests", "grace", cfg.HTTP.ShutdownTimeout.String())
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
 	defer cancel()
 	if err := httpServer.Shutdown(shutdownCtx); err != nil {
