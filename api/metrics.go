@@ -17,6 +17,7 @@ type metrics struct {
 	registry *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	replies  *prometheus.CounterVec
 }
 
 func newMetrics(pool *pgxpool.Pool) *metrics {
@@ -30,8 +31,11 @@ func newMetrics(pool *pgxpool.Pool) *metrics {
 			Help:    "HTTP request latency by route and method.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"route", "method"}),
+		replies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mba_heartbeats_total", Help: "Enclosure heartbeats by the command replied (none = 204).",
+		}, []string{"reply"}),
 	}
-	m.registry.MustRegister(m.requests, m.latency,
+	m.registry.MustRegister(m.requests, m.latency, m.replies,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if pool != nil {
 		m.registry.MustRegister(poolCollector{pool})
@@ -42,6 +46,13 @@ func newMetrics(pool *pgxpool.Pool) *metrics {
 func (m *metrics) observe(route, method string, status int, d time.Duration) {
 	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 	m.latency.WithLabelValues(route, method).Observe(d.Seconds())
+}
+
+func (m *metrics) heartbeat(command string) {
+	if command == "" {
+		command = "none"
+	}
+	m.replies.WithLabelValues(command).Inc()
 }
 
 func (m *metrics) handler() http.Handler {

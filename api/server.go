@@ -28,6 +28,8 @@ type Config struct {
 	LinkTTL     time.Duration
 	// Throttles of login and password-reset attempts.
 	LoginPerAccount, LoginPerClient, ResetPerAccount, ResetPerClient Rate
+	Enclosures                                                       EnclosureConfig
+	Sessions                                                         SessionConfig
 }
 
 // HealthChecker is the part of the Temporal client /readyz needs.
@@ -37,29 +39,35 @@ type HealthChecker interface {
 
 // Deps are the Server's collaborators.
 type Deps struct {
-	Config   Config
-	Log      *slog.Logger
-	Pool     *pgxpool.Pool
-	Users    UserStore
-	Mailer   mail.Sender
-	Tokens   auth.Issuer
-	Hasher   auth.Hasher
-	Temporal HealthChecker
-	Now      func() time.Time // time.Now when nil
+	Config     Config
+	Log        *slog.Logger
+	Pool       *pgxpool.Pool
+	Users      UserStore
+	Enclosures EnclosureStore
+	Sessions   SessionStore
+	Workflows  SessionWorkflows
+	Mailer     mail.Sender
+	Tokens     auth.Issuer
+	Hasher     auth.Hasher
+	Temporal   HealthChecker
+	Now        func() time.Time // time.Now when nil
 }
 
 // Server serves the API.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	pool     *pgxpool.Pool
-	users    UserStore
-	mailer   mail.Sender
-	tokens   auth.Issuer
-	hasher   auth.Hasher
-	temporal HealthChecker
-	now      func() time.Time
-	metrics  *metrics
+	cfg        Config
+	log        *slog.Logger
+	pool       *pgxpool.Pool
+	users      UserStore
+	enclosures EnclosureStore
+	sessions   SessionStore
+	workflows  SessionWorkflows
+	mailer     mail.Sender
+	tokens     auth.Issuer
+	hasher     auth.Hasher
+	temporal   HealthChecker
+	now        func() time.Time
+	metrics    *metrics
 	// background tracks mail sent after the response (password reset), so shutdown waits.
 	background chan struct{}
 
@@ -74,6 +82,7 @@ func NewServer(d Deps) *Server {
 	}
 	return &Server{
 		cfg: d.Config, log: d.Log, pool: d.Pool, users: d.Users, mailer: d.Mailer,
+		enclosures: d.Enclosures, sessions: d.Sessions, workflows: d.Workflows,
 		tokens: d.Tokens, hasher: d.Hasher, temporal: d.Temporal, now: now,
 		metrics:         newMetrics(d.Pool),
 		background:      make(chan struct{}, 64),
@@ -108,11 +117,25 @@ func (s *Server) Handler() http.Handler {
 		r.Post("/auth/logout", s.handle(s.logout))
 		r.Post("/user/send_pw_reset", s.handle(s.sendPasswordReset))
 		r.Post("/user/{uid}/reset_password/{token}", s.handle(s.resetPassword))
+		// The enclosures' protocol: no user token (PROTOCOL.md section 1).
+		r.Post("/device/heartbeat", s.handle(s.heartbeat))
 
 		r.Group(func(r chi.Router) {
 			r.Use(s.authenticated)
 			r.Get("/user/{uid}", s.handle(s.getUser))
 			r.Put("/user/{uid}/change_password", s.handle(s.changePassword))
+			r.Get("/device", s.handle(s.listDevices))
+			r.Get("/device/{device}", s.handle(s.getDevice))
+			r.Get("/device/stream/{device}", s.handle(s.streamDevice))
+			r.Get("/recording-session", s.handle(s.listSessions))
+			r.Post("/recording-session", s.handle(s.createSession))
+			r.Get("/recording-session/{sid}", s.handle(s.getSession))
+			r.Delete("/recording-session/{sid}", s.handle(s.deleteSession))
+			r.Post("/recording-session/{sid}/unarchive", s.handle(s.unarchiveSession))
+			r.Get("/recording-session/{sid}/events", s.handle(s.sessionEvents))
+			r.Get("/recording-session/{sid}/live", s.handle(s.sessionLive))
+			r.Get("/recording-session/{sid}/device-status/{did}", s.handle(s.getSessionDevice))
+			r.Delete("/recording-session/{sid}/device-status/{did}", s.handle(s.removeSessionDevice))
 			r.Group(func(r chi.Router) {
 				r.Use(s.adminOnly)
 				r.Get("/user", s.handle(s.listUsers))

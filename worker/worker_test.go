@@ -9,6 +9,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/jax-mba/mba/activities"
 	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/internal/testenv"
 	"github.com/jax-mba/mba/worker"
@@ -30,15 +31,16 @@ func TestWorkerRunsHousekeepingOnTheDevServer(t *testing.T) {
 	require.NoError(t, err)
 	defer c.Close()
 	queue := testenv.RandomName("housekeeping-")
-	w := worker.New(c, queue, worker.Deps{Auth: st})
+	w := worker.New(c, queue, worker.Deps{Auth: st, Mailbox: st, ReadModel: st, Devices: st})
 	require.NoError(t, w.Start())
 	defer w.Stop()
 
+	fleet := activities.FleetWatch{Every: time.Second, Down: time.Minute, Run: time.Minute}
 	id := workflows.HousekeepingWorkflowID(queue)
-	require.NoError(t, worker.StartSingletons(ctx, c, queue))
+	require.NoError(t, worker.StartSingletons(ctx, c, queue, fleet))
 	first, err := c.DescribeWorkflowExecution(ctx, id, "")
 	require.NoError(t, err)
-	require.NoError(t, worker.StartSingletons(ctx, c, queue), "starting again is a no-op")
+	require.NoError(t, worker.StartSingletons(ctx, c, queue, fleet), "starting again is a no-op")
 	second, err := c.DescribeWorkflowExecution(ctx, id, "")
 	require.NoError(t, err)
 	require.Equal(t, first.WorkflowExecutionInfo.Execution.RunId, second.WorkflowExecutionInfo.Execution.RunId)
@@ -53,4 +55,5 @@ func TestWorkerRunsHousekeepingOnTheDevServer(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, active, "unexpired tokens stay")
 	require.NoError(t, c.TerminateWorkflow(ctx, id, "", "test done"))
+	require.NoError(t, c.TerminateWorkflow(ctx, workflows.FleetMonitorWorkflowID(queue), "", "test done"))
 }

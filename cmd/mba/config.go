@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -70,6 +71,28 @@ type config struct {
 		ResetPerAccount api.Rate      `conf:"default:3/10m,help:reset requests per account" yaml:"reset_per_account"`
 		ResetPerClient  api.Rate      `conf:"default:10/1m,help:reset requests and resets per client address" yaml:"reset_per_client"`
 	} `yaml:"auth"`
+	Enclosures struct {
+		AutoRegister     bool          `conf:"default:true,help:register unknown enclosure names on their first heartbeat" yaml:"auto_register"`
+		DownAfter        time.Duration `conf:"default:60s,help:silence after which an enclosure is DOWN (server clock)" yaml:"down_after"`
+		StreamKeepAlive  time.Duration `conf:"default:10s,help:how long one live-view request keeps STREAM going" yaml:"stream_keep_alive"`
+		TelemetryBucket  time.Duration `conf:"default:5m,help:downsampling of the telemetry history kept for plots" yaml:"telemetry_bucket"`
+		ClockSkewWarning time.Duration `conf:"default:30s,help:device clock offsets past this are flagged" yaml:"clock_skew_warning"`
+		ScanEvery        time.Duration `conf:"default:10s,help:how often the fleet monitor looks for silent enclosures" yaml:"scan_every"`
+	} `yaml:"enclosures"`
+	Sessions struct {
+		MaxEnclosures  int           `conf:"default:1000,help:enclosures per session (Temporal allows 2000 pending children)" yaml:"max_enclosures"`
+		MinFPS         int           `conf:"default:1,help:lowest target frame rate accepted" yaml:"min_fps"`
+		MaxFPS         int           `conf:"default:120,help:highest target frame rate accepted" yaml:"max_fps"`
+		MaxDuration    time.Duration `conf:"default:2160h,help:longest session (90 days)" yaml:"max_duration"`
+		BytesPerSecond int64         `conf:"default:1500000,help:video bytes an enclosure writes per second (disk projection)" yaml:"bytes_per_second"`
+		RejectLowDisk  bool          `conf:"default:false,help:refuse enclosures without the disk for the whole session (else warn)" yaml:"reject_low_disk"`
+		StartDeadline  time.Duration `conf:"default:1h,help:an enclosure that has not started by then fails" yaml:"start_deadline"`
+		EndGrace       time.Duration `conf:"default:5m,help:time past the planned end for an enclosure to report it" yaml:"end_grace"`
+		SilenceTimeout time.Duration `conf:"default:30m,help:how long a silent recording enclosure may stay away before it is lost" yaml:"silence_timeout"`
+		Resume         bool          `conf:"default:true,help:restart an enclosure that rebooted mid-recording for the rest of the time" yaml:"resume"`
+		MinSegment     time.Duration `conf:"default:10s,help:shortest remainder worth resuming" yaml:"min_segment"`
+		ReleaseTimeout time.Duration `conf:"default:1h,help:longest wait for an enclosure to take COMPLETE" yaml:"release_timeout"`
+	} `yaml:"sessions"`
 	Mail struct {
 		Host     string `conf:"help:SMTP server; empty keeps mail in the mail_log table and the log" yaml:"host"`
 		Port     int    `conf:"default:587,help:SMTP port" yaml:"port"`
@@ -152,6 +175,21 @@ func (c *config) validate() error {
 	if c.HTTP.MaxBodyBytes < 1024 {
 		problems = append(problems, "http max-body-bytes must be at least 1024")
 	}
+	if c.Sessions.MaxEnclosures < 1 || c.Sessions.MaxEnclosures > 1500 {
+		problems = append(problems, "sessions max-enclosures must be between 1 and 1500 (Temporal allows 2000 pending children per workflow)")
+	}
+	if c.Sessions.MinFPS < 1 || c.Sessions.MaxFPS < c.Sessions.MinFPS {
+		problems = append(problems, "sessions min-fps must be at least 1 and max-fps at least min-fps")
+	}
+	for name, d := range map[string]time.Duration{"enclosures down-after": c.Enclosures.DownAfter,
+		"enclosures telemetry-bucket": c.Enclosures.TelemetryBucket, "enclosures scan-every": c.Enclosures.ScanEvery,
+		"sessions start-deadline": c.Sessions.StartDeadline, "sessions end-grace": c.Sessions.EndGrace,
+		"sessions silence-timeout": c.Sessions.SilenceTimeout, "sessions release-timeout": c.Sessions.ReleaseTimeout} {
+		if d <= 0 {
+			problems = append(problems, name+" must be positive")
+		}
+	}
+	slices.Sort(problems)
 	if len(problems) > 0 {
 		return errors.New("invalid configuration: " + strings.Join(problems, "; "))
 	}

@@ -16,12 +16,15 @@ import (
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
+	"github.com/jax-mba/mba/activities"
 	"github.com/jax-mba/mba/api"
 	"github.com/jax-mba/mba/internal/auth"
+	"github.com/jax-mba/mba/internal/dispatch"
 	"github.com/jax-mba/mba/internal/mail"
 	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/migrations"
 	"github.com/jax-mba/mba/worker"
+	"github.com/jax-mba/mba/workflows"
 )
 
 // serve runs the API (withAPI) and/or the Temporal worker until ctx is canceled (SIGINT/SIGTERM),
@@ -56,12 +59,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 	defer tc.Close()
 
 	if !withAPI || cfg.Temporal.RunWorker {
-		w := worker.New(tc, cfg.Temporal.TaskQueue, worker.Deps{Auth: st})
+		w := worker.New(tc, cfg.Temporal.TaskQueue, worker.Deps{Auth: st, Mailbox: st, ReadModel: st, Devices: st})
 		if err := w.Start(); err != nil {
 			return fmt.Errorf("starting the Temporal worker: %w", err)
 		}
 		defer w.Stop()
-		if err := worker.StartSingletons(ctx, tc, cfg.Temporal.TaskQueue); err != nil {
+		if err := worker.StartSingletons(ctx, tc, cfg.Temporal.TaskQueue, activities.FleetWatch{
+			Every: cfg.Enclosures.ScanEvery, Down: cfg.Enclosures.DownAfter, Run: time.Hour}); err != nil {
 			return err
 		}
 		log.Info("temporal worker running", "task_queue", cfg.Temporal.TaskQueue, "namespace", cfg.Temporal.Namespace)
@@ -72,6 +76,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 		return nil
 	}
 
+	sessions := dispatch.Sessions{Temporal: tc, TaskQueue: cfg.Temporal.TaskQueue, Settings: sessionSettings(cfg)}
+	dispatcher := &dispatch.Dispatcher{Pool: pool, Outbox: st, Temporal: tc, Namespace: cfg.Temporal.Namespace,
+		Sessions: sessions, Log: log.With("component", "outbox"), Poll: time.Second, MaxAttempts: 50}
+	dispatchCtx, stopDispatch := context.WithCancel(context.Background())
+	dispatched := make(chan struct{})
+	go func() { defer close(dispatched); _ = dispatcher.Run(dispatchCtx) }()
+	defer func() { stopDispatch(); <-dispatched }()
+
 	srv := api.NewServer(api.Deps{
 		Config: api.Config{
 			MaxBodyBytes: cfg.HTTP.MaxBodyBytes, RequestTimeout: cfg.HTTP.RequestTimeout,
@@ -79,14 +91,23 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 			LinkOrigins: cfg.HTTP.LinkOrigins, LinkTTL: cfg.Auth.LinkTTL,
 			LoginPerAccount: cfg.Auth.LoginPerAccount, LoginPerClient: cfg.Auth.LoginPerClient,
 			ResetPerAccount: cfg.Auth.ResetPerAccount, ResetPerClient: cfg.Auth.ResetPerClient,
+			Enclosures: api.EnclosureConfig{AutoRegister: cfg.Enclosures.AutoRegister, DownAfter: cfg.Enclosures.DownAfter,
+				StreamKeepAlive: cfg.Enclosures.StreamKeepAlive, TelemetryBucket: cfg.Enclosures.TelemetryBucket,
+				ClockSkewWarning: cfg.Enclosures.ClockSkewWarning},
+			Sessions: api.SessionConfig{MaxEnclosures: cfg.Sessions.MaxEnclosures, MinFPS: cfg.Sessions.MinFPS,
+				MaxFPS: cfg.Sessions.MaxFPS, MaxDuration: cfg.Sessions.MaxDuration,
+				BytesPerSecond: cfg.Sessions.BytesPerSecond, RejectLowDisk: cfg.Sessions.RejectLowDisk},
 		},
-		Log:      log,
-		Pool:     pool,
-		Users:    st,
-		Mailer:   newMailer(cfg, st, log),
-		Tokens:   auth.Issuer{Secret: secret, AccessTTL: cfg.Auth.AccessTTL, RefreshTTL: cfg.Auth.RefreshTTL},
-		Hasher:   hasher(cfg),
-		Temporal: temporalPing{tc},
+		Log:        log,
+		Pool:       pool,
+		Users:      st,
+		Enclosures: st,
+		Sessions:   st,
+		Workflows:  sessions,
+		Mailer:     newMailer(cfg, st, log),
+		Tokens:     auth.Issuer{Secret: secret, AccessTTL: cfg.Auth.AccessTTL, RefreshTTL: cfg.Auth.RefreshTTL},
+		Hasher:     hasher(cfg),
+		Temporal:   temporalPing{tc},
 	})
 	httpServer := &http.Server{
 		Addr:              cfg.HTTP.Addr,
@@ -121,6 +142,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 		return err
 	}
 	return nil
+}
+
+func sessionSettings(cfg config) workflows.Settings {
+	c := cfg.Sessions
+	return workflows.Settings{StartDeadline: c.StartDeadline, EndGrace: c.EndGrace, SilenceTimeout: c.SilenceTimeout,
+		Resume: c.Resume, MinSegment: c.MinSegment, ReleaseTimeout: c.ReleaseTimeout}
 }
 
 func openDB(ctx context.Context, cfg config) (*pgxpool.Pool, error) {

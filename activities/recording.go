@@ -1,0 +1,109 @@
+package activities
+
+import (
+	"context"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+
+	"github.com/jax-mba/mba/internal/heartbeat"
+	"github.com/jax-mba/mba/internal/store"
+	"github.com/jax-mba/mba/protocol"
+)
+
+// Mailbox is the enclosures' command mailbox, read by the heartbeat path.
+type Mailbox interface {
+	AssignStart(ctx context.Context, deviceID int64, params protocol.StartParams, workflowID, activityID string, now time.Time) error
+	AssignStop(ctx context.Context, deviceID, sessionID int64, activityID string, now time.Time) (*heartbeat.Event, error)
+	AssignComplete(ctx context.Context, deviceID, sessionID int64, activityID string, now time.Time) (*heartbeat.Event, error)
+	ClearAssignment(ctx context.Context, deviceID, sessionID int64) error
+}
+
+// ReadModel is the session read model the API lists from; the workflows are its only writers.
+type ReadModel interface {
+	SessionPlan(ctx context.Context, id int64) (store.SessionPlan, error)
+	UpdateSessionDevice(ctx context.Context, u store.DeviceUpdate) error
+	SetSessionStatus(ctx context.Context, id int64, status string, endedAt *time.Time) error
+}
+
+// Recording holds the activities of recording sessions.
+type Recording struct {
+	Mailbox   Mailbox
+	ReadModel ReadModel
+}
+
+// StartCommand asks an enclosure to record.
+type StartCommand struct {
+	DeviceID int64
+	Params   protocol.StartParams
+}
+
+// DeviceCommand names an enclosure in a session.
+type DeviceCommand struct {
+	DeviceID  int64
+	SessionID int64
+}
+
+// SendStart puts START in the enclosure's mailbox and stays pending until the enclosure
+// reports recording (result "started") or that the recording already ended ("ended"): the
+// heartbeat path completes it by activity id through the outbox. A retry after a timeout
+// writes the mailbox again, so the Web UI shows "SendStart, attempt N" while an enclosure is
+// away.
+func (r *Recording) SendStart(ctx context.Context, cmd StartCommand) (heartbeat.Event, error) {
+	info := activity.GetInfo(ctx)
+	if err := r.Mailbox.AssignStart(ctx, cmd.DeviceID, cmd.Params, info.WorkflowExecution.ID, info.ActivityID, time.Now()); err != nil {
+		return heartbeat.Event{}, err
+	}
+	return heartbeat.Event{}, activity.ErrResultPending
+}
+
+// SendStop asks the enclosure to stop recording the session; it completes when the
+// enclosure reports the recording ended (or at once when there is nothing to stop).
+func (r *Recording) SendStop(ctx context.Context, cmd DeviceCommand) (heartbeat.Event, error) {
+	ev, err := r.Mailbox.AssignStop(ctx, cmd.DeviceID, cmd.SessionID, activity.GetInfo(ctx).ActivityID, time.Now())
+	return settledOrPending(ev, err)
+}
+
+// SendComplete completes when the enclosure has forgotten the finished session (COMPLETE
+// arrived), so the enclosure is free for the next session.
+func (r *Recording) SendComplete(ctx context.Context, cmd DeviceCommand) (heartbeat.Event, error) {
+	ev, err := r.Mailbox.AssignComplete(ctx, cmd.DeviceID, cmd.SessionID, activity.GetInfo(ctx).ActivityID, time.Now())
+	return settledOrPending(ev, err)
+}
+
+func settledOrPending(ev *heartbeat.Event, err error) (heartbeat.Event, error) {
+	switch {
+	case err != nil:
+		return heartbeat.Event{}, err
+	case ev != nil:
+		return *ev, nil
+	}
+	return heartbeat.Event{}, activity.ErrResultPending
+}
+
+// ClearAssignment empties the enclosure's mailbox of the session (clean-up).
+func (r *Recording) ClearAssignment(ctx context.Context, cmd DeviceCommand) error {
+	return r.Mailbox.ClearAssignment(ctx, cmd.DeviceID, cmd.SessionID)
+}
+
+// LoadSessionPlan reads what a session workflow drives.
+func (r *Recording) LoadSessionPlan(ctx context.Context, sessionID int64) (store.SessionPlan, error) {
+	return r.ReadModel.SessionPlan(ctx, sessionID)
+}
+
+// UpdateDevice writes an enclosure's status in the session read model and its timeline.
+func (r *Recording) UpdateDevice(ctx context.Context, u store.DeviceUpdate) error {
+	return r.ReadModel.UpdateSessionDevice(ctx, u)
+}
+
+// SessionStatus is a session's status change.
+type SessionStatus struct {
+	SessionID int64
+	Status    string
+	EndedAt   *time.Time
+}
+
+// SetSessionStatus writes a session's status in the read model.
+func (r *Recording) SetSessionStatus(ctx context.Context, s SessionStatus) error {
+	return r.ReadModel.SetSessionStatus(ctx, s.SessionID, s.Status, s.EndedAt)
+}

@@ -1,0 +1,75 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/jax-mba/mba/workflows"
+)
+
+// Sessions starts, signals and queries session workflows.
+type Sessions struct {
+	Temporal  client.Client
+	TaskQueue string
+	Settings  workflows.Settings
+}
+
+func (s Sessions) options(sessionID int64) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
+		ID:                       workflows.SessionWorkflowID(sessionID),
+		TaskQueue:                s.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		// A session runs once: a finished session's ID is never reused.
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+	}
+}
+
+func (s Sessions) input(sessionID int64) workflows.SessionInput {
+	return workflows.SessionInput{SessionID: sessionID, Settings: s.Settings}
+}
+
+// Start starts the session's workflow, or does nothing if it runs or ran.
+func (s Sessions) Start(ctx context.Context, sessionID int64) error {
+	_, err := s.Temporal.ExecuteWorkflow(ctx, s.options(sessionID), workflows.RecordingSession, s.input(sessionID))
+	return alreadyRanIsFine(err)
+}
+
+// signal sends a signal, starting the workflow first if the outbox has not yet (so a cancel
+// right after creation is never lost). A session that already finished has nothing to signal.
+func (s Sessions) signal(ctx context.Context, sessionID int64, name string, arg any) error {
+	_, err := s.Temporal.SignalWithStartWorkflow(ctx, workflows.SessionWorkflowID(sessionID), name, arg,
+		s.options(sessionID), workflows.RecordingSession, s.input(sessionID))
+	return alreadyRanIsFine(err)
+}
+
+// Cancel asks the session to stop what still runs.
+func (s Sessions) Cancel(ctx context.Context, sessionID int64, req workflows.StopRequest) error {
+	return s.signal(ctx, sessionID, workflows.SignalCancel, req)
+}
+
+// RemoveDevice asks the session to stop one enclosure.
+func (s Sessions) RemoveDevice(ctx context.Context, sessionID int64, req workflows.RemoveRequest) error {
+	return s.signal(ctx, sessionID, workflows.SignalRemoveDevice, req)
+}
+
+// Status queries the session workflow's live state.
+func (s Sessions) Status(ctx context.Context, sessionID int64) (workflows.SessionState, error) {
+	var st workflows.SessionState
+	v, err := s.Temporal.QueryWorkflow(ctx, workflows.SessionWorkflowID(sessionID), "", workflows.QueryStatus)
+	if err == nil {
+		err = v.Get(&st)
+	}
+	return st, err
+}
+
+func alreadyRanIsFine(err error) error {
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,163 @@
+// Package heartbeat decides the reply to an enclosure's heartbeat and the transition it
+// shows, from the enclosure's command mailbox (its assignment) and its report: the
+// handshake of PROTOCOL.md section 5 as one pure function, so every rule is tested apart
+// from HTTP and the database.
+package heartbeat
+
+import (
+	"time"
+
+	"github.com/jax-mba/mba/protocol"
+)
+
+// Phase is where an assigned enclosure is in the handshake.
+type Phase string
+
+const (
+	// Starting: START goes out on every heartbeat without a session until the enclosure
+	// reports recording the assigned session.
+	Starting Phase = "starting"
+	// Recording: the enclosure acknowledged START and records.
+	Recording Phase = "recording"
+	// Stopping: STOP goes out while the enclosure still records the session.
+	Stopping Phase = "stopping"
+	// Completing: the recording is over; COMPLETE goes out until the enclosure forgets it.
+	Completing Phase = "completing"
+	// Reset: the enclosure lost its session mid-recording (reboot); the workflow decides
+	// whether to resume.
+	Reset Phase = "reset"
+)
+
+// Assignment is an enclosure's mailbox row.
+type Assignment struct {
+	SessionID  int64
+	Phase      Phase
+	Start      *protocol.StartParams // the START to send while Starting
+	WorkflowID string
+	ActivityID string // the pending command activity the next transition completes, if any
+}
+
+// Report is what the heartbeat says about the recording.
+type Report struct {
+	SessionID int64 // 0 = none
+	Recording bool
+	Duration  int64
+	ErrMsg    string
+}
+
+// Transition kinds sent to the device workflow.
+const (
+	EventStarted  = "started"  // recording the assigned session
+	EventEnded    = "ended"    // the recording is over (finished, failed or stopped)
+	EventReset    = "reset"    // lost the session mid-recording
+	EventReleased = "released" // forgot the finished session after COMPLETE
+	EventSilent   = "silent"   // no heartbeat past the DOWN threshold (fleet monitor)
+	EventReturned = "returned" // heartbeats again after being silent
+)
+
+// Outcome is the decision for one heartbeat.
+type Outcome struct {
+	Reply protocol.Reply // Command "" means 204, no command
+	// NewPhase, when set, replaces the assignment's phase (and clears its activity: the
+	// transition below has settled it). Delete ends the assignment.
+	NewPhase Phase
+	Delete   bool
+	// Event, when set, is a transition for the workflow; CompleteActivity says it completes
+	// the assignment's pending activity rather than arriving as a signal.
+	Event            string
+	CompleteActivity bool
+}
+
+// Decide applies PROTOCOL.md section 5. a is nil when the enclosure is not assigned;
+// streaming says a viewer keeps the live stream alive.
+func Decide(a *Assignment, r Report, streaming bool) Outcome {
+	switch {
+	case a == nil || (r.SessionID != 0 && r.SessionID != a.SessionID):
+		return stale(r)
+	case r.SessionID == 0:
+		return withoutSession(a)
+	case r.Recording:
+		return recording(a, streaming)
+	default:
+		return ended(a)
+	}
+}
+
+// stale: the enclosure holds a session the server does not want (5.5): stop it if it still
+// records, else let it forget. The assignment, if any, waits for the next heartbeat.
+func stale(r Report) Outcome {
+	switch {
+	case r.SessionID == 0:
+		return Outcome{}
+	case r.Recording:
+		return Outcome{Reply: protocol.Reply{Command: protocol.Stop}}
+	}
+	return Outcome{Reply: protocol.Reply{Command: protocol.Complete}}
+}
+
+// withoutSession: the enclosure reports no session.
+func withoutSession(a *Assignment) Outcome {
+	switch a.Phase {
+	case Starting:
+		return Outcome{Reply: protocol.Reply{Command: protocol.Start, Start: a.Start}}
+	case Recording:
+		// 5.6: it recorded our session and lost it: rebooted or its client restarted.
+		return Outcome{NewPhase: Reset, Event: EventReset}
+	case Stopping:
+		// Not recording any more (never started, or rebooted): the STOP has nothing left to do.
+		return Outcome{Delete: true, Event: EventEnded, CompleteActivity: a.ActivityID != ""}
+	case Completing:
+		// It forgot the finished session: COMPLETE arrived.
+		return Outcome{Delete: true, Event: EventReleased, CompleteActivity: a.ActivityID != ""}
+	}
+	return Outcome{} // Reset: the workflow decides
+}
+
+// recording: the enclosure records the assigned session.
+func recording(a *Assignment, streaming bool) Outcome {
+	switch a.Phase {
+	case Starting, Reset:
+		return Outcome{NewPhase: Recording, Event: EventStarted,
+			CompleteActivity: a.Phase == Starting && a.ActivityID != "", Reply: streamReply(streaming)}
+	case Recording:
+		return Outcome{Reply: streamReply(streaming)}
+	}
+	// Stopping, or Completing and somehow recording again: it must stop.
+	return Outcome{Reply: protocol.Reply{Command: protocol.Stop}}
+}
+
+// ended: the enclosure holds the assigned session and no longer records (5.4). COMPLETE goes
+// out on this and every later heartbeat that carries the session.
+func ended(a *Assignment) Outcome {
+	out := Outcome{Reply: protocol.Reply{Command: protocol.Complete}}
+	if a.Phase == Completing {
+		return out
+	}
+	out.NewPhase = Completing
+	out.Event = EventEnded
+	// A pending START (it failed at once) or STOP learns the outcome as its result; a
+	// recording that ends on its own arrives as a signal.
+	out.CompleteActivity = (a.Phase == Starting || a.Phase == Stopping) && a.ActivityID != ""
+	return out
+}
+
+func streamReply(streaming bool) protocol.Reply {
+	if streaming {
+		return protocol.Reply{Command: protocol.Stream}
+	}
+	return protocol.Reply{}
+}
+
+// Event is a transition as the device workflow receives it: a signal payload, or the result
+// of the command activity it completes.
+type Event struct {
+	// ID is the outbox row's id. Delivery is at least once and in id order per enclosure, so
+	// the workflow ignores ids it has already seen.
+	ID        int64     `json:"id"`
+	Kind      string    `json:"kind"`
+	At        time.Time `json:"at"` // server clock
+	SessionID int64     `json:"session_id"`
+	Duration  int64     `json:"duration,omitempty"` // recorded seconds the enclosure reported
+	ErrMsg    string    `json:"err_msg,omitempty"`
+	Stopped   bool      `json:"stopped,omitempty"` // ended because of our STOP
+}

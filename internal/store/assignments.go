@@ -1,0 +1,171 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/jax-mba/mba/internal/heartbeat"
+	"github.com/jax-mba/mba/protocol"
+)
+
+// The command mailbox, written by the command activities. Each returns the event that settles
+// the command at once when there is nothing to wait for, or nil when the enclosure's next
+// transition will complete the activity (activityID) through the outbox.
+
+// assignmentOf locks the enclosure row and reads its mailbox (nil when empty).
+func assignmentOf(ctx context.Context, tx pgx.Tx, deviceID int64) (*heartbeat.Assignment, error) {
+	var exists bool
+	if err := tx.QueryRow(ctx, `SELECT true FROM devices WHERE id = @id FOR UPDATE`, pgx.NamedArgs{"id": deviceID}).Scan(&exists); err != nil {
+		return nil, notFound(err)
+	}
+	var a heartbeat.Assignment
+	var activityID *string
+	err := tx.QueryRow(ctx, `
+		SELECT session_id, phase, workflow_id, activity_id FROM device_assignments WHERE device_id = @id`,
+		pgx.NamedArgs{"id": deviceID}).Scan(&a.SessionID, &a.Phase, &a.WorkflowID, &activityID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if activityID != nil {
+		a.ActivityID = *activityID
+	}
+	return &a, err
+}
+
+// AssignStart puts START for params in the enclosure's mailbox; it goes out on every heartbeat
+// without a session until the enclosure reports recording. A mailbox still held by another
+// session (an earlier session waiting for its COMPLETE) is taken over: that session's pending
+// activity learns the enclosure was released, and the stale-session rule completes it.
+func (s *Store) AssignStart(ctx context.Context, deviceID int64, params protocol.StartParams, workflowID, activityID string, now time.Time) error {
+	body, err := json.Marshal(params)
+	if err != nil {
+		return err
+	}
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		old, err := assignmentOf(ctx, tx, deviceID)
+		if err != nil {
+			return err
+		}
+		if old != nil && old.SessionID != params.SessionID && old.ActivityID != "" {
+			ev := heartbeat.Event{Kind: heartbeat.EventReleased, At: now, SessionID: old.SessionID}
+			if err := addOutbox(ctx, tx, old.WorkflowID, old.ActivityID, ev); err != nil {
+				return err
+			}
+		}
+		_, err = tx.Exec(ctx, `
+			INSERT INTO device_assignments (device_id, session_id, phase, start_params, workflow_id, activity_id, updated_at)
+			VALUES (@device_id, @session_id, 'starting', @params, @workflow_id, @activity_id, @now)
+			ON CONFLICT (device_id) DO UPDATE SET session_id = excluded.session_id, phase = 'starting',
+				start_params = excluded.start_params, workflow_id = excluded.workflow_id,
+				activity_id = excluded.activity_id, updated_at = excluded.updated_at`,
+			pgx.NamedArgs{"device_id": deviceID, "session_id": params.SessionID, "params": body,
+				"workflow_id": workflowID, "activity_id": activityID, "now": now})
+		return err
+	})
+}
+
+// AssignStop asks the enclosure to stop recording sessionID.
+func (s *Store) AssignStop(ctx context.Context, deviceID, sessionID int64, activityID string, now time.Time) (*heartbeat.Event, error) {
+	var settled *heartbeat.Event
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		a, err := assignmentOf(ctx, tx, deviceID)
+		if err != nil {
+			return err
+		}
+		args := pgx.NamedArgs{"device_id": deviceID, "activity_id": activityID, "now": now}
+		switch {
+		case a == nil || a.SessionID != sessionID:
+			settled = &heartbeat.Event{Kind: heartbeat.EventReleased, At: now, SessionID: sessionID}
+			return nil
+		case a.Phase == heartbeat.Completing:
+			settled = &heartbeat.Event{Kind: heartbeat.EventEnded, At: now, SessionID: sessionID}
+			return nil
+		case a.Phase == heartbeat.Reset:
+			// It lost the recording already; nothing to stop.
+			settled = &heartbeat.Event{Kind: heartbeat.EventEnded, At: now, SessionID: sessionID, Stopped: true}
+			_, err := tx.Exec(ctx, `DELETE FROM device_assignments WHERE device_id = @device_id`, args)
+			return err
+		}
+		_, err = tx.Exec(ctx, `
+			UPDATE device_assignments SET phase = 'stopping', activity_id = @activity_id, updated_at = @now
+			WHERE device_id = @device_id`, args)
+		return err
+	})
+	return settled, err
+}
+
+// AssignComplete waits for the enclosure to forget sessionID after COMPLETE, which the
+// heartbeat path already sends once the recording ended.
+func (s *Store) AssignComplete(ctx context.Context, deviceID, sessionID int64, activityID string, now time.Time) (*heartbeat.Event, error) {
+	var settled *heartbeat.Event
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		a, err := assignmentOf(ctx, tx, deviceID)
+		if err != nil {
+			return err
+		}
+		if a == nil || a.SessionID != sessionID || a.Phase != heartbeat.Completing {
+			settled = &heartbeat.Event{Kind: heartbeat.EventReleased, At: now, SessionID: sessionID}
+			return nil
+		}
+		_, err = tx.Exec(ctx, `UPDATE device_assignments SET activity_id = @activity_id, updated_at = @now WHERE device_id = @device_id`,
+			pgx.NamedArgs{"device_id": deviceID, "activity_id": activityID, "now": now})
+		return err
+	})
+	return settled, err
+}
+
+// ClearAssignment empties the mailbox if it still belongs to sessionID (clean-up when a
+// workflow is canceled or terminated). An enclosure still holding the session then gets STOP
+// or COMPLETE from the stale-session rule.
+func (s *Store) ClearAssignment(ctx context.Context, deviceID, sessionID int64) error {
+	_, err := s.pool.Exec(ctx, `DELETE FROM device_assignments WHERE device_id = @device_id AND session_id = @session_id`,
+		pgx.NamedArgs{"device_id": deviceID, "session_id": sessionID})
+	return err
+}
+
+// OutboxRow is a queued transition.
+type OutboxRow struct {
+	ID         int64
+	WorkflowID string
+	ActivityID string
+	Kind       string
+	Payload    []byte
+	Attempts   int
+}
+
+// PendingOutbox returns up to limit undispatched rows, oldest first.
+func (s *Store) PendingOutbox(ctx context.Context, limit int) ([]OutboxRow, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT id, workflow_id, coalesce(activity_id, ''), kind, payload, attempts
+		FROM outbox WHERE dispatched_at IS NULL ORDER BY id LIMIT @limit`, pgx.NamedArgs{"limit": limit})
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[OutboxRow])
+}
+
+// MarkDispatched records that a row reached Temporal.
+func (s *Store) MarkDispatched(ctx context.Context, id int64, now time.Time) error {
+	_, err := s.pool.Exec(ctx, `UPDATE outbox SET dispatched_at = @now, attempts = attempts + 1 WHERE id = @id`,
+		pgx.NamedArgs{"id": id, "now": now})
+	return err
+}
+
+// MarkOutboxFailed records a failed attempt; the row stays pending.
+func (s *Store) MarkOutboxFailed(ctx context.Context, id int64, reason string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE outbox SET attempts = attempts + 1, last_error = @reason WHERE id = @id`,
+		pgx.NamedArgs{"id": id, "reason": reason})
+	return err
+}
+
+// QueueOutbox adds a transition outside a heartbeat (the fleet monitor, session start).
+func (s *Store) QueueOutbox(ctx context.Context, workflowID, activityID string, ev heartbeat.Event) error {
+	if err := addOutbox(ctx, s.pool, workflowID, activityID, ev); err != nil {
+		return err
+	}
+	return notifyOutbox(ctx, s.pool)
+}

@@ -1,0 +1,369 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Session statuses. IN_PROGRESS, COMPLETE and CANCELED keep the original's meaning; FAILED
+// (no enclosure recorded) and PARTIAL (some recorded, some failed) are new.
+const (
+	SessionInProgress = "IN_PROGRESS"
+	SessionComplete   = "COMPLETE"
+	SessionCanceled   = "CANCELED"
+	SessionPartial    = "PARTIAL"
+	SessionFailed     = "FAILED"
+)
+
+// Per-enclosure statuses.
+const (
+	DevicePending   = "PENDING"
+	DeviceRecording = "RECORDING"
+	DeviceComplete  = "COMPLETE"
+	DeviceFailed    = "FAILED"
+	DeviceCanceled  = "CANCELED"
+)
+
+// KindStartSession is the outbox kind that starts a session's workflow: queued in the
+// transaction that creates the session, so a crash between the commit and the start cannot
+// leave a session without its workflow.
+const KindStartSession = "start_session"
+
+// Session is a recording session with its enclosures, as the API shows it.
+type Session struct {
+	ID             int64          `json:"id"`
+	Name           string         `json:"name"`
+	Duration       int64          `json:"duration"`
+	FragmentHourly bool           `json:"fragment_hourly"`
+	TargetFPS      int            `json:"target_fps"`
+	ApplyFilter    bool           `json:"apply_filter"`
+	CreationTime   time.Time      `json:"creation_time"`
+	Status         string         `json:"status"`
+	Archived       bool           `json:"archived"`
+	CreatedBy      *string        `json:"created_by"`
+	CanceledBy     *string        `json:"canceled_by"`
+	EndedAt        *time.Time     `json:"ended_at"`
+	DeviceStatuses []DeviceStatus `json:"device_statuses"`
+}
+
+// DeviceStatus is one enclosure's part in a session.
+type DeviceStatus struct {
+	SessionID      int64      `json:"session_id"`
+	Device         Device     `json:"device"`
+	FilenamePrefix string     `json:"filename_prefix"`
+	RecordingTime  int64      `json:"recording_time"`
+	Status         string     `json:"status"`
+	Message        string     `json:"message"`
+	StartedAt      *time.Time `json:"started_at"`
+	EndedAt        *time.Time `json:"ended_at"`
+	Segments       int        `json:"segments"`
+}
+
+// NewSession is what a researcher asks for; Devices are already validated.
+type NewSession struct {
+	Name           string
+	Duration       int64
+	FragmentHourly bool
+	TargetFPS      int
+	ApplyFilter    bool
+	CreatedBy      int64
+	Devices        []NewSessionDevice
+}
+
+// NewSessionDevice is one enclosure of a new session.
+type NewSessionDevice struct {
+	DeviceID   int64
+	FilePrefix string
+}
+
+// CreateSession stores the session and its enclosures and queues its workflow start, in one
+// transaction. An enclosure busy in another session is listed FAILED with the original's
+// message, and the session goes ahead with the others.
+func (s *Store) CreateSession(ctx context.Context, ns NewSession, workflowID func(sessionID int64) string) (int64, error) {
+	var id int64
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `
+			INSERT INTO sessions (name, duration, fragment_hourly, target_fps, apply_filter, created_by)
+			VALUES (@name, @duration, @fragment_hourly, @target_fps, @apply_filter, nullif(@created_by, 0))
+			RETURNING id`,
+			pgx.NamedArgs{"name": ns.Name, "duration": ns.Duration, "fragment_hourly": ns.FragmentHourly,
+				"target_fps": ns.TargetFPS, "apply_filter": ns.ApplyFilter, "created_by": ns.CreatedBy}).Scan(&id)
+		if err != nil {
+			return err
+		}
+		for _, d := range ns.Devices {
+			args := pgx.NamedArgs{"session_id": id, "device_id": d.DeviceID, "file_prefix": d.FilePrefix}
+			tag, err := tx.Exec(ctx, `
+				INSERT INTO session_devices (session_id, device_id, file_prefix)
+				VALUES (@session_id, @device_id, @file_prefix)
+				ON CONFLICT (device_id) WHERE status IN ('PENDING', 'RECORDING') DO NOTHING`, args)
+			if err != nil {
+				return err
+			}
+			if tag.RowsAffected() == 1 {
+				continue
+			}
+			var name string
+			var other int64
+			if err := tx.QueryRow(ctx, `
+				SELECT d.name, sd.session_id FROM session_devices sd JOIN devices d ON d.id = sd.device_id
+				WHERE sd.device_id = @device_id AND sd.status IN ('PENDING', 'RECORDING')`, args).Scan(&name, &other); err != nil {
+				return err
+			}
+			args["message"] = fmt.Sprintf("device %s is already assigned to a recording session (%d)", name, other)
+			if _, err := tx.Exec(ctx, `
+				INSERT INTO session_devices (session_id, device_id, file_prefix, status, message, ended_at)
+				VALUES (@session_id, @device_id, @file_prefix, 'FAILED', @message, now())`, args); err != nil {
+				return err
+			}
+		}
+		if err := addEvent(ctx, tx, id, 0, "created", "", time.Time{}); err != nil {
+			return err
+		}
+		payload, _ := json.Marshal(map[string]int64{"session_id": id})
+		if _, err := tx.Exec(ctx, `INSERT INTO outbox (workflow_id, kind, payload) VALUES (@workflow_id, @kind, @payload)`,
+			pgx.NamedArgs{"workflow_id": workflowID(id), "kind": KindStartSession, "payload": payload}); err != nil {
+			return err
+		}
+		return notifyOutbox(ctx, tx)
+	})
+	return id, err
+}
+
+func notifyOutbox(ctx context.Context, q querier) error {
+	_, err := q.Exec(ctx, `SELECT pg_notify(@channel, '')`, pgx.NamedArgs{"channel": OutboxChannel})
+	return err
+}
+
+// addEvent appends to a session's timeline; a zero at means now().
+func addEvent(ctx context.Context, q querier, sessionID, deviceID int64, kind, message string, at time.Time) error {
+	_, err := q.Exec(ctx, `
+		INSERT INTO session_events (session_id, device_id, kind, message, at)
+		VALUES (@session_id, nullif(@device_id, 0), @kind, @message, coalesce(@at, now()))`,
+		pgx.NamedArgs{"session_id": sessionID, "device_id": deviceID, "kind": kind, "message": message, "at": nullTime(at)})
+	return err
+}
+
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+const sessionSelect = `
+	SELECT s.id, s.name, s.duration, s.fragment_hourly, s.target_fps, s.apply_filter, s.created_at,
+	       s.status, s.archived, cu.email, xu.email, s.ended_at
+	FROM sessions s
+	LEFT JOIN users cu ON cu.id = s.created_by
+	LEFT JOIN users xu ON xu.id = s.canceled_by`
+
+func scanSession(row pgx.Row) (Session, error) {
+	var x Session
+	err := row.Scan(&x.ID, &x.Name, &x.Duration, &x.FragmentHourly, &x.TargetFPS, &x.ApplyFilter, &x.CreationTime,
+		&x.Status, &x.Archived, &x.CreatedBy, &x.CanceledBy, &x.EndedAt)
+	return x, notFound(err)
+}
+
+// ListSessions returns archived or non-archived sessions, newest first, with their enclosures.
+func (s *Store) ListSessions(ctx context.Context, archived bool, now time.Time, down time.Duration) ([]Session, error) {
+	rows, err := s.pool.Query(ctx, sessionSelect+` WHERE s.archived = @archived ORDER BY s.created_at DESC, s.id DESC`,
+		pgx.NamedArgs{"archived": archived})
+	if err != nil {
+		return nil, err
+	}
+	sessions, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Session, error) { return scanSession(r) })
+	if err != nil || len(sessions) == 0 {
+		return sessions, err
+	}
+	ids := make([]int64, len(sessions))
+	index := map[int64]int{}
+	for i, x := range sessions {
+		ids[i] = x.ID
+		index[x.ID] = i
+		sessions[i].DeviceStatuses = []DeviceStatus{}
+	}
+	statuses, err := s.deviceStatuses(ctx, `sd.session_id = ANY(@ids)`, pgx.NamedArgs{"ids": ids}, now, down)
+	for _, st := range statuses {
+		i := index[st.SessionID]
+		sessions[i].DeviceStatuses = append(sessions[i].DeviceStatuses, st)
+	}
+	return sessions, err
+}
+
+// Session returns one session with its enclosures.
+func (s *Store) Session(ctx context.Context, id int64, now time.Time, down time.Duration) (Session, error) {
+	x, err := scanSession(s.pool.QueryRow(ctx, sessionSelect+` WHERE s.id = @id`, pgx.NamedArgs{"id": id}))
+	if err != nil {
+		return x, err
+	}
+	x.DeviceStatuses, err = s.deviceStatuses(ctx, `sd.session_id = @id`, pgx.NamedArgs{"id": id}, now, down)
+	return x, err
+}
+
+// SessionDevice returns one enclosure's part in a session.
+func (s *Store) SessionDevice(ctx context.Context, sessionID, deviceID int64, now time.Time, down time.Duration) (DeviceStatus, error) {
+	list, err := s.deviceStatuses(ctx, `sd.session_id = @sid AND sd.device_id = @did`, pgx.NamedArgs{"sid": sessionID, "did": deviceID}, now, down)
+	if err == nil && len(list) == 0 {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return DeviceStatus{}, err
+	}
+	return list[0], nil
+}
+
+func (s *Store) deviceStatuses(ctx context.Context, where string, args pgx.NamedArgs, now time.Time, down time.Duration) ([]DeviceStatus, error) {
+	rows, err := s.pool.Query(ctx, `
+		WITH dev AS (`+deviceSelect+`)
+		SELECT sd.session_id, sd.file_prefix, sd.recording_time, sd.status, sd.message, sd.started_at, sd.ended_at,
+		       sd.segments, dev.*
+		FROM session_devices sd JOIN dev ON dev.id = sd.device_id
+		WHERE `+where+` ORDER BY dev.name`, deviceArgs(now, down, args))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []DeviceStatus{}
+	for rows.Next() {
+		var st DeviceStatus
+		d := &st.Device
+		c, si := &d.SensorStatus.Camera, &d.SystemInfo
+		if err := rows.Scan(&st.SessionID, &st.FilenamePrefix, &st.RecordingTime, &st.Status, &st.Message, &st.StartedAt,
+			&st.EndedAt, &st.Segments,
+			&d.ID, &d.Name, &d.Location, &d.LastUpdate, &d.SessionID, &d.State,
+			&c.Recording, &c.Duration, &c.FPS, &si.Uptime, &si.Load, &si.TotalRAM, &si.FreeRAM, &si.FreeDisk,
+			&si.TotalDisk, &si.Release, &d.ReportedSessionID, &d.ClockSkewMS, &d.ErrMsg); err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, rows.Err()
+}
+
+// SetArchived archives or unarchives a session.
+func (s *Store) SetArchived(ctx context.Context, id int64, archived bool) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE sessions SET archived = @archived WHERE id = @id`, pgx.NamedArgs{"id": id, "archived": archived})
+	if err == nil && tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return err
+}
+
+// SessionEvent is one entry of a session's timeline.
+type SessionEvent struct {
+	At       time.Time `json:"at"`
+	Device   *string   `json:"device"`
+	Kind     string    `json:"kind"`
+	Message  string    `json:"message"`
+}
+
+// SessionEvents returns a session's timeline, oldest first.
+func (s *Store) SessionEvents(ctx context.Context, id int64) ([]SessionEvent, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT e.at, d.name, e.kind, e.message FROM session_events e LEFT JOIN devices d ON d.id = e.device_id
+		WHERE e.session_id = @id ORDER BY e.id`, pgx.NamedArgs{"id": id})
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[SessionEvent])
+}
+
+// Writes of the workflow's read model (through its activities).
+
+// DeviceUpdate is a change of one enclosure's part in a session; nil fields stay.
+type DeviceUpdate struct {
+	SessionID     int64
+	DeviceID      int64
+	Status        string
+	Message       string
+	StartedAt     *time.Time
+	EndedAt       *time.Time
+	RecordingTime *int64
+	Segments      *int
+	Event         string // timeline entry kind; empty for none
+	EventMessage  string
+	At            time.Time
+}
+
+// UpdateSessionDevice applies a DeviceUpdate and its timeline entry.
+func (s *Store) UpdateSessionDevice(ctx context.Context, u DeviceUpdate) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `
+			UPDATE session_devices SET
+				status = coalesce(nullif(@status, ''), status),
+				message = coalesce(nullif(@message, ''), message),
+				started_at = coalesce(started_at, @started_at),
+				ended_at = coalesce(@ended_at, ended_at),
+				recording_time = coalesce(@recording_time, recording_time),
+				segments = coalesce(@segments, segments)
+			WHERE session_id = @session_id AND device_id = @device_id`,
+			pgx.NamedArgs{"session_id": u.SessionID, "device_id": u.DeviceID, "status": u.Status, "message": u.Message,
+				"started_at": u.StartedAt, "ended_at": u.EndedAt, "recording_time": u.RecordingTime, "segments": u.Segments})
+		if err != nil || u.Event == "" {
+			return err
+		}
+		return addEvent(ctx, tx, u.SessionID, u.DeviceID, u.Event, u.EventMessage, u.At)
+	})
+}
+
+// SetSessionStatus records a session's status (and its end, for final statuses).
+func (s *Store) SetSessionStatus(ctx context.Context, id int64, status string, endedAt *time.Time) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE sessions SET status = @status, ended_at = coalesce(@ended_at, ended_at) WHERE id = @id`,
+			pgx.NamedArgs{"id": id, "status": status, "ended_at": endedAt}); err != nil {
+			return err
+		}
+		at := time.Time{}
+		if endedAt != nil {
+			at = *endedAt
+		}
+		return addEvent(ctx, tx, id, 0, "status", status, at)
+	})
+}
+
+// SetCanceledBy records who canceled a session.
+func (s *Store) SetCanceledBy(ctx context.Context, id, userID int64) error {
+	_, err := s.pool.Exec(ctx, `UPDATE sessions SET canceled_by = coalesce(canceled_by, @user_id) WHERE id = @id`,
+		pgx.NamedArgs{"id": id, "user_id": userID})
+	return err
+}
+
+// SessionPlan is what the session workflow needs to run.
+type SessionPlan struct {
+	ID             int64
+	Duration       int64
+	FragmentHourly bool
+	TargetFPS      int
+	ApplyFilter    bool
+	Devices        []PlannedDevice
+}
+
+// PlannedDevice is an enclosure the workflow drives (the ones not FAILED at admission).
+type PlannedDevice struct {
+	DeviceID   int64
+	Name       string
+	FilePrefix string
+}
+
+// SessionPlan reads the session's parameters and its enclosures still PENDING.
+func (s *Store) SessionPlan(ctx context.Context, id int64) (SessionPlan, error) {
+	p := SessionPlan{ID: id}
+	err := s.pool.QueryRow(ctx, `SELECT duration, fragment_hourly, target_fps, apply_filter FROM sessions WHERE id = @id`,
+		pgx.NamedArgs{"id": id}).Scan(&p.Duration, &p.FragmentHourly, &p.TargetFPS, &p.ApplyFilter)
+	if err != nil {
+		return p, notFound(err)
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT sd.device_id, d.name, sd.file_prefix FROM session_devices sd JOIN devices d ON d.id = sd.device_id
+		WHERE sd.session_id = @id AND sd.status <> 'FAILED' ORDER BY d.name`, pgx.NamedArgs{"id": id})
+	if err != nil {
+		return p, err
+	}
+	p.Devices, err = pgx.CollectRows(rows, pgx.RowToStructByPos[PlannedDevice])
+	return p, err
+}

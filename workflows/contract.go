@@ -1,0 +1,103 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+)
+
+// Workflow IDs are deterministic, so an operator finds a session's workflows by its id and
+// starting one twice is harmless.
+
+// SessionWorkflowID is the ID of a session's RecordingSession workflow.
+func SessionWorkflowID(sessionID int64) string { return fmt.Sprintf("recording-session-%d", sessionID) }
+
+// DeviceWorkflowID is the ID of one enclosure's DeviceRecording workflow in a session.
+func DeviceWorkflowID(sessionID, deviceID int64) string {
+	return fmt.Sprintf("recording-session-%d-device-%d", sessionID, deviceID)
+}
+
+// Signals.
+const (
+	// SignalDeviceEvent carries a heartbeat.Event from the outbox to a DeviceRecording.
+	SignalDeviceEvent = "device-event"
+	// SignalStop asks a DeviceRecording to stop its enclosure (session canceled, enclosure removed).
+	SignalStop = "stop"
+	// SignalCancel asks a RecordingSession to cancel what still runs.
+	SignalCancel = "cancel"
+	// SignalRemoveDevice asks a RecordingSession to stop one enclosure.
+	SignalRemoveDevice = "remove-device"
+	// SignalDeviceEnded tells a RecordingSession an enclosure's recording reached its end status.
+	SignalDeviceEnded = "device-ended"
+)
+
+// QueryStatus returns a workflow's live state.
+const QueryStatus = "status"
+
+// Custom search attributes, registered on the namespace by `make run`, the test set-up and
+// the deployment notes.
+var (
+	AttrSessionID   = temporal.NewSearchAttributeKeyInt64("MbaSessionId")
+	AttrDeviceNames = temporal.NewSearchAttributeKeyKeywordList("MbaDeviceNames")
+	AttrStatus      = temporal.NewSearchAttributeKeyKeyword("MbaStatus")
+)
+
+// Settings are the timing rules of a session, fixed when it starts.
+type Settings struct {
+	// StartDeadline: an enclosure that has not started recording by then fails.
+	StartDeadline time.Duration
+	// EndGrace: how long past the planned end an enclosure may take to report it.
+	EndGrace time.Duration
+	// SilenceTimeout: how long a silent enclosure may stay away before it is failed as lost.
+	SilenceTimeout time.Duration
+	// Resume: start an enclosure that lost its session mid-recording again for the rest of the
+	// planned time (PROTOCOL.md 5.6) instead of failing it.
+	Resume bool
+	// MinSegment: a resume shorter than this is not worth starting; the enclosure completes.
+	MinSegment time.Duration
+	// ReleaseTimeout bounds the wait for an enclosure to forget a finished session.
+	ReleaseTimeout time.Duration
+}
+
+// DefaultSettings are sensible for enclosures heartbeating every 10 s.
+var DefaultSettings = Settings{
+	StartDeadline:  time.Hour,
+	EndGrace:       5 * time.Minute,
+	SilenceTimeout: 30 * time.Minute,
+	Resume:         true,
+	MinSegment:     10 * time.Second,
+	ReleaseTimeout: time.Hour,
+}
+
+// SessionInput starts a RecordingSession.
+type SessionInput struct {
+	SessionID int64
+	Settings  Settings
+}
+
+// StopRequest asks to stop an enclosure or a session.
+type StopRequest struct {
+	UserID int64
+	Reason string
+}
+
+// RemoveRequest asks a session to stop one enclosure.
+type RemoveRequest struct {
+	DeviceID int64
+	UserID   int64
+}
+
+// DeviceEnded reports an enclosure's end status to its session.
+type DeviceEnded struct {
+	DeviceID int64
+	Status   string
+}
+
+// SessionState is what the session's status query returns.
+type SessionState struct {
+	SessionID int64
+	Status    string
+	Devices   map[int64]string // device id -> status
+	Canceled  bool
+}

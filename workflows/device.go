@@ -1,0 +1,454 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/jax-mba/mba/activities"
+	"github.com/jax-mba/mba/internal/heartbeat"
+	"github.com/jax-mba/mba/internal/store"
+	"github.com/jax-mba/mba/protocol"
+)
+
+// DeviceInput starts, or continues as new, one enclosure's recording in a session.
+type DeviceInput struct {
+	SessionID      int64
+	DeviceID       int64
+	DeviceName     string
+	FilePrefix     string
+	Duration       int64 // planned seconds
+	FragmentHourly bool
+	TargetFPS      int
+	ApplyFilter    bool
+	Settings       Settings
+	State          DeviceState // carried across continue-as-new
+}
+
+// DeviceState is the enclosure's progress; the status query returns it.
+type DeviceState struct {
+	Status       string // PENDING, RECORDING, COMPLETE, FAILED, CANCELED
+	Message      string
+	Segments     int       // recordings started (1 + resumes)
+	StartedAt    time.Time // first START acknowledged
+	PlannedEnd   time.Time // StartedAt + Duration: resumed segments still end here
+	SegmentStart time.Time
+	Recorded     int64     // seconds recorded in finished segments
+	SilentSince  time.Time // zero unless the enclosure is silent now
+	LastEventID  int64     // outbox ids at or below this were handled (at-least-once delivery)
+	// Pending holds signals drained before continue-as-new, handled first by the next run.
+	Pending []heartbeat.Event
+	Stop    *StopRequest
+}
+
+// DeviceResult is how an enclosure's recording ended.
+type DeviceResult struct {
+	Status   string
+	Message  string
+	Recorded int64
+	Segments int
+}
+
+// DeviceRecording drives one enclosure through START, recording (with resumes after reboots,
+// silences and the planned end) and COMPLETE, writing its status to the read model.
+func DeviceRecording(ctx workflow.Context, in DeviceInput) (DeviceResult, error) {
+	d := newDevice(ctx, in)
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (DeviceState, error) { return *d.st, nil }); err != nil {
+		return DeviceResult{}, err
+	}
+	err := d.run(ctx)
+	if errors.Is(ctx.Err(), workflow.ErrCanceled) {
+		// Canceled from outside (the session, or an operator with the temporal CLI): stop the
+		// enclosure and record why, on a context the cancellation does not reach.
+		cleanup, _ := workflow.NewDisconnectedContext(ctx)
+		d.stopAndEnd(cleanup, store.DeviceCanceled, "workflow canceled")
+		d.record(cleanup)
+		d.clear(cleanup)
+		return d.result(), temporal.NewCanceledError()
+	}
+	if err != nil {
+		return d.result(), err
+	}
+	d.record(ctx)
+	d.tellSession(ctx)
+	d.release(ctx)
+	return d.result(), nil
+}
+
+// device is the workflow's state and handles.
+type device struct {
+	in      DeviceInput
+	st      *DeviceState
+	events  workflow.ReceiveChannel
+	stops   workflow.ReceiveChannel
+	a       *activities.Recording
+	endedAt time.Time
+	// endTimer fires at the planned end plus grace; silence fires when a silent enclosure is
+	// given up. Both are kept across loop iterations, never recreated per iteration.
+	endTimer, silence workflow.Future
+	cancelSilence     workflow.CancelFunc
+}
+
+func newDevice(ctx workflow.Context, in DeviceInput) *device {
+	d := &device{in: in, st: &in.State,
+		events: workflow.GetSignalChannel(ctx, SignalDeviceEvent),
+		stops:  workflow.GetSignalChannel(ctx, SignalStop)}
+	if d.st.Status == "" {
+		d.st.Status = store.DevicePending
+	}
+	return d
+}
+
+func (d *device) result() DeviceResult {
+	return DeviceResult{Status: d.st.Status, Message: d.st.Message, Recorded: d.st.Recorded, Segments: d.st.Segments}
+}
+
+func (d *device) ended() bool {
+	return d.st.Status != store.DevicePending && d.st.Status != store.DeviceRecording
+}
+
+// run drives the enclosure until its recording ended, or continues as new.
+func (d *device) run(ctx workflow.Context) error {
+	if d.st.Status == store.DevicePending && d.st.Stop == nil {
+		d.start(ctx, d.in.Duration, d.in.FilePrefix, d.in.Settings.StartDeadline)
+	}
+	for !d.ended() {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if d.st.Stop != nil {
+			d.stopAndEnd(ctx, store.DeviceCanceled, d.st.Stop.Reason)
+			break
+		}
+		if len(d.st.Pending) == 0 && workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			return d.continueAsNew(ctx)
+		}
+		d.waitRecording(ctx)
+	}
+	return ctx.Err()
+}
+
+// continueAsNew drains the signals received so far into the state, so none is lost, and
+// starts a fresh run with a short history.
+func (d *device) continueAsNew(ctx workflow.Context) error {
+	for {
+		var ev heartbeat.Event
+		if !d.events.ReceiveAsync(&ev) {
+			break
+		}
+		d.st.Pending = append(d.st.Pending, ev)
+	}
+	var stop StopRequest
+	if d.stops.ReceiveAsync(&stop) {
+		d.st.Stop = &stop
+	}
+	in := d.in
+	in.State = *d.st
+	return workflow.NewContinueAsNewError(ctx, DeviceRecording, in)
+}
+
+func commandCtx(ctx workflow.Context, attempt time.Duration) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		// The enclosure completes the activity; each attempt waits this long, then the retry
+		// writes the mailbox again (visible in the Web UI as the attempt count).
+		StartToCloseTimeout: attempt,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
+	})
+}
+
+func dbCtx(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
+	})
+}
+
+// update writes the read model; it retries until the database answers.
+func (d *device) update(ctx workflow.Context, u store.DeviceUpdate) {
+	u.SessionID, u.DeviceID = d.in.SessionID, d.in.DeviceID
+	if u.At.IsZero() {
+		u.At = workflow.Now(ctx)
+	}
+	if err := workflow.ExecuteActivity(dbCtx(ctx), d.a.UpdateDevice, u).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Error("updating the read model", "error", err)
+	}
+}
+
+// start sends START for a segment of seconds with prefix and waits for the enclosure to
+// acknowledge it, for the deadline, or for a stop request.
+func (d *device) start(ctx workflow.Context, seconds int64, prefix string, deadline time.Duration) {
+	params := protocol.StartParams{SessionID: d.in.SessionID, Duration: seconds, FragmentHourly: d.in.FragmentHourly,
+		FilePrefix: prefix, TargetFPS: int64(d.in.TargetFPS), ApplyFilter: d.in.ApplyFilter}
+	actCtx, cancelStart := workflow.WithCancel(ctx)
+	defer cancelStart()
+	started := workflow.ExecuteActivity(commandCtx(actCtx, 10*time.Minute), d.a.SendStart,
+		activities.StartCommand{DeviceID: d.in.DeviceID, Params: params})
+	timerCtx, cancelTimer := workflow.WithCancel(ctx)
+	defer cancelTimer()
+	timeout := workflow.NewTimer(timerCtx, deadline)
+
+	for done := false; !done && ctx.Err() == nil; {
+		sel := workflow.NewSelector(ctx)
+		sel.AddFuture(started, func(f workflow.Future) {
+			done = true
+			var ev heartbeat.Event
+			if err := f.Get(ctx, &ev); err != nil {
+				if ctx.Err() == nil {
+					d.end(store.DeviceFailed, fmt.Sprintf("could not command the enclosure: %v", err))
+				}
+				return
+			}
+			d.onStartResult(ctx, ev)
+		})
+		sel.AddFuture(timeout, func(workflow.Future) {
+			done = true
+			cancelStart()
+			d.stopAndEnd(ctx, store.DeviceFailed, fmt.Sprintf("did not start recording within %s", deadline))
+		})
+		sel.AddReceive(d.stops, func(c workflow.ReceiveChannel, _ bool) {
+			var req StopRequest
+			c.Receive(ctx, &req)
+			d.st.Stop = &req
+			done = true
+			cancelStart()
+		})
+		sel.AddReceive(d.events, func(c workflow.ReceiveChannel, _ bool) {
+			var ev heartbeat.Event
+			c.Receive(ctx, &ev)
+			// A START settled after its activity timed out arrives as a signal instead.
+			if d.fresh(ev) && (ev.Kind == heartbeat.EventStarted || ev.Kind == heartbeat.EventEnded) {
+				done = true
+				cancelStart()
+				d.onStartResult(ctx, ev)
+			}
+		})
+		sel.Select(ctx)
+	}
+}
+
+// fresh reports whether an outbox event is new (delivery is at least once).
+func (d *device) fresh(ev heartbeat.Event) bool {
+	if ev.ID != 0 && ev.ID <= d.st.LastEventID {
+		return false
+	}
+	if ev.ID > d.st.LastEventID {
+		d.st.LastEventID = ev.ID
+	}
+	return true
+}
+
+// onStartResult handles how a START ended: recording, or a recording that ended at once.
+func (d *device) onStartResult(ctx workflow.Context, ev heartbeat.Event) {
+	d.fresh(ev)
+	switch ev.Kind {
+	case heartbeat.EventStarted:
+		first := d.st.Segments == 0
+		d.st.Segments++
+		d.st.SegmentStart = ev.At
+		d.st.Status = store.DeviceRecording
+		kind, msg := "started", "recording"
+		if first {
+			d.st.StartedAt = ev.At
+			d.st.PlannedEnd = ev.At.Add(time.Duration(d.in.Duration) * time.Second)
+		} else {
+			kind, msg = "resumed", fmt.Sprintf("recording again (segment %d)", d.st.Segments)
+		}
+		segments := d.st.Segments
+		d.update(ctx, store.DeviceUpdate{Status: store.DeviceRecording, StartedAt: &d.st.StartedAt, Segments: &segments,
+			Event: kind, EventMessage: msg, At: ev.At})
+	case heartbeat.EventEnded:
+		d.onEnded(ev)
+	default: // released: the mailbox was taken over; the enclosure never recorded for us
+		d.end(store.DeviceFailed, "the enclosure was reassigned before it started")
+	}
+}
+
+// waitRecording waits for the next thing that happens to a recording enclosure.
+func (d *device) waitRecording(ctx workflow.Context) {
+	if len(d.st.Pending) > 0 {
+		ev := d.st.Pending[0]
+		d.st.Pending = d.st.Pending[1:]
+		d.onEvent(ctx, ev)
+		return
+	}
+	if d.endTimer == nil {
+		d.endTimer = workflow.NewTimer(ctx, d.st.PlannedEnd.Add(d.in.Settings.EndGrace).Sub(workflow.Now(ctx)))
+	}
+	if d.silence == nil && !d.st.SilentSince.IsZero() {
+		var silenceCtx workflow.Context
+		silenceCtx, d.cancelSilence = workflow.WithCancel(ctx)
+		d.silence = workflow.NewTimer(silenceCtx, d.st.SilentSince.Add(d.in.Settings.SilenceTimeout).Sub(workflow.Now(ctx)))
+	}
+	sel := workflow.NewSelector(ctx)
+	sel.AddReceive(d.events, func(c workflow.ReceiveChannel, _ bool) {
+		var ev heartbeat.Event
+		c.Receive(ctx, &ev)
+		d.onEvent(ctx, ev)
+	})
+	sel.AddReceive(d.stops, func(c workflow.ReceiveChannel, _ bool) {
+		var req StopRequest
+		c.Receive(ctx, &req)
+		d.st.Stop = &req
+	})
+	sel.AddFuture(d.endTimer, func(f workflow.Future) {
+		if f.Get(ctx, nil) == nil {
+			d.stopAndEnd(ctx, store.DeviceFailed, fmt.Sprintf("did not report the end of its recording by %s (planned end + %s)",
+				d.st.PlannedEnd.Format(time.RFC3339), d.in.Settings.EndGrace))
+		}
+	})
+	if d.silence != nil {
+		sel.AddFuture(d.silence, func(f workflow.Future) {
+			d.silence = nil
+			if f.Get(ctx, nil) == nil {
+				d.clear(ctx)
+				d.end(store.DeviceFailed, fmt.Sprintf("lost: silent since %s for %s", d.st.SilentSince.Format(time.RFC3339), d.in.Settings.SilenceTimeout))
+			}
+		})
+	}
+	sel.Select(ctx)
+}
+
+// onEvent handles a transition of a recording enclosure.
+func (d *device) onEvent(ctx workflow.Context, ev heartbeat.Event) {
+	if !d.fresh(ev) {
+		return
+	}
+	switch ev.Kind {
+	case heartbeat.EventEnded:
+		d.onEnded(ev)
+	case heartbeat.EventReset:
+		d.onReset(ctx, ev)
+	case heartbeat.EventSilent:
+		d.st.SilentSince = ev.At
+		d.update(ctx, store.DeviceUpdate{Event: "silent", EventMessage: "no heartbeat; waiting for the enclosure to return", At: ev.At})
+	case heartbeat.EventReturned:
+		if d.cancelSilence != nil {
+			d.cancelSilence()
+			d.silence, d.cancelSilence = nil, nil
+		}
+		gap := ev.At.Sub(d.st.SilentSince).Round(time.Second)
+		d.st.SilentSince = time.Time{}
+		d.update(ctx, store.DeviceUpdate{Event: "returned", EventMessage: fmt.Sprintf("heartbeats again after %s", gap), At: ev.At})
+	}
+}
+
+// onEnded closes the recording with the enclosure's report.
+func (d *device) onEnded(ev heartbeat.Event) {
+	d.st.Recorded += ev.Duration
+	d.endedAt = ev.At
+	switch {
+	case ev.ErrMsg != "":
+		d.end(store.DeviceFailed, ev.ErrMsg)
+	case ev.Stopped:
+		d.end(store.DeviceCanceled, "stopped")
+	default:
+		d.end(store.DeviceComplete, "")
+	}
+}
+
+// onReset handles an enclosure that lost its session mid-recording (PROTOCOL.md 5.6).
+func (d *device) onReset(ctx workflow.Context, ev heartbeat.Event) {
+	lost := ev.At.Sub(d.st.SegmentStart)
+	if lost > 0 {
+		d.st.Recorded += int64(lost / time.Second)
+	}
+	remaining := d.st.PlannedEnd.Sub(workflow.Now(ctx))
+	d.update(ctx, store.DeviceUpdate{Event: "reset", EventMessage: "the enclosure lost its session (rebooted or client restarted)", At: ev.At})
+	if !d.in.Settings.Resume {
+		d.clear(ctx)
+		d.end(store.DeviceFailed, "the enclosure rebooted mid-recording")
+		return
+	}
+	if remaining < d.in.Settings.MinSegment {
+		d.clear(ctx)
+		d.end(store.DeviceComplete, fmt.Sprintf("rebooted %s before the planned end; not resumed", remaining.Round(time.Second)))
+		return
+	}
+	prefix := fmt.Sprintf("%s_s%d", d.in.FilePrefix, d.st.Segments+1)
+	d.st.Status = store.DevicePending // until the new segment starts
+	d.start(ctx, int64(remaining/time.Second), prefix, min(remaining, d.in.Settings.StartDeadline))
+	if d.st.Status == store.DeviceRecording {
+		d.update(ctx, store.DeviceUpdate{Event: "gap", EventMessage: fmt.Sprintf("not recorded for %s", d.st.SegmentStart.Sub(ev.At).Round(time.Second)), At: d.st.SegmentStart})
+	}
+}
+
+// end sets the final status (once).
+func (d *device) end(status, message string) {
+	if d.ended() {
+		return
+	}
+	d.st.Status, d.st.Message = status, message
+}
+
+// clear empties the enclosure's mailbox of this session.
+func (d *device) clear(ctx workflow.Context) {
+	cmd := activities.DeviceCommand{DeviceID: d.in.DeviceID, SessionID: d.in.SessionID}
+	if err := workflow.ExecuteActivity(dbCtx(ctx), d.a.ClearAssignment, cmd).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Error("clearing the mailbox", "error", err)
+	}
+}
+
+// stopAndEnd sends STOP, waits (bounded) for the enclosure to confirm, and ends with status.
+// An enclosure that is away gets the STOP when it returns; the mailbox keeps it.
+func (d *device) stopAndEnd(ctx workflow.Context, status, message string) {
+	cmd := activities.DeviceCommand{DeviceID: d.in.DeviceID, SessionID: d.in.SessionID}
+	stopCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: d.in.Settings.EndGrace,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+	})
+	var ev heartbeat.Event
+	if err := workflow.ExecuteActivity(stopCtx, d.a.SendStop, cmd).Get(ctx, &ev); err == nil {
+		d.fresh(ev)
+		d.st.Recorded += ev.Duration
+		if ev.Kind == heartbeat.EventEnded && ev.ErrMsg != "" && status == store.DeviceCanceled {
+			message = message + "; the enclosure reported: " + ev.ErrMsg
+		}
+	} else {
+		workflow.GetLogger(ctx).Warn("STOP not confirmed; it stays in the mailbox", "error", err)
+	}
+	d.endedAt = workflow.Now(ctx)
+	d.end(status, message)
+}
+
+// record writes the final status to the read model.
+func (d *device) record(ctx workflow.Context) {
+	if d.endedAt.IsZero() {
+		d.endedAt = workflow.Now(ctx)
+	}
+	recorded, segments := d.st.Recorded, d.st.Segments
+	d.update(ctx, store.DeviceUpdate{Status: d.st.Status, Message: d.st.Message, EndedAt: &d.endedAt,
+		RecordingTime: &recorded, Segments: &segments, Event: "ended", EventMessage: strings.TrimSpace(d.st.Status + " " + d.st.Message)})
+}
+
+// tellSession reports the end to the parent session at once, so the session's status does
+// not wait for the COMPLETE handshake.
+func (d *device) tellSession(ctx workflow.Context) {
+	parent := workflow.GetInfo(ctx).ParentWorkflowExecution
+	if parent == nil {
+		return
+	}
+	err := workflow.SignalExternalWorkflow(ctx, parent.ID, "", SignalDeviceEnded,
+		DeviceEnded{DeviceID: d.in.DeviceID, Status: d.st.Status}).Get(ctx, nil)
+	if err != nil {
+		workflow.GetLogger(ctx).Warn("telling the session", "error", err)
+	}
+}
+
+// release waits (bounded) for the enclosure to forget the session after COMPLETE, so it is
+// free for the next one.
+func (d *device) release(ctx workflow.Context) {
+	releaseCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: d.in.Settings.ReleaseTimeout,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+	})
+	cmd := activities.DeviceCommand{DeviceID: d.in.DeviceID, SessionID: d.in.SessionID}
+	if err := workflow.ExecuteActivity(releaseCtx, d.a.SendComplete, cmd).Get(ctx, nil); err != nil {
+		// COMPLETE keeps going out on the enclosure's heartbeats regardless (stale-session rule).
+		workflow.GetLogger(ctx).Warn("the enclosure did not confirm COMPLETE", "error", err)
+		d.clear(ctx)
+	}
+}

@@ -1,0 +1,208 @@
+package workflows
+
+import (
+	"errors"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/jax-mba/mba/activities"
+	"github.com/jax-mba/mba/internal/store"
+)
+
+// RecordingSession runs one session: a DeviceRecording child per enclosure, cancel and
+// remove-enclosure requests, and the session's status the moment its last enclosure ends.
+func RecordingSession(ctx workflow.Context, in SessionInput) (SessionState, error) {
+	s := &session{in: in, st: SessionState{SessionID: in.SessionID, Status: store.SessionInProgress, Devices: map[int64]string{}}}
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (SessionState, error) { return s.st, nil }); err != nil {
+		return s.st, err
+	}
+	err := s.run(ctx)
+	if errors.Is(ctx.Err(), workflow.ErrCanceled) {
+		// Canceled by an operator: the children are canceled with us and stop their enclosures.
+		cleanup, _ := workflow.NewDisconnectedContext(ctx)
+		s.st.Canceled = true
+		s.waitChildren(cleanup)
+		s.setStatus(cleanup, store.SessionCanceled)
+		return s.st, temporal.NewCanceledError()
+	}
+	return s.st, err
+}
+
+type session struct {
+	in       SessionInput
+	st       SessionState
+	children map[int64]workflow.ChildWorkflowFuture
+	order    []int64 // device ids in plan order: never range over the map (replay must be deterministic)
+	running  int
+	a        *activities.Recording
+}
+
+func (s *session) run(ctx workflow.Context) error {
+	var plan store.SessionPlan
+	if err := workflow.ExecuteActivity(dbCtx(ctx), s.a.LoadSessionPlan, s.in.SessionID).Get(ctx, &plan); err != nil {
+		return err
+	}
+	names := make([]string, len(plan.Devices))
+	for i, d := range plan.Devices {
+		names[i] = d.Name
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, AttrSessionID.ValueSet(s.in.SessionID),
+		AttrDeviceNames.ValueSet(names), AttrStatus.ValueSet(store.SessionInProgress)); err != nil {
+		return err
+	}
+	s.startChildren(ctx, plan)
+
+	cancels := workflow.GetSignalChannel(ctx, SignalCancel)
+	removals := workflow.GetSignalChannel(ctx, SignalRemoveDevice)
+	ends := workflow.GetSignalChannel(ctx, SignalDeviceEnded)
+	if len(plan.Devices) == 0 {
+		s.setStatus(ctx, store.SessionFailed)
+	}
+	for s.running > 0 && ctx.Err() == nil {
+		sel := workflow.NewSelector(ctx)
+		for _, id := range s.runningIDs() {
+			sel.AddFuture(s.children[id], func(f workflow.Future) {
+				delete(s.children, id)
+				s.running--
+				var res DeviceResult
+				if err := f.Get(ctx, &res); err != nil {
+					res.Status = store.DeviceFailed
+					var canceled *temporal.CanceledError
+					if errors.As(err, &canceled) {
+						res.Status = store.DeviceCanceled
+					}
+				}
+				s.deviceEnded(ctx, id, res.Status)
+			})
+		}
+		sel.AddReceive(cancels, func(c workflow.ReceiveChannel, _ bool) {
+			var req StopRequest
+			c.Receive(ctx, &req)
+			s.st.Canceled = true
+			for _, id := range s.runningIDs() {
+				s.stopChild(ctx, id, req)
+			}
+		})
+		sel.AddReceive(removals, func(c workflow.ReceiveChannel, _ bool) {
+			var req RemoveRequest
+			c.Receive(ctx, &req)
+			s.stopChild(ctx, req.DeviceID, StopRequest{UserID: req.UserID, Reason: "removed from the session"})
+		})
+		sel.AddReceive(ends, func(c workflow.ReceiveChannel, _ bool) {
+			var e DeviceEnded
+			c.Receive(ctx, &e)
+			s.deviceEnded(ctx, e.DeviceID, e.Status)
+		})
+		sel.Select(ctx)
+	}
+	return ctx.Err()
+}
+
+func (s *session) startChildren(ctx workflow.Context, plan store.SessionPlan) {
+	s.children = map[int64]workflow.ChildWorkflowFuture{}
+	for _, d := range plan.Devices {
+		childCtx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+			WorkflowID:        DeviceWorkflowID(s.in.SessionID, d.DeviceID),
+			ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
+			TypedSearchAttributes: temporal.NewSearchAttributes(AttrSessionID.ValueSet(s.in.SessionID),
+				AttrDeviceNames.ValueSet([]string{d.Name}), AttrStatus.ValueSet(store.SessionInProgress)),
+		})
+		s.children[d.DeviceID] = workflow.ExecuteChildWorkflow(childCtx, DeviceRecording, DeviceInput{
+			SessionID: s.in.SessionID, DeviceID: d.DeviceID, DeviceName: d.Name, FilePrefix: d.FilePrefix,
+			Duration: plan.Duration, FragmentHourly: plan.FragmentHourly, TargetFPS: plan.TargetFPS,
+			ApplyFilter: plan.ApplyFilter, Settings: s.in.Settings,
+		})
+		s.st.Devices[d.DeviceID] = store.DevicePending
+		s.order = append(s.order, d.DeviceID)
+		s.running++
+	}
+}
+
+// running_ lists the children still running, in plan order.
+func (s *session) runningIDs() []int64 {
+	var ids []int64
+	for _, id := range s.order {
+		if _, ok := s.children[id]; ok {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+func (s *session) stopChild(ctx workflow.Context, id int64, req StopRequest) {
+	f, ok := s.children[id]
+	if !ok {
+		return // already ended, or not in this session
+	}
+	if err := f.SignalChildWorkflow(ctx, SignalStop, req).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Warn("stopping an enclosure", "device", id, "error", err)
+	}
+}
+
+// deviceEnded records an enclosure's end; the last one decides the session's status.
+func (s *session) deviceEnded(ctx workflow.Context, id int64, status string) {
+	if old, ok := s.st.Devices[id]; !ok || (old != store.DevicePending && old != store.DeviceRecording) {
+		return
+	}
+	s.st.Devices[id] = status
+	for _, other := range s.order {
+		if st := s.st.Devices[other]; st == store.DevicePending || st == store.DeviceRecording {
+			return
+		}
+	}
+	s.setStatus(ctx, s.outcome())
+}
+
+// outcome: CANCELED when canceled; COMPLETE when every enclosure recorded; FAILED when none
+// did; PARTIAL otherwise.
+func (s *session) outcome() string {
+	if s.st.Canceled {
+		return store.SessionCanceled
+	}
+	complete := 0
+	for _, id := range s.order {
+		if s.st.Devices[id] == store.DeviceComplete {
+			complete++
+		}
+	}
+	switch complete {
+	case len(s.order):
+		return store.SessionComplete
+	case 0:
+		return store.SessionFailed
+	}
+	return store.SessionPartial
+}
+
+func (s *session) setStatus(ctx workflow.Context, status string) {
+	if s.st.Status != store.SessionInProgress {
+		return
+	}
+	s.st.Status = status
+	now := workflow.Now(ctx)
+	if err := workflow.ExecuteActivity(dbCtx(ctx), s.a.SetSessionStatus,
+		activities.SessionStatus{SessionID: s.in.SessionID, Status: status, EndedAt: &now}).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Error("writing the session status", "error", err)
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, AttrStatus.ValueSet(status)); err != nil {
+		workflow.GetLogger(ctx).Error("search attributes", "error", err)
+	}
+}
+
+// waitChildren waits (bounded) for the children to finish their own clean-up.
+func (s *session) waitChildren(ctx workflow.Context) {
+	deadline := workflow.Now(ctx).Add(s.in.Settings.EndGrace + time.Minute)
+	for _, id := range s.runningIDs() {
+		f := s.children[id]
+		timerCtx, cancel := workflow.WithCancel(ctx)
+		timer := workflow.NewTimer(timerCtx, deadline.Sub(workflow.Now(ctx)))
+		sel := workflow.NewSelector(ctx)
+		sel.AddFuture(f, func(workflow.Future) { s.deviceEnded(ctx, id, store.DeviceCanceled) })
+		sel.AddFuture(timer, func(workflow.Future) {})
+		sel.Select(ctx)
+		cancel()
+	}
+}
