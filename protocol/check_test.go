@@ -82,6 +82,7 @@ func TestCheckReply(t *testing.T) {
 		{"error without a body", 404, "", "", "is not application/json"},
 		{"error as text", 500, "text/plain", "boom", "is not application/json"},
 		{"error without message", 400, js, `{"errors":{}}`, "message must be a string"},
+		{"error with a repeated message", 400, js, `{"message":"a","message":"b"}`, `key "message" appears twice`},
 		{"error message not a string", 400, js, `{"message":["x"]}`, "message must be a string"},
 		{"error errors not an object", 400, js, `{"message":"x","errors":["a"]}`, "errors must be an object"},
 		{"error reasons not strings", 400, js, `{"message":"x","errors":{"a":1}}`, `errors["a"] must be a string`},

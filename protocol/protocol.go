@@ -1,7 +1,7 @@
 // Package protocol is the enclosure wire format: heartbeat bodies and command replies; standard
 // library only.
 //
-// It follows /work/shared/PROTOCOL.md (sections 2 and 3): ParseHeartbeat reads a heartbeat as
+// It follows PROTOCOL.md, sections 2 and 3: ParseHeartbeat reads a heartbeat as
 // leniently as the unmodified C++ client may write it, EncodeReply writes the only replies the
 // client can take without crashing, and CheckReply tells whether any HTTP reply is one of those.
 package protocol

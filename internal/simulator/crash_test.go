@@ -12,7 +12,7 @@ import (
 )
 
 var goodStart = map[string]any{
-	"session_id": 12, "duration": 60, "fragment_hourly": true,
+	"session_id": 12, "duration": 86400, "fragment_hourly": true,
 	"file_prefix": "cage7", "target_fps": 30, "apply_filter": false,
 }
 

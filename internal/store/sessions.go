@@ -256,10 +256,10 @@ func (s *Store) SetArchived(ctx context.Context, id int64, archived bool) error 
 
 // SessionEvent is one entry of a session's timeline.
 type SessionEvent struct {
-	At       time.Time `json:"at"`
-	Device   *string   `json:"device"`
-	Kind     string    `json:"kind"`
-	Message  string    `json:"message"`
+	At      time.Time `json:"at"`
+	Device  *string   `json:"device"`
+	Kind    string    `json:"kind"`
+	Message string    `json:"message"`
 }
 
 // SessionEvents returns a session's timeline, oldest first.

@@ -1,0 +1,221 @@
+package workflows
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/jax-mba/mba/activities"
+	"github.com/jax-mba/mba/internal/heartbeat"
+	"github.com/jax-mba/mba/internal/store"
+)
+
+// deviceTest runs DeviceRecording with its activities mocked and time skipping.
+type deviceTest struct {
+	t       *testing.T
+	env     *testsuite.TestWorkflowEnvironment
+	a       *activities.Recording
+	starts  []activities.StartCommand
+	updates []store.DeviceUpdate
+	stops   int
+}
+
+var testSettings = Settings{StartDeadline: time.Hour, EndGrace: 5 * time.Minute, SilenceTimeout: 30 * time.Minute,
+	Resume: true, MinSegment: 10 * time.Second, ReleaseTimeout: time.Hour}
+
+func newDeviceTest(t *testing.T) *deviceTest {
+	var s testsuite.WorkflowTestSuite
+	dt := &deviceTest{t: t, env: s.NewTestWorkflowEnvironment()}
+	dt.env.RegisterActivity(dt.a)
+	dt.env.OnActivity(dt.a.UpdateDevice, mock.Anything, mock.Anything).Return(func(_ context.Context, u store.DeviceUpdate) error {
+		dt.updates = append(dt.updates, u)
+		return nil
+	})
+	dt.env.OnActivity(dt.a.SendComplete, mock.Anything, mock.Anything).Return(heartbeat.Event{Kind: heartbeat.EventReleased}, nil)
+	dt.env.OnActivity(dt.a.ClearAssignment, mock.Anything, mock.Anything).Return(nil)
+	dt.env.SetTestTimeout(time.Minute)
+	return dt
+}
+
+// startsAfter makes every START acknowledged after delay.
+func (dt *deviceTest) startsAfter(delay time.Duration) {
+	dt.env.OnActivity(dt.a.SendStart, mock.Anything, mock.Anything).Return(func(_ context.Context, cmd activities.StartCommand) (heartbeat.Event, error) {
+		dt.starts = append(dt.starts, cmd)
+		return heartbeat.Event{Kind: heartbeat.EventStarted, At: dt.env.Now(), SessionID: cmd.Params.SessionID}, nil
+	}).After(delay)
+}
+
+func (dt *deviceTest) stopsWith(ev heartbeat.Event) {
+	dt.env.OnActivity(dt.a.SendStop, mock.Anything, mock.Anything).Return(func(context.Context, activities.DeviceCommand) (heartbeat.Event, error) {
+		dt.stops++
+		return ev, nil
+	})
+}
+
+// at sends a device event after d of test time.
+func (dt *deviceTest) at(d time.Duration, ev heartbeat.Event) {
+	dt.env.RegisterDelayedCallback(func() {
+		ev.At = dt.env.Now()
+		dt.env.SignalWorkflow(SignalDeviceEvent, ev)
+	}, d)
+}
+
+func (dt *deviceTest) run(duration time.Duration) DeviceResult {
+	dt.env.ExecuteWorkflow(DeviceRecording, DeviceInput{SessionID: 7, DeviceID: 3, DeviceName: "NV3", FilePrefix: "cage3",
+		Duration: int64(duration / time.Second), FragmentHourly: true, TargetFPS: 30, Settings: testSettings})
+	require.True(dt.t, dt.env.IsWorkflowCompleted())
+	require.NoError(dt.t, dt.env.GetWorkflowError())
+	var res DeviceResult
+	require.NoError(dt.t, dt.env.GetWorkflowResult(&res))
+	return res
+}
+
+func (dt *deviceTest) events() []string {
+	var kinds []string
+	for _, u := range dt.updates {
+		if u.Event != "" {
+			kinds = append(kinds, u.Event)
+		}
+	}
+	return kinds
+}
+
+func TestSevenDaySessionCompletes(t *testing.T) {
+	dt := newDeviceTest(t)
+	dt.startsAfter(10 * time.Second)
+	week := 7 * 24 * time.Hour
+	dt.at(10*time.Second+week, heartbeat.Event{ID: 5, Kind: heartbeat.EventEnded, Duration: int64(week / time.Second)})
+
+	res := dt.run(week)
+	require.Equal(t, DeviceResult{Status: store.DeviceComplete, Recorded: int64(week / time.Second), Segments: 1}, res)
+	require.Len(t, dt.starts, 1)
+	require.Equal(t, int64(week/time.Second), dt.starts[0].Params.Duration)
+	require.Equal(t, "cage3", dt.starts[0].Params.FilePrefix)
+	require.Equal(t, []string{"started", "ended"}, dt.events())
+	final := dt.updates[len(dt.updates)-1]
+	require.Equal(t, store.DeviceComplete, final.Status)
+	require.Equal(t, int64(week/time.Second), *final.RecordingTime)
+}
+
+func TestDuplicateEventsAreIgnored(t *testing.T) {
+	dt := newDeviceTest(t)
+	dt.startsAfter(time.Second)
+	dt.at(time.Minute, heartbeat.Event{ID: 9, Kind: heartbeat.EventSilent})
+	dt.at(2*time.Minute, heartbeat.Event{ID: 9, Kind: heartbeat.EventSilent}) // delivered twice
+	dt.at(3*time.Minute, heartbeat.Event{ID: 10, Kind: heartbeat.EventReturned})
+	dt.at(time.Hour, heartbeat.Event{ID: 11, Kind: heartbeat.EventEnded, Duration: 3600})
+	dt.at(time.Hour+time.Second, heartbeat.Event{ID: 11, Kind: heartbeat.EventEnded, Duration: 3600})
+	res := dt.run(time.Hour)
+	require.Equal(t, store.DeviceComplete, res.Status)
+	require.Equal(t, int64(3600), res.Recorded, "the repeated end is not counted twice")
+	require.Equal(t, []string{"started", "silent", "returned", "ended"}, dt.events())
+}
+
+func TestRebootResumesForTheRemainingTime(t *testing.T) {
+	dt := newDeviceTest(t)
+	dt.startsAfter(10 * time.Second)
+	dt.at(10*time.Second+time.Hour, heartbeat.Event{ID: 1, Kind: heartbeat.EventReset})
+	// The second segment starts 10 s after the reset and ends at the planned end.
+	dt.at(10*time.Second+3*time.Hour, heartbeat.Event{ID: 2, Kind: heartbeat.EventEnded, Duration: 7180})
+
+	res := dt.run(3 * time.Hour)
+	require.Equal(t, store.DeviceComplete, res.Status)
+	require.Equal(t, 2, res.Segments)
+	require.Len(t, dt.starts, 2)
+	require.Equal(t, "cage3_s2", dt.starts[1].Params.FilePrefix, "a new prefix so the first segment's files are kept")
+	require.Equal(t, int64(2*3600), dt.starts[1].Params.Duration, "only the rest of the planned time")
+	require.Equal(t, int64(3600+7180), res.Recorded)
+	require.Equal(t, []string{"started", "reset", "resumed", "gap", "ended"}, dt.events())
+}
+
+func TestRebootFailsWhenResumeIsOff(t *testing.T) {
+	dt := newDeviceTest(t)
+	dt.startsAfter(time.Second)
+	dt.at(time.Hour, heartbeat.Event{ID: 1, Kind: heartbeat.EventReset})
+	dt.env.ExecuteWorkflow(DeviceRecording, DeviceInput{SessionID: 7, DeviceID: 3, FilePrefix: "p", Duration: 7200,
+		Settings: Settings{StartDeadline: time.Hour, EndGrace: time.Minute, SilenceTimeout: time.Hour, ReleaseTimeout: time.Hour}})
+	var res DeviceResult
+	require.NoError(t, dt.env.GetWorkflowResult(&res))
+	require.Equal(t, store.DeviceFailed, res.Status)
+	require.Contains(t, res.Message, "rebooted")
+}
+
+func TestStartDeadline(t *testing.T) {
+	dt := newDeviceTest(t)
+	dt.startsAfter(2 * time.Hour) // never within the hour
+	dt.stopsWith(heartbeat.Event{Kind: heartbeat.EventEnded, Stopped: true})
+	res := dt.run(time.Hour)
+	require.Equal(t, store.DeviceFailed, res.Status)
+	require.Equal(t, "did not start recording within 1h0m0s", res.Message)
+	require.Equal(t, 1, dt.stops, "the START left in the mailbox is withdrawn")
+}
+
+func TestFailureReportedByTheEnclosure(t *testing.T) {
+	dt := newDeviceTest(t)
+	dt.startsAfter(time.Second)
+	dt.at(time.Minute, heartbeat.Event{ID: 1, Kind: heartbeat.EventEnded, Duration: 59, ErrMsg: "camera disconnected"})
+	res := dt.run(time.Hour)
+	require.Equal(t, DeviceResult{Status: store.DeviceFailed, Message: "camera disconnected", Recorded: 59, Segments: 1}, res)
+}
+
+func TestSilenceThenReturn(t *testing.T) {
+	dt := newDeviceTest(t)
+	dt.startsAfter(time.Second)
+	dt.at(time.Hour, heartbeat.Event{ID: 1, Kind: heartbeat.EventSilent})
+	dt.at(time.Hour+20*time.Minute, heartbeat.Event{ID: 2, Kind: heartbeat.EventReturned})
+	dt.at(2*time.Hour+time.Second, heartbeat.Event{ID: 3, Kind: heartbeat.EventEnded, Duration: 7200})
+	res := dt.run(2 * time.Hour)
+	require.Equal(t, store.DeviceComplete, res.Status, "back within the silence timeout")
+}
+
+func TestSilenceThenLost(t *testing.T) {
+	dt := newDeviceTest(t)
+	dt.startsAfter(time.Second)
+	dt.at(time.Hour, heartbeat.Event{ID: 1, Kind: heartbeat.EventSilent})
+	res := dt.run(5 * time.Hour)
+	require.Equal(t, store.DeviceFailed, res.Status)
+	require.Contains(t, res.Message, "lost: silent since")
+}
+
+func TestOverrunIsStopped(t *testing.T) {
+	dt := newDeviceTest(t)
+	dt.startsAfter(time.Second)
+	dt.stopsWith(heartbeat.Event{Kind: heartbeat.EventEnded, Stopped: true, Duration: 4000})
+	res := dt.run(time.Hour)
+	require.Equal(t, store.DeviceFailed, res.Status)
+	require.Contains(t, res.Message, "did not report the end of its recording")
+	require.Equal(t, 1, dt.stops)
+}
+
+func TestStopWhilePendingAndWhileRecording(t *testing.T) {
+	for name, when := range map[string]time.Duration{"pending": time.Minute, "recording": 2 * time.Hour} {
+		t.Run(name, func(t *testing.T) {
+			dt := newDeviceTest(t)
+			dt.startsAfter(30 * time.Minute) // acknowledged after half an hour
+			dt.stopsWith(heartbeat.Event{Kind: heartbeat.EventEnded, Stopped: true, Duration: 42})
+			dt.env.RegisterDelayedCallback(func() {
+				dt.env.SignalWorkflow(SignalStop, StopRequest{UserID: 1, Reason: "session canceled"})
+			}, when)
+			res := dt.run(10 * time.Hour)
+			require.Equal(t, store.DeviceCanceled, res.Status, res.Message)
+			require.Equal(t, "session canceled", res.Message)
+			require.Equal(t, 1, dt.stops)
+		})
+	}
+}
+
+func TestCancelingTheWorkflowStopsTheEnclosure(t *testing.T) {
+	dt := newDeviceTest(t)
+	dt.startsAfter(time.Second)
+	dt.stopsWith(heartbeat.Event{Kind: heartbeat.EventEnded, Stopped: true, Duration: 600})
+	dt.env.RegisterDelayedCallback(dt.env.CancelWorkflow, 10*time.Minute)
+	dt.env.ExecuteWorkflow(DeviceRecording, DeviceInput{SessionID: 7, DeviceID: 3, FilePrefix: "p", Duration: 7200, Settings: testSettings})
+	require.Error(t, dt.env.GetWorkflowError())
+	require.Equal(t, 1, dt.stops, "clean-up runs on a disconnected context")
+	final := dt.updates[len(dt.updates)-1]
+	require.Equal(t, store.DeviceCanceled, final.Status)
+}

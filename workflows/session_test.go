@@ -1,0 +1,107 @@
+package workflows
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/jax-mba/mba/activities"
+	"github.com/jax-mba/mba/internal/heartbeat"
+	"github.com/jax-mba/mba/internal/store"
+)
+
+// sessionTest runs RecordingSession with real DeviceRecording children and mocked activities.
+type sessionTest struct {
+	t        *testing.T
+	env      *testsuite.TestWorkflowEnvironment
+	a        *activities.Recording
+	statuses []string
+}
+
+func newSessionTest(t *testing.T, devices ...store.PlannedDevice) *sessionTest {
+	var s testsuite.WorkflowTestSuite
+	st := &sessionTest{t: t, env: s.NewTestWorkflowEnvironment()}
+	env := st.env
+	env.RegisterWorkflow(DeviceRecording)
+	env.RegisterActivity(st.a)
+	env.OnActivity(st.a.LoadSessionPlan, mock.Anything, int64(7)).Return(store.SessionPlan{ID: 7, Duration: 3600, TargetFPS: 30, Devices: devices}, nil)
+	env.OnActivity(st.a.SendStart, mock.Anything, mock.Anything).Return(func(_ context.Context, cmd activities.StartCommand) (heartbeat.Event, error) {
+		return heartbeat.Event{Kind: heartbeat.EventStarted, At: env.Now()}, nil
+	})
+	env.OnActivity(st.a.SendStop, mock.Anything, mock.Anything).Return(heartbeat.Event{Kind: heartbeat.EventEnded, Stopped: true, Duration: 60}, nil)
+	env.OnActivity(st.a.SendComplete, mock.Anything, mock.Anything).Return(heartbeat.Event{Kind: heartbeat.EventReleased}, nil)
+	env.OnActivity(st.a.UpdateDevice, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(st.a.ClearAssignment, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(st.a.SetSessionStatus, mock.Anything, mock.Anything).Return(func(_ context.Context, s activities.SessionStatus) error {
+		st.statuses = append(st.statuses, s.Status)
+		return nil
+	})
+	env.SetTestTimeout(time.Minute)
+	return st
+}
+
+// deviceEvent signals a child workflow after d.
+func (st *sessionTest) deviceEvent(d time.Duration, deviceID int64, ev heartbeat.Event) {
+	st.env.RegisterDelayedCallback(func() {
+		ev.At = st.env.Now()
+		require.NoError(st.t, st.env.SignalWorkflowByID(DeviceWorkflowID(7, deviceID), SignalDeviceEvent, ev))
+	}, d)
+}
+
+func (st *sessionTest) run() SessionState {
+	st.env.ExecuteWorkflow(RecordingSession, SessionInput{SessionID: 7, Settings: testSettings})
+	require.True(st.t, st.env.IsWorkflowCompleted())
+	require.NoError(st.t, st.env.GetWorkflowError())
+	var res SessionState
+	require.NoError(st.t, st.env.GetWorkflowResult(&res))
+	return res
+}
+
+var nv1, nv2 = store.PlannedDevice{DeviceID: 1, Name: "NV1", FilePrefix: "a"}, store.PlannedDevice{DeviceID: 2, Name: "NV2", FilePrefix: "b"}
+
+func TestSessionCompletesWhenEveryEnclosureDid(t *testing.T) {
+	st := newSessionTest(t, nv1, nv2)
+	st.deviceEvent(time.Hour, 1, heartbeat.Event{ID: 1, Kind: heartbeat.EventEnded, Duration: 3600})
+	st.deviceEvent(time.Hour+time.Second, 2, heartbeat.Event{ID: 2, Kind: heartbeat.EventEnded, Duration: 3600})
+	res := st.run()
+	require.Equal(t, store.SessionComplete, res.Status)
+	require.Equal(t, []string{store.SessionComplete}, st.statuses, "written once, when the last enclosure ended")
+}
+
+func TestSessionPartialWhenSomeFailed(t *testing.T) {
+	st := newSessionTest(t, nv1, nv2)
+	st.deviceEvent(time.Hour, 1, heartbeat.Event{ID: 1, Kind: heartbeat.EventEnded, Duration: 3600})
+	st.deviceEvent(time.Minute, 2, heartbeat.Event{ID: 2, Kind: heartbeat.EventEnded, Duration: 60, ErrMsg: "disk full"})
+	res := st.run()
+	require.Equal(t, store.SessionPartial, res.Status)
+	require.Equal(t, map[int64]string{1: store.DeviceComplete, 2: store.DeviceFailed}, res.Devices)
+}
+
+func TestSessionCancel(t *testing.T) {
+	st := newSessionTest(t, nv1, nv2)
+	st.deviceEvent(time.Minute, 1, heartbeat.Event{ID: 1, Kind: heartbeat.EventEnded, Duration: 60, ErrMsg: "early failure"})
+	st.env.RegisterDelayedCallback(func() { st.env.SignalWorkflow(SignalCancel, StopRequest{UserID: 1, Reason: "canceled"}) }, 10*time.Minute)
+	res := st.run()
+	require.Equal(t, store.SessionCanceled, res.Status)
+	require.Equal(t, map[int64]string{1: store.DeviceFailed, 2: store.DeviceCanceled}, res.Devices,
+		"cancel stops only what still runs; the failed enclosure keeps its status")
+}
+
+func TestSessionRemoveOneEnclosure(t *testing.T) {
+	st := newSessionTest(t, nv1, nv2)
+	st.env.RegisterDelayedCallback(func() { st.env.SignalWorkflow(SignalRemoveDevice, RemoveRequest{DeviceID: 2, UserID: 1}) }, 10*time.Minute)
+	st.deviceEvent(time.Hour, 1, heartbeat.Event{ID: 1, Kind: heartbeat.EventEnded, Duration: 3600})
+	res := st.run()
+	require.Equal(t, map[int64]string{1: store.DeviceComplete, 2: store.DeviceCanceled}, res.Devices)
+	require.Equal(t, store.SessionPartial, res.Status)
+}
+
+func TestSessionWithoutEnclosuresFails(t *testing.T) {
+	st := newSessionTest(t)
+	res := st.run()
+	require.Equal(t, store.SessionFailed, res.Status)
+}
