@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"github.com/jax-mba/mba/internal/mail"
 	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/internal/testenv"
+	"github.com/jax-mba/mba/workflows"
 )
 
 // clock is a settable time source shared by the server, its tokens and throttles.
@@ -41,8 +43,35 @@ type harness struct {
 	srv    *Server
 	http   *httptest.Server
 	store  *store.Store
-	clock  *clock
-	mailer mail.Sender
+	clock     *clock
+	mailer    mail.Sender
+	workflows *fakeWorkflows
+}
+
+// fakeWorkflows records what the API asks of session workflows (the end-to-end tests drive
+// the real ones).
+type fakeWorkflows struct {
+	mu       sync.Mutex
+	canceled []int64
+	removed  []workflows.RemoveRequest
+}
+
+func (f *fakeWorkflows) Cancel(_ context.Context, id int64, _ workflows.StopRequest) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.canceled = append(f.canceled, id)
+	return nil
+}
+
+func (f *fakeWorkflows) RemoveDevice(_ context.Context, _ int64, req workflows.RemoveRequest) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.removed = append(f.removed, req)
+	return nil
+}
+
+func (f *fakeWorkflows) Status(context.Context, int64) (workflows.SessionState, error) {
+	return workflows.SessionState{}, errors.New("no workflow in this test")
 }
 
 var testHasher = auth.Hasher{MemoryKiB: 1024, Time: 1, Threads: 1}
@@ -63,11 +92,18 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 			LinkOrigins: []string{testLinkOrigin}, LinkTTL: 24 * time.Hour,
 			LoginPerAccount: Rate{Burst: 5, Every: time.Minute}, LoginPerClient: Rate{Burst: 50, Every: time.Second},
 			ResetPerAccount: Rate{Burst: 3, Every: 10 * time.Minute}, ResetPerClient: Rate{Burst: 50, Every: time.Second},
+			Enclosures: EnclosureConfig{AutoRegister: true, DownAfter: time.Minute, StreamKeepAlive: 10 * time.Second,
+				TelemetryBucket: 5 * time.Minute, ClockSkewWarning: 30 * time.Second},
+			Sessions: SessionConfig{MaxEnclosures: 5, MinFPS: 1, MaxFPS: 120, MaxDuration: 90 * 24 * time.Hour,
+				BytesPerSecond: 1_000_000},
 		},
 		Log:    log,
 		Pool:   pool,
-		Users:  st,
-		Mailer: mail.Log{Store: st, Logger: log},
+		Users:      st,
+		Enclosures: st,
+		Sessions:   st,
+		Workflows:  &fakeWorkflows{},
+		Mailer:     mail.Log{Store: st, Logger: log},
 		Tokens: auth.Issuer{Secret: []byte("test secret test secret test secret!"), AccessTTL: 15 * time.Minute,
 			RefreshTTL: 30 * 24 * time.Hour, Now: clk.Now},
 		Hasher: testHasher,
@@ -79,7 +115,8 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	srv := NewServer(d)
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	return &harness{t: t, srv: srv, http: hs, store: st, clock: clk, mailer: d.Mailer}
+	wf, _ := d.Workflows.(*fakeWorkflows)
+	return &harness{t: t, srv: srv, http: hs, store: st, clock: clk, mailer: d.Mailer, workflows: wf}
 }
 
 // response is a decoded reply.

@@ -45,6 +45,10 @@ type SessionWorkflows interface {
 	Status(ctx context.Context, sessionID int64) (workflows.SessionState, error)
 }
 
+// maxPrefix leaves room for the segment suffix a resume adds ("_s12") within the protocol's
+// 100-byte limit.
+const maxPrefix = 90
+
 type deviceSpec struct {
 	DeviceID       *int64 `json:"device_id"`
 	FilenamePrefix string `json:"filename_prefix"`
@@ -99,6 +103,8 @@ func (s *Server) validate(req newSessionRequest) map[string]string {
 		}
 		if reason := protocol.ValidFilePrefix(d.FilenamePrefix); reason != "" {
 			errs[field+".filename_prefix"] = reason
+		} else if len(d.FilenamePrefix) > maxPrefix {
+			errs[field+".filename_prefix"] = fmt.Sprintf("must be at most %d characters (room for a resume suffix)", maxPrefix)
 		}
 	}
 	return errs

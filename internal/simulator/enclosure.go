@@ -296,7 +296,9 @@ func (e *Enclosure) heartbeat(ctx context.Context) time.Duration {
 	if ctx.Err() != nil {
 		return 0 // shutting down; not a network failure
 	}
-	stats.latency.observe(time.Since(t0))
+	if err == nil {
+		stats.latency.observe(time.Since(t0)) // failures (e.g. 30 s timeouts) are no round trip
+	}
 
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -13,6 +13,14 @@
 // simulated clock that starts at Config.SimStart and advances TimeScale times faster than real
 // time; it drives recording lengths, the reported duration and uptime, and file names. The
 // heartbeat timestamp is the real UTC clock, so servers see no artificial clock skew.
+//
+// Files (Config.VideoDir): the layout and names are those of section 6. The content is fake and
+// small: an .avi is a 12-byte RIFF header plus FileBytesPerSecond bytes per simulated second;
+// like a real AVI writer, the RIFF size field is patched (and an idx1 trailer appended) only when
+// the file is finalised, so a fragment left behind by a reboot or crash has size field 0.
+// Ptimestamps.txt has one line per frame ("%.6f" seconds since the first frame) when the
+// recording has at most 10 000 frames, else one line per simulated second.
+// Pstart_timestamp.txt holds the local start time in RFC 3339 with microseconds.
 package simulator
 
 import (

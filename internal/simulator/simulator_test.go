@@ -419,22 +419,26 @@ func TestFleetOf300(t *testing.T) {
 	cfg.Logger = nil
 	sim := startSim(t, cfg)
 	for i, e := range sim.Enclosures() {
-		srv.assign(e.Name(), defaultParams(int64(60+i%5*30))) // 1 to 3 real seconds
 		switch i % 10 {
-		case 1:
-			srv.with(e.Name(), func(d *testDevice) { d.viewer = true })
-		case 2:
+		case 2: // canceled: long enough that only STOP can end it
+			srv.assign(e.Name(), defaultParams(86_400))
 			srv.with(e.Name(), func(d *testDevice) { d.cancel = true })
+		default:
+			srv.assign(e.Name(), defaultParams(int64(60+i%5*30))) // 1 to 3 real seconds
+		}
+		if i%10 == 1 {
+			srv.with(e.Name(), func(d *testDevice) { d.viewer = true })
 		}
 	}
-	eventually(t, func() bool {
+	// Polls slowly: 300 State calls are not free under -race on two cores.
+	require.Eventually(t, func() bool {
 		for _, e := range sim.Enclosures() {
 			if st := e.State(); st.Recordings == 0 || st.SessionID != 0 {
 				return false
 			}
 		}
 		return true
-	}, "every enclosure recorded and was completed")
+	}, 15*time.Second, 50*time.Millisecond, "every enclosure recorded and was completed")
 
 	st := sim.Stats()
 	t.Log(st)
@@ -466,4 +470,17 @@ func TestRedirectIsNoCommand(t *testing.T) {
 	sim := startSim(t, testConfig(t, srv))
 	eventually(t, func() bool { return sim.Stats().Replies[ReplyError] >= 2 })
 	assert.False(t, sim.Enclosure("NV1").State().Crashed)
+}
+
+func TestNetworkFailureIsNoCommand(t *testing.T) {
+	srv := newTestServer(t)
+	cfg := testConfig(t, srv)
+	srv.srv.Close() // nothing listens any more
+	sim := startSim(t, cfg)
+	eventually(t, func() bool { return sim.Stats().Replies[ReplyNetwork] >= 3 })
+	st := sim.Enclosure("NV1").State()
+	assert.False(t, st.Crashed)
+	assert.NotEmpty(t, st.LastErr)
+	assert.Equal(t, ReplyNetwork, st.LastReply)
+	assert.Zero(t, sim.Stats().Latency.Count)
 }

@@ -22,7 +22,7 @@ type Stats struct {
 	// status), network (no reply), dropped (SetDropReplies), unknown (unknown command_name),
 	// violation (a reply the real client crashes on).
 	Replies map[string]int64
-	Latency Latency // heartbeat round trips (request sent to reply body read)
+	Latency Latency // completed heartbeat round trips (request sent to reply body read)
 
 	RecordingsStarted  int64
 	RecordingsFinished int64 // duration reached

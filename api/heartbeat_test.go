@@ -1,0 +1,225 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/jax-mba/mba/internal/heartbeat"
+	"github.com/jax-mba/mba/internal/store"
+	"github.com/jax-mba/mba/protocol"
+)
+
+// beat is the heartbeat body the real client sends, with the fields tests vary.
+func beat(name string, sessionID int64, recording bool, extra string) string {
+	sid := ""
+	if sessionID != 0 {
+		sid = fmt.Sprintf(`"session_id": %d,`, sessionID)
+	}
+	return fmt.Sprintf(`{"name": %q, "location": "rack 2", "timestamp": "%s", %s %s "state": "X",
+		"sensor_status": {"camera": {"recording": %v, "duration": 120, "fps": 29.9}},
+		"system_info": {"uptime": 1000, "load": 0.5, "total_ram": 8000000, "free_ram": 4000000,
+		                "total_disk": 500000, "free_disk": 400000, "release": "R32.7.1"}}`,
+		name, time.Now().UTC().Format("2006-01-02T15:04:05.000000Z"), sid, extra, recording)
+}
+
+// send posts a heartbeat and checks the reply is one the real client survives.
+func (h *harness) send(body string) response {
+	h.t.Helper()
+	res := h.do("POST", "/api/device/heartbeat", "", body)
+	require.NoError(h.t, protocol.CheckReply(res.status, res.header.Get("Content-Type"), res.body),
+		"reply %d %s would crash the client", res.status, res.body)
+	return res
+}
+
+func command(t *testing.T, res response) string {
+	t.Helper()
+	if res.status == http.StatusNoContent {
+		return ""
+	}
+	require.Equal(t, http.StatusOK, res.status, "%s", res.body)
+	return res.json(t)["command_name"].(string)
+}
+
+// outbox lists the undispatched transitions as kind/activity.
+func (h *harness) outbox() []string {
+	h.t.Helper()
+	rows, err := h.store.PendingOutbox(context.Background(), 100)
+	require.NoError(h.t, err)
+	var out []string
+	for _, r := range rows {
+		out = append(out, r.Kind+"/"+r.ActivityID)
+	}
+	return out
+}
+
+func (h *harness) deviceID(name string) int64 {
+	h.t.Helper()
+	d, err := h.store.DeviceByName(context.Background(), name, time.Now(), time.Minute)
+	require.NoError(h.t, err)
+	return d.ID
+}
+
+// session makes a session with the enclosure in it, as the API would.
+func (h *harness) session(deviceID int64) int64 {
+	h.t.Helper()
+	id, err := h.store.CreateSession(context.Background(), store.NewSession{Name: "s", Duration: 3600, TargetFPS: 30,
+		Devices: []store.NewSessionDevice{{DeviceID: deviceID, FilePrefix: "cage"}}}, func(id int64) string { return fmt.Sprint("wf-", id) })
+	require.NoError(h.t, err)
+	return id
+}
+
+func TestHeartbeatHandshake(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+
+	require.Equal(t, "", command(t, h.send(beat("NV7", 0, false, ""))), "an idle, new enclosure registers and gets 204")
+	dev := h.deviceID("NV7")
+	sid := h.session(dev)
+	params := protocol.StartParams{SessionID: sid, Duration: 3600, FragmentHourly: true, FilePrefix: "cage", TargetFPS: 30}
+	require.NoError(t, h.store.AssignStart(ctx, dev, params, "wf-dev", "start-1", time.Now()))
+
+	// 5.1: START on every heartbeat without a session, until acknowledged.
+	for i := 0; i < 2; i++ {
+		res := h.send(beat("NV7", 0, false, ""))
+		require.Equal(t, "START", command(t, res))
+		var got protocol.StartParams
+		require.NoError(t, json.Unmarshal([]byte(res.json(t)["parameters"].(string)), &got))
+		require.Equal(t, params, got)
+	}
+	// 5.2: acknowledged: the START activity completes, once.
+	require.Equal(t, "", command(t, h.send(beat("NV7", sid, true, ""))))
+	require.Equal(t, "", command(t, h.send(beat("NV7", sid, true, ""))))
+	require.Len(t, h.outbox(), 2) // start_session + started
+	require.Equal(t, "started/start-1", h.outbox()[1])
+
+	// A viewer keeps STREAM going.
+	require.NoError(t, h.store.KeepStreamAlive(ctx, dev, time.Now().Add(time.Minute)))
+	require.Equal(t, "STREAM", command(t, h.send(beat("NV7", sid, true, ""))))
+
+	// 5.4: the recording ends: COMPLETE, again while the session is held (lost COMPLETE).
+	require.Equal(t, "COMPLETE", command(t, h.send(beat("NV7", sid, false, `"err_msg": "camera lost",`))))
+	require.Equal(t, "COMPLETE", command(t, h.send(beat("NV7", sid, false, `"err_msg": "camera lost",`))))
+	require.Equal(t, []string{store.KindStartSession + "/", "started/start-1", "ended/"}, h.outbox(), "one ended signal, not one per COMPLETE")
+	rows, err := h.store.PendingOutbox(ctx, 10)
+	require.NoError(t, err)
+	var ev heartbeat.Event
+	require.NoError(t, json.Unmarshal(rows[2].Payload, &ev))
+	require.Equal(t, "camera lost", ev.ErrMsg)
+
+	// The COMPLETE activity registers, then the enclosure forgets the session: released.
+	settled, err := h.store.AssignComplete(ctx, dev, sid, "complete-1", time.Now())
+	require.NoError(t, err)
+	require.Nil(t, settled, "waits for the enclosure")
+	require.Equal(t, "", command(t, h.send(beat("NV7", 0, false, ""))))
+	require.Equal(t, "released/complete-1", h.outbox()[3])
+	require.Equal(t, "", command(t, h.send(beat("NV7", 0, false, ""))), "no START again: the session is over")
+}
+
+func TestHeartbeatStop(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	h.send(beat("NV8", 0, false, ""))
+	dev := h.deviceID("NV8")
+	sid := h.session(dev)
+	require.NoError(t, h.store.AssignStart(ctx, dev, protocol.StartParams{SessionID: sid, Duration: 60, FilePrefix: "p", TargetFPS: 30}, "wf", "start-1", time.Now()))
+	h.send(beat("NV8", sid, true, ""))
+
+	settled, err := h.store.AssignStop(ctx, dev, sid, "stop-1", time.Now())
+	require.NoError(t, err)
+	require.Nil(t, settled)
+	require.Equal(t, "STOP", command(t, h.send(beat("NV8", sid, true, ""))), "5.3: STOP while still recording")
+	require.Equal(t, "STOP", command(t, h.send(beat("NV8", sid, true, ""))))
+	require.Equal(t, "COMPLETE", command(t, h.send(beat("NV8", sid, false, ""))))
+	out := h.outbox()
+	require.Equal(t, "ended/stop-1", out[len(out)-1], "the STOP activity learns the recording ended")
+}
+
+func TestHeartbeatStaleSession(t *testing.T) {
+	h := newHarness(t)
+	require.Equal(t, "STOP", command(t, h.send(beat("NV9", 4242, true, ""))), "5.5: recording a session nobody wants")
+	require.Equal(t, "COMPLETE", command(t, h.send(beat("NV9", 4242, false, ""))), "5.5: holding a finished session")
+	require.Empty(t, h.outbox(), "nothing for Temporal when nothing changes")
+}
+
+func TestHeartbeatRebootAndSilence(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	h.send(beat("NV10", 0, false, ""))
+	dev := h.deviceID("NV10")
+	sid := h.session(dev)
+	require.NoError(t, h.store.AssignStart(ctx, dev, protocol.StartParams{SessionID: sid, Duration: 60, FilePrefix: "p", TargetFPS: 30}, "wf", "a", time.Now()))
+	h.send(beat("NV10", sid, true, ""))
+
+	// 5.6: the enclosure comes back without its session.
+	require.Equal(t, "", command(t, h.send(beat("NV10", 0, false, ""))))
+	require.Equal(t, "", command(t, h.send(beat("NV10", 0, false, ""))), "no START until the workflow decides")
+	out := h.outbox()
+	require.Equal(t, "reset/", out[len(out)-1])
+
+	// The fleet monitor marks it silent; the next heartbeat reports the return.
+	names, err := h.store.MarkSilent(ctx, time.Now().Add(time.Hour), time.Now())
+	require.NoError(t, err)
+	require.Equal(t, []string{"NV10"}, names)
+	out = h.outbox()
+	require.Equal(t, "silent/", out[len(out)-1])
+	h.send(beat("NV10", 0, false, ""))
+	out = h.outbox()
+	require.Equal(t, "returned/", out[len(out)-1])
+}
+
+func TestHeartbeatValidation(t *testing.T) {
+	h := newHarness(t)
+	res := h.send(`{"name": "NV1", "timestamp": "yesterday", "sensor_status": {"camera": {"recording": "yes"}}}`)
+	require.Equal(t, http.StatusBadRequest, res.status)
+	errs := res.json(t)["errors"].(map[string]any)
+	require.Contains(t, errs, "timestamp")
+	require.Contains(t, errs, "sensor_status.camera.recording")
+	require.Contains(t, errs, "system_info.free_disk")
+	require.Equal(t, http.StatusBadRequest, h.send(`not json`).status)
+	require.Equal(t, http.StatusBadRequest, h.send(`{"name": "../etc", "timestamp": "2026-01-01T00:00:00Z"}`).status)
+	require.Equal(t, http.StatusRequestEntityTooLarge, h.send(`{"name": "`+strings.Repeat("a", 70<<10)+`"}`).status)
+}
+
+func TestHeartbeatRegistrationOffAndTokens(t *testing.T) {
+	h := newHarness(t, func(d *Deps) { d.Config.Enclosures.AutoRegister = false })
+	res := h.send(beat("NV11", 0, false, ""))
+	require.Equal(t, http.StatusForbidden, res.status)
+	require.Contains(t, res.json(t)["message"], `unknown enclosure "NV11"`)
+}
+
+func TestDeviceRoutes(t *testing.T) {
+	h := newHarness(t)
+	h.user("ann@lab.example", "correct horse", false)
+	token, _ := h.login("ann@lab.example", "correct horse")
+	h.send(beat("NV2", 0, false, ""))
+	h.send(beat("NV1", 0, true, `"session_id": 5,`))
+
+	res := h.do("GET", "/api/device", token, nil)
+	require.Equal(t, http.StatusOK, res.status)
+	var list []map[string]any
+	require.NoError(t, json.Unmarshal(res.body, &list))
+	require.Len(t, list, 2)
+	require.Equal(t, "NV1", list[0]["name"], "ordered by name")
+	require.Equal(t, "IDLE", list[0]["state"])
+	require.Equal(t, "rack 2", list[0]["location"])
+
+	id := h.deviceID("NV2")
+	require.Equal(t, "NV2", h.do("GET", fmt.Sprintf("/api/device/%d", id), token, nil).json(t)["name"])
+	require.Equal(t, "NV2", h.do("GET", "/api/device/NV2", token, nil).json(t)["name"])
+	res = h.do("GET", "/api/device/999", token, nil)
+	require.Equal(t, http.StatusNotFound, res.status)
+	require.Equal(t, "Device 999 Not Found", res.json(t)["message"])
+
+	require.Equal(t, http.StatusServiceUnavailable, h.do("GET", "/api/device/stream/NV2", token, nil).status, "not recording")
+	require.Equal(t, http.StatusOK, h.do("GET", "/api/device/stream/NV1", token, nil).status)
+
+	h.clock.Advance(2 * time.Minute)
+	require.Equal(t, "DOWN", h.do("GET", "/api/device/NV2", token, nil).json(t)["state"], "DOWN on the server clock")
+}
