@@ -39,10 +39,10 @@ func (c *clock) Advance(d time.Duration) {
 
 // harness is a real server on a database of its own.
 type harness struct {
-	t      *testing.T
-	srv    *Server
-	http   *httptest.Server
-	store  *store.Store
+	t         *testing.T
+	srv       *Server
+	http      *httptest.Server
+	store     *store.Store
 	clock     *clock
 	mailer    mail.Sender
 	workflows *fakeWorkflows
@@ -97,8 +97,8 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 			Sessions: SessionConfig{MaxEnclosures: 5, MinFPS: 1, MaxFPS: 120, MaxDuration: 90 * 24 * time.Hour,
 				BytesPerSecond: 1_000_000},
 		},
-		Log:    log,
-		Pool:   pool,
+		Log:        log,
+		Pool:       pool,
 		Users:      st,
 		Enclosures: st,
 		Sessions:   st,
