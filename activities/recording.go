@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/jax-mba/mba/internal/heartbeat"
 	"github.com/jax-mba/mba/internal/store"
@@ -50,6 +51,10 @@ type DeviceCommand struct {
 // writes the mailbox again, so the Web UI shows "SendStart, attempt N" while an enclosure is
 // away.
 func (r *Recording) SendStart(ctx context.Context, cmd StartCommand) (heartbeat.Event, error) {
+	// A START the client cannot take would crash it: refuse it here, for good.
+	if err := cmd.Params.Validate(); err != nil {
+		return heartbeat.Event{}, temporal.NewNonRetryableApplicationError("invalid START parameters", "InvalidStart", err)
+	}
 	info := activity.GetInfo(ctx)
 	if err := r.Mailbox.AssignStart(ctx, cmd.DeviceID, cmd.Params, info.WorkflowExecution.ID, info.ActivityID, time.Now()); err != nil {
 		return heartbeat.Event{}, err

@@ -1,0 +1,139 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/jax-mba/mba/internal/simulator"
+	"github.com/jax-mba/mba/internal/store"
+)
+
+// enclosures starts n simulated enclosures against the stack and waits until all registered.
+func (s *stack) enclosures(n int, prefix string) (*simulator.Simulator, []int64) {
+	s.t.Helper()
+	sim, err := simulator.New(simulator.Config{BaseURL: s.api.URL + "/api", Count: n, NamePrefix: prefix,
+		Interval: 200 * time.Millisecond, FollowUp: 50 * time.Millisecond})
+	require.NoError(s.t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = sim.Run(ctx) }()
+	s.t.Cleanup(func() { cancel(); <-done })
+
+	var ids []int64
+	require.Eventually(s.t, func() bool {
+		ids = ids[:0]
+		for _, e := range sim.Enclosures() {
+			d, err := s.store.DeviceByName(context.Background(), e.Name(), time.Now(), time.Minute)
+			if err != nil {
+				return false
+			}
+			ids = append(ids, d.ID)
+		}
+		return true
+	}, 20*time.Second, 50*time.Millisecond)
+	return sim, ids
+}
+
+func (s *stack) createSession(ids []int64, duration int) int64 {
+	s.t.Helper()
+	var spec []map[string]any
+	for i, id := range ids {
+		spec = append(spec, map[string]any{"device_id": id, "filename_prefix": fmt.Sprintf("cage%d", i)})
+	}
+	var x store.Session
+	require.Equal(s.t, http.StatusOK, s.call("POST", "/api/recording-session",
+		map[string]any{"name": "e2e", "duration": duration, "target_fps": 30, "fragment_hourly": true, "device_spec": spec}, &x))
+	return x.ID
+}
+
+func TestSessionOfTwentyEnclosuresCompletes(t *testing.T) {
+	s := newStack(t)
+	sim, ids := s.enclosures(20, "E2EA")
+	sid := s.createSession(ids, 3)
+
+	x := s.waitSession(sid, store.SessionComplete, 60*time.Second)
+	require.Len(t, x.DeviceStatuses, 20)
+	for _, d := range x.DeviceStatuses {
+		require.Equal(t, store.DeviceComplete, d.Status, "%s: %s", d.Device.Name, d.Message)
+		require.Equal(t, 1, d.Segments)
+		require.GreaterOrEqual(t, d.RecordingTime, int64(3))
+	}
+	// Every enclosure recorded exactly once, and forgets the session (COMPLETE was not lost).
+	require.Eventually(t, func() bool {
+		for _, e := range sim.Enclosures() {
+			if e.State().SessionID != 0 {
+				return false
+			}
+		}
+		return true
+	}, 20*time.Second, 100*time.Millisecond)
+	for _, e := range sim.Enclosures() {
+		st := e.State()
+		require.Equal(t, 1, st.Recordings, "%s recorded more than once", st.Name)
+		require.Zero(t, st.Violations, "%s: %s", st.Name, st.LastErr)
+	}
+	require.Zero(t, sim.Stats().Violations)
+}
+
+func TestCancelAndRemove(t *testing.T) {
+	s := newStack(t)
+	sim, ids := s.enclosures(3, "E2EB")
+	sid := s.createSession(ids, 600)
+	require.Eventually(t, func() bool {
+		for _, d := range s.session(sid).DeviceStatuses {
+			if d.Status != store.DeviceRecording {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 100*time.Millisecond)
+
+	path := fmt.Sprintf("/api/recording-session/%d", sid)
+	require.Equal(t, http.StatusNoContent, s.call("DELETE", fmt.Sprintf("%s/device-status/%d", path, ids[0]), nil, nil))
+	require.Eventually(t, func() bool {
+		for _, d := range s.session(sid).DeviceStatuses {
+			if d.Device.ID == ids[0] {
+				return d.Status == store.DeviceCanceled
+			}
+		}
+		return false
+	}, 30*time.Second, 100*time.Millisecond)
+	require.Equal(t, store.SessionInProgress, s.session(sid).Status, "the others go on")
+
+	require.Equal(t, http.StatusNoContent, s.call("DELETE", path, nil, nil))
+	x := s.waitSession(sid, store.SessionCanceled, 30*time.Second)
+	require.Equal(t, "ann@lab.example", *x.CanceledBy)
+	for _, e := range sim.Enclosures() {
+		st := e.State()
+		require.GreaterOrEqual(t, st.StopsReceived, 1, "%s got STOP", st.Name)
+		require.Equal(t, 1, st.Recordings, "%s recorded once", st.Name)
+		require.False(t, st.Recording)
+	}
+}
+
+func TestRebootResumes(t *testing.T) {
+	s := newStack(t)
+	sim, ids := s.enclosures(1, "E2EC")
+	sid := s.createSession(ids, 8)
+	e := sim.Enclosures()[0]
+	require.Eventually(t, func() bool { return e.State().Recording }, 30*time.Second, 50*time.Millisecond)
+	time.Sleep(2 * time.Second)
+	e.Reboot()
+
+	x := s.waitSession(sid, store.SessionComplete, 60*time.Second)
+	d := x.DeviceStatuses[0]
+	require.Equal(t, 2, d.Segments, "resumed once")
+	require.Equal(t, 2, e.State().Recordings)
+	var events []store.SessionEvent
+	require.Equal(t, http.StatusOK, s.call("GET", fmt.Sprintf("/api/recording-session/%d/events", sid), nil, &events))
+	var kinds []string
+	for _, ev := range events {
+		kinds = append(kinds, ev.Kind)
+	}
+	require.Subset(t, kinds, []string{"created", "started", "reset", "resumed", "gap", "ended"})
+}

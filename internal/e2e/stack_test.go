@@ -1,0 +1,163 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/jax-mba/mba/api"
+	"github.com/jax-mba/mba/internal/auth"
+	"github.com/jax-mba/mba/internal/dispatch"
+	"github.com/jax-mba/mba/internal/mail"
+	"github.com/jax-mba/mba/internal/store"
+	"github.com/jax-mba/mba/internal/testenv"
+	"github.com/jax-mba/mba/worker"
+	"github.com/jax-mba/mba/workflows"
+)
+
+// settings are short deadlines for sessions of seconds.
+var settings = workflows.Settings{StartDeadline: time.Minute, EndGrace: 20 * time.Second, SilenceTimeout: 20 * time.Second,
+	Resume: true, MinSegment: time.Second, ReleaseTimeout: 30 * time.Second}
+
+// stack is the whole service: API, dispatcher and worker, each of which a test may restart.
+type stack struct {
+	t        *testing.T
+	pool     *pgxpool.Pool
+	store    *store.Store
+	temporal client.Client
+	queue    string
+	api      *httptest.Server
+	token    string
+
+	worker         sdkworker.Worker
+	stopDispatcher func()
+}
+
+func newStack(t *testing.T) *stack {
+	t.Helper()
+	pool := testenv.MigratedPool(t)
+	// Session ids become workflow ids in a namespace the whole suite shares: start this
+	// database's ids somewhere no other test's are.
+	_, err := pool.Exec(context.Background(), fmt.Sprintf(`ALTER TABLE sessions ALTER COLUMN id RESTART WITH %d`, rand.Int64N(1<<30)+1000))
+	require.NoError(t, err)
+	c, err := client.Dial(client.Options{HostPort: testenv.TemporalAddress(t), Logger: quietTemporal()})
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	s := &stack{t: t, pool: pool, store: store.New(pool), temporal: c, queue: testenv.RandomName("e2e-")}
+	s.startWorker()
+	s.startDispatcher()
+	s.startAPI()
+	t.Cleanup(func() { s.stopWorker(); s.stopDispatcher() })
+
+	hash, err := auth.Hasher{MemoryKiB: 1024, Time: 1, Threads: 1}.Hash("correct horse")
+	require.NoError(t, err)
+	_, err = s.store.CreateUser(context.Background(), "ann@lab.example", hash, true)
+	require.NoError(t, err)
+	var tokens map[string]string
+	s.call("POST", "/api/auth/login", map[string]string{"email_address": "ann@lab.example", "password": "correct horse"}, &tokens)
+	s.token = tokens["access"]
+	return s
+}
+
+func quietTemporal() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func (s *stack) sessions() dispatch.Sessions {
+	return dispatch.Sessions{Temporal: s.temporal, TaskQueue: s.queue, Settings: settings}
+}
+
+func (s *stack) startWorker() {
+	s.worker = worker.New(s.temporal, s.queue, worker.Deps{Auth: s.store, Mailbox: s.store, ReadModel: s.store, Devices: s.store})
+	require.NoError(s.t, s.worker.Start())
+}
+
+func (s *stack) stopWorker() {
+	if s.worker != nil {
+		s.worker.Stop()
+		s.worker = nil
+	}
+}
+
+func (s *stack) startDispatcher() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	d := &dispatch.Dispatcher{Pool: s.pool, Outbox: s.store, Temporal: s.temporal, Namespace: "default",
+		Sessions: s.sessions(), Log: quietTemporal(), Poll: 100 * time.Millisecond, MaxAttempts: 50}
+	go func() { defer close(done); _ = d.Run(ctx) }()
+	s.stopDispatcher = func() { cancel(); <-done; s.stopDispatcher = func() {} }
+}
+
+func (s *stack) startAPI() {
+	srv := api.NewServer(api.Deps{
+		Config: api.Config{MaxBodyBytes: 1 << 20, RequestTimeout: 10 * time.Second, LinkTTL: time.Hour,
+			LoginPerAccount: api.Rate{Burst: 100, Every: time.Second}, LoginPerClient: api.Rate{Burst: 100, Every: time.Second},
+			ResetPerAccount: api.Rate{Burst: 1, Every: time.Hour}, ResetPerClient: api.Rate{Burst: 1, Every: time.Hour},
+			Enclosures: api.EnclosureConfig{AutoRegister: true, DownAfter: 5 * time.Second, StreamKeepAlive: 10 * time.Second,
+				TelemetryBucket: time.Minute, ClockSkewWarning: 30 * time.Second},
+			Sessions: api.SessionConfig{MaxEnclosures: 100, MinFPS: 1, MaxFPS: 120, MaxDuration: time.Hour, BytesPerSecond: 1}},
+		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})), Pool: s.pool, Users: s.store, Enclosures: s.store, Sessions: s.store, Workflows: s.sessions(),
+		Mailer: mail.Log{Store: s.store, Logger: quietTemporal()},
+		Tokens: auth.Issuer{Secret: []byte("e2e secret e2e secret e2e secret!!"), AccessTTL: time.Hour, RefreshTTL: time.Hour},
+		Hasher: auth.Hasher{MemoryKiB: 1024, Time: 1, Threads: 1},
+	})
+	s.api = httptest.NewServer(srv.Handler())
+	s.t.Cleanup(s.api.Close)
+}
+
+// call sends an API request and decodes the JSON reply into out (if not nil).
+func (s *stack) call(method, path string, body, out any) int {
+	s.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		require.NoError(s.t, err)
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, s.api.URL+path, rd)
+	require.NoError(s.t, err)
+	req.Header.Set("Content-Type", "application/json")
+	if s.token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(s.t, err)
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	require.NoError(s.t, err)
+	if out != nil && len(raw) > 0 {
+		require.NoError(s.t, json.Unmarshal(raw, out), "%s", raw)
+	}
+	return res.StatusCode
+}
+
+// session reads a session through the API.
+func (s *stack) session(id int64) store.Session {
+	s.t.Helper()
+	var x store.Session
+	require.Equal(s.t, http.StatusOK, s.call("GET", fmt.Sprintf("/api/recording-session/%d", id), nil, &x))
+	return x
+}
+
+// waitSession waits until the session has status.
+func (s *stack) waitSession(id int64, status string, within time.Duration) store.Session {
+	s.t.Helper()
+	var x store.Session
+	require.Eventually(s.t, func() bool {
+		x = s.session(id)
+		return x.Status == status
+	}, within, 100*time.Millisecond, "session %d never reached %s", id, status)
+	return x
+}
