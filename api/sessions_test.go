@@ -24,10 +24,10 @@ func TestCreateSessionValidation(t *testing.T) {
 		change func(map[string]any)
 		want   string
 	}{
-		"duration":                     {func(m map[string]any) { m["duration"] = 0 }, "must be at least 1 second"},
-		"target_fps":                   {func(m map[string]any) { m["target_fps"] = 500 }, "must be between 1 and 120"},
-		"name":                         {func(m map[string]any) { m["name"] = " " }, "is required"},
-		"device_spec":                  {func(m map[string]any) { delete(m, "device_spec") }, "must list at least one enclosure"},
+		"duration":    {func(m map[string]any) { m["duration"] = 0 }, "must be at least 1 second"},
+		"target_fps":  {func(m map[string]any) { m["target_fps"] = 500 }, "must be between 1 and 120"},
+		"name":        {func(m map[string]any) { m["name"] = " " }, "is required"},
+		"device_spec": {func(m map[string]any) { delete(m, "device_spec") }, "must list at least one enclosure"},
 		"device_spec[0].filename_prefix": {func(m map[string]any) {
 			m["device_spec"] = []map[string]any{{"device_id": nv1, "filename_prefix": "../etc/passwd"}}
 		}, ""},

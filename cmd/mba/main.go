@@ -30,6 +30,8 @@ Commands:
   user set-admin --email E [--admin=false]
   user disable --email E [--enable]
   config init --file F [--force]   write a config file with fresh secrets (mode 0600)
+  simulate [--count N] [--api URL] [--interval D] [--time-scale X]
+                             run simulated enclosures that behave like the real client
 
 Settings come from a YAML file (--config or MBA_CONFIG_FILE), MBA_* environment variables,
 or flags placed before the command. 'mba --help' lists every setting with its default.
@@ -72,6 +74,8 @@ func run() error {
 		return userCmd(ctx, cfg, args[1:], os.Stdin, os.Stdout)
 	case "config":
 		return configCmd(args[1:], os.Stdout)
+	case "simulate":
+		return simulateCmd(ctx, log, args[1:], os.Stdout)
 	case "help":
 		fmt.Print(usage)
 		return nil

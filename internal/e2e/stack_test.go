@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,6 +42,7 @@ type stack struct {
 	temporal client.Client
 	queue    string
 	api      *httptest.Server
+	handler  atomic.Pointer[http.Handler] // swapped by restartAPI; the address stays
 	token    string
 
 	worker         sdkworker.Worker
@@ -49,12 +51,18 @@ type stack struct {
 
 func newStack(t *testing.T) *stack {
 	t.Helper()
+	return newStackOn(t, testenv.TemporalAddress(t))
+}
+
+// newStackOn runs the stack against the Temporal frontend at address.
+func newStackOn(t *testing.T, address string) *stack {
+	t.Helper()
 	pool := testenv.MigratedPool(t)
 	// Session ids become workflow ids in a namespace the whole suite shares: start this
 	// database's ids somewhere no other test's are.
 	_, err := pool.Exec(context.Background(), fmt.Sprintf(`ALTER TABLE sessions ALTER COLUMN id RESTART WITH %d`, rand.Int64N(1<<30)+1000))
 	require.NoError(t, err)
-	c, err := client.Dial(client.Options{HostPort: testenv.TemporalAddress(t), Logger: quietTemporal()})
+	c, err := client.Dial(client.Options{HostPort: address, Logger: quietTemporal()})
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	s := &stack{t: t, pool: pool, store: store.New(pool), temporal: c, queue: testenv.RandomName("e2e-")}
@@ -101,6 +109,21 @@ func (s *stack) startDispatcher() {
 }
 
 func (s *stack) startAPI() {
+	s.setAPI()
+	s.api = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		(*s.handler.Load()).ServeHTTP(w, r)
+	}))
+	s.t.Cleanup(s.api.Close)
+}
+
+// restartAPI replaces the API and its dispatcher with fresh ones, as a redeploy does.
+func (s *stack) restartAPI() {
+	s.stopDispatcher()
+	s.setAPI()
+	s.startDispatcher()
+}
+
+func (s *stack) setAPI() {
 	srv := api.NewServer(api.Deps{
 		Config: api.Config{MaxBodyBytes: 1 << 20, RequestTimeout: 10 * time.Second, LinkTTL: time.Hour,
 			LoginPerAccount: api.Rate{Burst: 100, Every: time.Second}, LoginPerClient: api.Rate{Burst: 100, Every: time.Second},
@@ -113,8 +136,8 @@ func (s *stack) startAPI() {
 		Tokens: auth.Issuer{Secret: []byte("e2e secret e2e secret e2e secret!!"), AccessTTL: time.Hour, RefreshTTL: time.Hour},
 		Hasher: auth.Hasher{MemoryKiB: 1024, Time: 1, Threads: 1},
 	})
-	s.api = httptest.NewServer(srv.Handler())
-	s.t.Cleanup(s.api.Close)
+	h := srv.Handler()
+	s.handler.Store(&h)
 }
 
 // call sends an API request and decodes the JSON reply into out (if not nil).
