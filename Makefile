@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
-.PHONY: run test build lint bench temporal clean-data
+.PHONY: run test build lint bench temporal clean-data record-histories
 
 # PostgreSQL, Temporal dev server (UI :8233) and the API on :8080; state in .data/.
 run:
@@ -35,3 +35,8 @@ clean-data:
 	@source scripts/devenv.sh; \
 	if dir_in_use .data; then echo ".data is in use (is make run up?); stop it first" >&2; exit 1; fi; \
 	rm -rf .data && echo "removed .data"
+
+# Re-record the workflow histories replayed by the tests (after an intended workflow change,
+# guarded by workflow.GetVersion): runs the end-to-end tests and keeps their histories.
+record-histories:
+	MBA_RECORD_HISTORIES=$(CURDIR)/workflows/testdata scripts/test.sh -run . ./internal/e2e/

@@ -58,6 +58,9 @@ type Settings struct {
 	MinSegment time.Duration
 	// ReleaseTimeout bounds the wait for an enclosure to forget a finished session.
 	ReleaseTimeout time.Duration
+	// HistoryLimit continues a device workflow as new once its history has this many events;
+	// 0 leaves it to the server's suggestion (4 096 events or 4 MB).
+	HistoryLimit int
 }
 
 // DefaultSettings are sensible for enclosures heartbeating every 10 s.

@@ -91,6 +91,8 @@ type device struct {
 	// given up. Both are kept across loop iterations, never recreated per iteration.
 	endTimer, silence workflow.Future
 	cancelSilence     workflow.CancelFunc
+	commands          int // command activities scheduled in this run
+	steps             int // waits of this run
 }
 
 func newDevice(ctx workflow.Context, in DeviceInput) *device {
@@ -124,12 +126,22 @@ func (d *device) run(ctx workflow.Context) error {
 			d.stopAndEnd(ctx, store.DeviceCanceled, d.st.Stop.Reason)
 			break
 		}
-		if len(d.st.Pending) == 0 && workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+		// Pending signals carry over too; each run handles at least one thing, so it moves on.
+		if d.steps > 0 && d.historyFull(ctx) {
 			return d.continueAsNew(ctx)
 		}
 		d.waitRecording(ctx)
+		d.steps++
 	}
 	return ctx.Err()
+}
+
+// historyFull says when to continue as new, so a 30-day session's history stays as short as
+// a 1-hour one's.
+func (d *device) historyFull(ctx workflow.Context) bool {
+	info := workflow.GetInfo(ctx)
+	limit := d.in.Settings.HistoryLimit
+	return info.GetContinueAsNewSuggested() || (limit > 0 && info.GetCurrentHistoryLength() >= limit)
 }
 
 // continueAsNew drains the signals received so far into the state, so none is lost, and
@@ -151,12 +163,19 @@ func (d *device) continueAsNew(ctx workflow.Context) error {
 	return workflow.NewContinueAsNewError(ctx, DeviceRecording, in)
 }
 
-func commandCtx(ctx workflow.Context, attempt time.Duration) workflow.Context {
+// command returns the context of a command activity the enclosure completes (SendStart,
+// SendStop, SendComplete). Its activity id names the run, so a completion still queued for an
+// earlier run can never complete an activity of this one (activity ids restart per run).
+// retry nil means one attempt.
+func (d *device) command(ctx workflow.Context, kind string, attempt time.Duration, retry *temporal.RetryPolicy) workflow.Context {
+	d.commands++
+	if retry == nil {
+		retry = &temporal.RetryPolicy{MaximumAttempts: 1}
+	}
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		// The enclosure completes the activity; each attempt waits this long, then the retry
-		// writes the mailbox again (visible in the Web UI as the attempt count).
+		ActivityID:          fmt.Sprintf("%s-%s-%d", kind, workflow.GetInfo(ctx).WorkflowExecution.RunID, d.commands),
 		StartToCloseTimeout: attempt,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
+		RetryPolicy:         retry,
 	})
 }
 
@@ -185,7 +204,10 @@ func (d *device) start(ctx workflow.Context, seconds int64, prefix string, deadl
 		FilePrefix: prefix, TargetFPS: int64(d.in.TargetFPS), ApplyFilter: d.in.ApplyFilter}
 	actCtx, cancelStart := workflow.WithCancel(ctx)
 	defer cancelStart()
-	started := workflow.ExecuteActivity(commandCtx(actCtx, 10*time.Minute), d.a.SendStart,
+	// Each attempt waits 10 minutes, then the retry writes the mailbox again (the attempt count
+	// in the Web UI shows an enclosure that does not answer).
+	retry := &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute}
+	started := workflow.ExecuteActivity(d.command(actCtx, "start", 10*time.Minute, retry), d.a.SendStart,
 		activities.StartCommand{DeviceID: d.in.DeviceID, Params: params})
 	timerCtx, cancelTimer := workflow.WithCancel(ctx)
 	defer cancelTimer()
@@ -396,10 +418,7 @@ func (d *device) clear(ctx workflow.Context) {
 // An enclosure that is away gets the STOP when it returns; the mailbox keeps it.
 func (d *device) stopAndEnd(ctx workflow.Context, status, message string) {
 	cmd := activities.DeviceCommand{DeviceID: d.in.DeviceID, SessionID: d.in.SessionID}
-	stopCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: d.in.Settings.EndGrace,
-		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
-	})
+	stopCtx := d.command(ctx, "stop", d.in.Settings.EndGrace, nil)
 	var ev heartbeat.Event
 	if err := workflow.ExecuteActivity(stopCtx, d.a.SendStop, cmd).Get(ctx, &ev); err == nil {
 		d.fresh(ev)
@@ -441,10 +460,7 @@ func (d *device) tellSession(ctx workflow.Context) {
 // release waits (bounded) for the enclosure to forget the session after COMPLETE, so it is
 // free for the next one.
 func (d *device) release(ctx workflow.Context) {
-	releaseCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: d.in.Settings.ReleaseTimeout,
-		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
-	})
+	releaseCtx := d.command(ctx, "complete", d.in.Settings.ReleaseTimeout, nil)
 	cmd := activities.DeviceCommand{DeviceID: d.in.DeviceID, SessionID: d.in.SessionID}
 	if err := workflow.ExecuteActivity(releaseCtx, d.a.SendComplete, cmd).Get(ctx, nil); err != nil {
 		// COMPLETE keeps going out on the enclosure's heartbeats regardless (stale-session rule).

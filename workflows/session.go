@@ -137,7 +137,11 @@ func (s *session) stopChild(ctx workflow.Context, id int64, req StopRequest) {
 	if !ok {
 		return // already ended, or not in this session
 	}
-	if err := f.SignalChildWorkflow(ctx, SignalStop, req).Get(ctx, nil); err != nil {
+	if err := f.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
+		return // it never started
+	}
+	// To the current run: the child may have continued as new since it started.
+	if err := workflow.SignalExternalWorkflow(ctx, DeviceWorkflowID(s.in.SessionID, id), "", SignalStop, req).Get(ctx, nil); err != nil {
 		workflow.GetLogger(ctx).Warn("stopping an enclosure", "device", id, "error", err)
 	}
 }

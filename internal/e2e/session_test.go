@@ -11,6 +11,7 @@ import (
 
 	"github.com/jax-mba/mba/internal/simulator"
 	"github.com/jax-mba/mba/internal/store"
+	"github.com/jax-mba/mba/workflows"
 )
 
 // enclosures starts n simulated enclosures against the stack and waits until all registered.
@@ -78,6 +79,8 @@ func TestSessionOfTwentyEnclosuresCompletes(t *testing.T) {
 		require.Zero(t, st.Violations, "%s: %s", st.Name, st.LastErr)
 	}
 	require.Zero(t, sim.Stats().Violations)
+	s.recordHistory(workflows.SessionWorkflowID(sid), "session_complete")
+	s.recordHistory(workflows.DeviceWorkflowID(sid, ids[0]), "device_complete")
 }
 
 func TestCancelAndRemove(t *testing.T) {
@@ -136,4 +139,7 @@ func TestRebootResumes(t *testing.T) {
 		kinds = append(kinds, ev.Kind)
 	}
 	require.Subset(t, kinds, []string{"created", "started", "reset", "resumed", "gap", "ended"})
+	require.Eventually(t, func() bool { return e.State().SessionID == 0 }, 30*time.Second, 100*time.Millisecond)
+	time.Sleep(time.Second) // the workflow ends once the enclosure took COMPLETE
+	s.recordHistory(workflows.DeviceWorkflowID(sid, ids[0]), "device_reboot_resumed")
 }

@@ -45,17 +45,18 @@ type stack struct {
 	handler  atomic.Pointer[http.Handler] // swapped by restartAPI; the address stays
 	token    string
 
+	settings       workflows.Settings
 	worker         sdkworker.Worker
 	stopDispatcher func()
 }
 
-func newStack(t *testing.T) *stack {
+func newStack(t *testing.T, opts ...func(*stack)) *stack {
 	t.Helper()
-	return newStackOn(t, testenv.TemporalAddress(t))
+	return newStackOn(t, testenv.TemporalAddress(t), opts...)
 }
 
 // newStackOn runs the stack against the Temporal frontend at address.
-func newStackOn(t *testing.T, address string) *stack {
+func newStackOn(t *testing.T, address string, opts ...func(*stack)) *stack {
 	t.Helper()
 	pool := testenv.MigratedPool(t)
 	// Session ids become workflow ids in a namespace the whole suite shares: start this
@@ -65,7 +66,10 @@ func newStackOn(t *testing.T, address string) *stack {
 	c, err := client.Dial(client.Options{HostPort: address, Logger: quietTemporal()})
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
-	s := &stack{t: t, pool: pool, store: store.New(pool), temporal: c, queue: testenv.RandomName("e2e-")}
+	s := &stack{t: t, pool: pool, store: store.New(pool), temporal: c, queue: testenv.RandomName("e2e-"), settings: settings}
+	for _, o := range opts {
+		o(s)
+	}
 	s.startWorker()
 	s.startDispatcher()
 	s.startAPI()
@@ -84,7 +88,7 @@ func newStackOn(t *testing.T, address string) *stack {
 func quietTemporal() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func (s *stack) sessions() dispatch.Sessions {
-	return dispatch.Sessions{Temporal: s.temporal, TaskQueue: s.queue, Settings: settings}
+	return dispatch.Sessions{Temporal: s.temporal, TaskQueue: s.queue, Settings: s.settings}
 }
 
 func (s *stack) startWorker() {
@@ -130,7 +134,7 @@ func (s *stack) setAPI() {
 			ResetPerAccount: api.Rate{Burst: 1, Every: time.Hour}, ResetPerClient: api.Rate{Burst: 1, Every: time.Hour},
 			Enclosures: api.EnclosureConfig{AutoRegister: true, DownAfter: 5 * time.Second, StreamKeepAlive: 10 * time.Second,
 				TelemetryBucket: time.Minute, ClockSkewWarning: 30 * time.Second},
-			Sessions: api.SessionConfig{MaxEnclosures: 100, MinFPS: 1, MaxFPS: 120, MaxDuration: time.Hour, BytesPerSecond: 1}},
+			Sessions: api.SessionConfig{MaxEnclosures: 100, MinFPS: 1, MaxFPS: 120, MaxDuration: 31 * 24 * time.Hour, BytesPerSecond: 1}},
 		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})), Pool: s.pool, Users: s.store, Enclosures: s.store, Sessions: s.store, Workflows: s.sessions(),
 		Mailer: mail.Log{Store: s.store, Logger: quietTemporal()},
 		Tokens: auth.Issuer{Secret: []byte("e2e secret e2e secret e2e secret!!"), AccessTTL: time.Hour, RefreshTTL: time.Hour},
