@@ -2,9 +2,12 @@ package activities
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"go.temporal.io/sdk/activity"
+
+	"github.com/jax-mba/mba/internal/store"
 )
 
 // SilenceMarker flags enclosures silent since cutoff and queues a transition for each
@@ -13,9 +16,22 @@ type SilenceMarker interface {
 	MarkSilent(ctx context.Context, cutoff, now time.Time) ([]string, error)
 }
 
-// Fleet watches every enclosure's heartbeats.
+// OrphanStore finds and releases recording state whose workflow is gone.
+type OrphanStore interface {
+	Orphans(ctx context.Context, settle time.Time) ([]store.Orphan, error)
+	ReleaseOrphan(ctx context.Context, o store.Orphan, reason string, now time.Time) error
+}
+
+// WorkflowStatus tells whether a workflow still runs: "" when it does, else how it ended.
+type WorkflowStatus func(ctx context.Context, workflowID string) (string, error)
+
+// Fleet watches every enclosure's heartbeats, and the workflows that drive them.
 type Fleet struct {
-	Devices SilenceMarker
+	Devices  SilenceMarker
+	Orphans  OrphanStore
+	Workflow WorkflowStatus
+	// SessionWorkflowID names a session's workflow.
+	SessionWorkflowID func(sessionID int64) string
 }
 
 // FleetWatch is how the fleet monitor scans.
@@ -23,6 +39,9 @@ type FleetWatch struct {
 	Every time.Duration // between scans
 	Down  time.Duration // silence after which an enclosure is DOWN
 	Run   time.Duration // how long this activity runs before the workflow starts it again
+	// ReconcileEvery is how often to look for state left by workflows that ended without
+	// cleaning up (an operator's terminate); state younger than Settle is left alone.
+	ReconcileEvery, Settle time.Duration
 }
 
 // WatchSilence scans Postgres every w.Every for enclosures silent past w.Down, for w.Run.
@@ -34,8 +53,15 @@ func (f *Fleet) WatchSilence(ctx context.Context, w FleetWatch) error {
 	end := time.Now().Add(w.Run)
 	ticker := time.NewTicker(w.Every)
 	defer ticker.Stop()
+	var reconciled time.Time
 	for time.Now().Before(end) {
 		now := time.Now()
+		if w.ReconcileEvery > 0 && now.Sub(reconciled) >= w.ReconcileEvery {
+			reconciled = now
+			if err := f.releaseOrphans(ctx, now.Add(-w.Settle), now); err != nil {
+				log.Warn("releasing orphaned recording state", "error", err)
+			}
+		}
 		names, err := f.Devices.MarkSilent(ctx, now.Add(-w.Down), now)
 		if err != nil {
 			log.Warn("scanning for silent enclosures", "error", err)
@@ -48,6 +74,30 @@ func (f *Fleet) WatchSilence(ctx context.Context, w FleetWatch) error {
 			return ctx.Err()
 		case <-ticker.C:
 		}
+	}
+	return nil
+}
+
+// releaseOrphans releases the mailboxes and sessions whose workflows ended without their
+// clean-up (terminated from the CLI), so enclosures are not left with a START or STOP forever.
+func (f *Fleet) releaseOrphans(ctx context.Context, settle, now time.Time) error {
+	orphans, err := f.Orphans.Orphans(ctx, settle)
+	if err != nil {
+		return err
+	}
+	for _, o := range orphans {
+		if o.WorkflowID == "" {
+			o.WorkflowID = f.SessionWorkflowID(o.SessionID)
+		}
+		ended, err := f.Workflow(ctx, o.WorkflowID)
+		if err != nil || ended == "" {
+			continue
+		}
+		reason := fmt.Sprintf("released: workflow %s ended (%s) without finishing", o.WorkflowID, ended)
+		if err := f.Orphans.ReleaseOrphan(ctx, o, reason, now); err != nil {
+			return err
+		}
+		activity.GetLogger(ctx).Warn("released orphaned recording state", "workflow_id", o.WorkflowID, "ended", ended)
 	}
 	return nil
 }

@@ -6,9 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 
@@ -22,6 +24,8 @@ type Deps struct {
 	Mailbox   activities.Mailbox
 	ReadModel activities.ReadModel
 	Devices   activities.SilenceMarker
+	Orphans   activities.OrphanStore
+	Workflow  activities.WorkflowStatus
 }
 
 // Register adds every workflow and activity to r.
@@ -32,14 +36,37 @@ func Register(r sdkworker.Registry, d Deps) {
 	r.RegisterWorkflow(workflows.FleetMonitor)
 	r.RegisterActivity(&activities.Housekeeping{Auth: d.Auth})
 	r.RegisterActivity(&activities.Recording{Mailbox: d.Mailbox, ReadModel: d.ReadModel})
-	r.RegisterActivity(&activities.Fleet{Devices: d.Devices})
+	r.RegisterActivity(&activities.Fleet{Devices: d.Devices, Orphans: d.Orphans, Workflow: d.Workflow,
+		SessionWorkflowID: workflows.SessionWorkflowID})
 }
 
 // New returns a worker on taskQueue with everything registered.
 func New(c client.Client, taskQueue string, d Deps) sdkworker.Worker {
+	if d.Workflow == nil {
+		d.Workflow = WorkflowStatusOf(c)
+	}
 	w := sdkworker.New(c, taskQueue, sdkworker.Options{})
 	Register(w, d)
 	return w
+}
+
+// WorkflowStatusOf tells from Temporal whether a workflow runs ("") or how it ended; a
+// workflow Temporal does not know has ended as far as its state is concerned.
+func WorkflowStatusOf(c client.Client) activities.WorkflowStatus {
+	return func(ctx context.Context, workflowID string) (string, error) {
+		d, err := c.DescribeWorkflowExecution(ctx, workflowID, "")
+		var nf *serviceerror.NotFound
+		switch {
+		case errors.As(err, &nf):
+			return "unknown to Temporal", nil
+		case err != nil:
+			return "", err
+		}
+		if st := d.WorkflowExecutionInfo.Status; st != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			return strings.ToLower(strings.TrimPrefix(st.String(), "WORKFLOW_EXECUTION_STATUS_")), nil
+		}
+		return "", nil
+	}
 }
 
 // HousekeepingEvery is how often expired credentials are purged.

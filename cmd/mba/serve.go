@@ -59,13 +59,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 	defer tc.Close()
 
 	if !withAPI || cfg.Temporal.RunWorker {
-		w := worker.New(tc, cfg.Temporal.TaskQueue, worker.Deps{Auth: st, Mailbox: st, ReadModel: st, Devices: st})
+		w := worker.New(tc, cfg.Temporal.TaskQueue, worker.Deps{Auth: st, Mailbox: st, ReadModel: st, Devices: st, Orphans: st})
 		if err := w.Start(); err != nil {
 			return fmt.Errorf("starting the Temporal worker: %w", err)
 		}
 		defer w.Stop()
 		if err := worker.StartSingletons(ctx, tc, cfg.Temporal.TaskQueue, activities.FleetWatch{
-			Every: cfg.Enclosures.ScanEvery, Down: cfg.Enclosures.DownAfter, Run: time.Hour}); err != nil {
+			Every: cfg.Enclosures.ScanEvery, Down: cfg.Enclosures.DownAfter, Run: time.Hour,
+			ReconcileEvery: time.Minute, Settle: time.Minute}); err != nil {
 			return err
 		}
 		log.Info("temporal worker running", "task_queue", cfg.Temporal.TaskQueue, "namespace", cfg.Temporal.Namespace)

@@ -9,8 +9,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/jax-mba/mba/activities"
 	"github.com/jax-mba/mba/internal/simulator"
 	"github.com/jax-mba/mba/internal/store"
+	"github.com/jax-mba/mba/worker"
 	"github.com/jax-mba/mba/workflows"
 )
 
@@ -142,4 +144,34 @@ func TestRebootResumes(t *testing.T) {
 	require.Eventually(t, func() bool { return e.State().SessionID == 0 }, 30*time.Second, 100*time.Millisecond)
 	time.Sleep(time.Second) // the workflow ends once the enclosure took COMPLETE
 	s.recordHistory(workflows.DeviceWorkflowID(sid, ids[0]), "device_reboot_resumed")
+}
+
+// TestTerminatedWorkflowsAreCleanedUp terminates a session's workflow from "the CLI": its
+// enclosures stop (their workflows are canceled with it and clean up), and the fleet monitor
+// releases what the terminated workflow itself could not: the session's status.
+func TestTerminatedWorkflowsAreCleanedUp(t *testing.T) {
+	s := newStack(t)
+	fleet := activities.FleetWatch{Every: 200 * time.Millisecond, Down: time.Minute, Run: time.Minute,
+		ReconcileEvery: 500 * time.Millisecond, Settle: time.Second}
+	require.NoError(t, worker.StartSingletons(context.Background(), s.temporal, s.queue, fleet))
+	t.Cleanup(func() {
+		_ = s.temporal.TerminateWorkflow(context.Background(), workflows.FleetMonitorWorkflowID(s.queue), "", "test done")
+		_ = s.temporal.TerminateWorkflow(context.Background(), workflows.HousekeepingWorkflowID(s.queue), "", "test done")
+	})
+	sim, ids := s.enclosures(2, "E2ET")
+	sid := s.createSession(ids, 600)
+	require.Eventually(t, func() bool { return sim.Stats().Recording == 2 }, 30*time.Second, 50*time.Millisecond)
+
+	require.NoError(t, s.temporal.TerminateWorkflow(context.Background(), workflows.SessionWorkflowID(sid), "", "operator"))
+	x := s.waitSession(sid, store.SessionCanceled, 30*time.Second)
+	for _, d := range x.DeviceStatuses {
+		require.Equal(t, store.DeviceCanceled, d.Status)
+	}
+	require.Eventually(t, func() bool { return sim.Stats().Recording == 0 }, 30*time.Second, 50*time.Millisecond, "enclosures stopped")
+	var left int
+	require.NoError(t, s.pool.QueryRow(context.Background(), `SELECT count(*) FROM device_assignments`).Scan(&left))
+	require.Eventually(t, func() bool {
+		require.NoError(t, s.pool.QueryRow(context.Background(), `SELECT count(*) FROM device_assignments`).Scan(&left))
+		return left == 0
+	}, 30*time.Second, 100*time.Millisecond, "no mailbox left behind")
 }

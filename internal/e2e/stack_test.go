@@ -92,7 +92,7 @@ func (s *stack) sessions() dispatch.Sessions {
 }
 
 func (s *stack) startWorker() {
-	s.worker = worker.New(s.temporal, s.queue, worker.Deps{Auth: s.store, Mailbox: s.store, ReadModel: s.store, Devices: s.store})
+	s.worker = worker.New(s.temporal, s.queue, worker.Deps{Auth: s.store, Mailbox: s.store, ReadModel: s.store, Devices: s.store, Orphans: s.store})
 	require.NoError(s.t, s.worker.Start())
 }
 

@@ -169,3 +169,48 @@ func (s *Store) QueueOutbox(ctx context.Context, workflowID, activityID string, 
 	}
 	return notifyOutbox(ctx, s.pool)
 }
+
+// Orphan is a piece of recording state whose workflow should be running.
+type Orphan struct {
+	SessionID  int64
+	DeviceID   int64  // 0 for a whole session
+	WorkflowID string // the mailbox's workflow; empty for a session (its id derives from SessionID)
+}
+
+// Orphans lists the mailboxes and the in-progress sessions older than settle, with the
+// workflow each belongs to, for the fleet monitor to check against Temporal.
+func (s *Store) Orphans(ctx context.Context, settle time.Time) ([]Orphan, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT session_id, device_id, workflow_id FROM device_assignments WHERE updated_at < @settle
+		UNION ALL
+		SELECT id, 0, '' FROM sessions WHERE status = 'IN_PROGRESS' AND created_at < @settle`,
+		pgx.NamedArgs{"settle": settle})
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[Orphan])
+}
+
+// ReleaseOrphan clears what a workflow that ended without cleaning up (terminated by an
+// operator) left behind: the enclosure's mailbox and, for a session, the statuses that still
+// say it runs. The stale-session rule then stops or completes the enclosures.
+func (s *Store) ReleaseOrphan(ctx context.Context, o Orphan, reason string, now time.Time) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		args := pgx.NamedArgs{"session_id": o.SessionID, "device_id": o.DeviceID, "reason": reason, "now": now}
+		onlyDevice := `AND (@device_id = 0 OR device_id = @device_id)`
+		if _, err := tx.Exec(ctx, `DELETE FROM device_assignments WHERE session_id = @session_id `+onlyDevice, args); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `
+			UPDATE session_devices SET status = 'CANCELED', message = @reason, ended_at = @now
+			WHERE session_id = @session_id AND status IN ('PENDING', 'RECORDING') `+onlyDevice, args); err != nil {
+			return err
+		}
+		if o.DeviceID == 0 {
+			if _, err := tx.Exec(ctx, `UPDATE sessions SET status = 'CANCELED', ended_at = @now WHERE id = @session_id AND status = 'IN_PROGRESS'`, args); err != nil {
+				return err
+			}
+		}
+		return addEvent(ctx, tx, o.SessionID, o.DeviceID, "released", reason, now)
+	})
+}
