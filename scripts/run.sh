@@ -11,9 +11,11 @@ mkdir -p "$DATA"
 
 PG_STARTED=0
 serve_pid=
+sim_pid=
 # Stop only what this script started, newest first.
 cleanup() {
 	trap - EXIT HUP INT TERM
+	if [[ -n $sim_pid ]]; then kill -TERM "$sim_pid" 2>/dev/null || true; fi
 	if [[ -n $serve_pid ]] && kill -0 "$serve_pid" 2>/dev/null; then
 		kill -TERM "$serve_pid" 2>/dev/null || true
 		wait "$serve_pid" 2>/dev/null || true
@@ -85,4 +87,12 @@ BANNER
 # before the servers it depends on.
 setsid bin/mba serve &
 serve_pid=$!
+
+# MBA_SIMULATE=N adds N simulated enclosures (SIM1..SIMN, heartbeat every 2 s) for a demo.
+if [[ ${MBA_SIMULATE:-0} -gt 0 ]]; then
+	until curl -fs http://127.0.0.1:8080/healthz >/dev/null 2>&1; do sleep 0.2; done
+	setsid bin/mba simulate --count "$MBA_SIMULATE" --prefix SIM --interval 2s --report 1m >"$DATA/simulate.log" 2>&1 &
+	sim_pid=$!
+	echo "==> $MBA_SIMULATE simulated enclosures (log: $DATA/simulate.log)"
+fi
 wait "$serve_pid"
