@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/jax-mba/mba/internal/auth"
 	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/protocol"
 )
@@ -31,6 +32,8 @@ type EnclosureStore interface {
 	DeviceByName(ctx context.Context, name string, now time.Time, down time.Duration) (store.Device, error)
 	DevicesByIDs(ctx context.Context, ids []int64, now time.Time, down time.Duration) ([]store.Device, error)
 	KeepStreamAlive(ctx context.Context, id int64, until time.Time) error
+	SetDeviceToken(ctx context.Context, id int64, hash []byte) error
+	Telemetry(ctx context.Context, id int64, since, until time.Time) ([]store.TelemetryPoint, error)
 }
 
 // deviceView is a device as the API returns it: the stored device plus what the API flags.
@@ -140,5 +143,68 @@ func (s *Server) streamDevice(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"device": d.Name, "streaming_until": until})
+	return nil
+}
+
+// setDeviceToken gives the enclosure a token of its own, shown once. From then on its
+// heartbeats must carry it (the upload agent sends it; the unmodified client sends none, so
+// only set one for enclosures whose heartbeats come through something that adds it).
+func (s *Server) setDeviceToken(w http.ResponseWriter, r *http.Request) error {
+	d, err := s.deviceParam(r)
+	if err != nil {
+		return err
+	}
+	token, hash := auth.NewLinkToken()
+	if err := s.enclosures.SetDeviceToken(r.Context(), d.ID, hash); err != nil {
+		return err
+	}
+	s.audit(r, currentUser(r).ID, "device.token.set", d.Name)
+	writeJSON(w, http.StatusOK, map[string]string{"device": d.Name, "token": token})
+	return nil
+}
+
+func (s *Server) deleteDeviceToken(w http.ResponseWriter, r *http.Request) error {
+	d, err := s.deviceParam(r)
+	if err != nil {
+		return err
+	}
+	if err := s.enclosures.SetDeviceToken(r.Context(), d.ID, nil); err != nil {
+		return err
+	}
+	s.audit(r, currentUser(r).ID, "device.token.delete", d.Name)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// deviceTelemetry returns the downsampled history for plots: ?since= and ?until= (RFC 3339),
+// by default the last 7 days, at most 92 days at once.
+func (s *Server) deviceTelemetry(w http.ResponseWriter, r *http.Request) error {
+	d, err := s.deviceParam(r)
+	if err != nil {
+		return err
+	}
+	until, since := s.now(), s.now().Add(-7*24*time.Hour)
+	errs := map[string]string{}
+	for name, dst := range map[string]*time.Time{"since": &since, "until": &until} {
+		if raw := r.URL.Query().Get(name); raw != "" {
+			t, err := time.Parse(time.RFC3339, raw)
+			if err != nil {
+				errs[name] = "must be an RFC 3339 time like 2026-01-02T15:04:05Z"
+				continue
+			}
+			*dst = t
+		}
+	}
+	if len(errs) == 0 && (!since.Before(until) || until.Sub(since) > 92*24*time.Hour) {
+		errs["since"] = "must be before until, at most 92 days earlier"
+	}
+	if len(errs) > 0 {
+		return invalid(errs)
+	}
+	points, err := s.enclosures.Telemetry(r.Context(), d.ID, since, until)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"device": d.Name, "since": since, "until": until, "points": points})
 	return nil
 }

@@ -223,3 +223,28 @@ func TestDeviceRoutes(t *testing.T) {
 	h.clock.Advance(2 * time.Minute)
 	require.Equal(t, "DOWN", h.do("GET", "/api/device/NV2", token, nil).json(t)["state"], "DOWN on the server clock")
 }
+
+func TestEnclosureTokenAndTelemetry(t *testing.T) {
+	h := newHarness(t)
+	h.user("admin@lab.example", "correct horse", true)
+	token, _ := h.login("admin@lab.example", "correct horse")
+	h.send(beat("NV12", 0, false, ""))
+
+	res := h.do("PUT", "/api/device/NV12/token", token, nil)
+	require.Equal(t, http.StatusOK, res.status)
+	secret := res.json(t)["token"].(string)
+
+	res = h.send(beat("NV12", 0, false, ""))
+	require.Equal(t, http.StatusUnauthorized, res.status, "its heartbeats now need the token")
+	require.Equal(t, http.StatusNoContent, h.do("POST", "/api/device/heartbeat", secret, beat("NV12", 0, false, "")).status)
+	require.Equal(t, http.StatusUnauthorized, h.do("POST", "/api/device/heartbeat", "wrong", beat("NV12", 0, false, "")).status)
+	require.Equal(t, http.StatusNoContent, h.do("DELETE", "/api/device/NV12/token", token, nil).status)
+	require.Equal(t, http.StatusNoContent, h.send(beat("NV12", 0, false, "")).status)
+
+	res = h.do("GET", "/api/device/NV12/telemetry", token, nil)
+	require.Equal(t, http.StatusOK, res.status)
+	points := res.json(t)["points"].([]any)
+	require.Len(t, points, 1, "heartbeats in one bucket make one point")
+	require.Equal(t, 400000.0, points[0].(map[string]any)["free_disk"])
+	require.Equal(t, http.StatusBadRequest, h.do("GET", "/api/device/NV12/telemetry?since=yesterday", token, nil).status)
+}

@@ -50,6 +50,9 @@ var routeAccess = map[string]access{
 	"POST /api/device/heartbeat":                              public, // the enclosure protocol has no user token
 	"GET /api/device":                                         signedIn,
 	"GET /api/device/{device}":                                signedIn,
+	"GET /api/device/{device}/telemetry":                      signedIn,
+	"PUT /api/device/{device}/token":                          adminOnly,
+	"DELETE /api/device/{device}/token":                       adminOnly,
 	"GET /api/device/stream/{device}":                         signedIn,
 	"GET /api/recording-session":                              signedIn,
 	"POST /api/recording-session":                             signedIn,

@@ -152,3 +152,35 @@ func (s *Store) MarkSilent(ctx context.Context, cutoff, now time.Time) ([]string
 	})
 	return names, err
 }
+
+// SetDeviceToken sets (or, with a nil hash, removes) the enclosure's own token.
+func (s *Store) SetDeviceToken(ctx context.Context, id int64, hash []byte) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE devices SET token_hash = @hash WHERE id = @id`, pgx.NamedArgs{"id": id, "hash": hash})
+	if err == nil && tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return err
+}
+
+// TelemetryPoint is one downsampled sample of an enclosure, for plots.
+type TelemetryPoint struct {
+	At          time.Time `json:"at"`
+	Recording   bool      `json:"recording"`
+	FPS         *float64  `json:"fps"`
+	Load        *float64  `json:"load"`
+	FreeRAM     *int64    `json:"free_ram"`
+	FreeDisk    *int64    `json:"free_disk"`
+	ClockSkewMS *int64    `json:"clock_skew_ms"`
+}
+
+// Telemetry returns an enclosure's downsampled history in [since, until), oldest first.
+func (s *Store) Telemetry(ctx context.Context, id int64, since, until time.Time) ([]TelemetryPoint, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT bucket, recording, fps, load, free_ram, free_disk, clock_skew_ms FROM device_telemetry
+		WHERE device_id = @id AND bucket >= @since AND bucket < @until ORDER BY bucket`,
+		pgx.NamedArgs{"id": id, "since": since, "until": until})
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[TelemetryPoint])
+}
