@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -38,7 +39,7 @@ func newMetrics(pool *pgxpool.Pool) *metrics {
 	m.registry.MustRegister(m.requests, m.latency, m.replies,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if pool != nil {
-		m.registry.MustRegister(poolCollector{pool})
+		m.registry.MustRegister(poolCollector{pool}, outboxCollector{pool})
 	}
 	return m
 }
@@ -102,4 +103,31 @@ func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(poolDescs.acquires, float64(st.AcquireCount()))
 	counter(poolDescs.waits, float64(st.EmptyAcquireCount()))
 	counter(poolDescs.waitSeconds, st.AcquireDuration().Seconds())
+}
+
+// outboxCollector exports the outbox backlog at scrape time: transitions written by the
+// heartbeat path and not yet delivered to Temporal.
+type outboxCollector struct{ pool *pgxpool.Pool }
+
+var (
+	outboxPending = prometheus.NewDesc("mba_outbox_pending", "Transitions waiting for the dispatcher.", nil, nil)
+	outboxOldest  = prometheus.NewDesc("mba_outbox_oldest_seconds", "Age of the oldest undelivered transition.", nil, nil)
+)
+
+func (c outboxCollector) Describe(ch chan<- *prometheus.Desc) { ch <- outboxPending; ch <- outboxOldest }
+
+func (c outboxCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var n int64
+	var oldest float64
+	err := c.pool.QueryRow(ctx, `
+		SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8
+		FROM outbox WHERE dispatched_at IS NULL`).Scan(&n, &oldest)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(outboxPending, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(outboxPending, prometheus.GaugeValue, float64(n))
+	ch <- prometheus.MustNewConstMetric(outboxOldest, prometheus.GaugeValue, oldest)
 }

@@ -201,6 +201,7 @@ func TestEdge(t *testing.T) {
 	metrics := string(h.do("GET", "/metrics", "", nil).body)
 	require.Contains(t, metrics, `mba_http_requests_total{method="POST",route="/api/auth/login",status="401"} 1`)
 	require.Contains(t, metrics, "mba_db_pool_max_connections")
+	require.Contains(t, metrics, "mba_outbox_pending 0")
 }
 
 func TestPanicsBecome500WithoutDetail(t *testing.T) {
