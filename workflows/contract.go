@@ -101,6 +101,6 @@ type DeviceEnded struct {
 type SessionState struct {
 	SessionID int64
 	Status    string
-	Devices   map[int64]string // device id -> status
+	Devices   map[int64]string // device id -> RUNNING, or its end status
 	Canceled  bool
 }

@@ -31,6 +31,10 @@ func RecordingSession(ctx workflow.Context, in SessionInput) (SessionState, erro
 	return s.st, err
 }
 
+// running is an enclosure's state in the session's query until it ends; its own workflow and
+// the read model tell PENDING from RECORDING.
+const running = "RUNNING"
+
 type session struct {
 	in       SessionInput
 	st       SessionState
@@ -115,7 +119,7 @@ func (s *session) startChildren(ctx workflow.Context, plan store.SessionPlan) {
 			Duration: plan.Duration, FragmentHourly: plan.FragmentHourly, TargetFPS: plan.TargetFPS,
 			ApplyFilter: plan.ApplyFilter, Settings: s.in.Settings,
 		})
-		s.st.Devices[d.DeviceID] = store.DevicePending
+		s.st.Devices[d.DeviceID] = running
 		s.order = append(s.order, d.DeviceID)
 		s.running++
 	}
@@ -148,12 +152,12 @@ func (s *session) stopChild(ctx workflow.Context, id int64, req StopRequest) {
 
 // deviceEnded records an enclosure's end; the last one decides the session's status.
 func (s *session) deviceEnded(ctx workflow.Context, id int64, status string) {
-	if old, ok := s.st.Devices[id]; !ok || (old != store.DevicePending && old != store.DeviceRecording) {
+	if old, ok := s.st.Devices[id]; !ok || old != running {
 		return
 	}
 	s.st.Devices[id] = status
 	for _, other := range s.order {
-		if st := s.st.Devices[other]; st == store.DevicePending || st == store.DeviceRecording {
+		if s.st.Devices[other] == running {
 			return
 		}
 	}

@@ -98,6 +98,18 @@ func TestCancelAndRemove(t *testing.T) {
 		return true
 	}, 30*time.Second, 100*time.Millisecond)
 
+	// Heartbeats that change nothing reach neither the outbox nor any workflow's history.
+	history := func() int64 {
+		d, err := s.temporal.DescribeWorkflowExecution(context.Background(), workflows.DeviceWorkflowID(sid, ids[1]), "")
+		require.NoError(t, err)
+		return d.WorkflowExecutionInfo.HistoryLength
+	}
+	time.Sleep(time.Second) // let the start settle
+	before, beats := history(), sim.Stats().HeartbeatsSent
+	time.Sleep(2 * time.Second)
+	require.Greater(t, sim.Stats().HeartbeatsSent, beats+20, "the enclosures kept heartbeating")
+	require.Equal(t, before, history(), "idle heartbeats add no workflow history")
+
 	path := fmt.Sprintf("/api/recording-session/%d", sid)
 	require.Equal(t, http.StatusNoContent, s.call("DELETE", fmt.Sprintf("%s/device-status/%d", path, ids[0]), nil, nil))
 	require.Eventually(t, func() bool {
