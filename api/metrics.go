@@ -114,7 +114,10 @@ var (
 	outboxOldest  = prometheus.NewDesc("mba_outbox_oldest_seconds", "Age of the oldest undelivered transition.", nil, nil)
 )
 
-func (c outboxCollector) Describe(ch chan<- *prometheus.Desc) { ch <- outboxPending; ch <- outboxOldest }
+func (c outboxCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- outboxPending
+	ch <- outboxOldest
+}
 
 func (c outboxCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)

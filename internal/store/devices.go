@@ -155,11 +155,7 @@ func (s *Store) MarkSilent(ctx context.Context, cutoff, now time.Time) ([]string
 
 // SetDeviceToken sets (or, with a nil hash, removes) the enclosure's own token.
 func (s *Store) SetDeviceToken(ctx context.Context, id int64, hash []byte) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE devices SET token_hash = @hash WHERE id = @id`, pgx.NamedArgs{"id": id, "hash": hash})
-	if err == nil && tag.RowsAffected() == 0 {
-		return ErrNotFound
-	}
-	return err
+	return s.execOne(ctx, `UPDATE devices SET token_hash = @hash WHERE id = @id`, pgx.NamedArgs{"id": id, "hash": hash})
 }
 
 // TelemetryPoint is one downsampled sample of an enclosure, for plots.

@@ -247,11 +247,7 @@ func (s *Store) deviceStatuses(ctx context.Context, where string, args pgx.Named
 
 // SetArchived archives or unarchives a session.
 func (s *Store) SetArchived(ctx context.Context, id int64, archived bool) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE sessions SET archived = @archived WHERE id = @id`, pgx.NamedArgs{"id": id, "archived": archived})
-	if err == nil && tag.RowsAffected() == 0 {
-		return ErrNotFound
-	}
-	return err
+	return s.execOne(ctx, `UPDATE sessions SET archived = @archived WHERE id = @id`, pgx.NamedArgs{"id": id, "archived": archived})
 }
 
 // SessionEvent is one entry of a session's timeline.

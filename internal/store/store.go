@@ -76,3 +76,12 @@ type querier interface {
 func (s *Store) tx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, s.pool, fn)
 }
+
+// execOne runs a statement that must touch a row: ErrNotFound when it touched none.
+func (s *Store) execOne(ctx context.Context, sql string, args pgx.NamedArgs) error {
+	tag, err := s.pool.Exec(ctx, sql, args)
+	if err == nil && tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return err
+}
