@@ -418,7 +418,13 @@ func (d *device) clear(ctx workflow.Context) {
 // An enclosure that is away gets the STOP when it returns; the mailbox keeps it.
 func (d *device) stopAndEnd(ctx workflow.Context, status, message string) {
 	cmd := activities.DeviceCommand{DeviceID: d.in.DeviceID, SessionID: d.in.SessionID}
-	stopCtx := d.command(ctx, "stop", d.in.Settings.EndGrace, nil)
+	// A silent enclosure gets the STOP when it returns (the mailbox keeps it); the session
+	// need not wait for that.
+	wait := d.in.Settings.EndGrace
+	if !d.st.SilentSince.IsZero() {
+		wait = min(wait, 10*time.Second)
+	}
+	stopCtx := d.command(ctx, "stop", wait, nil)
 	var ev heartbeat.Event
 	if err := workflow.ExecuteActivity(stopCtx, d.a.SendStop, cmd).Get(ctx, &ev); err == nil {
 		d.fresh(ev)

@@ -7,7 +7,9 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/jax-mba/mba/activities"
 	"github.com/jax-mba/mba/internal/heartbeat"
@@ -218,4 +220,61 @@ func TestCancelingTheWorkflowStopsTheEnclosure(t *testing.T) {
 	require.Equal(t, 1, dt.stops, "clean-up runs on a disconnected context")
 	final := dt.updates[len(dt.updates)-1]
 	require.Equal(t, store.DeviceCanceled, final.Status)
+}
+
+func TestStopAtEveryStage(t *testing.T) {
+	for name, stage := range map[string]func(dt *deviceTest){
+		// Silent: the STOP waits in the mailbox; the session does not wait for it.
+		"silent": func(dt *deviceTest) {
+			dt.at(time.Hour, heartbeat.Event{ID: 1, Kind: heartbeat.EventSilent})
+		},
+		// Rebooted and being started again for the rest of the time.
+		"resuming": func(dt *deviceTest) {
+			dt.at(time.Hour, heartbeat.Event{ID: 1, Kind: heartbeat.EventReset})
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dt := newDeviceTest(t)
+			started := func(_ context.Context, cmd activities.StartCommand) (heartbeat.Event, error) {
+				dt.starts = append(dt.starts, cmd)
+				return heartbeat.Event{Kind: heartbeat.EventStarted, At: dt.env.Now()}, nil
+			}
+			dt.env.OnActivity(dt.a.SendStart, mock.Anything, mock.Anything).Return(started).Once()
+			// A resumed START is not acknowledged before the stop.
+			dt.env.OnActivity(dt.a.SendStart, mock.Anything, mock.Anything).Return(started).After(100 * time.Hour)
+			dt.stopsWith(heartbeat.Event{Kind: heartbeat.EventEnded, Stopped: true})
+			stage(dt)
+			dt.env.RegisterDelayedCallback(func() {
+				dt.env.SignalWorkflow(SignalStop, StopRequest{Reason: "removed from the session"})
+			}, 70*time.Minute)
+			res := dt.run(10 * time.Hour)
+			require.Equal(t, store.DeviceCanceled, res.Status, res.Message)
+			require.Equal(t, 1, dt.stops)
+		})
+	}
+}
+
+func TestContinueAsNewCarriesTheState(t *testing.T) {
+	dt := newDeviceTest(t)
+	dt.startsAfter(time.Second)
+	for i := int64(1); i <= 20; i++ {
+		kind := heartbeat.EventSilent
+		if i%2 == 0 {
+			kind = heartbeat.EventReturned
+		}
+		dt.at(time.Duration(i)*time.Minute, heartbeat.Event{ID: i, Kind: kind})
+	}
+	dt.env.RegisterDelayedCallback(func() { dt.env.SetContinueAsNewSuggested(true) }, 10*time.Minute+30*time.Second)
+	dt.env.ExecuteWorkflow(DeviceRecording, DeviceInput{SessionID: 7, DeviceID: 3, FilePrefix: "p", Duration: 30 * 24 * 3600, Settings: testSettings})
+	err := dt.env.GetWorkflowError()
+	var can *workflow.ContinueAsNewError
+	require.ErrorAs(t, err, &can, "a long history continues as new")
+
+	var next DeviceInput
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	require.Equal(t, store.DeviceRecording, next.State.Status)
+	require.Equal(t, 30*24*time.Hour, next.State.PlannedEnd.Sub(next.State.StartedAt))
+	require.Equal(t, 1, next.State.Segments)
+	require.GreaterOrEqual(t, next.State.LastEventID, int64(10), "the dedup mark carries over")
+	require.Equal(t, "p", next.FilePrefix)
 }

@@ -84,8 +84,9 @@ func (s *Store) AssignStop(ctx context.Context, deviceID, sessionID int64, activ
 		case a.Phase == heartbeat.Completing:
 			settled = &heartbeat.Event{Kind: heartbeat.EventEnded, At: now, SessionID: sessionID}
 			return nil
-		case a.Phase == heartbeat.Reset:
-			// It lost the recording already; nothing to stop.
+		case a.Phase == heartbeat.Reset || a.Phase == heartbeat.Starting:
+			// Not recording for us (it lost the recording, or never acknowledged START): nothing to
+			// wait for. Should a START already be on its way, the stale-session rule stops it.
 			settled = &heartbeat.Event{Kind: heartbeat.EventEnded, At: now, SessionID: sessionID, Stopped: true}
 			_, err := tx.Exec(ctx, `DELETE FROM device_assignments WHERE device_id = @device_id`, args)
 			return err
