@@ -32,6 +32,8 @@ Commands:
   config init --file F [--force]   write a config file with fresh secrets (mode 0600)
   simulate [--count N] [--api URL] [--interval D] [--time-scale X]
                              run simulated enclosures that behave like the real client
+  bench [--quick] [--scenarios capacity,fleet,fanout,longrun] [--report F]
+                             load scenarios against the real stack (make bench)
 
 Settings come from a YAML file (--config or MBA_CONFIG_FILE), MBA_* environment variables,
 or flags placed before the command. 'mba --help' lists every setting with its default.
@@ -76,6 +78,8 @@ func run() error {
 		return configCmd(args[1:], os.Stdout)
 	case "simulate":
 		return simulateCmd(ctx, log, args[1:], os.Stdout)
+	case "bench":
+		return benchCmd(ctx, args[1:], os.Stdout)
 	case "help":
 		fmt.Print(usage)
 		return nil

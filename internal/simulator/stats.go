@@ -38,7 +38,7 @@ type Stats struct {
 type Latency struct {
 	Count              int64
 	Mean               time.Duration
-	P50, P90, P99, Max time.Duration
+	P50, P90, P95, P99, Max time.Duration
 }
 
 func (s Stats) String() string {
@@ -146,6 +146,6 @@ func (h *histogram) snapshot() Latency {
 		}
 		return l.Max
 	}
-	l.P50, l.P90, l.P99 = pct(0.50), pct(0.90), pct(0.99)
+	l.P50, l.P90, l.P95, l.P99 = pct(0.50), pct(0.90), pct(0.95), pct(0.99)
 	return l
 }
