@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -93,6 +94,9 @@ func NewServer(d Deps) *Server {
 	}
 }
 
+// heartbeatRoute is the enclosures' poll (PROTOCOL.md section 1).
+const heartbeatRoute = "/api/device/heartbeat"
+
 // Handler returns the router with every route of the service.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
@@ -118,7 +122,7 @@ func (s *Server) Handler() http.Handler {
 		r.Post("/user/send_pw_reset", s.handle(s.sendPasswordReset))
 		r.Post("/user/{uid}/reset_password/{token}", s.handle(s.resetPassword))
 		// The enclosures' protocol: no user token (PROTOCOL.md section 1).
-		r.Post("/device/heartbeat", s.handle(s.heartbeat))
+		r.Post(strings.TrimPrefix(heartbeatRoute, "/api"), s.handle(s.heartbeat))
 
 		r.Group(func(r chi.Router) {
 			r.Use(s.authenticated)

@@ -27,7 +27,7 @@ CREATE TABLE devices (
 );
 CREATE INDEX devices_last_seen_at_idx ON devices (last_seen_at);
 
--- Telemetry downsampled for plots: the last sample of each bucket per enclosure.
+-- Telemetry downsampled for plots: one sample per bucket per enclosure (the first, or a change of recording state).
 CREATE TABLE device_telemetry (
     device_id     bigint           NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
     bucket        timestamptz      NOT NULL,

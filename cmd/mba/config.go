@@ -41,6 +41,7 @@ type config struct {
 		WriteTimeout    time.Duration `conf:"default:45s" yaml:"write_timeout"`
 		IdleTimeout     time.Duration `conf:"default:2m" yaml:"idle_timeout"`
 		ShutdownTimeout time.Duration `conf:"default:20s,help:grace period for in-flight requests on SIGTERM" yaml:"shutdown_timeout"`
+		PprofAddr       string        `conf:"help:serve Go's pprof profiles on this separate address (e.g. 127.0.0.1:6060); empty = off" yaml:"pprof_addr"`
 	} `yaml:"http"`
 	DB struct {
 		URL            string `conf:"default:postgres://mba@127.0.0.1:5433/mba?sslmode=disable,mask,help:PostgreSQL connection URL" yaml:"url"`

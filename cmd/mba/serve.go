@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"time"
 
@@ -119,6 +120,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 		IdleTimeout:       cfg.HTTP.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	if cfg.HTTP.PprofAddr != "" {
+		// On its own address, never the public one: profiles show internals.
+		go func() {
+			err := http.ListenAndServe(cfg.HTTP.PprofAddr, pprofMux())
+			log.Warn("pprof server stopped", "error", err)
+		}()
+		log.Info("pprof listening", "addr", cfg.HTTP.PprofAddr)
+	}
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.HTTP.Addr, err)
@@ -143,6 +152,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 		return err
 	}
 	return nil
+}
+
+func pprofMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
 
 func sessionSettings(cfg config) workflows.Settings {

@@ -23,9 +23,10 @@ type CapacityFigures struct {
 	Ratio          float64   `json:"heartbeats_over_floor"`
 	Errors         int64     `json:"errors"`
 	// At a fixed 1 000 heartbeats/s.
-	FixedRate        int       `json:"fixed_rate_per_s"`
-	FixedRateLatency Latencies `json:"fixed_rate_latency"`
-	FixedRateErrors  int64     `json:"fixed_rate_errors"`
+	FixedRate        int              `json:"fixed_rate_per_s"`
+	FixedRateLatency Latencies        `json:"fixed_rate_latency"`
+	FixedRateErrors  int64            `json:"fixed_rate_errors"`
+	Profile          string           `json:"cpu_profile"` // of mba serve during the closed loop
 	Usage            map[string]Usage `json:"usage"`
 }
 
@@ -74,10 +75,20 @@ func capacity(ctx context.Context, r *runner) (any, []TargetOutcome, error) {
 
 	// Closed loop: each client owns its enclosures (as real ones do: one at a time each).
 	sampler := Sample(r.processes())
+	profiled := make(chan string, 1)
+	go func() {
+		path, err := r.stack.Profile("capacity", window-time.Second)
+		if err != nil {
+			path = "not recorded: " + err.Error()
+		}
+		profiled <- path
+	}()
 	lat, count, errs := closedLoop(clients, window, func(c, n int) (time.Duration, error) {
 		return send((c + n*clients) % enclosures)
 	})
 	f.Usage = sampler.Stop()
+	f.Profile = <-profiled
+	r.printf("cpu profile of mba serve: %s (go tool pprof -top %s %s)\n", f.Profile, r.cfg.Binary, f.Profile)
 	f.HeartbeatsPerS = round1(float64(count) / window.Seconds())
 	f.Heartbeats, f.Errors = summarize(lat), errs
 	r.printf("heartbeats: %.0f/s p50 %.2f ms p99 %.2f ms (%d errors)\n", f.HeartbeatsPerS, f.Heartbeats.P50MS, f.Heartbeats.P99MS, errs)

@@ -38,7 +38,9 @@ type Stack struct {
 	Serve   *exec.Cmd
 	Token   string // an administrator's access token
 	Queue   string
+	Pprof   string // the service's pprof address
 	logPath string
+	workDir string
 }
 
 func randomHex(n int) string {
@@ -101,6 +103,10 @@ func StartStack(ctx context.Context, cfg Config, workDir string) (*Stack, error)
 		return nil, err
 	}
 	s.Base = "http://" + addr
+	s.workDir = workDir
+	if s.Pprof, err = freeAddr(); err != nil {
+		return nil, err
+	}
 	logFile, err := os.Create(s.logPath)
 	if err != nil {
 		return nil, err
@@ -112,6 +118,7 @@ func StartStack(ctx context.Context, cfg Config, workDir string) (*Stack, error)
 		"MBA_TEMPORAL_ADDRESS="+cfg.TemporalAddress,
 		"MBA_TEMPORAL_TASK_QUEUE="+s.Queue,
 		"MBA_HTTP_ADDR="+addr,
+		"MBA_HTTP_PPROF_ADDR="+s.Pprof,
 		"MBA_AUTH_JWT_SECRET="+randomHex(24),
 		"MBA_AUTH_HASH_MEMORY=8192",
 		"MBA_AUTH_LOGIN_PER_CLIENT=1000/1s",
@@ -196,4 +203,21 @@ func (s *Stack) Call(ctx context.Context, method, path string, body, out any) er
 		return json.Unmarshal(raw, out)
 	}
 	return nil
+}
+
+// Profile records the service's CPU profile for d into the work directory and returns its path.
+func (s *Stack) Profile(name string, d time.Duration) (string, error) {
+	res, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", s.Pprof, int(d.Seconds())))
+	if err != nil {
+		return "", err
+	}
+	defer res.Body.Close()
+	path := filepath.Join(s.workDir, name+".pprof")
+	f, err := os.Create(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	_, err = io.Copy(f, res.Body)
+	return path, err
 }

@@ -36,8 +36,8 @@ type Stats struct {
 
 // Latency summarises round trips; percentiles are bucket upper bounds (within 10 %).
 type Latency struct {
-	Count              int64
-	Mean               time.Duration
+	Count                   int64
+	Mean                    time.Duration
 	P50, P90, P95, P99, Max time.Duration
 }
 

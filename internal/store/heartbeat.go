@@ -31,7 +31,8 @@ const OutboxChannel = "mba_outbox"
 
 // Heartbeat handles one heartbeat in one transaction: it records the telemetry, decides the
 // reply from the enclosure's mailbox (heartbeat.Decide) and writes any transition to the
-// outbox. token is the bearer token the enclosure presented, if any.
+// outbox. token is the bearer token the enclosure presented, if any. After the locking read,
+// every write goes in one batch: four round trips in all (begin, read, writes, commit).
 func (s *Store) Heartbeat(ctx context.Context, hb protocol.Heartbeat, token string, now time.Time, opts HeartbeatOptions) (protocol.Reply, error) {
 	var reply protocol.Reply
 	err := s.tx(ctx, func(tx pgx.Tx) error {
@@ -48,56 +49,53 @@ func (s *Store) Heartbeat(ctx context.Context, hb protocol.Heartbeat, token stri
 		report := heartbeat.Report{SessionID: hb.SessionID, Recording: hb.Recording, Duration: hb.Duration, ErrMsg: hb.ErrMsg}
 		out := heartbeat.Decide(d.assignment, report, d.streaming)
 		reply = out.Reply
-		events := 0
+
+		b := &pgx.Batch{}
 		if a := d.assignment; a != nil {
-			if err := applyOutcome(ctx, tx, d.id, a, out, now); err != nil {
-				return err
-			}
+			queueOutcome(b, d.id, out, now)
+			var events []heartbeat.Event
 			if out.Event != "" {
-				events++
-				ev := heartbeat.Event{Kind: out.Event, At: now, SessionID: a.SessionID, Duration: hb.Duration,
-					ErrMsg: hb.ErrMsg, Stopped: a.Phase == heartbeat.Stopping}
-				activity := ""
-				if out.CompleteActivity {
-					activity = a.ActivityID
-				}
-				if err := addOutbox(ctx, tx, a.WorkflowID, activity, ev); err != nil {
-					return err
-				}
+				events = append(events, heartbeat.Event{Kind: out.Event, At: now, SessionID: a.SessionID, Duration: hb.Duration,
+					ErrMsg: hb.ErrMsg, Stopped: a.Phase == heartbeat.Stopping})
 			}
 			if d.downSince != nil && !out.Delete {
-				events++
-				ev := heartbeat.Event{Kind: heartbeat.EventReturned, At: now, SessionID: a.SessionID}
-				if err := addOutbox(ctx, tx, a.WorkflowID, "", ev); err != nil {
+				events = append(events, heartbeat.Event{Kind: heartbeat.EventReturned, At: now, SessionID: a.SessionID})
+			}
+			for i, ev := range events {
+				activity := ""
+				if i == 0 && out.CompleteActivity {
+					activity = a.ActivityID
+				}
+				if err := queueOutbox(b, a.WorkflowID, activity, ev); err != nil {
 					return err
 				}
 			}
+			if len(events) > 0 {
+				b.Queue(notifySQL, pgx.NamedArgs{"channel": OutboxChannel})
+			}
 		}
-		if err := saveTelemetry(ctx, tx, d.id, hb, now, opts.TelemetryBucket); err != nil {
-			return err
-		}
-		if events > 0 {
-			err = notifyOutbox(ctx, tx)
-		}
-		return err
+		queueTelemetry(b, d, hb, now, opts.TelemetryBucket)
+		return tx.SendBatch(ctx, b).Close()
 	})
 	return reply, err
 }
 
 // lockedDevice is an enclosure row, locked for this heartbeat, with its mailbox.
 type lockedDevice struct {
-	id         int64
-	tokenHash  []byte
-	downSince  *time.Time
-	streaming  bool
-	assignment *heartbeat.Assignment
+	id           int64
+	tokenHash    []byte
+	lastSeen     *time.Time
+	wasRecording bool
+	downSince    *time.Time
+	streaming    bool
+	assignment   *heartbeat.Assignment
 }
 
 // lockDevice reads and locks the enclosure (registering it when allowed). Locking the device
 // row serialises its heartbeats with the command activities, which lock it too.
 func lockDevice(ctx context.Context, tx pgx.Tx, hb protocol.Heartbeat, autoRegister bool, now time.Time) (lockedDevice, error) {
 	const q = `
-		SELECT d.id, d.token_hash, d.down_since, coalesce(d.stream_until > @now, false),
+		SELECT d.id, d.token_hash, d.last_seen_at, d.recording, d.down_since, coalesce(d.stream_until > @now, false),
 		       a.session_id, a.phase, a.start_params, a.workflow_id, coalesce(a.activity_id, '')
 		FROM devices d LEFT JOIN device_assignments a ON a.device_id = d.id
 		WHERE d.name = @name
@@ -109,7 +107,7 @@ func lockDevice(ctx context.Context, tx pgx.Tx, hb protocol.Heartbeat, autoRegis
 		var phase, workflowID *string
 		var activityID string
 		var params []byte
-		err := tx.QueryRow(ctx, q, args).Scan(&d.id, &d.tokenHash, &d.downSince, &d.streaming,
+		err := tx.QueryRow(ctx, q, args).Scan(&d.id, &d.tokenHash, &d.lastSeen, &d.wasRecording, &d.downSince, &d.streaming,
 			&sessionID, &phase, &params, &workflowID, &activityID)
 		if errors.Is(err, pgx.ErrNoRows) && autoRegister && attempt == 0 {
 			if _, err := tx.Exec(ctx, `INSERT INTO devices (name, location) VALUES (@name, @location) ON CONFLICT (name) DO NOTHING`, args); err != nil {
@@ -137,35 +135,50 @@ func lockDevice(ctx context.Context, tx pgx.Tx, hb protocol.Heartbeat, autoRegis
 	}
 }
 
-func applyOutcome(ctx context.Context, tx pgx.Tx, deviceID int64, a *heartbeat.Assignment, out heartbeat.Outcome, now time.Time) error {
+func queueOutcome(b *pgx.Batch, deviceID int64, out heartbeat.Outcome, now time.Time) {
 	args := pgx.NamedArgs{"device_id": deviceID, "phase": string(out.NewPhase), "now": now}
 	switch {
 	case out.Delete:
-		_, err := tx.Exec(ctx, `DELETE FROM device_assignments WHERE device_id = @device_id`, args)
-		return err
+		b.Queue(`DELETE FROM device_assignments WHERE device_id = @device_id`, args)
 	case out.NewPhase != "":
-		_, err := tx.Exec(ctx, `
-			UPDATE device_assignments SET phase = @phase, activity_id = NULL, updated_at = @now
+		b.Queue(`UPDATE device_assignments SET phase = @phase, activity_id = NULL, updated_at = @now
 			WHERE device_id = @device_id`, args)
-		return err
 	}
-	return nil
+}
+
+const (
+	outboxSQL = `INSERT INTO outbox (workflow_id, activity_id, kind, payload)
+		VALUES (@workflow_id, nullif(@activity_id, ''), @kind, @payload)`
+	notifySQL = `SELECT pg_notify(@channel, '')`
+)
+
+func outboxArgs(workflowID, activityID string, ev heartbeat.Event) (pgx.NamedArgs, error) {
+	payload, err := json.Marshal(ev)
+	return pgx.NamedArgs{"workflow_id": workflowID, "activity_id": activityID, "kind": ev.Kind, "payload": payload}, err
 }
 
 // addOutbox queues a transition: a signal to workflowID, or the completion of its activity.
 func addOutbox(ctx context.Context, q querier, workflowID, activityID string, ev heartbeat.Event) error {
-	payload, err := json.Marshal(ev)
+	args, err := outboxArgs(workflowID, activityID, ev)
 	if err != nil {
 		return err
 	}
-	_, err = q.Exec(ctx, `
-		INSERT INTO outbox (workflow_id, activity_id, kind, payload)
-		VALUES (@workflow_id, nullif(@activity_id, ''), @kind, @payload)`,
-		pgx.NamedArgs{"workflow_id": workflowID, "activity_id": activityID, "kind": ev.Kind, "payload": payload})
+	_, err = q.Exec(ctx, outboxSQL, args)
 	return err
 }
 
-func saveTelemetry(ctx context.Context, tx pgx.Tx, deviceID int64, hb protocol.Heartbeat, now time.Time, bucket time.Duration) error {
+// queueOutbox is addOutbox in a batch.
+func queueOutbox(b *pgx.Batch, workflowID, activityID string, ev heartbeat.Event) error {
+	args, err := outboxArgs(workflowID, activityID, ev)
+	if err == nil {
+		b.Queue(outboxSQL, args)
+	}
+	return err
+}
+
+// queueTelemetry records the latest values, and one sample per bucket of the plot history:
+// the first of the bucket, or any that changes the recording state (never written behind).
+func queueTelemetry(b *pgx.Batch, d lockedDevice, hb protocol.Heartbeat, now time.Time, bucket time.Duration) {
 	var fps *float64
 	if hb.HasFPS {
 		fps = &hb.FPS
@@ -175,26 +188,27 @@ func saveTelemetry(ctx context.Context, tx pgx.Tx, deviceID int64, hb protocol.H
 		sessionID = &hb.SessionID
 	}
 	args := pgx.NamedArgs{
-		"id": deviceID, "location": hb.Location, "now": now, "recording": hb.Recording,
+		"id": d.id, "location": hb.Location, "now": now, "recording": hb.Recording,
 		"session_id": sessionID, "duration": hb.Duration, "fps": fps, "uptime": hb.Uptime, "load": hb.Load,
 		"total_ram": hb.TotalRAM, "free_ram": hb.FreeRAM, "total_disk": hb.TotalDisk, "free_disk": hb.FreeDisk,
 		"release": hb.Release, "err_msg": hb.ErrMsg, "skew": hb.Timestamp.Sub(now).Milliseconds(),
 		"bucket": now.Truncate(bucket),
 	}
-	if _, err := tx.Exec(ctx, `
+	b.Queue(`
 		UPDATE devices SET location = @location, last_seen_at = @now, down_since = NULL,
 			recording = @recording, reported_session_id = @session_id, rec_duration = @duration, fps = @fps,
 			uptime = @uptime, load = @load, total_ram = @total_ram, free_ram = @free_ram,
 			total_disk = @total_disk, free_disk = @free_disk, release = @release, err_msg = @err_msg,
 			clock_skew_ms = @skew
-		WHERE id = @id`, args); err != nil {
-		return err
+		WHERE id = @id`, args)
+	sameBucket := d.lastSeen != nil && d.lastSeen.Truncate(bucket).Equal(now.Truncate(bucket))
+	if sameBucket && d.wasRecording == hb.Recording {
+		return
 	}
-	_, err := tx.Exec(ctx, `
+	b.Queue(`
 		INSERT INTO device_telemetry (device_id, bucket, recording, fps, load, free_ram, free_disk, clock_skew_ms)
 		VALUES (@id, @bucket, @recording, @fps, @load, @free_ram, @free_disk, @skew)
 		ON CONFLICT (device_id, bucket) DO UPDATE SET recording = excluded.recording, fps = excluded.fps,
 			load = excluded.load, free_ram = excluded.free_ram, free_disk = excluded.free_disk,
 			clock_skew_ms = excluded.clock_skew_ms`, args)
-	return err
 }

@@ -135,7 +135,7 @@ func (s *Store) CreateSession(ctx context.Context, ns NewSession, workflowID fun
 }
 
 func notifyOutbox(ctx context.Context, q querier) error {
-	_, err := q.Exec(ctx, `SELECT pg_notify(@channel, '')`, pgx.NamedArgs{"channel": OutboxChannel})
+	_, err := q.Exec(ctx, notifySQL, pgx.NamedArgs{"channel": OutboxChannel})
 	return err
 }
 
