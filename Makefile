@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
-.PHONY: run test build lint bench temporal clean-data record-histories
+.PHONY: run test build lint bench bench-full bench-go temporal clean-data record-histories
 
 # PostgreSQL, Temporal dev server (UI :8233) and the API on :8080; state in .data/.
 run:
@@ -22,8 +22,16 @@ lint:
 	if [[ -n $$unformatted ]]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	go run go.temporal.io/sdk/contrib/tools/workflowcheck@latest ./workflows/...
 
-# Benchmarks need the same servers as tests, but not the race detector's overhead.
+# Load scenarios against the real stack (quick: about five minutes); see BENCHMARKS.md.
 bench:
+	scripts/bench.sh --quick --report bench-report.json
+
+# The full-size scenarios (10 000 enclosures, sessions of 1 000): about twenty minutes.
+bench-full:
+	scripts/bench.sh --report bench-report.json
+
+# Go micro-benchmarks (heartbeat parsing, ...) against the test servers, without -race.
+bench-go:
 	MBA_TEST_RACE=0 scripts/test.sh -run '^$$' -bench . -benchmem
 
 # Build the pinned Temporal CLI into .tools/bin (make run/test do this on demand).

@@ -14,7 +14,7 @@ import (
 
 // Mailbox is the enclosures' command mailbox, read by the heartbeat path.
 type Mailbox interface {
-	AssignStart(ctx context.Context, deviceID int64, params protocol.StartParams, workflowID, activityID string, now time.Time) error
+	AssignStart(ctx context.Context, deviceID int64, params protocol.StartParams, workflowID, activityID string, now time.Time) (*heartbeat.Event, error)
 	AssignStop(ctx context.Context, deviceID, sessionID int64, activityID string, now time.Time) (*heartbeat.Event, error)
 	AssignComplete(ctx context.Context, deviceID, sessionID int64, activityID string, now time.Time) (*heartbeat.Event, error)
 	ClearAssignment(ctx context.Context, deviceID, sessionID int64) error
@@ -56,10 +56,7 @@ func (r *Recording) SendStart(ctx context.Context, cmd StartCommand) (heartbeat.
 		return heartbeat.Event{}, temporal.NewNonRetryableApplicationError("invalid START parameters", "InvalidStart", err)
 	}
 	info := activity.GetInfo(ctx)
-	if err := r.Mailbox.AssignStart(ctx, cmd.DeviceID, cmd.Params, info.WorkflowExecution.ID, info.ActivityID, time.Now()); err != nil {
-		return heartbeat.Event{}, err
-	}
-	return heartbeat.Event{}, activity.ErrResultPending
+	return settledOrPending(r.Mailbox.AssignStart(ctx, cmd.DeviceID, cmd.Params, info.WorkflowExecution.ID, info.ActivityID, time.Now()))
 }
 
 // SendStop asks the enclosure to stop recording the session; it completes when the

@@ -66,11 +66,20 @@ func (h *harness) deviceID(name string) int64 {
 	return d.ID
 }
 
+// assignStart registers the START activity as the workflow would.
+func (h *harness) assignStart(dev int64, params protocol.StartParams, workflowID, activityID string, now time.Time) {
+	h.t.Helper()
+	settled, err := h.store.AssignStart(context.Background(), dev, params, workflowID, activityID, now)
+	require.NoError(h.t, err)
+	require.Nil(h.t, settled)
+}
+
 // session makes a session with the enclosure in it, as the API would.
 func (h *harness) session(deviceID int64) int64 {
 	h.t.Helper()
 	id, err := h.store.CreateSession(context.Background(), store.NewSession{Name: "s", Duration: 3600, TargetFPS: 30,
-		Devices: []store.NewSessionDevice{{DeviceID: deviceID, FilePrefix: "cage"}}}, func(id int64) string { return fmt.Sprint("wf-", id) })
+		Devices: []store.NewSessionDevice{{DeviceID: deviceID, FilePrefix: "cage"}}},
+		store.WorkflowIDs{Session: func(id int64) string { return fmt.Sprint("wf-", id) }, Device: func(s, d int64) string { return fmt.Sprint("wf-", s, "-", d) }})
 	require.NoError(h.t, err)
 	return id
 }
@@ -82,8 +91,10 @@ func TestHeartbeatHandshake(t *testing.T) {
 	require.Equal(t, "", command(t, h.send(beat("NV7", 0, false, ""))), "an idle, new enclosure registers and gets 204")
 	dev := h.deviceID("NV7")
 	sid := h.session(dev)
+	require.Equal(t, "START", command(t, h.send(beat("NV7", 0, false, ""))),
+		"START goes out on the first heartbeat after the session is created, before any workflow runs")
 	params := protocol.StartParams{SessionID: sid, Duration: 3600, FragmentHourly: true, FilePrefix: "cage", TargetFPS: 30}
-	require.NoError(t, h.store.AssignStart(ctx, dev, params, "wf-dev", "start-1", time.Now()))
+	h.assignStart(dev, params, "wf-dev", "start-1", time.Now())
 
 	// 5.1: START on every heartbeat without a session, until acknowledged.
 	for i := 0; i < 2; i++ {
@@ -128,7 +139,7 @@ func TestHeartbeatStop(t *testing.T) {
 	h.send(beat("NV8", 0, false, ""))
 	dev := h.deviceID("NV8")
 	sid := h.session(dev)
-	require.NoError(t, h.store.AssignStart(ctx, dev, protocol.StartParams{SessionID: sid, Duration: 60, FilePrefix: "p", TargetFPS: 30}, "wf", "start-1", time.Now()))
+	h.assignStart(dev, protocol.StartParams{SessionID: sid, Duration: 60, FilePrefix: "p", TargetFPS: 30}, "wf", "start-1", time.Now())
 	h.send(beat("NV8", sid, true, ""))
 
 	settled, err := h.store.AssignStop(ctx, dev, sid, "stop-1", time.Now())
@@ -154,7 +165,7 @@ func TestHeartbeatRebootAndSilence(t *testing.T) {
 	h.send(beat("NV10", 0, false, ""))
 	dev := h.deviceID("NV10")
 	sid := h.session(dev)
-	require.NoError(t, h.store.AssignStart(ctx, dev, protocol.StartParams{SessionID: sid, Duration: 60, FilePrefix: "p", TargetFPS: 30}, "wf", "a", time.Now()))
+	h.assignStart(dev, protocol.StartParams{SessionID: sid, Duration: 60, FilePrefix: "p", TargetFPS: 30}, "wf", "a", time.Now())
 	h.send(beat("NV10", sid, true, ""))
 
 	// 5.6: the enclosure comes back without its session.
@@ -247,4 +258,22 @@ func TestEnclosureTokenAndTelemetry(t *testing.T) {
 	require.Len(t, points, 1, "heartbeats in one bucket make one point")
 	require.Equal(t, 400000.0, points[0].(map[string]any)["free_disk"])
 	require.Equal(t, http.StatusBadRequest, h.do("GET", "/api/device/NV12/telemetry?since=yesterday", token, nil).status)
+}
+
+func TestRequestStopReachesTheNextHeartbeat(t *testing.T) {
+	h := newHarness(t)
+	h.send(beat("NV13", 0, false, ""))
+	dev := h.deviceID("NV13")
+	sid := h.session(dev)
+	require.Equal(t, "START", command(t, h.send(beat("NV13", 0, false, ""))))
+	require.Equal(t, "", command(t, h.send(beat("NV13", sid, true, ""))))
+	require.NoError(t, h.store.RequestStop(context.Background(), sid, 0, time.Now()))
+	require.Equal(t, "STOP", command(t, h.send(beat("NV13", sid, true, ""))), "a cancel reaches the enclosure at once")
+	require.Equal(t, "COMPLETE", command(t, h.send(beat("NV13", sid, false, ""))))
+
+	// The workflow's START activity, running late, learns the enclosure already acknowledged.
+	settled, err := h.store.AssignStart(context.Background(), dev, protocol.StartParams{SessionID: sid, Duration: 60, FilePrefix: "p", TargetFPS: 30}, "wf", "late", time.Now())
+	require.NoError(t, err)
+	require.NotNil(t, settled)
+	require.Equal(t, heartbeat.EventEnded, settled.Kind)
 }

@@ -29,7 +29,8 @@ type SessionConfig struct {
 
 // SessionStore is the storage of the session routes.
 type SessionStore interface {
-	CreateSession(ctx context.Context, ns store.NewSession, workflowID func(int64) string) (int64, error)
+	CreateSession(ctx context.Context, ns store.NewSession, ids store.WorkflowIDs) (int64, error)
+	RequestStop(ctx context.Context, sessionID, deviceID int64, now time.Time) error
 	ListSessions(ctx context.Context, archived bool, now time.Time, down time.Duration) ([]store.Session, error)
 	Session(ctx context.Context, id int64, now time.Time, down time.Duration) (store.Session, error)
 	SessionDevice(ctx context.Context, sessionID, deviceID int64, now time.Time, down time.Duration) (store.DeviceStatus, error)
@@ -151,7 +152,7 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 	for _, d := range req.DeviceSpec {
 		ns.Devices = append(ns.Devices, store.NewSessionDevice{DeviceID: *d.DeviceID, FilePrefix: d.FilenamePrefix})
 	}
-	id, err := s.sessions.CreateSession(r.Context(), ns, workflows.SessionWorkflowID)
+	id, err := s.sessions.CreateSession(r.Context(), ns, store.WorkflowIDs{Session: workflows.SessionWorkflowID, Device: workflows.DeviceWorkflowID})
 	if err != nil {
 		return err
 	}
@@ -264,6 +265,10 @@ func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request) error {
 		if err := s.sessions.SetCanceledBy(r.Context(), x.ID, me.ID); err != nil {
 			return err
 		}
+		// STOP reaches every enclosure on its next heartbeat; the workflow settles it.
+		if err := s.sessions.RequestStop(r.Context(), x.ID, 0, s.now()); err != nil {
+			return err
+		}
 		if err := s.workflows.Cancel(r.Context(), x.ID, workflows.StopRequest{UserID: me.ID, Reason: "session canceled by " + me.Email}); err != nil {
 			return err
 		}
@@ -324,6 +329,9 @@ func (s *Server) removeSessionDevice(w http.ResponseWriter, r *http.Request) err
 	}
 	if d.Status == store.DevicePending || d.Status == store.DeviceRecording {
 		me := currentUser(r)
+		if err := s.sessions.RequestStop(r.Context(), d.SessionID, d.Device.ID, s.now()); err != nil {
+			return err
+		}
 		if err := s.workflows.RemoveDevice(r.Context(), d.SessionID, workflows.RemoveRequest{DeviceID: d.Device.ID, UserID: me.ID}); err != nil {
 			return err
 		}

@@ -123,21 +123,22 @@ func firstSeen(sim *simulator.Simulator, t0 time.Time, within time.Duration, con
 
 // waitAll waits until every enclosure of the session has status in the API; seconds since t0.
 func waitAll(ctx context.Context, s *Stack, id int64, t0 time.Time, status string, within time.Duration) (float64, error) {
+	others := map[string]int{}
 	for time.Since(t0) < within {
 		var x store.Session
 		if err := s.Call(ctx, "GET", fmt.Sprintf("/api/recording-session/%d", id), nil, &x); err != nil {
 			return 0, err
 		}
-		n := 0
+		clear(others)
 		for _, d := range x.DeviceStatuses {
-			if d.Status == status {
-				n++
+			if d.Status != status {
+				others[d.Status+" "+d.Message]++
 			}
 		}
-		if n == len(x.DeviceStatuses) {
+		if len(others) == 0 {
 			return round2(time.Since(t0).Seconds()), nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return 0, fmt.Errorf("session %d: not every enclosure %s within %s", id, status, within)
+	return 0, fmt.Errorf("session %d: not every enclosure %s within %s; the others: %v", id, status, within, others)
 }

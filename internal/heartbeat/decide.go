@@ -34,7 +34,8 @@ type Assignment struct {
 	Phase      Phase
 	Start      *protocol.StartParams // the START to send while Starting
 	WorkflowID string
-	ActivityID string // the pending command activity the next transition completes, if any
+	ActivityID string    // the pending command activity the next transition completes, if any
+	UpdatedAt  time.Time // when the phase last changed
 }
 
 // Report is what the heartbeat says about the recording.

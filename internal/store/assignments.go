@@ -25,8 +25,8 @@ func assignmentOf(ctx context.Context, tx pgx.Tx, deviceID int64) (*heartbeat.As
 	var a heartbeat.Assignment
 	var activityID *string
 	err := tx.QueryRow(ctx, `
-		SELECT session_id, phase, workflow_id, activity_id FROM device_assignments WHERE device_id = @id`,
-		pgx.NamedArgs{"id": deviceID}).Scan(&a.SessionID, &a.Phase, &a.WorkflowID, &activityID)
+		SELECT session_id, phase, workflow_id, activity_id, updated_at FROM device_assignments WHERE device_id = @id`,
+		pgx.NamedArgs{"id": deviceID}).Scan(&a.SessionID, &a.Phase, &a.WorkflowID, &activityID, &a.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -37,35 +37,70 @@ func assignmentOf(ctx context.Context, tx pgx.Tx, deviceID int64) (*heartbeat.As
 }
 
 // AssignStart puts START for params in the enclosure's mailbox; it goes out on every heartbeat
-// without a session until the enclosure reports recording. A mailbox still held by another
-// session (an earlier session waiting for its COMPLETE) is taken over: that session's pending
-// activity learns the enclosure was released, and the stale-session rule completes it.
-func (s *Store) AssignStart(ctx context.Context, deviceID int64, params protocol.StartParams, workflowID, activityID string, now time.Time) error {
-	body, err := json.Marshal(params)
-	if err != nil {
-		return err
-	}
-	return s.tx(ctx, func(tx pgx.Tx) error {
+// without a session until the enclosure reports recording. The session's creation already put
+// the first START there, so it goes out on the enclosure's first heartbeat: then this only
+// names the activity to complete, or settles at once when the enclosure already acknowledged
+// (or a stop was asked for). A mailbox still held by another session (an earlier session
+// waiting for its COMPLETE) is taken over: that session's pending activity learns the
+// enclosure was released, and the stale-session rule completes it.
+func (s *Store) AssignStart(ctx context.Context, deviceID int64, params protocol.StartParams, workflowID, activityID string, now time.Time) (*heartbeat.Event, error) {
+	var settled *heartbeat.Event
+	err := s.tx(ctx, func(tx pgx.Tx) error {
 		old, err := assignmentOf(ctx, tx, deviceID)
 		if err != nil {
 			return err
 		}
-		if old != nil && old.SessionID != params.SessionID && old.ActivityID != "" {
-			ev := heartbeat.Event{Kind: heartbeat.EventReleased, At: now, SessionID: old.SessionID}
-			if err := addOutbox(ctx, tx, old.WorkflowID, old.ActivityID, ev); err != nil {
-				return err
+		if old != nil && old.SessionID == params.SessionID {
+			switch old.Phase {
+			case heartbeat.Recording:
+				settled = &heartbeat.Event{Kind: heartbeat.EventStarted, At: old.UpdatedAt, SessionID: params.SessionID}
+				return nil
+			case heartbeat.Completing:
+				settled = &heartbeat.Event{Kind: heartbeat.EventEnded, At: old.UpdatedAt, SessionID: params.SessionID}
+				return nil
+			case heartbeat.Stopping:
+				settled = &heartbeat.Event{Kind: heartbeat.EventEnded, At: now, SessionID: params.SessionID, Stopped: true}
+				return nil
 			}
 		}
-		_, err = tx.Exec(ctx, `
-			INSERT INTO device_assignments (device_id, session_id, phase, start_params, workflow_id, activity_id, updated_at)
-			VALUES (@device_id, @session_id, 'starting', @params, @workflow_id, @activity_id, @now)
-			ON CONFLICT (device_id) DO UPDATE SET session_id = excluded.session_id, phase = 'starting',
-				start_params = excluded.start_params, workflow_id = excluded.workflow_id,
-				activity_id = excluded.activity_id, updated_at = excluded.updated_at`,
-			pgx.NamedArgs{"device_id": deviceID, "session_id": params.SessionID, "params": body,
-				"workflow_id": workflowID, "activity_id": activityID, "now": now})
-		return err
+		return assignStart(ctx, tx, deviceID, old, params, workflowID, activityID, now)
 	})
+	return settled, err
+}
+
+// assignStart writes START in a locked mailbox (old is its current content).
+func assignStart(ctx context.Context, tx pgx.Tx, deviceID int64, old *heartbeat.Assignment, params protocol.StartParams, workflowID, activityID string, now time.Time) error {
+	body, err := json.Marshal(params)
+	if err != nil {
+		return err
+	}
+	if old != nil && old.SessionID != params.SessionID && old.ActivityID != "" {
+		ev := heartbeat.Event{Kind: heartbeat.EventReleased, At: now, SessionID: old.SessionID}
+		if err := addOutbox(ctx, tx, old.WorkflowID, old.ActivityID, ev); err != nil {
+			return err
+		}
+	}
+	_, err = tx.Exec(ctx, `
+		INSERT INTO device_assignments (device_id, session_id, phase, start_params, workflow_id, activity_id, updated_at)
+		VALUES (@device_id, @session_id, 'starting', @params, @workflow_id, nullif(@activity_id, ''), @now)
+		ON CONFLICT (device_id) DO UPDATE SET session_id = excluded.session_id, phase = 'starting',
+			start_params = excluded.start_params, workflow_id = excluded.workflow_id,
+			activity_id = excluded.activity_id, updated_at = excluded.updated_at`,
+		pgx.NamedArgs{"device_id": deviceID, "session_id": params.SessionID, "params": body,
+			"workflow_id": workflowID, "activity_id": activityID, "now": now})
+	return err
+}
+
+// RequestStop puts STOP in the mailboxes of a session's enclosures (deviceID 0: all of them)
+// at once, so a cancel reaches every enclosure on its next heartbeat; the workflows then
+// settle it as usual.
+func (s *Store) RequestStop(ctx context.Context, sessionID, deviceID int64, now time.Time) error {
+	_, err := s.pool.Exec(ctx, `
+		UPDATE device_assignments SET phase = 'stopping', updated_at = @now
+		WHERE session_id = @session_id AND (@device_id = 0 OR device_id = @device_id)
+		  AND phase IN ('starting', 'recording', 'reset')`,
+		pgx.NamedArgs{"session_id": sessionID, "device_id": deviceID, "now": now})
+	return err
 }
 
 // AssignStop asks the enclosure to stop recording sessionID.

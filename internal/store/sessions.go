@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/jax-mba/mba/protocol"
 )
 
 // Session statuses. IN_PROGRESS, COMPLETE and CANCELED keep the original's meaning; FAILED
@@ -80,10 +82,17 @@ type NewSessionDevice struct {
 	FilePrefix string
 }
 
-// CreateSession stores the session and its enclosures and queues its workflow start, in one
-// transaction. An enclosure busy in another session is listed FAILED with the original's
-// message, and the session goes ahead with the others.
-func (s *Store) CreateSession(ctx context.Context, ns NewSession, workflowID func(sessionID int64) string) (int64, error) {
+// WorkflowIDs names a session's workflows (the store does not import the workflows).
+type WorkflowIDs struct {
+	Session func(sessionID int64) string
+	Device  func(sessionID, deviceID int64) string
+}
+
+// CreateSession stores the session and its enclosures, puts START in each free enclosure's
+// mailbox (so it goes out on the enclosure's first heartbeat, before the workflows even start)
+// and queues the workflow start, in one transaction. An enclosure busy in another session is
+// listed FAILED with the original's message, and the session goes ahead with the others.
+func (s *Store) CreateSession(ctx context.Context, ns NewSession, ids WorkflowIDs) (int64, error) {
 	var id int64
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `
@@ -105,6 +114,15 @@ func (s *Store) CreateSession(ctx context.Context, ns NewSession, workflowID fun
 				return err
 			}
 			if tag.RowsAffected() == 1 {
+				old, err := assignmentOf(ctx, tx, d.DeviceID)
+				if err != nil {
+					return err
+				}
+				params := protocol.StartParams{SessionID: id, Duration: ns.Duration, FragmentHourly: ns.FragmentHourly,
+					FilePrefix: d.FilePrefix, TargetFPS: int64(ns.TargetFPS), ApplyFilter: ns.ApplyFilter}
+				if err := assignStart(ctx, tx, d.DeviceID, old, params, ids.Device(id, d.DeviceID), "", time.Now()); err != nil {
+					return err
+				}
 				continue
 			}
 			var name string
@@ -126,7 +144,7 @@ func (s *Store) CreateSession(ctx context.Context, ns NewSession, workflowID fun
 		}
 		payload, _ := json.Marshal(map[string]int64{"session_id": id})
 		if _, err := tx.Exec(ctx, `INSERT INTO outbox (workflow_id, kind, payload) VALUES (@workflow_id, @kind, @payload)`,
-			pgx.NamedArgs{"workflow_id": workflowID(id), "kind": KindStartSession, "payload": payload}); err != nil {
+			pgx.NamedArgs{"workflow_id": ids.Session(id), "kind": KindStartSession, "payload": payload}); err != nil {
 			return err
 		}
 		return notifyOutbox(ctx, tx)
