@@ -21,7 +21,7 @@ type Config struct {
 	Binary          string // the mba binary to run as `serve`
 	PostgresPID     int    // the postmaster, for CPU and memory (0: not measured)
 	TemporalPID     int    // the Temporal dev server (0: not measured)
-	Quick           bool   // about a minute for routine checks
+	Quick           bool   // smaller fleets and a 2-second heartbeat interval, for routine checks
 	Scenarios       []string
 	Report          string // JSON report path
 	DBConns         int    // the service's database pool size

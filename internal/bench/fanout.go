@@ -24,18 +24,17 @@ type FanoutFigures struct {
 // fanout: a session over M enclosures; how long until each gets START, is RECORDING in the
 // API, and after a cancel gets STOP, against the heartbeat interval.
 func fanout(ctx context.Context, r *runner) (any, []TargetOutcome, error) {
-	m := 1000
+	m, interval := 1000, 10*time.Second
 	if r.cfg.Quick {
-		m = 200
+		m, interval = 200, 2*time.Second
 	}
-	interval := 10 * time.Second
 	f := FanoutFigures{Enclosures: m, IntervalS: interval.Seconds()}
-	sim, stop, err := startSim(simulator.Config{BaseURL: r.stack.Base + "/api", Count: m, NamePrefix: "FAN", Interval: interval, FollowUp: time.Second})
+	sim, stop, err := startSim(simulator.Config{BaseURL: r.stack.Base + "/api", Count: m, NamePrefix: "FAN", Interval: interval, FollowUp: interval / 10})
 	if err != nil {
 		return nil, nil, err
 	}
 	defer stop()
-	ids, err := registered(ctx, r.stack, sim, 2*interval)
+	ids, err := registered(ctx, r.stack, sim, 2*interval+10*time.Second)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -52,7 +51,7 @@ func fanout(ctx context.Context, r *runner) (any, []TargetOutcome, error) {
 	}
 	f.CreateMS = ms(time.Since(t0))
 	f.StartReceived = summarize(firstSeen(sim, t0, 3*interval, func(s simulator.EnclosureState) bool { return s.StartsReceived > 0 }))
-	if f.AllRecordingS, err = waitAll(ctx, r.stack, session.ID, t0, store.DeviceRecording, 6*interval); err != nil {
+	if f.AllRecordingS, err = waitAll(ctx, r.stack, session.ID, t0, store.DeviceRecording, 6*interval+time.Minute); err != nil {
 		return nil, nil, err
 	}
 	r.printf("%d enclosures at %s: create %.0f ms; START received p50 %.2f s p99 %.2f s max %.2f s; all RECORDING in the API after %.1f s\n",
@@ -64,7 +63,7 @@ func fanout(ctx context.Context, r *runner) (any, []TargetOutcome, error) {
 	}
 	f.CancelMS = ms(time.Since(t1))
 	f.StopReceived = summarize(firstSeen(sim, t1, 3*interval, func(s simulator.EnclosureState) bool { return s.StopsReceived > 0 }))
-	if f.AllCanceledS, err = waitAll(ctx, r.stack, session.ID, t1, store.DeviceCanceled, 6*interval); err != nil {
+	if f.AllCanceledS, err = waitAll(ctx, r.stack, session.ID, t1, store.DeviceCanceled, 6*interval+time.Minute); err != nil {
 		return nil, nil, err
 	}
 	r.printf("cancel %.0f ms; STOP received p50 %.2f s p99 %.2f s max %.2f s; all CANCELED in the API after %.1f s\n",

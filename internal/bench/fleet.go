@@ -36,11 +36,10 @@ func startSim(cfg simulator.Config) (*simulator.Simulator, func(), error) {
 // fleet: N idle enclosures at their real interval. Proves idle heartbeats reach neither the
 // outbox nor Temporal.
 func fleet(ctx context.Context, r *runner) (any, []TargetOutcome, error) {
-	n, window := 10000, 2*time.Minute
+	n, window, interval := 10000, 2*time.Minute, 10*time.Second
 	if r.cfg.Quick {
-		n, window = 2000, 30*time.Second
+		n, window, interval = 1000, 10*time.Second, 2*time.Second
 	}
-	interval := 10 * time.Second
 	f := FleetFigures{Enclosures: n, IntervalS: interval.Seconds(), Seconds: window.Seconds()}
 	sim, stop, err := startSim(simulator.Config{BaseURL: r.stack.Base + "/api", Count: n, NamePrefix: "FLEET", Interval: interval, FollowUp: time.Second})
 	if err != nil {

@@ -31,14 +31,14 @@ type LongRunFigures struct {
 // longRun: many concurrent sessions; worker memory per recording enclosure, history events per
 // enclosure, and no lost or duplicated commands.
 func longRun(ctx context.Context, r *runner) (any, []TargetOutcome, error) {
-	sessions, per, duration := 10, 100, 90
+	sessions, per, duration, interval := 10, 100, 90, 10*time.Second
 	if r.cfg.Quick {
-		sessions, per, duration = 4, 25, 30
+		sessions, per, duration, interval = 4, 25, 20, 2*time.Second
 	}
 	n := sessions * per
 	f := LongRunFigures{Sessions: sessions, EnclosuresPerSession: per, DurationS: duration}
 	sim, stop, err := startSim(simulator.Config{BaseURL: r.stack.Base + "/api", Count: n, NamePrefix: "LONG",
-		Interval: 10 * time.Second, FollowUp: time.Second})
+		Interval: interval, FollowUp: interval / 10})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -75,7 +75,7 @@ func longRun(ctx context.Context, r *runner) (any, []TargetOutcome, error) {
 	f.KBPerRecording = round1((peak - f.ServeRSSIdleMB) * 1024 / float64(n))
 
 	// Let every enclosure take COMPLETE, then check each recorded once and was released.
-	time.Sleep(15 * time.Second)
+	time.Sleep(3 * interval / 2)
 	for _, e := range sim.Enclosures() {
 		st := e.State()
 		f.Recordings += st.Recordings

@@ -88,6 +88,14 @@ func StartStack(ctx context.Context, cfg Config, workDir string) (*Stack, error)
 	if _, err := migrations.Up(ctx, pool, nil); err != nil {
 		return nil, err
 	}
+	// Every scenario has a database of its own but shares the Temporal namespace, where session
+	// ids become workflow ids: keep each database's ids apart (within the client's int32).
+	var offset [3]byte
+	_, _ = rand.Read(offset[:])
+	start := int64(offset[0])<<16 | int64(offset[1])<<8 | int64(offset[2])
+	if _, err := pool.Exec(ctx, fmt.Sprintf(`ALTER TABLE sessions ALTER COLUMN id RESTART WITH %d`, start*100+1)); err != nil {
+		return nil, err
+	}
 	s := &Stack{Pool: pool, Store: store.New(pool), Queue: "bench-" + randomHex(4), logPath: filepath.Join(workDir, "serve.log")}
 
 	hash, err := auth.Hasher{MemoryKiB: 8192, Time: 1, Threads: 1}.Hash("bench password")
