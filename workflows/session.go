@@ -46,7 +46,7 @@ type session struct {
 
 func (s *session) run(ctx workflow.Context) error {
 	var plan store.SessionPlan
-	if err := workflow.ExecuteActivity(dbCtx(ctx), s.a.LoadSessionPlan, s.in.SessionID).Get(ctx, &plan); err != nil {
+	if err := dbWrite(ctx, s.a.LoadSessionPlan, "LoadSessionPlan", s.in.SessionID, &plan); err != nil {
 		return err
 	}
 	names := make([]string, len(plan.Devices))
@@ -191,8 +191,8 @@ func (s *session) setStatus(ctx workflow.Context, status string) {
 	}
 	s.st.Status = status
 	now := workflow.Now(ctx)
-	if err := workflow.ExecuteActivity(dbCtx(ctx), s.a.SetSessionStatus,
-		activities.SessionStatus{SessionID: s.in.SessionID, Status: status, EndedAt: &now}).Get(ctx, nil); err != nil {
+	if err := dbWrite(ctx, s.a.SetSessionStatus, "SetSessionStatus",
+		activities.SessionStatus{SessionID: s.in.SessionID, Status: status, EndedAt: &now}, nil); err != nil {
 		workflow.GetLogger(ctx).Error("writing the session status", "error", err)
 	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx, AttrStatus.ValueSet(status)); err != nil {

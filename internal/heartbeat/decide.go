@@ -64,7 +64,9 @@ type Outcome struct {
 	NewPhase Phase
 	Delete   bool
 	// Event, when set, is a transition for the workflow; CompleteActivity says it completes
-	// the assignment's pending activity rather than arriving as a signal.
+	// the assignment's pending activity rather than arriving as a signal. "started" and
+	// "released" only ever complete an activity: with none registered yet, the activity finds
+	// the mailbox already moved on when it runs, so a signal would only lengthen the history.
 	Event            string
 	CompleteActivity bool
 }
@@ -109,7 +111,7 @@ func withoutSession(a *Assignment) Outcome {
 		return Outcome{Delete: true, Event: EventEnded, CompleteActivity: a.ActivityID != ""}
 	case Completing:
 		// It forgot the finished session: COMPLETE arrived.
-		return Outcome{Delete: true, Event: EventReleased, CompleteActivity: a.ActivityID != ""}
+		return settleOnly(Outcome{Delete: true}, EventReleased, a.ActivityID)
 	}
 	return Outcome{} // Reset: the workflow decides
 }
@@ -118,8 +120,11 @@ func withoutSession(a *Assignment) Outcome {
 func recording(a *Assignment, streaming bool) Outcome {
 	switch a.Phase {
 	case Starting, Reset:
-		return Outcome{NewPhase: Recording, Event: EventStarted,
-			CompleteActivity: a.Phase == Starting && a.ActivityID != "", Reply: streamReply(streaming)}
+		activity := ""
+		if a.Phase == Starting {
+			activity = a.ActivityID
+		}
+		return settleOnly(Outcome{NewPhase: Recording, Reply: streamReply(streaming)}, EventStarted, activity)
 	case Recording:
 		return Outcome{Reply: streamReply(streaming)}
 	}
@@ -139,6 +144,14 @@ func ended(a *Assignment) Outcome {
 	// A pending START (it failed at once) or STOP learns the outcome as its result; a
 	// recording that ends on its own arrives as a signal.
 	out.CompleteActivity = (a.Phase == Starting || a.Phase == Stopping) && a.ActivityID != ""
+	return out
+}
+
+// settleOnly adds event to out only when it completes a pending activity.
+func settleOnly(out Outcome, event, activityID string) Outcome {
+	if activityID != "" {
+		out.Event, out.CompleteActivity = event, true
+	}
 	return out
 }
 
