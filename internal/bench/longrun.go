@@ -116,8 +116,8 @@ func longRun(ctx context.Context, r *runner) (any, []TargetOutcome, error) {
 		f.HistoryEventsAvg, f.HistoryEventsMax, f.SessionsComplete, sessions, f.Duplicated, f.Lost)
 	projected := f.ServeRSSIdleMB + f.KBPerRecording*1000/1024
 	return f, []TargetOutcome{
-		atMost("history events per enclosure per recording day", float64(f.HistoryEventsMax), 30,
-			"per session of any length: nothing is recorded per heartbeat or per hour"),
+		atMost("history events per enclosure per recording day (1-day session)", float64(f.HistoryEventsMax), 30,
+			"a session's events do not grow with its length: a 2-day session has half per day"),
 		atMost("serve RSS with 1000 recording enclosures (MB)", projected, 512,
 			fmt.Sprintf("idle + 1000 x measured per-enclosure cost (%d measured)", n)),
 		atMost("lost or duplicated commands", float64(f.Duplicated+f.Lost+(sessions-f.SessionsComplete)), 0, ""),
