@@ -22,8 +22,12 @@ type OrphanStore interface {
 	ReleaseOrphan(ctx context.Context, o store.Orphan, reason string, now time.Time) error
 }
 
-// WorkflowStatus tells whether a workflow still runs: "" when it does, else how it ended.
+// WorkflowStatus tells whether a workflow still runs: "" when it does, NotStarted when Temporal
+// does not know it, else how it ended.
 type WorkflowStatus func(ctx context.Context, workflowID string) (string, error)
+
+// NotStarted is the WorkflowStatus of a workflow Temporal does not know.
+const NotStarted = "unknown to Temporal"
 
 // Fleet watches every enclosure's heartbeats, and the workflows that drive them.
 type Fleet struct {
@@ -92,6 +96,13 @@ func (f *Fleet) releaseOrphans(ctx context.Context, settle, now time.Time) error
 		ended, err := f.Workflow(ctx, o.WorkflowID)
 		if err != nil || ended == "" {
 			continue
+		}
+		if ended == NotStarted && o.DeviceID != 0 {
+			// The session starts its enclosures' workflows gradually (a large session takes a
+			// while): a mailbox is orphaned only once its session's workflow has ended too.
+			if sessionEnded, err := f.Workflow(ctx, f.SessionWorkflowID(o.SessionID)); err != nil || sessionEnded == "" || sessionEnded == NotStarted {
+				continue
+			}
 		}
 		reason := fmt.Sprintf("released: workflow %s ended (%s) without finishing", o.WorkflowID, ended)
 		if err := f.Orphans.ReleaseOrphan(ctx, o, reason, now); err != nil {

@@ -58,7 +58,7 @@ func WorkflowStatusOf(c client.Client) activities.WorkflowStatus {
 		var nf *serviceerror.NotFound
 		switch {
 		case errors.As(err, &nf):
-			return "unknown to Temporal", nil
+			return activities.NotStarted, nil
 		case err != nil:
 			return "", err
 		}

@@ -43,7 +43,7 @@ func heartbeatBody(name string) []byte {
 func capacity(ctx context.Context, r *runner) (any, []TargetOutcome, error) {
 	clients, window, enclosures := 32, 20*time.Second, 2000
 	if r.cfg.Quick {
-		window, enclosures = 5*time.Second, 500
+		window, enclosures = 4*time.Second, 500
 	}
 	f := CapacityFigures{Clients: clients, Seconds: window.Seconds(), FixedRate: 1000}
 	transport := &http.Transport{MaxIdleConnsPerHost: clients * 2}

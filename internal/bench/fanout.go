@@ -26,7 +26,7 @@ type FanoutFigures struct {
 func fanout(ctx context.Context, r *runner) (any, []TargetOutcome, error) {
 	m, interval := 1000, 10*time.Second
 	if r.cfg.Quick {
-		m, interval = 200, 2*time.Second
+		m, interval = 100, 2*time.Second
 	}
 	f := FanoutFigures{Enclosures: m, IntervalS: interval.Seconds()}
 	sim, stop, err := startSim(simulator.Config{BaseURL: r.stack.Base + "/api", Count: m, NamePrefix: "FAN", Interval: interval, FollowUp: interval / 10})

@@ -38,7 +38,7 @@ func startSim(cfg simulator.Config) (*simulator.Simulator, func(), error) {
 func fleet(ctx context.Context, r *runner) (any, []TargetOutcome, error) {
 	n, window, interval := 10000, 2*time.Minute, 10*time.Second
 	if r.cfg.Quick {
-		n, window, interval = 1000, 10*time.Second, 2*time.Second
+		n, window, interval = 1000, 8*time.Second, 2*time.Second
 	}
 	f := FleetFigures{Enclosures: n, IntervalS: interval.Seconds(), Seconds: window.Seconds()}
 	sim, stop, err := startSim(simulator.Config{BaseURL: r.stack.Base + "/api", Count: n, NamePrefix: "FLEET", Interval: interval, FollowUp: time.Second})

@@ -33,7 +33,7 @@ type LongRunFigures struct {
 func longRun(ctx context.Context, r *runner) (any, []TargetOutcome, error) {
 	sessions, per, duration, interval := 10, 100, 90, 10*time.Second
 	if r.cfg.Quick {
-		sessions, per, duration, interval = 4, 25, 20, 2*time.Second
+		sessions, per, duration, interval = 4, 25, 10, 2*time.Second
 	}
 	n := sessions * per
 	f := LongRunFigures{Sessions: sessions, EnclosuresPerSession: per, DurationS: duration}

@@ -219,8 +219,11 @@ func (s *Store) Orphans(ctx context.Context, settle time.Time) ([]Orphan, error)
 	rows, err := s.pool.Query(ctx, `
 		SELECT session_id, device_id, workflow_id FROM device_assignments WHERE updated_at < @settle
 		UNION ALL
-		SELECT id, 0, '' FROM sessions WHERE status = 'IN_PROGRESS' AND created_at < @settle`,
-		pgx.NamedArgs{"settle": settle})
+		SELECT s.id, 0, '' FROM sessions s WHERE s.status = 'IN_PROGRESS' AND s.created_at < @settle
+		  -- A session whose start is still queued has no workflow yet, and is no orphan.
+		  AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.kind = @start_kind AND o.dispatched_at IS NULL
+		                  AND (o.payload->>'session_id')::bigint = s.id)`,
+		pgx.NamedArgs{"settle": settle, "start_kind": KindStartSession})
 	if err != nil {
 		return nil, err
 	}
