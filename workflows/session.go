@@ -49,12 +49,11 @@ func (s *session) run(ctx workflow.Context) error {
 	if err := dbWrite(ctx, s.a.LoadSessionPlan, "LoadSessionPlan", s.in.SessionID, &plan); err != nil {
 		return err
 	}
-	names := make([]string, len(plan.Devices))
-	for i, d := range plan.Devices {
-		names[i] = d.Name
+	attrs := []temporal.SearchAttributeUpdate{AttrSessionID.ValueSet(s.in.SessionID), AttrStatus.ValueSet(store.SessionInProgress)}
+	if names := deviceNames(plan); names != nil {
+		attrs = append(attrs, AttrDeviceNames.ValueSet(names))
 	}
-	if err := workflow.UpsertTypedSearchAttributes(ctx, AttrSessionID.ValueSet(s.in.SessionID),
-		AttrDeviceNames.ValueSet(names), AttrStatus.ValueSet(store.SessionInProgress)); err != nil {
+	if err := workflow.UpsertTypedSearchAttributes(ctx, attrs...); err != nil {
 		return err
 	}
 	s.startChildren(ctx, plan)
@@ -103,6 +102,25 @@ func (s *session) run(ctx workflow.Context) error {
 		sel.Select(ctx)
 	}
 	return ctx.Err()
+}
+
+// maxNamesBytes keeps the session's list of enclosure names under Temporal's size limit of a
+// search attribute value (2 KB by default); each enclosure's own workflow carries its name, so
+// a large session is still found by enclosure.
+const maxNamesBytes = 1800
+
+// deviceNames is the session's MbaDeviceNames, or nil when the list would be too large.
+func deviceNames(plan store.SessionPlan) []string {
+	names := make([]string, len(plan.Devices))
+	size := 0
+	for i, d := range plan.Devices {
+		names[i] = d.Name
+		size += len(d.Name) + 4 // the JSON list's quotes and commas
+	}
+	if size > maxNamesBytes {
+		return nil
+	}
+	return names
 }
 
 func (s *session) startChildren(ctx workflow.Context, plan store.SessionPlan) {

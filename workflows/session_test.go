@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -104,4 +105,14 @@ func TestSessionWithoutEnclosuresFails(t *testing.T) {
 	st := newSessionTest(t)
 	res := st.run()
 	require.Equal(t, store.SessionFailed, res.Status)
+}
+
+func TestLargeSessionsLeaveNamesToTheirEnclosures(t *testing.T) {
+	small := store.SessionPlan{Devices: []store.PlannedDevice{nv1, nv2}}
+	require.Equal(t, []string{"NV1", "NV2"}, deviceNames(small))
+	var large store.SessionPlan
+	for i := 0; i < 1000; i++ {
+		large.Devices = append(large.Devices, store.PlannedDevice{DeviceID: int64(i), Name: fmt.Sprint("NV", i)})
+	}
+	require.Nil(t, deviceNames(large), "over Temporal's 2 KB limit of a search attribute value")
 }

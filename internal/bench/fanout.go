@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jax-mba/mba/internal/simulator"
@@ -139,5 +140,13 @@ func waitAll(ctx context.Context, s *Stack, id int64, t0 time.Time, status strin
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return 0, fmt.Errorf("session %d: not every enclosure %s within %s; the others: %v", id, status, within, others)
+	var sample []string
+	for k, n := range others {
+		if len(sample) == 5 {
+			sample = append(sample, "...")
+			break
+		}
+		sample = append(sample, fmt.Sprintf("%d x %s", n, k))
+	}
+	return 0, fmt.Errorf("session %d: not every enclosure %s within %s; the others: %s", id, status, within, strings.Join(sample, "; "))
 }
