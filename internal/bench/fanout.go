@@ -16,10 +16,11 @@ type FanoutFigures struct {
 	IntervalS     float64   `json:"interval_s"`
 	CreateMS      float64   `json:"create_request_ms"`
 	StartReceived Latencies `json:"start_received"` // from the create request to each enclosure's first START
-	AllRecordingS float64   `json:"all_recording_in_api_s"`
+	AllRecordingS float64   `json:"all_recording_in_api_s"` // -1: not all within the window
+	RecordingAtS  int       `json:"recording_in_api_at_window_end"`
 	CancelMS      float64   `json:"cancel_request_ms"`
 	StopReceived  Latencies `json:"stop_received"` // from the cancel request to each enclosure's first STOP
-	AllCanceledS  float64   `json:"all_canceled_in_api_s"`
+	AllCanceledS  float64   `json:"all_canceled_in_api_s"` // -1: not all within the window
 }
 
 // fanout: a session over M enclosures; how long until each gets START, is RECORDING in the
@@ -52,9 +53,8 @@ func fanout(ctx context.Context, r *runner) (any, []TargetOutcome, error) {
 	}
 	f.CreateMS = ms(time.Since(t0))
 	f.StartReceived = summarize(firstSeen(sim, t0, 3*interval, func(s simulator.EnclosureState) bool { return s.StartsReceived > 0 }))
-	if f.AllRecordingS, err = waitAll(ctx, r.stack, session.ID, t0, store.DeviceRecording, 6*interval+time.Minute); err != nil {
-		return nil, nil, err
-	}
+	// The read model follows the workflows, which the dev server starts at 40-90 a second.
+	f.AllRecordingS, f.RecordingAtS = readModelCatchUp(ctx, r.stack, session.ID, t0, store.DeviceRecording, 6*interval+3*time.Minute)
 	r.printf("%d enclosures at %s: create %.0f ms; START received p50 %.2f s p99 %.2f s max %.2f s; all RECORDING in the API after %.1f s\n",
 		m, interval, f.CreateMS, f.StartReceived.P50MS/1000, f.StartReceived.P99MS/1000, f.StartReceived.MaxMS/1000, f.AllRecordingS)
 
@@ -64,9 +64,7 @@ func fanout(ctx context.Context, r *runner) (any, []TargetOutcome, error) {
 	}
 	f.CancelMS = ms(time.Since(t1))
 	f.StopReceived = summarize(firstSeen(sim, t1, 3*interval, func(s simulator.EnclosureState) bool { return s.StopsReceived > 0 }))
-	if f.AllCanceledS, err = waitAll(ctx, r.stack, session.ID, t1, store.DeviceCanceled, 6*interval+time.Minute); err != nil {
-		return nil, nil, err
-	}
+	f.AllCanceledS, _ = readModelCatchUp(ctx, r.stack, session.ID, t1, store.DeviceCanceled, 6*interval+3*time.Minute)
 	r.printf("cancel %.0f ms; STOP received p50 %.2f s p99 %.2f s max %.2f s; all CANCELED in the API after %.1f s\n",
 		f.CancelMS, f.StopReceived.P50MS/1000, f.StopReceived.P99MS/1000, f.StopReceived.MaxMS/1000, f.AllCanceledS)
 
@@ -75,6 +73,25 @@ func fanout(ctx context.Context, r *runner) (any, []TargetOutcome, error) {
 		atMost(fmt.Sprintf("p99 START delay over %d enclosures (ms)", m), f.StartReceived.P99MS, limit, "one interval + 250 ms"),
 		atMost(fmt.Sprintf("p99 STOP delay over %d enclosures (ms)", m), f.StopReceived.P99MS, limit, "one interval + 250 ms"),
 	}, nil
+}
+
+// readModelCatchUp waits until every enclosure of the session has status in the API and
+// returns the seconds since t0, or -1 and how many had it when the window closed.
+func readModelCatchUp(ctx context.Context, s *Stack, id int64, t0 time.Time, status string, within time.Duration) (float64, int) {
+	secs, err := waitAll(ctx, s, id, t0, status, within)
+	if err == nil {
+		return secs, 0
+	}
+	var x store.Session
+	n := 0
+	if s.Call(ctx, "GET", fmt.Sprintf("/api/recording-session/%d", id), nil, &x) == nil {
+		for _, d := range x.DeviceStatuses {
+			if d.Status == status {
+				n++
+			}
+		}
+	}
+	return -1, n
 }
 
 // registered waits until every simulated enclosure is known and returns their ids.
