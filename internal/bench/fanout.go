@@ -15,11 +15,11 @@ type FanoutFigures struct {
 	Enclosures    int       `json:"enclosures"`
 	IntervalS     float64   `json:"interval_s"`
 	CreateMS      float64   `json:"create_request_ms"`
-	StartReceived Latencies `json:"start_received"` // from the create reply to each enclosure's first START
+	StartReceived Latencies `json:"start_received"`         // from the create reply to each enclosure's first START
 	AllRecordingS float64   `json:"all_recording_in_api_s"` // -1: not all within the window
 	RecordingAtS  int       `json:"recording_in_api_at_window_end"`
 	CancelMS      float64   `json:"cancel_request_ms"`
-	StopReceived  Latencies `json:"stop_received"` // from the cancel request to each enclosure's first STOP
+	StopReceived  Latencies `json:"stop_received"`         // from the cancel request to each enclosure's first STOP
 	AllCanceledS  float64   `json:"all_canceled_in_api_s"` // -1: not all within the window
 }
 
