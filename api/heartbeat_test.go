@@ -277,3 +277,33 @@ func TestRequestStopReachesTheNextHeartbeat(t *testing.T) {
 	require.NotNil(t, settled)
 	require.Equal(t, heartbeat.EventEnded, settled.Kind)
 }
+
+// TestHeartbeatDecidesAgainWhenTheMailboxMoved: a command activity commits while a heartbeat
+// waits for the enclosure's lock; the heartbeat's write must not undo it.
+func TestHeartbeatDecidesAgainWhenTheMailboxMoved(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	h.send(beat("NV14", 0, false, ""))
+	dev := h.deviceID("NV14")
+	sid := h.session(dev)
+	h.send(beat("NV14", 0, false, ""))                                             // START
+	h.send(beat("NV14", sid, true, ""))                                            // recording
+	require.Equal(t, "COMPLETE", command(t, h.send(beat("NV14", sid, false, "")))) // ended: completing
+
+	// The COMPLETE activity registers while holding the enclosure's row, as activities do...
+	tx, err := h.store.Pool().Begin(ctx)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, `SELECT 1 FROM devices WHERE id = $1 FOR UPDATE`, dev)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, `UPDATE device_assignments SET activity_id = 'complete-9' WHERE device_id = $1`, dev)
+	require.NoError(t, err)
+	// ...while the heartbeat that forgot the session waits for that row.
+	done := make(chan response)
+	go func() { done <- h.do("POST", "/api/device/heartbeat", "", beat("NV14", 0, false, "")) }()
+	time.Sleep(300 * time.Millisecond)
+	require.NoError(t, tx.Commit(ctx))
+	require.Equal(t, http.StatusNoContent, (<-done).status)
+
+	out := h.outbox()
+	require.Equal(t, "released/complete-9", out[len(out)-1], "the activity registered meanwhile is completed, not lost")
+}

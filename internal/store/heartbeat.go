@@ -34,6 +34,19 @@ const OutboxChannel = "mba_outbox"
 // outbox. token is the bearer token the enclosure presented, if any. After the locking read,
 // every write goes in one batch: four round trips in all (begin, read, writes, commit).
 func (s *Store) Heartbeat(ctx context.Context, hb protocol.Heartbeat, token string, now time.Time, opts HeartbeatOptions) (protocol.Reply, error) {
+	for attempt := 1; ; attempt++ {
+		reply, err := s.heartbeatOnce(ctx, hb, token, now, opts)
+		if !errors.Is(err, errMailboxMoved) || attempt == 3 {
+			return reply, err
+		}
+	}
+}
+
+// errMailboxMoved: the mailbox changed between the locking read and the write (a command
+// activity committed while the read waited for the lock); the heartbeat is decided again.
+var errMailboxMoved = errors.New("the mailbox changed under the heartbeat")
+
+func (s *Store) heartbeatOnce(ctx context.Context, hb protocol.Heartbeat, token string, now time.Time, opts HeartbeatOptions) (protocol.Reply, error) {
 	var reply protocol.Reply
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		d, err := lockDevice(ctx, tx, hb, opts.AutoRegister, now)
@@ -51,8 +64,9 @@ func (s *Store) Heartbeat(ctx context.Context, hb protocol.Heartbeat, token stri
 		reply = out.Reply
 
 		b := &pgx.Batch{}
+		checked := false // the batch's first statement is the mailbox change, which must hit its row
 		if a := d.assignment; a != nil {
-			queueOutcome(b, d.id, out, now)
+			checked = queueOutcome(b, d.id, a, out, now)
 			var events []heartbeat.Event
 			if out.Event != "" {
 				events = append(events, heartbeat.Event{Kind: out.Event, At: now, SessionID: a.SessionID, Duration: hb.Duration,
@@ -75,7 +89,18 @@ func (s *Store) Heartbeat(ctx context.Context, hb protocol.Heartbeat, token stri
 			}
 		}
 		queueTelemetry(b, d, hb, now, opts.TelemetryBucket)
-		return tx.SendBatch(ctx, b).Close()
+		results := tx.SendBatch(ctx, b)
+		if checked {
+			tag, err := results.Exec()
+			if err == nil && tag.RowsAffected() == 0 {
+				err = errMailboxMoved
+			}
+			if err != nil {
+				results.Close()
+				return err
+			}
+		}
+		return results.Close()
 	})
 	return reply, err
 }
@@ -135,15 +160,22 @@ func lockDevice(ctx context.Context, tx pgx.Tx, hb protocol.Heartbeat, autoRegis
 	}
 }
 
-func queueOutcome(b *pgx.Batch, deviceID int64, out heartbeat.Outcome, now time.Time) {
-	args := pgx.NamedArgs{"device_id": deviceID, "phase": string(out.NewPhase), "now": now}
+// queueOutcome queues the mailbox change of out, if any, conditional on the mailbox still being
+// what the decision read (a is it), and reports whether it queued one.
+func queueOutcome(b *pgx.Batch, deviceID int64, a *heartbeat.Assignment, out heartbeat.Outcome, now time.Time) bool {
+	args := pgx.NamedArgs{"device_id": deviceID, "phase": string(out.NewPhase), "now": now,
+		"was_session": a.SessionID, "was_phase": string(a.Phase), "was_activity": a.ActivityID}
+	const same = ` AND session_id = @was_session AND phase = @was_phase AND coalesce(activity_id, '') = @was_activity`
 	switch {
 	case out.Delete:
-		b.Queue(`DELETE FROM device_assignments WHERE device_id = @device_id`, args)
+		b.Queue(`DELETE FROM device_assignments WHERE device_id = @device_id`+same, args)
 	case out.NewPhase != "":
 		b.Queue(`UPDATE device_assignments SET phase = @phase, activity_id = NULL, updated_at = @now
-			WHERE device_id = @device_id`, args)
+			WHERE device_id = @device_id`+same, args)
+	default:
+		return false
 	}
+	return true
 }
 
 const (
