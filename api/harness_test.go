@@ -112,6 +112,11 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	for _, o := range opts {
 		o(&d)
 	}
+	if d.Enclosures == EnclosureStore(st) {
+		batcher := st.NewHeartbeatBatcher(2, 16)
+		t.Cleanup(batcher.Close)
+		d.Enclosures = store.BatchedStore{Store: st, Batcher: batcher}
+	}
 	srv := NewServer(d)
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)

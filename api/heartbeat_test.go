@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -306,4 +307,33 @@ func TestHeartbeatDecidesAgainWhenTheMailboxMoved(t *testing.T) {
 
 	out := h.outbox()
 	require.Equal(t, "released/complete-9", out[len(out)-1], "the activity registered meanwhile is completed, not lost")
+}
+
+// TestHeartbeatsArrivingTogether drives the group commit: many enclosures at once, and one
+// enclosure from several clients at once; every reply is right and every enclosure recorded.
+func TestHeartbeatsArrivingTogether(t *testing.T) {
+	h := newHarness(t)
+	var wg sync.WaitGroup
+	statuses := make(chan int, 200)
+	for i := 0; i < 30; i++ {
+		for j := 0; j < 5; j++ {
+			name := fmt.Sprintf("TOG%d", i)
+			if j == 4 {
+				name = "TOGSAME" // one enclosure seen by several clients at once
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				statuses <- h.send(beat(name, 0, false, "")).status
+			}()
+		}
+	}
+	wg.Wait()
+	close(statuses)
+	for st := range statuses {
+		require.Equal(t, http.StatusNoContent, st)
+	}
+	var n int
+	require.NoError(t, h.store.Pool().QueryRow(context.Background(), `SELECT count(*) FROM devices WHERE last_seen_at IS NOT NULL`).Scan(&n))
+	require.Equal(t, 31, n)
 }

@@ -294,6 +294,11 @@ func (d *device) onStartResult(ctx workflow.Context, ev heartbeat.Event) {
 		d.update(ctx, store.DeviceUpdate{Status: store.DeviceRecording, StartedAt: &d.st.StartedAt, Segments: &segments,
 			Event: kind, EventMessage: msg, At: ev.At})
 	case heartbeat.EventEnded:
+		if d.st.Segments == 0 && ev.Duration > 0 {
+			// It recorded, and finished, before this workflow got to it (a short session).
+			d.st.Segments = 1
+			d.st.StartedAt = ev.At.Add(-time.Duration(ev.Duration) * time.Second)
+		}
 		d.onEnded(ev)
 	default: // released: the mailbox was taken over; the enclosure never recorded for us
 		d.end(store.DeviceFailed, "the enclosure was reassigned before it started")

@@ -278,3 +278,11 @@ func TestContinueAsNewCarriesTheState(t *testing.T) {
 	require.GreaterOrEqual(t, next.State.LastEventID, int64(10), "the dedup mark carries over")
 	require.Equal(t, "p", next.FilePrefix)
 }
+
+func TestEnclosureThatFinishedBeforeItsWorkflowRan(t *testing.T) {
+	dt := newDeviceTest(t)
+	dt.env.OnActivity(dt.a.SendStart, mock.Anything, mock.Anything).Return(
+		heartbeat.Event{Kind: heartbeat.EventEnded, At: time.Now(), Duration: 3}, nil)
+	res := dt.run(3 * time.Second)
+	require.Equal(t, DeviceResult{Status: store.DeviceComplete, Recorded: 3, Segments: 1}, res)
+}

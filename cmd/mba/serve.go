@@ -86,6 +86,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 	go func() { defer close(dispatched); _ = dispatcher.Run(dispatchCtx) }()
 	defer func() { stopDispatch(); <-dispatched }()
 
+	// Heartbeats that arrive together share a transaction and a commit.
+	batcher := st.NewHeartbeatBatcher(4, 64)
+	defer batcher.Close()
+
 	srv := api.NewServer(api.Deps{
 		Config: api.Config{
 			MaxBodyBytes: cfg.HTTP.MaxBodyBytes, RequestTimeout: cfg.HTTP.RequestTimeout,
@@ -103,7 +107,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 		Log:        log,
 		Pool:       pool,
 		Users:      st,
-		Enclosures: st,
+		Enclosures: store.BatchedStore{Store: st, Batcher: batcher},
 		Sessions:   st,
 		Workflows:  sessions,
 		Mailer:     newMailer(cfg, st, log),

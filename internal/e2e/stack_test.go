@@ -128,6 +128,8 @@ func (s *stack) restartAPI() {
 }
 
 func (s *stack) setAPI() {
+	batcher := s.store.NewHeartbeatBatcher(2, 32)
+	s.t.Cleanup(batcher.Close)
 	srv := api.NewServer(api.Deps{
 		Config: api.Config{MaxBodyBytes: 1 << 20, RequestTimeout: 10 * time.Second, LinkTTL: time.Hour,
 			LoginPerAccount: api.Rate{Burst: 100, Every: time.Second}, LoginPerClient: api.Rate{Burst: 100, Every: time.Second},
@@ -135,7 +137,7 @@ func (s *stack) setAPI() {
 			Enclosures: api.EnclosureConfig{AutoRegister: true, DownAfter: 5 * time.Second, StreamKeepAlive: 10 * time.Second,
 				TelemetryBucket: time.Minute, ClockSkewWarning: 30 * time.Second},
 			Sessions: api.SessionConfig{MaxEnclosures: 100, MinFPS: 1, MaxFPS: 120, MaxDuration: 31 * 24 * time.Hour, BytesPerSecond: 1}},
-		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})), Pool: s.pool, Users: s.store, Enclosures: s.store, Sessions: s.store, Workflows: s.sessions(),
+		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})), Pool: s.pool, Users: s.store, Enclosures: store.BatchedStore{Store: s.store, Batcher: batcher}, Sessions: s.store, Workflows: s.sessions(),
 		Mailer: mail.Log{Store: s.store, Logger: quietTemporal()},
 		Tokens: auth.Issuer{Secret: []byte("e2e secret e2e secret e2e secret!!"), AccessTTL: time.Hour, RefreshTTL: time.Hour},
 		Hasher: auth.Hasher{MemoryKiB: 1024, Time: 1, Threads: 1},

@@ -56,8 +56,10 @@ func (s *Store) AssignStart(ctx context.Context, deviceID int64, params protocol
 				settled = &heartbeat.Event{Kind: heartbeat.EventStarted, At: old.UpdatedAt, SessionID: params.SessionID}
 				return nil
 			case heartbeat.Completing:
+				// It recorded and finished before its workflow ran: report what it reported.
 				settled = &heartbeat.Event{Kind: heartbeat.EventEnded, At: old.UpdatedAt, SessionID: params.SessionID}
-				return nil
+				return tx.QueryRow(ctx, `SELECT coalesce(rec_duration, 0), err_msg FROM devices WHERE id = @id`,
+					pgx.NamedArgs{"id": deviceID}).Scan(&settled.Duration, &settled.ErrMsg)
 			case heartbeat.Stopping:
 				settled = &heartbeat.Event{Kind: heartbeat.EventEnded, At: now, SessionID: params.SessionID, Stopped: true}
 				return nil

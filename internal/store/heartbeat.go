@@ -67,24 +67,11 @@ func (s *Store) heartbeatOnce(ctx context.Context, hb protocol.Heartbeat, token 
 		checked := false // the batch's first statement is the mailbox change, which must hit its row
 		if a := d.assignment; a != nil {
 			checked = queueOutcome(b, d.id, a, out, now)
-			var events []heartbeat.Event
-			if out.Event != "" {
-				events = append(events, heartbeat.Event{Kind: out.Event, At: now, SessionID: a.SessionID, Duration: hb.Duration,
-					ErrMsg: hb.ErrMsg, Stopped: a.Phase == heartbeat.Stopping})
+			n, err := queueEvents(b, d, a, out, hb, now)
+			if err != nil {
+				return err
 			}
-			if d.downSince != nil && !out.Delete {
-				events = append(events, heartbeat.Event{Kind: heartbeat.EventReturned, At: now, SessionID: a.SessionID})
-			}
-			for i, ev := range events {
-				activity := ""
-				if i == 0 && out.CompleteActivity {
-					activity = a.ActivityID
-				}
-				if err := queueOutbox(b, a.WorkflowID, activity, ev); err != nil {
-					return err
-				}
-			}
-			if len(events) > 0 {
+			if n > 0 {
 				b.Queue(notifySQL, pgx.NamedArgs{"channel": OutboxChannel})
 			}
 		}
