@@ -86,8 +86,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 	go func() { defer close(dispatched); _ = dispatcher.Run(dispatchCtx) }()
 	defer func() { stopDispatch(); <-dispatched }()
 
-	// Heartbeats that arrive together share a transaction and a commit.
-	batcher := st.NewHeartbeatBatcher(4, 64)
+	// Heartbeats that arrive together share a transaction and a commit. Two workers measured
+	// best on two cores (quick capacity scenario: 1 worker 0.49, 2 workers 0.54 of the floor).
+	batcher := st.NewHeartbeatBatcher(2, 64)
 	defer batcher.Close()
 
 	srv := api.NewServer(api.Deps{

@@ -123,16 +123,14 @@ func (b *HeartbeatBatcher) work() {
 
 // run handles one batch, falling back to one transaction per heartbeat on any trouble.
 func (b *HeartbeatBatcher) run(batch []*beatRequest) {
-	if len(batch) > 1 {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := b.store.heartbeats(ctx, batch)
-		cancel()
-		if err == nil {
-			for _, r := range batch {
-				close(r.done)
-			}
-			return
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	err := b.store.heartbeats(ctx, batch)
+	cancel()
+	if err == nil {
+		for _, r := range batch {
+			close(r.done)
 		}
+		return
 	}
 	for _, r := range batch {
 		r.reply, r.err = b.store.Heartbeat(r.ctx, r.hb, r.token, r.now, r.opts)
