@@ -200,14 +200,6 @@ func (s *Store) MarkOutboxFailed(ctx context.Context, id int64, reason string) e
 	return err
 }
 
-// QueueOutbox adds a transition outside a heartbeat (the fleet monitor, session start).
-func (s *Store) QueueOutbox(ctx context.Context, workflowID, activityID string, ev heartbeat.Event) error {
-	if err := addOutbox(ctx, s.pool, workflowID, activityID, ev); err != nil {
-		return err
-	}
-	return notifyOutbox(ctx, s.pool)
-}
-
 // Orphan is a piece of recording state whose workflow should be running.
 type Orphan struct {
 	SessionID  int64

@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"time"
@@ -31,13 +29,18 @@ const OutboxChannel = "mba_outbox"
 
 // Heartbeat handles one heartbeat in one transaction: it records the telemetry, decides the
 // reply from the enclosure's mailbox (heartbeat.Decide) and writes any transition to the
-// outbox. token is the bearer token the enclosure presented, if any. After the locking read,
-// every write goes in one batch: four round trips in all (begin, read, writes, commit).
+// outbox. token is the bearer token the enclosure presented, if any. It is the batch path
+// (HeartbeatBatcher) with a batch of one: four round trips (begin, locking read, one batch
+// of writes, commit).
 func (s *Store) Heartbeat(ctx context.Context, hb protocol.Heartbeat, token string, now time.Time, opts HeartbeatOptions) (protocol.Reply, error) {
 	for attempt := 1; ; attempt++ {
-		reply, err := s.heartbeatOnce(ctx, hb, token, now, opts)
+		r := &beatRequest{hb: hb, token: token, now: now, opts: opts}
+		err := s.heartbeats(ctx, []*beatRequest{r})
+		if err == nil {
+			return r.reply, r.err
+		}
 		if !errors.Is(err, errMailboxMoved) || attempt == 3 {
-			return reply, err
+			return protocol.Reply{}, err
 		}
 	}
 }
@@ -45,52 +48,6 @@ func (s *Store) Heartbeat(ctx context.Context, hb protocol.Heartbeat, token stri
 // errMailboxMoved: the mailbox changed between the locking read and the write (a command
 // activity committed while the read waited for the lock); the heartbeat is decided again.
 var errMailboxMoved = errors.New("the mailbox changed under the heartbeat")
-
-func (s *Store) heartbeatOnce(ctx context.Context, hb protocol.Heartbeat, token string, now time.Time, opts HeartbeatOptions) (protocol.Reply, error) {
-	var reply protocol.Reply
-	err := s.tx(ctx, func(tx pgx.Tx) error {
-		d, err := lockDevice(ctx, tx, hb, opts.AutoRegister, now)
-		if err != nil {
-			return err
-		}
-		if d.tokenHash != nil {
-			sum := sha256.Sum256([]byte(token))
-			if subtle.ConstantTimeCompare(sum[:], d.tokenHash) != 1 {
-				return ErrDeviceToken
-			}
-		}
-		report := heartbeat.Report{SessionID: hb.SessionID, Recording: hb.Recording, Duration: hb.Duration, ErrMsg: hb.ErrMsg}
-		out := heartbeat.Decide(d.assignment, report, d.streaming)
-		reply = out.Reply
-
-		b := &pgx.Batch{}
-		checked := false // the batch's first statement is the mailbox change, which must hit its row
-		if a := d.assignment; a != nil {
-			checked = queueOutcome(b, d.id, a, out, now)
-			n, err := queueEvents(b, d, a, out, hb, now)
-			if err != nil {
-				return err
-			}
-			if n > 0 {
-				b.Queue(notifySQL, pgx.NamedArgs{"channel": OutboxChannel})
-			}
-		}
-		queueTelemetry(b, d, hb, now, opts.TelemetryBucket)
-		results := tx.SendBatch(ctx, b)
-		if checked {
-			tag, err := results.Exec()
-			if err == nil && tag.RowsAffected() == 0 {
-				err = errMailboxMoved
-			}
-			if err != nil {
-				results.Close()
-				return err
-			}
-		}
-		return results.Close()
-	})
-	return reply, err
-}
 
 // lockedDevice is an enclosure row, locked for this heartbeat, with its mailbox.
 type lockedDevice struct {
@@ -101,50 +58,6 @@ type lockedDevice struct {
 	downSince    *time.Time
 	streaming    bool
 	assignment   *heartbeat.Assignment
-}
-
-// lockDevice reads and locks the enclosure (registering it when allowed). Locking the device
-// row serialises its heartbeats with the command activities, which lock it too.
-func lockDevice(ctx context.Context, tx pgx.Tx, hb protocol.Heartbeat, autoRegister bool, now time.Time) (lockedDevice, error) {
-	const q = `
-		SELECT d.id, d.token_hash, d.last_seen_at, d.recording, d.down_since, coalesce(d.stream_until > @now, false),
-		       a.session_id, a.phase, a.start_params, a.workflow_id, coalesce(a.activity_id, '')
-		FROM devices d LEFT JOIN device_assignments a ON a.device_id = d.id
-		WHERE d.name = @name
-		FOR UPDATE OF d`
-	args := pgx.NamedArgs{"name": hb.Name, "location": hb.Location, "now": now}
-	for attempt := 0; ; attempt++ {
-		var d lockedDevice
-		var sessionID *int64
-		var phase, workflowID *string
-		var activityID string
-		var params []byte
-		err := tx.QueryRow(ctx, q, args).Scan(&d.id, &d.tokenHash, &d.lastSeen, &d.wasRecording, &d.downSince, &d.streaming,
-			&sessionID, &phase, &params, &workflowID, &activityID)
-		if errors.Is(err, pgx.ErrNoRows) && autoRegister && attempt == 0 {
-			if _, err := tx.Exec(ctx, `INSERT INTO devices (name, location) VALUES (@name, @location) ON CONFLICT (name) DO NOTHING`, args); err != nil {
-				return d, err
-			}
-			continue
-		}
-		if errors.Is(err, pgx.ErrNoRows) {
-			return d, ErrUnknownDevice
-		}
-		if err != nil {
-			return d, err
-		}
-		if sessionID != nil {
-			a := &heartbeat.Assignment{SessionID: *sessionID, Phase: heartbeat.Phase(*phase), WorkflowID: *workflowID, ActivityID: activityID}
-			if len(params) > 0 {
-				a.Start = new(protocol.StartParams)
-				if err := json.Unmarshal(params, a.Start); err != nil {
-					return d, err
-				}
-			}
-			d.assignment = a
-		}
-		return d, nil
-	}
 }
 
 // queueOutcome queues the mailbox change of out, if any, conditional on the mailbox still being
