@@ -40,7 +40,6 @@ type session struct {
 	st       SessionState
 	children map[int64]workflow.ChildWorkflowFuture
 	order    []int64 // device ids in plan order: never range over the map (replay must be deterministic)
-	running  int
 	a        *activities.Recording
 }
 
@@ -64,12 +63,11 @@ func (s *session) run(ctx workflow.Context) error {
 	if len(plan.Devices) == 0 {
 		s.setStatus(ctx, store.SessionFailed)
 	}
-	for s.running > 0 && ctx.Err() == nil {
+	for len(s.children) > 0 && ctx.Err() == nil {
 		sel := workflow.NewSelector(ctx)
 		for _, id := range s.runningIDs() {
 			sel.AddFuture(s.children[id], func(f workflow.Future) {
 				delete(s.children, id)
-				s.running--
 				var res DeviceResult
 				if err := f.Get(ctx, &res); err != nil {
 					res.Status = store.DeviceFailed
@@ -139,7 +137,6 @@ func (s *session) startChildren(ctx workflow.Context, plan store.SessionPlan) {
 		})
 		s.st.Devices[d.DeviceID] = running
 		s.order = append(s.order, d.DeviceID)
-		s.running++
 	}
 }
 
