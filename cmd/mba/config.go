@@ -94,6 +94,24 @@ type config struct {
 		MinSegment     time.Duration `conf:"default:10s,help:shortest remainder worth resuming" yaml:"min_segment"`
 		ReleaseTimeout time.Duration `conf:"default:1h,help:longest wait for an enclosure to take COMPLETE" yaml:"release_timeout"`
 	} `yaml:"sessions"`
+	Storage struct {
+		Kind           string        `conf:"default:dir,help:where verified video files are kept: dir (a directory; an NFS mount in most labs) or s3" yaml:"kind"`
+		Dir            string        `conf:"default:.data/files,help:root directory of the dir storage" yaml:"dir"`
+		StagingDir     string        `conf:"default:.data/uploads,help:incoming uploads until complete (same filesystem as dir makes finishing a rename)" yaml:"staging_dir"`
+		S3Endpoint     string        `conf:"help:S3-compatible endpoint host:port (s3 storage)" yaml:"s3_endpoint"`
+		S3Bucket       string        `conf:"help:bucket (s3 storage)" yaml:"s3_bucket"`
+		S3Region       string        `conf:"help:region (s3 storage; empty for MinIO)" yaml:"s3_region"`
+		S3Prefix       string        `conf:"help:key prefix inside the bucket" yaml:"s3_prefix"`
+		S3AccessKey    string        `conf:"mask,help:access key (s3 storage)" yaml:"s3_access_key"`
+		S3SecretKey    string        `conf:"mask,help:secret key (s3 storage)" yaml:"s3_secret_key"`
+		S3TLS          bool          `conf:"default:true,help:use https to reach the S3 endpoint" yaml:"s3_tls"`
+		MaxFileBytes   int64         `conf:"default:1099511627776,help:largest file an agent may upload" yaml:"max_file_bytes"`
+		UploadDeadline time.Duration `conf:"default:72h,help:how long after a recording ends its files may take to arrive before they are MISSING" yaml:"upload_deadline"`
+		Reuploads      int           `conf:"default:3,help:times a corrupt file is asked for again before it is CORRUPT for good" yaml:"reuploads"`
+	} `yaml:"storage"`
+	Agent struct {
+		// The upload agent's settings (mba agent, on the enclosure).
+	} `yaml:"agent"`
 	Mail struct {
 		Host     string `conf:"help:SMTP server; empty keeps mail in the mail_log table and the log" yaml:"host"`
 		Port     int    `conf:"default:587,help:SMTP port" yaml:"port"`
