@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -128,8 +129,8 @@ func ParseLastTimestamp(tail []byte) (time.Duration, error) {
 		s = s[i+1:]
 	}
 	s = strings.TrimSpace(s)
-	var secs float64
-	if _, err := fmt.Sscanf(s, "%g", &secs); err != nil || secs < 0 || secs > 1e9 {
+	secs, err := strconv.ParseFloat(s, 64)
+	if err != nil || !(secs >= 0 && secs <= 1e9) { // also refuses NaN
 		return 0, fmt.Errorf("last timestamp %q is not a number of seconds", truncate(s, 64))
 	}
 	return time.Duration(secs * float64(time.Second)), nil
