@@ -10,6 +10,10 @@ MBA_TOOLS_BIN=$MBA_ROOT/.tools/bin
 # Newer CLI releases no longer build with `go install`, so this is pinned.
 TEMPORAL_CLI_VERSION=1.5.1
 
+# MinIO (S3-compatible storage for the tests) publishes no semver tags, so this
+# is the pseudo-version `go install github.com/minio/minio@latest` resolved to.
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+
 # Custom search attributes the workflows use; registered on every start.
 MBA_SEARCH_ATTRIBUTES=(MbaSessionId=Int MbaDeviceNames=KeywordList MbaStatus=Keyword)
 
@@ -280,6 +284,110 @@ temporal_down() {
 	kill -KILL "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
 	_say "Temporal dev server stopped"
+	return 0
+}
+
+# --------------------------------------------------------------------- MinIO
+
+_minio_ok() {
+	# `minio --version` says DEVELOPMENT.GOGET; the module version is in the build info.
+	[[ -x $1 && $(go version -m "$1" 2>/dev/null) == *$'\tmod\tgithub.com/minio/minio\t'"$MINIO_VERSION"$'\t'* ]]
+}
+
+# ensure_minio: build the pinned MinIO server into .tools/bin (once).
+ensure_minio() {
+	local bin=$MBA_TOOLS_BIN/minio
+	mkdir -p "$MBA_TOOLS_BIN" || return 1
+	if ! _minio_ok "$bin"; then
+		(
+			flock 9
+			_minio_ok "$bin" && exit 0
+			local tmp buildlog=$MBA_ROOT/.tools/minio-build.log
+			_say "building MinIO $MINIO_VERSION (first time only, ~2 min; log: .tools/minio-build.log)…"
+			tmp=$(mktemp -d "$MBA_TOOLS_BIN/.build.XXXXXX") || exit 1
+			if ! GOBIN=$tmp GOFLAGS='' go install -ldflags "-s -w" \
+				"github.com/minio/minio@$MINIO_VERSION" >"$buildlog" 2>&1; then
+				rm -rf "$tmp"
+				_err "building MinIO failed:"
+				tail -n 30 "$buildlog" >&2
+				exit 1
+			fi
+			mv "$tmp/minio" "$bin" && rm -rf "$tmp"
+			_say "MinIO $MINIO_VERSION built: $bin"
+		) 9>"$MBA_TOOLS_BIN/.minio.lock" || return 1
+	fi
+	MINIO_BIN=$bin
+	export MINIO_BIN
+}
+
+_minio_live() {
+	# No curl on a fresh Debian: a bare HTTP/1.0 request through bash.
+	# shellcheck disable=SC2016 # $1 is expanded by the inner bash
+	timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf "GET /minio/health/live HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" >&3 &&
+		IFS= read -r line <&3 && [[ $line == "HTTP/1."?" 200"* ]]' _ "$1" 2>/dev/null
+}
+
+_random_hex() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
+
+# minio_up DATADIR PORT LOGFILE: run `minio server` on 127.0.0.1:PORT (console
+# on another free port) in the background and wait until it is live. Root
+# credentials are MINIO_USER/MINIO_PASSWORD, generated unless already set.
+# Sets MINIO_PID.
+minio_up() {
+	local datadir=$1 port=$2 logfile=$3
+	[[ -n ${MINIO_BIN:-} ]] || { _err "minio_up: call ensure_minio first"; return 1; }
+	MINIO_PID=
+	if port_in_use "$port"; then
+		_err "port $port is taken; MinIO needs a free one"
+		return 1
+	fi
+	local console
+	console=$(free_port) || return 1
+	while [[ $console == "$port" ]]; do console=$(free_port) || return 1; done
+	MINIO_USER=${MINIO_USER:-mba-$(_random_hex 6)}
+	MINIO_PASSWORD=${MINIO_PASSWORD:-$(_random_hex 16)}
+
+	mkdir -p "$datadir" "$(dirname "$logfile")" || return 1
+	echo "--- $(date -Is) minio server $datadir --address 127.0.0.1:$port --console-address 127.0.0.1:$console" >>"$logfile"
+	MINIO_ROOT_USER=$MINIO_USER MINIO_ROOT_PASSWORD=$MINIO_PASSWORD MINIO_UPDATE=off \
+		setsid "$MINIO_BIN" server "$datadir" --address "127.0.0.1:$port" \
+		--console-address "127.0.0.1:$console" </dev/null >>"$logfile" 2>&1 &
+	MINIO_PID=$!
+
+	local deadline=$((SECONDS + 60))
+	until _minio_live "$port"; do
+		if ! kill -0 "$MINIO_PID" 2>/dev/null; then
+			wait "$MINIO_PID" 2>/dev/null || true
+			MINIO_PID=
+			_err "MinIO exited during start-up; $logfile ends with:"
+			tail -n 30 "$logfile" >&2
+			return 1
+		fi
+		if ((SECONDS >= deadline)); then
+			_err "MinIO not live on 127.0.0.1:$port after 60 s; $logfile ends with:"
+			tail -n 30 "$logfile" >&2
+			minio_down
+			return 1
+		fi
+		sleep 0.3
+	done
+	_say "MinIO at 127.0.0.1:$port (console http://127.0.0.1:$console; data $datadir, log $logfile)"
+}
+
+# minio_down: stop the server minio_up started, if any.
+minio_down() {
+	local pid=${MINIO_PID:-}
+	[[ -n $pid ]] || return 0
+	MINIO_PID=
+	kill -TERM "$pid" 2>/dev/null || return 0
+	local i
+	for ((i = 0; i < 150; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	_say "MinIO stopped"
 	return 0
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make test`: the Go test suite against a throw-away PostgreSQL and Temporal
-# dev server on random free ports in a private temp dir, so it never touches
+# `make test`: the Go test suite against a throw-away PostgreSQL, Temporal
+# dev server and MinIO (S3) on random free ports in a private temp dir, so it never touches
 # .data/ or a running `make run`.
 #
 # Usage: scripts/test.sh [go test flags] [packages]   (packages default to ./...)
@@ -15,6 +15,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/mba-test.XXXXXX")
 cleanup() {
 	trap - EXIT HUP INT TERM
 	temporal_down || true
+	minio_down || true
 	pg_down "$tmp/pg" || true
 	rm -rf "$tmp"
 }
@@ -29,16 +30,21 @@ PG_EXTRA_SETTINGS=$'fsync = off\nsynchronous_commit = off\nfull_page_writes = of
 
 ensure_postgres_binaries
 ensure_temporal
+ensure_minio
 
 pg_port=$(free_port)
 pg_up "$tmp/pg" "$pg_port"
 temporal_port=$(free_port)
 temporal_up "$tmp/temporal.db" "$temporal_port" none "$tmp/temporal.log"
+minio_port=$(free_port)
+minio_up "$tmp/minio" "$minio_port" "$tmp/minio.log"
 
 # Tests must reach only these servers, never the developer's own.
 unset MBA_DB_URL MBA_TEMPORAL_ADDRESS MBA_CONFIG_FILE
 export MBA_TEST_DATABASE_URL="postgres://mba@127.0.0.1:$pg_port/postgres?sslmode=disable"
 export MBA_TEST_TEMPORAL_ADDRESS=127.0.0.1:$temporal_port
+export MBA_TEST_S3_ENDPOINT=127.0.0.1:$minio_port MBA_TEST_S3_ACCESS_KEY=$MINIO_USER MBA_TEST_S3_SECRET_KEY=$MINIO_PASSWORD
+export MBA_TEST_REQUIRE_S3=1 # the S3 storage tests fail rather than skip
 
 race=(-race)
 [[ ${MBA_TEST_RACE:-1} != 0 ]] || race=()
