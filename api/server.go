@@ -12,9 +12,11 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/jackc/pgx/v5/pgxpool"
+	tus "github.com/tus/tusd/v2/pkg/handler"
 
 	"github.com/jax-mba/mba/internal/auth"
 	"github.com/jax-mba/mba/internal/mail"
+	"github.com/jax-mba/mba/internal/storage"
 )
 
 // Config holds the HTTP settings; cmd/mba fills it from the binary's configuration.
@@ -31,6 +33,7 @@ type Config struct {
 	LoginPerAccount, LoginPerClient, ResetPerAccount, ResetPerClient Rate
 	Enclosures                                                       EnclosureConfig
 	Sessions                                                         SessionConfig
+	Uploads                                                          UploadConfig
 }
 
 // HealthChecker is the part of the Temporal client /readyz needs.
@@ -51,6 +54,8 @@ type Deps struct {
 	Tokens     auth.Issuer
 	Hasher     auth.Hasher
 	Temporal   HealthChecker
+	Files      FileStore
+	Storage    storage.Storage  // nil: uploads and downloads are off
 	Now        func() time.Time // time.Now when nil
 }
 
@@ -67,6 +72,9 @@ type Server struct {
 	tokens     auth.Issuer
 	hasher     auth.Hasher
 	temporal   HealthChecker
+	files      FileStore
+	storage    storage.Storage
+	tus        *tus.UnroutedHandler // nil without storage
 	now        func() time.Time
 	metrics    *metrics
 	// background tracks mail sent after the response (password reset), so shutdown waits.
@@ -81,7 +89,7 @@ func NewServer(d Deps) *Server {
 	if now == nil {
 		now = time.Now
 	}
-	return &Server{
+	s := &Server{
 		cfg: d.Config, log: d.Log, pool: d.Pool, users: d.Users, mailer: d.Mailer,
 		enclosures: d.Enclosures, sessions: d.Sessions, workflows: d.Workflows,
 		tokens: d.Tokens, hasher: d.Hasher, temporal: d.Temporal, now: now,
@@ -91,7 +99,16 @@ func NewServer(d Deps) *Server {
 		loginPerClient:  newThrottle(d.Config.LoginPerClient, now),
 		resetPerAccount: newThrottle(d.Config.ResetPerAccount, now),
 		resetPerClient:  newThrottle(d.Config.ResetPerClient, now),
+		files:           d.Files,
+		storage:         d.Storage,
 	}
+	if s.storage != nil {
+		var err error
+		if s.tus, err = s.newTus(); err != nil {
+			s.log.Error("uploads are off", "error", err)
+		}
+	}
+	return s
 }
 
 // heartbeatRoute is the enclosures' poll (PROTOCOL.md section 1).
@@ -123,6 +140,7 @@ func (s *Server) Handler() http.Handler {
 		r.Post("/user/{uid}/reset_password/{token}", s.handle(s.resetPassword))
 		// The enclosures' protocol: no user token (PROTOCOL.md section 1).
 		r.Post(strings.TrimPrefix(heartbeatRoute, "/api"), s.handle(s.heartbeat))
+		s.uploadRoutes(r)
 
 		r.Group(func(r chi.Router) {
 			r.Use(s.authenticated)

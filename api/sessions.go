@@ -245,7 +245,38 @@ func (s *Server) getSession(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := s.addFiles(r, &x); err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusOK, x)
+	return nil
+}
+
+// addFiles lists each enclosure's files, with download links for the user and a summary
+// that makes an expected-but-missing file impossible to overlook.
+func (s *Server) addFiles(r *http.Request, x *store.Session) error {
+	if s.files == nil {
+		return nil
+	}
+	files, err := s.files.SessionFiles(r.Context(), x.ID)
+	if err != nil {
+		return err
+	}
+	byDevice := map[int64][]store.SessionFile{}
+	for _, f := range files {
+		byDevice[f.DeviceID] = append(byDevice[f.DeviceID], f)
+	}
+	uid := currentUser(r).ID
+	for i := range x.DeviceStatuses {
+		d := &x.DeviceStatuses[i]
+		d.Files = byDevice[d.Device.ID]
+		if d.Files == nil {
+			d.Files = []store.SessionFile{}
+		}
+		s.fileLinks(uid, x.ID, d.Device.Name, d.Files)
+		summary := store.Summarize(d.Files)
+		d.FilesSummary = &summary
+	}
 	return nil
 }
 

@@ -61,6 +61,11 @@ type Settings struct {
 	// HistoryLimit continues a device workflow as new once its history has this many events;
 	// 0 leaves it to the server's suggestion (4 096 events or 4 MB).
 	HistoryLimit int
+	// UploadDeadline: how long after the recording's end its files may take to arrive before
+	// they are MISSING. 0 (sessions started before uploads existed) means the default.
+	UploadDeadline time.Duration
+	// Reuploads: how many new copies of a corrupt or vanished file are asked for.
+	Reuploads int
 }
 
 // DefaultSettings are sensible for enclosures heartbeating every 10 s.
@@ -71,6 +76,8 @@ var DefaultSettings = Settings{
 	Resume:         true,
 	MinSegment:     10 * time.Second,
 	ReleaseTimeout: time.Hour,
+	UploadDeadline: 72 * time.Hour,
+	Reuploads:      3,
 }
 
 // SessionInput starts a RecordingSession.

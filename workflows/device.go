@@ -54,7 +54,8 @@ type DeviceResult struct {
 }
 
 // DeviceRecording drives one enclosure through START, recording (with resumes after reboots,
-// silences and the planned end) and COMPLETE, writing its status to the read model.
+// silences and the planned end) and COMPLETE, writing its status to the read model; then it
+// verifies every file of the recording as the upload agent sends it.
 func DeviceRecording(ctx workflow.Context, in DeviceInput) (DeviceResult, error) {
 	d := newDevice(ctx, in)
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (DeviceState, error) { return *d.st, nil }); err != nil {
@@ -76,6 +77,12 @@ func DeviceRecording(ctx workflow.Context, in DeviceInput) (DeviceResult, error)
 	d.record(ctx)
 	d.tellSession(ctx)
 	d.release(ctx)
+	if workflow.GetVersion(ctx, changeVerifyFiles, workflow.DefaultVersion, 1) == 1 {
+		d.verifyFiles(ctx)
+		if errors.Is(ctx.Err(), workflow.ErrCanceled) {
+			return d.result(), temporal.NewCanceledError() // the recording is over: nothing to stop
+		}
+	}
 	return d.result(), nil
 }
 

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,18 +22,20 @@ type deviceTest struct {
 	t       *testing.T
 	env     *testsuite.TestWorkflowEnvironment
 	a       *activities.Recording
+	files   *fakeFiles
 	starts  []activities.StartCommand
 	updates []store.DeviceUpdate
 	stops   int
 }
 
 var testSettings = Settings{StartDeadline: time.Hour, EndGrace: 5 * time.Minute, SilenceTimeout: 30 * time.Minute,
-	Resume: true, MinSegment: 10 * time.Second, ReleaseTimeout: time.Hour}
+	Resume: true, MinSegment: 10 * time.Second, ReleaseTimeout: time.Hour, UploadDeadline: 24 * time.Hour, Reuploads: 2}
 
 func newDeviceTest(t *testing.T) *deviceTest {
 	var s testsuite.WorkflowTestSuite
-	dt := &deviceTest{t: t, env: s.NewTestWorkflowEnvironment()}
+	dt := &deviceTest{t: t, env: s.NewTestWorkflowEnvironment(), files: newFakeFiles()}
 	dt.env.RegisterActivity(dt.a)
+	dt.files.register(dt.env)
 	dt.env.OnActivity(dt.a.UpdateDevice, mock.Anything, mock.Anything).Return(func(_ context.Context, u store.DeviceUpdate) error {
 		dt.updates = append(dt.updates, u)
 		return nil
@@ -76,14 +79,42 @@ func (dt *deviceTest) run(duration time.Duration) DeviceResult {
 	return res
 }
 
+// events are the timeline events of the recording (files aside).
 func (dt *deviceTest) events() []string {
+	var kinds []string
+	for _, k := range dt.allEvents() {
+		if !strings.HasPrefix(k, "file") {
+			kinds = append(kinds, k)
+		}
+	}
+	return kinds
+}
+
+// allEvents are the timeline events, file verification's included.
+func (dt *deviceTest) allEvents() []string {
 	var kinds []string
 	for _, u := range dt.updates {
 		if u.Event != "" {
 			kinds = append(kinds, u.Event)
 		}
 	}
+	for _, r := range dt.files.results {
+		if r.Event != "" {
+			kinds = append(kinds, r.Event)
+		}
+	}
 	return kinds
+}
+
+// final is the last status the workflow wrote.
+func (dt *deviceTest) final() store.DeviceUpdate {
+	for i := len(dt.updates) - 1; i >= 0; i-- {
+		if dt.updates[i].Status != "" {
+			return dt.updates[i]
+		}
+	}
+	dt.t.Fatal("no status written")
+	return store.DeviceUpdate{}
 }
 
 func TestSevenDaySessionCompletes(t *testing.T) {
@@ -98,7 +129,7 @@ func TestSevenDaySessionCompletes(t *testing.T) {
 	require.Equal(t, int64(week/time.Second), dt.starts[0].Params.Duration)
 	require.Equal(t, "cage3", dt.starts[0].Params.FilePrefix)
 	require.Equal(t, []string{"started", "ended"}, dt.events())
-	final := dt.updates[len(dt.updates)-1]
+	final := dt.final()
 	require.Equal(t, store.DeviceComplete, final.Status)
 	require.Equal(t, int64(week/time.Second), *final.RecordingTime)
 }
@@ -218,7 +249,7 @@ func TestCancelingTheWorkflowStopsTheEnclosure(t *testing.T) {
 	dt.env.ExecuteWorkflow(DeviceRecording, DeviceInput{SessionID: 7, DeviceID: 3, FilePrefix: "p", Duration: 7200, Settings: testSettings})
 	require.Error(t, dt.env.GetWorkflowError())
 	require.Equal(t, 1, dt.stops, "clean-up runs on a disconnected context")
-	final := dt.updates[len(dt.updates)-1]
+	final := dt.final()
 	require.Equal(t, store.DeviceCanceled, final.Status)
 }
 

@@ -120,3 +120,29 @@ func (is Issuer) Parse(token, wantType string) (*Claims, error) {
 	}
 	return &c, nil
 }
+
+// TypeDownload is a short-lived link to one stored file, for a browser that cannot send the
+// Authorization header with a plain link.
+const TypeDownload = "download"
+
+// IssueDownload signs a link token for file (its storage key) on behalf of user uid.
+func (is Issuer) IssueDownload(uid int64, file string, ttl time.Duration) (string, error) {
+	now := is.now()
+	claims := Claims{Identity: Identity{UID: uid}, Type: TypeDownload, RegisteredClaims: jwt.RegisteredClaims{
+		Issuer: issuerName, Subject: file, IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now),
+		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+	}}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(is.Secret)
+}
+
+// ParseDownload checks a download token and that it is for file; it returns the user.
+func (is Issuer) ParseDownload(token, file string) (int64, error) {
+	c, err := is.Parse(token, TypeDownload)
+	if err != nil {
+		return 0, err
+	}
+	if c.Subject != file {
+		return 0, fmt.Errorf("%w: a link to another file", ErrInvalidToken)
+	}
+	return c.Identity.UID, nil
+}

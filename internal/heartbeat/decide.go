@@ -54,6 +54,8 @@ const (
 	EventReleased = "released" // forgot the finished session after COMPLETE
 	EventSilent   = "silent"   // no heartbeat past the DOWN threshold (fleet monitor)
 	EventReturned = "returned" // heartbeats again after being silent
+	// EventFileUploaded: the upload agent finished sending one of the recording's files.
+	EventFileUploaded = "file-uploaded"
 )
 
 // Outcome is the decision for one heartbeat.
@@ -174,4 +176,6 @@ type Event struct {
 	Duration  int64     `json:"duration,omitempty"` // recorded seconds the enclosure reported
 	ErrMsg    string    `json:"err_msg,omitempty"`
 	Stopped   bool      `json:"stopped,omitempty"` // ended because of our STOP
+	File      string    `json:"file,omitempty"`    // file-uploaded: the file's name
+	Upload    int       `json:"upload,omitempty"`  // file-uploaded: how many uploads of it completed
 }

@@ -2,6 +2,9 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -179,4 +182,28 @@ func (s *Store) Telemetry(ctx context.Context, id int64, since, until time.Time)
 		return nil, err
 	}
 	return pgx.CollectRows(rows, pgx.RowToStructByPos[TelemetryPoint])
+}
+
+// ErrNoDeviceToken refuses uploads from an enclosure that has no token of its own.
+var ErrNoDeviceToken = errors.New("the enclosure has no token")
+
+// AuthenticateEnclosure returns the id of the enclosure name whose own token is token:
+// ErrNotFound for an unknown name, ErrNoDeviceToken when it has none, ErrDeviceToken when it
+// does not match (compared in constant time).
+func (s *Store) AuthenticateEnclosure(ctx context.Context, name, token string) (int64, error) {
+	var id int64
+	var hash []byte
+	err := s.pool.QueryRow(ctx, `SELECT id, token_hash FROM devices WHERE name = @name`,
+		pgx.NamedArgs{"name": name}).Scan(&id, &hash)
+	if err != nil {
+		return 0, notFound(err)
+	}
+	if hash == nil {
+		return 0, ErrNoDeviceToken
+	}
+	sum := sha256.Sum256([]byte(token))
+	if subtle.ConstantTimeCompare(sum[:], hash) != 1 {
+		return 0, ErrDeviceToken
+	}
+	return id, nil
 }

@@ -63,6 +63,9 @@ type DeviceStatus struct {
 	StartedAt      *time.Time `json:"started_at"`
 	EndedAt        *time.Time `json:"ended_at"`
 	Segments       int        `json:"segments"`
+	// Files and their summary are added by the API's session detail.
+	Files        []SessionFile `json:"files,omitempty"`
+	FilesSummary *FilesSummary `json:"files_summary,omitempty"`
 }
 
 // NewSession is what a researcher asks for; Devices are already validated.

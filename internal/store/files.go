@@ -1,0 +1,305 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/jax-mba/mba/internal/heartbeat"
+	"github.com/jax-mba/mba/protocol"
+)
+
+// File states.
+const (
+	FilePending   = "PENDING"   // expected, nothing received
+	FileUploading = "UPLOADING" // an upload is under way
+	FileUploaded  = "UPLOADED"  // received, not verified yet
+	FileVerified  = "VERIFIED"
+	FileCorrupt   = "CORRUPT"
+	FileMissing   = "MISSING"
+)
+
+// Upload refusals.
+var (
+	// ErrAlreadyVerified: the same content is verified already.
+	ErrAlreadyVerified = errors.New("already verified with this checksum")
+	// ErrNotRecordingFile: the name is not one the client writes for this enclosure's prefixes.
+	ErrNotRecordingFile = errors.New("not a file of this enclosure's recording")
+)
+
+// SessionFile is one file of an enclosure's recording.
+type SessionFile struct {
+	SessionID  int64      `json:"-"`
+	DeviceID   int64      `json:"-"`
+	Name       string     `json:"name"`
+	State      string     `json:"state"`
+	Reason     string     `json:"reason"`
+	Expected   bool       `json:"expected"`
+	Size       *int64     `json:"size"`
+	SHA256     *string    `json:"sha256"`
+	UploadID   *string    `json:"-"`
+	Uploads    int        `json:"uploads"`
+	Reupload   bool       `json:"reupload"`
+	UploadedAt *time.Time `json:"uploaded_at"`
+	VerifiedAt *time.Time `json:"verified_at"`
+	UpdatedAt  time.Time  `json:"updated_at"`
+	// DownloadURL is a signed link the API adds for people.
+	DownloadURL string `json:"download_url,omitempty"`
+}
+
+// FilesSummary counts an enclosure's files by state.
+type FilesSummary struct {
+	Expected int `json:"expected"`
+	Verified int `json:"verified"`
+	Missing  int `json:"missing"`
+	Corrupt  int `json:"corrupt"`
+	Pending  int `json:"pending"` // expected or received, not verified yet
+}
+
+// Summarize counts files by state.
+func Summarize(files []SessionFile) FilesSummary {
+	var n FilesSummary
+	for _, f := range files {
+		if f.Expected {
+			n.Expected++
+		}
+		switch f.State {
+		case FileVerified:
+			n.Verified++
+		case FileMissing:
+			n.Missing++
+		case FileCorrupt:
+			n.Corrupt++
+		default:
+			n.Pending++
+		}
+	}
+	return n
+}
+
+const fileColumns = `session_id, device_id, name, state, reason, expected, size, sha256, upload_id, uploads,
+	reupload, uploaded_at, verified_at, updated_at`
+
+func scanFile(row pgx.Row) (SessionFile, error) {
+	var f SessionFile
+	err := row.Scan(&f.SessionID, &f.DeviceID, &f.Name, &f.State, &f.Reason, &f.Expected, &f.Size, &f.SHA256,
+		&f.UploadID, &f.Uploads, &f.Reupload, &f.UploadedAt, &f.VerifiedAt, &f.UpdatedAt)
+	return f, err
+}
+
+func (s *Store) queryFiles(ctx context.Context, sql string, args pgx.NamedArgs) ([]SessionFile, error) {
+	rows, err := s.pool.Query(ctx, sql, args)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (SessionFile, error) { return scanFile(r) })
+}
+
+// SessionFiles lists a session's files, by enclosure and name.
+func (s *Store) SessionFiles(ctx context.Context, sessionID int64) ([]SessionFile, error) {
+	return s.queryFiles(ctx, `SELECT `+fileColumns+` FROM session_files WHERE session_id = @session_id
+		ORDER BY device_id, name`, pgx.NamedArgs{"session_id": sessionID})
+}
+
+// DeviceFiles lists the files of one enclosure in a session.
+func (s *Store) DeviceFiles(ctx context.Context, sessionID, deviceID int64) ([]SessionFile, error) {
+	return s.queryFiles(ctx, `SELECT `+fileColumns+` FROM session_files
+		WHERE session_id = @session_id AND device_id = @device_id ORDER BY name`,
+		pgx.NamedArgs{"session_id": sessionID, "device_id": deviceID})
+}
+
+// SessionFile returns one file.
+func (s *Store) SessionFile(ctx context.Context, sessionID, deviceID int64, name string) (SessionFile, error) {
+	f, err := scanFile(s.pool.QueryRow(ctx, `SELECT `+fileColumns+` FROM session_files
+		WHERE session_id = @session_id AND device_id = @device_id AND name = @name`,
+		pgx.NamedArgs{"session_id": sessionID, "device_id": deviceID, "name": name}))
+	return f, notFound(err)
+}
+
+// UploadFile returns the file a tus upload is for.
+func (s *Store) UploadFile(ctx context.Context, uploadID string) (SessionFile, error) {
+	f, err := scanFile(s.pool.QueryRow(ctx, `SELECT `+fileColumns+` FROM session_files WHERE upload_id = @upload_id`,
+		pgx.NamedArgs{"upload_id": uploadID}))
+	return f, notFound(err)
+}
+
+// NewUpload is an upload the agent begins.
+type NewUpload struct {
+	SessionID, DeviceID int64
+	Name                string
+	Size                int64
+	SHA256              string
+	UploadID            string
+}
+
+// BeginUpload records an upload about to be created: ErrNotFound if the enclosure is not in the
+// session or the name is not one of its recording's files, ErrAlreadyVerified if the same
+// content is already verified (and not asked for again).
+func (s *Store) BeginUpload(ctx context.Context, u NewUpload) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		var prefix string
+		var segments int
+		err := tx.QueryRow(ctx, `SELECT file_prefix, segments FROM session_devices
+			WHERE session_id = @session_id AND device_id = @device_id`,
+			pgx.NamedArgs{"session_id": u.SessionID, "device_id": u.DeviceID}).Scan(&prefix, &segments)
+		if err != nil {
+			return notFound(err)
+		}
+		if !fileOfRecording(prefix, segments, u.Name) {
+			return fmt.Errorf("%w: %q (prefix %q)", ErrNotRecordingFile, u.Name, protocol.FileNamePrefix(prefix))
+		}
+		tag, err := tx.Exec(ctx, `
+			INSERT INTO session_files (session_id, device_id, name, state, size, sha256, upload_id)
+			VALUES (@session_id, @device_id, @name, 'UPLOADING', @size, @sha256, @upload_id)
+			ON CONFLICT (session_id, device_id, name) DO UPDATE SET
+				state = 'UPLOADING', reason = '', size = excluded.size, sha256 = excluded.sha256,
+				upload_id = excluded.upload_id, reupload = false, updated_at = now()
+			WHERE NOT (session_files.state = 'VERIFIED' AND session_files.sha256 = excluded.sha256
+				AND NOT session_files.reupload)`,
+			pgx.NamedArgs{"session_id": u.SessionID, "device_id": u.DeviceID, "name": u.Name, "size": u.Size,
+				"sha256": u.SHA256, "upload_id": u.UploadID})
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrAlreadyVerified
+		}
+		return nil
+	})
+}
+
+// fileOfRecording reports whether name is a file the client writes for one of the prefixes of
+// the enclosure's segments (one more than recorded so far: a resume may be starting).
+func fileOfRecording(prefix string, segments int, name string) bool {
+	for _, p := range protocol.SegmentFileNamePrefixes(prefix, segments+1) {
+		if _, ok := protocol.MatchFile(p, name); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// FinishUpload marks the file of a completed upload UPLOADED and queues a file-uploaded event
+// for workflowID (the enclosure's recording workflow), in one transaction. Finishing twice is
+// harmless.
+func (s *Store) FinishUpload(ctx context.Context, uploadID, workflowID string, now time.Time) (SessionFile, error) {
+	var f SessionFile
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		f, err = scanFile(tx.QueryRow(ctx, `
+			UPDATE session_files SET state = 'UPLOADED', reason = '', uploads = uploads + 1,
+				uploaded_at = @now, updated_at = @now
+			WHERE upload_id = @upload_id AND state = 'UPLOADING'
+			RETURNING `+fileColumns, pgx.NamedArgs{"upload_id": uploadID, "now": now}))
+		if errors.Is(err, pgx.ErrNoRows) {
+			f, err = scanFile(tx.QueryRow(ctx, `SELECT `+fileColumns+` FROM session_files WHERE upload_id = @upload_id`,
+				pgx.NamedArgs{"upload_id": uploadID}))
+			return notFound(err) // finished before
+		}
+		if err != nil {
+			return err
+		}
+		ev := heartbeat.Event{Kind: heartbeat.EventFileUploaded, At: now, SessionID: f.SessionID, File: f.Name, Upload: f.Uploads}
+		if err := addOutbox(ctx, tx, workflowID, "", ev); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, notifySQL, pgx.NamedArgs{"channel": OutboxChannel})
+		return err
+	})
+	return f, err
+}
+
+// ExpectFiles records the files a recording must produce (PENDING unless already known).
+func (s *Store) ExpectFiles(ctx context.Context, sessionID, deviceID int64, names []string) error {
+	_, err := s.pool.Exec(ctx, `
+		INSERT INTO session_files (session_id, device_id, name, expected)
+		SELECT @session_id, @device_id, name, true FROM unnest(@names::text[]) AS name
+		ON CONFLICT (session_id, device_id, name) DO UPDATE SET expected = true`,
+		pgx.NamedArgs{"session_id": sessionID, "device_id": deviceID, "names": names})
+	return err
+}
+
+// FileResult is what verification found for a file.
+type FileResult struct {
+	SessionID, DeviceID int64
+	Name                string
+	State               string // VERIFIED, CORRUPT or MISSING
+	Reason              string
+	// Reupload asks the agent to send the file again (a corrupt or vanished copy).
+	Reupload bool
+	// Event, when set, goes on the session's timeline with Reason.
+	Event string
+	At    time.Time
+}
+
+// RecordFileResult writes a verification result, and its timeline event.
+func (s *Store) RecordFileResult(ctx context.Context, r FileResult) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `
+			INSERT INTO session_files (session_id, device_id, name, state, reason, reupload, verified_at, updated_at)
+			VALUES (@session_id, @device_id, @name, @state, @reason, @reupload,
+				CASE WHEN @state = 'VERIFIED' THEN @at::timestamptz END, @at)
+			ON CONFLICT (session_id, device_id, name) DO UPDATE SET
+				state = excluded.state, reason = excluded.reason, reupload = excluded.reupload,
+				verified_at = coalesce(excluded.verified_at, session_files.verified_at), updated_at = excluded.updated_at`,
+			pgx.NamedArgs{"session_id": r.SessionID, "device_id": r.DeviceID, "name": r.Name, "state": r.State,
+				"reason": r.Reason, "reupload": r.Reupload, "at": r.At})
+		if err != nil || r.Event == "" {
+			return err
+		}
+		return addEvent(ctx, tx, r.SessionID, r.DeviceID, r.Event, r.Name+": "+r.Reason, r.At)
+	})
+}
+
+// AgentSession is a session whose files an enclosure's agent is to upload.
+type AgentSession struct {
+	SessionID      int64         `json:"session_id"`
+	StartedAt      *time.Time    `json:"started_at"`
+	EndedAt        *time.Time    `json:"ended_at"`
+	Recording      bool          `json:"recording"`
+	FragmentHourly bool          `json:"fragment_hourly"`
+	Prefixes       []string      `json:"prefixes"`
+	Files          []SessionFile `json:"files"`
+}
+
+// AgentSessions lists an enclosure's sessions still recording, or ended since since: their
+// file name prefixes (one per segment) and the files known so far.
+func (s *Store) AgentSessions(ctx context.Context, deviceID int64, since time.Time) ([]AgentSession, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT sd.session_id, sd.started_at, sd.ended_at, sd.status IN ('PENDING', 'RECORDING'),
+			s.fragment_hourly, sd.file_prefix, sd.segments
+		FROM session_devices sd JOIN sessions s ON s.id = sd.session_id
+		WHERE sd.device_id = @device_id AND (sd.ended_at IS NULL OR sd.ended_at >= @since)
+		ORDER BY sd.session_id`, pgx.NamedArgs{"device_id": deviceID, "since": since})
+	if err != nil {
+		return nil, err
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (AgentSession, error) {
+		var a AgentSession
+		var prefix string
+		var segments int
+		err := r.Scan(&a.SessionID, &a.StartedAt, &a.EndedAt, &a.Recording, &a.FragmentHourly, &prefix, &segments)
+		a.Prefixes = protocol.SegmentFileNamePrefixes(prefix, segments)
+		a.Files = []SessionFile{}
+		return a, err
+	})
+	if err != nil || len(out) == 0 {
+		return out, err
+	}
+	ids := make([]int64, len(out))
+	index := map[int64]int{}
+	for i, a := range out {
+		ids[i], index[a.SessionID] = a.SessionID, i
+	}
+	files, err := s.queryFiles(ctx, `SELECT `+fileColumns+` FROM session_files
+		WHERE device_id = @device_id AND session_id = ANY(@ids) ORDER BY session_id, name`,
+		pgx.NamedArgs{"device_id": deviceID, "ids": ids})
+	for _, f := range files {
+		a := &out[index[f.SessionID]]
+		a.Files = append(a.Files, f)
+	}
+	return out, err
+}

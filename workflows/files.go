@@ -1,0 +1,255 @@
+package workflows
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/jax-mba/mba/activities"
+	"github.com/jax-mba/mba/internal/heartbeat"
+	"github.com/jax-mba/mba/internal/store"
+	"github.com/jax-mba/mba/protocol"
+)
+
+// changeVerifyFiles is the version change that added file verification after a recording.
+const changeVerifyFiles = "verify-files"
+
+// verifyAtOnce bounds the files of one enclosure hashed at the same time.
+const verifyAtOnce = 4
+
+// verifier checks every file of an enclosure's recording once the recording is over: it
+// waits for each upload, has it hashed from storage and records VERIFIED, or asks the agent
+// for it again, and finally records MISSING or CORRUPT. One file's trouble never holds up
+// another: each file has a goroutine of its own.
+type verifier struct {
+	d        *device
+	a        *activities.Files
+	deadline workflow.Future // the last moment an upload may arrive
+	expired  bool
+	uploads  map[string]int              // file -> completed uploads known
+	wake     map[string]workflow.Channel // file -> its goroutine's wake-up
+	started  map[string]bool
+	final    map[string]string // file -> final state
+	names    []string          // files in the order their checks started (never range over the maps)
+	running  int               // file goroutines not finished
+	active   int               // VerifyFile activities running
+	recorded time.Duration     // what the timestamp files say, all segments
+	problems []string          // segments whose file list may be incomplete
+}
+
+// verifyFiles runs the verification of the recording's files to its end.
+func (d *device) verifyFiles(ctx workflow.Context) {
+	if d.st.Segments == 0 {
+		return
+	}
+	v := &verifier{d: d}
+	v.deadline = workflow.NewTimer(ctx, v.uploadDeadline())
+	v.uploads, v.wake, v.started, v.final = map[string]int{}, map[string]workflow.Channel{}, map[string]bool{}, map[string]string{}
+	var known []store.SessionFile
+	if err := dbWrite(ctx, v.a.FileStates, "FileStates", d.fileRef(""), &known); err != nil {
+		workflow.GetLogger(ctx).Error("reading the file manifest", "error", err)
+	}
+	for _, f := range known {
+		if f.State != store.FilePending && f.State != store.FileUploading || f.Uploads > 0 {
+			v.uploads[f.Name] = f.Uploads
+		}
+	}
+	workflow.Go(ctx, v.listen)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		if v.deadline.Get(ctx, nil) == nil {
+			v.expired = true
+			for _, name := range v.names {
+				v.wake[name].SendAsync(true)
+			}
+		}
+	})
+	for seg := 1; seg <= d.st.Segments; seg++ {
+		v.running++
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			defer func() { v.running-- }()
+			v.segment(ctx, protocol.FileNamePrefix(protocol.SegmentPrefix(d.in.FilePrefix, seg)))
+		})
+	}
+	_ = workflow.Await(ctx, func() bool { return v.running == 0 })
+	if ctx.Err() == nil {
+		v.summarize(ctx)
+	}
+}
+
+func (d *device) fileRef(name string) activities.FileRef {
+	return activities.FileRef{SessionID: d.in.SessionID, DeviceID: d.in.DeviceID, Enclosure: d.in.DeviceName, Name: name}
+}
+
+// listen routes file-uploaded events to the files' goroutines.
+func (v *verifier) listen(ctx workflow.Context) {
+	for {
+		var ev heartbeat.Event
+		if !v.d.events.Receive(ctx, &ev) {
+			return
+		}
+		if !v.d.fresh(ev) || ev.Kind != heartbeat.EventFileUploaded {
+			continue
+		}
+		v.uploads[ev.File] = max(v.uploads[ev.File], ev.Upload)
+		if c, ok := v.wake[ev.File]; ok {
+			c.SendAsync(true)
+		}
+	}
+}
+
+// segment checks the files of one segment: the timestamp files first, since they tell
+// which hourly fragments there must be.
+func (v *verifier) segment(ctx workflow.Context, prefix string) {
+	fixed := protocol.SegmentFiles(prefix, v.d.in.FragmentHourly)
+	if err := dbWrite(ctx, v.a.ExpectFiles, "ExpectFiles",
+		activities.ExpectRequest{SessionID: v.d.in.SessionID, DeviceID: v.d.in.DeviceID, Names: fixed}, nil); err != nil {
+		workflow.GetLogger(ctx).Error("recording the expected files", "error", err)
+	}
+	for _, name := range fixed {
+		v.start(ctx, name)
+	}
+	_ = workflow.Await(ctx, func() bool { return v.final[fixed[0]] != "" && v.final[fixed[1]] != "" })
+	if ctx.Err() != nil {
+		return
+	}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 10 * time.Second, MaximumInterval: 5 * time.Minute, MaximumAttempts: 10}})
+	var plan activities.SegmentPlan
+	err := workflow.ExecuteActivity(actx, v.a.PlanSegment, activities.SegmentRequest{SessionID: v.d.in.SessionID,
+		DeviceID: v.d.in.DeviceID, Enclosure: v.d.in.DeviceName, Prefix: prefix, Hourly: v.d.in.FragmentHourly}).Get(ctx, &plan)
+	if err != nil {
+		plan.Problem = fmt.Sprintf("could not work out the video files: %v", err)
+	}
+	v.recorded += plan.Recorded
+	if plan.Problem != "" {
+		v.problems = append(v.problems, prefix+": "+plan.Problem)
+	}
+	for _, name := range plan.Videos {
+		v.start(ctx, name)
+	}
+}
+
+// start begins checking a file, once.
+func (v *verifier) start(ctx workflow.Context, name string) {
+	if v.started[name] {
+		return
+	}
+	v.started[name] = true
+	v.names = append(v.names, name)
+	v.wake[name] = workflow.NewBufferedChannel(ctx, 1)
+	v.running++
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer func() { v.running-- }()
+		v.check(ctx, name)
+	})
+}
+
+// check waits for the file's upload, verifies it, and asks again for a bad copy up to
+// Settings.Reuploads times.
+func (v *verifier) check(ctx workflow.Context, name string) {
+	checked, asked := 0, 0
+	state, reason := store.FileMissing, ""
+	for ctx.Err() == nil {
+		for v.uploads[name] <= checked && !v.expired && ctx.Err() == nil {
+			v.wake[name].Receive(ctx, nil)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if v.uploads[name] <= checked { // the deadline passed first
+			if reason == "" {
+				reason = fmt.Sprintf("not uploaded within %s of the recording's end", v.uploadDeadline())
+			} else {
+				reason += "; no new copy arrived in time"
+			}
+			v.record(ctx, name, state, reason, false, "file-"+strings.ToLower(state))
+			return
+		}
+		res, err := v.verify(ctx, name)
+		if err != nil {
+			if ctx.Err() == nil {
+				v.record(ctx, name, store.FileMissing, fmt.Sprintf("could not be read from storage: %v", err), false, "file-missing")
+			}
+			return
+		}
+		checked = max(res.Upload, checked+1)
+		if res.State == store.FileVerified {
+			v.record(ctx, name, store.FileVerified, res.Reason, false, "")
+			return
+		}
+		state, reason = store.FileCorrupt, res.Reason
+		if res.State == activities.FileAbsent {
+			state = store.FileMissing
+		}
+		if asked >= v.d.in.Settings.Reuploads {
+			v.record(ctx, name, state, fmt.Sprintf("%s (after %d new copies)", reason, asked), false, "file-"+strings.ToLower(state))
+			return
+		}
+		asked++
+		// The agent sees reupload in its manifest and sends the file again.
+		v.record(ctx, name, state, reason+"; asked the agent for a new copy", true, "file-reupload")
+	}
+}
+
+func (v *verifier) uploadDeadline() time.Duration {
+	if d := v.d.in.Settings.UploadDeadline; d > 0 {
+		return d
+	}
+	return DefaultSettings.UploadDeadline
+}
+
+// verify runs VerifyFile, a few files of the enclosure at a time.
+func (v *verifier) verify(ctx workflow.Context, name string) (activities.Verification, error) {
+	_ = workflow.Await(ctx, func() bool { return v.active < verifyAtOnce })
+	v.active++
+	defer func() { v.active-- }()
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 6 * time.Hour, // tens of GB from a slow store; heartbeats watch progress
+		HeartbeatTimeout:    2 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 10 * time.Second, BackoffCoefficient: 2,
+			MaximumInterval: 10 * time.Minute, MaximumAttempts: 10},
+	})
+	var res activities.Verification
+	err := workflow.ExecuteActivity(actx, v.a.VerifyFile, v.d.fileRef(name)).Get(ctx, &res)
+	return res, err
+}
+
+// record writes a file's state; a final one ends its check.
+func (v *verifier) record(ctx workflow.Context, name, state, reason string, reupload bool, event string) {
+	if !reupload {
+		v.final[name] = state
+	}
+	r := store.FileResult{SessionID: v.d.in.SessionID, DeviceID: v.d.in.DeviceID, Name: name, State: state,
+		Reason: reason, Reupload: reupload, Event: event, At: workflow.Now(ctx)}
+	if err := dbWrite(ctx, v.a.RecordFileResult, "RecordFileResult", r, nil); err != nil {
+		workflow.GetLogger(ctx).Error("recording a file's state", "file", name, "error", err)
+	}
+}
+
+// summarize puts one line about the recording's files on the timeline, and flags files that
+// cover less than was recorded.
+func (v *verifier) summarize(ctx workflow.Context) {
+	counts := map[string]int{}
+	for _, name := range v.names {
+		counts[v.final[name]]++
+	}
+	kind := "files-verified"
+	msg := fmt.Sprintf("all %d files verified", len(v.names))
+	if counts[store.FileVerified] != len(v.names) {
+		kind = "files-incomplete"
+		msg = fmt.Sprintf("%d of %d files verified, %d missing, %d corrupt", counts[store.FileVerified], len(v.names),
+			counts[store.FileMissing], counts[store.FileCorrupt])
+	}
+	reported := time.Duration(v.d.st.Recorded) * time.Second
+	if v.recorded > 0 && v.recorded < reported*9/10 {
+		kind = "files-incomplete"
+		msg += fmt.Sprintf("; the timestamp files cover %s of the %s recorded", v.recorded.Round(time.Second), reported)
+	}
+	if len(v.problems) > 0 {
+		msg += "; " + strings.Join(v.problems, "; ")
+	}
+	v.d.update(ctx, store.DeviceUpdate{Event: kind, EventMessage: msg})
+}

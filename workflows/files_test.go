@@ -1,0 +1,229 @@
+package workflows
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/jax-mba/mba/activities"
+	"github.com/jax-mba/mba/internal/heartbeat"
+	"github.com/jax-mba/mba/internal/storage"
+	"github.com/jax-mba/mba/internal/store"
+)
+
+// fakeFiles is an in-memory file manifest and storage behind the real Files activities.
+type fakeFiles struct {
+	mu      sync.Mutex
+	rows    map[string]*store.SessionFile // by name (one enclosure)
+	objects map[string][]byte             // by storage key
+	results []store.FileResult
+}
+
+func newFakeFiles() *fakeFiles {
+	return &fakeFiles{rows: map[string]*store.SessionFile{}, objects: map[string][]byte{}}
+}
+
+// register adds the Files activities over f to env.
+func (f *fakeFiles) register(env *testsuite.TestWorkflowEnvironment) {
+	env.RegisterActivity(&activities.Files{Manifest: f, Storage: f})
+}
+
+// upload stores content as the agent would, declaring its checksum (or declared, when set).
+func (f *fakeFiles) upload(sessionID int64, enclosure, name string, content []byte, declared string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	sum := sha256.Sum256(content)
+	sha := hex.EncodeToString(sum[:])
+	if declared != "" {
+		sha = declared
+	}
+	r := f.row(name)
+	size := int64(len(content))
+	r.Size, r.SHA256, r.State = &size, &sha, store.FileUploaded
+	r.Uploads++
+	f.objects[storage.Key(sessionID, enclosure, name)] = bytes.Clone(content)
+	return r.Uploads
+}
+
+func (f *fakeFiles) row(name string) *store.SessionFile {
+	r, ok := f.rows[name]
+	if !ok {
+		r = &store.SessionFile{Name: name, State: store.FilePending}
+		f.rows[name] = r
+	}
+	return r
+}
+
+func (f *fakeFiles) states() map[string]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]string{}
+	for name, r := range f.rows {
+		out[name] = r.State
+	}
+	return out
+}
+
+func (f *fakeFiles) DeviceFiles(_ context.Context, _, _ int64) ([]store.SessionFile, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []store.SessionFile
+	for _, r := range f.rows {
+		out = append(out, *r)
+	}
+	slices.SortFunc(out, func(a, b store.SessionFile) int { return bytes.Compare([]byte(a.Name), []byte(b.Name)) })
+	return out, nil
+}
+
+func (f *fakeFiles) SessionFile(_ context.Context, _, _ int64, name string) (store.SessionFile, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r, ok := f.rows[name]; ok {
+		return *r, nil
+	}
+	return store.SessionFile{}, store.ErrNotFound
+}
+
+func (f *fakeFiles) ExpectFiles(_ context.Context, _, _ int64, names []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, n := range names {
+		f.row(n).Expected = true
+	}
+	return nil
+}
+
+func (f *fakeFiles) RecordFileResult(_ context.Context, r store.FileResult) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	row := f.row(r.Name)
+	row.State, row.Reason, row.Reupload = r.State, r.Reason, r.Reupload
+	f.results = append(f.results, r)
+	return nil
+}
+
+func (f *fakeFiles) Open(_ context.Context, key string, offset int64) (io.ReadCloser, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b, ok := f.objects[key]
+	if !ok {
+		return nil, storage.ErrNotFound
+	}
+	return io.NopCloser(bytes.NewReader(b[min(offset, int64(len(b))):])), nil
+}
+
+func (f *fakeFiles) Stat(_ context.Context, key string) (storage.Info, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b, ok := f.objects[key]
+	if !ok {
+		return storage.Info{}, storage.ErrNotFound
+	}
+	return storage.Info{Size: int64(len(b))}, nil
+}
+
+// recordingFiles uploads, in dt's fake storage, the files of a recording of prefix cage3_
+// that started at start (local time) and lasted d, hourly fragments.
+func (dt *deviceTest) recordingFiles(start time.Time, d time.Duration) []string {
+	names := []string{"cage3_start_timestamp.txt", "cage3_timestamps.txt"}
+	dt.files.upload(7, "NV3", names[0], []byte(start.Format(time.RFC3339Nano)+"\n"), "")
+	dt.files.upload(7, "NV3", names[1], fmt.Appendf(nil, "0.000000\n%.6f\n", d.Seconds()), "")
+	for t := start; t.Before(start.Add(d)); t = t.Truncate(time.Hour).Add(time.Hour) {
+		name := "cage3_" + t.Format("2006-01-02_15-04-05") + ".avi"
+		dt.files.upload(7, "NV3", name, []byte("RIFF video of "+name), "")
+		names = append(names, name)
+	}
+	return names
+}
+
+func (dt *deviceTest) endsAfter(d time.Duration) {
+	dt.startsAfter(time.Second)
+	dt.at(time.Second+d, heartbeat.Event{ID: 5, Kind: heartbeat.EventEnded, Duration: int64(d / time.Second)})
+}
+
+func TestEveryFileOfTheRecordingIsVerified(t *testing.T) {
+	dt := newDeviceTest(t)
+	dt.endsAfter(3 * time.Hour)
+	names := dt.recordingFiles(time.Date(2026, 11, 26, 9, 30, 0, 0, time.UTC), 3*time.Hour)
+	require.Len(t, names, 2+4) // 09:30, 10:00, 11:00, 12:00
+
+	dt.run(3 * time.Hour)
+	states := dt.files.states()
+	require.Len(t, states, len(names))
+	for _, n := range names {
+		require.Equal(t, store.FileVerified, states[n], n)
+	}
+	require.Equal(t, "files-verified", dt.updates[len(dt.updates)-1].Event)
+}
+
+func TestCorruptFileIsAskedForAgainAndHealed(t *testing.T) {
+	dt := newDeviceTest(t)
+	dt.endsAfter(30 * time.Minute)
+	names := dt.recordingFiles(time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC), 30*time.Minute)
+	video := names[2]
+	// The first copy does not match the checksum the agent declared.
+	dt.files.upload(7, "NV3", video, []byte("flipped bits"), hex.EncodeToString(make([]byte, 32)))
+	// The agent sends a good copy an hour after the recording ended.
+	dt.env.RegisterDelayedCallback(func() {
+		n := dt.files.upload(7, "NV3", video, []byte("the real video"), "")
+		dt.env.SignalWorkflow(SignalDeviceEvent, heartbeat.Event{ID: 100, Kind: heartbeat.EventFileUploaded, File: video, Upload: n})
+	}, 90*time.Minute)
+
+	dt.run(30 * time.Minute)
+	require.Equal(t, store.FileVerified, dt.files.states()[video])
+	var states []string
+	for _, r := range dt.files.results {
+		if r.Name == video {
+			states = append(states, fmt.Sprintf("%s reupload=%v", r.State, r.Reupload))
+		}
+	}
+	require.Equal(t, []string{"CORRUPT reupload=true", "VERIFIED reupload=false"}, states)
+	require.Contains(t, dt.allEvents(), "file-reupload")
+	require.Equal(t, "files-verified", dt.updates[len(dt.updates)-1].Event)
+}
+
+func TestFilesThatNeverArriveAreMissing(t *testing.T) {
+	dt := newDeviceTest(t)
+	dt.endsAfter(2 * time.Hour)
+	start := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
+	names := dt.recordingFiles(start, 2*time.Hour)
+	lost := names[3]
+	dt.files.mu.Lock()
+	delete(dt.files.rows, lost) // never uploaded
+	dt.files.mu.Unlock()
+
+	dt.run(2 * time.Hour)
+	states := dt.files.states()
+	require.Equal(t, store.FileMissing, states[lost], "expected from the timestamp files though never uploaded")
+	require.Equal(t, store.FileVerified, states[names[2]])
+	require.Contains(t, dt.allEvents(), "file-missing")
+	require.Equal(t, "files-incomplete", dt.updates[len(dt.updates)-1].Event)
+}
+
+func TestCorruptForGoodAfterTheReuploads(t *testing.T) {
+	dt := newDeviceTest(t)
+	dt.endsAfter(10 * time.Minute)
+	names := dt.recordingFiles(time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC), 10*time.Minute)
+	bad := hex.EncodeToString(make([]byte, 32))
+	dt.files.upload(7, "NV3", names[2], []byte("bad"), bad)
+	for i := 1; i <= testSettings.Reuploads; i++ {
+		dt.env.RegisterDelayedCallback(func() {
+			n := dt.files.upload(7, "NV3", names[2], []byte("still bad"), bad)
+			dt.env.SignalWorkflow(SignalDeviceEvent, heartbeat.Event{ID: int64(100 + i), Kind: heartbeat.EventFileUploaded, File: names[2], Upload: n})
+		}, time.Duration(i)*time.Hour)
+	}
+
+	dt.run(10 * time.Minute)
+	require.Equal(t, store.FileCorrupt, dt.files.states()[names[2]])
+	require.Contains(t, dt.allEvents(), "file-corrupt")
+}
