@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# `make test`: the Go test suite against a throw-away PostgreSQL, Temporal
-# dev server and MinIO (S3) on random free ports in a private temp dir, so it never touches
-# .data/ or a running `make run`.
+# `make test`: the Go test suite against a throw-away PostgreSQL, Temporal dev
+# server and MinIO (S3) on random free ports in a private temp dir, so it never
+# touches .data/ or a running `make run`.
 #
 # Usage: scripts/test.sh [go test flags] [packages]   (packages default to ./...)
 #   GOTESTFLAGS   extra go test flags (e.g. GOTESTFLAGS=-v make test)

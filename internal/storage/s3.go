@@ -67,6 +67,9 @@ func newS3(ctx context.Context, cfg Config) (*s3Storage, error) {
 }
 
 func (s *s3Storage) String() string {
+	if s.prefix == "" {
+		return "s3 " + s.endpoint + "/" + s.bucket
+	}
 	return "s3 " + s.endpoint + "/" + s.bucket + "/" + strings.TrimSuffix(s.prefix, "/")
 }
 
