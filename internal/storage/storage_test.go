@@ -349,6 +349,10 @@ func TestDirLayout(t *testing.T) {
 	// A temp file is never a stored file, even for a name chosen to look like one.
 	require.True(t, isPartial(filepath.Base(tempPattern("rec.mp4"))))
 	require.Error(t, ValidateKey(filepath.ToSlash(filepath.Join("sessions/7/enc-01", tempPattern("rec.mp4")))))
+	f, err := os.CreateTemp(filepath.Dir(filepath.Join(root, key)), tempPattern("rec.mp4"))
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	require.Equal(t, []string{f.Name()}, partialFiles(t, root), "the suite's check for temp files sees one")
 	long := tempPattern(strings.Repeat("x", maxSegmentLen))
 	require.LessOrEqual(t, len(long)-len("*")+20, maxSegmentLen, "room for CreateTemp's random part")
 }
