@@ -111,6 +111,18 @@ type config struct {
 	} `yaml:"storage"`
 	Agent struct {
 		// The upload agent's settings (mba agent, on the enclosure).
+		ServerURL               string        `conf:"help:base URL of the MBA service the agent uploads to (e.g. https://mba.lab.example)" yaml:"server_url"`
+		Enclosure               string        `conf:"help:this enclosure's name as the service knows it (default: the hostname)" yaml:"enclosure"`
+		Token                   string        `conf:"mask,help:the enclosure's token (prefer token-file)" yaml:"token"`
+		TokenFile               string        `conf:"help:file holding the enclosure's token (read at start; preferred over token)" yaml:"token_file"`
+		VideoDir                string        `conf:"help:the client's video directory (its NV<n>-<location> subdirectories are scanned)" yaml:"video_dir"`
+		StateDir                string        `conf:"default:.data/agent,help:where the agent keeps upload URLs and cached checksums" yaml:"state_dir"`
+		Concurrency             int           `conf:"default:2,help:files uploaded in parallel" yaml:"concurrency"`
+		BandwidthBytesPerSecond int64         `conf:"default:0,help:upload bandwidth limit shared by all uploads in bytes per second; 0 = unlimited" yaml:"bandwidth_bytes_per_second"`
+		ChunkBytes              int64         `conf:"default:67108864,help:largest request body of an upload (tus PATCH)" yaml:"chunk_bytes"`
+		ScanEvery               time.Duration `conf:"default:30s,help:how often the agent asks for its manifest and scans the video directory" yaml:"scan_every"`
+		StableFor               time.Duration `conf:"default:30s,help:a last fragment or timestamp file unchanged this long after the recording ended is finished" yaml:"stable_for"`
+		DeleteVerified          bool          `conf:"default:false,help:delete local files the service has verified (same size and SHA-256)" yaml:"delete_verified"`
 	} `yaml:"agent"`
 	Mail struct {
 		Host     string `conf:"help:SMTP server; empty keeps mail in the mail_log table and the log" yaml:"host"`
@@ -207,6 +219,21 @@ func (c *config) validate() error {
 		if d <= 0 {
 			problems = append(problems, name+" must be positive")
 		}
+	}
+	if c.Agent.Concurrency < 1 || c.Agent.Concurrency > 64 {
+		problems = append(problems, "agent concurrency must be between 1 and 64")
+	}
+	if c.Agent.BandwidthBytesPerSecond < 0 {
+		problems = append(problems, "agent bandwidth-bytes-per-second must not be negative (0 = unlimited)")
+	}
+	if c.Agent.ChunkBytes < 64<<10 {
+		problems = append(problems, "agent chunk-bytes must be at least 65536")
+	}
+	if c.Agent.ScanEvery <= 0 || c.Agent.StableFor <= 0 {
+		problems = append(problems, "agent scan-every and stable-for must be positive")
+	}
+	if c.Agent.Token != "" && c.Agent.TokenFile != "" {
+		problems = append(problems, "agent token and token-file are both set; keep one (token-file is preferred)")
 	}
 	slices.Sort(problems)
 	if len(problems) > 0 {

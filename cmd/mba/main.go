@@ -34,6 +34,8 @@ Commands:
                              run simulated enclosures that behave like the real client
   bench [--quick] [--scenarios capacity,fleet,fanout,longrun] [--report F]
                              load scenarios against the real stack (make bench)
+  agent [--once]             the upload agent (on an enclosure): send finished video files to
+                             the service, resumably (tus); --once: one pass, then exit
 
 Settings come from a YAML file (--config or MBA_CONFIG_FILE), MBA_* environment variables,
 or flags placed before the command. 'mba --help' lists every setting with its default.
@@ -80,6 +82,8 @@ func run() error {
 		return simulateCmd(ctx, log, args[1:], os.Stdout)
 	case "bench":
 		return benchCmd(ctx, args[1:], os.Stdout)
+	case "agent":
+		return agentCmd(ctx, cfg, log, args[1:], os.Stdout)
 	case "help":
 		fmt.Print(usage)
 		return nil

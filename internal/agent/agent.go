@@ -43,9 +43,15 @@ type agent struct {
 	prog    *progress
 	q       *queue
 
-	mu         sync.Mutex
-	sum        Summary
-	reuploaded map[string]string // job key -> upload_url the server asked to replace, once replaced
+	mu        sync.Mutex
+	sum       Summary
+	completed map[string]completion // job key -> the last upload this agent completed
+}
+
+// completion is an upload the agent completed: which bytes, and when.
+type completion struct {
+	sha256 string
+	at     time.Time
 }
 
 func newAgent(cfg Config, log *slog.Logger) (*agent, error) {
@@ -68,7 +74,7 @@ func newAgent(cfg Config, log *slog.Logger) (*agent, error) {
 		log.Warn("agent state", "error", err)
 	}
 	a := &agent{cfg: cfg, log: log, c: c, st: st, sc: newScanner(cfg), q: newQueue(),
-		reuploaded: map[string]string{}}
+		completed: map[string]completion{}}
 	if cfg.BandwidthBytesPerSecond > 0 {
 		burst := min(cfg.BandwidthBytesPerSecond, 256<<10)
 		a.limiter = rate.NewLimiter(rate.Limit(cfg.BandwidthBytesPerSecond), int(burst))
@@ -146,6 +152,7 @@ func (a *agent) count(f func(*Summary)) {
 
 // scanAndQueue fetches the manifest, scans the video directory and queues every finished file.
 func (a *agent) scanAndQueue(ctx context.Context) error {
+	asked := time.Now()
 	m, err := a.c.fetchManifest(ctx)
 	if err != nil {
 		return err
@@ -164,7 +171,7 @@ func (a *agent) scanAndQueue(ctx context.Context) error {
 			continue
 		}
 		entry, known := f.session.file(f.name)
-		if a.q.push(&job{f: f, entry: entry, known: known}) {
+		if a.q.push(&job{f: f, entry: entry, known: known, manifestAt: asked}) {
 			queued++
 		}
 	}
@@ -261,16 +268,17 @@ func (a *agent) process(ctx context.Context, j *job) error {
 	jk := j.key()
 	e := j.entry
 	same := j.known && e.SHA256 == sum && e.Size == f.size
+	a.mu.Lock()
+	c, ok := a.completed[jk]
+	a.mu.Unlock()
+	if ok && c.sha256 == sum && c.at.After(j.manifestAt) {
+		// Uploaded after the manifest was read: whatever it says is stale.
+		a.count(func(s *Summary) { s.Skipped++ })
+		return nil
+	}
 	fresh := false
 	switch {
 	case j.known && e.Reupload:
-		a.mu.Lock()
-		done := a.reuploaded[jk] == e.UploadURL
-		a.mu.Unlock()
-		if done {
-			a.count(func(s *Summary) { s.Skipped++ })
-			return nil // already sent again; the manifest has not caught up
-		}
 		fresh = true
 	case same && e.State == StateVerified:
 		a.count(func(s *Summary) { s.Skipped++ })
@@ -313,11 +321,9 @@ func (a *agent) process(ctx context.Context, j *job) error {
 	case err != nil:
 		return err
 	}
-	if fresh {
-		a.mu.Lock()
-		a.reuploaded[jk] = e.UploadURL
-		a.mu.Unlock()
-	}
+	a.mu.Lock()
+	a.completed[jk] = completion{sha256: sum, at: time.Now()}
+	a.mu.Unlock()
 	a.count(func(s *Summary) { s.Uploaded++ })
 	return nil
 }

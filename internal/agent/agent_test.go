@@ -65,7 +65,7 @@ func TestMatchName(t *testing.T) {
 func TestScanSelection(t *testing.T) {
 	video := t.TempDir()
 	now := time.Date(2026, 11, 26, 14, 0, 0, 0, time.UTC)
-	old := now.Add(-time.Hour)   // stable
+	old := now.Add(-time.Hour)     // stable
 	fresh := now.Add(-time.Second) // still being written, as far as anyone can tell
 	day := dayDir(video)
 	files := map[string]time.Time{

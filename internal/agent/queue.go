@@ -8,12 +8,13 @@ import (
 
 // job is one finished file to look at, with the server's entry for it from the latest scan.
 type job struct {
-	f         localFile
-	entry     ManifestFile
-	known     bool
-	failures  int
-	notBefore time.Time
-	inFlight  bool
+	f          localFile
+	entry      ManifestFile
+	known      bool
+	manifestAt time.Time // when the manifest the entry comes from was asked for
+	failures   int
+	notBefore  time.Time
+	inFlight   bool
 }
 
 func (j *job) key() string { return strconv.FormatInt(j.f.session.SessionID, 10) + "/" + j.f.name }
@@ -44,7 +45,7 @@ func (q *queue) push(j *job) bool {
 	defer q.mu.Unlock()
 	if old, ok := q.jobs[j.key()]; ok {
 		if !old.inFlight {
-			old.f, old.entry, old.known = j.f, j.entry, j.known
+			old.f, old.entry, old.known, old.manifestAt = j.f, j.entry, j.known, j.manifestAt
 		}
 		return false
 	}
