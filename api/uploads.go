@@ -221,7 +221,8 @@ func (s *Server) tusUpload(w http.ResponseWriter, r *http.Request) error {
 	if r.Method == http.MethodPatch {
 		h = s.tus.PatchFile
 	}
-	s.tus.Middleware(http.HandlerFunc(h)).ServeHTTP(w, r)
+	// tusd takes the upload id from what is left of the path.
+	http.StripPrefix(uploadsRoute, s.tus.Middleware(http.HandlerFunc(h))).ServeHTTP(w, r)
 	return nil
 }
 
@@ -328,6 +329,8 @@ func (s *Server) downloadFile(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer body.Close()
+	// The server's write timeout is for API calls, not for tens of GB.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.FormatInt(info.Size, 10))
 	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", chi.URLParam(r, "name")))

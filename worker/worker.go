@@ -26,6 +26,8 @@ type Deps struct {
 	Devices   activities.SilenceMarker
 	Orphans   activities.OrphanStore
 	Workflow  activities.WorkflowStatus
+	Files     activities.FileManifest
+	Storage   activities.FileReader // nil: no storage; file verification fails
 }
 
 // Register adds every workflow and activity to r.
@@ -38,6 +40,7 @@ func Register(r sdkworker.Registry, d Deps) {
 	r.RegisterActivity(&activities.Recording{Mailbox: d.Mailbox, ReadModel: d.ReadModel})
 	r.RegisterActivity(&activities.Fleet{Devices: d.Devices, Orphans: d.Orphans, Workflow: d.Workflow,
 		SessionWorkflowID: workflows.SessionWorkflowID})
+	r.RegisterActivity(&activities.Files{Manifest: d.Files, Storage: d.Storage})
 }
 
 // New returns a worker on taskQueue with everything registered.

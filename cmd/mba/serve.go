@@ -22,6 +22,7 @@ import (
 	"github.com/jax-mba/mba/internal/auth"
 	"github.com/jax-mba/mba/internal/dispatch"
 	"github.com/jax-mba/mba/internal/mail"
+	"github.com/jax-mba/mba/internal/storage"
 	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/migrations"
 	"github.com/jax-mba/mba/worker"
@@ -52,6 +53,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 		}
 	}
 	st := store.New(pool)
+	files, err := storage.New(ctx, storage.Config{Kind: cfg.Storage.Kind, Dir: cfg.Storage.Dir,
+		S3Endpoint: cfg.Storage.S3Endpoint, S3Bucket: cfg.Storage.S3Bucket, S3Region: cfg.Storage.S3Region,
+		S3Prefix: cfg.Storage.S3Prefix, S3AccessKey: cfg.Storage.S3AccessKey, S3SecretKey: cfg.Storage.S3SecretKey,
+		S3TLS: cfg.Storage.S3TLS})
+	if err != nil {
+		return fmt.Errorf("file storage: %w", err)
+	}
+	log.Info("file storage", "at", files.String())
 
 	tc, err := dialTemporal(cfg, log)
 	if err != nil {
@@ -60,7 +69,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 	defer tc.Close()
 
 	if !withAPI || cfg.Temporal.RunWorker {
-		w := worker.New(tc, cfg.Temporal.TaskQueue, worker.Deps{Auth: st, Mailbox: st, ReadModel: st, Devices: st, Orphans: st})
+		w := worker.New(tc, cfg.Temporal.TaskQueue, worker.Deps{Auth: st, Mailbox: st, ReadModel: st, Devices: st, Orphans: st,
+			Files: st, Storage: files})
 		if err := w.Start(); err != nil {
 			return fmt.Errorf("starting the Temporal worker: %w", err)
 		}
@@ -104,6 +114,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 			Sessions: api.SessionConfig{MaxEnclosures: cfg.Sessions.MaxEnclosures, MinFPS: cfg.Sessions.MinFPS,
 				MaxFPS: cfg.Sessions.MaxFPS, MaxDuration: cfg.Sessions.MaxDuration,
 				BytesPerSecond: cfg.Sessions.BytesPerSecond, RejectLowDisk: cfg.Sessions.RejectLowDisk},
+			Uploads: api.UploadConfig{StagingDir: cfg.Storage.StagingDir, MaxFileBytes: cfg.Storage.MaxFileBytes,
+				ManifestSince: 14 * 24 * time.Hour, DownloadTTL: time.Hour},
 		},
 		Log:        log,
 		Pool:       pool,
@@ -115,6 +127,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 		Tokens:     auth.Issuer{Secret: secret, AccessTTL: cfg.Auth.AccessTTL, RefreshTTL: cfg.Auth.RefreshTTL},
 		Hasher:     hasher(cfg),
 		Temporal:   temporalPing{tc},
+		Files:      st,
+		Storage:    files,
 	})
 	httpServer := &http.Server{
 		Addr:              cfg.HTTP.Addr,
@@ -170,7 +184,8 @@ func pprofMux() *http.ServeMux {
 func sessionSettings(cfg config) workflows.Settings {
 	c := cfg.Sessions
 	return workflows.Settings{StartDeadline: c.StartDeadline, EndGrace: c.EndGrace, SilenceTimeout: c.SilenceTimeout,
-		Resume: c.Resume, MinSegment: c.MinSegment, ReleaseTimeout: c.ReleaseTimeout}
+		Resume: c.Resume, MinSegment: c.MinSegment, ReleaseTimeout: c.ReleaseTimeout,
+		UploadDeadline: cfg.Storage.UploadDeadline, Reuploads: cfg.Storage.Reuploads}
 }
 
 func openDB(ctx context.Context, cfg config) (*pgxpool.Pool, error) {

@@ -24,6 +24,7 @@ import (
 	"github.com/jax-mba/mba/internal/auth"
 	"github.com/jax-mba/mba/internal/dispatch"
 	"github.com/jax-mba/mba/internal/mail"
+	"github.com/jax-mba/mba/internal/storage"
 	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/internal/testenv"
 	"github.com/jax-mba/mba/worker"
@@ -32,7 +33,7 @@ import (
 
 // settings are short deadlines for sessions of seconds.
 var settings = workflows.Settings{StartDeadline: time.Minute, EndGrace: 20 * time.Second, SilenceTimeout: 20 * time.Second,
-	Resume: true, MinSegment: time.Second, ReleaseTimeout: 30 * time.Second}
+	Resume: true, MinSegment: time.Second, ReleaseTimeout: 30 * time.Second, UploadDeadline: 15 * time.Second, Reuploads: 2}
 
 // stack is the whole service: API, dispatcher and worker, each of which a test may restart.
 type stack struct {
@@ -46,6 +47,9 @@ type stack struct {
 	token    string
 
 	settings       workflows.Settings
+	files          storage.Storage // nil: no uploads (withStorage sets one)
+	staging        string
+	patchBytes     atomic.Int64 // upload bytes received by the API
 	worker         sdkworker.Worker
 	stopDispatcher func()
 }
@@ -92,7 +96,11 @@ func (s *stack) sessions() dispatch.Sessions {
 }
 
 func (s *stack) startWorker() {
-	s.worker = worker.New(s.temporal, s.queue, worker.Deps{Auth: s.store, Mailbox: s.store, ReadModel: s.store, Devices: s.store, Orphans: s.store})
+	deps := worker.Deps{Auth: s.store, Mailbox: s.store, ReadModel: s.store, Devices: s.store, Orphans: s.store, Files: s.store}
+	if s.files != nil {
+		deps.Storage = s.files
+	}
+	s.worker = worker.New(s.temporal, s.queue, deps)
 	require.NoError(s.t, s.worker.Start())
 }
 
@@ -115,6 +123,9 @@ func (s *stack) startDispatcher() {
 func (s *stack) startAPI() {
 	s.setAPI()
 	s.api = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPatch {
+			r.Body = countingBody{r.Body, &s.patchBytes}
+		}
 		(*s.handler.Load()).ServeHTTP(w, r)
 	}))
 	s.t.Cleanup(s.api.Close)
@@ -130,7 +141,7 @@ func (s *stack) restartAPI() {
 func (s *stack) setAPI() {
 	batcher := s.store.NewHeartbeatBatcher(2, 32)
 	s.t.Cleanup(batcher.Close)
-	srv := api.NewServer(api.Deps{
+	deps := api.Deps{
 		Config: api.Config{MaxBodyBytes: 1 << 20, RequestTimeout: 10 * time.Second, LinkTTL: time.Hour,
 			LoginPerAccount: api.Rate{Burst: 100, Every: time.Second}, LoginPerClient: api.Rate{Burst: 100, Every: time.Second},
 			ResetPerAccount: api.Rate{Burst: 1, Every: time.Hour}, ResetPerClient: api.Rate{Burst: 1, Every: time.Hour},
@@ -141,7 +152,13 @@ func (s *stack) setAPI() {
 		Mailer: mail.Log{Store: s.store, Logger: quietTemporal()},
 		Tokens: auth.Issuer{Secret: []byte("e2e secret e2e secret e2e secret!!"), AccessTTL: time.Hour, RefreshTTL: time.Hour},
 		Hasher: auth.Hasher{MemoryKiB: 1024, Time: 1, Threads: 1},
-	})
+		Files:  s.store,
+	}
+	if s.files != nil {
+		deps.Storage = s.files
+		deps.Config.Uploads = api.UploadConfig{StagingDir: s.staging, MaxFileBytes: 1 << 40, ManifestSince: time.Hour, DownloadTTL: time.Minute}
+	}
+	srv := api.NewServer(deps)
 	h := srv.Handler()
 	s.handler.Store(&h)
 }
@@ -189,4 +206,16 @@ func (s *stack) waitSession(id int64, status string, within time.Duration) store
 		return x.Status == status
 	}, within, 100*time.Millisecond, "session %d never reached %s", id, status)
 	return x
+}
+
+// countingBody counts the bytes a request body delivers.
+type countingBody struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (c countingBody) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }
