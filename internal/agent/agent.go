@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -435,9 +436,7 @@ func (a *agent) upload(ctx context.Context, f localFile, sum, key, uploadURL str
 			return errFileChanged
 		}
 		n := min(a.cfg.ChunkBytes, f.size-offset)
-		body := &countingReader{r: io.NewSectionReader(fh, offset, n), ctx: ctx, limiter: a.limiter, tr: tr,
-			counted: func(k int) { a.count(func(s *Summary) { s.BytesSent += int64(k) }) }}
-		next, err := a.c.patch(ctx, uploadURL, offset, body, n)
+		next, err := a.patchChunk(ctx, uploadURL, fh, offset, n, tr)
 		switch {
 		case err == nil:
 			if next <= offset {
@@ -468,6 +467,30 @@ func (a *agent) upload(ctx context.Context, f localFile, sum, key, uploadURL str
 			return err
 		}
 	}
+}
+
+// patchChunk sends n bytes of the file at offset in one PATCH. A PATCH that makes no progress
+// for StallTimeout (a silent network: no reset, no acknowledgement) is abandoned, so that the
+// upload resumes instead of waiting for TCP to give up.
+func (a *agent) patchChunk(ctx context.Context, uploadURL string, fh *os.File, offset, n int64, tr *transfer) (int64, error) {
+	pctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stall := time.AfterFunc(a.cfg.StallTimeout, func() {
+		cancel(fmt.Errorf("no progress for %s", a.cfg.StallTimeout))
+	})
+	defer stall.Stop()
+	body := &countingReader{r: io.NewSectionReader(fh, offset, n), ctx: pctx, limiter: a.limiter, tr: tr,
+		counted: func(k int) {
+			stall.Reset(a.cfg.StallTimeout)
+			a.count(func(s *Summary) { s.BytesSent += int64(k) })
+		}}
+	next, err := a.c.patch(pctx, uploadURL, offset, body, n)
+	if err != nil && ctx.Err() == nil && pctx.Err() != nil {
+		if cause := context.Cause(pctx); !strings.Contains(err.Error(), cause.Error()) {
+			err = fmt.Errorf("%w (%w)", err, cause)
+		}
+	}
+	return next, err
 }
 
 // temporary says whether an error may pass on its own: network errors and 5xx, not a refusal.

@@ -299,6 +299,35 @@ func TestResumeAfterDrop(t *testing.T) {
 	}
 }
 
+// TestResumeAfterStall: the network goes silent in the middle of a PATCH (no reset); the
+// agent gives up on that request after StallTimeout and resumes on a new connection.
+func TestResumeAfterStall(t *testing.T) {
+	ts := newTestServer(t, endedSession(12, "m_"))
+	video := t.TempDir()
+	const size = 12 << 20
+	path := filepath.Join(dayDir(video), "m_.avi")
+	writeFile(t, path, size, ended)
+	proxy := newCutProxy(t, ts.srv.URL)
+	proxy.stall = true
+	proxy.cutAfter.Store(3 << 20)
+	cfg := testConfig(t, proxy.url(), video)
+	cfg.ChunkBytes = 8 << 20
+	cfg.StallTimeout = 300 * time.Millisecond
+	sum, err := runOnce(t, cfg)
+	if err != nil || sum.Uploaded != 1 {
+		t.Fatalf("%v %v", sum, err)
+	}
+	if proxy.cuts.Load() != 1 {
+		t.Fatalf("the network did not stall")
+	}
+	if got := ts.received.Load(); got < size || got > size+cfg.ChunkBytes {
+		t.Errorf("server received %d bytes for a %d-byte file", got, size)
+	}
+	if up := ts.uploads()["m_.avi"]; len(up) != 1 || up[0].sha256 != fileSHA(t, path) {
+		t.Errorf("stored %+v", up)
+	}
+}
+
 // TestResumeAfterRestart: the agent stops mid-upload; the next run resumes the same upload
 // from the state file, even though the manifest no longer mentions it.
 func TestResumeAfterRestart(t *testing.T) {
@@ -555,3 +584,37 @@ func itoa(i int64) string { return strconv.FormatInt(i, 10) }
 func boolStr(b bool) string { return strconv.FormatBool(b) }
 
 func ioLimit(r io.Reader, n int64) io.Reader { return io.LimitReader(r, n) }
+
+// BenchmarkUploadLoopback reports the agent's upload rate over loopback into a real tusd
+// (hashing included) next to a plain copy of the same file, as a ratio.
+func BenchmarkUploadLoopback(b *testing.B) {
+	video := b.TempDir()
+	const size = 64 << 20
+	src := filepath.Join(dayDir(video), "m_.avi")
+	writeFile(b, src, size, ended)
+	copyStart := time.Now()
+	in, _ := os.Open(src)
+	out, _ := os.Create(filepath.Join(b.TempDir(), "copy"))
+	if _, err := io.Copy(out, in); err != nil {
+		b.Fatal(err)
+	}
+	_ = out.Sync()
+	_, _ = in.Close(), out.Close()
+	copyRate := float64(size) / 1e6 / time.Since(copyStart).Seconds()
+	var total time.Duration
+	for b.Loop() {
+		ts := newTestServer(b, endedSession(12, "m_"))
+		cfg := testConfig(b, ts.srv.URL, video)
+		cfg.ChunkBytes = 16 << 20
+		start := time.Now()
+		sum, err := RunOnce(context.Background(), cfg, nil)
+		total += time.Since(start)
+		if err != nil || sum.Uploaded != 1 {
+			b.Fatal(sum, err)
+		}
+	}
+	rate := float64(size) * float64(b.N) / 1e6 / total.Seconds()
+	b.ReportMetric(rate, "MB/s")
+	b.ReportMetric(copyRate, "copy-MB/s")
+	b.ReportMetric(rate/copyRate, "x-copy")
+}

@@ -40,6 +40,9 @@ type Config struct {
 	// progress before the file goes to the back of the queue (default 6).
 	RetryBase, RetryMax time.Duration
 	Attempts            int
+	// StallTimeout abandons a PATCH that sent nothing for this long (default 2m); the upload
+	// then resumes from the server's offset.
+	StallTimeout time.Duration
 	// HTTPClient is used for every request; default: a client with sane timeouts.
 	HTTPClient *http.Client
 	// Now is the clock (tests); default time.Now.
@@ -99,6 +102,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.RetryMax <= 0 {
 		c.RetryMax = time.Minute
+	}
+	if c.StallTimeout <= 0 {
+		c.StallTimeout = 2 * time.Minute
 	}
 	if c.Attempts <= 0 {
 		c.Attempts = 6

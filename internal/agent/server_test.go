@@ -253,6 +253,10 @@ type cutProxy struct {
 	cutAfter atomic.Int64 // bytes from the client before the cut; <= 0: no cut
 	sent     atomic.Int64
 	cuts     atomic.Int32
+	// stall: at the cut, close only the server's side and leave the client's connection open
+	// and silent (a network that stops answering).
+	stall  bool
+	silent chan struct{}
 }
 
 func newCutProxy(t testing.TB, target string) *cutProxy {
@@ -260,8 +264,8 @@ func newCutProxy(t testing.TB, target string) *cutProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &cutProxy{ln: ln, target: strings.TrimPrefix(target, "http://")}
-	t.Cleanup(func() { _ = ln.Close() })
+	p := &cutProxy{ln: ln, target: strings.TrimPrefix(target, "http://"), silent: make(chan struct{})}
+	t.Cleanup(func() { _ = ln.Close(); close(p.silent) })
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -283,7 +287,13 @@ func (p *cutProxy) serve(c net.Conn) {
 		return
 	}
 	defer s.Close()
-	go func() { _, _ = io.Copy(c, s); _ = c.Close() }()
+	stalled := atomic.Bool{}
+	go func() {
+		_, _ = io.Copy(c, s)
+		if !stalled.Load() {
+			_ = c.Close()
+		}
+	}()
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := c.Read(buf)
@@ -293,6 +303,11 @@ func (p *cutProxy) serve(c net.Conn) {
 				p.cutAfter.Store(0) // cut once
 				p.cuts.Add(1)
 				_, _ = s.Write(buf[:n-int(total-lim)])
+				if p.stall {
+					stalled.Store(true)
+					_ = s.Close()
+					<-p.silent // the client hears nothing more on this connection
+				}
 				return // both closed by the defers
 			}
 			if _, werr := s.Write(buf[:n]); werr != nil {

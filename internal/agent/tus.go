@@ -57,12 +57,26 @@ func (c *client) resolve(ref string) string {
 // do sends a request with the enclosure's credentials (only to the server's own origin) and
 // the tus version header.
 func (c *client) do(req *http.Request) (*http.Response, error) {
-	if req.URL.Scheme == c.base.Scheme && req.URL.Host == c.base.Host {
+	if sameOrigin(req.URL, c.base) {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 		req.Header.Set("X-Mba-Enclosure", c.enclosure)
 	}
 	req.Header.Set("Tus-Resumable", tusVersion)
 	return c.hc.Do(req)
+}
+
+// sameOrigin compares scheme, host and port (an absent port is the scheme's default).
+func sameOrigin(a, b *url.URL) bool {
+	port := func(u *url.URL) string {
+		if p := u.Port(); p != "" {
+			return p
+		}
+		if strings.EqualFold(u.Scheme, "https") {
+			return "443"
+		}
+		return "80"
+	}
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Hostname(), b.Hostname()) && port(a) == port(b)
 }
 
 // drain reads a little of the body and closes it, so the connection can be reused.
