@@ -47,6 +47,7 @@ type agent struct {
 	mu        sync.Mutex
 	sum       Summary
 	completed map[string]completion // job key -> the last upload this agent completed
+	warned    map[string]bool       // upload keys already warned about (differs from the server's copy)
 }
 
 // completion is an upload the agent completed: which bytes, and when.
@@ -75,7 +76,7 @@ func newAgent(cfg Config, log *slog.Logger) (*agent, error) {
 		log.Warn("agent state", "error", err)
 	}
 	a := &agent{cfg: cfg, log: log, c: c, st: st, sc: newScanner(cfg), q: newQueue(),
-		completed: map[string]completion{}}
+		completed: map[string]completion{}, warned: map[string]bool{}}
 	if cfg.BandwidthBytesPerSecond > 0 {
 		burst := min(cfg.BandwidthBytesPerSecond, 256<<10)
 		a.limiter = rate.NewLimiter(rate.Limit(cfg.BandwidthBytesPerSecond), int(burst))
@@ -293,7 +294,11 @@ func (a *agent) process(ctx context.Context, j *job) error {
 	case j.known && (e.State == StateVerified || e.State == StateUploaded || e.State == StateCorrupt):
 		// The server holds other bytes under this name (or judged them corrupt and has not asked
 		// for them again): it decides; the agent does not overwrite on its own.
-		if !same {
+		a.mu.Lock()
+		warn := !same && !a.warned[key]
+		a.warned[key] = true
+		a.mu.Unlock()
+		if warn { // once per file and checksum, not every scan
 			a.log.Warn("local file differs from the server's copy; not sent unless the server asks again",
 				"file", f.path, "session", sid, "server_state", e.State, "server_sha256", e.SHA256, "local_sha256", sum)
 		}

@@ -117,6 +117,8 @@ func httpError(op string, resp *http.Response) *HTTPError {
 
 // fetchManifest asks the server for this enclosure's manifest.
 func (c *client) fetchManifest(ctx context.Context) (*Manifest, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.resolve("/api/agent/manifest"), nil)
 	if err != nil {
 		return nil, err
