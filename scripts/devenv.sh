@@ -303,7 +303,7 @@ ensure_minio() {
 			flock 9
 			_minio_ok "$bin" && exit 0
 			local tmp buildlog=$MBA_ROOT/.tools/minio-build.log
-			_say "building MinIO $MINIO_VERSION (first time only, ~2 min; log: .tools/minio-build.log)…"
+			_say "building MinIO $MINIO_VERSION (first time only, ~4 min; log: .tools/minio-build.log)…"
 			tmp=$(mktemp -d "$MBA_TOOLS_BIN/.build.XXXXXX") || exit 1
 			if ! GOBIN=$tmp GOFLAGS='' go install -ldflags "-s -w" \
 				"github.com/minio/minio@$MINIO_VERSION" >"$buildlog" 2>&1; then
