@@ -108,6 +108,7 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 			RefreshTTL: 30 * 24 * time.Hour, Now: clk.Now},
 		Hasher: testHasher,
 		Now:    clk.Now,
+		Files:  st,
 	}
 	for _, o := range opts {
 		o(&d)

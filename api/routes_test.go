@@ -28,6 +28,8 @@ const (
 	ownCredential
 	signedIn
 	adminOnly
+	// enclosureToken routes are the upload agent's: an enclosure's name and its own token.
+	enclosureToken
 )
 
 // routeAccess lists every route of the router with who may call it. TestEveryRouteIsListed
@@ -68,6 +70,12 @@ var routeAccess = map[string]access{
 	"GET /api/user":                                           adminOnly,
 	"POST /api/user/invite":                                   adminOnly,
 	"PATCH /api/user/{uid}":                                   adminOnly,
+	"GET /api/agent/manifest":                                 enclosureToken,
+	"POST /api/agent/uploads":                                 enclosureToken,
+	"POST /api/agent/uploads/":                                enclosureToken,
+	"HEAD /api/agent/uploads/{upload}":                        enclosureToken,
+	"PATCH /api/agent/uploads/{upload}":                       enclosureToken,
+	"GET /api/files/{sid}/{device}/{name}":                    ownCredential, // a signed download link
 }
 
 func walkRoutes(t *testing.T, h http.Handler) []string {
@@ -105,7 +113,7 @@ func TestRoutesEnforceAuthentication(t *testing.T) {
 		method, pattern, _ := strings.Cut(route, " ")
 		// Each caller names itself where a route takes a user id, so only the role decides.
 		path := func(uid int64) string {
-			return strings.NewReplacer("{uid}", fmt.Sprint(uid), "{token}", "x", "{device}", "1", "{sid}", "1", "{did}", "1", "*", "index.html").Replace(pattern)
+			return strings.NewReplacer("{uid}", fmt.Sprint(uid), "{token}", "x", "{device}", "1", "{sid}", "1", "{did}", "1", "{upload}", "x", "{name}", "x.avi", "*", "index.html").Replace(pattern)
 		}
 		var body any
 		if method != http.MethodGet {
@@ -129,6 +137,10 @@ func TestRoutesEnforceAuthentication(t *testing.T) {
 				require.Equal(t, http.StatusUnauthorized, anon.status)
 				require.Equal(t, http.StatusForbidden, asUser.status)
 				require.NotContains(t, []int{401, 403}, asAdmin.status, "%s", asAdmin.body)
+			case enclosureToken:
+				require.Equal(t, http.StatusUnauthorized, anon.status)
+				require.Equal(t, http.StatusUnauthorized, asUser.status, "a user's token is not an enclosure's")
+				require.Equal(t, http.StatusUnauthorized, asAdmin.status, "a user's token is not an enclosure's")
 			}
 			// A refresh token is never an access token.
 			if who == signedIn || who == adminOnly {

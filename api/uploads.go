@@ -306,9 +306,6 @@ func (s *Server) tusError(ctx context.Context, err error) error {
 
 // downloadFile streams a stored file to the holder of a signed link (see fileLinks).
 func (s *Server) downloadFile(w http.ResponseWriter, r *http.Request) error {
-	if s.storage == nil {
-		return errorf(http.StatusServiceUnavailable, "file storage is not configured on this server")
-	}
 	sid, err := idParam(r, "sid", "Recording session")
 	if err != nil {
 		return err
@@ -316,6 +313,9 @@ func (s *Server) downloadFile(w http.ResponseWriter, r *http.Request) error {
 	key := storage.Key(sid, chi.URLParam(r, "device"), chi.URLParam(r, "name"))
 	if _, err := s.tokens.ParseDownload(r.URL.Query().Get("token"), key); err != nil {
 		return errorf(http.StatusUnauthorized, "the download link is invalid or has expired; open the session again for a fresh one")
+	}
+	if s.storage == nil {
+		return errorf(http.StatusServiceUnavailable, "file storage is not configured on this server")
 	}
 	info, err := s.storage.Stat(r.Context(), key)
 	if errors.Is(err, storage.ErrNotFound) {

@@ -1,0 +1,142 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/jax-mba/mba/internal/auth"
+	"github.com/jax-mba/mba/internal/storage"
+	"github.com/jax-mba/mba/internal/store"
+)
+
+// agentCall is a request of the upload agent: enclosure name, token and tus headers.
+func (h *harness) agentCall(method, path, name, token string, header map[string]string, body []byte) response {
+	h.t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), method, h.http.URL+path, bytes.NewReader(body))
+	require.NoError(h.t, err)
+	if name != "" {
+		req.Header.Set(agentHeader, name)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	res, err := h.http.Client().Do(req)
+	require.NoError(h.t, err)
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	require.NoError(h.t, err)
+	return response{status: res.StatusCode, header: res.Header, body: raw}
+}
+
+func tusMetadata(kv ...string) string {
+	var parts []string
+	for i := 0; i+1 < len(kv); i += 2 {
+		parts = append(parts, kv[i]+" "+base64.StdEncoding.EncodeToString([]byte(kv[i+1])))
+	}
+	return strings.Join(parts, ",")
+}
+
+func TestUploadsAuthenticateAndValidate(t *testing.T) {
+	files, err := storage.New(context.Background(), storage.Config{Kind: "dir", Dir: t.TempDir()})
+	require.NoError(t, err)
+	h := newHarness(t, func(d *Deps) {
+		d.Storage = files
+		d.Config.Uploads = UploadConfig{StagingDir: t.TempDir(), MaxFileBytes: 1 << 20, ManifestSince: time.Hour, DownloadTTL: time.Minute}
+	})
+	h.send(beat("NV7", 0, false, ""))
+	h.send(beat("NV8", 0, false, ""))
+	dev := h.deviceID("NV7")
+	const token = "the token of NV7"
+	require.NoError(t, h.store.SetDeviceToken(context.Background(), dev, auth.HashLinkToken(token)))
+	sid := h.session(dev)
+
+	// Who may talk to the agent routes.
+	require.Equal(t, http.StatusUnauthorized, h.agentCall("GET", "/api/agent/manifest", "", token, nil, nil).status)
+	require.Equal(t, http.StatusUnauthorized, h.agentCall("GET", "/api/agent/manifest", "NV7", "wrong", nil, nil).status)
+	require.Equal(t, http.StatusUnauthorized, h.agentCall("GET", "/api/agent/manifest", "NV9", token, nil, nil).status)
+	res := h.agentCall("GET", "/api/agent/manifest", "NV8", "any", nil, nil)
+	require.Equal(t, http.StatusForbidden, res.status)
+	require.Contains(t, string(res.body), "has no token yet")
+
+	res = h.agentCall("GET", "/api/agent/manifest", "NV7", token, nil, nil)
+	require.Equal(t, http.StatusOK, res.status, "%s", res.body)
+	require.Contains(t, string(res.body), `"prefixes":["cage_"]`)
+
+	content := []byte("RIFF a small video")
+	sum := sha256.Sum256(content)
+	sha := hex.EncodeToString(sum[:])
+	create := func(length int, meta string) response {
+		return h.agentCall("POST", "/api/agent/uploads/", "NV7", token,
+			map[string]string{"Upload-Length": strconv.Itoa(length), "Upload-Metadata": meta}, nil)
+	}
+	// Bad input is a 4xx naming the problem; nothing is recorded.
+	for _, c := range []struct {
+		meta, want string
+		status     int
+	}{
+		{tusMetadata("session_id", "x", "filename", "cage_.avi", "sha256", sha), "session_id", 400},
+		{tusMetadata("session_id", fmt.Sprint(sid), "filename", "../etc/passwd", "sha256", sha), "filename", 400},
+		{tusMetadata("session_id", fmt.Sprint(sid), "filename", "cage_.avi", "sha256", "abc"), "sha256", 400},
+		{tusMetadata("session_id", fmt.Sprint(sid), "filename", "other_.avi", "sha256", sha), "not a file of this enclosure", 400},
+		{tusMetadata("session_id", fmt.Sprint(sid+1000), "filename", "cage_.avi", "sha256", sha), "not in recording session", 404},
+	} {
+		res := create(len(content), c.meta)
+		require.Equal(t, c.status, res.status, "%s: %s", c.meta, res.body)
+		require.Contains(t, string(res.body), c.want)
+	}
+	require.Equal(t, http.StatusRequestEntityTooLarge, create(2<<20, tusMetadata("session_id", fmt.Sprint(sid), "filename", "cage_.avi", "sha256", sha)).status)
+
+	// A whole upload in two PATCHes.
+	res = create(len(content), tusMetadata("session_id", fmt.Sprint(sid), "filename", "cage_.avi", "sha256", sha))
+	require.Equal(t, http.StatusCreated, res.status, "%s", res.body)
+	loc := res.header.Get("Location")
+	require.Contains(t, loc, uploadsRoute)
+	path := loc[strings.Index(loc, uploadsRoute):]
+	patch := func(offset int, part []byte) response {
+		return h.agentCall("PATCH", path, "NV7", token, map[string]string{"Upload-Offset": strconv.Itoa(offset),
+			"Content-Type": "application/offset+octet-stream"}, part)
+	}
+	require.Equal(t, http.StatusNoContent, patch(0, content[:5]).status)
+	// Another enclosure cannot touch it.
+	require.NoError(t, h.store.SetDeviceToken(context.Background(), h.deviceID("NV8"), auth.HashLinkToken("t8")))
+	require.Equal(t, http.StatusNotFound, h.agentCall("HEAD", path, "NV8", "t8", nil, nil).status)
+	res = h.agentCall("HEAD", path, "NV7", token, nil, nil)
+	require.Equal(t, "5", res.header.Get("Upload-Offset"))
+	require.Equal(t, http.StatusNoContent, patch(5, content[5:]).status)
+
+	// Stored, recorded UPLOADED, and the workflow told.
+	r, err := files.Open(context.Background(), storage.Key(sid, "NV7", "cage_.avi"), 0)
+	require.NoError(t, err)
+	stored, _ := io.ReadAll(r)
+	r.Close()
+	require.Equal(t, content, stored)
+	f, err := h.store.SessionFile(context.Background(), sid, dev, "cage_.avi")
+	require.NoError(t, err)
+	require.Equal(t, store.FileUploaded, f.State)
+	require.Equal(t, sha, *f.SHA256)
+	require.Contains(t, h.outbox(), "file-uploaded/")
+	// The agent that lost the final reply learns it is complete, and re-sends nothing.
+	res = h.agentCall("HEAD", path, "NV7", token, nil, nil)
+	require.Equal(t, strconv.Itoa(len(content)), res.header.Get("Upload-Offset"))
+
+	// Once verified, the same content is refused as done.
+	require.NoError(t, h.store.RecordFileResult(context.Background(), store.FileResult{SessionID: sid, DeviceID: dev,
+		Name: "cage_.avi", State: store.FileVerified, At: time.Now()}))
+	require.Equal(t, http.StatusConflict, create(len(content), tusMetadata("session_id", fmt.Sprint(sid), "filename", "cage_.avi", "sha256", sha)).status)
+}
