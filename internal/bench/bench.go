@@ -108,10 +108,11 @@ var scenarios = map[string]scenario{
 	"fleet":    fleet,
 	"fanout":   fanout,
 	"longrun":  longRun,
+	"uploads":  uploads,
 }
 
 // Order is the order scenarios run in.
-var Order = []string{"capacity", "fleet", "fanout", "longrun"}
+var Order = []string{"capacity", "fleet", "fanout", "longrun", "uploads"}
 
 // runner is what a scenario gets.
 type runner struct {
@@ -142,6 +143,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	storageEnv(work)
 	fmt.Fprintf(out, "machine: %d cores, %s, %d MB; %s; logs in %s\n", rep.Machine.Cores, rep.Machine.CPU, rep.Machine.MemoryMB, rep.Machine.GoVersion, work)
 	for _, name := range cfg.Scenarios {
 		run, ok := scenarios[name]
