@@ -22,6 +22,7 @@ import (
 	"github.com/jax-mba/mba/internal/simulator"
 	"github.com/jax-mba/mba/internal/storage"
 	"github.com/jax-mba/mba/internal/store"
+	"github.com/jax-mba/mba/workflows"
 )
 
 // The upload path end to end: the simulator writes a recording's files in the client's layout,
@@ -30,7 +31,7 @@ import (
 func TestUploadsVerifiedOnDirectoryStorage(t *testing.T) {
 	files, err := storage.New(context.Background(), storage.Config{Kind: "dir", Dir: t.TempDir()})
 	require.NoError(t, err)
-	testUploads(t, files)
+	testUploads(t, files, "device_files_checked")
 }
 
 func TestUploadsVerifiedOnS3Storage(t *testing.T) {
@@ -45,7 +46,7 @@ func TestUploadsVerifiedOnS3Storage(t *testing.T) {
 		S3Bucket: "e2e-uploads", S3Prefix: fmt.Sprintf("run-%d", time.Now().UnixNano()),
 		S3AccessKey: os.Getenv("MBA_TEST_S3_ACCESS_KEY"), S3SecretKey: os.Getenv("MBA_TEST_S3_SECRET_KEY")})
 	require.NoError(t, err)
-	testUploads(t, files)
+	testUploads(t, files, "")
 }
 
 // flipOnce is storage that flips a byte of the first copy of one file stored: bit rot, or a
@@ -80,7 +81,9 @@ func (f *flipOnce) PutFile(ctx context.Context, key, path string) error {
 	return f.Put(ctx, key, bytes.NewReader(data), int64(len(data)))
 }
 
-func testUploads(t *testing.T, files storage.Storage) {
+// testUploads runs the scenario; history, if set, names the recorded history of the enclosure's
+// workflow (make record-histories).
+func testUploads(t *testing.T, files storage.Storage, history string) {
 	flip := &flipOnce{Storage: files}
 	s := newStack(t, func(s *stack) {
 		s.files, s.staging = flip, t.TempDir()
@@ -202,6 +205,17 @@ func testUploads(t *testing.T, files storage.Storage) {
 	require.NoError(t, err)
 	res.Body.Close()
 	require.Equal(t, http.StatusUnauthorized, res.StatusCode)
+
+	// With every file settled, the enclosure's workflow and then the session's end.
+	ctx, cancelWait := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancelWait()
+	var result workflows.DeviceResult
+	require.NoError(t, s.temporal.GetWorkflow(ctx, workflows.DeviceWorkflowID(sid, dev.ID), "").Get(ctx, &result))
+	require.Equal(t, store.DeviceComplete, result.Status)
+	require.NoError(t, s.temporal.GetWorkflow(ctx, workflows.SessionWorkflowID(sid), "").Get(ctx, nil))
+	if history != "" {
+		s.recordHistory(workflows.DeviceWorkflowID(sid, dev.ID), history)
+	}
 }
 
 // eventKinds lists the kinds of a session's timeline events.
