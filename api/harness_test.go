@@ -160,6 +160,12 @@ func (h *harness) do(method, path, token string, body any) response {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	return h.roundTrip(req)
+}
+
+// roundTrip sends req and reads the whole reply.
+func (h *harness) roundTrip(req *http.Request) response {
+	h.t.Helper()
 	res, err := h.http.Client().Do(req)
 	require.NoError(h.t, err)
 	defer res.Body.Close()

@@ -36,12 +36,7 @@ func (h *harness) agentCall(method, path, name, token string, header map[string]
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	res, err := h.http.Client().Do(req)
-	require.NoError(h.t, err)
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	require.NoError(h.t, err)
-	return response{status: res.StatusCode, header: res.Header, body: raw}
+	return h.roundTrip(req)
 }
 
 func tusMetadata(kv ...string) string {

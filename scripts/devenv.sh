@@ -273,8 +273,14 @@ temporal_up() {
 # temporal_down: stop the server temporal_up started, if any.
 temporal_down() {
 	local pid=${TEMPORAL_PID:-}
-	[[ -n $pid ]] || return 0
 	TEMPORAL_PID=
+	_stop_pid "$pid" "Temporal dev server"
+}
+
+# _stop_pid PID NAME: SIGTERM, up to 15 s of grace, then SIGKILL; quiet if PID is empty or gone.
+_stop_pid() {
+	local pid=$1 name=$2
+	[[ -n $pid ]] || return 0
 	kill -TERM "$pid" 2>/dev/null || return 0
 	local i
 	for ((i = 0; i < 150; i++)); do
@@ -283,7 +289,7 @@ temporal_down() {
 	done
 	kill -KILL "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
-	_say "Temporal dev server stopped"
+	_say "$name stopped"
 	return 0
 }
 
@@ -377,18 +383,8 @@ minio_up() {
 # minio_down: stop the server minio_up started, if any.
 minio_down() {
 	local pid=${MINIO_PID:-}
-	[[ -n $pid ]] || return 0
 	MINIO_PID=
-	kill -TERM "$pid" 2>/dev/null || return 0
-	local i
-	for ((i = 0; i < 150; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-	_say "MinIO stopped"
-	return 0
+	_stop_pid "$pid" "MinIO"
 }
 
 # -------------------------------------------------------------------- ports

@@ -146,18 +146,11 @@ func (d *dirStorage) PutFile(ctx context.Context, key, path string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	f, err := os.Open(path)
+	f, fi, err := openRegular(key, path)
 	if err != nil {
-		return fmt.Errorf("storage: put file %s: %w", key, err)
+		return err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("storage: put file %s: %w", key, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("storage: put file %s: %s is not a regular file", key, path)
-	}
 	// The data must be on disk before the name is: a rename is durable before the data otherwise.
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("storage: put file %s: sync %s: %w", key, path, err)

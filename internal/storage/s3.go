@@ -108,18 +108,11 @@ func (s *s3Storage) PutFile(ctx context.Context, key, path string) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(path)
+	f, fi, err := openRegular(key, path)
 	if err != nil {
-		return fmt.Errorf("storage: put file %s: %w", key, err)
+		return err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("storage: put file %s: %w", key, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("storage: put file %s: %s is not a regular file", key, path)
-	}
 	// An *os.File is an io.ReaderAt: minio-go uploads its parts in parallel.
 	_, err = s.client.PutObject(ctx, s.bucket, name, f, fi.Size(), minio.PutObjectOptions{
 		ContentType: "application/octet-stream",

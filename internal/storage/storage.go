@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -220,4 +221,21 @@ func (e *exactReader) checkEnd() error {
 		}
 	}
 	return io.ErrNoProgress
+}
+
+// openRegular opens the local file PutFile is to store under key.
+func openRegular(key, path string) (*os.File, os.FileInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("storage: put file %s: %w", key, err)
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s is not a regular file", path)
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("storage: put file %s: %w", key, err)
+	}
+	return f, fi, nil
 }
