@@ -98,13 +98,13 @@ type config struct {
 		Kind           string        `conf:"default:dir,help:where verified video files are kept: dir (a directory; an NFS mount in most labs) or s3" yaml:"kind"`
 		Dir            string        `conf:"default:.data/files,help:root directory of the dir storage" yaml:"dir"`
 		StagingDir     string        `conf:"default:.data/uploads,help:incoming uploads until complete (same filesystem as dir makes finishing a rename)" yaml:"staging_dir"`
-		S3Endpoint     string        `conf:"help:S3-compatible endpoint host:port (s3 storage)" yaml:"s3_endpoint"`
-		S3Bucket       string        `conf:"help:bucket (s3 storage)" yaml:"s3_bucket"`
-		S3Region       string        `conf:"help:region (s3 storage; empty for MinIO)" yaml:"s3_region"`
-		S3Prefix       string        `conf:"help:key prefix inside the bucket" yaml:"s3_prefix"`
-		S3AccessKey    string        `conf:"mask,help:access key (s3 storage)" yaml:"s3_access_key"`
-		S3SecretKey    string        `conf:"mask,help:secret key (s3 storage)" yaml:"s3_secret_key"`
-		S3TLS          bool          `conf:"default:true,help:use https to reach the S3 endpoint" yaml:"s3_tls"`
+		S3Endpoint     string        `conf:"env:STORAGE_S3_ENDPOINT,flag:storage-s3-endpoint,help:S3-compatible endpoint host:port (s3 storage)" yaml:"s3_endpoint"`
+		S3Bucket       string        `conf:"env:STORAGE_S3_BUCKET,flag:storage-s3-bucket,help:bucket (s3 storage)" yaml:"s3_bucket"`
+		S3Region       string        `conf:"env:STORAGE_S3_REGION,flag:storage-s3-region,help:region (s3 storage; empty for MinIO)" yaml:"s3_region"`
+		S3Prefix       string        `conf:"env:STORAGE_S3_PREFIX,flag:storage-s3-prefix,help:key prefix inside the bucket" yaml:"s3_prefix"`
+		S3AccessKey    string        `conf:"env:STORAGE_S3_ACCESS_KEY,flag:storage-s3-access-key,mask,help:access key (s3 storage)" yaml:"s3_access_key"`
+		S3SecretKey    string        `conf:"env:STORAGE_S3_SECRET_KEY,flag:storage-s3-secret-key,mask,help:secret key (s3 storage)" yaml:"s3_secret_key"`
+		S3TLS          bool          `conf:"env:STORAGE_S3_TLS,flag:storage-s3-tls,default:true,help:use https to reach the S3 endpoint" yaml:"s3_tls"`
 		MaxFileBytes   int64         `conf:"default:1099511627776,help:largest file an agent may upload" yaml:"max_file_bytes"`
 		UploadDeadline time.Duration `conf:"default:72h,help:how long after a recording ends its files may take to arrive before they are MISSING" yaml:"upload_deadline"`
 		Reuploads      int           `conf:"default:3,help:times a corrupt file is asked for again before it is CORRUPT for good" yaml:"reuploads"`
@@ -203,6 +203,14 @@ func (c *config) validate() error {
 			problems = append(problems, "mail credentials over an unencrypted SMTP connection are refused in production")
 		}
 	}
+	switch c.Storage.Kind {
+	case "dir", "s3":
+	default:
+		problems = append(problems, fmt.Sprintf("storage kind %q must be dir or s3", c.Storage.Kind))
+	}
+	if c.Storage.Reuploads < 0 || c.Storage.MaxFileBytes < 1 {
+		problems = append(problems, "storage reuploads must not be negative and max-file-bytes must be positive")
+	}
 	if c.HTTP.MaxBodyBytes < 1024 {
 		problems = append(problems, "http max-body-bytes must be at least 1024")
 	}
@@ -215,7 +223,8 @@ func (c *config) validate() error {
 	for name, d := range map[string]time.Duration{"enclosures down-after": c.Enclosures.DownAfter,
 		"enclosures telemetry-bucket": c.Enclosures.TelemetryBucket, "enclosures scan-every": c.Enclosures.ScanEvery,
 		"sessions start-deadline": c.Sessions.StartDeadline, "sessions end-grace": c.Sessions.EndGrace,
-		"sessions silence-timeout": c.Sessions.SilenceTimeout, "sessions release-timeout": c.Sessions.ReleaseTimeout} {
+		"sessions silence-timeout": c.Sessions.SilenceTimeout, "sessions release-timeout": c.Sessions.ReleaseTimeout,
+		"storage upload-deadline": c.Storage.UploadDeadline} {
 		if d <= 0 {
 			problems = append(problems, name+" must be positive")
 		}

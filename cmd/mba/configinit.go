@@ -35,6 +35,14 @@ auth:
 #   user: mba
 #   password: CHANGE-ME
 #   from: MBA <mba@example.org>
+# storage:
+#   kind: dir                     # or s3
+#   dir: /srv/mba/files           # an NFS mount in most labs
+#   staging_dir: /srv/mba/uploads # same filesystem as dir: finishing an upload is a rename
+#   # s3_endpoint: s3.example.org:9000
+#   # s3_bucket: mba-videos
+#   # s3_access_key: CHANGE-ME
+#   # s3_secret_key: CHANGE-ME
 `
 
 // configCmd: config init --file F [--force] [--production].
