@@ -76,12 +76,21 @@ func DeviceRecording(ctx workflow.Context, in DeviceInput) (DeviceResult, error)
 	}
 	d.record(ctx)
 	d.tellSession(ctx)
-	d.release(ctx)
-	if workflow.GetVersion(ctx, changeVerifyFiles, workflow.DefaultVersion, 1) == 1 {
-		d.verifyFiles(ctx)
-		if errors.Is(ctx.Err(), workflow.ErrCanceled) {
-			return d.result(), temporal.NewCanceledError() // the recording is over: nothing to stop
-		}
+	if workflow.GetVersion(ctx, changeVerifyFiles, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		d.release(ctx)
+		return d.result(), nil
+	}
+	// The files are checked while the enclosure is released: an enclosure that goes quiet
+	// after its recording must not hold up the check of files its agent already sent.
+	released := false
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		d.release(ctx)
+		released = true
+	})
+	d.verifyFiles(ctx)
+	_ = workflow.Await(ctx, func() bool { return released })
+	if errors.Is(ctx.Err(), workflow.ErrCanceled) {
+		return d.result(), temporal.NewCanceledError() // the recording is over: nothing to stop
 	}
 	return d.result(), nil
 }
