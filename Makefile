@@ -22,7 +22,7 @@ lint:
 	if [[ -n $$unformatted ]]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	go run go.temporal.io/sdk/contrib/tools/workflowcheck@latest ./workflows/...
 
-# Load scenarios against the real stack (quick: about five minutes); see BENCHMARKS.md.
+# Load scenarios against the real stack (quick: about a minute and a half); see BENCHMARKS.md.
 bench:
 	scripts/bench.sh --quick --report bench-report.json
 
