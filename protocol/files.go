@@ -29,6 +29,21 @@ const (
 	maxSegmentsInFileName = 1000
 )
 
+// EnclosureDir is the directory under the video directory where the client of enclosure
+// hostname writes: NV<trailing digits of the hostname>-<location>.
+func EnclosureDir(hostname, location string) string {
+	return EnclosureDirPrefix(hostname) + location
+}
+
+// EnclosureDirPrefix is how the directories of enclosure hostname begin, whatever the location.
+func EnclosureDirPrefix(hostname string) string {
+	i := len(hostname)
+	for i > 0 && hostname[i-1] >= '0' && hostname[i-1] <= '9' {
+		i--
+	}
+	return "NV" + hostname[i:] + "-"
+}
+
 // FileNamePrefix is how the client begins file names for a START's file_prefix.
 func FileNamePrefix(filePrefix string) string {
 	if strings.HasSuffix(filePrefix, "_") {

@@ -85,3 +85,10 @@ func FuzzParseTimestamps(f *testing.F) {
 		}
 	})
 }
+
+func TestEnclosureDir(t *testing.T) {
+	for in, want := range map[string]string{"NV12": "NV12-lab", "lab-enc-007": "NV007-lab", "host": "NV-lab", "": "NV-lab", "9": "NV9-lab"} {
+		require.Equal(t, want, EnclosureDir(in, "lab"), in)
+	}
+	require.Equal(t, "NV12-", EnclosureDirPrefix("NV12"))
+}

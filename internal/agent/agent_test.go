@@ -99,11 +99,18 @@ func TestScanSelection(t *testing.T) {
 		{SessionID: 1, StartedAt: start, Recording: true, FragmentHourly: true, Prefixes: []string{"m_", "m_s2_"}},
 		{SessionID: 2, StartedAt: start, EndedAt: &e, Prefixes: []string{"n_"}},
 	}}
-	cfg, _ := Config{ServerURL: "http://x", Token: "t", VideoDir: video, StateDir: t.TempDir(), Location: time.UTC}.withDefaults()
+	// Another enclosure's files on a shared disk are never this one's, whatever their prefix.
+	writeFile(t, filepath.Join(video, "NV12-lab", "2026-11-26", "n_timestamps.txt"), 10, old)
+	cfg, _ := Config{ServerURL: "http://x", Token: "t", Enclosure: testEnclosure, VideoDir: video, StateDir: t.TempDir(), Location: time.UTC}.withDefaults()
 	sc := newScanner(cfg)
 	got, err := sc.scan(m, now)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range got {
+		if strings.Contains(f.path, "NV12-") {
+			t.Errorf("took %s of another enclosure", f.path)
+		}
 	}
 	want := map[string]string{ // name -> "session/finished"
 		"m_2026-11-26_10-00-00.avi":    "1/true",
@@ -167,7 +174,7 @@ func TestPrefixReusedAcrossSessions(t *testing.T) {
 		{SessionID: 1, StartedAt: day1, EndedAt: &e1, Prefixes: []string{"m_"}},
 		{SessionID: 2, StartedAt: day2, EndedAt: &e2, Prefixes: []string{"m_"}},
 	}}
-	cfg, _ := Config{ServerURL: "http://x", Token: "t", VideoDir: video, StateDir: t.TempDir(), Location: time.UTC}.withDefaults()
+	cfg, _ := Config{ServerURL: "http://x", Token: "t", Enclosure: testEnclosure, VideoDir: video, StateDir: t.TempDir(), Location: time.UTC}.withDefaults()
 	got, err := newScanner(cfg).scan(m, e2.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"github.com/jax-mba/mba/protocol"
 	"os"
 	"path/filepath"
 	"sort"
@@ -76,6 +77,13 @@ type scanner struct {
 
 func newScanner(cfg Config) *scanner { return &scanner{cfg: cfg, seen: map[string]seen{}} }
 
+// ownDir reports whether a directory of the video directory is this enclosure's
+// (NV<digits of its name>-<location>): on a shared disk, another enclosure's files with the
+// same prefix are never this one's.
+func (sc *scanner) ownDir(name string) bool {
+	return sc.cfg.Enclosure == "" || strings.HasPrefix(name, protocol.EnclosureDirPrefix(sc.cfg.Enclosure))
+}
+
 // scan returns every file of the manifest's sessions found under the video directory, finished
 // or not. A file is given to at most one session: sessions are tried newest first, and a file
 // last modified before a session started (less ClockSlack) is left to older sessions, so a
@@ -111,7 +119,7 @@ func (sc *scanner) scan(m *Manifest, now time.Time) ([]localFile, error) {
 		first := len(out)
 		for _, day := range sc.days(s, now) {
 			for _, sub := range subs {
-				if !sub.IsDir() {
+				if !sub.IsDir() || !sc.ownDir(sub.Name()) {
 					continue
 				}
 				dir := filepath.Join(sc.cfg.VideoDir, sub.Name(), day)

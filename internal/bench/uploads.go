@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 
 	"go.temporal.io/sdk/testsuite"
 
@@ -377,7 +376,7 @@ func benchUpload(ctx context.Context, r *runner, dir string, size int64) (Upload
 			return fig, err
 		}
 		video := filepath.Join(dir, fmt.Sprint("video", i))
-		at := filepath.Join(video, "NV"+digits(name)+"-bench", day)
+		at := filepath.Join(video, protocol.EnclosureDir(name, "bench"), day)
 		if err := os.MkdirAll(at, 0o755); err != nil {
 			return fig, err
 		}
@@ -419,15 +418,6 @@ func benchUpload(ctx context.Context, r *runner, dir string, size int64) (Upload
 	fig.Ratio = round2(best(fig.CopyS) / best(fig.AgentS))
 	fig.TransferRatio = round2(best(fig.CopyS) / best(fig.TransferS))
 	return fig, nil
-}
-
-func digits(s string) string {
-	return strings.Map(func(r rune) rune {
-		if unicode.IsDigit(r) {
-			return r
-		}
-		return -1
-	}, s)
 }
 
 // verifiedIn waits until the session lists the enclosure's file VERIFIED and returns the

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/jax-mba/mba/protocol"
 )
 
 // maxFrameLines bounds Ptimestamps.txt written one line per frame. A recording with more frames
@@ -46,7 +48,7 @@ func newVideoFiles(videoDir, hostname, location string, zone *time.Location, p s
 	start time.Time, fps float64, bytesPerSecond int) (*videoFiles, error) {
 	local := start.In(zone)
 	f := &videoFiles{
-		dir:            filepath.Join(videoDir, "NV"+trailingDigits(hostname)+"-"+location, local.Format("2006-01-02")),
+		dir:            filepath.Join(videoDir, protocol.EnclosureDir(hostname, location), local.Format("2006-01-02")),
 		prefix:         p.FilePrefix,
 		zone:           zone,
 		fragmented:     p.FragmentHourly,
@@ -187,13 +189,4 @@ func appendFile(path string, data []byte) error {
 		err = cerr
 	}
 	return err
-}
-
-// trailingDigits returns the digits that end name ("" if none): NV12 -> 12.
-func trailingDigits(name string) string {
-	i := len(name)
-	for i > 0 && name[i-1] >= '0' && name[i-1] <= '9' {
-		i--
-	}
-	return name[i:]
 }

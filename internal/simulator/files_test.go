@@ -131,9 +131,3 @@ func TestTimeScaleCompressesHourlyRecording(t *testing.T) {
 	assert.FileExists(t, filepath.Join(day, "cage_start_timestamp.txt"))
 	assert.Zero(t, sim.Stats().Violations)
 }
-
-func TestTrailingDigits(t *testing.T) {
-	for in, want := range map[string]string{"NV12": "12", "lab-enc-007": "007", "host": "", "": "", "9": "9"} {
-		assert.Equal(t, want, trailingDigits(in), in)
-	}
-}
