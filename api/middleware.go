@@ -48,8 +48,8 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			status = http.StatusOK
 		}
 		s.metrics.observe(route, r.Method, status, elapsed)
-		if route == heartbeatRoute && status < 300 {
-			return // a fleet's routine heartbeats are in the metrics; a line each would drown the log
+		if (route == heartbeatRoute || route == manifestRoute) && status < 300 {
+			return // a fleet's routine polls are in the metrics; a line each would drown the log
 		}
 		level := slog.LevelInfo
 		if status >= 500 {

@@ -53,9 +53,10 @@ type UploadConfig struct {
 }
 
 const (
-	agentHeader  = "X-Mba-Enclosure"
-	uploadsRoute = "/api/agent/uploads/"
-	filesRoute   = "/api/files/"
+	agentHeader   = "X-Mba-Enclosure"
+	manifestRoute = "/api/agent/manifest"
+	uploadsRoute  = "/api/agent/uploads/"
+	filesRoute    = "/api/files/"
 )
 
 type enclosureKey struct{}

@@ -89,10 +89,21 @@ setsid bin/mba serve &
 serve_pid=$!
 
 # MBA_SIMULATE=N adds N simulated enclosures (SIM1..SIMN, heartbeat every 2 s) for a demo.
+# They write the client's video files under $DATA/sim-video, and when the admin's password is
+# known here (MBA_DEV_ADMIN_PASSWORD, or just generated) an upload agent beside each one sends
+# them to the service, which verifies them. MBA_SIMULATE_TIME_SCALE speeds up their clock.
 if [[ ${MBA_SIMULATE:-0} -gt 0 ]]; then
 	until curl -fs http://127.0.0.1:8080/healthz >/dev/null 2>&1; do sleep 0.2; done
-	setsid bin/mba simulate --count "$MBA_SIMULATE" --prefix SIM --interval 2s --report 1m >"$DATA/simulate.log" 2>&1 &
+	sim_args=(--count "$MBA_SIMULATE" --prefix SIM --interval 2s --report 1m
+		--video-dir "$DATA/sim-video" --time-scale "${MBA_SIMULATE_TIME_SCALE:-1}")
+	agents="no upload agents: set MBA_DEV_ADMIN_PASSWORD to have them"
+	if [[ -n ${MBA_DEV_ADMIN_PASSWORD:-} ]] || grep -qw created <<<"$result"; then
+		sim_args+=(--agents)
+		agents="with upload agents"
+	fi
+	MBA_SIMULATE_ADMIN_EMAIL=$email MBA_SIMULATE_ADMIN_PASSWORD=$pw \
+		setsid bin/mba simulate "${sim_args[@]}" >"$DATA/simulate.log" 2>&1 &
 	sim_pid=$!
-	echo "==> $MBA_SIMULATE simulated enclosures (log: $DATA/simulate.log)"
+	echo "==> $MBA_SIMULATE simulated enclosures, $agents (log: $DATA/simulate.log)"
 fi
 wait "$serve_pid"

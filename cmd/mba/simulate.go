@@ -1,11 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/jax-mba/mba/internal/simulator"
@@ -26,12 +29,26 @@ func simulateCmd(ctx context.Context, log *slog.Logger, args []string, out io.Wr
 	fs.Float64Var(&cfg.TimeScale, "time-scale", 1, "simulated seconds per real second")
 	fs.StringVar(&cfg.VideoDir, "video-dir", "", "write the client's video files here")
 	every := fs.Duration("report", 10*time.Second, "how often to print a summary")
+	agents := fs.Bool("agents", false, "run an upload agent beside each enclosure (needs --video-dir; gives each enclosure a token as the admin in MBA_SIMULATE_ADMIN_EMAIL / MBA_SIMULATE_ADMIN_PASSWORD)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *agents && (cfg.VideoDir == "" || os.Getenv("MBA_SIMULATE_ADMIN_PASSWORD") == "") {
+		return errors.New("simulate: --agents needs --video-dir and MBA_SIMULATE_ADMIN_PASSWORD (and MBA_SIMULATE_ADMIN_EMAIL)")
 	}
 	sim, err := simulator.New(cfg)
 	if err != nil {
 		return err
+	}
+	if *agents {
+		go func() {
+			email := cmp.Or(os.Getenv("MBA_SIMULATE_ADMIN_EMAIL"), "admin@example.com")
+			if err := runAgents(ctx, log, sim, cfg.BaseURL, cfg.VideoDir, email, os.Getenv("MBA_SIMULATE_ADMIN_PASSWORD")); err != nil {
+				log.Error("no upload agents", "error", err)
+				return
+			}
+			fmt.Fprintf(out, "upload agents running for %d enclosures\n", cfg.Count)
+		}()
 	}
 	go func() {
 		t := time.NewTicker(*every)

@@ -176,7 +176,9 @@ func (sc *scanner) days(s *ManifestSession, now time.Time) []string {
 	st := s.StartedAt.In(loc)
 	from := time.Date(st.Year(), st.Month(), st.Day(), 12, 0, 0, 0, loc).AddDate(0, 0, -1)
 	en := end.In(loc)
-	to := time.Date(en.Year(), en.Month(), en.Day(), 12, 0, 0, 0, loc)
+	// A day either side: an enclosure clock that is off, or a recording that crossed midnight
+	// by the enclosure's clock but not by the server's.
+	to := time.Date(en.Year(), en.Month(), en.Day(), 12, 0, 0, 0, loc).AddDate(0, 0, 1)
 	var days []string
 	for d := from; !d.After(to) && len(days) < 400; d = d.AddDate(0, 0, 1) {
 		days = append(days, d.Format("2006-01-02"))

@@ -65,6 +65,7 @@ type Enclosure struct {
 	rec         *recording // current or last recording; nil once COMPLETE clears the session
 	errMsg      string
 	streaming   bool
+	token       string // its own token (SetToken); else Config.Token
 	crashed     bool
 	silentUntil time.Time // real time
 	dropReplies int
@@ -151,6 +152,14 @@ func (e *Enclosure) State() EnclosureState {
 		}
 	}
 	return st
+}
+
+// SetToken gives the enclosure a token of its own (one an admin set for it), sent from its next
+// heartbeat on. The real client sends none; its upload agent uses the same token.
+func (e *Enclosure) SetToken(token string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.token = token
 }
 
 // Reboot loses the session and the recording at once, as a power cycle or client restart does:
@@ -272,7 +281,11 @@ func (e *Enclosure) heartbeat(ctx context.Context) time.Duration {
 	body, err := json.Marshal(e.bodyLocked(now))
 	boot := e.boots
 	e.heartbeats++
+	token := e.token
 	e.mu.Unlock()
+	if token == "" {
+		token = cfg.Token
+	}
 	if err != nil {
 		panic(err) // plain structs always marshal
 	}
@@ -282,8 +295,8 @@ func (e *Enclosure) heartbeat(ctx context.Context) time.Duration {
 		panic(err) // the URL was validated in New
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if cfg.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+cfg.Token)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	stats.heartbeats.Add(1)
 	t0 := time.Now()
