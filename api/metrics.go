@@ -19,6 +19,7 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	replies  *prometheus.CounterVec
+	uploaded *prometheus.CounterVec
 }
 
 func newMetrics(pool *pgxpool.Pool) *metrics {
@@ -35,11 +36,14 @@ func newMetrics(pool *pgxpool.Pool) *metrics {
 		replies: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mba_heartbeats_total", Help: "Enclosure heartbeats by the command replied (none = 204).",
 		}, []string{"reply"}),
+		uploaded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mba_uploaded_total", Help: "Files received from upload agents (unit files) and their bytes (unit bytes).",
+		}, []string{"unit"}),
 	}
-	m.registry.MustRegister(m.requests, m.latency, m.replies,
+	m.registry.MustRegister(m.requests, m.latency, m.replies, m.uploaded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if pool != nil {
-		m.registry.MustRegister(poolCollector{pool}, outboxCollector{pool})
+		m.registry.MustRegister(poolCollector{pool}, outboxCollector{pool}, filesCollector{pool})
 	}
 	return m
 }
@@ -133,4 +137,35 @@ func (c outboxCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(outboxPending, prometheus.GaugeValue, float64(n))
 	ch <- prometheus.MustNewConstMetric(outboxOldest, prometheus.GaugeValue, oldest)
+}
+
+// filesCollector exports the recordings' files by state at scrape time, so a dashboard can
+// plot (and alert on) MISSING and CORRUPT files.
+type filesCollector struct{ pool *pgxpool.Pool }
+
+var filesByState = prometheus.NewDesc("mba_session_files", "Files of recordings by state (PENDING ... VERIFIED, CORRUPT, MISSING).", []string{"state"}, nil)
+
+func (c filesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- filesByState }
+
+func (c filesCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	rows, err := c.pool.Query(ctx, `SELECT state, count(*) FROM session_files GROUP BY state`)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(filesByState, err)
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var state string
+		var n int64
+		if err := rows.Scan(&state, &n); err != nil {
+			ch <- prometheus.NewInvalidMetric(filesByState, err)
+			return
+		}
+		ch <- prometheus.MustNewConstMetric(filesByState, prometheus.GaugeValue, float64(n), state)
+	}
+	if err := rows.Err(); err != nil {
+		ch <- prometheus.NewInvalidMetric(filesByState, err)
+	}
 }

@@ -286,6 +286,8 @@ func (s *Server) finishUpload(hook tus.HookEvent) (tus.HTTPResponse, error) {
 	_ = os.Remove(staged)
 	_ = os.Remove(filepath.Join(s.cfg.Uploads.StagingDir, id+".info"))
 	_ = os.Remove(filepath.Join(s.cfg.Uploads.StagingDir, id+".lock"))
+	s.metrics.uploaded.WithLabelValues("files").Inc()
+	s.metrics.uploaded.WithLabelValues("bytes").Add(float64(hook.Upload.Size))
 	s.log.InfoContext(ctx, "file uploaded", "session", f.SessionID, "enclosure", enclosureOf(hook.Context).Name,
 		"file", f.Name, "bytes", hook.Upload.Size)
 	return tus.HTTPResponse{}, nil

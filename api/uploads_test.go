@@ -126,6 +126,9 @@ func TestUploadsAuthenticateAndValidate(t *testing.T) {
 	require.Equal(t, store.FileUploaded, f.State)
 	require.Equal(t, sha, *f.SHA256)
 	require.Contains(t, h.outbox(), "file-uploaded/")
+	metrics := string(h.do("GET", "/metrics", "", nil).body)
+	require.Contains(t, metrics, `mba_uploaded_total{unit="bytes"} 18`)
+	require.Contains(t, metrics, `mba_session_files{state="UPLOADED"} 1`)
 	// The agent that lost the final reply learns it is complete, and re-sends nothing.
 	res = h.agentCall("HEAD", path, "NV7", token, nil, nil)
 	require.Equal(t, strconv.Itoa(len(content)), res.header.Get("Upload-Offset"))
