@@ -29,6 +29,7 @@ PG_EXTRA_SETTINGS=$'fsync = off\nsynchronous_commit = off\nfull_page_writes = of
 
 ensure_postgres_binaries
 ensure_temporal
+ensure_chromium
 
 pg_port=$(free_port)
 pg_up "$tmp/pg" "$pg_port"
