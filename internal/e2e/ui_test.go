@@ -34,6 +34,12 @@ func artifactsDir(t *testing.T) string {
 		dir = filepath.Join(wd, "..", "..", "artifacts", "screenshots")
 	}
 	require.NoError(t, os.MkdirAll(dir, 0o755))
+	// Screenshots of an earlier run would mix with this one's.
+	old, err := filepath.Glob(filepath.Join(dir, "[0-9][0-9]-*.png"))
+	require.NoError(t, err)
+	for _, f := range old {
+		require.NoError(t, os.Remove(f))
+	}
 	abs, err := filepath.Abs(dir)
 	require.NoError(t, err)
 	return abs
@@ -262,12 +268,18 @@ func TestUI(t *testing.T) {
 	b.waitText("UI session", long)
 	b.waitJS("four BUSY enclosures", `document.querySelector('.tile-busy .tile-count')?.textContent === '4'`, long)
 	b.shot("dashboard-busy")
+	// The same on a tablet.
+	b.do(chromedp.EmulateViewport(768, 1024))
+	b.shot("dashboard-tablet")
 	b.goTo("#/sessions/" + sid)
 	b.waitJS("four enclosures RECORDING", recording+` === 4`, long)
+	b.shot("session-tablet")
+	b.do(chromedp.EmulateViewport(1280, 900))
 
 	// Live view of one enclosure: the stream request is kept alive and its address shown.
 	b.do(chromedp.Click(chromedp.Search(`//tr[td/a[text()="UIA1"]]//button[text()="Live view"]`)))
 	b.waitText("Streaming UIA1 live", long)
+	b.waitJS("the stream kept alive", `document.querySelectorAll('.live-panel .live-dot').length === 1`, long)
 	b.waitText("/uia1", long)
 	b.shot("live-view")
 	b.do(chromedp.Click(chromedp.Search(`//tr[td/a[text()="UIA1"]]//button[text()="Close live view"]`)))
@@ -278,6 +290,14 @@ func TestUI(t *testing.T) {
 	b.waitJS("the session over", `document.querySelector('.title-row .badge')?.textContent === 'PARTIAL'`, 3*time.Minute)
 	b.waitJS("three enclosures COMPLETE", `document.querySelectorAll('tr.row-complete').length === 3`, long)
 	b.shot("session-finished")
+
+	// The enclosure's page now lists the session, and plots what it recorded.
+	b.do(chromedp.Click(chromedp.Search(`//a[text()="UIA1"]`)))
+	b.waitJS("the enclosure page", `document.querySelector('h1')?.textContent === 'UIA1'`, long)
+	b.waitJS("the session in its recent sessions", `[...document.querySelectorAll('td a')].some(a => a.textContent === 'UI session')`, long)
+	b.shot("enclosure-after-session")
+	b.goTo("#/sessions/" + sid)
+	b.waitJS("the finished session", `document.querySelector('.title-row .badge')?.textContent === 'PARTIAL'`, long)
 
 	// Archive it: it leaves the active list for the archived one.
 	b.do(chromedp.Click(chromedp.Search(`//button[text()="Archive"]`)))

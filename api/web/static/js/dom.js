@@ -48,9 +48,9 @@ export function fmtDuration(seconds) {
   return parts.slice(0, 2).join(' ');
 }
 
-export function fmtTime(iso) {
+export function fmtTime(iso, seconds = false) {
   if (!iso) return '–';
-  return new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+  return new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: seconds ? 'medium' : 'short' });
 }
 
 export function fmtAgo(iso) {

@@ -5,7 +5,7 @@ import { api } from './api.js';
 import { h, fill, errorBox, fmtTime } from './dom.js';
 
 /** A button that opens and closes the live view of device (id or name) in panel. */
-export function liveButton(device, ctx) {
+export function liveButton(device, ctx, label = device) {
   const panel = h('div', { class: 'live-panel', 'aria-live': 'polite' });
   let timer = null;
   const button = h('button', { type: 'button', class: 'btn btn-secondary', 'aria-expanded': 'false' }, 'Live view');
@@ -33,10 +33,10 @@ export function liveButton(device, ctx) {
     if (timer !== null) return stop();
     button.textContent = 'Close live view';
     button.setAttribute('aria-expanded', 'true');
-    fill(panel, h('p', { class: 'muted' }, 'Asking the enclosure to stream…'));
+    fill(panel, h('p', { class: 'muted' }, `Asking ${label} to stream…`));
     timer = 0;
     keepAlive();
   });
   ctx.onLeave(stop);
-  return { button, panel };
+  return { button, panel, stop };
 }

@@ -64,7 +64,7 @@ export async function enclosureDetail(main, { id }, ctx) {
   const charts = h('div', { class: 'charts' });
   const recent = h('div');
   const range = h('select', {}, Object.keys(ranges).map((r) => h('option', { value: r, selected: r === '24h' }, `last ${r}`)));
-  const live = liveButton(id, ctx);
+  const live = liveButton(id, ctx, `enclosure ${id}`);
   let lastPlot = 0;
   range.addEventListener('change', () => { lastPlot = 0; refresh(); });
   fill(main, head, facts, live.panel,

@@ -47,10 +47,11 @@ export async function sessionDetail(main, { id }, ctx) {
   const flash = h('div');
   const facts = h('div');
   const devices = h('div');
+  const livePanels = h('div');
   const timeline = h('ol', { class: 'timeline' });
   const lives = new Map(); // device id -> live view, kept across refreshes so an open one stays open
   let info = null;
-  fill(main, head, flash, facts, section('Enclosures', devices), section('Timeline', timeline));
+  fill(main, head, flash, facts, livePanels, section('Enclosures', devices), section('Timeline', timeline));
 
   const warnings = sessionStorage.getItem(`mba.warnings.${id}`);
   if (warnings) {
@@ -91,13 +92,15 @@ export async function sessionDetail(main, { id }, ctx) {
         running ? act('Cancel session', `Cancel session “${s.name}”? Every enclosure still recording stops.`, () => api('DELETE', path)) : null,
         !running && !s.archived ? act('Archive', null, () => api('DELETE', `${path}?archive=true`)) : null,
         s.archived ? act('Unarchive', null, () => api('POST', `${path}/unarchive`)) : null)),
-    progress(sessionProgress(s), 'session progress'));
+    running ? progress(sessionProgress(s), 'session progress') : null);
+    const counts = countBy(s.device_statuses, 'status');
     fill(facts, h('dl', { class: 'facts' },
       fact('Duration', fmtDuration(s.duration)), fact('Frame rate', `${s.target_fps} fps`),
       fact('Hourly fragments', s.fragment_hourly ? 'yes' : 'no'), fact('Filter', s.apply_filter ? 'on' : 'off'),
       fact('Created', `${fmtTime(s.creation_time)}${s.created_by ? ` by ${s.created_by}` : ''}`),
       fact('Ended', s.ended_at ? fmtTime(s.ended_at) : running ? 'running' : '–'),
-      s.canceled_by ? fact('Canceled by', s.canceled_by) : null));
+      s.canceled_by ? fact('Canceled by', s.canceled_by) : null,
+      fact('Enclosures', Object.keys(counts).sort().map((k) => h('span', { class: 'chip' }, badge(k), ` ${counts[k]} `)))));
 
     fill(devices, table([
       { label: 'Enclosure', cell: (ds) => h('a', { href: `#/enclosures/${ds.device.id}` }, ds.device.name) },
@@ -106,12 +109,21 @@ export async function sessionDetail(main, { id }, ctx) {
       { label: 'Progress', cell: (ds) => progress(deviceProgress(ds, s), `progress of ${ds.device.name}`) },
       { label: 'Recorded', cell: (ds) => `${fmtDuration(recordedSeconds(ds))}${ds.segments > 1 ? ` in ${ds.segments} segments` : ''}` },
       { label: 'Reason', cell: (ds) => ds.message || '' },
-      { label: 'Files', cell: filesSummary },
+      s.device_statuses.some((ds) => ds.files_summary) ? { label: 'Files', cell: filesSummary } : null,
       { label: 'Actions', cell: (ds) => deviceActions(ds, path) },
-    ], s.device_statuses.map((ds) => ({ ...ds, _rowClass: `row-${ds.status.toLowerCase()}` }))), fileTables(s));
+    ].filter(Boolean), s.device_statuses.map((ds) => ({ ...ds, _rowClass: `row-${ds.status.toLowerCase()}` }))), fileTables(s));
+
+    // A live view stays open across refreshes, and closes when its enclosure stops recording.
+    for (const [deviceId, live] of lives) {
+      if (!s.device_statuses.some((ds) => ds.device.id === deviceId && ds.status === 'RECORDING')) {
+        live.stop();
+        lives.delete(deviceId);
+      }
+    }
+    fill(livePanels, [...lives.values()].map((l) => l.panel));
 
     fill(timeline, events.length
-      ? [...events].reverse().map((e) => h('li', { class: `ev ev-${e.kind}` }, h('time', { datetime: e.at }, fmtTime(e.at)), ' ',
+      ? [...events].reverse().map((e) => h('li', { class: `ev ev-${e.kind} ${/^FAILED/.test(e.message) ? 'ev-failed' : ''}` }, h('time', { datetime: e.at }, fmtTime(e.at, true)), ' ',
         h('strong', {}, e.device || 'session'), ' ', kindLabels[e.kind] || e.kind, e.message ? ` — ${e.message}` : ''))
       : h('li', { class: 'empty' }, 'Nothing has happened yet.'));
   };
@@ -119,9 +131,9 @@ export async function sessionDetail(main, { id }, ctx) {
   const deviceActions = (ds, path) => {
     const out = [];
     if (ds.status === 'RECORDING') {
-      if (!lives.has(ds.device.id)) lives.set(ds.device.id, liveButton(ds.device.id, ctx));
+      if (!lives.has(ds.device.id)) lives.set(ds.device.id, liveButton(ds.device.id, ctx, ds.device.name));
       const live = lives.get(ds.device.id);
-      out.push(live.button, live.panel);
+      out.push(live.button);
     }
     if (['PENDING', 'RECORDING'].includes(ds.status)) {
       out.push(act('Remove', `Stop ${ds.device.name} and remove it from this session?`, () => api('DELETE', `${path}/device-status/${ds.device.id}`)));
