@@ -58,7 +58,7 @@ type config struct {
 		CAFile     string `conf:"help:CA bundle that signed the server certificate" yaml:"ca_file"`
 		ServerName string `conf:"help:server name to verify (turns on TLS)" yaml:"server_name"`
 		APIKey     string `conf:"mask,help:API key (Temporal Cloud; turns on TLS)" yaml:"api_key"`
-		UIURL      string `conf:"default:http://localhost:8233,help:Temporal Web UI base URL the web UI links sessions to" yaml:"ui_url"`
+		UIURL      string `conf:"default:http://localhost:8233,env:TEMPORAL_UI_URL,flag:temporal-ui-url,help:Temporal Web UI base URL the web UI links sessions to" yaml:"ui_url"`
 	} `yaml:"temporal"`
 	Auth struct {
 		JWTSecret       string        `conf:"mask,help:HMAC secret for JWTs (32+ bytes); required in production" yaml:"jwt_secret"`

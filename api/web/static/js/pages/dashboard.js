@@ -11,6 +11,17 @@ export async function dashboard(main, _params, ctx) {
   fill(main, h('h1', {}, 'Fleet'), status, tiles,
     h('div', { class: 'columns' }, section('Sessions in progress', running), section('Needs attention', alertList)));
 
+  // The list has no file details; the detail of each recent session has (file verification).
+  // They change slowly, so they are read every 30 s, at most 20 sessions.
+  let details = [];
+  let detailsAt = 0;
+  const sessionDetails = async (sessions) => {
+    if (Date.now() - detailsAt < 30000) return;
+    detailsAt = Date.now();
+    const recent = [...sessions].sort((a, b) => b.id - a.id).slice(0, 20);
+    details = await Promise.all(recent.map((s) => api('GET', `/api/recording-session/${s.id}`).catch(() => s)));
+  };
+
   await ctx.every(5000, async () => {
     let devices, sessions;
     try {
@@ -20,6 +31,11 @@ export async function dashboard(main, _params, ctx) {
       return;
     }
     fill(status);
+    await sessionDetails(sessions);
+    const files = new Map(details.flatMap((d) => d.device_statuses.map((ds) => [`${d.id}/${ds.device.id}`, ds.files_summary])));
+    for (const s of sessions) {
+      for (const ds of s.device_statuses) ds.files_summary ??= files.get(`${s.id}/${ds.device.id}`);
+    }
     const counts = countBy(devices, 'state');
     fill(tiles, ['IDLE', 'BUSY', 'DOWN'].map((state) => h('a', { class: `tile tile-${state.toLowerCase()}`, href: `#/enclosures?state=${state}` },
       h('span', { class: 'tile-count' }, String(counts[state] || 0)), h('span', { class: 'tile-label' }, state))),

@@ -152,7 +152,7 @@ function fact(label, value) {
 function filesSummary(ds) {
   const f = ds.files_summary;
   if (!f) return '–';
-  return h('span', {}, `${f.verified}/${f.expected} verified`,
+  return h('span', {}, `${f.verified}/${f.expected} verified`, f.pending ? ` · ${f.pending} waiting` : null,
     f.missing ? h('span', { class: 'bad-text' }, ` · ${f.missing} missing`) : null,
     f.corrupt ? h('span', { class: 'bad-text' }, ` · ${f.corrupt} corrupt`) : null);
 }
