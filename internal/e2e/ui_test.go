@@ -322,6 +322,17 @@ func TestUI(t *testing.T) {
 	b.do(chromedp.Click(chromedp.CSS(`#logout`)))
 	b.waitJS("the login form", `location.hash.startsWith('#/login') && !!document.querySelector('input[type=email]')`, long)
 	require.Equal(t, "none", b.eval(`sessionStorage.getItem('mba.tokens') || 'none'`))
+
+	// The link of an invite or reset e-mail is a plain path; the app takes it over. A used or
+	// forged token is refused with the server's message.
+	b.do(chromedp.Navigate(b.base + "/reset/1/not-a-real-token"))
+	b.waitText("Choose your password", long)
+	require.Equal(t, "#/reset/1/not-a-real-token", b.eval(`location.hash`))
+	b.setValue(`#f-password`, "a new password")
+	b.setValue(`#f-again`, "a new password")
+	b.do(chromedp.Click(chromedp.CSS(`button[type=submit]`)))
+	b.waitText("the link is invalid, used or expired", long)
+	b.shot("reset-password-refused")
 	b.goTo("#/forgot")
 	b.waitText("Forgot password", long)
 	b.shot("forgot-password")

@@ -116,6 +116,8 @@ async function render() {
   } catch (err) {
     fill(main, errorBox(err));
   }
+  // The tab title names the page, for history, bookmarks and screen readers.
+  document.title = `${main.querySelector('h1')?.textContent || 'MBA'} · MBA control`;
   main.focus({ preventScroll: true });
 }
 

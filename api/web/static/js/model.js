@@ -1,5 +1,6 @@
 // What the pages derive from API objects: progress of a recording, and the alerts that need a
 // person. Kept apart from rendering so every page computes them the same way.
+import { fmtTime } from './dom.js';
 
 /** Seconds recorded by one enclosure of a session, including its running segment. */
 export function recordedSeconds(ds) {
@@ -45,7 +46,7 @@ export function alerts(devices, sessions) {
     const href = `#/enclosures/${d.id}`;
     if (d.state === 'DOWN') {
       out.push({ level: d.session_id ? 'error' : 'warning', href,
-        text: `${d.name} is DOWN (silent since ${d.last_update ? new Date(d.last_update).toLocaleString() : 'ever'})${d.session_id ? ` while in session ${d.session_id}` : ''}` });
+        text: `${d.name} is DOWN (silent since ${d.last_update ? fmtTime(d.last_update) : 'ever'})${d.session_id ? ` while in session ${d.session_id}` : ''}` });
     }
     if (lowDisk(d)) out.push({ level: 'warning', href, text: `${d.name} is low on disk: ${d.system_info.free_disk} MB free` });
     if (d.clock_skew_flagged) out.push({ level: 'warning', href, text: `${d.name}'s clock is off by ${Math.round((d.clock_skew_ms || 0) / 1000)} s` });
