@@ -23,6 +23,7 @@ type Config struct {
 	RequestTimeout time.Duration
 	CORSOrigins    []string
 	TrustProxy     bool
+	Info           InfoConfig // what GET /api/info tells the web UI
 	// LinkOrigins are the origins invite and reset links may point at; anything else is
 	// refused so the service cannot be made to mail a link to a phishing site.
 	LinkOrigins []string
@@ -31,7 +32,6 @@ type Config struct {
 	LoginPerAccount, LoginPerClient, ResetPerAccount, ResetPerClient Rate
 	Enclosures                                                       EnclosureConfig
 	Sessions                                                         SessionConfig
-	Info                                                             InfoConfig
 }
 
 // HealthChecker is the part of the Temporal client /readyz needs.

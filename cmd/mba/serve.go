@@ -95,6 +95,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 		Config: api.Config{
 			MaxBodyBytes: cfg.HTTP.MaxBodyBytes, RequestTimeout: cfg.HTTP.RequestTimeout,
 			CORSOrigins: cfg.HTTP.CORSOrigins, TrustProxy: cfg.HTTP.TrustProxy,
+			Info: api.InfoConfig{TemporalUIURL: cfg.Temporal.UIURL, TemporalNamespace: cfg.Temporal.Namespace, Version: build},
 			LinkOrigins: cfg.HTTP.LinkOrigins, LinkTTL: cfg.Auth.LinkTTL,
 			LoginPerAccount: cfg.Auth.LoginPerAccount, LoginPerClient: cfg.Auth.LoginPerClient,
 			ResetPerAccount: cfg.Auth.ResetPerAccount, ResetPerClient: cfg.Auth.ResetPerClient,
@@ -104,7 +105,6 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 			Sessions: api.SessionConfig{MaxEnclosures: cfg.Sessions.MaxEnclosures, MinFPS: cfg.Sessions.MinFPS,
 				MaxFPS: cfg.Sessions.MaxFPS, MaxDuration: cfg.Sessions.MaxDuration,
 				BytesPerSecond: cfg.Sessions.BytesPerSecond, RejectLowDisk: cfg.Sessions.RejectLowDisk},
-			Info: api.InfoConfig{TemporalUIURL: cfg.Temporal.UIURL, TemporalNamespace: cfg.Temporal.Namespace, Version: build},
 		},
 		Log:        log,
 		Pool:       pool,

@@ -39,7 +39,9 @@ export async function sessionList(main, _params, ctx) {
 const kindLabels = {
   started: 'started', resumed: 'resumed after reboot', reset: 'rebooted', silent: 'went silent', returned: 'returned',
   failed: 'failed', canceled: 'canceled', removed: 'removed', complete: 'complete', ended: 'ended',
-  'file-verified': 'file verified', 'file-missing': 'file missing', 'file-corrupt': 'file corrupt',
+  'file-uploaded': 'file uploaded', 'file-verified': 'file verified', 'file-missing': 'file missing',
+  'file-corrupt': 'file corrupt', 'file-reupload': 'file asked for again', 'files-verified': 'all files verified',
+  'files-incomplete': 'files incomplete',
 };
 
 export async function sessionDetail(main, { id }, ctx) {
