@@ -44,6 +44,18 @@ let current = null;
  * A page's context: every(ms, fn) runs fn now and again ms after each run ends while the page
  * is shown and the tab visible; onLeave(fn) runs when the user navigates away.
  */
+/**
+ * How to find the focused element again after a refresh redraws it: its id, or a link's
+ * href. Keyboard users keep their place while a page polls.
+ */
+function focusKey() {
+  const el = document.activeElement;
+  if (!el || el === main || !main.contains(el)) return null;
+  if (el.id) return `#${CSS.escape(el.id)}`;
+  if (el.tagName === 'A') return `a[href="${CSS.escape(el.getAttribute('href'))}"]`;
+  return null;
+}
+
 function newContext() {
   const ctx = {
     alive: true,
@@ -54,7 +66,9 @@ function newContext() {
       const run = async () => {
         if (!ctx.alive) return;
         if (!document.hidden) {
+          const key = focusKey();
           try { await fn(); } catch (err) { console.error(err); }
+          if (key && ctx.alive && !main.contains(document.activeElement)) main.querySelector(key)?.focus();
         }
         if (ctx.alive) ctx.timers.add(setTimeout(run, ms));
       };

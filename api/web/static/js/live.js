@@ -8,7 +8,7 @@ import { h, fill, errorBox, fmtTime } from './dom.js';
 export function liveButton(device, ctx, label = device) {
   const panel = h('div', { class: 'live-panel', 'aria-live': 'polite' });
   let timer = null;
-  const button = h('button', { type: 'button', class: 'btn btn-secondary', 'aria-expanded': 'false' }, 'Live view');
+  const button = h('button', { type: 'button', class: 'btn btn-secondary', 'aria-expanded': 'false', id: `live-${device}` }, 'Live view');
   const stop = () => {
     clearTimeout(timer);
     timer = null;

@@ -113,7 +113,7 @@ export async function enclosureDetail(main, { id }, ctx) {
     const si = d.system_info || {};
     fill(head, h('div', { class: 'title-row' }, h('h1', {}, d.name), badge(d.state),
       cam.recording ? badge('RECORDING') : null, h('span', { class: 'spacer' }), cam.recording ? live.button : null));
-    if (!cam.recording && live.button.getAttribute('aria-expanded') === 'true') live.button.click();
+    if (!cam.recording) live.stop();
     fill(facts, h('dl', { class: 'facts' },
       fact('Location', d.location || '–'),
       fact('Last heartbeat', `${fmtAgo(d.last_update)} (${fmtTime(d.last_update)})`),

@@ -61,13 +61,16 @@ export async function sessionDetail(main, { id }, ctx) {
     fill(flash, notice(`Created with warnings: ${JSON.parse(warnings).join('; ')}`, 'warning'));
   }
 
-  const act = (label, confirmText, fn) => {
-    const b = h('button', { type: 'button', class: 'btn btn-secondary' }, label);
+  // id: refreshes redraw the buttons; the id lets a keyboard user's focus come back.
+  const act = (id, label, confirmText, fn) => {
+    const b = h('button', { type: 'button', class: 'btn btn-secondary', id }, label);
     b.addEventListener('click', async () => {
       if (confirmText && !confirm(confirmText)) return;
       try {
         await busy(b, fn);
         await refresh();
+        // The button may be gone (Archive becomes Unarchive): keep the keyboard in the page.
+        if (!main.contains(document.activeElement)) (document.getElementById(id) || main).focus();
       } catch (err) {
         fill(flash, errorBox(err));
       }
@@ -91,9 +94,9 @@ export async function sessionDetail(main, { id }, ctx) {
       : null;
     fill(head, h('div', { class: 'title-row' }, h('h1', {}, s.name), badge(s.status), s.archived ? badge('ARCHIVED') : null, h('span', { class: 'spacer' }),
       h('div', { class: 'actions' }, workflow,
-        running ? act('Cancel session', `Cancel session “${s.name}”? Every enclosure still recording stops.`, () => api('DELETE', path)) : null,
-        !running && !s.archived ? act('Archive', null, () => api('DELETE', `${path}?archive=true`)) : null,
-        s.archived ? act('Unarchive', null, () => api('POST', `${path}/unarchive`)) : null)),
+        running ? act('cancel-session', 'Cancel session', `Cancel session “${s.name}”? Every enclosure still recording stops.`, () => api('DELETE', path)) : null,
+        !running && !s.archived ? act('archive', 'Archive', null, () => api('DELETE', `${path}?archive=true`)) : null,
+        s.archived ? act('unarchive', 'Unarchive', null, () => api('POST', `${path}/unarchive`)) : null)),
     running ? progress(sessionProgress(s), 'session progress') : null);
     const counts = countBy(s.device_statuses, 'status');
     fill(facts, h('dl', { class: 'facts' },
@@ -138,7 +141,7 @@ export async function sessionDetail(main, { id }, ctx) {
       out.push(live.button);
     }
     if (['PENDING', 'RECORDING'].includes(ds.status)) {
-      out.push(act('Remove', `Stop ${ds.device.name} and remove it from this session?`, () => api('DELETE', `${path}/device-status/${ds.device.id}`)));
+      out.push(act(`remove-${ds.device.id}`, 'Remove', `Stop ${ds.device.name} and remove it from this session?`, () => api('DELETE', `${path}/device-status/${ds.device.id}`)));
     }
     return h('div', { class: 'row-actions' }, out);
   };

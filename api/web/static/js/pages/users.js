@@ -30,7 +30,8 @@ export async function users(main, _params, ctx) {
   });
 
   const change = (u, patch, label) => {
-    const b = h('button', { type: 'button', class: 'btn btn-secondary btn-small' }, label);
+    const id = `${Object.keys(patch)[0]}-${u.id}`; // stable across refreshes, for the focus
+    const b = h('button', { type: 'button', class: 'btn btn-secondary btn-small', id }, label);
     b.addEventListener('click', async () => {
       try {
         await busy(b, () => api('PATCH', `/api/user/${u.id}`, patch));
