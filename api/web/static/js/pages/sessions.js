@@ -52,6 +52,7 @@ export async function sessionDetail(main, { id }, ctx) {
   const livePanels = h('div');
   const timeline = h('ol', { class: 'timeline' });
   const lives = new Map(); // device id -> live view, kept across refreshes so an open one stays open
+  const filesOpen = new Map(); // device id -> the user opened (true) or closed (false) its files
   let info = null;
   fill(main, head, flash, facts, livePanels, section('Enclosures', devices), section('Timeline', timeline));
 
@@ -116,7 +117,7 @@ export async function sessionDetail(main, { id }, ctx) {
       { label: 'Reason', cell: (ds) => ds.message || '' },
       s.device_statuses.some((ds) => ds.files_summary) ? { label: 'Files', cell: filesSummary } : null,
       { label: 'Actions', cell: (ds) => deviceActions(ds, path) },
-    ].filter(Boolean), s.device_statuses.map((ds) => ({ ...ds, _rowClass: `row-${ds.status.toLowerCase()}` }))), fileTables(s));
+    ].filter(Boolean), s.device_statuses.map((ds) => ({ ...ds, _rowClass: `row-${ds.status.toLowerCase()}` }))), fileTables(s, filesOpen));
 
     // A live view stays open across refreshes, and closes when its enclosure stops recording.
     for (const [deviceId, live] of lives) {
@@ -162,12 +163,19 @@ function filesSummary(ds) {
     f.corrupt ? h('span', { class: 'bad-text' }, ` · ${f.corrupt} corrupt`) : null);
 }
 
-/** One table of files per enclosure that has any; missing and corrupt rows highlighted. */
-function fileTables(s) {
+/**
+ * One table of files per enclosure that has any; missing and corrupt rows highlighted. A table
+ * with problems starts open; what the user opens or closes stays so across refreshes (open).
+ */
+function fileTables(s, open) {
   const withFiles = s.device_statuses.filter((ds) => ds.files?.length);
   if (!withFiles.length) return null;
-  return withFiles.map((ds) => h('details', { class: 'files', open: ds.files.some((f) => ['MISSING', 'CORRUPT'].includes(f.state)) },
-    h('summary', {}, `Files of ${ds.device.name} (${ds.files.length})`),
+  return withFiles.map((ds) => h('details', {
+    class: 'files',
+    open: open.get(ds.device.id) ?? ds.files.some((f) => ['MISSING', 'CORRUPT'].includes(f.state)),
+    ontoggle: (e) => open.set(ds.device.id, e.target.open),
+  },
+    h('summary', { id: `files-${ds.device.id}` }, `Files of ${ds.device.name} (${ds.files.length})`),
     table([
       { label: 'File', cell: (f) => (f.download_url ? h('a', { href: f.download_url, download: f.name }, f.name) : f.name) },
       { label: 'Size', class: 'num', cell: (f) => fmtBytes(f.size) },
