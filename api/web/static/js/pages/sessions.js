@@ -62,16 +62,16 @@ export async function sessionDetail(main, { id }, ctx) {
     fill(flash, notice(`Created with warnings: ${JSON.parse(warnings).join('; ')}`, 'warning'));
   }
 
-  // id: refreshes redraw the buttons; the id lets a keyboard user's focus come back.
-  const act = (id, label, confirmText, fn) => {
-    const b = h('button', { type: 'button', class: 'btn btn-secondary', id }, label);
+  // key: the button's id. Refreshes redraw the buttons; the id brings a keyboard user's focus back.
+  const act = (key, label, confirmText, fn) => {
+    const b = h('button', { type: 'button', class: 'btn btn-secondary', id: key }, label);
     b.addEventListener('click', async () => {
       if (confirmText && !confirm(confirmText)) return;
       try {
         await busy(b, fn);
         await refresh();
         // The button may be gone (Archive becomes Unarchive): keep the keyboard in the page.
-        if (!main.contains(document.activeElement)) (document.getElementById(id) || main).focus();
+        if (!main.contains(document.activeElement)) (document.getElementById(key) || main).focus();
       } catch (err) {
         fill(flash, errorBox(err));
       }
