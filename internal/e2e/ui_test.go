@@ -13,6 +13,8 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
+
+	"github.com/jax-mba/mba/internal/auth"
 )
 
 // chromiumPath is Debian's chromium (scripts/devenv.sh installs it for make test);
@@ -336,5 +338,20 @@ func TestUI(t *testing.T) {
 	b.goTo("#/forgot")
 	b.waitText("Forgot password", long)
 	b.shot("forgot-password")
+
+	// A researcher who is no administrator has no Users page.
+	hash, err := auth.Hasher{MemoryKiB: 1024, Time: 1, Threads: 1}.Hash("another horse")
+	require.NoError(t, err)
+	_, err = s.store.CreateUser(context.Background(), "bo@lab.example", hash, false)
+	require.NoError(t, err)
+	b.goTo("#/login")
+	b.waitJS("the login form", `!!document.querySelector('input[type=email]')`, long)
+	b.do(chromedp.SendKeys(chromedp.CSS(`input[type=email]`), "bo@lab.example"),
+		chromedp.SendKeys(chromedp.CSS(`input[type=password]`), "another horse"),
+		chromedp.Click(chromedp.CSS(`button[type=submit]`)))
+	b.waitText("Fleet", long)
+	require.Equal(t, "no", b.eval(`document.querySelector('#nav a[href="#/users"]') ? 'yes' : 'no'`))
+	b.goTo("#/users")
+	b.waitText("Administrators only", long)
 	b.noExceptions()
 }
