@@ -277,6 +277,12 @@ func TestUI(t *testing.T) {
 	b.shot("live-view")
 	b.do(chromedp.Click(chromedp.Search(`//tr[td/a[text()="UIA1"]]//button[text()="Close live view"]`)))
 
+	// A new session flags an enclosure that is busy before it is submitted.
+	b.goTo("#/sessions/new")
+	b.do(chromedp.Click(chromedp.Search(`//tr[td/label[text()="UIA2"]]//input[@type="checkbox"]`)))
+	b.waitText("Busy in another session (they will be listed FAILED): UIA2", long)
+	b.shot("new-session-busy-flagged")
+
 	// The dashboard shows the session in progress.
 	b.goTo("#/")
 	b.waitText("UI session", long)
