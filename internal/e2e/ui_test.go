@@ -57,7 +57,8 @@ type browser struct {
 	errors chan string // uncaught JavaScript exceptions
 }
 
-func newBrowser(t *testing.T, base string) *browser {
+// requireChromium skips (-short) or fails the test when there is no Chromium to drive.
+func requireChromium(t *testing.T) string {
 	t.Helper()
 	path := chromiumPath()
 	if _, err := os.Stat(path); err != nil {
@@ -66,6 +67,12 @@ func newBrowser(t *testing.T, base string) *browser {
 		}
 		t.Fatalf("no Chromium at %s: install Debian's chromium (scripts/test.sh does) or set MBA_CHROMIUM", path)
 	}
+	return path
+}
+
+func newBrowser(t *testing.T, base string) *browser {
+	t.Helper()
+	path := requireChromium(t)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
 		chromedp.NoDefaultBrowserCheck, chromedp.Flag("disable-quic", true),
@@ -197,6 +204,7 @@ func (b *browser) noExceptions() {
 // simulated enclosures, start a session over several with the form (after one refused
 // attempt), watch them record, remove one, see the session end, archive it, log out.
 func TestUI(t *testing.T) {
+	requireChromium(t)
 	s := newStack(t)
 	b := newBrowser(t, s.api.URL)
 	s.enclosures(4, "UIA")
