@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -22,6 +23,9 @@ type EnclosureConfig struct {
 	StreamKeepAlive  time.Duration // how long one viewer request keeps STREAM going
 	TelemetryBucket  time.Duration // downsampling of the telemetry history
 	ClockSkewWarning time.Duration // device clock offsets past this are flagged
+	// StreamURL is the RTMP base the enclosures' clients publish live video to (their own
+	// setting); a stream is at <StreamURL>/<lowercase name>. Empty: not known here.
+	StreamURL string
 }
 
 // EnclosureStore is the storage of the enclosure routes.
@@ -142,7 +146,13 @@ func (s *Server) streamDevice(w http.ResponseWriter, r *http.Request) error {
 	if err := s.enclosures.KeepStreamAlive(r.Context(), d.ID, until); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"device": d.Name, "streaming_until": until})
+	// The client publishes to <rtmp base>/<lowercase hostname> (PROTOCOL.md section 4).
+	name := strings.ToLower(d.Name)
+	streamURL := ""
+	if base := strings.TrimRight(s.cfg.Enclosures.StreamURL, "/"); base != "" {
+		streamURL = base + "/" + name
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"device": d.Name, "streaming_until": until, "stream_name": name, "stream_url": streamURL})
 	return nil
 }
 

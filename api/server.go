@@ -25,6 +25,7 @@ type Config struct {
 	RequestTimeout time.Duration
 	CORSOrigins    []string
 	TrustProxy     bool
+	Info           InfoConfig // what GET /api/info tells the web UI
 	// LinkOrigins are the origins invite and reset links may point at; anything else is
 	// refused so the service cannot be made to mail a link to a phishing site.
 	LinkOrigins []string
@@ -118,9 +119,7 @@ const heartbeatRoute = "/api/device/heartbeat"
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID, requestIDHeader, s.accessLog, s.recoverPanics, securityHeaders, s.cors, s.limits)
-	r.NotFound(s.handle(func(http.ResponseWriter, *http.Request) error {
-		return errorf(http.StatusNotFound, "no such resource")
-	}))
+	r.NotFound(s.notFound)
 	r.MethodNotAllowed(s.handle(func(http.ResponseWriter, *http.Request) error {
 		return errorf(http.StatusMethodNotAllowed, "method not allowed")
 	}))
@@ -129,6 +128,9 @@ func (s *Server) Handler() http.Handler {
 	r.Get("/readyz", s.readyz)
 	r.Method(http.MethodGet, "/metrics", s.metrics.handler())
 	docsRoutes(r)
+	// The web UI (package web): public static files; its data comes from /api like anyone's.
+	r.Get("/", webUI.ServeHTTP)
+	r.Get("/static/*", webUI.ServeHTTP)
 
 	r.Route("/api", func(r chi.Router) {
 		r.Get("/", serveSwaggerIndex)
@@ -144,6 +146,7 @@ func (s *Server) Handler() http.Handler {
 
 		r.Group(func(r chi.Router) {
 			r.Use(s.authenticated)
+			r.Get("/info", s.handle(s.info))
 			r.Get("/user/{uid}", s.handle(s.getUser))
 			r.Put("/user/{uid}/change_password", s.handle(s.changePassword))
 			r.Get("/device", s.handle(s.listDevices))

@@ -30,22 +30,29 @@ _newest_initdb() {
 	ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n1 || true
 }
 
+# _apt_install PKG...: install Debian packages (sudo unless root).
+_apt_install() {
+	local sudo=()
+	[[ $EUID -eq 0 ]] || sudo=(sudo)
+	# Lock timeout: wait for a concurrent apt/unattended-upgrades instead of failing.
+	local apt=(apt-get -q -o DPkg::Lock::Timeout=300)
+	if ! "${sudo[@]}" "${apt[@]}" update ||
+		! DEBIAN_FRONTEND=noninteractive "${sudo[@]}" "${apt[@]}" install -y --no-install-recommends "$@" </dev/null; then
+		_err "apt-get install $* failed"
+		return 1
+	fi
+}
+
 # ensure_postgres_binaries: find (or apt-install) PostgreSQL; exports PG_BIN.
 ensure_postgres_binaries() {
 	local initdb
 	initdb=$(_newest_initdb)
 	if [[ -z $initdb ]]; then
 		_say "installing PostgreSQL from apt (first time only)"
+		# The package creates and may start a system cluster on :5432; we never use it.
+		_apt_install postgresql || return 1
 		local sudo=()
 		[[ $EUID -eq 0 ]] || sudo=(sudo)
-		# The package creates and may start a system cluster on :5432; we never use it.
-		# Lock timeout: wait for a concurrent apt/unattended-upgrades instead of failing.
-		local apt=(apt-get -q -o DPkg::Lock::Timeout=300)
-		if ! "${sudo[@]}" "${apt[@]}" update ||
-			! DEBIAN_FRONTEND=noninteractive "${sudo[@]}" "${apt[@]}" install -y --no-install-recommends postgresql </dev/null; then
-			_err "apt-get install postgresql failed"
-			return 1
-		fi
 		if command -v pg_lsclusters >/dev/null; then
 			local ver name _rest
 			while read -r ver name _rest; do
@@ -155,6 +162,20 @@ pg_down() {
 	pg_running "$datadir" || return 0
 	_pg_as "$PG_BIN/pg_ctl" -D "$datadir" -m fast -w -t 60 stop >/dev/null &&
 		_say "PostgreSQL stopped ($datadir)"
+}
+
+# ------------------------------------------------------------------ Chromium
+
+# ensure_chromium: find (or apt-install) Debian's chromium for the browser tests of the web UI
+# (internal/e2e/ui_test.go); exports MBA_CHROMIUM.
+ensure_chromium() {
+	MBA_CHROMIUM=${MBA_CHROMIUM:-/usr/bin/chromium}
+	if [[ ! -x $MBA_CHROMIUM ]]; then
+		_say "installing Chromium from apt for the web UI's browser tests (first time only)"
+		_apt_install chromium || return 1
+		[[ -x $MBA_CHROMIUM ]] || { _err "no $MBA_CHROMIUM after installing chromium"; return 1; }
+	fi
+	export MBA_CHROMIUM
 }
 
 # ------------------------------------------------------------------ Temporal

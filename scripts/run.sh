@@ -75,7 +75,8 @@ fi
 cat <<BANNER
 
   mba is starting
-    API:          http://127.0.0.1:8080
+    Web UI:       http://127.0.0.1:8080/
+    API:          http://127.0.0.1:8080/api/
     Temporal UI:  $ui
     $admin_note
     data:         $DATA   (logs: postgres.log, temporal.log)

@@ -28,6 +28,7 @@ trap 'exit 143' TERM
 # creates and drops a database).
 PG_EXTRA_SETTINGS=$'fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 200'
 
+ensure_chromium
 ensure_postgres_binaries
 ensure_temporal
 ensure_minio

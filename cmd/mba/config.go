@@ -58,6 +58,7 @@ type config struct {
 		CAFile     string `conf:"help:CA bundle that signed the server certificate" yaml:"ca_file"`
 		ServerName string `conf:"help:server name to verify (turns on TLS)" yaml:"server_name"`
 		APIKey     string `conf:"mask,help:API key (Temporal Cloud; turns on TLS)" yaml:"api_key"`
+		UIURL      string `conf:"default:http://localhost:8233,env:TEMPORAL_UI_URL,flag:temporal-ui-url,help:Temporal Web UI base URL the web UI links sessions to" yaml:"ui_url"`
 	} `yaml:"temporal"`
 	Auth struct {
 		JWTSecret       string        `conf:"mask,help:HMAC secret for JWTs (32+ bytes); required in production" yaml:"jwt_secret"`
@@ -79,6 +80,7 @@ type config struct {
 		TelemetryBucket  time.Duration `conf:"default:5m,help:downsampling of the telemetry history kept for plots" yaml:"telemetry_bucket"`
 		ClockSkewWarning time.Duration `conf:"default:30s,help:device clock offsets past this are flagged" yaml:"clock_skew_warning"`
 		ScanEvery        time.Duration `conf:"default:10s,help:how often the fleet monitor looks for silent enclosures" yaml:"scan_every"`
+		StreamURL        string        `conf:"help:RTMP base URL the enclosures publish live video to (shown in the live view as <base>/<name>)" yaml:"stream_url"`
 	} `yaml:"enclosures"`
 	Sessions struct {
 		MaxEnclosures  int           `conf:"default:1000,help:enclosures per session (Temporal allows 2000 pending children)" yaml:"max_enclosures"`

@@ -1,0 +1,180 @@
+// Small DOM helpers shared by every page. Text always goes in as text nodes (never innerHTML),
+// so names and messages from enclosures cannot inject markup.
+
+/**
+ * h('a', {href: '#/x', class: 'btn', onclick: fn}, 'text', child...) builds an element.
+ * Attributes named on* become listeners; false/null/undefined attributes and children are skipped.
+ */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === false || v === null || v === undefined) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'value') el.value = v;
+    else if (k === 'checked') el.checked = Boolean(v);
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const c of children.flat(Infinity)) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+}
+
+/** Replaces the contents of el. */
+export function fill(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+// ---- formatting ----
+
+export function fmtDuration(seconds) {
+  if (seconds === null || seconds === undefined) return '–';
+  let s = Math.max(0, Math.round(seconds));
+  const parts = [];
+  for (const [unit, n] of [['d', 86400], ['h', 3600], ['min', 60]]) {
+    if (s >= n) {
+      parts.push(`${Math.floor(s / n)} ${unit}`);
+      s %= n;
+    }
+  }
+  if (s || !parts.length) parts.push(`${s} s`);
+  return parts.slice(0, 2).join(' ');
+}
+
+export function fmtTime(iso, seconds = false) {
+  if (!iso) return '–';
+  return new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: seconds ? 'medium' : 'short' });
+}
+
+export function fmtAgo(iso) {
+  if (!iso) return 'never';
+  const s = (Date.now() - new Date(iso).getTime()) / 1000;
+  return s < 5 ? 'just now' : `${fmtDuration(s)} ago`;
+}
+
+/** Disk sizes arrive in MB (PROTOCOL.md). */
+export function fmtMB(mb) {
+  if (mb === null || mb === undefined) return '–';
+  return mb >= 1000 ? `${(mb / 1000).toFixed(mb >= 100000 ? 0 : 1)} GB` : `${mb} MB`;
+}
+
+export function fmtBytes(b) {
+  if (b === null || b === undefined) return '–';
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  while (b >= 1000 && i < units.length - 1) { b /= 1000; i++; }
+  return `${b.toFixed(i ? 1 : 0)} ${units[i]}`;
+}
+
+export function fmtNumber(n, digits = 1) {
+  return n === null || n === undefined ? '–' : Number(n).toFixed(digits);
+}
+
+// ---- building blocks ----
+
+/** A coloured state/status label; the text says it, the colour only helps. */
+export function badge(word) {
+  return h('span', { class: `badge badge-${String(word).toLowerCase()}` }, String(word).replace(/_/g, ' '));
+}
+
+/** A progress bar with its percentage as text (and for screen readers). */
+export function progress(fraction, label = '') {
+  const pct = Math.round(Math.min(1, Math.max(0, fraction || 0)) * 100);
+  const fillEl = h('div', { class: 'progress-fill' });
+  // CSSOM, not a style attribute: the CSP allows no inline styles, and this is not one.
+  fillEl.style.width = `${pct}%`;
+  const bar = h('div', { class: 'progress', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100,
+    'aria-valuenow': pct, 'aria-label': label || 'progress' }, fillEl);
+  return h('div', { class: 'progress-wrap' }, bar, h('span', { class: 'progress-text' }, `${pct}%`));
+}
+
+/**
+ * A table: columns are {label, cell: row => node or text, class?}. An empty list shows the
+ * empty message instead.
+ */
+export function table(columns, rows, empty = 'Nothing to show.') {
+  if (!rows.length) return h('p', { class: 'empty' }, empty);
+  return h('div', { class: 'table-wrap' }, h('table', {},
+    h('thead', {}, h('tr', {}, columns.map((c) => h('th', { scope: 'col', class: c.class }, c.label)))),
+    h('tbody', {}, rows.map((r) => h('tr', { class: r._rowClass }, columns.map((c) => h('td', { class: c.class }, c.cell(r))))))));
+}
+
+export function errorBox(err) {
+  return h('div', { class: 'alert alert-error', role: 'alert' }, err.message || String(err));
+}
+
+export function notice(text, kind = 'info') {
+  return h('div', { class: `alert alert-${kind}`, role: kind === 'error' ? 'alert' : 'status' }, text);
+}
+
+/** A labelled form field with a slot for the server's message about it (data-error-for). */
+export function field(label, input, name, hint) {
+  const id = input.id || `f-${name.replace(/[^a-z0-9]/gi, '-')}`;
+  input.id = id;
+  input.name ||= name;
+  const err = h('span', { class: 'field-error', 'data-error-for': name, id: `${id}-err`, 'aria-live': 'polite' });
+  input.setAttribute('aria-describedby', `${id}-err`);
+  return h('div', { class: 'field' }, h('label', { for: id }, label), input, hint ? h('small', { class: 'hint' }, hint) : null, err);
+}
+
+/**
+ * Shows an ApiError's field messages next to the fields of form (data-error-for) and the rest
+ * in the form's .form-error box. Returns the messages that had no field.
+ */
+export function showErrors(form, err) {
+  for (const el of form.querySelectorAll('[data-error-for]')) el.textContent = '';
+  for (const el of form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
+  const box = form.querySelector('.form-error');
+  if (!err) {
+    if (box) fill(box);
+    return;
+  }
+  const unplaced = [];
+  for (const [name, reason] of Object.entries(err.fields || {})) {
+    const slot = form.querySelector(`[data-error-for="${CSS.escape(name)}"]`);
+    if (slot) {
+      slot.textContent = reason;
+      const input = form.querySelector(`[aria-describedby="${slot.id}"]`);
+      if (input) input.setAttribute('aria-invalid', 'true');
+    } else {
+      unplaced.push(`${name}: ${reason}`);
+    }
+  }
+  if (box) fill(box, errorBox({ message: [err.message, ...unplaced].join(' · ') }));
+}
+
+/**
+ * Runs action while button shows it is working (disabled, aria-busy, its label changed), so
+ * a long action gives feedback and cannot be clicked twice.
+ */
+export async function busy(button, action, label = 'Working…') {
+  const text = button.textContent;
+  button.disabled = true;
+  button.setAttribute('aria-busy', 'true');
+  button.textContent = label;
+  try {
+    return await action();
+  } finally {
+    button.disabled = false;
+    button.removeAttribute('aria-busy');
+    button.textContent = text;
+  }
+}
+
+/** A section with a heading. */
+export function section(title, ...children) {
+  return h('section', { class: 'card' }, h('h2', {}, title), ...children);
+}
+
+/** Query parameters of the hash route (#/path?x=1). */
+export function hashQuery() {
+  const q = location.hash.split('?')[1] || '';
+  return new URLSearchParams(q);
+}

@@ -1,0 +1,64 @@
+// What the pages derive from API objects: progress of a recording, and the alerts that need a
+// person. Kept apart from rendering so every page computes them the same way.
+import { fmtTime } from './dom.js';
+
+/** Seconds recorded by one enclosure of a session, including its running segment. */
+export function recordedSeconds(ds) {
+  const cam = ds.device?.sensor_status?.camera;
+  const live = ds.status === 'RECORDING' && ds.device?.session_id === ds.session_id && cam?.recording ? cam.duration || 0 : 0;
+  return Math.max(ds.recording_time || 0, live);
+}
+
+/** 0..1: how far one enclosure is through the session's duration. */
+export function deviceProgress(ds, session) {
+  if (ds.status === 'COMPLETE') return 1;
+  return session.duration > 0 ? Math.min(1, recordedSeconds(ds) / session.duration) : 0;
+}
+
+/** 0..1: the mean progress of the session's enclosures. */
+export function sessionProgress(session) {
+  const list = session.device_statuses || [];
+  if (!list.length) return 0;
+  return list.reduce((sum, ds) => sum + deviceProgress(ds, session), 0) / list.length;
+}
+
+/** {STATUS: n} over items by key. */
+export function countBy(items, key) {
+  const counts = {};
+  for (const it of items) counts[it[key]] = (counts[it[key]] || 0) + 1;
+  return counts;
+}
+
+/** Free disk under 10% of the total (or under 10 GB when the total is unknown). */
+export function lowDisk(device) {
+  const si = device.system_info || {};
+  if (si.free_disk === null || si.free_disk === undefined) return false;
+  return si.total_disk ? si.free_disk < si.total_disk * 0.1 : si.free_disk < 10000;
+}
+
+/**
+ * Alerts that need a person, most severe first: {level: 'error'|'warning', text, href}.
+ * Sessions are the non-archived ones; archiving a session acknowledges its alerts.
+ */
+export function alerts(devices, sessions) {
+  const out = [];
+  for (const d of devices) {
+    const href = `#/enclosures/${d.id}`;
+    if (d.state === 'DOWN') {
+      out.push({ level: d.session_id ? 'error' : 'warning', href,
+        text: `${d.name} is DOWN (silent since ${d.last_update ? fmtTime(d.last_update) : 'ever'})${d.session_id ? ` while in session ${d.session_id}` : ''}` });
+    }
+    if (lowDisk(d)) out.push({ level: 'warning', href, text: `${d.name} is low on disk: ${d.system_info.free_disk} MB free` });
+    if (d.clock_skew_flagged) out.push({ level: 'warning', href, text: `${d.name}'s clock is off by ${Math.round((d.clock_skew_ms || 0) / 1000)} s` });
+  }
+  for (const s of sessions) {
+    const href = `#/sessions/${s.id}`;
+    for (const ds of s.device_statuses || []) {
+      if (ds.status === 'FAILED') out.push({ level: 'error', href, text: `${ds.device.name} failed in session “${s.name}”: ${ds.message || 'no reason given'}` });
+      const fs = ds.files_summary;
+      if (fs?.missing) out.push({ level: 'error', href, text: `${ds.device.name}: ${fs.missing} file(s) missing in session “${s.name}”` });
+      if (fs?.corrupt) out.push({ level: 'error', href, text: `${ds.device.name}: ${fs.corrupt} file(s) corrupt in session “${s.name}”` });
+    }
+  }
+  return out.sort((a, b) => (a.level === b.level ? 0 : a.level === 'error' ? -1 : 1));
+}

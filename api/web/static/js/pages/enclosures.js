@@ -1,0 +1,139 @@
+// Enclosures: a filterable list, and one enclosure's detail with plots and recent sessions.
+import { api } from '../api.js';
+import { h, fill, table, badge, fmtMB, fmtNumber, fmtAgo, fmtTime, fmtDuration, errorBox, section, hashQuery, field } from '../dom.js';
+import { lineChart } from '../chart.js';
+import { liveButton } from '../live.js';
+import { lowDisk } from '../model.js';
+
+/** Filter inputs shared by the list and the new-session chooser: text and state. */
+export function deviceFilter(onChange, initial = {}) {
+  const text = h('input', { type: 'search', placeholder: 'name or location', value: initial.q || '' });
+  const state = h('select', {}, ['', 'IDLE', 'BUSY', 'DOWN'].map((s) => h('option', { value: s, selected: s === (initial.state || '') }, s || 'any state')));
+  text.addEventListener('input', onChange);
+  state.addEventListener('change', onChange);
+  const el = h('div', { class: 'filters' }, field('Filter', text, 'filter-q'), field('State', state, 'filter-state'));
+  const matches = (d) => {
+    const q = text.value.trim().toLowerCase();
+    return (!state.value || d.state === state.value) &&
+      (!q || d.name.toLowerCase().includes(q) || (d.location || '').toLowerCase().includes(q));
+  };
+  return { el, matches, values: () => ({ q: text.value, state: state.value }) };
+}
+
+export const fpsOf = (d) => fmtNumber(d.sensor_status?.camera?.fps);
+
+export async function enclosureList(main, _params, ctx) {
+  const q = hashQuery();
+  let devices = [];
+  const status = h('div');
+  const list = h('div', { 'aria-live': 'polite' });
+  const draw = () => {
+    // Keep the filter in the address so it survives reloads and can be linked (the dashboard does).
+    const v = filter.values();
+    const params = new URLSearchParams(Object.entries(v).filter(([, x]) => x)).toString();
+    history.replaceState(null, '', `#/enclosures${params ? `?${params}` : ''}`);
+    const shown = devices.filter(filter.matches);
+    fill(list, h('p', { class: 'muted' }, `${shown.length} of ${devices.length} enclosures`), table([
+      { label: 'Name', cell: (d) => h('a', { href: `#/enclosures/${d.id}` }, d.name) },
+      { label: 'Location', cell: (d) => d.location || '–' },
+      { label: 'State', cell: (d) => badge(d.state) },
+      { label: 'Session', cell: (d) => (d.session_id ? h('a', { href: `#/sessions/${d.session_id}` }, `#${d.session_id}`) : '–') },
+      { label: 'Free disk', class: 'num', cell: (d) => h('span', { class: lowDisk(d) ? 'warn-text' : '' }, fmtMB(d.system_info?.free_disk)) },
+      { label: 'FPS', class: 'num', cell: fpsOf },
+      { label: 'Last heartbeat', cell: (d) => fmtAgo(d.last_update) },
+    ], shown, devices.length ? 'No enclosure matches the filter.' : 'No enclosure has reported yet. Enclosures appear here on their first heartbeat.'));
+  };
+  const filter = deviceFilter(draw, { q: q.get('q'), state: q.get('state') });
+  fill(main, h('h1', {}, 'Enclosures'), filter.el, status, list);
+  await ctx.every(5000, async () => {
+    try {
+      devices = await api('GET', '/api/device');
+      fill(status);
+      draw();
+    } catch (err) {
+      fill(status, errorBox(err));
+    }
+  });
+}
+
+const ranges = { '1h': 3600, '24h': 86400, '7d': 7 * 86400 };
+
+export async function enclosureDetail(main, { id }, ctx) {
+  const head = h('div');
+  const facts = h('div');
+  const charts = h('div', { class: 'charts' });
+  const recent = h('div');
+  const range = h('select', {}, Object.keys(ranges).map((r) => h('option', { value: r, selected: r === '24h' }, `last ${r}`)));
+  const live = liveButton(id, ctx, `enclosure ${id}`);
+  let lastPlot = 0;
+  range.addEventListener('change', () => { lastPlot = 0; refresh(); });
+  fill(main, head, facts, live.panel,
+    section('Over time', field('Range', range, 'range'), charts),
+    section('Recent sessions', recent));
+
+  const plot = async (d) => {
+    const since = new Date(Date.now() - ranges[range.value] * 1000).toISOString();
+    const t = await api('GET', `/api/device/${d.id}/telemetry?since=${encodeURIComponent(since)}`);
+    const pts = t.points.map((p) => ({ ...p, t: new Date(p.at).getTime() }));
+    // Samples are downsampled into buckets; a longer gap between two means missing heartbeats.
+    const gaps = pts.map((p, i) => ({ t: p.t, v: i ? (p.t - pts[i - 1].t) / 1000 : null }));
+    fill(charts,
+      lineChart({ title: 'Frame rate', unit: 'fps', min: 0, points: pts.map((p) => ({ t: p.t, v: p.fps })) }),
+      lineChart({ title: 'Free disk', unit: 'GB', min: 0, points: pts.map((p) => ({ t: p.t, v: p.free_disk === null ? null : p.free_disk / 1000 })) }),
+      lineChart({ title: 'Load (1 min)', min: 0, points: pts.map((p) => ({ t: p.t, v: p.load })) }),
+      lineChart({ title: 'Time between telemetry samples', unit: 's', min: 0, points: gaps }));
+  };
+
+  const sessionsOf = async (d) => {
+    const [active, archived] = await Promise.all([api('GET', '/api/recording-session?archived=false'), api('GET', '/api/recording-session?archived=true')]);
+    const mine = [...active, ...archived]
+      .map((s) => ({ s, ds: s.device_statuses.find((x) => x.device.id === d.id) }))
+      .filter((x) => x.ds)
+      .sort((a, b) => b.s.id - a.s.id)
+      .slice(0, 10);
+    fill(recent, table([
+      { label: 'Session', cell: (x) => h('a', { href: `#/sessions/${x.s.id}` }, x.s.name) },
+      { label: 'Created', cell: (x) => fmtTime(x.s.creation_time) },
+      { label: 'Prefix', cell: (x) => x.ds.filename_prefix || '–' },
+      { label: 'Status', cell: (x) => badge(x.ds.status) },
+      { label: 'Recorded', cell: (x) => fmtDuration(x.ds.recording_time) },
+      { label: 'Reason', cell: (x) => x.ds.message || '' },
+    ], mine, 'This enclosure has not been in a session yet.'));
+  };
+
+  const refresh = async () => {
+    let d;
+    try {
+      d = await api('GET', `/api/device/${encodeURIComponent(id)}`);
+    } catch (err) {
+      fill(head, h('h1', {}, `Enclosure ${id}`), errorBox(err));
+      return;
+    }
+    const cam = d.sensor_status?.camera || {};
+    const si = d.system_info || {};
+    fill(head, h('div', { class: 'title-row' }, h('h1', {}, d.name), badge(d.state),
+      cam.recording ? badge('RECORDING') : null, h('span', { class: 'spacer' }), cam.recording ? live.button : null));
+    if (!cam.recording) live.stop();
+    fill(facts, h('dl', { class: 'facts' },
+      fact('Location', d.location || '–'),
+      fact('Last heartbeat', `${fmtAgo(d.last_update)} (${fmtTime(d.last_update)})`),
+      fact('Session', d.session_id ? h('a', { href: `#/sessions/${d.session_id}` }, `#${d.session_id}`) : 'none'),
+      fact('Recording', cam.recording ? `${fmtDuration(cam.duration)} at ${fmtNumber(cam.fps)} fps` : 'no'),
+      fact('Free disk', `${fmtMB(si.free_disk)} of ${fmtMB(si.total_disk)}`),
+      fact('Load', fmtNumber(si.load, 2)),
+      fact('Free RAM', si.free_ram === null || si.free_ram === undefined ? '–' : `${Math.round(si.free_ram / 1000)} MB of ${Math.round(si.total_ram / 1000)} MB`),
+      fact('Uptime', fmtDuration(si.uptime)),
+      fact('Clock skew', d.clock_skew_ms === null || d.clock_skew_ms === undefined ? '–' : h('span', { class: d.clock_skew_flagged ? 'warn-text' : '' }, `${(d.clock_skew_ms / 1000).toFixed(1)} s`)),
+      fact('Release', si.release || '–')));
+    // Plots and sessions change slowly: every 30 s is plenty.
+    if (Date.now() - lastPlot > 30000) {
+      lastPlot = Date.now();
+      await Promise.all([plot(d).catch((err) => fill(charts, errorBox(err))), sessionsOf(d).catch((err) => fill(recent, errorBox(err)))]);
+    }
+  };
+  await ctx.every(5000, refresh);
+}
+
+function fact(label, value) {
+  return h('div', {}, h('dt', {}, label), h('dd', {}, value));
+}
