@@ -337,3 +337,32 @@ func TestHeartbeatsArrivingTogether(t *testing.T) {
 	require.NoError(t, h.store.Pool().QueryRow(context.Background(), `SELECT count(*) FROM devices WHERE last_seen_at IS NOT NULL`).Scan(&n))
 	require.Equal(t, 31, n)
 }
+
+func TestTelemetryRecordsHeartbeatGaps(t *testing.T) {
+	h := newHarness(t)
+	h.clock.mu.Lock()
+	h.clock.now = h.clock.now.Truncate(5 * time.Minute).Add(time.Second) // start of a 5-minute bucket
+	h.clock.mu.Unlock()
+	h.user("admin@lab.example", "correct horse", true)
+	token, _ := h.login("admin@lab.example", "correct horse")
+	gaps := func() []any {
+		res := h.do("GET", "/api/device/NV13/telemetry", token, nil)
+		require.Equal(t, http.StatusOK, res.status)
+		var out []any
+		for _, p := range res.json(t)["points"].([]any) {
+			out = append(out, p.(map[string]any)["max_gap_ms"])
+		}
+		return out
+	}
+	h.send(beat("NV13", 0, false, ""))
+	for _, d := range []time.Duration{10 * time.Second, 70 * time.Second, 10 * time.Second} {
+		h.clock.Advance(d)
+		h.send(beat("NV13", 0, false, ""))
+	}
+	require.Equal(t, []any{70000.0}, gaps(), "the bucket so far: its longest gap")
+	h.clock.Advance(4 * time.Minute) // into the next bucket
+	h.send(beat("NV13", 0, false, ""))
+	h.clock.Advance(10 * time.Second)
+	h.send(beat("NV13", 0, false, ""))
+	require.Equal(t, []any{70000.0, 240000.0}, gaps())
+}

@@ -170,13 +170,20 @@ type TelemetryPoint struct {
 	FreeRAM     *int64    `json:"free_ram"`
 	FreeDisk    *int64    `json:"free_disk"`
 	ClockSkewMS *int64    `json:"clock_skew_ms"`
+	// MaxGapMS is the longest time between two heartbeats in the bucket (the latest bucket's
+	// so far): silences and network trouble show as spikes.
+	MaxGapMS *int64 `json:"max_gap_ms"`
 }
 
 // Telemetry returns an enclosure's downsampled history in [since, until), oldest first.
 func (s *Store) Telemetry(ctx context.Context, id int64, since, until time.Time) ([]TelemetryPoint, error) {
 	rows, err := s.pool.Query(ctx, `
-		SELECT bucket, recording, fps, load, free_ram, free_disk, clock_skew_ms FROM device_telemetry
-		WHERE device_id = @id AND bucket >= @since AND bucket < @until ORDER BY bucket`,
+		SELECT t.bucket, t.recording, t.fps, t.load, t.free_ram, t.free_disk, t.clock_skew_ms,
+			-- The newest bucket is still filling: its longest gap so far is on the enclosure's row.
+			CASE WHEN t.bucket = (SELECT max(bucket) FROM device_telemetry WHERE device_id = @id)
+				THEN greatest(t.max_gap_ms, d.bucket_max_gap_ms) ELSE t.max_gap_ms END
+		FROM device_telemetry t JOIN devices d ON d.id = t.device_id
+		WHERE t.device_id = @id AND t.bucket >= @since AND t.bucket < @until ORDER BY t.bucket`,
 		pgx.NamedArgs{"id": id, "since": since, "until": until})
 	if err != nil {
 		return nil, err

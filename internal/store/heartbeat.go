@@ -126,21 +126,35 @@ func queueTelemetry(b *pgx.Batch, d lockedDevice, hb protocol.Heartbeat, now tim
 		"release": hb.Release, "err_msg": hb.ErrMsg, "skew": hb.Timestamp.Sub(now).Milliseconds(),
 		"bucket": now.Truncate(bucket),
 	}
+	sameBucket := d.lastSeen != nil && d.lastSeen.Truncate(bucket).Equal(now.Truncate(bucket))
+	args["same_bucket"] = sameBucket
+	args["gap"] = nil // the time since the last heartbeat: the plot's heartbeat gaps
+	if d.lastSeen != nil {
+		args["gap"] = max(0, now.Sub(*d.lastSeen).Milliseconds())
+		if !sameBucket {
+			// The bucket the last heartbeat was in is over: keep its longest gap.
+			args["last_bucket"] = d.lastSeen.Truncate(bucket)
+			b.Queue(`
+				UPDATE device_telemetry t SET max_gap_ms = greatest(t.max_gap_ms, d.bucket_max_gap_ms)
+				FROM devices d WHERE d.id = @id AND t.device_id = @id AND t.bucket = @last_bucket`, args)
+		}
+	}
 	b.Queue(`
 		UPDATE devices SET location = @location, last_seen_at = @now, down_since = NULL,
 			recording = @recording, reported_session_id = @session_id, rec_duration = @duration, fps = @fps,
 			uptime = @uptime, load = @load, total_ram = @total_ram, free_ram = @free_ram,
 			total_disk = @total_disk, free_disk = @free_disk, release = @release, err_msg = @err_msg,
-			clock_skew_ms = @skew
+			clock_skew_ms = @skew,
+			bucket_max_gap_ms = CASE WHEN @same_bucket THEN greatest(bucket_max_gap_ms, @gap::bigint) ELSE @gap::bigint END
 		WHERE id = @id`, args)
-	sameBucket := d.lastSeen != nil && d.lastSeen.Truncate(bucket).Equal(now.Truncate(bucket))
 	if sameBucket && d.wasRecording == hb.Recording {
 		return
 	}
 	b.Queue(`
-		INSERT INTO device_telemetry (device_id, bucket, recording, fps, load, free_ram, free_disk, clock_skew_ms)
-		VALUES (@id, @bucket, @recording, @fps, @load, @free_ram, @free_disk, @skew)
+		INSERT INTO device_telemetry (device_id, bucket, recording, fps, load, free_ram, free_disk, clock_skew_ms, max_gap_ms)
+		VALUES (@id, @bucket, @recording, @fps, @load, @free_ram, @free_disk, @skew, @gap::bigint)
 		ON CONFLICT (device_id, bucket) DO UPDATE SET recording = excluded.recording, fps = excluded.fps,
 			load = excluded.load, free_ram = excluded.free_ram, free_disk = excluded.free_disk,
-			clock_skew_ms = excluded.clock_skew_ms`, args)
+			clock_skew_ms = excluded.clock_skew_ms,
+			max_gap_ms = greatest(device_telemetry.max_gap_ms, excluded.max_gap_ms)`, args)
 }

@@ -75,13 +75,14 @@ export async function enclosureDetail(main, { id }, ctx) {
     const since = new Date(Date.now() - ranges[range.value] * 1000).toISOString();
     const t = await api('GET', `/api/device/${d.id}/telemetry?since=${encodeURIComponent(since)}`);
     const pts = t.points.map((p) => ({ ...p, t: new Date(p.at).getTime() }));
-    // Samples are downsampled into buckets; a longer gap between two means missing heartbeats.
-    const gaps = pts.map((p, i) => ({ t: p.t, v: i ? (p.t - pts[i - 1].t) / 1000 : null }));
+    // The longest time between two heartbeats in each sample's bucket: silences and network
+    // trouble show as spikes above the enclosure's heartbeat interval.
+    const gaps = pts.map((p) => ({ t: p.t, v: p.max_gap_ms == null ? null : p.max_gap_ms / 1000 }));
     fill(charts,
       lineChart({ title: 'Frame rate', unit: 'fps', min: 0, points: pts.map((p) => ({ t: p.t, v: p.fps })) }),
       lineChart({ title: 'Free disk', unit: 'GB', min: 0, points: pts.map((p) => ({ t: p.t, v: p.free_disk === null ? null : p.free_disk / 1000 })) }),
       lineChart({ title: 'Load (1 min)', min: 0, points: pts.map((p) => ({ t: p.t, v: p.load })) }),
-      lineChart({ title: 'Time between telemetry samples', unit: 's', min: 0, points: gaps }));
+      lineChart({ title: 'Heartbeat gaps', unit: 's', min: 0, points: gaps }));
   };
 
   const sessionsOf = async (d) => {
