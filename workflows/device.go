@@ -43,6 +43,7 @@ type DeviceState struct {
 	// Pending holds signals drained before continue-as-new, handled first by the next run.
 	Pending []heartbeat.Event
 	Stop    *StopRequest
+	Files   FileChecks // the checks of the recording's uploaded files
 }
 
 // DeviceResult is how an enclosure's recording ended.
@@ -61,6 +62,7 @@ func DeviceRecording(ctx workflow.Context, in DeviceInput) (DeviceResult, error)
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (DeviceState, error) { return *d.st, nil }); err != nil {
 		return DeviceResult{}, err
 	}
+	d.files.resume(ctx)
 	err := d.run(ctx)
 	if errors.Is(ctx.Err(), workflow.ErrCanceled) {
 		// Canceled from outside (the session, or an operator with the temporal CLI): stop the
@@ -102,6 +104,7 @@ type device struct {
 	events  workflow.ReceiveChannel
 	stops   workflow.ReceiveChannel
 	a       *activities.Recording
+	files   *verifier
 	endedAt time.Time
 	// endTimer fires at the planned end plus grace; silence fires when a silent enclosure is
 	// given up. Both are kept across loop iterations, never recreated per iteration.
@@ -118,6 +121,7 @@ func newDevice(ctx workflow.Context, in DeviceInput) *device {
 	if d.st.Status == "" {
 		d.st.Status = store.DevicePending
 	}
+	d.files = newVerifier(d)
 	return d
 }
 
@@ -268,11 +272,17 @@ func (d *device) start(ctx workflow.Context, seconds int64, prefix string, deadl
 		sel.AddReceive(d.events, func(c workflow.ReceiveChannel, _ bool) {
 			var ev heartbeat.Event
 			c.Receive(ctx, &ev)
-			// A START settled after its activity timed out arrives as a signal instead.
-			if d.fresh(ev) && (ev.Kind == heartbeat.EventStarted || ev.Kind == heartbeat.EventEnded) {
+			if !d.fresh(ev) {
+				return
+			}
+			switch ev.Kind {
+			case heartbeat.EventStarted, heartbeat.EventEnded:
+				// A START settled after its activity timed out arrives as a signal instead.
 				done = true
 				cancelStart()
 				d.onStartResult(ctx, ev)
+			case heartbeat.EventFileUploaded: // a fragment of an earlier segment
+				d.files.uploaded(ctx, ev)
 			}
 		})
 		sel.Select(ctx)
@@ -379,6 +389,8 @@ func (d *device) onEvent(ctx workflow.Context, ev heartbeat.Event) {
 	case heartbeat.EventSilent:
 		d.st.SilentSince = ev.At
 		d.update(ctx, store.DeviceUpdate{Event: "silent", EventMessage: "no heartbeat; waiting for the enclosure to return", At: ev.At})
+	case heartbeat.EventFileUploaded:
+		d.files.uploaded(ctx, ev) // a finished fragment: checked while the recording goes on
 	case heartbeat.EventReturned:
 		if d.cancelSilence != nil {
 			d.cancelSilence()

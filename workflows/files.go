@@ -20,48 +20,93 @@ const changeVerifyFiles = "verify-files"
 // verifyAtOnce bounds the files of one enclosure hashed at the same time.
 const verifyAtOnce = 4
 
-// verifier checks every file of an enclosure's recording once the recording is over: it
-// waits for each upload, has it hashed from storage and records VERIFIED, or asks the agent
-// for it again, and finally records MISSING or CORRUPT. One file's trouble never holds up
-// another: each file has a goroutine of its own.
-type verifier struct {
-	d        *device
-	a        *activities.Files
-	deadline workflow.Future // the last moment an upload may arrive
-	expired  bool
-	uploads  map[string]int              // file -> completed uploads known
-	wake     map[string]workflow.Channel // file -> its goroutine's wake-up
-	started  map[string]bool
-	final    map[string]string // file -> final state
-	names    []string          // files in the order their checks started (never range over the maps)
-	running  int               // file goroutines not finished
-	active   int               // VerifyFile activities running
-	recorded time.Duration     // what the timestamp files say, all segments
-	problems []string          // segments whose file list may be incomplete
+// FileChecks is the state of the recording's file checks, carried across continue-as-new.
+type FileChecks struct {
+	Uploads map[string]int    // file -> completed uploads known
+	Checked map[string]int    // file -> the upload last verified
+	Asked   map[string]int    // file -> new copies asked for
+	Last    map[string]string // file -> the state of its last bad check (CORRUPT or MISSING)
+	Reason  map[string]string // file -> why
+	Final   map[string]string // file -> final state
+	Names   []string          // files whose check started, in that order (never range over the maps)
 }
 
-// verifyFiles runs the verification of the recording's files to its end.
+// verifier checks every file of an enclosure's recording: each fragment as soon as the agent
+// has sent it, the rest once the recording is over. For each file it waits for the upload,
+// has it hashed from storage and records VERIFIED, or asks the agent for it again, and
+// finally records MISSING or CORRUPT. One file's trouble never holds up another: each file
+// has a goroutine of its own.
+type verifier struct {
+	d        *device
+	st       *FileChecks
+	a        *activities.Files
+	deadline workflow.Future // set when the recording is over: the last moment an upload may arrive
+	expired  bool
+	wake     map[string]workflow.Channel // file -> its goroutine's wake-up
+	running  int                         // file goroutines not finished
+	active   int                         // VerifyFile activities running
+	recorded time.Duration               // what the timestamp files say, all segments
+	problems []string                    // segments whose file list may be incomplete
+}
+
+func newVerifier(d *device) *verifier {
+	st := &d.st.Files
+	for _, m := range []*map[string]int{&st.Uploads, &st.Checked, &st.Asked} {
+		if *m == nil {
+			*m = map[string]int{}
+		}
+	}
+	for _, m := range []*map[string]string{&st.Last, &st.Reason, &st.Final} {
+		if *m == nil {
+			*m = map[string]string{}
+		}
+	}
+	return &verifier{d: d, st: st, wake: map[string]workflow.Channel{}}
+}
+
+// resume restarts the checks an earlier run (before continue-as-new) left unfinished.
+func (v *verifier) resume(ctx workflow.Context) {
+	for _, name := range v.st.Names {
+		if v.st.Final[name] == "" {
+			v.run(ctx, name)
+		}
+	}
+}
+
+// uploaded records a file-uploaded event and starts or wakes the file's check.
+func (v *verifier) uploaded(ctx workflow.Context, ev heartbeat.Event) {
+	v.st.Uploads[ev.File] = max(v.st.Uploads[ev.File], ev.Upload)
+	if c, ok := v.wake[ev.File]; ok {
+		c.SendAsync(true)
+		return
+	}
+	v.start(ctx, ev.File)
+}
+
+// verifyFiles checks the recording's files once it is over, to the last one.
 func (d *device) verifyFiles(ctx workflow.Context) {
 	if d.st.Segments == 0 {
 		return
 	}
-	v := &verifier{d: d}
+	v := d.files
 	v.deadline = workflow.NewTimer(ctx, v.uploadDeadline())
-	v.uploads, v.wake, v.started, v.final = map[string]int{}, map[string]workflow.Channel{}, map[string]bool{}, map[string]string{}
 	var known []store.SessionFile
 	if err := dbWrite(ctx, v.a.FileStates, "FileStates", d.fileRef(""), &known); err != nil {
 		workflow.GetLogger(ctx).Error("reading the file manifest", "error", err)
 	}
 	for _, f := range known {
 		if f.State != store.FilePending && f.State != store.FileUploading || f.Uploads > 0 {
-			v.uploads[f.Name] = f.Uploads
+			v.st.Uploads[f.Name] = max(v.st.Uploads[f.Name], f.Uploads)
 		}
+	}
+	for _, name := range v.st.Names {
+		v.wake[name].SendAsync(true) // uploads the manifest knows of
 	}
 	workflow.Go(ctx, v.listen)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		if v.deadline.Get(ctx, nil) == nil {
 			v.expired = true
-			for _, name := range v.names {
+			for _, name := range v.st.Names {
 				v.wake[name].SendAsync(true)
 			}
 		}
@@ -83,19 +128,16 @@ func (d *device) fileRef(name string) activities.FileRef {
 	return activities.FileRef{SessionID: d.in.SessionID, DeviceID: d.in.DeviceID, Enclosure: d.in.DeviceName, Name: name}
 }
 
-// listen routes file-uploaded events to the files' goroutines.
+// listen routes file-uploaded events to the files' checks once the recording is over (while it
+// runs, the recording's own loop does).
 func (v *verifier) listen(ctx workflow.Context) {
 	for {
 		var ev heartbeat.Event
 		if !v.d.events.Receive(ctx, &ev) {
 			return
 		}
-		if !v.d.fresh(ev) || ev.Kind != heartbeat.EventFileUploaded {
-			continue
-		}
-		v.uploads[ev.File] = max(v.uploads[ev.File], ev.Upload)
-		if c, ok := v.wake[ev.File]; ok {
-			c.SendAsync(true)
+		if v.d.fresh(ev) && ev.Kind == heartbeat.EventFileUploaded {
+			v.uploaded(ctx, ev)
 		}
 	}
 }
@@ -111,7 +153,7 @@ func (v *verifier) segment(ctx workflow.Context, prefix string) {
 	for _, name := range fixed {
 		v.start(ctx, name)
 	}
-	_ = workflow.Await(ctx, func() bool { return v.final[fixed[0]] != "" && v.final[fixed[1]] != "" })
+	_ = workflow.Await(ctx, func() bool { return v.st.Final[fixed[0]] != "" && v.st.Final[fixed[1]] != "" })
 	if ctx.Err() != nil {
 		return
 	}
@@ -134,11 +176,15 @@ func (v *verifier) segment(ctx workflow.Context, prefix string) {
 
 // start begins checking a file, once.
 func (v *verifier) start(ctx workflow.Context, name string) {
-	if v.started[name] {
+	if _, ok := v.wake[name]; ok || v.st.Final[name] != "" {
 		return
 	}
-	v.started[name] = true
-	v.names = append(v.names, name)
+	v.st.Names = append(v.st.Names, name)
+	v.run(ctx, name)
+}
+
+// run runs the file's check in a goroutine of its own.
+func (v *verifier) run(ctx workflow.Context, name string) {
 	v.wake[name] = workflow.NewBufferedChannel(ctx, 1)
 	v.running++
 	workflow.Go(ctx, func(ctx workflow.Context) {
@@ -150,18 +196,18 @@ func (v *verifier) start(ctx workflow.Context, name string) {
 // check waits for the file's upload, verifies it, and asks again for a bad copy up to
 // Settings.Reuploads times.
 func (v *verifier) check(ctx workflow.Context, name string) {
-	checked, asked := 0, 0
-	state, reason := store.FileMissing, ""
+	st := v.st
 	for ctx.Err() == nil {
-		for v.uploads[name] <= checked && !v.expired && ctx.Err() == nil {
+		for st.Uploads[name] <= st.Checked[name] && !v.expired && ctx.Err() == nil {
 			v.wake[name].Receive(ctx, nil)
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		if v.uploads[name] <= checked { // the deadline passed first
-			if reason == "" {
-				reason = fmt.Sprintf("not uploaded within %s of the recording's end", v.uploadDeadline())
+		if st.Uploads[name] <= st.Checked[name] { // the deadline passed first
+			state, reason := st.Last[name], st.Reason[name]
+			if state == "" {
+				state, reason = store.FileMissing, fmt.Sprintf("not uploaded within %s of the recording's end", v.uploadDeadline())
 			} else {
 				reason += "; no new copy arrived in time"
 			}
@@ -175,22 +221,23 @@ func (v *verifier) check(ctx workflow.Context, name string) {
 			}
 			return
 		}
-		checked = max(res.Upload, checked+1)
+		st.Checked[name] = max(res.Upload, st.Checked[name]+1)
 		if res.State == store.FileVerified {
 			v.record(ctx, name, store.FileVerified, res.Reason, false, "")
 			return
 		}
-		state, reason = store.FileCorrupt, res.Reason
+		state := store.FileCorrupt
 		if res.State == activities.FileAbsent {
 			state = store.FileMissing
 		}
-		if asked >= v.d.in.Settings.Reuploads {
-			v.record(ctx, name, state, fmt.Sprintf("%s (after %d new copies)", reason, asked), false, "file-"+strings.ToLower(state))
+		st.Last[name], st.Reason[name] = state, res.Reason
+		if st.Asked[name] >= v.d.in.Settings.Reuploads {
+			v.record(ctx, name, state, fmt.Sprintf("%s (after %d new copies)", res.Reason, st.Asked[name]), false, "file-"+strings.ToLower(state))
 			return
 		}
-		asked++
+		st.Asked[name]++
 		// The agent sees reupload in its manifest and sends the file again.
-		v.record(ctx, name, state, reason+"; asked the agent for a new copy", true, "file-reupload")
+		v.record(ctx, name, state, res.Reason+"; asked the agent for a new copy", true, "file-reupload")
 	}
 }
 
@@ -220,7 +267,7 @@ func (v *verifier) verify(ctx workflow.Context, name string) (activities.Verific
 // record writes a file's state; a final one ends its check.
 func (v *verifier) record(ctx workflow.Context, name, state, reason string, reupload bool, event string) {
 	if !reupload {
-		v.final[name] = state
+		v.st.Final[name] = state
 	}
 	r := store.FileResult{SessionID: v.d.in.SessionID, DeviceID: v.d.in.DeviceID, Name: name, State: state,
 		Reason: reason, Reupload: reupload, Event: event, At: workflow.Now(ctx)}
@@ -233,14 +280,15 @@ func (v *verifier) record(ctx workflow.Context, name, state, reason string, reup
 // cover less than was recorded.
 func (v *verifier) summarize(ctx workflow.Context) {
 	counts := map[string]int{}
-	for _, name := range v.names {
-		counts[v.final[name]]++
+	for _, name := range v.st.Names {
+		counts[v.st.Final[name]]++
 	}
+	n := len(v.st.Names)
 	kind := "files-verified"
-	msg := fmt.Sprintf("all %d files verified", len(v.names))
-	if counts[store.FileVerified] != len(v.names) {
+	msg := fmt.Sprintf("all %d files verified", n)
+	if counts[store.FileVerified] != n {
 		kind = "files-incomplete"
-		msg = fmt.Sprintf("%d of %d files verified, %d missing, %d corrupt", counts[store.FileVerified], len(v.names),
+		msg = fmt.Sprintf("%d of %d files verified, %d missing, %d corrupt", counts[store.FileVerified], n,
 			counts[store.FileMissing], counts[store.FileCorrupt])
 	}
 	reported := time.Duration(v.d.st.Recorded) * time.Second

@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/jax-mba/mba/activities"
 	"github.com/jax-mba/mba/internal/heartbeat"
@@ -226,4 +228,56 @@ func TestCorruptForGoodAfterTheReuploads(t *testing.T) {
 	dt.run(10 * time.Minute)
 	require.Equal(t, store.FileCorrupt, dt.files.states()[names[2]])
 	require.Contains(t, dt.allEvents(), "file-corrupt")
+}
+
+func TestFragmentsAreVerifiedWhileTheRecordingGoesOn(t *testing.T) {
+	dt := newDeviceTest(t)
+	dt.endsAfter(3 * time.Hour)
+	names := dt.recordingFiles(time.Date(2026, 11, 26, 9, 30, 0, 0, time.UTC), 3*time.Hour)
+	first := names[2]
+	// The agent sends the first fragment once the second exists, 40 minutes in.
+	dt.env.RegisterDelayedCallback(func() {
+		dt.env.SignalWorkflow(SignalDeviceEvent, heartbeat.Event{ID: 50, Kind: heartbeat.EventFileUploaded, File: first, Upload: 1})
+	}, 40*time.Minute)
+	begin := dt.env.Now()
+
+	dt.run(3 * time.Hour)
+	var verifiedAt time.Time
+	for _, r := range dt.files.results {
+		if r.Name == first && r.State == store.FileVerified {
+			verifiedAt = r.At
+		}
+	}
+	require.False(t, verifiedAt.IsZero())
+	require.Less(t, verifiedAt.Sub(begin), time.Hour, "verified during the recording, not after its end")
+	require.Equal(t, "files-verified", dt.updates[len(dt.updates)-1].Event)
+	for _, n := range names {
+		require.Equal(t, store.FileVerified, dt.files.states()[n], n)
+	}
+}
+
+func TestContinueAsNewCarriesTheFileChecks(t *testing.T) {
+	dt := newDeviceTest(t)
+	dt.startsAfter(time.Second)
+	names := dt.recordingFiles(time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC), 5*time.Hour)
+	bad := hex.EncodeToString(make([]byte, 32))
+	dt.files.upload(7, "NV3", names[2], []byte("bad"), bad) // corrupt: asked again
+	dt.at(time.Hour, heartbeat.Event{ID: 10, Kind: heartbeat.EventFileUploaded, File: names[2], Upload: 1})
+	dt.at(2*time.Hour, heartbeat.Event{ID: 11, Kind: heartbeat.EventFileUploaded, File: names[3], Upload: 1})
+	dt.env.RegisterDelayedCallback(func() { dt.env.SetContinueAsNewSuggested(true) }, 3*time.Hour)
+	dt.at(3*time.Hour+time.Minute, heartbeat.Event{ID: 12, Kind: heartbeat.EventSilent})
+	dt.env.ExecuteWorkflow(DeviceRecording, DeviceInput{SessionID: 7, DeviceID: 3, DeviceName: "NV3", FilePrefix: "cage3",
+		Duration: 30 * 24 * 3600, FragmentHourly: true, Settings: testSettings})
+	var can *workflow.ContinueAsNewError
+	require.ErrorAs(t, dt.env.GetWorkflowError(), &can)
+
+	var next DeviceInput
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	f := next.State.Files
+	require.Equal(t, []string{names[2], names[3]}, f.Names)
+	require.Equal(t, store.FileVerified, f.Final[names[3]])
+	require.Empty(t, f.Final[names[2]], "still waiting for a good copy")
+	require.Equal(t, 1, f.Asked[names[2]])
+	require.Equal(t, store.FileCorrupt, f.Last[names[2]])
+	require.Equal(t, 2, f.Checked[names[2]], "the copy it checked (the second upload)")
 }

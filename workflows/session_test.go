@@ -29,6 +29,7 @@ func newSessionTest(t *testing.T, devices ...store.PlannedDevice) *sessionTest {
 	env := st.env
 	env.RegisterWorkflow(DeviceRecording)
 	env.RegisterActivity(st.a)
+	newFakeFiles().register(env)
 	env.OnActivity(st.a.LoadSessionPlan, mock.Anything, int64(7)).Return(store.SessionPlan{ID: 7, Duration: 3600, TargetFPS: 30, Devices: devices}, nil)
 	env.OnActivity(st.a.SendStart, mock.Anything, mock.Anything).Return(func(_ context.Context, cmd activities.StartCommand) (heartbeat.Event, error) {
 		return heartbeat.Event{Kind: heartbeat.EventStarted, At: env.Now()}, nil

@@ -52,7 +52,7 @@ type SessionFile struct {
 
 // FilesSummary counts an enclosure's files by state.
 type FilesSummary struct {
-	Expected int `json:"expected"`
+	Expected int `json:"expected"` // files the recording is known to have produced so far
 	Verified int `json:"verified"`
 	Missing  int `json:"missing"`
 	Corrupt  int `json:"corrupt"`
@@ -63,7 +63,7 @@ type FilesSummary struct {
 func Summarize(files []SessionFile) FilesSummary {
 	var n FilesSummary
 	for _, f := range files {
-		if f.Expected {
+		if f.Expected || f.Uploads > 0 { // a file received is one of the recording's
 			n.Expected++
 		}
 		switch f.State {
