@@ -73,6 +73,15 @@ func (v *verifier) resume(ctx workflow.Context) {
 	}
 }
 
+// wakeAll wakes the checks still running (a check finished in an earlier run has no channel).
+func (v *verifier) wakeAll() {
+	for _, name := range v.st.Names {
+		if c, ok := v.wake[name]; ok {
+			c.SendAsync(true)
+		}
+	}
+}
+
 // uploaded records a file-uploaded event and starts or wakes the file's check.
 func (v *verifier) uploaded(ctx workflow.Context, ev heartbeat.Event) {
 	v.st.Uploads[ev.File] = max(v.st.Uploads[ev.File], ev.Upload)
@@ -99,16 +108,12 @@ func (d *device) verifyFiles(ctx workflow.Context) {
 			v.st.Uploads[f.Name] = max(v.st.Uploads[f.Name], f.Uploads)
 		}
 	}
-	for _, name := range v.st.Names {
-		v.wake[name].SendAsync(true) // uploads the manifest knows of
-	}
+	v.wakeAll() // for uploads the manifest knows of
 	workflow.Go(ctx, v.listen)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		if v.deadline.Get(ctx, nil) == nil {
 			v.expired = true
-			for _, name := range v.st.Names {
-				v.wake[name].SendAsync(true)
-			}
+			v.wakeAll()
 		}
 	})
 	for seg := 1; seg <= d.st.Segments; seg++ {

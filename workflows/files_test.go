@@ -281,3 +281,32 @@ func TestContinueAsNewCarriesTheFileChecks(t *testing.T) {
 	require.Equal(t, store.FileCorrupt, f.Last[names[2]])
 	require.Equal(t, 2, f.Checked[names[2]], "the copy it checked (the second upload)")
 }
+
+func TestAContinuedRunFinishesTheChecksItCarries(t *testing.T) {
+	dt := newDeviceTest(t)
+	start := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
+	names := dt.recordingFiles(start, 2*time.Hour)
+	// The run before continue-as-new verified the first fragment and was checking the second.
+	state := DeviceState{Status: store.DeviceRecording, Segments: 1, StartedAt: start, SegmentStart: start,
+		PlannedEnd: start.Add(2 * time.Hour), LastEventID: 20,
+		Files: FileChecks{Names: []string{names[2], names[3]}, Uploads: map[string]int{names[2]: 1, names[3]: 1},
+			Checked: map[string]int{names[2]: 1}, Final: map[string]string{names[2]: store.FileVerified}}}
+	dt.files.rows[names[2]].State = store.FileVerified // as the earlier run recorded it
+	dt.env.SetStartTime(start.Add(90 * time.Minute))
+	dt.at(30*time.Minute, heartbeat.Event{ID: 21, Kind: heartbeat.EventEnded, Duration: 7200})
+	dt.env.ExecuteWorkflow(DeviceRecording, DeviceInput{SessionID: 7, DeviceID: 3, DeviceName: "NV3", FilePrefix: "cage3",
+		Duration: 7200, FragmentHourly: true, Settings: testSettings, State: state})
+	require.True(t, dt.env.IsWorkflowCompleted())
+	require.NoError(t, dt.env.GetWorkflowError())
+	for _, n := range names {
+		require.Equal(t, store.FileVerified, dt.files.states()[n], n)
+	}
+	var again int
+	for _, r := range dt.files.results {
+		if r.Name == names[2] {
+			again++
+		}
+	}
+	require.Zero(t, again, "a file verified before continue-as-new is not checked again")
+	require.Equal(t, "files-verified", dt.updates[len(dt.updates)-1].Event)
+}
