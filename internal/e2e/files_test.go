@@ -81,31 +81,67 @@ func (f *flipOnce) PutFile(ctx context.Context, key, path string) error {
 	return f.Put(ctx, key, bytes.NewReader(data), int64(len(data)))
 }
 
-// testUploads runs the scenario; history, if set, names the recorded history of the enclosure's
-// workflow (make record-histories).
-func testUploads(t *testing.T, files storage.Storage, history string) {
-	flip := &flipOnce{Storage: files}
-	s := newStack(t, func(s *stack) {
-		s.files, s.staging = flip, t.TempDir()
+// newUploadStack is the stack with files storage, and one simulated enclosure with a token of
+// its own that writes its files into videoDir, its clock timeScale times faster.
+func newUploadStack(t *testing.T, files storage.Storage, timeScale float64) (s *stack, dev store.Device, videoDir, token string) {
+	s = newStack(t, func(s *stack) {
+		s.files, s.staging = files, t.TempDir()
 		s.settings.UploadDeadline = 20 * time.Second
 	})
-	videoDir := t.TempDir()
-	const token = "enclosure token of the upload test"
+	videoDir = t.TempDir()
+	token = "enclosure token of the upload test"
 	sim, err := simulator.New(simulator.Config{BaseURL: s.api.URL + "/api", Count: 1, NamePrefix: "UP",
-		Interval: 200 * time.Millisecond, FollowUp: 50 * time.Millisecond, TimeScale: 3600, Location: "lab",
+		Interval: 200 * time.Millisecond, FollowUp: 50 * time.Millisecond, TimeScale: timeScale, Location: "lab",
 		VideoDir: videoDir, FileBytesPerSecond: 1000, Token: token})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = sim.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	name := sim.Enclosures()[0].Name()
-	var dev store.Device
 	require.Eventually(t, func() bool {
-		dev, err = s.store.DeviceByName(context.Background(), name, time.Now(), time.Minute)
+		dev, err = s.store.DeviceByName(context.Background(), sim.Enclosures()[0].Name(), time.Now(), time.Minute)
 		return err == nil
 	}, 20*time.Second, 50*time.Millisecond)
 	require.NoError(t, s.store.SetDeviceToken(context.Background(), dev.ID, auth.HashLinkToken(token)))
+	return s, dev, videoDir, token
+}
+
+// TestFragmentsVerifiedDuringTheRecording runs the agent beside the enclosure all along: the
+// first fragments are VERIFIED before the recording ends.
+func TestFragmentsVerifiedDuringTheRecording(t *testing.T) {
+	files, err := storage.New(context.Background(), storage.Config{Kind: "dir", Dir: t.TempDir()})
+	require.NoError(t, err)
+	s, dev, videoDir, token := newUploadStack(t, files, 900) // three hours in 12 s
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = agent.Run(ctx, agent.Config{ServerURL: s.api.URL, Enclosure: dev.Name, Token: token, VideoDir: videoDir,
+			StateDir: t.TempDir(), StableFor: time.Millisecond, ScanEvery: 200 * time.Millisecond},
+			slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+
+	sid := s.createSession([]int64{dev.ID}, 3*3600)
+	s.waitSession(sid, store.SessionComplete, time.Minute)
+	require.Eventually(t, func() bool { return slices.Contains(s.eventKinds(sid), "files-verified") }, time.Minute, 200*time.Millisecond)
+	d := s.session(sid).DeviceStatuses[0]
+	early := 0
+	for _, f := range d.Files {
+		require.Equal(t, store.FileVerified, f.State, f.Name)
+		if f.VerifiedAt.Before(*d.EndedAt) {
+			early++
+		}
+	}
+	require.Positive(t, early, "no fragment was verified before the recording ended at %s", d.EndedAt)
+}
+
+// testUploads runs the scenario; history, if set, names the recorded history of the enclosure's
+// workflow (make record-histories).
+func testUploads(t *testing.T, files storage.Storage, history string) {
+	flip := &flipOnce{Storage: files}
+	s, dev, videoDir, token := newUploadStack(t, flip, 3600)
+	name := dev.Name
 
 	// Three simulated hours with hourly fragments: four fragments of up to 3.6 MB.
 	sid := s.createSession([]int64{dev.ID}, 3*3600)
@@ -147,10 +183,9 @@ func testUploads(t *testing.T, files storage.Storage, history string) {
 	slow := cfg
 	slow.BandwidthBytesPerSecond = 1 << 20
 	runCtx, stop := context.WithTimeout(context.Background(), 1500*time.Millisecond)
-	_, err = agent.RunOnce(runCtx, slow, log)
+	_, err := agent.RunOnce(runCtx, slow, log)
 	stop()
 	require.Error(t, err, "the first run should have been cut short")
-	t.Log("first run:", err)
 	firstRun := s.patchBytes.Load()
 	require.Positive(t, firstRun)
 	s.restartAPI()
