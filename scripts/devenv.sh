@@ -184,34 +184,39 @@ _temporal_ok() {
 	[[ -x $1 && $("$1" --version 2>/dev/null) == *"version $TEMPORAL_CLI_VERSION "* ]]
 }
 
-# ensure_temporal: build the pinned Temporal CLI into .tools/bin (once).
-ensure_temporal() {
-	local bin=$MBA_TOOLS_BIN/temporal
+# _build_tool NAME LABEL CHECK PACKAGE LDFLAGS: go install PACKAGE into .tools/bin/NAME unless
+# `CHECK .tools/bin/NAME` passes. The lock stops concurrent make run/make test from building
+# twice; the build goes to a scratch dir and is moved, so an interrupted one leaves nothing.
+_build_tool() {
+	local name=$1 label=$2 check=$3 pkg=$4 ldflags=$5
+	local bin=$MBA_TOOLS_BIN/$name
 	mkdir -p "$MBA_TOOLS_BIN" || return 1
-	if ! _temporal_ok "$bin"; then
-		# The lock stops concurrent make run/make test from building twice.
-		(
-			flock 9
-			_temporal_ok "$bin" && exit 0
-			local tmp buildlog=$MBA_ROOT/.tools/temporal-build.log
-			_say "building Temporal CLI v$TEMPORAL_CLI_VERSION (first time only, ~4 min; log: .tools/temporal-build.log)…"
-			tmp=$(mktemp -d "$MBA_TOOLS_BIN/.build.XXXXXX") || exit 1
-			# Build into a scratch dir and move, so an interrupted build leaves nothing behind.
-			# -X stamps the version (plain go install reports 0.0.0-DEV), as the
-			# upstream release build does; -s -w only shrinks the binary.
-			if ! GOBIN=$tmp GOFLAGS='' go install \
-				-ldflags "-s -w -X github.com/temporalio/cli/temporalcli.Version=$TEMPORAL_CLI_VERSION" \
-				"github.com/temporalio/cli/cmd/temporal@v$TEMPORAL_CLI_VERSION" >"$buildlog" 2>&1; then
-				rm -rf "$tmp"
-				_err "building the Temporal CLI failed:"
-				tail -n 30 "$buildlog" >&2
-				exit 1
-			fi
-			mv "$tmp/temporal" "$bin" && rm -rf "$tmp"
-			_say "Temporal CLI v$TEMPORAL_CLI_VERSION built: $bin"
-		) 9>"$MBA_TOOLS_BIN/.temporal.lock" || return 1
-	fi
-	TEMPORAL_BIN=$bin
+	"$check" "$bin" && return 0
+	(
+		flock 9
+		"$check" "$bin" && exit 0
+		local tmp buildlog=$MBA_ROOT/.tools/$name-build.log
+		_say "building $label (first time only, ~4 min; log: .tools/$name-build.log)…"
+		tmp=$(mktemp -d "$MBA_TOOLS_BIN/.build.XXXXXX") || exit 1
+		if ! GOBIN=$tmp GOFLAGS='' go install -ldflags "$ldflags" "$pkg" >"$buildlog" 2>&1; then
+			rm -rf "$tmp"
+			_err "building $label failed:"
+			tail -n 30 "$buildlog" >&2
+			exit 1
+		fi
+		mv "$tmp/$name" "$bin" && rm -rf "$tmp"
+		_say "$label built: $bin"
+	) 9>"$MBA_TOOLS_BIN/.$name.lock"
+}
+
+# ensure_temporal: build the pinned Temporal CLI into .tools/bin (once). -X stamps the version
+# (plain go install reports 0.0.0-DEV), as the upstream release build does; -s -w only shrinks
+# the binary.
+ensure_temporal() {
+	_build_tool temporal "Temporal CLI v$TEMPORAL_CLI_VERSION" _temporal_ok \
+		"github.com/temporalio/cli/cmd/temporal@v$TEMPORAL_CLI_VERSION" \
+		"-s -w -X github.com/temporalio/cli/temporalcli.Version=$TEMPORAL_CLI_VERSION" || return 1
+	TEMPORAL_BIN=$MBA_TOOLS_BIN/temporal
 	export TEMPORAL_BIN
 }
 
@@ -323,27 +328,8 @@ _minio_ok() {
 
 # ensure_minio: build the pinned MinIO server into .tools/bin (once).
 ensure_minio() {
-	local bin=$MBA_TOOLS_BIN/minio
-	mkdir -p "$MBA_TOOLS_BIN" || return 1
-	if ! _minio_ok "$bin"; then
-		(
-			flock 9
-			_minio_ok "$bin" && exit 0
-			local tmp buildlog=$MBA_ROOT/.tools/minio-build.log
-			_say "building MinIO $MINIO_VERSION (first time only, ~4 min; log: .tools/minio-build.log)…"
-			tmp=$(mktemp -d "$MBA_TOOLS_BIN/.build.XXXXXX") || exit 1
-			if ! GOBIN=$tmp GOFLAGS='' go install -ldflags "-s -w" \
-				"github.com/minio/minio@$MINIO_VERSION" >"$buildlog" 2>&1; then
-				rm -rf "$tmp"
-				_err "building MinIO failed:"
-				tail -n 30 "$buildlog" >&2
-				exit 1
-			fi
-			mv "$tmp/minio" "$bin" && rm -rf "$tmp"
-			_say "MinIO $MINIO_VERSION built: $bin"
-		) 9>"$MBA_TOOLS_BIN/.minio.lock" || return 1
-	fi
-	MINIO_BIN=$bin
+	_build_tool minio "MinIO $MINIO_VERSION" _minio_ok "github.com/minio/minio@$MINIO_VERSION" "-s -w" || return 1
+	MINIO_BIN=$MBA_TOOLS_BIN/minio
 	export MINIO_BIN
 }
 
