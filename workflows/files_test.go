@@ -237,11 +237,11 @@ func TestFragmentsAreVerifiedWhileTheRecordingGoesOn(t *testing.T) {
 	first := names[2]
 	// The agent sends the first fragment once the second exists, 40 minutes in.
 	dt.env.RegisterDelayedCallback(func() {
-		dt.env.SignalWorkflow(SignalDeviceEvent, heartbeat.Event{ID: 50, Kind: heartbeat.EventFileUploaded, File: first, Upload: 1})
+		dt.env.SignalWorkflow(SignalDeviceEvent, heartbeat.Event{ID: 3, Kind: heartbeat.EventFileUploaded, File: first, Upload: 1})
 	}, 40*time.Minute)
 	begin := dt.env.Now()
 
-	dt.run(3 * time.Hour)
+	require.Equal(t, store.DeviceComplete, dt.run(3*time.Hour).Status)
 	var verifiedAt time.Time
 	for _, r := range dt.files.results {
 		if r.Name == first && r.State == store.FileVerified {
@@ -309,4 +309,19 @@ func TestAContinuedRunFinishesTheChecksItCarries(t *testing.T) {
 	}
 	require.Zero(t, again, "a file verified before continue-as-new is not checked again")
 	require.Equal(t, "files-verified", dt.updates[len(dt.updates)-1].Event)
+}
+
+func TestNoFileChecksWhenTurnedOff(t *testing.T) {
+	dt := newDeviceTest(t)
+	dt.endsAfter(2 * time.Hour)
+	names := dt.recordingFiles(time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC), 2*time.Hour)
+	dt.at(time.Hour, heartbeat.Event{ID: 3, Kind: heartbeat.EventFileUploaded, File: names[2], Upload: 1})
+	settings := testSettings
+	settings.SkipFileChecks = true
+	dt.env.ExecuteWorkflow(DeviceRecording, DeviceInput{SessionID: 7, DeviceID: 3, DeviceName: "NV3", FilePrefix: "cage3",
+		Duration: 7200, FragmentHourly: true, Settings: settings})
+	require.True(t, dt.env.IsWorkflowCompleted())
+	require.NoError(t, dt.env.GetWorkflowError())
+	require.Empty(t, dt.files.results, "nothing checked, nothing MISSING")
+	require.Equal(t, store.DeviceComplete, dt.final().Status)
 }

@@ -110,6 +110,7 @@ type config struct {
 		MaxFileBytes   int64         `conf:"default:1099511627776,help:largest file an agent may upload" yaml:"max_file_bytes"`
 		UploadDeadline time.Duration `conf:"default:72h,help:how long after a recording ends its files may take to arrive before they are MISSING" yaml:"upload_deadline"`
 		Reuploads      int           `conf:"default:3,help:times a corrupt file is asked for again before it is CORRUPT for good" yaml:"reuploads"`
+		Verify         bool          `conf:"default:true,help:check every recorded file (false for a lab that runs no upload agents: no MISSING files then)" yaml:"verify"`
 	} `yaml:"storage"`
 	Agent struct {
 		// The upload agent's settings (mba agent, on the enclosure).

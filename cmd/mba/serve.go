@@ -186,7 +186,7 @@ func sessionSettings(cfg config) workflows.Settings {
 	c := cfg.Sessions
 	return workflows.Settings{StartDeadline: c.StartDeadline, EndGrace: c.EndGrace, SilenceTimeout: c.SilenceTimeout,
 		Resume: c.Resume, MinSegment: c.MinSegment, ReleaseTimeout: c.ReleaseTimeout,
-		UploadDeadline: cfg.Storage.UploadDeadline, Reuploads: cfg.Storage.Reuploads}
+		UploadDeadline: cfg.Storage.UploadDeadline, Reuploads: cfg.Storage.Reuploads, SkipFileChecks: !cfg.Storage.Verify}
 }
 
 func openDB(ctx context.Context, cfg config) (*pgxpool.Pool, error) {
