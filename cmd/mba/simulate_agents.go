@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jax-mba/mba/internal/agent"
+	"github.com/jax-mba/mba/internal/apiclient"
 	"github.com/jax-mba/mba/internal/simulator"
 )
 
@@ -21,26 +20,22 @@ import (
 // API) and runs an upload agent beside it, so a demo shows files uploaded and verified. It
 // returns once the agents are running; they stop with ctx.
 func runAgents(ctx context.Context, log *slog.Logger, sim *simulator.Simulator, apiURL, videoDir, email, password string) error {
-	base := strings.TrimSuffix(strings.TrimRight(apiURL, "/"), "/api")
-	var login struct {
-		Access string `json:"access"`
-	}
-	if err := apiJSON(ctx, http.MethodPost, base+"/api/auth/login", "",
-		map[string]string{"email_address": email, "password": password}, &login); err != nil {
+	api := apiclient.Client{Base: strings.TrimSuffix(strings.TrimRight(apiURL, "/"), "/api")}
+	if err := api.Login(ctx, email, password); err != nil {
 		return fmt.Errorf("logging in as %s to give the enclosures tokens: %w", email, err)
 	}
 	for _, e := range sim.Enclosures() {
 		var tok struct {
 			Token string `json:"token"`
 		}
-		path := base + "/api/device/" + url.PathEscape(e.Name()) + "/token"
+		path := "/api/device/" + url.PathEscape(e.Name()) + "/token"
 		// The enclosure exists once its first heartbeat is in.
-		err := retry(ctx, 30*time.Second, func() error { return apiJSON(ctx, http.MethodPut, path, login.Access, nil, &tok) })
+		err := retry(ctx, 30*time.Second, func() error { return api.Call(ctx, http.MethodPut, path, nil, &tok) })
 		if err != nil {
 			return fmt.Errorf("token for %s: %w", e.Name(), err)
 		}
 		e.SetToken(tok.Token)
-		cfg := agent.Config{ServerURL: base, Enclosure: e.Name(), Token: tok.Token, VideoDir: videoDir,
+		cfg := agent.Config{ServerURL: api.Base, Enclosure: e.Name(), Token: tok.Token, VideoDir: videoDir,
 			StateDir: filepath.Join(videoDir+"-agents", e.Name()), Concurrency: 1,
 			ScanEvery: 5 * time.Second, StableFor: 5 * time.Second}
 		go func() {
@@ -50,41 +45,6 @@ func runAgents(ctx context.Context, log *slog.Logger, sim *simulator.Simulator, 
 		}()
 	}
 	return nil
-}
-
-// apiJSON sends a JSON request and decodes a 2xx reply into out.
-func apiJSON(ctx context.Context, method, url, token string, body, out any) error {
-	var rd *bytes.Reader
-	if body != nil {
-		raw, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(raw)
-	} else {
-		rd = bytes.NewReader(nil)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, url, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	if res.StatusCode/100 != 2 {
-		var e struct {
-			Message string `json:"message"`
-		}
-		_ = json.NewDecoder(res.Body).Decode(&e)
-		return fmt.Errorf("%s %s: %d %s", method, url, res.StatusCode, e.Message)
-	}
-	return json.NewDecoder(res.Body).Decode(out)
 }
 
 // retry calls fn every second until it succeeds or within has passed.

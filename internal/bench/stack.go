@@ -4,11 +4,9 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -17,13 +15,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/jax-mba/mba/internal/apiclient"
 	"github.com/jax-mba/mba/internal/auth"
 	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/migrations"
@@ -32,15 +30,14 @@ import (
 // Stack is a running service under test: its own database, its own task queue, and an mba
 // serve process.
 type Stack struct {
-	Base    string // http://127.0.0.1:port
-	Pool    *pgxpool.Pool
-	Store   *store.Store
-	Serve   *exec.Cmd
-	Token   string // an administrator's access token
-	Queue   string
-	Pprof   string // the service's pprof address
-	logPath string
-	workDir string
+	apiclient.Client // Base http://127.0.0.1:port, signed in as an administrator
+	Pool             *pgxpool.Pool
+	Store            *store.Store
+	Serve            *exec.Cmd
+	Queue            string
+	Pprof            string // the service's pprof address
+	logPath          string
+	workDir          string
 }
 
 func randomHex(n int) string {
@@ -143,12 +140,10 @@ func StartStack(ctx context.Context, cfg Config, workDir string) (*Stack, error)
 		s.Stop()
 		return nil, err
 	}
-	var tokens map[string]string
-	if err := s.Call(ctx, "POST", "/api/auth/login", map[string]string{"email_address": "bench@lab.example", "password": "bench password"}, &tokens); err != nil {
+	if err := s.Login(ctx, "bench@lab.example", "bench password"); err != nil {
 		s.Stop()
 		return nil, err
 	}
-	s.Token = tokens["access"]
 	return s, nil
 }
 
@@ -178,39 +173,6 @@ func (s *Stack) Stop() {
 		_, _ = s.Serve.Process.Wait()
 	}
 	s.Pool.Close()
-}
-
-// Call sends an API request as the administrator and decodes the JSON reply into out.
-func (s *Stack) Call(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		raw, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, s.Base+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if s.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+s.Token)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	if res.StatusCode >= 300 {
-		return fmt.Errorf("%s %s: %d %s", method, path, res.StatusCode, strings.TrimSpace(string(raw)))
-	}
-	if out != nil && len(raw) > 0 {
-		return json.Unmarshal(raw, out)
-	}
-	return nil
 }
 
 // Profile records the service's CPU profile for d into the work directory and returns its path.
