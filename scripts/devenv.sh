@@ -220,6 +220,31 @@ ensure_temporal() {
 	export TEMPORAL_BIN
 }
 
+# _wait_started NAME PID LOGFILE DOWN CHECK...: wait up to 60 s for the command CHECK... to pass
+# while PID lives. If it dies or the time runs out: show the end of LOGFILE, run DOWN (which
+# stops the server and forgets its pid) and fail.
+_wait_started() {
+	local name=$1 pid=$2 logfile=$3 down=$4
+	shift 4
+	local deadline=$((SECONDS + 60)) why
+	until "$@"; do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			why="exited during start-up"
+		elif ((SECONDS >= deadline)); then
+			why="not ready after 60 s"
+		else
+			sleep 0.3
+			continue
+		fi
+		_err "$name $why; $logfile ends with:"
+		tail -n 30 "$logfile" >&2
+		"$down"
+		return 1
+	done
+}
+
+_temporal_ready() { _temporal_healthy "$1" && _temporal_sync_search_attributes "$1"; }
+
 _temporal_healthy() {
 	[[ $(timeout 10 "$TEMPORAL_BIN" operator cluster health --address "$1" 2>/dev/null) == *SERVING* ]]
 }
@@ -274,23 +299,7 @@ temporal_up() {
 	setsid "$TEMPORAL_BIN" "${args[@]}" </dev/null >>"$logfile" 2>&1 &
 	TEMPORAL_PID=$!
 
-	local deadline=$((SECONDS + 60))
-	until _temporal_healthy "$addr" && _temporal_sync_search_attributes "$addr"; do
-		if ! kill -0 "$TEMPORAL_PID" 2>/dev/null; then
-			wait "$TEMPORAL_PID" 2>/dev/null || true
-			TEMPORAL_PID=
-			_err "Temporal dev server exited during start-up; $logfile ends with:"
-			tail -n 30 "$logfile" >&2
-			return 1
-		fi
-		if ((SECONDS >= deadline)); then
-			_err "Temporal dev server not healthy on $addr after 60 s; $logfile ends with:"
-			tail -n 30 "$logfile" >&2
-			temporal_down
-			return 1
-		fi
-		sleep 0.5
-	done
+	_wait_started "Temporal dev server" "$TEMPORAL_PID" "$logfile" temporal_down _temporal_ready "$addr" || return 1
 	local ui="no UI"
 	[[ $uiport == none ]] || ui="UI http://127.0.0.1:$uiport"
 	_say "Temporal dev server at $addr ($ui; db $dbfile, log $logfile)"
@@ -367,23 +376,7 @@ minio_up() {
 		--console-address "127.0.0.1:$console" </dev/null >>"$logfile" 2>&1 &
 	MINIO_PID=$!
 
-	local deadline=$((SECONDS + 60))
-	until _minio_live "$port"; do
-		if ! kill -0 "$MINIO_PID" 2>/dev/null; then
-			wait "$MINIO_PID" 2>/dev/null || true
-			MINIO_PID=
-			_err "MinIO exited during start-up; $logfile ends with:"
-			tail -n 30 "$logfile" >&2
-			return 1
-		fi
-		if ((SECONDS >= deadline)); then
-			_err "MinIO not live on 127.0.0.1:$port after 60 s; $logfile ends with:"
-			tail -n 30 "$logfile" >&2
-			minio_down
-			return 1
-		fi
-		sleep 0.3
-	done
+	_wait_started MinIO "$MINIO_PID" "$logfile" minio_down _minio_live "$port" || return 1
 	_say "MinIO at 127.0.0.1:$port (console http://127.0.0.1:$console; data $datadir, log $logfile)"
 }
 
