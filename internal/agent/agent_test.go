@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/jax-mba/mba/protocol"
 	"io"
 	"os"
 	"path/filepath"
@@ -34,29 +35,29 @@ func TestMatchName(t *testing.T) {
 		name   string
 		hourly bool
 		idx    int
-		kind   fileKind
+		kind   string
 		ok     bool
 	}{
-		{"m_.avi", false, 0, kindVideo, true},
-		{"m_.avi", true, 0, 0, false},
-		{"m_timestamps.txt", false, 0, kindTimestamps, true},
-		{"m_start_timestamp.txt", true, 0, kindStartTimestamp, true},
-		{"m_s2_timestamps.txt", false, 1, kindTimestamps, true}, // not prefix m_
-		{"m_s2_.avi", false, 1, kindVideo, true},
-		{"m_2026-11-26_10-00-00.avi", true, 0, kindFragment, true},
-		{"m_2026-11-26_10-00-00.avi", false, 0, 0, false},
-		{"m_s2_2026-11-26_13-20-00.avi", true, 1, kindFragment, true},
-		{"m_2026-13-26_10-00-00.avi", true, 0, 0, false}, // no 13th month
-		{"m_2026-11-26_10-00-0x.avi", true, 0, 0, false},
-		{"m_s3_timestamps.txt", false, 0, 0, false},
-		{"m_timestamps.txt.tmp", false, 0, 0, false},
-		{"xm_timestamps.txt", false, 0, 0, false},
-		{"m_", false, 0, 0, false},
+		{"m_.avi", false, 0, protocol.FileVideo, true},
+		{"m_.avi", true, 0, "", false},
+		{"m_timestamps.txt", false, 0, protocol.FileTimestamps, true},
+		{"m_start_timestamp.txt", true, 0, protocol.FileStartTimestamp, true},
+		{"m_s2_timestamps.txt", false, 1, protocol.FileTimestamps, true}, // not prefix m_
+		{"m_s2_.avi", false, 1, protocol.FileVideo, true},
+		{"m_2026-11-26_10-00-00.avi", true, 0, protocol.FileFragment, true},
+		{"m_2026-11-26_10-00-00.avi", false, 0, "", false},
+		{"m_s2_2026-11-26_13-20-00.avi", true, 1, protocol.FileFragment, true},
+		{"m_2026-13-26_10-00-00.avi", true, 0, "", false}, // no 13th month
+		{"m_2026-11-26_10-00-0x.avi", true, 0, "", false},
+		{"m_s3_timestamps.txt", false, 0, "", false},
+		{"m_timestamps.txt.tmp", false, 0, "", false},
+		{"xm_timestamps.txt", false, 0, "", false},
+		{"m_", false, 0, "", false},
 	}
 	for _, c := range cases {
 		idx, kind, _, ok := matchName(c.name, prefixes, c.hourly)
 		if ok != c.ok || (ok && (idx != c.idx || kind != c.kind)) {
-			t.Errorf("matchName(%q, hourly=%v) = %d %d %v; want %d %d %v", c.name, c.hourly, idx, kind, ok, c.idx, c.kind, c.ok)
+			t.Errorf("matchName(%q, hourly=%v) = %d %q %v; want %d %q %v", c.name, c.hourly, idx, kind, ok, c.idx, c.kind, c.ok)
 		}
 	}
 }

@@ -9,53 +9,33 @@ import (
 	"time"
 )
 
-// fileKind is which of the client's files a name is.
-type fileKind int
-
-const (
-	kindVideo          fileKind = iota // P.avi (fragment_hourly=false)
-	kindFragment                       // P<YYYY-MM-DD_HH-MM-SS>.avi (fragment_hourly=true)
-	kindTimestamps                     // Ptimestamps.txt
-	kindStartTimestamp                 // Pstart_timestamp.txt
-)
-
-// fragmentLayout is the time in an hourly fragment's name (local clock).
-const fragmentLayout = "2006-01-02_15-04-05"
-
-// matchName reports which of the prefixes name belongs to: name must be exactly a prefix
-// followed by one of the client's suffixes (".avi" or a dated ".avi" as hourly says,
-// "timestamps.txt", "start_timestamp.txt"). stamp is the fragment time of an hourly fragment.
-// With prefixes "m_" and "m_s2_", "m_s2_timestamps.txt" belongs to "m_s2_" only.
-func matchName(name string, prefixes []string, hourly bool) (idx int, kind fileKind, stamp string, ok bool) {
+// matchName finds the prefix (index into prefixes) whose file name is, with the kind of the
+// client's file (protocol.MatchFile) and, for an hourly fragment, its time stamp. A P.avi of
+// an hourly session, or a fragment of a non-hourly one, is not the session's.
+func matchName(name string, prefixes []string, hourly bool) (idx int, kind, stamp string, ok bool) {
 	for i, p := range prefixes {
-		if p == "" || !strings.HasPrefix(name, p) {
+		if p == "" {
 			continue
 		}
-		rest := name[len(p):]
+		kind, ok := protocol.MatchFile(p, name)
 		switch {
-		case rest == "timestamps.txt":
-			return i, kindTimestamps, "", true
-		case rest == "start_timestamp.txt":
-			return i, kindStartTimestamp, "", true
-		case rest == ".avi" && !hourly:
-			return i, kindVideo, "", true
-		case hourly && len(rest) == len(fragmentLayout)+len(".avi") && strings.HasSuffix(rest, ".avi"):
-			s := rest[:len(fragmentLayout)]
-			if t, err := time.Parse(fragmentLayout, s); err == nil && t.Format(fragmentLayout) == s {
-				return i, kindFragment, s, true
-			}
+		case !ok, kind == protocol.FileVideo && hourly, kind == protocol.FileFragment && !hourly:
+			continue
+		case kind == protocol.FileFragment:
+			stamp = name[len(p) : len(p)+len(protocol.FragmentTimeLayout)]
 		}
+		return i, kind, stamp, true
 	}
-	return 0, 0, "", false
+	return 0, "", "", false
 }
 
 // localFile is a file of the client that belongs to a session of the manifest.
 type localFile struct {
 	path, name string
 	session    *ManifestSession
-	prefix     int // index into session.Prefixes
-	kind       fileKind
-	stamp      string // fragment time (kindFragment)
+	prefix     int    // index into session.Prefixes
+	kind       string // protocol.FileVideo, FileFragment, ...
+	stamp      string // fragment time (protocol.FileFragment)
 	size       int64
 	mtime      time.Time
 	finished   bool
@@ -195,7 +175,7 @@ func (sc *scanner) days(s *ManifestSession, now time.Time) []string {
 func (sc *scanner) finish(s *ManifestSession, files []localFile, now time.Time, present map[string]seen) {
 	last := map[int]string{} // newest fragment stamp per prefix
 	for _, f := range files {
-		if f.kind == kindFragment && f.stamp > last[f.prefix] {
+		if f.kind == protocol.FileFragment && f.stamp > last[f.prefix] {
 			last[f.prefix] = f.stamp
 		}
 	}
@@ -206,7 +186,7 @@ func (sc *scanner) finish(s *ManifestSession, files []localFile, now time.Time, 
 			st = seen{size: f.size, mtime: f.mtime, since: now}
 		}
 		present[f.path] = st
-		if f.kind == kindFragment && f.stamp < last[f.prefix] {
+		if f.kind == protocol.FileFragment && f.stamp < last[f.prefix] {
 			f.finished = true
 			continue
 		}

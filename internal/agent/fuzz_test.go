@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"github.com/jax-mba/mba/protocol"
 	"strings"
 	"testing"
 )
@@ -25,20 +26,20 @@ func FuzzMatchName(f *testing.F) {
 				t.Fatalf("%q matched %q", name, p)
 			}
 			switch kind {
-			case kindVideo:
+			case protocol.FileVideo:
 				if rest != ".avi" || hourly {
 					t.Fatalf("%q: video with rest %q hourly=%v", name, rest, hourly)
 				}
-			case kindTimestamps:
+			case protocol.FileTimestamps:
 				if rest != "timestamps.txt" {
 					t.Fatalf("%q: timestamps with rest %q", name, rest)
 				}
-			case kindStartTimestamp:
+			case protocol.FileStartTimestamp:
 				if rest != "start_timestamp.txt" {
 					t.Fatalf("%q: start timestamp with rest %q", name, rest)
 				}
-			case kindFragment:
-				if !hourly || rest != stamp+".avi" || len(stamp) != len(fragmentLayout) {
+			case protocol.FileFragment:
+				if !hourly || rest != stamp+".avi" || len(stamp) != len(protocol.FragmentTimeLayout) {
 					t.Fatalf("%q: fragment with rest %q stamp %q", name, rest, stamp)
 				}
 			}

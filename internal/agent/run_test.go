@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"github.com/jax-mba/mba/protocol"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,7 +20,7 @@ func TestRun(t *testing.T) {
 	video := t.TempDir()
 	day := filepath.Join(video, "NV1-lab", begin.Format("2006-01-02"))
 	frag := func(h int) string {
-		return "r_" + begin.Add(time.Duration(h)*time.Hour).Format(fragmentLayout) + ".avi"
+		return "r_" + begin.Add(time.Duration(h)*time.Hour).Format(protocol.FragmentTimeLayout) + ".avi"
 	}
 	writeFile(t, filepath.Join(day, "r_start_timestamp.txt"), 40, now)
 	writeFile(t, filepath.Join(day, frag(0)), 200000, now)
