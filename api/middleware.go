@@ -81,15 +81,10 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 	})
 }
 
-// limits bounds each request's body size and running time. File transfers are exempt: tusd
-// bounds an upload's size and keeps its connection alive itself, and a download of tens of GB
-// takes as long as it takes.
+// limits bounds each request's body size and running time (every route but the file
+// transfers: see fileTransferRoutes).
 func (s *Server) limits(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, uploadsRoute) || strings.HasPrefix(r.URL.Path, filesRoute) {
-			next.ServeHTTP(w, r)
-			return
-		}
 		if r.ContentLength > s.cfg.MaxBodyBytes {
 			writeError(w, r, s.log, &http.MaxBytesError{Limit: s.cfg.MaxBodyBytes})
 			return

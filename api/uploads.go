@@ -97,18 +97,16 @@ func (s *Server) newTus() (*tus.UnroutedHandler, error) {
 	})
 }
 
-// uploadRoutes mounts the agent's routes: its manifest and tus.
-func (s *Server) uploadRoutes(r chi.Router) {
-	r.Route("/agent", func(r chi.Router) {
-		r.Use(s.authenticateEnclosure)
-		r.Get("/manifest", s.handle(s.agentManifest))
-		r.Group(func(r chi.Router) {
-			r.Use(s.requireUploads)
-			r.Post("/uploads", s.handle(s.tusCreate))
-			r.Post("/uploads/", s.handle(s.tusCreate))
-			r.Head("/uploads/{upload}", s.handle(s.tusUpload))
-			r.Patch("/uploads/{upload}", s.handle(s.tusUpload))
-		})
+// fileTransferRoutes mounts tus and the downloads, in the /api router. They are outside the
+// API's body-size and time limits: tusd bounds an upload's size and keeps its connection alive
+// itself, and a download of tens of GB takes as long as it takes.
+func (s *Server) fileTransferRoutes(r chi.Router) {
+	r.Group(func(r chi.Router) {
+		r.Use(s.authenticateEnclosure, s.requireUploads)
+		r.Post("/agent/uploads", s.handle(s.tusCreate))
+		r.Post("/agent/uploads/", s.handle(s.tusCreate))
+		r.Head("/agent/uploads/{upload}", s.handle(s.tusUpload))
+		r.Patch("/agent/uploads/{upload}", s.handle(s.tusUpload))
 	})
 	r.Get(strings.TrimPrefix(filesRoute, "/api")+"{sid}/{device}/{name}", s.handle(s.downloadFile))
 }

@@ -133,6 +133,16 @@ func TestUploadsAuthenticateAndValidate(t *testing.T) {
 	res = h.agentCall("HEAD", path, "NV7", token, nil, nil)
 	require.Equal(t, strconv.Itoa(len(content)), res.header.Get("Upload-Offset"))
 
+	// Uploads are outside the API's body limit (64 KiB here): tusd bounds their size itself.
+	big := bytes.Repeat([]byte("0.033333\n"), 100<<10/9)
+	bigSum := sha256.Sum256(big)
+	res = create(len(big), tusMetadata("session_id", fmt.Sprint(sid), "filename", "cage_timestamps.txt", "sha256", hex.EncodeToString(bigSum[:])))
+	require.Equal(t, http.StatusCreated, res.status, "%s", res.body)
+	loc = res.header.Get("Location")
+	res = h.agentCall("PATCH", loc[strings.Index(loc, uploadsRoute):], "NV7", token, map[string]string{"Upload-Offset": "0",
+		"Content-Type": "application/offset+octet-stream"}, big)
+	require.Equal(t, http.StatusNoContent, res.status, "%s", res.body)
+
 	// Once verified, the same content is refused as done.
 	require.NoError(t, h.store.RecordFileResult(context.Background(), store.FileResult{SessionID: sid, DeviceID: dev,
 		Name: "cage_.avi", State: store.FileVerified, At: time.Now()}))
