@@ -13,6 +13,7 @@ import (
 
 	"github.com/jax-mba/mba/api"
 	"github.com/jax-mba/mba/internal/mail"
+	"github.com/jax-mba/mba/internal/storage"
 )
 
 // prefix of every environment variable: MBA_HTTP_ADDR, MBA_DB_URL, ...
@@ -206,10 +207,8 @@ func (c *config) validate() error {
 			problems = append(problems, "mail credentials over an unencrypted SMTP connection are refused in production")
 		}
 	}
-	switch c.Storage.Kind {
-	case "dir", "s3":
-	default:
-		problems = append(problems, fmt.Sprintf("storage kind %q must be dir or s3", c.Storage.Kind))
+	if err := c.storage().Validate(); err != nil {
+		problems = append(problems, err.Error())
 	}
 	if c.Storage.Reuploads < 0 || c.Storage.MaxFileBytes < 1 {
 		problems = append(problems, "storage reuploads must not be negative and max-file-bytes must be positive")
@@ -255,4 +254,11 @@ func (c *config) validate() error {
 		c.HTTP.LinkOrigins = []string{strings.TrimRight(c.HTTP.PublicURL, "/")}
 	}
 	return nil
+}
+
+// storage is the file storage the settings describe.
+func (c *config) storage() storage.Config {
+	st := c.Storage
+	return storage.Config{Kind: st.Kind, Dir: st.Dir, S3Endpoint: st.S3Endpoint, S3Bucket: st.S3Bucket,
+		S3Region: st.S3Region, S3Prefix: st.S3Prefix, S3AccessKey: st.S3AccessKey, S3SecretKey: st.S3SecretKey, S3TLS: st.S3TLS}
 }

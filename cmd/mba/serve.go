@@ -53,10 +53,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 		}
 	}
 	st := store.New(pool)
-	files, err := storage.New(ctx, storage.Config{Kind: cfg.Storage.Kind, Dir: cfg.Storage.Dir,
-		S3Endpoint: cfg.Storage.S3Endpoint, S3Bucket: cfg.Storage.S3Bucket, S3Region: cfg.Storage.S3Region,
-		S3Prefix: cfg.Storage.S3Prefix, S3AccessKey: cfg.Storage.S3AccessKey, S3SecretKey: cfg.Storage.S3SecretKey,
-		S3TLS: cfg.Storage.S3TLS})
+	files, err := storage.New(ctx, cfg.storage())
 	if err != nil {
 		return fmt.Errorf("file storage: %w", err)
 	}

@@ -28,9 +28,6 @@ type dirStorage struct {
 }
 
 func newDir(dir string) (*dirStorage, error) {
-	if dir == "" {
-		return nil, errors.New("storage: dir is empty (the root directory of dir storage)")
-	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("storage: dir %q: %w", dir, err)

@@ -20,27 +20,34 @@ type s3Storage struct {
 	prefix   string // "" or ends in "/"
 }
 
-func newS3(ctx context.Context, cfg Config) (*s3Storage, error) {
+// checkS3 returns why the S3 settings cannot work, or nil.
+func checkS3(cfg Config) error {
 	switch {
 	case cfg.S3Endpoint == "":
-		return nil, errors.New("storage: s3_endpoint is empty (host:port of the S3-compatible server)")
+		return errors.New("storage: s3_endpoint is empty (host:port of the S3-compatible server)")
 	case strings.Contains(cfg.S3Endpoint, "://"):
-		return nil, fmt.Errorf("storage: s3_endpoint %q must be host:port without a scheme (s3_tls chooses https)", cfg.S3Endpoint)
+		return fmt.Errorf("storage: s3_endpoint %q must be host:port without a scheme (s3_tls chooses https)", cfg.S3Endpoint)
 	case strings.ContainsAny(cfg.S3Endpoint, "/?#@ "):
-		return nil, fmt.Errorf("storage: s3_endpoint %q must be host:port, without a path", cfg.S3Endpoint)
+		return fmt.Errorf("storage: s3_endpoint %q must be host:port, without a path", cfg.S3Endpoint)
 	case cfg.S3Bucket == "":
-		return nil, errors.New("storage: s3_bucket is empty")
+		return errors.New("storage: s3_bucket is empty")
 	case (cfg.S3AccessKey == "") != (cfg.S3SecretKey == ""):
-		return nil, errors.New("storage: s3_access_key and s3_secret_key must be set together")
+		return errors.New("storage: s3_access_key and s3_secret_key must be set together")
 	}
 	if err := s3utils.CheckValidBucketNameStrict(cfg.S3Bucket); err != nil {
-		return nil, fmt.Errorf("storage: s3_bucket %q: %w", cfg.S3Bucket, err)
+		return fmt.Errorf("storage: s3_bucket %q: %w", cfg.S3Bucket, err)
 	}
+	if prefix := strings.Trim(cfg.S3Prefix, "/"); prefix != "" {
+		if err := checkKey(prefix); err != nil {
+			return fmt.Errorf("storage: s3_prefix %q: %s", cfg.S3Prefix, err)
+		}
+	}
+	return nil
+}
+
+func newS3(ctx context.Context, cfg Config) (*s3Storage, error) {
 	prefix := strings.Trim(cfg.S3Prefix, "/")
 	if prefix != "" {
-		if err := checkKey(prefix); err != nil {
-			return nil, fmt.Errorf("storage: s3_prefix %q: %s", cfg.S3Prefix, err)
-		}
 		prefix += "/"
 	}
 	client, err := minio.New(cfg.S3Endpoint, &minio.Options{

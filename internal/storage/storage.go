@@ -63,15 +63,30 @@ type Config struct {
 // New validates cfg (clear error naming the bad setting), creates the directory / checks the
 // bucket exists (creates it if missing), and returns the backend.
 func New(ctx context.Context, cfg Config) (Storage, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Kind == "s3" {
+		return newS3(ctx, cfg)
+	}
+	return newDir(cfg.Dir)
+}
+
+// Validate returns why the settings cannot work (naming the setting), or nil; it touches
+// neither the disk nor the network, so a binary can check its configuration first.
+func (cfg Config) Validate() error {
 	switch cfg.Kind {
 	case "dir":
-		return newDir(cfg.Dir)
+		if cfg.Dir == "" {
+			return errors.New("storage: dir is empty (the root directory of dir storage)")
+		}
+		return nil
 	case "s3":
-		return newS3(ctx, cfg)
+		return checkS3(cfg)
 	case "":
-		return nil, errors.New("storage: kind is empty (want dir or s3)")
+		return errors.New("storage: kind is empty (want dir or s3)")
 	default:
-		return nil, fmt.Errorf("storage: kind %q is not dir or s3", cfg.Kind)
+		return fmt.Errorf("storage: kind %q is not dir or s3", cfg.Kind)
 	}
 }
 
