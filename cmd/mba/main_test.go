@@ -197,3 +197,10 @@ func TestServeEndToEnd(t *testing.T) {
 	require.NotContains(t, logs.String(), strings.Repeat("k", 40), "secrets never reach the log")
 	require.NotContains(t, logs.String(), "correct horse")
 }
+
+func TestSimulateAgentsNeedFilesAndAnAdmin(t *testing.T) {
+	bin := binary(t)
+	out, err := mba(t, bin, nil, "", "simulate", "--agents", "--count", "1")
+	require.Error(t, err)
+	require.Contains(t, out, "--agents needs --video-dir and MBA_SIMULATE_ADMIN_PASSWORD")
+}
