@@ -115,13 +115,17 @@ func queueTelemetry(b *pgx.Batch, d lockedDevice, hb protocol.Heartbeat, now tim
 	if hb.HasFPS {
 		fps = &hb.FPS
 	}
+	var duration *int64 // NULL: the client's garbage before its first START, never shown
+	if hb.HasDuration {
+		duration = &hb.Duration
+	}
 	var sessionID *int64
 	if hb.SessionID != 0 {
 		sessionID = &hb.SessionID
 	}
 	args := pgx.NamedArgs{
 		"id": d.id, "location": hb.Location, "now": now, "recording": hb.Recording,
-		"session_id": sessionID, "duration": hb.Duration, "fps": fps, "uptime": hb.Uptime, "load": hb.Load,
+		"session_id": sessionID, "duration": duration, "fps": fps, "uptime": hb.Uptime, "load": hb.Load,
 		"total_ram": hb.TotalRAM, "free_ram": hb.FreeRAM, "total_disk": hb.TotalDisk, "free_disk": hb.FreeDisk,
 		"release": hb.Release, "err_msg": hb.ErrMsg, "skew": hb.Timestamp.Sub(now).Milliseconds(),
 		"bucket": now.Truncate(bucket),
