@@ -19,6 +19,12 @@ mode: %s
 auth:
   # Signs every login token. Changing it signs everybody out.
   jwt_secret: %s
+enclosures:
+  # Where heartbeats without a token may come from (the unmodified client sends none):
+  # narrow these to your enclosures' networks. Required in production.
+  allowed_networks: [10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16]
+  # approve_new: true       # new enclosure names wait for an administrator
+  # bind_on_register: true  # bind each new enclosure to the address it registered from
 # db:
 #   url: postgres://mba:PASSWORD@db.example.org:5432/mba?sslmode=verify-full
 # temporal:

@@ -81,11 +81,14 @@ func TestConfigFailsFastAndClearly(t *testing.T) {
 		"short secret":              {[]string{"MBA_AUTH_JWT_SECRET=short"}, "at least 32 bytes"},
 		"weak hash in production":   {[]string{"MBA_MODE=production", "MBA_AUTH_JWT_SECRET=" + strings.Repeat("s", 40), "MBA_AUTH_HASH_MEMORY=1024"}, "too weak for production"},
 		"bad mode":                  {[]string{"MBA_MODE=staging"}, `mode "staging"`},
-		"bad duration":              {[]string{"MBA_HTTP_REQUEST_TIMEOUT=soon"}, "RequestTimeout"},
-		"bad storage kind":          {[]string{"MBA_STORAGE_KIND=nfs"}, `storage: kind "nfs" is not dir or s3`},
-		"s3 without a bucket":       {[]string{"MBA_STORAGE_KIND=s3", "MBA_STORAGE_S3_ENDPOINT=127.0.0.1:1"}, "s3_bucket is empty"},
-		"negative reuploads":        {[]string{"MBA_STORAGE_REUPLOADS=-1"}, "storage reuploads must not be negative"},
-		"unknown command":           {nil, `unknown command "serv"`},
+		"production without enclosure networks": {[]string{"MBA_MODE=production", "MBA_AUTH_JWT_SECRET=" + strings.Repeat("s", 40)},
+			"enclosures allowed-networks is required in production"},
+		"bad enclosure network": {[]string{"MBA_ENCLOSURES_ALLOWED_NETWORKS=10.0.0.0/33"}, `"10.0.0.0/33" is not a CIDR`},
+		"bad duration":          {[]string{"MBA_HTTP_REQUEST_TIMEOUT=soon"}, "RequestTimeout"},
+		"bad storage kind":      {[]string{"MBA_STORAGE_KIND=nfs"}, `storage: kind "nfs" is not dir or s3`},
+		"s3 without a bucket":   {[]string{"MBA_STORAGE_KIND=s3", "MBA_STORAGE_S3_ENDPOINT=127.0.0.1:1"}, "s3_bucket is empty"},
+		"negative reuploads":    {[]string{"MBA_STORAGE_REUPLOADS=-1"}, "storage reuploads must not be negative"},
+		"unknown command":       {nil, `unknown command "serv"`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			args := []string{"serve"}
