@@ -187,6 +187,43 @@ func TestServeEndToEnd(t *testing.T) {
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	require.NotEmpty(t, tokens["access"])
 
+	// The fleet's admission from the command line, against the unmodified client's heartbeats.
+	beat := func(token string) int {
+		req, err := http.NewRequest("POST", base+"/api/device/heartbeat", strings.NewReader(`{"name":"nv07","timestamp":"2026-01-02T03:04:05Z",
+			"sensor_status":{"camera":{"recording":false,"duration":-139627186819480}},
+			"system_info":{"uptime":1,"load":0,"total_ram":2,"free_ram":1,"total_disk":4,"free_disk":3,"release":""}}`))
+		require.NoError(t, err)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		res.Body.Close()
+		return res.StatusCode
+	}
+	require.Equal(t, http.StatusNoContent, beat(""), "a garbage duration after the client starts is accepted")
+	out, err = mba(t, bin, env, "", "enclosure", "list")
+	require.NoError(t, err, out)
+	require.Regexp(t, `nv07\s+IDLE\s+approved\s+false\s+false`, out)
+	out, err = mba(t, bin, env, "", "enclosure", "set", "nv07", "--relayed=true")
+	require.Error(t, err)
+	require.Contains(t, out, "has no token")
+	out, err = mba(t, bin, env, "", "enclosure", "token", "nv07")
+	require.NoError(t, err, out)
+	enclosureToken := strings.TrimSpace(out)
+	require.Equal(t, http.StatusNoContent, beat(""), "a token alone never locks the client out")
+	out, err = mba(t, bin, env, "", "enclosure", "set", "nv07", "--relayed=true")
+	require.NoError(t, err, out)
+	require.Contains(t, out, "relayed=true")
+	require.Equal(t, http.StatusUnauthorized, beat(""))
+	require.Equal(t, http.StatusNoContent, beat(enclosureToken))
+	out, err = mba(t, bin, env, "", "enclosure", "reject", "nv07")
+	require.NoError(t, err, out)
+	require.Equal(t, http.StatusForbidden, beat(enclosureToken))
+	out, err = mba(t, bin, env, "", "enclosure", "retire", "nv07")
+	require.NoError(t, err, out)
+	require.Contains(t, out, "deleted (it never recorded)")
+
 	require.NoError(t, serve.Process.Signal(syscall.SIGTERM))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
