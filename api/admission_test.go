@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -326,4 +328,32 @@ func TestHeartbeatDuringDatabaseOutage(t *testing.T) {
 	require.NotContains(t, logs.String(), "level=ERROR")
 	require.Contains(t, h.metric("mba_heartbeats_refused_total"), `reason="unavailable"} 5`)
 	_, _ = io.Copy(io.Discard, &logs)
+}
+
+// The same when the service's own database goes away under it: its connections are killed
+// and new ones refused. Heartbeats get 503 until it is back, then work again.
+func TestHeartbeatWhileTheDatabaseIsCutOff(t *testing.T) {
+	h := newHarness(t)
+	require.Equal(t, http.StatusNoContent, h.send(beat("NV1", 0, false, "")).status)
+	ctx := context.Background()
+	var name string
+	require.NoError(t, h.store.Pool().QueryRow(ctx, `SELECT current_database()`).Scan(&name))
+	admin, err := pgx.Connect(ctx, os.Getenv("MBA_TEST_DATABASE_URL"))
+	require.NoError(t, err)
+	defer admin.Close(ctx)
+	_, err = admin.Exec(ctx, `ALTER DATABASE `+name+` ALLOW_CONNECTIONS false`)
+	require.NoError(t, err)
+	_, err = admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, name)
+	require.NoError(t, err)
+
+	for i := 0; i < 4; i++ {
+		res := h.send(beat("NV1", 0, false, ""))
+		require.Equal(t, http.StatusServiceUnavailable, res.status, "%s", res.body)
+		require.NotEmpty(t, res.header.Get("Retry-After"))
+		require.Contains(t, res.json(t)["message"], "database is unavailable")
+	}
+	_, err = admin.Exec(ctx, `ALTER DATABASE `+name+` ALLOW_CONNECTIONS true`)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return h.send(beat("NV1", 0, false, "")).status == http.StatusNoContent },
+		30*time.Second, 100*time.Millisecond, "heartbeats work again once the database is back")
 }
