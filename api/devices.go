@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -43,7 +42,7 @@ type EnclosureStore interface {
 	Heartbeat(ctx context.Context, hb protocol.Heartbeat, token string, now time.Time, opts store.HeartbeatOptions) (protocol.Reply, error)
 	ListDevices(ctx context.Context, now time.Time, down time.Duration, retired bool) ([]store.Device, error)
 	DeviceByID(ctx context.Context, id int64, now time.Time, down time.Duration) (store.Device, error)
-	DeviceByName(ctx context.Context, name string, now time.Time, down time.Duration) (store.Device, error)
+	DeviceByRef(ctx context.Context, ref string, now time.Time, down time.Duration) (store.Device, error)
 	DevicesByIDs(ctx context.Context, ids []int64, now time.Time, down time.Duration) ([]store.Device, error)
 	KeepStreamAlive(ctx context.Context, id int64, until time.Time) error
 	SetDeviceToken(ctx context.Context, id int64, hash []byte) error
@@ -197,13 +196,7 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) error {
 // deviceParam finds the {device} of the path: an integer id, or else a name.
 func (s *Server) deviceParam(r *http.Request) (store.Device, error) {
 	raw := chi.URLParam(r, "device")
-	var d store.Device
-	var err error
-	if id, convErr := strconv.ParseInt(raw, 10, 64); convErr == nil {
-		d, err = s.enclosures.DeviceByID(r.Context(), id, s.now(), s.cfg.Enclosures.DownAfter)
-	} else {
-		d, err = s.enclosures.DeviceByName(r.Context(), raw, s.now(), s.cfg.Enclosures.DownAfter)
-	}
+	d, err := s.enclosures.DeviceByRef(r.Context(), raw, s.now(), s.cfg.Enclosures.DownAfter)
 	if errors.Is(err, store.ErrNotFound) {
 		return d, errorf(http.StatusNotFound, "Device %s Not Found", raw)
 	}
@@ -323,18 +316,9 @@ func (s *Server) updateDevice(w http.ResponseWriter, r *http.Request) error {
 	}
 	set := store.DeviceSettings{Relayed: req.Relayed}
 	if b := req.BoundAddress; b != nil {
-		raw := strings.TrimSpace(*b)
-		if raw == "registered" {
-			if d.RegisteredFrom == nil {
-				return invalid(map[string]string{"bound_address": "the enclosure's registration address is not known; give an address"})
-			}
-			raw = *d.RegisteredFrom
-		}
-		var addr netip.Addr
-		if raw != "" {
-			if addr, err = netip.ParseAddr(raw); err != nil {
-				return invalid(map[string]string{"bound_address": `must be an IP address like 10.0.4.7, "registered" or "" (unbind)`})
-			}
+		addr, err := d.BoundAddressFor(*b)
+		if err != nil {
+			return invalid(map[string]string{"bound_address": err.Error()})
 		}
 		set.BoundAddress = &addr
 	}

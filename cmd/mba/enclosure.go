@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/netip"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -68,7 +67,10 @@ func enclosureCmd(ctx context.Context, cfg config, args []string, out io.Writer)
 		}
 		return tw.Flush()
 	}
-	d, err := findDevice(ctx, st, ref, now, down)
+	d, err := st.DeviceByRef(ctx, ref, now, down)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no enclosure %s", ref)
+	}
 	if err != nil {
 		return err
 	}
@@ -101,18 +103,9 @@ func enclosureCmd(ctx context.Context, cfg config, args []string, out io.Writer)
 			set.Relayed = &b
 		}
 		if *bound != "-" {
-			raw := *bound
-			if raw == "registered" {
-				if d.RegisteredFrom == nil {
-					return fmt.Errorf("enclosure %s: its registration address is not known; give an address", d.Name)
-				}
-				raw = *d.RegisteredFrom
-			}
-			var addr netip.Addr
-			if raw != "" {
-				if addr, err = netip.ParseAddr(raw); err != nil {
-					return fmt.Errorf("--bound-address %q is not an IP address", raw)
-				}
+			addr, err := d.BoundAddressFor(*bound)
+			if err != nil {
+				return fmt.Errorf("--bound-address: %w", err)
 			}
 			set.BoundAddress = &addr
 		}
@@ -135,21 +128,6 @@ func enclosureCmd(ctx context.Context, cfg config, args []string, out io.Writer)
 	}
 	fmt.Fprintf(out, "enclosure %d %s admission=%s relayed=%v bound=%s\n", d.ID, d.Name, d.Admission, d.Relayed, deref(d.BoundAddress))
 	return nil
-}
-
-// findDevice finds an enclosure by id or name.
-func findDevice(ctx context.Context, st *store.Store, ref string, now time.Time, down time.Duration) (store.Device, error) {
-	var d store.Device
-	var err error
-	if id, convErr := strconv.ParseInt(ref, 10, 64); convErr == nil {
-		d, err = st.DeviceByID(ctx, id, now, down)
-	} else {
-		d, err = st.DeviceByName(ctx, ref, now, down)
-	}
-	if errors.Is(err, store.ErrNotFound) {
-		return d, fmt.Errorf("no enclosure %s", ref)
-	}
-	return d, err
 }
 
 func deref(s *string) string {

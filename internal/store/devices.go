@@ -6,6 +6,8 @@ import (
 	"crypto/subtle"
 	"errors"
 	"net/netip"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -125,6 +127,14 @@ func (s *Store) DeviceByName(ctx context.Context, name string, now time.Time, do
 	return scanDevice(s.pool.QueryRow(ctx, deviceSelect+` WHERE d.name = @name`, deviceArgs(now, down, pgx.NamedArgs{"name": name})))
 }
 
+// DeviceByRef finds an enclosure by ref: an integer id, or else a name.
+func (s *Store) DeviceByRef(ctx context.Context, ref string, now time.Time, down time.Duration) (Device, error) {
+	if id, err := strconv.ParseInt(ref, 10, 64); err == nil {
+		return s.DeviceByID(ctx, id, now, down)
+	}
+	return s.DeviceByName(ctx, ref, now, down)
+}
+
 // DevicesByIDs returns the enclosures among ids that exist.
 func (s *Store) DevicesByIDs(ctx context.Context, ids []int64, now time.Time, down time.Duration) ([]Device, error) {
 	rows, err := s.pool.Query(ctx, deviceSelect+` WHERE d.id = ANY(@ids) ORDER BY d.name`, deviceArgs(now, down, pgx.NamedArgs{"ids": ids}))
@@ -189,6 +199,26 @@ func (s *Store) MarkSilent(ctx context.Context, cutoff, now time.Time) ([]string
 // SetDeviceToken sets (or, with a nil hash, removes) the enclosure's own token.
 func (s *Store) SetDeviceToken(ctx context.Context, id int64, hash []byte) error {
 	return s.execOne(ctx, `UPDATE devices SET token_hash = @hash WHERE id = @id`, pgx.NamedArgs{"id": id, "hash": hash})
+}
+
+// BoundAddressFor reads an administrator's bound address for d: an IP address, "registered"
+// (the one it registered from) or "" (unbind: the zero Addr).
+func (d Device) BoundAddressFor(raw string) (netip.Addr, error) {
+	raw = strings.TrimSpace(raw)
+	if raw == "registered" {
+		if d.RegisteredFrom == nil {
+			return netip.Addr{}, errors.New("the enclosure's registration address is not known; give an address")
+		}
+		raw = *d.RegisteredFrom
+	}
+	if raw == "" {
+		return netip.Addr{}, nil
+	}
+	addr, err := netip.ParseAddr(raw)
+	if err != nil {
+		return netip.Addr{}, errors.New(`must be an IP address like 10.0.4.7, "registered" or "" (unbind)`)
+	}
+	return addr, nil
 }
 
 // DeviceSettings are an administrator's changes to an enclosure; nil fields stay.
