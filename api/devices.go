@@ -132,8 +132,8 @@ func (s *Server) heartbeatRefused(name string, from netip.Addr, err error) error
 	case errors.Is(err, store.ErrDeviceRelayed):
 		reason, e = "relayed", errorf(http.StatusUnauthorized, "enclosure %q is relayed: its heartbeats must come through its relay (mba agent) with its token", name)
 	case errors.Is(err, store.ErrDeviceAddress):
+		// Recorded in the audit log (once a minute) and the metric, not a log line per heartbeat.
 		reason, e = "address", errorf(http.StatusForbidden, "enclosure %q is bound to another address: heartbeats for it from %s are refused (recorded in the audit log)", name, from)
-		s.log.Warn("heartbeat for a bound enclosure from another address", "enclosure", name, "from", from.String())
 	case errors.Is(err, store.ErrDeviceRetired):
 		reason, e = "retired", errorf(http.StatusForbidden, "enclosure %q is retired; an administrator can approve it to bring it back", name)
 	case errors.Is(err, store.ErrDeviceRejected):
