@@ -444,6 +444,12 @@ func FuzzParseHeartbeat(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	// The client's uninitialised duration after start (PROTOCOL.md section 2).
+	for _, garbage := range []string{`139627186819480`, `-139627186819480`, `9223372036854775807`, `-9223372036854775808`, `-1`} {
+		s := strings.Replace(minimalBody, `"recording":false`, `"recording":false,"duration":`+garbage, 1)
+		f.Add([]byte(s))
+		f.Add([]byte(strings.Replace(s, `"name":"enc1"`, `"name":"enc1","session_id":4`, 1)))
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		h, err := ParseHeartbeat(body)
 		if err != nil {

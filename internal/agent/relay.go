@@ -162,6 +162,9 @@ func RunRelay(ctx context.Context, cfg RelayConfig, log *slog.Logger) error {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 45 * time.Second, IdleTimeout: 2 * time.Minute}
 	log.Info("heartbeat relay started", "addr", ln.Addr().String(), "server", cfg.ServerURL)
+	if u, _ := url.Parse(cfg.ServerURL); u.Scheme != "https" && !isLoopback(u.Hostname()) {
+		log.Warn("the relay sends the enclosure's token without TLS; use an https server URL", "server", cfg.ServerURL)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
