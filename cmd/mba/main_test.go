@@ -64,6 +64,14 @@ func TestConfigInit(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
 
+	require.Contains(t, string(second), `allowed_networks: [127.0.0.0/8, "::1/128", 10.0.0.0/8`, "make run's simulated enclosures are on loopback")
+	prodFile := filepath.Join(t.TempDir(), "prod.yaml")
+	out, err = mba(t, bin, nil, "", "config", "init", "--file", prodFile, "--production")
+	require.NoError(t, err, out)
+	prod, err := os.ReadFile(prodFile)
+	require.NoError(t, err)
+	require.Contains(t, string(prod), "allowed_networks: [10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16]", "no loopback behind nginx")
+
 	// The file written is a valid configuration: production mode with its secret passes validation
 	// and fails only on the unreachable database.
 	out, err = mba(t, bin, []string{"MBA_CONFIG_FILE=" + file, "MBA_MODE=production", "MBA_DB_URL=postgres://x@127.0.0.1:1/x"}, "", "migrate", "status")
