@@ -3,10 +3,13 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
-	"strconv"
+	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -26,17 +29,26 @@ type EnclosureConfig struct {
 	// StreamURL is the RTMP base the enclosures' clients publish live video to (their own
 	// setting); a stream is at <StreamURL>/<lowercase name>. Empty: not known here.
 	StreamURL string
+	// AllowedNetworks are where heartbeats without a token may come from (PROTOCOL.md
+	// section 8); none: only heartbeats with an enclosure's token are accepted.
+	AllowedNetworks []netip.Prefix
+	ApproveNew      bool // new names wait for an administrator's approval
+	BindOnRegister  bool // a new name is bound to the address it first spoke from
+	RegisterRate    Rate // new names registered on first sight, for the whole service; zero = no limit
 }
 
 // EnclosureStore is the storage of the enclosure routes.
 type EnclosureStore interface {
 	Heartbeat(ctx context.Context, hb protocol.Heartbeat, token string, now time.Time, opts store.HeartbeatOptions) (protocol.Reply, error)
-	ListDevices(ctx context.Context, now time.Time, down time.Duration) ([]store.Device, error)
+	ListDevices(ctx context.Context, now time.Time, down time.Duration, retired bool) ([]store.Device, error)
 	DeviceByID(ctx context.Context, id int64, now time.Time, down time.Duration) (store.Device, error)
-	DeviceByName(ctx context.Context, name string, now time.Time, down time.Duration) (store.Device, error)
+	DeviceByRef(ctx context.Context, ref string, now time.Time, down time.Duration) (store.Device, error)
 	DevicesByIDs(ctx context.Context, ids []int64, now time.Time, down time.Duration) ([]store.Device, error)
 	KeepStreamAlive(ctx context.Context, id int64, until time.Time) error
 	SetDeviceToken(ctx context.Context, id int64, hash []byte) error
+	UpdateDevice(ctx context.Context, id int64, set store.DeviceSettings) error
+	SetDeviceAdmission(ctx context.Context, id int64, approve bool) error
+	RetireDevice(ctx context.Context, id int64, now time.Time) (deleted bool, err error)
 	Telemetry(ctx context.Context, id int64, since, until time.Time) ([]store.TelemetryPoint, error)
 }
 
@@ -69,16 +81,24 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	now := s.now()
-	reply, err := s.enclosures.Heartbeat(r.Context(), hb, bearer(r), now, store.HeartbeatOptions{
-		AutoRegister: s.cfg.Enclosures.AutoRegister, TelemetryBucket: s.cfg.Enclosures.TelemetryBucket})
-	switch {
-	case errors.Is(err, store.ErrUnknownDevice):
-		return errorf(http.StatusForbidden, "unknown enclosure %q: registration on first sight is off; an administrator must add it", hb.Name)
-	case errors.Is(err, store.ErrDeviceToken):
-		return errorf(http.StatusUnauthorized, "enclosure %q needs its token (Authorization: Bearer)", hb.Name)
-	case err != nil:
-		return err
+	from, _ := netip.ParseAddr(s.clientIP(r))
+	from = from.Unmap()
+	token := bearer(r)
+	if token == "" && !s.allowedNetwork(from) {
+		s.metrics.refused("network")
+		return errorf(http.StatusForbidden, "heartbeats without an enclosure token are accepted only from the lab's networks (enclosures allowed-networks); %s is not in them", from)
+	}
+	opts := store.HeartbeatOptions{AutoRegister: s.cfg.Enclosures.AutoRegister, TelemetryBucket: s.cfg.Enclosures.TelemetryBucket,
+		ApproveNew: s.cfg.Enclosures.ApproveNew, BindOnRegister: s.cfg.Enclosures.BindOnRegister, From: from}
+	if s.registrations != nil {
+		opts.Register = func() bool { return s.registrations.wait("") == 0 }
+	}
+	// Well inside the client's 30 s timeout: a database that does not answer gets a 503.
+	ctx, cancel := context.WithTimeout(r.Context(), heartbeatTimeout)
+	defer cancel()
+	reply, err := s.enclosures.Heartbeat(ctx, hb, token, s.now(), opts)
+	if err != nil {
+		return s.heartbeatRefused(hb.Name, from, err)
 	}
 	s.metrics.heartbeat(string(reply.Command))
 	if reply.Command == "" {
@@ -94,8 +114,74 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) error {
 	return err
 }
 
+// heartbeatTimeout bounds a heartbeat's database work.
+const heartbeatTimeout = 10 * time.Second
+
+// heartbeatRefused turns the heartbeat path's errors into what the enclosure is told, and
+// counts each refusal by reason (mba_heartbeats_refused_total).
+func (s *Server) heartbeatRefused(name string, from netip.Addr, err error) error {
+	reason, e := "", error(nil)
+	switch {
+	case errors.Is(err, store.ErrUnknownDevice):
+		reason, e = "unknown", errorf(http.StatusForbidden, "unknown enclosure %q: registration on first sight is off; an administrator must add it", name)
+	case errors.Is(err, store.ErrRegistrationLimited):
+		reason, e = "registration_limit", &Error{Status: http.StatusTooManyRequests, RetryAfter: time.Minute,
+			Message: fmt.Sprintf("enclosure %q is not registered: too many new enclosure names lately (enclosures register-rate); try again later", name)}
+	case errors.Is(err, store.ErrDeviceToken):
+		reason, e = "token", errorf(http.StatusUnauthorized, "enclosure %q: wrong or unknown enclosure token (Authorization: Bearer)", name)
+	case errors.Is(err, store.ErrDeviceRelayed):
+		reason, e = "relayed", errorf(http.StatusUnauthorized, "enclosure %q is relayed: its heartbeats must come through its relay (mba agent) with its token", name)
+	case errors.Is(err, store.ErrDeviceAddress):
+		// Recorded in the audit log (once a minute) and the metric, not a log line per heartbeat.
+		reason, e = "address", errorf(http.StatusForbidden, "enclosure %q is bound to another address: heartbeats for it from %s are refused (recorded in the audit log)", name, from)
+	case errors.Is(err, store.ErrDeviceRetired):
+		reason, e = "retired", errorf(http.StatusForbidden, "enclosure %q is retired; an administrator can approve it to bring it back", name)
+	case errors.Is(err, store.ErrDeviceRejected):
+		reason, e = "rejected", errorf(http.StatusForbidden, "enclosure %q was rejected by an administrator", name)
+	case store.Unavailable(err), errors.Is(err, context.DeadlineExceeded):
+		reason = "unavailable"
+		e = &Error{Status: http.StatusServiceUnavailable, RetryAfter: 10 * time.Second,
+			Message: "the service's database is unavailable; heartbeats are answered again once it is back"}
+		s.unavailableLog.warn(s.log, "heartbeats refused: the database is unavailable", err)
+	default:
+		return err
+	}
+	s.metrics.refused(reason)
+	return e
+}
+
+// allowedNetwork reports whether a tokenless heartbeat may come from addr.
+func (s *Server) allowedNetwork(addr netip.Addr) bool {
+	for _, p := range s.cfg.Enclosures.AllowedNetworks {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// everyLog logs one line per period at most, with how many it held back, so an outage that
+// refuses every heartbeat does not write a line per heartbeat.
+type everyLog struct {
+	period time.Duration
+	mu     sync.Mutex
+	last   time.Time
+	held   int
+}
+
+func (l *everyLog) warn(log *slog.Logger, msg string, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now := time.Now(); now.Sub(l.last) >= l.period {
+		log.Warn(msg, "error", err.Error(), "suppressed", l.held, "every", l.period.String())
+		l.last, l.held = now, 0
+		return
+	}
+	l.held++
+}
+
 func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) error {
-	devices, err := s.enclosures.ListDevices(r.Context(), s.now(), s.cfg.Enclosures.DownAfter)
+	devices, err := s.enclosures.ListDevices(r.Context(), s.now(), s.cfg.Enclosures.DownAfter, r.URL.Query().Get("retired") == "true")
 	if err != nil {
 		return err
 	}
@@ -110,13 +196,7 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) error {
 // deviceParam finds the {device} of the path: an integer id, or else a name.
 func (s *Server) deviceParam(r *http.Request) (store.Device, error) {
 	raw := chi.URLParam(r, "device")
-	var d store.Device
-	var err error
-	if id, convErr := strconv.ParseInt(raw, 10, 64); convErr == nil {
-		d, err = s.enclosures.DeviceByID(r.Context(), id, s.now(), s.cfg.Enclosures.DownAfter)
-	} else {
-		d, err = s.enclosures.DeviceByName(r.Context(), raw, s.now(), s.cfg.Enclosures.DownAfter)
-	}
+	d, err := s.enclosures.DeviceByRef(r.Context(), raw, s.now(), s.cfg.Enclosures.DownAfter)
 	if errors.Is(err, store.ErrNotFound) {
 		return d, errorf(http.StatusNotFound, "Device %s Not Found", raw)
 	}
@@ -217,4 +297,103 @@ func (s *Server) deviceTelemetry(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"device": d.Name, "since": since, "until": until, "points": points})
 	return nil
+}
+
+// updateDevice changes how an enclosure is admitted: {"relayed": bool} (its heartbeats must
+// carry its token, i.e. come through its relay) and {"bound_address": "10.0.4.7"} (tokenless
+// heartbeats for it only from there; "registered" = the address it registered from; "" unbinds).
+func (s *Server) updateDevice(w http.ResponseWriter, r *http.Request) error {
+	d, err := s.deviceParam(r)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Relayed      *bool   `json:"relayed"`
+		BoundAddress *string `json:"bound_address"`
+	}
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	set := store.DeviceSettings{Relayed: req.Relayed}
+	if b := req.BoundAddress; b != nil {
+		addr, err := d.BoundAddressFor(*b)
+		if err != nil {
+			return invalid(map[string]string{"bound_address": err.Error()})
+		}
+		set.BoundAddress = &addr
+	}
+	if set.Relayed != nil && *set.Relayed && !d.HasToken {
+		return invalid(map[string]string{"relayed": "give the enclosure a token first (PUT /api/device/{device}/token): its relay sends it"})
+	}
+	if err := s.enclosures.UpdateDevice(r.Context(), d.ID, set); err != nil {
+		return err
+	}
+	s.audit(r, currentUser(r).ID, "device.update", d.Name)
+	return s.writeDevice(w, r, d.ID)
+}
+
+// approveDevice admits a pending (or rejected, or retired) enclosure into the fleet.
+func (s *Server) approveDevice(w http.ResponseWriter, r *http.Request) error {
+	return s.setAdmission(w, r, true)
+}
+
+// rejectDevice refuses an enclosure's heartbeats from now on (403).
+func (s *Server) rejectDevice(w http.ResponseWriter, r *http.Request) error {
+	return s.setAdmission(w, r, false)
+}
+
+func (s *Server) setAdmission(w http.ResponseWriter, r *http.Request, approve bool) error {
+	d, err := s.deviceParam(r)
+	if err != nil {
+		return err
+	}
+	if err := s.enclosures.SetDeviceAdmission(r.Context(), d.ID, approve); err != nil {
+		return err
+	}
+	action := "device.reject"
+	if approve {
+		action = "device.approve"
+	}
+	s.audit(r, currentUser(r).ID, action, d.Name)
+	return s.writeDevice(w, r, d.ID)
+}
+
+// retireDevice takes an enclosure out of the fleet (204): deleted if it never recorded, else
+// kept as retired with its sessions' history. 409 while it is in a session.
+func (s *Server) retireDevice(w http.ResponseWriter, r *http.Request) error {
+	d, err := s.deviceParam(r)
+	if err != nil {
+		return err
+	}
+	deleted, err := s.enclosures.RetireDevice(r.Context(), d.ID, s.now())
+	if err != nil {
+		return err
+	}
+	action := "device.retire"
+	if deleted {
+		action = "device.delete"
+	}
+	s.audit(r, currentUser(r).ID, action, d.Name)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) writeDevice(w http.ResponseWriter, r *http.Request, id int64) error {
+	d, err := s.enclosures.DeviceByID(r.Context(), id, s.now(), s.cfg.Enclosures.DownAfter)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.view(d))
+	return nil
+}
+
+// unusableDevices names the enclosures that cannot be put in a session and why.
+func unusableDevices(devices map[int64]store.Device) map[string]string {
+	bad := map[string]string{}
+	for _, d := range devices {
+		if why := d.Usable(); why != "" {
+			bad[d.Name] = why
+		}
+	}
+	return bad
 }

@@ -59,6 +59,8 @@ func statusOf(err error) *Error {
 		return errorf(http.StatusNotFound, "not found")
 	case errors.Is(err, store.ErrConflict):
 		return errorf(http.StatusConflict, "already exists")
+	case errors.Is(err, store.ErrDeviceBusy):
+		return errorf(http.StatusConflict, "%s", store.ErrDeviceBusy.Error())
 	case errors.Is(err, store.ErrLastAdmin):
 		return errorf(http.StatusConflict, "%s", store.ErrLastAdmin.Error())
 	case errors.Is(err, context.DeadlineExceeded):

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"regexp"
 	"strings"
 	"sync"
@@ -93,7 +94,8 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 			LoginPerAccount: Rate{Burst: 5, Every: time.Minute}, LoginPerClient: Rate{Burst: 50, Every: time.Second},
 			ResetPerAccount: Rate{Burst: 3, Every: 10 * time.Minute}, ResetPerClient: Rate{Burst: 50, Every: time.Second},
 			Enclosures: EnclosureConfig{AutoRegister: true, DownAfter: time.Minute, StreamKeepAlive: 10 * time.Second,
-				TelemetryBucket: 5 * time.Minute, ClockSkewWarning: 30 * time.Second},
+				TelemetryBucket: 5 * time.Minute, ClockSkewWarning: 30 * time.Second,
+				AllowedNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}},
 			Sessions: SessionConfig{MaxEnclosures: 5, MinFPS: 1, MaxFPS: 120, MaxDuration: 90 * 24 * time.Hour,
 				BytesPerSecond: 1_000_000},
 		},

@@ -19,6 +19,7 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	replies  *prometheus.CounterVec
+	refusals *prometheus.CounterVec
 	uploaded *prometheus.CounterVec
 }
 
@@ -36,11 +37,15 @@ func newMetrics(pool *pgxpool.Pool) *metrics {
 		replies: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mba_heartbeats_total", Help: "Enclosure heartbeats by the command replied (none = 204).",
 		}, []string{"reply"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mba_heartbeats_refused_total",
+			Help: "Enclosure heartbeats refused, by reason (address: a bound enclosure spoken for from elsewhere; alert on it).",
+		}, []string{"reason"}),
 		uploaded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mba_uploaded_total", Help: "Files received from upload agents (unit files) and their bytes (unit bytes).",
 		}, []string{"unit"}),
 	}
-	m.registry.MustRegister(m.requests, m.latency, m.replies, m.uploaded,
+	m.registry.MustRegister(m.requests, m.latency, m.replies, m.refusals, m.uploaded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if pool != nil {
 		m.registry.MustRegister(poolCollector{pool}, outboxCollector{pool}, filesCollector{pool})
@@ -59,6 +64,8 @@ func (m *metrics) heartbeat(command string) {
 	}
 	m.replies.WithLabelValues(command).Inc()
 }
+
+func (m *metrics) refused(reason string) { m.refusals.WithLabelValues(reason).Inc() }
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})

@@ -51,6 +51,9 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		if (route == heartbeatRoute || route == manifestRoute) && status < 300 {
 			return // a fleet's routine polls are in the metrics; a line each would drown the log
 		}
+		if route == heartbeatRoute && status == http.StatusServiceUnavailable {
+			return // an outage: the heartbeat handler logs it now and then, not once per enclosure poll
+		}
 		level := slog.LevelInfo
 		if status >= 500 {
 			level = slog.LevelError

@@ -78,6 +78,10 @@ type Server struct {
 	tus        *tus.UnroutedHandler // nil without storage
 	now        func() time.Time
 	metrics    *metrics
+	// registrations limits new enclosure names (nil: no limit); unavailableLog bounds the
+	// log lines of heartbeats refused while the database is away.
+	registrations  *throttle
+	unavailableLog *everyLog
 	// background tracks mail sent after the response (password reset), so shutdown waits.
 	background chan struct{}
 
@@ -102,6 +106,10 @@ func NewServer(d Deps) *Server {
 		resetPerClient:  newThrottle(d.Config.ResetPerClient, now),
 		files:           d.Files,
 		storage:         d.Storage,
+		unavailableLog:  &everyLog{period: 30 * time.Second},
+	}
+	if d.Config.Enclosures.RegisterRate.Burst > 0 {
+		s.registrations = newThrottle(d.Config.Enclosures.RegisterRate, now)
 	}
 	if s.storage != nil {
 		var err error
@@ -175,6 +183,10 @@ func (s *Server) Handler() http.Handler {
 					r.Patch("/user/{uid}", s.handle(s.updateUser))
 					r.Put("/device/{device}/token", s.handle(s.setDeviceToken))
 					r.Delete("/device/{device}/token", s.handle(s.deleteDeviceToken))
+					r.Patch("/device/{device}", s.handle(s.updateDevice))
+					r.Delete("/device/{device}", s.handle(s.retireDevice))
+					r.Post("/device/{device}/approve", s.handle(s.approveDevice))
+					r.Post("/device/{device}/reject", s.handle(s.rejectDevice))
 				})
 			})
 		})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -141,6 +142,15 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 	if len(unknown) > 0 {
 		return &Error{Status: http.StatusBadRequest, Message: "Invalid device IDs: [" + strings.Join(unknown, ", ") + "]",
 			Fields: map[string]string{"device_spec": "unknown device ids: " + strings.Join(unknown, ", ")}}
+	}
+	if bad := unusableDevices(byID); len(bad) > 0 {
+		names := slices.Sorted(maps.Keys(bad))
+		parts := make([]string, len(names))
+		for i, n := range names {
+			parts[i] = n + " (" + bad[n] + ")"
+		}
+		msg := "enclosures that cannot record: " + strings.Join(parts, ", ")
+		return &Error{Status: http.StatusBadRequest, Message: msg, Fields: map[string]string{"device_spec": msg}}
 	}
 
 	warnings, diskErrs := s.admission(req, byID)

@@ -30,18 +30,33 @@ const (
 )
 
 // EnclosureDir is the directory under the video directory where the client of enclosure
-// hostname writes: NV<trailing digits of the hostname>-<location>.
+// hostname writes: NV<n>-<location>.
 func EnclosureDir(hostname, location string) string {
 	return EnclosureDirPrefix(hostname) + location
 }
 
-// EnclosureDirPrefix is how the directories of enclosure hostname begin, whatever the location.
+// EnclosureDirPrefix is how the directories of enclosure hostname begin, whatever the location:
+// "NV" + std::to_string(std::stoi(trailing digits)) + "-", as the client computes it, so the
+// value loses its leading zeros (nv07 writes NV7-, ltm-007 NV7-, nv010 NV10-). A hostname of
+// digits only was seen writing NV0- (PROTOCOL.md section 6); one without trailing digits makes
+// the client abort, and gets "NV-" here.
 func EnclosureDirPrefix(hostname string) string {
 	i := len(hostname)
 	for i > 0 && hostname[i-1] >= '0' && hostname[i-1] <= '9' {
 		i--
 	}
-	return "NV" + hostname[i:] + "-"
+	digits := hostname[i:]
+	switch {
+	case digits == "":
+	case i == 0:
+		digits = "0"
+	default:
+		digits = strings.TrimLeft(digits, "0")
+		if digits == "" {
+			digits = "0"
+		}
+	}
+	return "NV" + digits + "-"
 }
 
 // FileNamePrefix is how the client begins file names for a START's file_prefix.

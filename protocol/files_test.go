@@ -86,9 +86,16 @@ func FuzzParseTimestamps(f *testing.F) {
 	})
 }
 
+// The client's directory is "NV" + std::to_string(std::stoi(trailing digits)) (PROTOCOL.md 6).
 func TestEnclosureDir(t *testing.T) {
-	for in, want := range map[string]string{"NV12": "NV12-lab", "lab-enc-007": "NV007-lab", "host": "NV-lab", "": "NV-lab", "9": "NV9-lab"} {
-		require.Equal(t, want, EnclosureDir(in, "lab"), in)
+	for _, c := range []struct{ host, want string }{
+		{"nv07", "NV7-lab"}, {"NV12", "NV12-lab"}, {"ltm-007", "NV7-lab"}, {"nv010", "NV10-lab"},
+		{"nv1", "NV1-lab"}, {"nv00", "NV0-lab"}, {"lab-enc-007", "NV7-lab"}, {"rack2-nv100", "NV100-lab"},
+		{"1234", "NV0-lab"}, {"9", "NV0-lab"}, // digits only: seen writing NV0
+		{"host", "NV-lab"}, {"", "NV-lab"}, // no trailing digit: the client aborts at start
+	} {
+		require.Equal(t, c.want, EnclosureDir(c.host, "lab"), c.host)
 	}
 	require.Equal(t, "NV12-", EnclosureDirPrefix("NV12"))
+	require.Equal(t, "NV7-", EnclosureDirPrefix("nv007"))
 }

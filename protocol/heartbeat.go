@@ -15,16 +15,21 @@ type Heartbeat struct {
 	SessionID int64     // 0: none
 	ErrMsg    string    // "" if absent; at most 4096 bytes
 	Recording bool
-	Duration  int64   // seconds recorded, 0 if absent
-	FPS       float64 // 0 if absent
-	HasFPS    bool
-	Uptime    int64   // seconds
-	Load      float64 // 1-minute load average
-	TotalRAM  int64   // kB
-	FreeRAM   int64   // kB
-	TotalDisk int64   // MB
-	FreeDisk  int64   // MB
-	Release   string  // at most 4096 bytes
+	// Duration is the recorded seconds the enclosure reports, when they mean something
+	// (HasDuration): while it records or holds a session. After the client starts, until its
+	// first START or COMPLETE, the field is uninitialised memory (any integer, huge or
+	// negative; PROTOCOL.md section 2): it is accepted and dropped, never recorded time.
+	Duration    int64
+	HasDuration bool
+	FPS         float64 // 0 if absent
+	HasFPS      bool
+	Uptime      int64   // seconds
+	Load        float64 // 1-minute load average
+	TotalRAM    int64   // kB
+	FreeRAM     int64   // kB
+	TotalDisk   int64   // MB
+	FreeDisk    int64   // MB
+	Release     string  // at most 4096 bytes
 }
 
 const timestampReason = "must be an ISO-8601 UTC time like 2026-01-02T03:04:05Z"
@@ -61,6 +66,7 @@ func ParseHeartbeat(body []byte) (Heartbeat, error) {
 
 	var f fields
 	var h Heartbeat
+	var camDuration []byte // read last: whether it means anything depends on the rest
 	if s, ok := f.str("name", top.name, true); ok {
 		h.Name = strings.TrimSpace(s)
 		if r := safeName(h.Name, maxName); r != "" {
@@ -103,7 +109,7 @@ func ParseHeartbeat(body []byte) (Heartbeat, error) {
 				}
 			}
 			h.Recording, _ = f.boolean("sensor_status.camera.recording", recording, true)
-			h.Duration, _ = f.count("sensor_status.camera.duration", duration, false)
+			camDuration = duration
 			if h.FPS, h.HasFPS = f.number("sensor_status.camera.fps", fps, false); h.FPS < 0 {
 				f.fail("sensor_status.camera.fps", "must not be negative")
 			}
@@ -144,7 +150,23 @@ func ParseHeartbeat(body []byte) (Heartbeat, error) {
 	if err := f.err(); err != nil {
 		return Heartbeat{}, err
 	}
+	if d, ok := anyInteger(camDuration); ok && d >= 0 && (h.Recording || h.SessionID != 0) {
+		h.Duration, h.HasDuration = d, true
+	}
 	return h, nil
+}
+
+// anyInteger reads an integer of any sign (the client's duration may be garbage), or a whole
+// number written as a float; anything else, or absent, is not one. It never fails a heartbeat.
+func anyInteger(raw []byte) (int64, bool) {
+	if raw == nil || !isNumber(raw) {
+		return 0, false
+	}
+	if n, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
+		return n, true
+	}
+	n, reason := wholeNumber(raw)
+	return n, reason == ""
 }
 
 // The readers below take a member's raw value (nil if absent), treat null as absent, record what

@@ -39,21 +39,22 @@ const realBody = `{
 }`
 
 var realHeartbeat = Heartbeat{
-	Name:      "jetson07",
-	Location:  "room 2.14 rack B",
-	Timestamp: time.Date(2026, 3, 4, 5, 6, 7, 123456700, time.UTC),
-	SessionID: 12,
-	Recording: true,
-	Duration:  3600,
-	FPS:       29.97,
-	HasFPS:    true,
-	Uptime:    86400,
-	Load:      1.25,
-	TotalRAM:  8039400,
-	FreeRAM:   5120000,
-	TotalDisk: 234000,
-	FreeDisk:  180000,
-	Release:   "R32 (release), REVISION: 7.1, GCID: 29818004, BOARD: t186ref, EABI: aarch64",
+	Name:        "jetson07",
+	Location:    "room 2.14 rack B",
+	Timestamp:   time.Date(2026, 3, 4, 5, 6, 7, 123456700, time.UTC),
+	SessionID:   12,
+	Recording:   true,
+	Duration:    3600,
+	HasDuration: true,
+	FPS:         29.97,
+	HasFPS:      true,
+	Uptime:      86400,
+	Load:        1.25,
+	TotalRAM:    8039400,
+	FreeRAM:     5120000,
+	TotalDisk:   234000,
+	FreeDisk:    180000,
+	Release:     "R32 (release), REVISION: 7.1, GCID: 29818004, BOARD: t186ref, EABI: aarch64",
 }
 
 // minimalBody holds only the required fields.
@@ -169,8 +170,6 @@ func TestParseHeartbeatInvalid(t *testing.T) {
 		{"sensor_status.camera", `true`, object},
 		{"sensor_status.camera.recording", `"true"`, "must be a boolean"},
 		{"sensor_status.camera.recording", `1`, "must be a boolean"},
-		{"sensor_status.camera.duration", `"60"`, integer},
-		{"sensor_status.camera.duration", `-60`, "must not be negative"},
 		{"sensor_status.camera.fps", `"30"`, number},
 		{"sensor_status.camera.fps", `-0.5`, "must not be negative"},
 		{"sensor_status.camera.fps", `1e400`, "is out of range"},
@@ -246,6 +245,34 @@ func TestParseHeartbeatLenient(t *testing.T) {
 			require.NoError(t, err)
 			tc.check(t, h)
 		})
+	}
+}
+
+// After the client starts, its duration is uninitialised memory until its first START or
+// COMPLETE (PROTOCOL.md section 2): every such heartbeat is accepted and the value dropped.
+func TestParseHeartbeatGarbageDuration(t *testing.T) {
+	for _, raw := range []string{`139627186819480`, `-1`, `-139627186819480`, `9223372036854775807`,
+		`-9223372036854775808`, `0`, `99999999999999999999999`, `1.5`, `"x"`, `{}`} {
+		h, err := ParseHeartbeat(edited(t, map[string]string{"sensor_status.camera.duration": raw}))
+		require.NoError(t, err, raw)
+		assert.False(t, h.HasDuration, raw)
+		assert.Zero(t, h.Duration, raw)
+	}
+	// While it records or holds a session, a duration is recorded time; a negative one is not.
+	for _, tc := range []struct {
+		edits map[string]string
+		want  int64
+		has   bool
+	}{
+		{map[string]string{"sensor_status.camera.recording": `true`, "sensor_status.camera.duration": `42`}, 42, true},
+		{map[string]string{"session_id": `7`, "sensor_status.camera.duration": `600`}, 600, true}, // after STOP
+		{map[string]string{"session_id": `7`, "sensor_status.camera.duration": `-5`}, 0, false},
+		{map[string]string{"sensor_status.camera.recording": `true`, "sensor_status.camera.duration": `-9223372036854775808`}, 0, false},
+	} {
+		h, err := ParseHeartbeat(edited(t, tc.edits))
+		require.NoError(t, err, tc.edits)
+		assert.Equal(t, tc.has, h.HasDuration, tc.edits)
+		assert.Equal(t, tc.want, h.Duration, tc.edits)
 	}
 }
 
@@ -388,7 +415,10 @@ func TestFieldErrorsError(t *testing.T) {
 
 // encodeHeartbeat writes h the way a client would, for round trips.
 func encodeHeartbeat(h Heartbeat) []byte {
-	camera := map[string]any{"recording": h.Recording, "duration": h.Duration}
+	camera := map[string]any{"recording": h.Recording}
+	if h.HasDuration {
+		camera["duration"] = h.Duration
+	}
 	if h.HasFPS {
 		camera["fps"] = h.FPS
 	}
@@ -414,6 +444,12 @@ func FuzzParseHeartbeat(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	// The client's uninitialised duration after start (PROTOCOL.md section 2).
+	for _, garbage := range []string{`139627186819480`, `-139627186819480`, `9223372036854775807`, `-9223372036854775808`, `-1`} {
+		s := strings.Replace(minimalBody, `"recording":false`, `"recording":false,"duration":`+garbage, 1)
+		f.Add([]byte(s))
+		f.Add([]byte(strings.Replace(s, `"name":"enc1"`, `"name":"enc1","session_id":4`, 1)))
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		h, err := ParseHeartbeat(body)
 		if err != nil {
@@ -428,6 +464,8 @@ func FuzzParseHeartbeat(f *testing.F) {
 			require.GreaterOrEqual(t, n, int64(0))
 		}
 		require.True(t, h.FPS >= 0 && (h.HasFPS || h.FPS == 0), "fps %v", h.FPS)
+		require.True(t, h.HasDuration || h.Duration == 0, "duration %d without meaning", h.Duration)
+		require.True(t, !h.HasDuration || h.Recording || h.SessionID != 0, "duration kept outside a recording")
 		for _, s := range []string{h.ErrMsg, h.Release} {
 			require.LessOrEqual(t, len(s), maxText)
 			require.True(t, utf8.ValidString(s))

@@ -17,6 +17,8 @@ import (
 
 // agentCmd runs the upload agent on an enclosure: mba agent [--once]. It runs until SIGINT or
 // SIGTERM; --once does one scan-and-upload pass and fails if any upload failed (tests, cron).
+// With agent relay-addr set it is also the enclosure's heartbeat relay (without video-dir,
+// only the relay).
 func agentCmd(ctx context.Context, cfg config, log *slog.Logger, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
 	once := fs.Bool("once", false, "one scan-and-upload pass, then exit (non-zero if any upload failed)")
@@ -32,6 +34,19 @@ func agentCmd(ctx context.Context, cfg config, log *slog.Logger, args []string, 
 	}
 	if f, ok := out.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		acfg.Progress = f
+	}
+	if !*once && cfg.Agent.RelayAddr != "" {
+		rcfg := agent.RelayConfig{Addr: cfg.Agent.RelayAddr, ServerURL: acfg.ServerURL, Token: acfg.Token, Timeout: cfg.Agent.RelayTimeout}
+		if acfg.VideoDir == "" {
+			return agent.RunRelay(ctx, rcfg, log)
+		}
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		relayErr := make(chan error, 1)
+		go func() { relayErr <- agent.RunRelay(ctx, rcfg, log); cancel() }()
+		err := agent.Run(ctx, acfg, log)
+		cancel()
+		return errors.Join(err, <-relayErr)
 	}
 	if !*once {
 		return agent.Run(ctx, acfg, log)
@@ -59,7 +74,7 @@ func agentConfig(cfg config) (agent.Config, error) {
 	if token == "" {
 		missing = append(missing, "token-file or token (MBA_AGENT_TOKEN_FILE)")
 	}
-	if a.VideoDir == "" {
+	if a.VideoDir == "" && a.RelayAddr == "" {
 		missing = append(missing, "video-dir (MBA_AGENT_VIDEO_DIR)")
 	}
 	if len(missing) > 0 {
@@ -70,6 +85,7 @@ func agentConfig(cfg config) (agent.Config, error) {
 		Enclosure:               a.Enclosure,
 		Token:                   token,
 		VideoDir:                a.VideoDir,
+		EnclosureDir:            a.EnclosureDir,
 		StateDir:                a.StateDir,
 		Concurrency:             a.Concurrency,
 		BandwidthBytesPerSecond: a.BandwidthBytesPerSecond,

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -82,6 +83,10 @@ type config struct {
 		ClockSkewWarning time.Duration `conf:"default:30s,help:device clock offsets past this are flagged" yaml:"clock_skew_warning"`
 		ScanEvery        time.Duration `conf:"default:10s,help:how often the fleet monitor looks for silent enclosures" yaml:"scan_every"`
 		StreamURL        string        `conf:"help:RTMP base URL the enclosures publish live video to (shown in the live view as <base>/<name>)" yaml:"stream_url"`
+		AllowedNetworks  []string      `conf:"help:CIDRs tokenless heartbeats may come from (required in production; development default: loopback and private ranges; 0.0.0.0/0 and ::/0 = anywhere)" yaml:"allowed_networks"`
+		ApproveNew       bool          `conf:"default:false,help:new enclosure names wait for an administrator's approval (204 and no command until then)" yaml:"approve_new"`
+		BindOnRegister   bool          `conf:"default:false,help:bind each new enclosure to the address it registered from" yaml:"bind_on_register"`
+		RegisterRate     api.Rate      `conf:"default:100/1s,help:new enclosure names registered on first sight: burst/one more every" yaml:"register_rate"`
 	} `yaml:"enclosures"`
 	Sessions struct {
 		MaxEnclosures  int           `conf:"default:1000,help:enclosures per session (Temporal allows 2000 pending children)" yaml:"max_enclosures"`
@@ -120,6 +125,9 @@ type config struct {
 		Token                   string        `conf:"mask,help:the enclosure's token (prefer token-file)" yaml:"token"`
 		TokenFile               string        `conf:"help:file holding the enclosure's token (read at start; preferred over token)" yaml:"token_file"`
 		VideoDir                string        `conf:"help:the client's video directory (its NV<n>-<location> subdirectories are scanned)" yaml:"video_dir"`
+		EnclosureDir            string        `conf:"help:the one subdirectory of video-dir this enclosure's client writes (default: any NV<n>- directory of its name, as the client names it)" yaml:"enclosure_dir"`
+		RelayAddr               string        `conf:"help:also relay the client's heartbeats: listen here (loopback; e.g. 127.0.0.1:8079) and point the client's api at http://<addr>/api" yaml:"relay_addr"`
+		RelayTimeout            time.Duration `conf:"default:10s,help:longest a relayed heartbeat waits for the service (the client gives up at 30s)" yaml:"relay_timeout"`
 		StateDir                string        `conf:"default:.data/agent,help:where the agent keeps upload URLs and cached checksums" yaml:"state_dir"`
 		Concurrency             int           `conf:"default:2,help:files uploaded in parallel" yaml:"concurrency"`
 		BandwidthBytesPerSecond int64         `conf:"default:0,help:upload bandwidth limit shared by all uploads in bytes per second; 0 = unlimited" yaml:"bandwidth_bytes_per_second"`
@@ -243,6 +251,14 @@ func (c *config) validate() error {
 	if c.Agent.ScanEvery <= 0 || c.Agent.StableFor <= 0 {
 		problems = append(problems, "agent scan-every and stable-for must be positive")
 	}
+	if _, err := c.allowedNetworks(); err != nil {
+		problems = append(problems, err.Error())
+	} else if c.Mode == production && len(c.Enclosures.AllowedNetworks) == 0 {
+		problems = append(problems, "enclosures allowed-networks is required in production (the CIDRs of the lab's enclosures; MBA_ENCLOSURES_ALLOWED_NETWORKS)")
+	}
+	if c.Agent.RelayTimeout <= 0 || c.Agent.RelayTimeout >= 30*time.Second {
+		problems = append(problems, "agent relay-timeout must be positive and below the client's 30s timeout")
+	}
 	if c.Agent.Token != "" && c.Agent.TokenFile != "" {
 		problems = append(problems, "agent token and token-file are both set; keep one (token-file is preferred)")
 	}
@@ -254,6 +270,27 @@ func (c *config) validate() error {
 		c.HTTP.LinkOrigins = []string{strings.TrimRight(c.HTTP.PublicURL, "/")}
 	}
 	return nil
+}
+
+// devNetworks are where tokenless heartbeats may come from in development when none are set:
+// loopback and the private ranges.
+var devNetworks = []string{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "fe80::/10", "169.254.0.0/16"}
+
+// allowedNetworks parses enclosures allowed-networks (the development default when unset).
+func (c *config) allowedNetworks() ([]netip.Prefix, error) {
+	cidrs := c.Enclosures.AllowedNetworks
+	if len(cidrs) == 0 && c.Mode != production {
+		cidrs = devNetworks
+	}
+	out := make([]netip.Prefix, 0, len(cidrs))
+	for _, raw := range cidrs {
+		p, err := netip.ParsePrefix(strings.TrimSpace(raw))
+		if err != nil {
+			return nil, fmt.Errorf("enclosures allowed-networks: %q is not a CIDR like 10.0.0.0/8", raw)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // storage is the file storage the settings describe.

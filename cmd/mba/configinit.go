@@ -19,6 +19,12 @@ mode: %s
 auth:
   # Signs every login token. Changing it signs everybody out.
   jwt_secret: %s
+enclosures:
+  # Where heartbeats without a token may come from (the unmodified client sends none):
+  # narrow these to your enclosures' networks. Required in production.
+  allowed_networks: [%s]
+  # approve_new: true       # new enclosure names wait for an administrator
+  # bind_on_register: true  # bind each new enclosure to the address it registered from
 # db:
 #   url: postgres://mba:PASSWORD@db.example.org:5432/mba?sslmode=verify-full
 # temporal:
@@ -62,9 +68,11 @@ func configCmd(args []string, out io.Writer) error {
 	}
 	secret := make([]byte, 48)
 	_, _ = rand.Read(secret)
-	mode := "development"
+	// Loopback only in development (simulated enclosures): in production the heartbeats come
+	// through nginx, and loopback would admit anyone if trust_proxy were ever off.
+	mode, networks := "development", `127.0.0.0/8, "::1/128", 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16`
 	if *prod {
-		mode = production
+		mode, networks = production, "10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16"
 	}
 	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
 	if *force {
@@ -82,7 +90,7 @@ func configCmd(args []string, out io.Writer) error {
 		f.Close()
 		return err
 	}
-	if _, err := fmt.Fprintf(f, configTemplate, mode, base64.RawURLEncoding.EncodeToString(secret)); err != nil {
+	if _, err := fmt.Fprintf(f, configTemplate, mode, base64.RawURLEncoding.EncodeToString(secret), networks); err != nil {
 		f.Close()
 		return err
 	}

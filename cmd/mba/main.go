@@ -29,13 +29,17 @@ Commands:
   user list
   user set-admin --email E [--admin=false]
   user disable --email E [--enable]
+  enclosure list [--retired] | approve N | reject N | retire N | token N
+  enclosure set N [--relayed=true|false] [--bound-address A|registered|""]
+                             the fleet's admission (N: name or id); token prints a new token once
   config init --file F [--force]   write a config file with fresh secrets (mode 0600)
   simulate [--count N] [--api URL] [--interval D] [--time-scale X]
                              run simulated enclosures that behave like the real client
   bench [--quick] [--scenarios capacity,fleet,fanout,longrun,uploads] [--report F]
                              load scenarios against the real stack (make bench)
   agent [--once]             the upload agent (on an enclosure): send finished video files to
-                             the service, resumably (tus); --once: one pass, then exit
+                             the service, resumably (tus); --once: one pass, then exit; with
+                             agent relay-addr also the enclosure's heartbeat relay
 
 Settings come from a YAML file (--config or MBA_CONFIG_FILE), MBA_* environment variables,
 or flags placed before the command. 'mba --help' lists every setting with its default.
@@ -76,6 +80,8 @@ func run() error {
 		return migrateCmd(ctx, cfg, args[1:], os.Stdout)
 	case "user":
 		return userCmd(ctx, cfg, args[1:], os.Stdin, os.Stdout)
+	case "enclosure":
+		return enclosureCmd(ctx, cfg, args[1:], os.Stdout)
 	case "config":
 		return configCmd(args[1:], os.Stdout)
 	case "simulate":

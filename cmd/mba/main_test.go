@@ -64,6 +64,14 @@ func TestConfigInit(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
 
+	require.Contains(t, string(second), `allowed_networks: [127.0.0.0/8, "::1/128", 10.0.0.0/8`, "make run's simulated enclosures are on loopback")
+	prodFile := filepath.Join(t.TempDir(), "prod.yaml")
+	out, err = mba(t, bin, nil, "", "config", "init", "--file", prodFile, "--production")
+	require.NoError(t, err, out)
+	prod, err := os.ReadFile(prodFile)
+	require.NoError(t, err)
+	require.Contains(t, string(prod), "allowed_networks: [10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16]", "no loopback behind nginx")
+
 	// The file written is a valid configuration: production mode with its secret passes validation
 	// and fails only on the unreachable database.
 	out, err = mba(t, bin, []string{"MBA_CONFIG_FILE=" + file, "MBA_MODE=production", "MBA_DB_URL=postgres://x@127.0.0.1:1/x"}, "", "migrate", "status")
@@ -81,11 +89,14 @@ func TestConfigFailsFastAndClearly(t *testing.T) {
 		"short secret":              {[]string{"MBA_AUTH_JWT_SECRET=short"}, "at least 32 bytes"},
 		"weak hash in production":   {[]string{"MBA_MODE=production", "MBA_AUTH_JWT_SECRET=" + strings.Repeat("s", 40), "MBA_AUTH_HASH_MEMORY=1024"}, "too weak for production"},
 		"bad mode":                  {[]string{"MBA_MODE=staging"}, `mode "staging"`},
-		"bad duration":              {[]string{"MBA_HTTP_REQUEST_TIMEOUT=soon"}, "RequestTimeout"},
-		"bad storage kind":          {[]string{"MBA_STORAGE_KIND=nfs"}, `storage: kind "nfs" is not dir or s3`},
-		"s3 without a bucket":       {[]string{"MBA_STORAGE_KIND=s3", "MBA_STORAGE_S3_ENDPOINT=127.0.0.1:1"}, "s3_bucket is empty"},
-		"negative reuploads":        {[]string{"MBA_STORAGE_REUPLOADS=-1"}, "storage reuploads must not be negative"},
-		"unknown command":           {nil, `unknown command "serv"`},
+		"production without enclosure networks": {[]string{"MBA_MODE=production", "MBA_AUTH_JWT_SECRET=" + strings.Repeat("s", 40)},
+			"enclosures allowed-networks is required in production"},
+		"bad enclosure network": {[]string{"MBA_ENCLOSURES_ALLOWED_NETWORKS=10.0.0.0/33"}, `"10.0.0.0/33" is not a CIDR`},
+		"bad duration":          {[]string{"MBA_HTTP_REQUEST_TIMEOUT=soon"}, "RequestTimeout"},
+		"bad storage kind":      {[]string{"MBA_STORAGE_KIND=nfs"}, `storage: kind "nfs" is not dir or s3`},
+		"s3 without a bucket":   {[]string{"MBA_STORAGE_KIND=s3", "MBA_STORAGE_S3_ENDPOINT=127.0.0.1:1"}, "s3_bucket is empty"},
+		"negative reuploads":    {[]string{"MBA_STORAGE_REUPLOADS=-1"}, "storage reuploads must not be negative"},
+		"unknown command":       {nil, `unknown command "serv"`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			args := []string{"serve"}
@@ -183,6 +194,43 @@ func TestServeEndToEnd(t *testing.T) {
 	res.Body.Close()
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	require.NotEmpty(t, tokens["access"])
+
+	// The fleet's admission from the command line, against the unmodified client's heartbeats.
+	beat := func(token string) int {
+		req, err := http.NewRequest("POST", base+"/api/device/heartbeat", strings.NewReader(`{"name":"nv07","timestamp":"2026-01-02T03:04:05Z",
+			"sensor_status":{"camera":{"recording":false,"duration":-139627186819480}},
+			"system_info":{"uptime":1,"load":0,"total_ram":2,"free_ram":1,"total_disk":4,"free_disk":3,"release":""}}`))
+		require.NoError(t, err)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		res.Body.Close()
+		return res.StatusCode
+	}
+	require.Equal(t, http.StatusNoContent, beat(""), "a garbage duration after the client starts is accepted")
+	out, err = mba(t, bin, env, "", "enclosure", "list")
+	require.NoError(t, err, out)
+	require.Regexp(t, `nv07\s+IDLE\s+approved\s+false\s+false`, out)
+	out, err = mba(t, bin, env, "", "enclosure", "set", "nv07", "--relayed=true")
+	require.Error(t, err)
+	require.Contains(t, out, "has no token")
+	out, err = mba(t, bin, env, "", "enclosure", "token", "nv07")
+	require.NoError(t, err, out)
+	enclosureToken := strings.TrimSpace(out)
+	require.Equal(t, http.StatusNoContent, beat(""), "a token alone never locks the client out")
+	out, err = mba(t, bin, env, "", "enclosure", "set", "nv07", "--relayed=true")
+	require.NoError(t, err, out)
+	require.Contains(t, out, "relayed=true")
+	require.Equal(t, http.StatusUnauthorized, beat(""))
+	require.Equal(t, http.StatusNoContent, beat(enclosureToken))
+	out, err = mba(t, bin, env, "", "enclosure", "reject", "nv07")
+	require.NoError(t, err, out)
+	require.Equal(t, http.StatusForbidden, beat(enclosureToken))
+	out, err = mba(t, bin, env, "", "enclosure", "retire", "nv07")
+	require.NoError(t, err, out)
+	require.Contains(t, out, "deleted (it never recorded)")
 
 	require.NoError(t, serve.Process.Signal(syscall.SIGTERM))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

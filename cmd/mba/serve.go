@@ -97,6 +97,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 	// best on two cores (quick capacity scenario: 1 worker 0.49, 2 workers 0.54 of the floor).
 	batcher := st.NewHeartbeatBatcher(2, 64)
 	defer batcher.Close()
+	networks, err := cfg.allowedNetworks() // checked by validate
+	if err != nil {
+		return err
+	}
 
 	srv := api.NewServer(api.Deps{
 		Config: api.Config{
@@ -108,7 +112,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 			ResetPerAccount: cfg.Auth.ResetPerAccount, ResetPerClient: cfg.Auth.ResetPerClient,
 			Enclosures: api.EnclosureConfig{AutoRegister: cfg.Enclosures.AutoRegister, DownAfter: cfg.Enclosures.DownAfter,
 				StreamKeepAlive: cfg.Enclosures.StreamKeepAlive, TelemetryBucket: cfg.Enclosures.TelemetryBucket,
-				ClockSkewWarning: cfg.Enclosures.ClockSkewWarning, StreamURL: cfg.Enclosures.StreamURL},
+				ClockSkewWarning: cfg.Enclosures.ClockSkewWarning, StreamURL: cfg.Enclosures.StreamURL,
+				AllowedNetworks: networks, ApproveNew: cfg.Enclosures.ApproveNew, BindOnRegister: cfg.Enclosures.BindOnRegister,
+				RegisterRate: cfg.Enclosures.RegisterRate},
 			Sessions: api.SessionConfig{MaxEnclosures: cfg.Sessions.MaxEnclosures, MinFPS: cfg.Sessions.MinFPS,
 				MaxFPS: cfg.Sessions.MaxFPS, MaxDuration: cfg.Sessions.MaxDuration,
 				BytesPerSecond: cfg.Sessions.BytesPerSecond, RejectLowDisk: cfg.Sessions.RejectLowDisk},

@@ -28,6 +28,7 @@ func simulateCmd(ctx context.Context, log *slog.Logger, args []string, out io.Wr
 	fs.DurationVar(&cfg.FollowUp, "follow-up", time.Second, "poll delay after START, STOP or COMPLETE")
 	fs.Float64Var(&cfg.TimeScale, "time-scale", 1, "simulated seconds per real second")
 	fs.StringVar(&cfg.VideoDir, "video-dir", "", "write the client's video files here")
+	fs.BoolVar(&cfg.Relayed, "relayed", false, "the enclosures sit behind their relay: heartbeats carry their token (with --agents); by default none, like the unmodified client")
 	every := fs.Duration("report", 10*time.Second, "how often to print a summary")
 	agents := fs.Bool("agents", false, "run an upload agent beside each enclosure (needs --video-dir; gives each enclosure a token as the admin in MBA_SIMULATE_ADMIN_EMAIL / MBA_SIMULATE_ADMIN_PASSWORD)")
 	if err := fs.Parse(args); err != nil {

@@ -16,7 +16,10 @@ type Config struct {
 	Enclosure string // this enclosure's name (X-Mba-Enclosure); default: the hostname
 	Token     string // the enclosure's token (Authorization: Bearer)
 	VideoDir  string // the client's video directory (its NV<n>-<location> subdirectories are scanned)
-	StateDir  string // where the state file (upload URLs, hash cache) is kept
+	// EnclosureDir, when set, is the one subdirectory of VideoDir that is this enclosure's (a
+	// lab whose layout differs); by default any directory named as the client names it.
+	EnclosureDir string
+	StateDir     string // where the state file (upload URLs, hash cache) is kept
 
 	Concurrency             int           // parallel uploads; default 2
 	BandwidthBytesPerSecond int64         // shared by all uploads; 0 = unlimited
@@ -69,6 +72,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.VideoDir == "" {
 		problems = append(problems, "video directory is required")
+	}
+	if strings.ContainsAny(c.EnclosureDir, `/\`) || c.EnclosureDir == "." || c.EnclosureDir == ".." {
+		problems = append(problems, "enclosure directory is a name inside the video directory, not a path")
 	}
 	if c.StateDir == "" {
 		problems = append(problems, "state directory is required")

@@ -57,10 +57,13 @@ type scanner struct {
 
 func newScanner(cfg Config) *scanner { return &scanner{cfg: cfg, seen: map[string]seen{}} }
 
-// ownDir reports whether a directory of the video directory is this enclosure's
-// (NV<digits of its name>-<location>): on a shared disk, another enclosure's files with the
-// same prefix are never this one's.
+// ownDir reports whether a directory of the video directory is this enclosure's: the one it
+// was told, or NV<stoi(trailing digits of its name)>-<location> as the client names it. On a
+// shared disk, another enclosure's files with the same prefix are never this one's.
 func (sc *scanner) ownDir(name string) bool {
+	if sc.cfg.EnclosureDir != "" {
+		return name == sc.cfg.EnclosureDir
+	}
 	return sc.cfg.Enclosure == "" || strings.HasPrefix(name, protocol.EnclosureDirPrefix(sc.cfg.Enclosure))
 }
 

@@ -127,6 +127,7 @@ func StartStack(ctx context.Context, cfg Config, workDir string) (*Stack, error)
 		"MBA_AUTH_JWT_SECRET="+randomHex(24),
 		"MBA_AUTH_HASH_MEMORY=8192",
 		"MBA_AUTH_LOGIN_PER_CLIENT=1000/1s",
+		"MBA_ENCLOSURES_REGISTER_RATE=100000/1ms", // fleets of thousands register at once
 		"MBA_SESSIONS_BYTES_PER_SECOND=1",
 		"MBA_SESSIONS_END_GRACE=1m",
 		"MBA_SESSIONS_MIN_SEGMENT=1s",

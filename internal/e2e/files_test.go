@@ -82,7 +82,9 @@ func (f *flipOnce) PutFile(ctx context.Context, key, path string) error {
 }
 
 // newUploadStack is the stack with files storage, and one simulated enclosure with a token of
-// its own that writes its files into videoDir, its clock timeScale times faster.
+// its own that writes its files into videoDir, its clock timeScale times faster. It is the
+// unmodified client: its heartbeats stay tokenless after the token is set, and its hostname is
+// zero-padded (up07), so it writes NV7-lab/ (PROTOCOL.md 6), where the agent must find them.
 func newUploadStack(t *testing.T, files storage.Storage, timeScale float64) (s *stack, dev store.Device, videoDir, token string) {
 	s = newStack(t, func(s *stack) {
 		s.files, s.staging = files, t.TempDir()
@@ -90,7 +92,7 @@ func newUploadStack(t *testing.T, files storage.Storage, timeScale float64) (s *
 	})
 	videoDir = t.TempDir()
 	token = "enclosure token of the upload test"
-	sim, err := simulator.New(simulator.Config{BaseURL: s.api.URL + "/api", Count: 1, NamePrefix: "UP",
+	sim, err := simulator.New(simulator.Config{BaseURL: s.api.URL + "/api", Count: 1, NamePrefix: "up0", FirstNumber: 7,
 		Interval: 200 * time.Millisecond, FollowUp: 50 * time.Millisecond, TimeScale: timeScale, Location: "lab",
 		VideoDir: videoDir, FileBytesPerSecond: 1000, Token: token})
 	require.NoError(t, err)

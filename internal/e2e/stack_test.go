@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -146,7 +147,8 @@ func (s *stack) setAPI() {
 			LoginPerAccount: api.Rate{Burst: 100, Every: time.Second}, LoginPerClient: api.Rate{Burst: 100, Every: time.Second},
 			ResetPerAccount: api.Rate{Burst: 1, Every: time.Hour}, ResetPerClient: api.Rate{Burst: 1, Every: time.Hour},
 			Enclosures: api.EnclosureConfig{AutoRegister: true, DownAfter: 5 * time.Second, StreamKeepAlive: 10 * time.Second,
-				TelemetryBucket: time.Minute, ClockSkewWarning: 30 * time.Second},
+				TelemetryBucket: time.Minute, ClockSkewWarning: 30 * time.Second,
+				AllowedNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}},
 			Sessions: api.SessionConfig{MaxEnclosures: 100, MinFPS: 1, MaxFPS: 120, MaxDuration: 31 * 24 * time.Hour, BytesPerSecond: 1},
 			Info:     api.InfoConfig{TemporalUIURL: "http://127.0.0.1:8233", TemporalNamespace: "default", Version: "e2e"}},
 		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})), Pool: s.pool, Users: s.store, Enclosures: store.BatchedStore{Store: s.store, Batcher: batcher}, Sessions: s.store, Workflows: s.sessions(),

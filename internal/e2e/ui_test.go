@@ -237,6 +237,13 @@ func TestUI(t *testing.T) {
 	b.waitJS("the enclosure page", `document.querySelector('h1')?.textContent === 'UIA3'`, long)
 	b.waitText("Frame rate", long)
 	b.waitText("This enclosure has not been in a session yet.", long)
+	// An administrator binds it to the address it registered from, and lifts the binding.
+	b.waitText("Registered from", long)
+	b.do(chromedp.Click(chromedp.Search(`//button[text()="Bind to registered address"]`)))
+	b.waitText("Unbind address", long)
+	b.waitJS("bound to loopback", `document.body.innerText.includes('127.0.0.1')`, long)
+	b.do(chromedp.Click(chromedp.Search(`//button[text()="Unbind address"]`)))
+	b.waitText("any allowed address", long)
 	b.shot("enclosure")
 
 	// A session without a name or enclosures is refused, and the reasons stand next to the fields.

@@ -136,6 +136,11 @@ func TestRepliesTheClientSurvives(t *testing.T) {
 		{"500 plain text", 500, "text/plain; charset=utf-8", "boom\n", ReplyError, false},
 		{"404 JSON error", 404, js, `{"message":"not found","errors":{"name":"unknown"}}`, ReplyError, false},
 		{"503 no content type", 503, "", ``, ReplyError, false},
+		// The service's and the relay's refusals (PROTOCOL.md 8): errors the client logs.
+		{"403 not an allowed network", 403, js, `{"message":"heartbeats without an enclosure token are accepted only from the lab's networks"}` + "\n", ReplyError, false},
+		{"429 too many new names", 429, js, `{"message":"enclosure \"NV1\" is not registered: too many new enclosure names lately"}` + "\n", ReplyError, false},
+		{"503 database unavailable", 503, js, `{"message":"the service's database is unavailable"}` + "\n", ReplyError, false},
+		{"504 from the relay", 504, js, `{"message":"relay: the MBA service did not answer within 10s"}`, ReplyError, false},
 		{"unknown command", 200, js, `{"command_name":"REBOOT","parameters":null}`, ReplyUnknown, true},
 		{"lowercase command", 200, js, `{"command_name":"stop","parameters":null}`, ReplyUnknown, true},
 		{"STOP with parameters", 200, js, `{"command_name":"STOP","parameters":"{}"}`, ReplyStop, true},

@@ -57,15 +57,19 @@ type Enclosure struct {
 	log   *slog.Logger
 	nudge chan struct{} // wakes the loop after GoSilent or a Reboot that revives it
 
-	mu          sync.Mutex
-	boots       int
-	bootSim     time.Time // simulated time of the last boot
-	uptimeBase  int64     // uptime at bootSim (enclosures were up for a while before the simulator)
-	sessionID   int64
-	rec         *recording // current or last recording; nil once COMPLETE clears the session
-	errMsg      string
-	streaming   bool
-	token       string // its own token (SetToken); else Config.Token
+	mu         sync.Mutex
+	boots      int
+	bootSim    time.Time // simulated time of the last boot
+	uptimeBase int64     // uptime at bootSim (enclosures were up for a while before the simulator)
+	sessionID  int64
+	rec        *recording // current or last recording; nil once COMPLETE clears the session
+	errMsg     string
+	streaming  bool
+	token      string // its own token (SetToken); else Config.Token; sent only when Config.Relayed
+	// garbage is the duration the client reports after it starts, until its first START or
+	// COMPLETE: uninitialised memory (PROTOCOL.md section 2). initialised ends it.
+	garbage     int64
+	initialised bool
 	crashed     bool
 	silentUntil time.Time // real time
 	dropReplies int
@@ -112,7 +116,14 @@ func newEnclosure(s *Simulator, name string) *Enclosure {
 		boots:      1,
 		bootSim:    s.SimNow(),
 		uptimeBase: int64(time.Hour/time.Second) + rand.Int64N(7*24*3600),
+		garbage:    garbageDuration(),
 	}
+}
+
+// garbageDuration is what an uninitialised duration was seen to hold, or could.
+func garbageDuration() int64 {
+	seen := []int64{139627186819480, 0, -1 - rand.Int64N(1<<40), rand.Int64(), math.MinInt64, math.MaxInt64}
+	return seen[rand.N(len(seen))]
 }
 
 // Name returns the hostname.
@@ -155,7 +166,8 @@ func (e *Enclosure) State() EnclosureState {
 }
 
 // SetToken gives the enclosure a token of its own (one an admin set for it), sent from its next
-// heartbeat on. The real client sends none; its upload agent uses the same token.
+// heartbeat on when it sits behind its relay (Config.Relayed). The real client sends none; its
+// upload agent and relay use the same token.
 func (e *Enclosure) SetToken(token string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -178,6 +190,7 @@ func (e *Enclosure) Reboot() {
 	e.boots++
 	e.bootSim, e.uptimeBase = now, 0
 	e.sessionID, e.rec, e.errMsg, e.streaming, e.crashed = 0, nil, "", false, false
+	e.garbage, e.initialised = garbageDuration(), false // a new client process
 	e.mu.Unlock()
 	e.log.Info("rebooted")
 	if wasCrashed {
@@ -286,6 +299,9 @@ func (e *Enclosure) heartbeat(ctx context.Context) time.Duration {
 	if token == "" {
 		token = cfg.Token
 	}
+	if !cfg.Relayed {
+		token = "" // the unmodified client cannot send one
+	}
 	if err != nil {
 		panic(err) // plain structs always marshal
 	}
@@ -360,6 +376,10 @@ func (e *Enclosure) bodyLocked(now time.Time) heartbeat {
 			Release:   release,
 		},
 	}
+	if !e.initialised {
+		d := e.garbage
+		hb.SensorStatus.Camera.Duration = &d
+	}
 	if r := e.rec; r != nil {
 		d := r.elapsed(now)
 		hb.SensorStatus.Camera.Duration = &d
@@ -384,6 +404,9 @@ func (e *Enclosure) applyLocked(rep reply, status int) time.Duration {
 	// Any reply but STREAM switches streaming off.
 	if rep.kind != ReplyStream {
 		e.streaming = false
+	}
+	if rep.kind == ReplyStart || rep.kind == ReplyComplete {
+		e.initialised = true
 	}
 	switch rep.kind {
 	case ReplyStart:

@@ -46,7 +46,7 @@ func TestVideoFilesHourlyFragments(t *testing.T) {
 	}
 	require.NoError(t, f.finish(start.Add(2*time.Hour)))
 
-	day := filepath.Join(dir, "NV012-rack 2", "2025-03-04")
+	day := filepath.Join(dir, "NV12-rack 2", "2025-03-04") // stoi: the zeros go
 	entries, err := os.ReadDir(day)
 	require.NoError(t, err)
 	var names []string

@@ -49,7 +49,12 @@ type Config struct {
 	SimStart  time.Time      // simulated clock reading when New returns (default: now)
 	Zone      *time.Location // local time zone of the enclosures, for file names (default time.Local)
 
-	Token      string       // if set, sent as "Authorization: Bearer <Token>" (the real client sends none)
+	// Relayed: the enclosures sit behind their relay (mba agent), so their heartbeats carry a
+	// token: their own (Enclosure.SetToken), else Token. Without it no heartbeat has an
+	// Authorization header, like the unmodified client, whatever tokens are set.
+	Relayed bool
+	Token   string
+
 	HTTPClient *http.Client // default: 30 s timeout like the client, shared keep-alive transport
 
 	VideoDir           string // if set, write the files of PROTOCOL.md section 6 under it

@@ -15,7 +15,7 @@ import (
 func TestHeartbeatBody(t *testing.T) {
 	srv := newTestServer(t)
 	cfg := testConfig(t, srv)
-	cfg.Location, cfg.Token, cfg.NamePrefix, cfg.FirstNumber = "room A", "tok", "lab-enc-", 7
+	cfg.Location, cfg.Token, cfg.Relayed, cfg.NamePrefix, cfg.FirstNumber = "room A", "tok", true, "lab-enc-", 7
 	sim := startSim(t, cfg)
 	e := sim.Enclosure("lab-enc-7")
 	require.NotNil(t, e)
@@ -30,8 +30,10 @@ func TestHeartbeatBody(t *testing.T) {
 		assert.NotContains(t, idle, k)
 	}
 	cam := idle["sensor_status"].(map[string]any)["camera"].(map[string]any)
-	assert.Equal(t, map[string]any{"recording": false}, cam)
-	assert.Equal(t, "Bearer tok", d.auth[0])
+	assert.Equal(t, false, cam["recording"])
+	assert.Contains(t, cam, "duration", "uninitialised after the client starts, until START or COMPLETE")
+	assert.NotContains(t, cam, "fps")
+	assert.Equal(t, "Bearer tok", d.auth[0], "behind its relay")
 
 	srv.assign("lab-enc-7", defaultParams(3600))
 	eventually(t, func() bool { return e.State().Recording && len(srv.snapshot("lab-enc-7").hbs) > len(d.hbs)+2 })
@@ -45,13 +47,16 @@ func TestHeartbeatBody(t *testing.T) {
 	assert.Contains(t, cam, "fps")
 	assert.Empty(t, srv.problemList())
 
-	// Without location and token both are absent, like the real client.
+	// Without location and the relay both are absent, like the real client, even with a token.
 	srv2 := newTestServer(t)
-	startSim(t, testConfig(t, srv2))
-	eventually(t, func() bool { return len(srv2.snapshot("NV1").raws) >= 1 })
+	cfg2 := testConfig(t, srv2)
+	cfg2.Token = "tok"
+	sim2 := startSim(t, cfg2)
+	sim2.Enclosure("NV1").SetToken("its own")
+	eventually(t, func() bool { return len(srv2.snapshot("NV1").raws) >= 2 })
 	d2 := srv2.snapshot("NV1")
 	assert.NotContains(t, d2.raws[0], "location")
-	assert.Equal(t, "", d2.auth[0])
+	assert.Equal(t, []string{"", ""}, d2.auth[:2])
 	assert.Empty(t, srv2.problemList())
 }
 

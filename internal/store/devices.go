@@ -5,6 +5,9 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"net/netip"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -39,6 +42,27 @@ type Device struct {
 	ReportedSessionID *int64 `json:"reported_session_id"` // what the enclosure believes
 	ClockSkewMS       *int64 `json:"clock_skew_ms"`
 	ErrMsg            string `json:"err_msg,omitempty"`
+	// Admission (PROTOCOL.md section 8): approved, pending (a new name waiting for an
+	// administrator) or rejected; Retired is when it left the fleet.
+	Admission      string     `json:"admission"`
+	Retired        *time.Time `json:"retired_at"`
+	Relayed        bool       `json:"relayed"`       // heartbeats must come through its relay with its token
+	HasToken       bool       `json:"has_token"`     // it has a token of its own (relay, upload agent)
+	BoundAddress   *string    `json:"bound_address"` // tokenless heartbeats only from this address
+	RegisteredFrom *string    `json:"registered_from"`
+}
+
+// Usable says why the enclosure cannot be put in a session, or "" when it can.
+func (d Device) Usable() string {
+	switch {
+	case d.Retired != nil:
+		return "retired"
+	case d.Admission == admissionPending:
+		return "waiting for approval"
+	case d.Admission == admissionRejected:
+		return "rejected"
+	}
+	return ""
 }
 
 // Device states.
@@ -55,17 +79,24 @@ const deviceSelect = `
 	       CASE WHEN d.last_seen_at IS NULL OR d.last_seen_at < @now::timestamptz - @down::interval THEN 'DOWN'
 	            WHEN sd.session_id IS NOT NULL THEN 'BUSY' ELSE 'IDLE' END,
 	       d.recording, d.rec_duration, d.fps, d.uptime, d.load, d.total_ram, d.free_ram, d.free_disk,
-	       d.total_disk, d.release, d.reported_session_id, d.clock_skew_ms, d.err_msg
+	       d.total_disk, d.release, d.reported_session_id, d.clock_skew_ms, d.err_msg,
+	       d.admission, d.retired_at, d.relayed, d.token_hash IS NOT NULL, host(d.bound_address) AS bound_address, host(d.registered_from) AS registered_from
 	FROM devices d
 	LEFT JOIN session_devices sd ON sd.device_id = d.id AND sd.status IN ('PENDING', 'RECORDING')`
 
 func scanDevice(row pgx.Row) (Device, error) {
 	var d Device
-	c, si := &d.SensorStatus.Camera, &d.SystemInfo
-	err := row.Scan(&d.ID, &d.Name, &d.Location, &d.LastUpdate, &d.SessionID, &d.State,
-		&c.Recording, &c.Duration, &c.FPS, &si.Uptime, &si.Load, &si.TotalRAM, &si.FreeRAM, &si.FreeDisk,
-		&si.TotalDisk, &si.Release, &d.ReportedSessionID, &d.ClockSkewMS, &d.ErrMsg)
+	err := row.Scan(d.dest()...)
 	return d, notFound(err)
+}
+
+// dest are the scan destinations of deviceSelect's columns.
+func (d *Device) dest() []any {
+	c, si := &d.SensorStatus.Camera, &d.SystemInfo
+	return []any{&d.ID, &d.Name, &d.Location, &d.LastUpdate, &d.SessionID, &d.State,
+		&c.Recording, &c.Duration, &c.FPS, &si.Uptime, &si.Load, &si.TotalRAM, &si.FreeRAM, &si.FreeDisk,
+		&si.TotalDisk, &si.Release, &d.ReportedSessionID, &d.ClockSkewMS, &d.ErrMsg,
+		&d.Admission, &d.Retired, &d.Relayed, &d.HasToken, &d.BoundAddress, &d.RegisteredFrom}
 }
 
 func deviceArgs(now time.Time, down time.Duration, more pgx.NamedArgs) pgx.NamedArgs {
@@ -76,9 +107,10 @@ func deviceArgs(now time.Time, down time.Duration, more pgx.NamedArgs) pgx.Named
 	return args
 }
 
-// ListDevices returns every enclosure ordered by name.
-func (s *Store) ListDevices(ctx context.Context, now time.Time, down time.Duration) ([]Device, error) {
-	rows, err := s.pool.Query(ctx, deviceSelect+` ORDER BY d.name`, deviceArgs(now, down, nil))
+// ListDevices returns the enclosures of the fleet ordered by name, or with retired the retired ones.
+func (s *Store) ListDevices(ctx context.Context, now time.Time, down time.Duration, retired bool) ([]Device, error) {
+	rows, err := s.pool.Query(ctx, deviceSelect+` WHERE (d.retired_at IS NOT NULL) = @retired ORDER BY d.name`,
+		deviceArgs(now, down, pgx.NamedArgs{"retired": retired}))
 	if err != nil {
 		return nil, err
 	}
@@ -93,6 +125,14 @@ func (s *Store) DeviceByID(ctx context.Context, id int64, now time.Time, down ti
 // DeviceByName finds an enclosure by hostname.
 func (s *Store) DeviceByName(ctx context.Context, name string, now time.Time, down time.Duration) (Device, error) {
 	return scanDevice(s.pool.QueryRow(ctx, deviceSelect+` WHERE d.name = @name`, deviceArgs(now, down, pgx.NamedArgs{"name": name})))
+}
+
+// DeviceByRef finds an enclosure by ref: an integer id, or else a name.
+func (s *Store) DeviceByRef(ctx context.Context, ref string, now time.Time, down time.Duration) (Device, error) {
+	if id, err := strconv.ParseInt(ref, 10, 64); err == nil {
+		return s.DeviceByID(ctx, id, now, down)
+	}
+	return s.DeviceByName(ctx, ref, now, down)
 }
 
 // DevicesByIDs returns the enclosures among ids that exist.
@@ -159,6 +199,110 @@ func (s *Store) MarkSilent(ctx context.Context, cutoff, now time.Time) ([]string
 // SetDeviceToken sets (or, with a nil hash, removes) the enclosure's own token.
 func (s *Store) SetDeviceToken(ctx context.Context, id int64, hash []byte) error {
 	return s.execOne(ctx, `UPDATE devices SET token_hash = @hash WHERE id = @id`, pgx.NamedArgs{"id": id, "hash": hash})
+}
+
+// BoundAddressFor reads an administrator's bound address for d: an IP address, "registered"
+// (the one it registered from) or "" (unbind: the zero Addr).
+func (d Device) BoundAddressFor(raw string) (netip.Addr, error) {
+	raw = strings.TrimSpace(raw)
+	if raw == "registered" {
+		if d.RegisteredFrom == nil {
+			return netip.Addr{}, errors.New("the enclosure's registration address is not known; give an address")
+		}
+		raw = *d.RegisteredFrom
+	}
+	if raw == "" {
+		return netip.Addr{}, nil
+	}
+	addr, err := netip.ParseAddr(raw)
+	if err != nil {
+		return netip.Addr{}, errors.New(`must be an IP address like 10.0.4.7, "registered" or "" (unbind)`)
+	}
+	return addr, nil
+}
+
+// DeviceSettings are an administrator's changes to an enclosure; nil fields stay.
+type DeviceSettings struct {
+	Relayed      *bool
+	BoundAddress *netip.Addr // the zero Addr unbinds
+}
+
+// UpdateDevice applies settings.
+func (s *Store) UpdateDevice(ctx context.Context, id int64, set DeviceSettings) error {
+	var bound *string
+	if set.BoundAddress != nil {
+		b := ""
+		if set.BoundAddress.IsValid() {
+			b = set.BoundAddress.Unmap().String()
+		}
+		bound = &b
+	}
+	return s.execOne(ctx, `
+		UPDATE devices SET relayed = coalesce(@relayed, relayed),
+			bound_address = CASE WHEN @bound::text IS NULL THEN bound_address ELSE nullif(@bound, '')::inet END
+		WHERE id = @id`, pgx.NamedArgs{"id": id, "relayed": set.Relayed, "bound": bound})
+}
+
+// SetDeviceAdmission approves or rejects an enclosure. Approving a retired one brings it back
+// into the fleet.
+func (s *Store) SetDeviceAdmission(ctx context.Context, id int64, approve bool) error {
+	if approve {
+		return s.execOne(ctx, `UPDATE devices SET admission = 'approved', retired_at = NULL WHERE id = @id`, pgx.NamedArgs{"id": id})
+	}
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		if err := checkIdle(ctx, tx, id); err != nil {
+			return err
+		}
+		return notFound(tx.QueryRow(ctx, `UPDATE devices SET admission = 'rejected' WHERE id = @id RETURNING id`,
+			pgx.NamedArgs{"id": id}).Scan(&id))
+	})
+}
+
+// ErrDeviceBusy: the enclosure is in a session that has not ended.
+var ErrDeviceBusy = errors.New("the enclosure is in a session that has not ended; cancel it or remove the enclosure first")
+
+// checkIdle locks the enclosure and refuses it while it has a session or a command pending.
+func checkIdle(ctx context.Context, tx pgx.Tx, id int64) error {
+	var busy bool
+	err := tx.QueryRow(ctx, `
+		SELECT EXISTS (SELECT 1 FROM session_devices WHERE device_id = d.id AND status IN ('PENDING', 'RECORDING'))
+		    OR EXISTS (SELECT 1 FROM device_assignments WHERE device_id = d.id)
+		FROM devices d WHERE d.id = @id FOR UPDATE`, pgx.NamedArgs{"id": id}).Scan(&busy)
+	if err != nil {
+		return notFound(err)
+	}
+	if busy {
+		return ErrDeviceBusy
+	}
+	return nil
+}
+
+// RetireDevice takes an idle enclosure out of the fleet. One that never recorded is deleted;
+// one that did is kept as retired, so the sessions it recorded keep their history (and its
+// name, when it heartbeats again, is refused until an administrator approves it). It reports
+// whether the enclosure was deleted.
+func (s *Store) RetireDevice(ctx context.Context, id int64, now time.Time) (deleted bool, err error) {
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		if err := checkIdle(ctx, tx, id); err != nil {
+			return err
+		}
+		var recorded bool
+		if err := tx.QueryRow(ctx, `
+			SELECT EXISTS (SELECT 1 FROM session_devices WHERE device_id = @id)
+			    OR EXISTS (SELECT 1 FROM session_events WHERE device_id = @id)
+			    OR EXISTS (SELECT 1 FROM session_files WHERE device_id = @id)`, pgx.NamedArgs{"id": id}).Scan(&recorded); err != nil {
+			return err
+		}
+		if recorded {
+			_, err := tx.Exec(ctx, `UPDATE devices SET retired_at = coalesce(retired_at, @now), stream_until = NULL WHERE id = @id`,
+				pgx.NamedArgs{"id": id, "now": now})
+			return err
+		}
+		deleted = true
+		_, err := tx.Exec(ctx, `DELETE FROM devices WHERE id = @id`, pgx.NamedArgs{"id": id})
+		return err
+	})
+	return deleted, err
 }
 
 // TelemetryPoint is one downsampled sample of an enclosure, for plots.

@@ -4,9 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/jax-mba/mba/internal/heartbeat"
 	"github.com/jax-mba/mba/protocol"
@@ -16,12 +22,27 @@ import (
 var (
 	ErrUnknownDevice = errors.New("unknown enclosure")
 	ErrDeviceToken   = errors.New("wrong enclosure token")
+	// ErrDeviceRelayed: a tokenless heartbeat for an enclosure whose heartbeats must come
+	// through its relay with its token.
+	ErrDeviceRelayed = errors.New("the enclosure is relayed: its heartbeats must carry its token")
+	// ErrDeviceAddress: a tokenless heartbeat for an enclosure bound to another address.
+	ErrDeviceAddress  = errors.New("heartbeat from an address the enclosure is not bound to")
+	ErrDeviceRetired  = errors.New("the enclosure is retired")
+	ErrDeviceRejected = errors.New("the enclosure was rejected by an administrator")
+	// ErrRegistrationLimited: too many new names lately; the name is not registered.
+	ErrRegistrationLimited = errors.New("too many new enclosures registered lately")
 )
 
-// HeartbeatOptions are the heartbeat path's settings.
+// HeartbeatOptions are the heartbeat path's settings, and who sent the heartbeat.
 type HeartbeatOptions struct {
 	AutoRegister    bool          // register unknown names on first sight
 	TelemetryBucket time.Duration // downsampling of the telemetry history
+	ApproveNew      bool          // names registered on first sight wait for an administrator
+	BindOnRegister  bool          // bind a new name to the address it registered from
+	// Register, when set, is asked before each new name is registered (a rate limit).
+	Register func() bool
+	// From is the sender's address; a tokenless heartbeat for a bound enclosure must come from it.
+	From netip.Addr
 }
 
 // OutboxChannel is NOTIFYed when outbox rows are added, to wake the dispatcher.
@@ -57,6 +78,10 @@ type lockedDevice struct {
 	wasRecording bool
 	downSince    *time.Time
 	streaming    bool
+	relayed      bool
+	bound        netip.Addr // invalid: not bound
+	admission    string
+	retired      bool
 	assignment   *heartbeat.Assignment
 }
 
@@ -115,13 +140,17 @@ func queueTelemetry(b *pgx.Batch, d lockedDevice, hb protocol.Heartbeat, now tim
 	if hb.HasFPS {
 		fps = &hb.FPS
 	}
+	var duration *int64 // NULL: the client's garbage before its first START, never shown
+	if hb.HasDuration {
+		duration = &hb.Duration
+	}
 	var sessionID *int64
 	if hb.SessionID != 0 {
 		sessionID = &hb.SessionID
 	}
 	args := pgx.NamedArgs{
 		"id": d.id, "location": hb.Location, "now": now, "recording": hb.Recording,
-		"session_id": sessionID, "duration": hb.Duration, "fps": fps, "uptime": hb.Uptime, "load": hb.Load,
+		"session_id": sessionID, "duration": duration, "fps": fps, "uptime": hb.Uptime, "load": hb.Load,
 		"total_ram": hb.TotalRAM, "free_ram": hb.FreeRAM, "total_disk": hb.TotalDisk, "free_disk": hb.FreeDisk,
 		"release": hb.Release, "err_msg": hb.ErrMsg, "skew": hb.Timestamp.Sub(now).Milliseconds(),
 		"bucket": now.Truncate(bucket),
@@ -157,4 +186,24 @@ func queueTelemetry(b *pgx.Batch, d lockedDevice, hb protocol.Heartbeat, now tim
 			load = excluded.load, free_ram = excluded.free_ram, free_disk = excluded.free_disk,
 			clock_skew_ms = excluded.clock_skew_ms,
 			max_gap_ms = greatest(device_telemetry.max_gap_ms, excluded.max_gap_ms)`, args)
+}
+
+// Unavailable reports an error that means the database cannot be reached or is going away
+// (connection refused or lost, shutting down, not accepting connections), rather than a fault
+// of the request: the caller should try again later.
+func Unavailable(err error) bool {
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
+		return false
+	case errors.As(err, &connectErr), errors.As(err, &netErr), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return true
+	case errors.As(err, &pgErr):
+		// Class 08: connection exception; 57P01-57P03: admin shutdown, crash shutdown, cannot connect now.
+		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+	}
+	return false
 }

@@ -252,13 +252,9 @@ func (s *Store) deviceStatuses(ctx context.Context, where string, args pgx.Named
 	out := []DeviceStatus{}
 	for rows.Next() {
 		var st DeviceStatus
-		d := &st.Device
-		c, si := &d.SensorStatus.Camera, &d.SystemInfo
-		if err := rows.Scan(&st.SessionID, &st.FilenamePrefix, &st.RecordingTime, &st.Status, &st.Message, &st.StartedAt,
-			&st.EndedAt, &st.Segments,
-			&d.ID, &d.Name, &d.Location, &d.LastUpdate, &d.SessionID, &d.State,
-			&c.Recording, &c.Duration, &c.FPS, &si.Uptime, &si.Load, &si.TotalRAM, &si.FreeRAM, &si.FreeDisk,
-			&si.TotalDisk, &si.Release, &d.ReportedSessionID, &d.ClockSkewMS, &d.ErrMsg); err != nil {
+		dest := append([]any{&st.SessionID, &st.FilenamePrefix, &st.RecordingTime, &st.Status, &st.Message, &st.StartedAt,
+			&st.EndedAt, &st.Segments}, st.Device.dest()...)
+		if err := rows.Scan(dest...); err != nil {
 			return nil, err
 		}
 		out = append(out, st)
@@ -316,7 +312,8 @@ func (s *Store) UpdateSessionDevice(ctx context.Context, u DeviceUpdate) error {
 				message = coalesce(nullif(@message, ''), message),
 				started_at = coalesce(started_at, @started_at),
 				ended_at = coalesce(@ended_at, ended_at),
-				recording_time = coalesce(@recording_time, recording_time),
+				-- The heartbeats kept it live: the workflow's final figure never takes it back.
+				recording_time = greatest(recording_time, coalesce(@recording_time, recording_time)),
 				segments = coalesce(@segments, segments)
 			WHERE session_id = @session_id AND device_id = @device_id`,
 			pgx.NamedArgs{"session_id": u.SessionID, "device_id": u.DeviceID, "status": u.Status, "message": u.Message,

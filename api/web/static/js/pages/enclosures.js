@@ -1,6 +1,6 @@
 // Enclosures: a filterable list, and one enclosure's detail with plots and recent sessions.
-import { api } from '../api.js';
-import { h, fill, table, badge, fmtMB, fmtNumber, fmtAgo, fmtTime, fmtDuration, errorBox, section, hashQuery, field } from '../dom.js';
+import { api, identity } from '../api.js';
+import { h, fill, table, badge, fmtMB, fmtNumber, fmtAgo, fmtTime, fmtDuration, errorBox, section, hashQuery, field, busy } from '../dom.js';
 import { lineChart } from '../chart.js';
 import { liveButton } from '../live.js';
 import { lowDisk } from '../model.js';
@@ -22,21 +22,51 @@ export function deviceFilter(onChange, initial = {}) {
 
 export const fpsOf = (d) => fmtNumber(d.sensor_status?.camera?.fps);
 
+/** Why an enclosure is not in the fleet (retired, pending approval, rejected), or null. */
+export function admissionOf(d) {
+  if (d.retired_at) return 'RETIRED';
+  return d.admission && d.admission !== 'approved' ? d.admission.toUpperCase() : null;
+}
+
+/** An administrator's action on enclosure d: a button that calls the API, then done(). */
+function adminAction(d, label, method, path, body, confirmText, done, onError) {
+  const b = h('button', { type: 'button', class: 'btn btn-secondary', id: `${label.toLowerCase().replace(/\W+/g, '-')}-${d.id}` }, label);
+  b.addEventListener('click', async () => {
+    if (confirmText && !confirm(confirmText)) return;
+    try {
+      await busy(b, () => api(method, `/api/device/${d.id}${path}`, body));
+      await done();
+    } catch (err) {
+      onError(err);
+    }
+  });
+  return b;
+}
+
 export async function enclosureList(main, _params, ctx) {
   const q = hashQuery();
+  const retired = q.get('retired') === 'true';
+  const admin = identity()?.admin;
   let devices = [];
   const status = h('div');
   const list = h('div', { 'aria-live': 'polite' });
   const draw = () => {
     // Keep the filter in the address so it survives reloads and can be linked (the dashboard does).
     const v = filter.values();
-    const params = new URLSearchParams(Object.entries(v).filter(([, x]) => x)).toString();
-    history.replaceState(null, '', `#/enclosures${params ? `?${params}` : ''}`);
+    const params = new URLSearchParams(Object.entries(v).filter(([, x]) => x));
+    if (retired) params.set('retired', 'true');
+    history.replaceState(null, '', `#/enclosures${params.size ? `?${params}` : ''}`);
     const shown = devices.filter(filter.matches);
-    fill(list, h('p', { class: 'muted' }, `${shown.length} of ${devices.length} enclosures`), table([
+    // A new name waiting for approval: an administrator admits or refuses it here.
+    const approval = (d) => (admin && d.admission === 'pending' && !d.retired_at
+      ? h('span', { class: 'actions' },
+        adminAction(d, 'Approve', 'POST', '/approve', undefined, null, load, (err) => fill(status, errorBox(err))),
+        adminAction(d, 'Reject', 'POST', '/reject', undefined, `Refuse every heartbeat of ${d.name}?`, load, (err) => fill(status, errorBox(err))))
+      : null);
+    fill(list, h('p', { class: 'muted' }, `${shown.length} of ${devices.length} ${retired ? 'retired ' : ''}enclosures`), table([
       { label: 'Name', cell: (d) => h('a', { href: `#/enclosures/${d.id}` }, d.name) },
       { label: 'Location', cell: (d) => d.location || '–' },
-      { label: 'State', cell: (d) => badge(d.state) },
+      { label: 'State', cell: (d) => h('span', {}, badge(d.state), admissionOf(d) ? badge(admissionOf(d)) : null, approval(d)) },
       { label: 'Session', cell: (d) => (d.session_id ? h('a', { href: `#/sessions/${d.session_id}` }, `#${d.session_id}`) : '–') },
       { label: 'Free disk', class: 'num', cell: (d) => h('span', { class: lowDisk(d) ? 'warn-text' : '' }, fmtMB(d.system_info?.free_disk)) },
       { label: 'FPS', class: 'num', cell: fpsOf },
@@ -44,30 +74,36 @@ export async function enclosureList(main, _params, ctx) {
     ], shown, devices.length ? 'No enclosure matches the filter.' : 'No enclosure has reported yet. Enclosures appear here on their first heartbeat.'));
   };
   const filter = deviceFilter(draw, { q: q.get('q'), state: q.get('state') });
-  fill(main, h('h1', {}, 'Enclosures'), filter.el, status, list);
-  await ctx.every(5000, async () => {
+  const tab = (on, href, text) => h('a', { href, class: on ? 'tab tab-on' : 'tab', 'aria-current': on ? 'page' : false }, text);
+  fill(main, h('div', { class: 'title-row' }, h('h1', {}, retired ? 'Retired enclosures' : 'Enclosures'), h('span', { class: 'spacer' }),
+    tab(!retired, '#/enclosures', 'Fleet'), tab(retired, '#/enclosures?retired=true', 'Retired')), filter.el, status, list);
+  const load = async () => {
     try {
-      devices = await api('GET', '/api/device');
+      devices = await api('GET', `/api/device${retired ? '?retired=true' : ''}`);
       fill(status);
       draw();
     } catch (err) {
       fill(status, errorBox(err));
     }
-  });
+  };
+  await ctx.every(5000, load);
 }
 
 const ranges = { '1h': 3600, '24h': 86400, '7d': 7 * 86400 };
 
 export async function enclosureDetail(main, { id }, ctx) {
+  const admin = identity()?.admin;
   const head = h('div');
+  const flash = h('div', { 'aria-live': 'polite' });
   const facts = h('div');
+  const admission = h('div');
   const charts = h('div', { class: 'charts' });
   const recent = h('div');
   const range = h('select', {}, Object.keys(ranges).map((r) => h('option', { value: r, selected: r === '24h' }, `last ${r}`)));
   const live = liveButton(id, ctx, `enclosure ${id}`);
   let lastPlot = 0;
   range.addEventListener('change', () => { lastPlot = 0; refresh(); });
-  fill(main, head, facts, live.panel,
+  fill(main, head, flash, facts, admission, live.panel,
     section('Over time', field('Range', range, 'range'), charts),
     section('Recent sessions', recent));
 
@@ -112,8 +148,15 @@ export async function enclosureDetail(main, { id }, ctx) {
     }
     const cam = d.sensor_status?.camera || {};
     const si = d.system_info || {};
-    fill(head, h('div', { class: 'title-row' }, h('h1', {}, d.name), badge(d.state),
+    fill(head, h('div', { class: 'title-row' }, h('h1', {}, d.name), badge(d.state), admissionOf(d) ? badge(admissionOf(d)) : null,
       cam.recording ? badge('RECORDING') : null, h('span', { class: 'spacer' }), cam.recording ? live.button : null));
+    fill(admission, section('Admission', h('dl', { class: 'facts' },
+      fact('Admission', d.retired_at ? `retired ${fmtTime(d.retired_at)}` : d.admission),
+      fact('Heartbeats', d.relayed ? 'through its relay, with its token' : 'tokenless from the lab\'s networks (or with its token)'),
+      fact('Token', d.has_token ? 'set' : 'none'),
+      fact('Bound to', d.bound_address || 'any allowed address'),
+      fact('Registered from', d.registered_from || '–')),
+    admin ? adminActions(d) : null));
     if (!cam.recording) live.stop();
     fill(facts, h('dl', { class: 'facts' },
       fact('Location', d.location || '–'),
@@ -131,6 +174,29 @@ export async function enclosureDetail(main, { id }, ctx) {
       lastPlot = Date.now();
       await Promise.all([plot(d).catch((err) => fill(charts, errorBox(err))), sessionsOf(d).catch((err) => fill(recent, errorBox(err)))]);
     }
+  };
+  // What an administrator can change: admission, the relay requirement, the bound address, retirement.
+  const adminActions = (d) => {
+    const done = () => { lastPlot = 0; return refresh(); };
+    const oops = (err) => fill(flash, errorBox(err));
+    const acts = [];
+    if (d.retired_at || d.admission !== 'approved') acts.push(adminAction(d, 'Approve', 'POST', '/approve', undefined, null, done, oops));
+    if (!d.retired_at && d.admission !== 'rejected') {
+      acts.push(adminAction(d, 'Reject', 'POST', '/reject', undefined, `Refuse every heartbeat of ${d.name}?`, done, oops));
+    }
+    if (d.has_token) {
+      acts.push(adminAction(d, d.relayed ? 'Allow tokenless' : 'Require relay', 'PATCH', '', { relayed: !d.relayed },
+        d.relayed ? null : `From now on only heartbeats through ${d.name}'s relay (with its token) are accepted. Is its relay running?`, done, oops));
+    }
+    acts.push(d.bound_address
+      ? adminAction(d, 'Unbind address', 'PATCH', '', { bound_address: '' }, null, done, oops)
+      : adminAction(d, 'Bind to registered address', 'PATCH', '', { bound_address: 'registered' }, null, done, oops));
+    if (!d.retired_at) {
+      acts.push(adminAction(d, 'Retire', 'DELETE', '', undefined,
+        `Retire ${d.name}? Its heartbeats are refused from now on; the sessions it recorded keep their history.`,
+        () => { location.hash = '#/enclosures'; }, oops));
+    }
+    return h('div', { class: 'actions' }, ...acts);
   };
   await ctx.every(5000, refresh);
 }

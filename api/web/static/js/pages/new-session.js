@@ -3,7 +3,7 @@
 // server's validation messages next to the fields they are about.
 import { api } from '../api.js';
 import { h, fill, field, showErrors, busy, errorBox, notice, badge, fmtMB, section } from '../dom.js';
-import { deviceFilter, fpsOf } from './enclosures.js';
+import { deviceFilter, fpsOf, admissionOf } from './enclosures.js';
 import { lowDisk } from '../model.js';
 
 export async function newSession(main) {
@@ -74,7 +74,9 @@ export async function newSession(main) {
     const busyOnes = picked.filter((d) => d.state === 'BUSY');
     const down = picked.filter((d) => d.state === 'DOWN');
     const low = picked.filter(lowDisk);
+    const unadmitted = picked.filter(admissionOf);
     fill(flags,
+      unadmitted.length ? notice(`Not admitted, the session will be refused: ${unadmitted.map((d) => `${d.name} (${admissionOf(d).toLowerCase()})`).join(', ')}`, 'error') : null,
       busyOnes.length ? notice(`Busy in another session (they will be listed FAILED): ${busyOnes.map((d) => d.name).join(', ')}`, 'warning') : null,
       down.length ? notice(`DOWN (they start when they come back): ${down.map((d) => d.name).join(', ')}`, 'warning') : null,
       low.length ? notice(`Low on disk: ${low.map((d) => d.name).join(', ')}`, 'warning') : null);
