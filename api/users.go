@@ -90,13 +90,13 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	// Guessing the old password is a login attempt: the same throttles.
+	if reason := auth.ValidatePassword(req.NewPassword, me.Email); reason != "" {
+		return invalid(map[string]string{"new_password": reason})
+	}
+	// Checking the old password is a login attempt: the same throttles.
 	ip := s.clientIP(r)
 	if err := throttled(throttleCheck{s.loginPerClient, ip}, throttleCheck{s.loginPerAccount, accountClient(me.Email, ip)}); err != nil {
 		return err
-	}
-	if reason := auth.ValidatePassword(req.NewPassword, me.Email); reason != "" {
-		return invalid(map[string]string{"new_password": reason})
 	}
 	var hash string
 	err = s.hashing(r.Context(), func() error {
