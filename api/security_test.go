@@ -171,7 +171,10 @@ func TestChangePasswordThrottled(t *testing.T) {
 // TestPasswordHashingIsBounded: when every hash slot is taken a login waits, then gets a 503
 // with Retry-After (never a hang or a dropped request), and counts no failed attempt.
 func TestPasswordHashingIsBounded(t *testing.T) {
-	h := newHarness(t, func(d *Deps) { d.Config.HashMemoryKiB = uint64(testHasher.MemoryKiB); d.Config.HashWait = 50 * time.Millisecond })
+	h := newHarness(t, func(d *Deps) {
+		d.Config.HashMemoryKiB = uint64(testHasher.MemoryKiB)
+		d.Config.HashWait = 50 * time.Millisecond
+	})
 	require.Equal(t, 1, cap(h.srv.hashSlots), "one hash fits the budget")
 	h.user("ann@lab.example", "correct horse", false)
 	h.srv.hashSlots <- struct{}{} // a hash is running
@@ -192,8 +195,12 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // TestRefusedFloodLogsBounded: a flood of 429s writes one line for the first and one summary,
 // not a line per request.
