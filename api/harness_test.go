@@ -39,7 +39,7 @@ func (c *clock) Advance(d time.Duration) {
 
 // harness is a real server on a database of its own.
 type harness struct {
-	t         *testing.T
+	t         testing.TB
 	srv       *Server
 	http      *httptest.Server
 	store     *store.Store
@@ -121,7 +121,7 @@ func (h *harness) metrics() string {
 
 type harnessOption func(*Deps)
 
-func newHarness(t *testing.T, opts ...harnessOption) *harness {
+func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	t.Helper()
 	pool := testenv.MigratedPool(t)
 	st := store.New(pool)
@@ -175,7 +175,7 @@ type response struct {
 	body   []byte
 }
 
-func (r response) json(t *testing.T) map[string]any {
+func (r response) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(r.body, &m), "body: %s", r.body)

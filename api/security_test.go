@@ -185,7 +185,8 @@ func TestPasswordHashingIsBounded(t *testing.T) {
 	<-h.srv.hashSlots
 	h.login("ann@lab.example", "correct horse")
 
-	require.Equal(t, 5, hashSlots(256<<10, auth.Hasher{MemoryKiB: 46 << 10}), "the default budget holds five default hashes")
+	require.Equal(t, 2, hashSlots(0, auth.Hasher{MemoryKiB: 46 << 10}), "the default budget holds two default hashes")
+	require.Equal(t, 5, hashSlots(256<<10, auth.Hasher{MemoryKiB: 46 << 10}))
 	require.Equal(t, 1, hashSlots(1, auth.Hasher{MemoryKiB: 46 << 10}), "at least one")
 }
 

@@ -33,7 +33,7 @@ type Config struct {
 	// attempts from one client address (see accountClient).
 	LoginPerAccount, LoginPerClient, ResetPerAccount, ResetPerClient Rate
 	// HashMemoryKiB is the memory all password hashes running at once may take; it sets how
-	// many run together (at least one). Zero means 256 MiB.
+	// many run together (at least one). Zero means 128 MiB.
 	HashMemoryKiB uint64
 	// HashWait is how long a login waits for a free hash before a 503; zero means 2 s.
 	HashWait time.Duration
@@ -129,7 +129,7 @@ func NewServer(d Deps) *Server {
 // hashSlots is how many password hashes of h fit in budgetKiB at once.
 func hashSlots(budgetKiB uint64, h auth.Hasher) int {
 	if budgetKiB == 0 {
-		budgetKiB = 256 << 10
+		budgetKiB = 128 << 10
 	}
 	return int(max(1, min(1024, budgetKiB/uint64(max(h.MemoryKiB, 1)))))
 }

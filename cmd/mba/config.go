@@ -71,7 +71,7 @@ type config struct {
 		HashMemory      uint32        `conf:"default:47104,help:argon2id memory per password hash in KiB" yaml:"hash_memory"`
 		HashTime        uint32        `conf:"default:1,help:argon2id passes" yaml:"hash_time"`
 		HashThreads     uint8         `conf:"default:1,help:argon2id lanes" yaml:"hash_threads"`
-		HashMemoryTotal uint64        `conf:"default:262144,help:KiB all password hashes running at once may take; with hash-memory it sets how many run together" yaml:"hash_memory_total"`
+		HashMemoryTotal uint64        `conf:"default:131072,help:KiB all password hashes running at once may take; with hash-memory it sets how many run together (128 MiB: two 46 MiB hashes; the process peaks near 2x this)" yaml:"hash_memory_total"`
 		HashWait        time.Duration `conf:"default:2s,help:how long a login waits for a free password hash before a 503 with Retry-After" yaml:"hash_wait"`
 		LoginPerAccount api.Rate      `conf:"default:5/1m,help:login and change-password attempts per account from one client address: burst/one more every" yaml:"login_per_account"`
 		LoginPerClient  api.Rate      `conf:"default:20/6s,help:login attempts per client address" yaml:"login_per_client"`
