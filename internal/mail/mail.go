@@ -172,11 +172,20 @@ func (l Log) Send(ctx context.Context, m Message) error {
 	return l.Store.LogMail(ctx, m.To, m.Subject, RedactLinks(m.Body))
 }
 
-// linkSecret is the secret part of a link the service mails: a long token in a URL's path
-// or query.
-var linkSecret = regexp.MustCompile(`(https?://[^\s]*?[/=])[A-Za-z0-9_-]{20,}`)
+// A link is a URL in a message; its secrets are the long tokens in its path or query.
+var (
+	link       = regexp.MustCompile(`https?://\S+`)
+	linkSecret = regexp.MustCompile(`[A-Za-z0-9_-]{20,}`)
+)
 
 // RedactLinks replaces the tokens of the links in body, so the text can be kept or shown.
 func RedactLinks(body string) string {
-	return linkSecret.ReplaceAllString(body, "${1}[redacted]")
+	return link.ReplaceAllStringFunc(body, func(u string) string {
+		scheme, rest, _ := strings.Cut(u, "://")
+		host, path, ok := strings.Cut(rest, "/")
+		if !ok {
+			return u
+		}
+		return scheme + "://" + host + "/" + linkSecret.ReplaceAllString(path, "[redacted]")
+	})
 }
