@@ -210,8 +210,8 @@ func TestRefusedFloodLogsBounded(t *testing.T) {
 	h := newHarness(t, func(d *Deps) {
 		d.Log = slog.New(slog.NewTextHandler(&logs, nil))
 		d.Config.LoginPerClient = Rate{Burst: 1, Every: time.Hour}
+		d.Config.RefusalLogEvery = time.Hour // the interval ends when the test says
 	})
-	h.srv.refusals = newRefusalLog(h.srv.log, time.Hour) // the interval ends when the test says
 	body := map[string]string{"email_address": "x@lab.example", "password": "whatever1"}
 	require.Equal(t, http.StatusUnauthorized, h.do("POST", "/api/auth/login", "", body).status)
 	for i := 0; i < 300; i++ {

@@ -3,6 +3,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/http"
@@ -41,9 +42,12 @@ type Config struct {
 	// Authorization: Bearer <token>; without it /metrics is served only by MetricsHandler
 	// on an address of its own.
 	MetricsToken string
-	Enclosures   EnclosureConfig
-	Sessions     SessionConfig
-	Uploads      UploadConfig
+	// RefusalLogEvery is how often refused requests (429, 503) are summed up in the log after
+	// the first is logged; zero means a minute.
+	RefusalLogEvery time.Duration
+	Enclosures      EnclosureConfig
+	Sessions        SessionConfig
+	Uploads         UploadConfig
 }
 
 // HealthChecker is the part of the Temporal client /readyz needs.
@@ -109,7 +113,7 @@ func NewServer(d Deps) *Server {
 		metrics:         newMetrics(d.Pool),
 		background:      make(chan struct{}, 64),
 		hashSlots:       make(chan struct{}, hashSlots(d.Config.HashMemoryKiB, d.Hasher)),
-		refusals:        newRefusalLog(d.Log, time.Minute),
+		refusals:        newRefusalLog(d.Log, cmp.Or(d.Config.RefusalLogEvery, time.Minute)),
 		loginPerAccount: newThrottle(d.Config.LoginPerAccount, now),
 		loginPerClient:  newThrottle(d.Config.LoginPerClient, now),
 		resetPerAccount: newThrottle(d.Config.ResetPerAccount, now),
