@@ -25,7 +25,7 @@ type UserStore interface {
 	RotateRefreshToken(ctx context.Context, oldJTI string, userID int64, newJTI string, expires time.Time) error
 	RevokeRefreshToken(ctx context.Context, jti string) error
 	CreateLinkToken(ctx context.Context, userID int64, purpose string, hash []byte, expires time.Time) error
-	CancelInvite(ctx context.Context, userID int64, tokenHash []byte, deleteUser bool) error
+	DropUnsentLink(ctx context.Context, userID int64, tokenHash []byte, deleteUser bool) error
 	ResetPassword(ctx context.Context, userID int64, tokenHash []byte, passwordHash string, now time.Time) error
 	Audit(ctx context.Context, actorID int64, action, subject, clientIP string) error
 }

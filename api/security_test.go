@@ -224,7 +224,8 @@ func TestRefusedFloodLogsBounded(t *testing.T) {
 }
 
 // TestInviteMailFailureLeavesNothing: an invitation that could not be mailed leaves no account
-// and no live link; a re-invitation of an existing account leaves its account but not the link.
+// and no live link; a re-invitation of an existing account leaves its account but not the
+// link; a reset link that could not be mailed is spent.
 func TestInviteMailFailureLeavesNothing(t *testing.T) {
 	h := newHarness(t, func(d *Deps) { d.Mailer = failingMailer{} })
 	h.user("admin@lab.example", "correct horse", true)
@@ -243,6 +244,16 @@ func TestInviteMailFailureLeavesNothing(t *testing.T) {
 	require.NoError(t, h.srv.pool.QueryRow(context.Background(),
 		`SELECT count(*) FROM user_tokens WHERE used_at IS NULL AND expires_at > now()`).Scan(&live))
 	require.Zero(t, live, "no live link")
+
+	// Likewise a reset link whose mail failed (sent after the 202).
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/api/user/send_pw_reset", "",
+		map[string]string{"email": "old@lab.example", "url": testLinkOrigin}).status)
+	h.srv.Wait(context.Background())
+	var made int
+	require.NoError(t, h.srv.pool.QueryRow(context.Background(),
+		`SELECT count(*) FILTER (WHERE purpose = 'reset'), count(*) FILTER (WHERE used_at IS NULL) FROM user_tokens`).Scan(&made, &live))
+	require.Equal(t, 1, made, "the reset link was made")
+	require.Zero(t, live, "and spent when its mail failed")
 }
 
 // TestMailLogKeepsNoWorkingLink: the mail_log table (no SMTP configured) redacts link tokens.

@@ -178,7 +178,7 @@ func (s *Server) invite(w http.ResponseWriter, r *http.Request) error {
 	if err := s.mailer.Send(r.Context(), msg); err != nil {
 		s.log.ErrorContext(r.Context(), "sending invitation", "to", u.Email, "error", err.Error())
 		// Nobody got the link: leave neither it nor a new account behind.
-		if err := s.users.CancelInvite(context.WithoutCancel(r.Context()), u.ID, hash, created); err != nil {
+		if err := s.users.DropUnsentLink(context.WithoutCancel(r.Context()), u.ID, hash, created); err != nil {
 			s.log.ErrorContext(r.Context(), "undoing an invitation that was not mailed", "to", u.Email, "error", err.Error())
 		}
 		return errorf(http.StatusBadGateway, "the invitation could not be e-mailed; try again later")
@@ -229,17 +229,22 @@ func (s *Server) mailReset(ctx context.Context, email, base, ip string) error {
 	if err != nil {
 		return err
 	}
-	link, _, err := s.newLink(ctx, u, store.PurposeReset, base)
+	link, hash, err := s.newLink(ctx, u, store.PurposeReset, base)
 	if err != nil {
 		return err
 	}
 	if err := s.users.Audit(ctx, 0, "password.reset_requested", u.Email, ip); err != nil {
 		return err
 	}
-	return s.mailer.Send(ctx, imail.Message{To: u.Email, Subject: "Reset your Mouse Behavior Analysis password",
+	err = s.mailer.Send(ctx, imail.Message{To: u.Email, Subject: "Reset your Mouse Behavior Analysis password",
 		Body: fmt.Sprintf("Somebody (hopefully you) asked to reset your password.\n\n"+
 			"Choose a new one here (the link works once, for %s):\n\n%s\n\n"+
 			"If you did not ask for this, ignore this message; your password stays as it is.\n", s.cfg.LinkTTL, link)})
+	if err != nil {
+		// Nobody got the link: it must not stay live.
+		return errors.Join(err, s.users.DropUnsentLink(context.WithoutCancel(ctx), u.ID, hash, false))
+	}
+	return nil
 }
 
 type resetPasswordRequest struct {

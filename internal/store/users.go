@@ -229,20 +229,20 @@ func (s *Store) CreateLinkToken(ctx context.Context, userID int64, purpose strin
 	return err
 }
 
-// CancelInvite undoes an invitation whose mail could not be sent: its link token is spent and,
-// with deleteUser, the account it created is removed (only while it has no password, so a
-// user who set one meanwhile is kept).
-func (s *Store) CancelInvite(ctx context.Context, userID int64, tokenHash []byte, deleteUser bool) error {
+// DropUnsentLink undoes a link whose mail could not be sent (an invitation, a reset): its token
+// is spent and, with deleteUser, the account the invitation created is removed (only while it
+// has no password, so a user who set one meanwhile is kept).
+func (s *Store) DropUnsentLink(ctx context.Context, userID int64, tokenHash []byte, deleteUser bool) error {
 	return s.tx(ctx, func(tx pgx.Tx) error {
 		args := pgx.NamedArgs{"user_id": userID, "token_hash": tokenHash}
 		if _, err := tx.Exec(ctx, `UPDATE user_tokens SET used_at = now() WHERE user_id = @user_id AND token_hash = @token_hash AND used_at IS NULL`, args); err != nil {
-			return fmt.Errorf("CancelInvite: %w", err)
+			return fmt.Errorf("DropUnsentLink: %w", err)
 		}
 		if !deleteUser {
 			return nil
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM users WHERE id = @user_id AND password_hash IS NULL`, args); err != nil {
-			return fmt.Errorf("CancelInvite: %w", err)
+			return fmt.Errorf("DropUnsentLink: %w", err)
 		}
 		return nil
 	})
