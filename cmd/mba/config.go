@@ -134,12 +134,13 @@ type config struct {
 		DeleteVerified          bool          `conf:"default:false,help:delete local files the service has verified (same size and SHA-256)" yaml:"delete_verified"`
 	} `yaml:"agent"`
 	Mail struct {
-		Host     string `conf:"help:SMTP server; empty keeps mail in the mail_log table and the log" yaml:"host"`
-		Port     int    `conf:"default:587,help:SMTP port" yaml:"port"`
-		TLS      string `conf:"default:starttls,help:starttls; tls (implicit) or none" yaml:"tls"`
-		User     string `conf:"help:SMTP user name" yaml:"user"`
-		Password string `conf:"mask,help:SMTP password" yaml:"password"`
-		From     string `conf:"default:MBA <mba@localhost>,help:sender address" yaml:"from"`
+		Host      string `conf:"help:SMTP server; empty keeps mail in the mail_log table and the log" yaml:"host"`
+		Port      int    `conf:"default:587,help:SMTP port" yaml:"port"`
+		TLS       string `conf:"default:starttls,help:starttls; tls (implicit) or none" yaml:"tls"`
+		User      string `conf:"help:SMTP user name" yaml:"user"`
+		Password  string `conf:"mask,help:SMTP password" yaml:"password"`
+		From      string `conf:"default:MBA <mba@localhost>,help:sender address" yaml:"from"`
+		LogBodies bool   `conf:"default:false,help:without SMTP also write whole messages (working invite and reset links) to the log; development only" yaml:"log_bodies"`
 	} `yaml:"mail"`
 }
 
@@ -207,6 +208,9 @@ func (c *config) validate() error {
 		}
 		if c.Auth.HashMemory < 19*1024 {
 			problems = append(problems, "auth hash-memory below 19456 KiB is too weak for production")
+		}
+		if c.Mail.LogBodies {
+			problems = append(problems, "mail log-bodies writes working links to the log and is refused in production")
 		}
 		if c.Mail.Host != "" && c.Mail.TLS == mail.TLSNone && c.Mail.User != "" {
 			problems = append(problems, "mail credentials over an unencrypted SMTP connection are refused in production")

@@ -211,7 +211,7 @@ func hasher(cfg config) auth.Hasher {
 func newMailer(cfg config, st *store.Store, log *slog.Logger) mail.Sender {
 	if cfg.Mail.Host == "" {
 		log.Warn("no SMTP server configured: mail goes to the mail_log table and the log")
-		return mail.Log{Store: st, Logger: log, LogBodies: cfg.Mode != production}
+		return mail.Log{Store: st, Logger: log, LogBodies: cfg.Mail.LogBodies}
 	}
 	return mail.SMTP{Host: cfg.Mail.Host, Port: cfg.Mail.Port, TLS: cfg.Mail.TLS,
 		Username: cfg.Mail.User, Password: cfg.Mail.Password, From: cfg.Mail.From}
