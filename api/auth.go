@@ -147,7 +147,7 @@ func (s *Server) userFromToken(r *http.Request, typ string) (store.User, *auth.C
 	if token == "" {
 		return store.User{}, nil, errorf(http.StatusUnauthorized, "missing bearer token")
 	}
-	bad := errorf(http.StatusUnauthorized, "invalid, expired or revoked %s token", typ)
+	bad := errBadToken(typ)
 	claims, err := s.tokens.Parse(token, typ)
 	if err != nil {
 		return store.User{}, nil, bad
@@ -159,6 +159,11 @@ func (s *Server) userFromToken(r *http.Request, typ string) (store.User, *auth.C
 	return u, claims, err
 }
 
+// errBadToken is the one answer to a token that does not work, whatever the reason.
+func errBadToken(typ string) *Error {
+	return errorf(http.StatusUnauthorized, "invalid, expired or revoked %s token", typ)
+}
+
 // activeRefresh is the user of a refresh token that is recorded and neither revoked nor expired.
 func (s *Server) activeRefresh(r *http.Request) (store.User, *auth.Claims, error) {
 	u, claims, err := s.userFromToken(r, auth.TypeRefresh)
@@ -167,7 +172,7 @@ func (s *Server) activeRefresh(r *http.Request) (store.User, *auth.Claims, error
 	}
 	active, err := s.users.RefreshTokenActive(r.Context(), claims.ID, u.ID)
 	if err == nil && !active {
-		err = errorf(http.StatusUnauthorized, "invalid, expired or revoked %s token", auth.TypeRefresh)
+		err = errBadToken(auth.TypeRefresh)
 	}
 	return u, claims, err
 }
@@ -210,7 +215,7 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) error {
 		s.audit(r, u.ID, "refresh.reused", u.Email)
 	}
 	if errors.Is(err, store.ErrTokenReused) || errors.Is(err, store.ErrNotFound) {
-		return errorf(http.StatusUnauthorized, "invalid, expired or revoked %s token", auth.TypeRefresh)
+		return errBadToken(auth.TypeRefresh)
 	}
 	if err != nil {
 		return err
