@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -21,8 +22,10 @@ type UserStore interface {
 	UpdateUser(ctx context.Context, id int64, ch store.UserChange) (store.User, error)
 	SaveRefreshToken(ctx context.Context, jti string, userID int64, expires time.Time) error
 	RefreshTokenActive(ctx context.Context, jti string, userID int64) (bool, error)
+	RotateRefreshToken(ctx context.Context, oldJTI string, userID int64, newJTI string, expires time.Time) error
 	RevokeRefreshToken(ctx context.Context, jti string) error
 	CreateLinkToken(ctx context.Context, userID int64, purpose string, hash []byte, expires time.Time) error
+	DropUnsentLink(ctx context.Context, userID int64, tokenHash []byte, deleteUser bool) error
 	ResetPassword(ctx context.Context, userID int64, tokenHash []byte, passwordHash string, now time.Time) error
 	Audit(ctx context.Context, actorID int64, action, subject, clientIP string) error
 }
@@ -62,7 +65,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	ip := s.clientIP(r)
 	if err := throttled(throttleCheck{s.loginPerClient, ip},
-		throttleCheck{s.loginPerAccount, strings.ToLower(strings.TrimSpace(req.EmailAddress))}); err != nil {
+		throttleCheck{s.loginPerAccount, accountClient(req.EmailAddress, ip)}); err != nil {
 		return err
 	}
 
@@ -71,7 +74,11 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	// Hash even for unknown accounts so timing does not reveal which accounts exist.
-	if err := s.hasher.VerifyOrBurn(req.Password, u.PasswordHash); err != nil || u.Disabled {
+	if err := s.hashing(r.Context(), func() error { return s.hasher.VerifyOrBurn(req.Password, u.PasswordHash) }); err != nil || u.Disabled {
+		var apiErr *Error
+		if errors.As(err, &apiErr) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return err // busy or gone: no attempt was made
+		}
 		s.audit(r, u.ID, "login.failed", req.EmailAddress)
 		return errUnauthenticated
 	}
@@ -82,6 +89,25 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	s.audit(r, u.ID, "login", u.Email)
 	writeJSON(w, http.StatusOK, access)
 	return nil
+}
+
+// hashing runs fn, a password hash or check, when one of the bounded hash slots is free: each
+// hash takes the hasher's memory, so a flood of logins queues here (up to HashWait, then a 503
+// with Retry-After) instead of taking the service's memory.
+func (s *Server) hashing(ctx context.Context, fn func() error) error {
+	wait := cmp.Or(s.cfg.HashWait, 2*time.Second)
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case s.hashSlots <- struct{}{}:
+	case <-t.C:
+		return &Error{Status: http.StatusServiceUnavailable, Message: "the server is busy checking passwords; try again in a moment",
+			RetryAfter: time.Second}
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.hashSlots }()
+	return fn()
 }
 
 // issue signs an access token and, when withRefresh, a recorded refresh token.
@@ -114,46 +140,95 @@ func bearer(r *http.Request) string {
 }
 
 // userFromToken checks a bearer token of the given type against the database: the user
-// exists, is enabled, and the token's generation is current.
+// exists, is enabled, and the token's generation is current. Every way a token fails gets the
+// same answer, so a caller learns nothing about tokens it does not hold.
 func (s *Server) userFromToken(r *http.Request, typ string) (store.User, *auth.Claims, error) {
 	token := bearer(r)
 	if token == "" {
 		return store.User{}, nil, errorf(http.StatusUnauthorized, "missing bearer token")
 	}
+	bad := errBadToken(typ)
 	claims, err := s.tokens.Parse(token, typ)
 	if err != nil {
-		return store.User{}, nil, errorf(http.StatusUnauthorized, "invalid or expired %s token", typ)
+		return store.User{}, nil, bad
 	}
 	u, err := s.users.UserByID(r.Context(), claims.Identity.UID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && (u.Disabled || u.TokenGeneration != claims.Generation)) {
-		return store.User{}, nil, errorf(http.StatusUnauthorized, "%s token is no longer valid", typ)
+		return store.User{}, nil, bad
 	}
 	return u, claims, err
 }
 
+// errBadToken is the one answer to a token that does not work, whatever the reason.
+func errBadToken(typ string) *Error {
+	return errorf(http.StatusUnauthorized, "invalid, expired or revoked %s token", typ)
+}
+
+// activeRefresh is the user of a refresh token that is recorded and neither revoked nor expired.
+func (s *Server) activeRefresh(r *http.Request) (store.User, *auth.Claims, error) {
+	u, claims, err := s.userFromToken(r, auth.TypeRefresh)
+	if err != nil {
+		return u, claims, err
+	}
+	active, err := s.users.RefreshTokenActive(r.Context(), claims.ID, u.ID)
+	if err == nil && !active {
+		err = errBadToken(auth.TypeRefresh)
+	}
+	return u, claims, err
+}
+
+// refresh issues a new access token for a refresh token. The original front end keeps one
+// refresh token until it expires; our web UI asks for rotation (?rotate=true): it gets a new
+// refresh token too and the old one is spent, and presenting a spent one again (it was stolen,
+// or replayed) revokes every token descended from the same login.
 func (s *Server) refresh(w http.ResponseWriter, r *http.Request) error {
+	rotate, err := boolQuery(r, "rotate")
+	if err != nil {
+		return err
+	}
+	if !rotate {
+		u, _, err := s.activeRefresh(r)
+		if err != nil {
+			return err
+		}
+		pair, err := s.issue(r.Context(), u, false)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, pair)
+		return nil
+	}
 	u, claims, err := s.userFromToken(r, auth.TypeRefresh)
 	if err != nil {
 		return err
-	}
-	active, err := s.users.RefreshTokenActive(r.Context(), claims.ID, u.ID)
-	if err != nil {
-		return err
-	}
-	if !active {
-		return errorf(http.StatusUnauthorized, "refresh token has been revoked")
 	}
 	pair, err := s.issue(r.Context(), u, false)
 	if err != nil {
 		return err
 	}
+	token, jti, expires, err := s.tokens.Issue(auth.TypeRefresh, identityOf(u), u.TokenGeneration)
+	if err != nil {
+		return err
+	}
+	err = s.users.RotateRefreshToken(r.Context(), claims.ID, u.ID, jti, expires)
+	if errors.Is(err, store.ErrTokenReused) {
+		s.audit(r, u.ID, "refresh.reused", u.Email)
+	}
+	if errors.Is(err, store.ErrTokenReused) || errors.Is(err, store.ErrNotFound) {
+		return errBadToken(auth.TypeRefresh)
+	}
+	if err != nil {
+		return err
+	}
+	pair.Refresh = token
 	writeJSON(w, http.StatusOK, pair)
 	return nil
 }
 
-// logout revokes the refresh token it is called with.
+// logout revokes the refresh token it is called with; a token that is not active (revoked,
+// unknown, expired) gets the same 401 as at refresh.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
-	u, claims, err := s.userFromToken(r, auth.TypeRefresh)
+	u, claims, err := s.activeRefresh(r)
 	if err != nil {
 		return err
 	}
@@ -198,9 +273,12 @@ func (s *Server) adminOnly(next http.Handler) http.Handler {
 	})
 }
 
-// audit records an action; a failure to audit is logged, never shown to the user.
+// audit records an action; a failure to audit is logged, never shown to the user. It outlives
+// the request: a client that hangs up does not take its failed login out of the audit log.
 func (s *Server) audit(r *http.Request, actorID int64, action, subject string) {
-	if err := s.users.Audit(r.Context(), actorID, action, subject, s.clientIP(r)); err != nil {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
+	defer cancel()
+	if err := s.users.Audit(ctx, actorID, action, subject, s.clientIP(r)); err != nil {
 		s.log.ErrorContext(r.Context(), "writing audit log", "action", action, "error", err.Error())
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/jax-mba/mba/internal/auth"
 	"github.com/jax-mba/mba/internal/mail"
 )
 
@@ -86,8 +87,56 @@ func TestRefreshAndLogout(t *testing.T) {
 	require.Equal(t, http.StatusNoContent, h.do("POST", "/api/auth/logout", refresh, nil).status)
 	res = h.do("POST", "/api/auth/refresh", refresh, nil)
 	require.Equal(t, http.StatusUnauthorized, res.status)
-	require.Equal(t, "refresh token has been revoked", res.json(t)["message"])
+	require.Equal(t, "invalid, expired or revoked refresh token", res.json(t)["message"])
 	require.Equal(t, `Bearer realm="mba"`, res.header.Get("WWW-Authenticate"))
+
+	// Logout answers alike for a revoked, an unknown (well signed, never recorded), an expired
+	// and a garbage token: nothing tells them apart.
+	u, err := h.store.UserByEmail(context.Background(), "ann@lab.example")
+	require.NoError(t, err)
+	unknown, _, _, err := h.srv.tokens.Issue(auth.TypeRefresh, identityOf(u), u.TokenGeneration)
+	require.NoError(t, err)
+	_, live := h.login("ann@lab.example", "correct horse")
+	h.clock.Advance(31 * 24 * time.Hour)
+	var answers []string
+	for _, tok := range []string{refresh, unknown, live, "garbage.token.here"} {
+		res := h.do("POST", "/api/auth/logout", tok, nil)
+		answers = append(answers, fmt.Sprint(res.status, " ", string(res.body)))
+	}
+	require.Equal(t, []string{answers[0], answers[0], answers[0], answers[0]}, answers)
+	require.True(t, strings.HasPrefix(answers[0], "401 "), answers[0])
+}
+
+// TestRefreshRotation: the web UI's refresh (?rotate=true) spends the token and returns the
+// next; presenting a spent one again revokes every token of that sign-in. The original front
+// end's refresh (no rotation) keeps working with the same token.
+func TestRefreshRotation(t *testing.T) {
+	h := newHarness(t)
+	h.user("ann@lab.example", "correct horse", false)
+	_, first := h.login("ann@lab.example", "correct horse")
+
+	res := h.do("POST", "/api/auth/refresh?rotate=true", first, nil)
+	require.Equal(t, http.StatusOK, res.status, "%s", res.body)
+	second := res.json(t)["refresh"].(string)
+	require.NotEqual(t, first, second)
+	require.NotEmpty(t, res.json(t)["access"])
+	res = h.do("POST", "/api/auth/refresh?rotate=true", second, nil)
+	require.Equal(t, http.StatusOK, res.status)
+	third := res.json(t)["refresh"].(string)
+
+	// A thief replays the spent first token: refused, and the family ends.
+	require.Equal(t, http.StatusUnauthorized, h.do("POST", "/api/auth/refresh?rotate=true", first, nil).status)
+	require.Equal(t, http.StatusUnauthorized, h.do("POST", "/api/auth/refresh", third, nil).status, "the whole family is revoked")
+	require.Equal(t, http.StatusUnauthorized, h.do("POST", "/api/auth/refresh?rotate=true", third, nil).status)
+
+	// The original front end: one refresh token, used again and again.
+	_, legacy := h.login("ann@lab.example", "correct horse")
+	for range 3 {
+		res := h.do("POST", "/api/auth/refresh", legacy, nil)
+		require.Equal(t, http.StatusOK, res.status)
+		require.Nil(t, res.json(t)["refresh"], "no rotation unless asked")
+	}
+	require.Equal(t, http.StatusBadRequest, h.do("POST", "/api/auth/refresh?rotate=maybe", legacy, nil).status)
 }
 
 func TestTokensExpire(t *testing.T) {
@@ -195,8 +244,11 @@ func TestInviteAndSetPassword(t *testing.T) {
 
 	res = h.do("POST", resetPath, "", map[string]string{"password": "another password"})
 	require.Equal(t, http.StatusUnauthorized, res.status, "links are single-use")
-	require.Equal(t, http.StatusNotFound, h.do("POST", "/api/user/9999/reset_password/"+token, "",
-		map[string]string{"password": "another password"}).status)
+	// An unknown user id answers like a bad token: the route does not tell which ids exist.
+	unknownUID := h.do("POST", "/api/user/9999/reset_password/"+token, "", map[string]string{"password": "another password"})
+	badToken := h.do("POST", "/api/user/"+uid+"/reset_password/"+token, "", map[string]string{"password": "another password"})
+	require.Equal(t, http.StatusUnauthorized, unknownUID.status)
+	require.Equal(t, string(badToken.body), string(unknownUID.body))
 	require.Equal(t, http.StatusNotFound, h.do("POST", "/api/user/abc/reset_password/"+token, "",
 		map[string]string{"password": "another password"}).status)
 }

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,9 +11,11 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5/middleware"
 
@@ -107,7 +111,10 @@ func (s *Server) handle(fn handlerFunc) http.HandlerFunc {
 	}
 }
 
-// decodeJSON reads the request body into v with clear 4xx errors for every way it can be wrong.
+// decodeJSON reads the request body into v with clear 4xx errors for every way it can be wrong:
+// not JSON, not one value, a field v does not have (named, so a typo like fragment_hourlly is
+// not silently ignored), invalid UTF-8 (encoding/json would replace it) or a NUL character in
+// a string (Postgres cannot store it).
 func decodeJSON(r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -115,19 +122,32 @@ func decodeJSON(r *http.Request, v any) error {
 			return errorf(http.StatusUnsupportedMediaType, "request body must be JSON (Content-Type: application/json)")
 		}
 	}
-	dec := json.NewDecoder(r.Body)
-	err := dec.Decode(v)
+	raw, err := io.ReadAll(r.Body) // bounded by the limits middleware
+	if err != nil {
+		var maxBytes *http.MaxBytesError
+		if errors.As(err, &maxBytes) {
+			return err
+		}
+		return errorf(http.StatusBadRequest, "unreadable request body")
+	}
+	if !utf8.Valid(raw) {
+		return errorf(http.StatusBadRequest, "request body must be valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	err = dec.Decode(v)
 	var syntax *json.SyntaxError
 	var typeErr *json.UnmarshalTypeError
-	var maxBytes *http.MaxBytesError
 	switch {
 	case err == nil:
 		if dec.More() {
 			return errorf(http.StatusBadRequest, "request body must hold exactly one JSON value")
 		}
+		if field, ok := nulField(reflect.ValueOf(v), ""); ok {
+			return &Error{Status: http.StatusBadRequest, Message: field + " must not contain a NUL character",
+				Fields: map[string]string{field: "must not contain a NUL character"}}
+		}
 		return nil
-	case errors.As(err, &maxBytes):
-		return err
 	case errors.Is(err, io.EOF):
 		return errorf(http.StatusBadRequest, "request body is required")
 	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
@@ -139,7 +159,61 @@ func decodeJSON(r *http.Request, v any) error {
 		}
 		return invalid(map[string]string{field: "must be a " + kindName(typeErr.Type.Kind().String())})
 	}
+	// encoding/json has no error type for an unknown field, only this text.
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		name = strings.Trim(name, `"`)
+		return &Error{Status: http.StatusBadRequest, Message: fmt.Sprintf("unknown field %q in request body", name),
+			Fields: map[string]string{name: "is not a field of this request"}}
+	}
 	return errorf(http.StatusBadRequest, "unreadable request body")
+}
+
+// nulField finds a string holding NUL in a decoded value and returns its JSON path.
+func nulField(v reflect.Value, path string) (string, bool) {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			return nulField(v.Elem(), path)
+		}
+	case reflect.String:
+		if strings.ContainsRune(v.String(), 0) {
+			return cmp.Or(path, "body"), true
+		}
+	case reflect.Slice, reflect.Array:
+		for i := 0; i < v.Len(); i++ {
+			if f, ok := nulField(v.Index(i), fmt.Sprintf("%s[%d]", path, i)); ok {
+				return f, true
+			}
+		}
+	case reflect.Map:
+		for _, k := range v.MapKeys() {
+			if f, ok := nulField(v.MapIndex(k), joinPath(path, fmt.Sprint(k))); ok {
+				return f, true
+			}
+		}
+	case reflect.Struct:
+		for i := 0; i < v.NumField(); i++ {
+			sf := v.Type().Field(i)
+			if !sf.IsExported() {
+				continue
+			}
+			name, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
+			if name == "" {
+				name = sf.Name
+			}
+			if f, ok := nulField(v.Field(i), joinPath(path, name)); ok {
+				return f, true
+			}
+		}
+	}
+	return "", false
+}
+
+func joinPath(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
 }
 
 func kindName(kind string) string {

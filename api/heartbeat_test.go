@@ -78,7 +78,13 @@ func (h *harness) assignStart(dev int64, params protocol.StartParams, workflowID
 // session makes a session with the enclosure in it, as the API would.
 func (h *harness) session(deviceID int64) int64 {
 	h.t.Helper()
-	id, err := h.store.CreateSession(context.Background(), store.NewSession{Name: "s", Duration: 3600, TargetFPS: 30,
+	return h.sessionBy(0, deviceID)
+}
+
+// sessionBy makes a session created by user uid (0: nobody) with the enclosure in it.
+func (h *harness) sessionBy(uid, deviceID int64) int64 {
+	h.t.Helper()
+	id, err := h.store.CreateSession(context.Background(), store.NewSession{Name: "s", Duration: 3600, TargetFPS: 30, CreatedBy: uid,
 		Devices: []store.NewSessionDevice{{DeviceID: deviceID, FilePrefix: "cage"}}},
 		store.WorkflowIDs{Session: func(id int64) string { return fmt.Sprint("wf-", id) }, Device: func(s, d int64) string { return fmt.Sprint("wf-", s, "-", d) }})
 	require.NoError(h.t, err)

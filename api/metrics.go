@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/subtle"
 	"net/http"
 	"strconv"
 	"time"
@@ -69,6 +70,26 @@ func (m *metrics) refused(reason string) { m.refusals.WithLabelValues(reason).In
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})
+}
+
+// MetricsHandler serves the Prometheus metrics, for a listener of their own (cmd/mba's
+// http.metrics-addr) that only the scraper reaches.
+func (s *Server) MetricsHandler() http.Handler { return s.metrics.handler() }
+
+// metricsOnAPI serves /metrics on the API listener only to the holder of the metrics token:
+// the series name routes, enclosures and traffic, nothing for an anonymous caller.
+func (s *Server) metricsOnAPI() http.Handler {
+	h := s.metrics.handler()
+	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		if s.cfg.MetricsToken == "" {
+			return errorf(http.StatusNotFound, "metrics are served on their own address (http metrics-addr), or here with a metrics token")
+		}
+		if subtle.ConstantTimeCompare([]byte(bearer(r)), []byte(s.cfg.MetricsToken)) != 1 {
+			return errorf(http.StatusUnauthorized, "/metrics needs the metrics token (Authorization: Bearer)")
+		}
+		h.ServeHTTP(w, r)
+		return nil
+	})
 }
 
 // Register adds more collectors (the worker, later the heartbeat path) to the same endpoint.

@@ -7,13 +7,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"regexp"
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/jax-mba/mba/internal/auth"
 )
 
 // routePattern is the chi route that matched, e.g. /api/user/{uid}; "unmatched" for 404s.
@@ -27,12 +31,68 @@ func routePattern(r *http.Request) string {
 	return "unmatched"
 }
 
-// requestIDHeader echoes the request id so a user can quote it in a bug report.
-func requestIDHeader(next http.Handler) http.Handler {
+// requestIDPattern is what a client's X-Request-Id (a proxy's, usually) must look like to be
+// kept: short and plain, so it cannot forge log lines or bloat them.
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{8,64}$`)
+
+// requestID gives each request an id (the client's when it is well-formed, else a new one)
+// for the logs, and echoes it so a user can quote it in a bug report.
+func requestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set(middleware.RequestIDHeader, middleware.GetReqID(r.Context()))
+		id := r.Header.Get(middleware.RequestIDHeader)
+		if !requestIDPattern.MatchString(id) {
+			id = auth.RandomID()
+		}
+		w.Header().Set(middleware.RequestIDHeader, id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), middleware.RequestIDKey, id)))
+	})
+}
+
+// noStore keeps API answers (tokens, user data, sessions) out of browser and proxy caches.
+func noStore(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
 		next.ServeHTTP(w, r)
 	})
+}
+
+// refusalLog bounds the log lines of refused requests (429, 503): the first of an interval is
+// logged, the others are counted and summed up in one line per route when the interval ends,
+// so a flood writes a few lines instead of one per request.
+type refusalLog struct {
+	log   *slog.Logger
+	every time.Duration
+
+	mu      sync.Mutex
+	open    bool           // an interval is running
+	skipped map[string]int // route -> refusals not logged in it
+}
+
+func newRefusalLog(log *slog.Logger, every time.Duration) *refusalLog {
+	return &refusalLog{log: log, every: every, skipped: map[string]int{}}
+}
+
+// first reports whether a refusal on route is the first of its interval (log it).
+func (l *refusalLog) first(route string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.open {
+		l.skipped[route]++
+		return false
+	}
+	l.open = true
+	time.AfterFunc(l.every, l.flush)
+	return true
+}
+
+func (l *refusalLog) flush() {
+	l.mu.Lock()
+	skipped := l.skipped
+	l.skipped, l.open = map[string]int{}, false
+	l.mu.Unlock()
+	for route, n := range skipped {
+		l.log.Warn("refused requests not logged one by one", "route", route, "count", n, "interval", l.every.String())
+	}
 }
 
 // accessLog logs one structured line per request and records its metrics.
@@ -53,6 +113,10 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		}
 		if route == heartbeatRoute && status == http.StatusServiceUnavailable {
 			return // an outage: the heartbeat handler logs it now and then, not once per enclosure poll
+		}
+		refused := status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable
+		if refused && !s.refusals.first(route) {
+			return
 		}
 		level := slog.LevelInfo
 		if status >= 500 {

@@ -30,6 +30,11 @@ const (
 	adminOnly
 	// enclosureToken routes are the upload agent's: an enclosure's name and its own token.
 	enclosureToken
+	// sessionOwner routes change a session: its creator or an administrator (or every
+	// signed-in user with SessionConfig.AnyoneMayStop).
+	sessionOwner
+	// metricsToken: the scraper's bearer token on the API listener (or an address of its own).
+	metricsToken
 )
 
 // routeAccess lists every route of the router with who may call it. TestEveryRouteIsListed
@@ -37,7 +42,7 @@ const (
 var routeAccess = map[string]access{
 	"GET /healthz":                 public,
 	"GET /readyz":                  public,
-	"GET /metrics":                 public,
+	"GET /metrics":                 metricsToken,
 	"GET /swagger.json":            public,
 	"GET /swaggerui":               public,
 	"GET /swaggerui/":              public,
@@ -66,12 +71,12 @@ var routeAccess = map[string]access{
 	"GET /api/recording-session":                              signedIn,
 	"POST /api/recording-session":                             signedIn,
 	"GET /api/recording-session/{sid}":                        signedIn,
-	"DELETE /api/recording-session/{sid}":                     signedIn,
-	"POST /api/recording-session/{sid}/unarchive":             signedIn,
+	"DELETE /api/recording-session/{sid}":                     sessionOwner,
+	"POST /api/recording-session/{sid}/unarchive":             sessionOwner,
 	"GET /api/recording-session/{sid}/events":                 signedIn,
 	"GET /api/recording-session/{sid}/live":                   signedIn,
 	"GET /api/recording-session/{sid}/device-status/{did}":    signedIn,
-	"DELETE /api/recording-session/{sid}/device-status/{did}": signedIn,
+	"DELETE /api/recording-session/{sid}/device-status/{did}": sessionOwner,
 	"GET /api/user/{uid}":                                     signedIn,
 	"PUT /api/user/{uid}/change_password":                     signedIn,
 	"GET /api/user":                                           adminOnly,
@@ -113,8 +118,14 @@ func TestRoutesEnforceAuthentication(t *testing.T) {
 	h := newHarness(t)
 	admin := h.user("admin@lab.example", "correct horse", true)
 	ann := h.user("ann@lab.example", "correct horse", false)
+	carl := h.user("carl@lab.example", "correct horse", false)
 	adminToken, _ := h.login("admin@lab.example", "correct horse")
 	userToken, userRefresh := h.login("ann@lab.example", "correct horse")
+	creatorToken, _ := h.login("carl@lab.example", "correct horse")
+	// Session 1, with enclosure 1 in it, is carl's: ann is a signed-in user who is not its creator.
+	h.send(beat("NV1", 0, false, ""))
+	require.Equal(t, int64(1), h.deviceID("NV1"))
+	require.Equal(t, int64(1), h.sessionBy(carl.ID, 1))
 
 	for route, who := range routeAccess {
 		method, pattern, _ := strings.Cut(route, " ")
@@ -144,13 +155,22 @@ func TestRoutesEnforceAuthentication(t *testing.T) {
 				require.Equal(t, http.StatusUnauthorized, anon.status)
 				require.Equal(t, http.StatusForbidden, asUser.status)
 				require.NotContains(t, []int{401, 403}, asAdmin.status, "%s", asAdmin.body)
+			case sessionOwner:
+				require.Equal(t, http.StatusUnauthorized, anon.status)
+				require.Equal(t, http.StatusForbidden, asUser.status, "a user who did not create the session: %s", asUser.body)
+				require.NotContains(t, []int{401, 403}, h.do(method, path(carl.ID), creatorToken, body).status, "its creator")
+				require.NotContains(t, []int{401, 403}, asAdmin.status, "%s", asAdmin.body)
+			case metricsToken:
+				require.Contains(t, []int{401, 404}, anon.status)
+				require.Contains(t, []int{401, 404}, asAdmin.status, "a user's token is not the metrics token")
+				require.Equal(t, http.StatusOK, h.do(method, path(ann.ID), testMetricsToken, nil).status)
 			case enclosureToken:
 				require.Equal(t, http.StatusUnauthorized, anon.status)
 				require.Equal(t, http.StatusUnauthorized, asUser.status, "a user's token is not an enclosure's")
 				require.Equal(t, http.StatusUnauthorized, asAdmin.status, "a user's token is not an enclosure's")
 			}
 			// A refresh token is never an access token.
-			if who == signedIn || who == adminOnly {
+			if who == signedIn || who == adminOnly || who == sessionOwner {
 				require.Equal(t, http.StatusUnauthorized, h.do(method, path(ann.ID), userRefresh, body).status)
 			}
 		})
@@ -217,7 +237,7 @@ func TestEdge(t *testing.T) {
 
 	require.Equal(t, http.StatusOK, h.do("GET", "/healthz", "", nil).status)
 	h.do("POST", "/api/auth/login", "", map[string]string{"email_address": "x@lab.example", "password": "12345678"})
-	metrics := string(h.do("GET", "/metrics", "", nil).body)
+	metrics := h.metrics()
 	require.Contains(t, metrics, `mba_http_requests_total{method="POST",route="/api/auth/login",status="401"} 1`)
 	require.Contains(t, metrics, "mba_db_pool_max_connections")
 	require.Contains(t, metrics, "mba_outbox_pending 0")

@@ -3,6 +3,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/http"
@@ -10,7 +11,6 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 	"github.com/jackc/pgx/v5/pgxpool"
 	tus "github.com/tus/tusd/v2/pkg/handler"
 
@@ -30,11 +30,24 @@ type Config struct {
 	// refused so the service cannot be made to mail a link to a phishing site.
 	LinkOrigins []string
 	LinkTTL     time.Duration
-	// Throttles of login and password-reset attempts.
+	// Throttles of login and password-reset attempts. The per-account ones count an account's
+	// attempts from one client address (see accountClient).
 	LoginPerAccount, LoginPerClient, ResetPerAccount, ResetPerClient Rate
-	Enclosures                                                       EnclosureConfig
-	Sessions                                                         SessionConfig
-	Uploads                                                          UploadConfig
+	// HashMemoryKiB is the memory all password hashes running at once may take; it sets how
+	// many run together (at least one). Zero means 128 MiB.
+	HashMemoryKiB uint64
+	// HashWait is how long a login waits for a free hash before a 503; zero means 2 s.
+	HashWait time.Duration
+	// MetricsToken, when set, lets a scraper read /metrics on the API listener with
+	// Authorization: Bearer <token>; without it /metrics is served only by MetricsHandler
+	// on an address of its own.
+	MetricsToken string
+	// RefusalLogEvery is how often refused requests (429, 503) are summed up in the log after
+	// the first is logged; zero means a minute.
+	RefusalLogEvery time.Duration
+	Enclosures      EnclosureConfig
+	Sessions        SessionConfig
+	Uploads         UploadConfig
 }
 
 // HealthChecker is the part of the Temporal client /readyz needs.
@@ -84,6 +97,9 @@ type Server struct {
 	unavailableLog *everyLog
 	// background tracks mail sent after the response (password reset), so shutdown waits.
 	background chan struct{}
+	// hashSlots bounds the password hashes running at once (each takes the hasher's memory).
+	hashSlots chan struct{}
+	refusals  *refusalLog
 
 	loginPerAccount, loginPerClient, resetPerAccount, resetPerClient *throttle
 }
@@ -100,6 +116,8 @@ func NewServer(d Deps) *Server {
 		tokens: d.Tokens, hasher: d.Hasher, temporal: d.Temporal, now: now,
 		metrics:         newMetrics(d.Pool),
 		background:      make(chan struct{}, 64),
+		hashSlots:       make(chan struct{}, hashSlots(d.Config.HashMemoryKiB, d.Hasher)),
+		refusals:        newRefusalLog(d.Log, cmp.Or(d.Config.RefusalLogEvery, time.Minute)),
 		loginPerAccount: newThrottle(d.Config.LoginPerAccount, now),
 		loginPerClient:  newThrottle(d.Config.LoginPerClient, now),
 		resetPerAccount: newThrottle(d.Config.ResetPerAccount, now),
@@ -120,13 +138,21 @@ func NewServer(d Deps) *Server {
 	return s
 }
 
+// hashSlots is how many password hashes of h fit in budgetKiB at once.
+func hashSlots(budgetKiB uint64, h auth.Hasher) int {
+	if budgetKiB == 0 {
+		budgetKiB = 128 << 10
+	}
+	return int(max(1, min(1024, budgetKiB/uint64(max(h.MemoryKiB, 1)))))
+}
+
 // heartbeatRoute is the enclosures' poll (PROTOCOL.md section 1).
 const heartbeatRoute = "/api/device/heartbeat"
 
 // Handler returns the router with every route of the service.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, requestIDHeader, s.accessLog, s.recoverPanics, securityHeaders, s.cors)
+	r.Use(requestID, s.accessLog, s.recoverPanics, securityHeaders, s.cors)
 	r.NotFound(s.notFound)
 	r.MethodNotAllowed(s.handle(func(http.ResponseWriter, *http.Request) error {
 		return errorf(http.StatusMethodNotAllowed, "method not allowed")
@@ -136,7 +162,7 @@ func (s *Server) Handler() http.Handler {
 		r.Use(s.limits)
 		r.Get("/healthz", s.healthz)
 		r.Get("/readyz", s.readyz)
-		r.Method(http.MethodGet, "/metrics", s.metrics.handler())
+		r.Method(http.MethodGet, "/metrics", s.metricsOnAPI())
 		docsRoutes(r)
 		// The web UI (package web): public static files; its data comes from /api like anyone's.
 		r.Get("/", webUI.ServeHTTP)
@@ -144,6 +170,7 @@ func (s *Server) Handler() http.Handler {
 	})
 
 	r.Route("/api", func(r chi.Router) {
+		r.Use(noStore)
 		s.fileTransferRoutes(r)
 		r.Group(func(r chi.Router) {
 			r.Use(s.limits)

@@ -26,6 +26,9 @@ type SessionConfig struct {
 	MaxDuration    time.Duration // longest session
 	BytesPerSecond int64         // video an enclosure writes per second, for the disk projection
 	RejectLowDisk  bool          // refuse (instead of warn about) enclosures without the disk space
+	// AnyoneMayStop lets every signed-in user cancel, remove enclosures from and archive any
+	// session, as the original service did; otherwise only its creator or an administrator.
+	AnyoneMayStop bool
 }
 
 // SessionStore is the storage of the session routes.
@@ -80,7 +83,7 @@ func (s *Server) validate(req newSessionRequest) map[string]string {
 	}
 	if req.Duration < 1 {
 		errs["duration"] = "must be at least 1 second"
-	} else if time.Duration(req.Duration)*time.Second > cfg.MaxDuration {
+	} else if req.Duration > int64(cfg.MaxDuration/time.Second) { // compared in seconds: a huge value must not wrap
 		errs["duration"] = fmt.Sprintf("must be at most %d seconds (%s)", int64(cfg.MaxDuration/time.Second), cfg.MaxDuration)
 	}
 	if req.TargetFPS < cfg.MinFPS || req.TargetFPS > cfg.MaxFPS {
@@ -237,6 +240,16 @@ func idParam(r *http.Request, name, what string) (int64, error) {
 	return id, nil
 }
 
+// mayStop refuses a user who may not cancel, change or archive session x (403).
+func (s *Server) mayStop(r *http.Request, x store.Session) error {
+	me := currentUser(r)
+	// Creators are joined by e-mail, unique regardless of case.
+	if s.cfg.Sessions.AnyoneMayStop || me.Admin || (x.CreatedBy != nil && strings.EqualFold(*x.CreatedBy, me.Email)) {
+		return nil
+	}
+	return errorf(http.StatusForbidden, "only the session's creator or an administrator may cancel, change or archive recording session %d", x.ID)
+}
+
 // sessionParam loads the {sid} session or a 404 naming it.
 func (s *Server) sessionParam(r *http.Request) (store.Session, error) {
 	id, err := idParam(r, "sid", "Recording session")
@@ -276,14 +289,14 @@ func (s *Server) addFiles(r *http.Request, x *store.Session) error {
 	for _, f := range files {
 		byDevice[f.DeviceID] = append(byDevice[f.DeviceID], f)
 	}
-	uid := currentUser(r).ID
+	me := currentUser(r)
 	for i := range x.DeviceStatuses {
 		d := &x.DeviceStatuses[i]
 		d.Files = byDevice[d.Device.ID]
 		if d.Files == nil {
 			d.Files = []store.SessionFile{}
 		}
-		s.fileLinks(uid, x.ID, d.Device.Name, d.Files)
+		s.fileLinks(me, x.ID, d.Device.Name, d.Files)
 		summary := store.Summarize(d.Files)
 		d.FilesSummary = &summary
 	}
@@ -299,6 +312,9 @@ func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request) error {
 	}
 	archive, err := boolQuery(r, "archive")
 	if err != nil {
+		return err
+	}
+	if err := s.mayStop(r, x); err != nil {
 		return err
 	}
 	me := currentUser(r)
@@ -329,6 +345,9 @@ func (s *Server) unarchiveSession(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
+	if err := s.mayStop(r, x); err != nil {
+		return err
+	}
 	if err := s.sessions.SetArchived(r.Context(), x.ID, false); err != nil {
 		return err
 	}
@@ -336,11 +355,17 @@ func (s *Server) unarchiveSession(w http.ResponseWriter, r *http.Request) error 
 	return nil
 }
 
-// sessionDevice loads {did} of the {sid} session, or a 404 naming what is missing.
-func (s *Server) sessionDevice(r *http.Request) (store.DeviceStatus, error) {
+// sessionDevice loads {did} of the {sid} session, or a 404 naming what is missing; with
+// toStop, a user who may not change the session gets a 403.
+func (s *Server) sessionDevice(r *http.Request, toStop bool) (store.DeviceStatus, error) {
 	x, err := s.sessionParam(r)
 	if err != nil {
 		return store.DeviceStatus{}, err
+	}
+	if toStop {
+		if err := s.mayStop(r, x); err != nil {
+			return store.DeviceStatus{}, err
+		}
 	}
 	did, err := idParam(r, "did", "Device")
 	if err != nil {
@@ -354,7 +379,7 @@ func (s *Server) sessionDevice(r *http.Request) (store.DeviceStatus, error) {
 }
 
 func (s *Server) getSessionDevice(w http.ResponseWriter, r *http.Request) error {
-	d, err := s.sessionDevice(r)
+	d, err := s.sessionDevice(r, false)
 	if err != nil {
 		return err
 	}
@@ -364,7 +389,7 @@ func (s *Server) getSessionDevice(w http.ResponseWriter, r *http.Request) error 
 
 // removeSessionDevice stops one enclosure if it is pending or recording.
 func (s *Server) removeSessionDevice(w http.ResponseWriter, r *http.Request) error {
-	d, err := s.sessionDevice(r)
+	d, err := s.sessionDevice(r, true)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"hash/maphash"
 	"net/http"
 	"strconv"
 	"strings"
@@ -38,36 +39,62 @@ func (r Rate) MarshalText() ([]byte, error) {
 	return []byte(fmt.Sprintf("%d/%s", r.Burst, r.Every)), nil
 }
 
-// throttle limits attempts per key (an account or a client address). It lives in the
-// process: a deployment of several API instances behind a balancer multiplies the limits.
+// throttle limits attempts per key (an account and client pair, or a client address). It
+// lives in the process: a deployment of several API instances behind a balancer multiplies the
+// limits.
+//
+// The work per attempt is O(1) whatever the number of keys: keys are spread over shards, each
+// with its own lock, and idle keys expire by generations instead of a scan. A shard keeps the
+// keys seen in its current generation and in the one before; when a generation is older than
+// the time a bucket takes to fill up again, the older one is dropped whole. Every key in it had
+// been idle that long, so its bucket was full: forgetting it changes nothing.
 type throttle struct {
-	rate Rate
-	now  func() time.Time
-
-	mu      sync.Mutex
-	buckets map[string]*rate.Limiter
+	rate   Rate
+	now    func() time.Time
+	window time.Duration // a bucket's time from empty to full
+	seed   maphash.Seed
+	shards [throttleShards]throttleShard
 }
 
-// maxBuckets bounds memory; when reached, buckets that are full again (idle keys) are dropped.
-const maxBuckets = 100_000
+type throttleShard struct {
+	mu        sync.Mutex
+	since     time.Time // start of the current generation
+	cur, prev map[string]*rate.Limiter
+}
+
+const (
+	throttleShards = 64
+	// maxBuckets bounds memory under a flood of distinct keys: a shard whose generation fills
+	// up turns over early (losing only the state of keys idle for a generation).
+	maxBuckets = 100_000
+)
 
 func newThrottle(r Rate, now func() time.Time) *throttle {
-	return &throttle{rate: r, now: now, buckets: map[string]*rate.Limiter{}}
+	t := &throttle{rate: r, now: now, window: time.Duration(r.Burst) * r.Every, seed: maphash.MakeSeed()}
+	for i := range t.shards {
+		t.shards[i].cur, t.shards[i].prev = map[string]*rate.Limiter{}, map[string]*rate.Limiter{}
+	}
+	return t
 }
 
 // wait reports how long key must wait before its next attempt; zero means go ahead, and the
 // attempt is counted.
 func (t *throttle) wait(key string) time.Duration {
 	now := t.now()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	b := t.buckets[key]
+	sh := &t.shards[maphash.String(t.seed, key)%throttleShards]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if now.Sub(sh.since) >= t.window || len(sh.cur) >= maxBuckets/throttleShards {
+		sh.prev, sh.cur, sh.since = sh.cur, make(map[string]*rate.Limiter, len(sh.cur)), now
+	}
+	b := sh.cur[key]
 	if b == nil {
-		if len(t.buckets) >= maxBuckets {
-			t.evictFull(now)
+		if b = sh.prev[key]; b != nil {
+			delete(sh.prev, key)
+		} else {
+			b = rate.NewLimiter(rate.Every(t.rate.Every), t.rate.Burst)
 		}
-		b = rate.NewLimiter(rate.Every(t.rate.Every), t.rate.Burst)
-		t.buckets[key] = b
+		sh.cur[key] = b
 	}
 	res := b.ReserveN(now, 1)
 	if d := res.DelayFrom(now); d > 0 {
@@ -77,12 +104,22 @@ func (t *throttle) wait(key string) time.Duration {
 	return 0
 }
 
-func (t *throttle) evictFull(now time.Time) {
-	for k, b := range t.buckets {
-		if b.TokensAt(now) >= float64(t.rate.Burst) {
-			delete(t.buckets, k)
-		}
+// keys is the number of keys the throttle remembers.
+func (t *throttle) keys() int {
+	n := 0
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		n += len(sh.cur) + len(sh.prev)
+		sh.mu.Unlock()
 	}
+	return n
+}
+
+// accountClient is the throttle key of one account tried from one client: a stranger's
+// failures lock out only the stranger, never the account's owner on their own client.
+func accountClient(account, client string) string {
+	return strings.ToLower(strings.TrimSpace(account)) + "\x00" + client
 }
 
 // throttled checks every (throttle, key) pair and returns a 429 for the longest wait.

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -188,9 +190,59 @@ var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // tusCreate hands a creation request to tusd (beginUpload checks it).
 func (s *Server) tusCreate(w http.ResponseWriter, r *http.Request) error {
-	s.tus.Middleware(http.HandlerFunc(s.tus.PostFile)).ServeHTTP(w, r)
+	s.serveTus(w, r, s.tus.Middleware(http.HandlerFunc(s.tus.PostFile)))
 	return nil
 }
+
+// serveTus runs a tusd handler with its own error answers (plain text such as
+// "ERR_UPLOAD_NOT_FOUND: upload not found") turned into our JSON error body; a 5xx shows no
+// detail, which goes to the log.
+func (s *Server) serveTus(w http.ResponseWriter, r *http.Request, h http.Handler) {
+	tw := &tusErrorWriter{ResponseWriter: w}
+	h.ServeHTTP(tw, r)
+	if tw.status == 0 {
+		return
+	}
+	text := strings.TrimSpace(tw.body.String())
+	msg := text
+	if _, rest, ok := strings.Cut(text, ": "); ok && strings.HasPrefix(text, "ERR_") {
+		msg = rest
+	}
+	if tw.status >= 500 {
+		s.log.ErrorContext(r.Context(), "upload failed", "status", tw.status, "error", text)
+		msg = "internal server error"
+	}
+	tw.Header().Del("Content-Length")
+	writeJSON(w, tw.status, errorBody{Message: cmp.Or(msg, http.StatusText(tw.status))})
+}
+
+// tusErrorWriter holds back an error answer that is not JSON, for serveTus to rewrite.
+type tusErrorWriter struct {
+	http.ResponseWriter
+	status int // of a held-back error answer
+	body   bytes.Buffer
+}
+
+func (w *tusErrorWriter) WriteHeader(code int) {
+	if code >= 400 && !strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") {
+		w.status = code
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *tusErrorWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		return w.ResponseWriter.Write(b)
+	}
+	if w.body.Len() < 4096 {
+		w.body.Write(b)
+	}
+	return len(b), nil
+}
+
+// Unwrap lets tusd's http.ResponseController reach the connection (deadlines, flushes).
+func (w *tusErrorWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // tusUpload serves HEAD and PATCH of an upload the enclosure owns. An upload already finished
 // answers as complete, so an agent that lost the final response does not send it again.
@@ -221,7 +273,7 @@ func (s *Server) tusUpload(w http.ResponseWriter, r *http.Request) error {
 		h = s.tus.PatchFile
 	}
 	// tusd takes the upload id from what is left of the path.
-	http.StripPrefix(uploadsRoute, s.tus.Middleware(http.HandlerFunc(h))).ServeHTTP(w, r)
+	s.serveTus(w, r, http.StripPrefix(uploadsRoute, s.tus.Middleware(http.HandlerFunc(h))))
 	return nil
 }
 
@@ -257,6 +309,14 @@ func (s *Server) beginUpload(hook tus.HookEvent) (tus.HTTPResponse, tus.FileInfo
 		err = invalid(map[string]string{"filename": err.Error()})
 	case errors.Is(err, store.ErrAlreadyVerified):
 		err = errorf(http.StatusConflict, "%s is %s", name, store.ErrAlreadyVerified)
+	case errors.Is(err, store.ErrVerifiedOtherContent):
+		// Not a retry: other bytes under a verified name. Keep a trace of who tried.
+		if aerr := s.users.Audit(context.WithoutCancel(hook.Context), 0, "upload.refused_verified",
+			fmt.Sprintf("session %d enclosure %s file %s sha256 %s", sid, e.Name, name, meta["sha256"]), ""); aerr != nil {
+			s.log.ErrorContext(hook.Context, "writing audit log", "action", "upload.refused_verified", "error", aerr.Error())
+		}
+		s.log.WarnContext(hook.Context, "upload refused: the file is verified", "session", sid, "enclosure", e.Name, "file", name)
+		err = errorf(http.StatusConflict, "%s is %s", name, store.ErrVerifiedOtherContent)
 	}
 	if err != nil {
 		return tus.HTTPResponse{}, tus.FileInfoChanges{}, s.tusError(hook.Context, err)
@@ -272,6 +332,10 @@ func (s *Server) finishUpload(hook tus.HookEvent) (tus.HTTPResponse, error) {
 	f, err := s.files.UploadFile(ctx, id)
 	if err != nil {
 		return tus.HTTPResponse{}, s.tusError(ctx, err)
+	}
+	if f.State != store.FileUploading {
+		// Finished (or verified) already: its bytes in storage stay as they are.
+		return tus.HTTPResponse{}, s.tusError(ctx, errorf(http.StatusConflict, "upload %s of %s is %s already", id, f.Name, f.State))
 	}
 	key := storage.Key(f.SessionID, enclosureOf(hook.Context).Name, f.Name)
 	staged := hook.Upload.Storage["Path"]
@@ -312,8 +376,18 @@ func (s *Server) downloadFile(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	key := storage.Key(sid, chi.URLParam(r, "device"), chi.URLParam(r, "name"))
-	if _, err := s.tokens.ParseDownload(r.URL.Query().Get("token"), key); err != nil {
-		return errorf(http.StatusUnauthorized, "the download link is invalid or has expired; open the session again for a fresh one")
+	badLink := errorf(http.StatusUnauthorized, "the download link is invalid or has expired; open the session again for a fresh one")
+	claims, err := s.tokens.ParseDownload(r.URL.Query().Get("token"), key)
+	if err != nil {
+		return badLink
+	}
+	// The link is the user's: it ends when the user is disabled (a new token generation).
+	u, err := s.users.UserByID(r.Context(), claims.Identity.UID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (u.Disabled || u.TokenGeneration != claims.Generation)) {
+		return badLink
+	}
+	if err != nil {
+		return err
 	}
 	if s.storage == nil {
 		return errorf(http.StatusServiceUnavailable, "file storage is not configured on this server")
@@ -341,14 +415,14 @@ func (s *Server) downloadFile(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// fileLinks adds signed download links to files of a session, for user uid.
-func (s *Server) fileLinks(uid, sessionID int64, enclosure string, files []store.SessionFile) {
+// fileLinks adds signed download links to files of a session, for user u.
+func (s *Server) fileLinks(u store.User, sessionID int64, enclosure string, files []store.SessionFile) {
 	for i, f := range files {
 		if f.UploadedAt == nil {
 			continue
 		}
 		key := storage.Key(sessionID, enclosure, f.Name)
-		token, err := s.tokens.IssueDownload(uid, key, s.cfg.Uploads.DownloadTTL)
+		token, err := s.tokens.IssueDownload(u.ID, u.TokenGeneration, key, s.cfg.Uploads.DownloadTTL)
 		if err != nil {
 			continue
 		}

@@ -126,7 +126,7 @@ func TestUploadsAuthenticateAndValidate(t *testing.T) {
 	require.Equal(t, store.FileUploaded, f.State)
 	require.Equal(t, sha, *f.SHA256)
 	require.Contains(t, h.outbox(), "file-uploaded/")
-	metrics := string(h.do("GET", "/metrics", "", nil).body)
+	metrics := h.metrics()
 	require.Contains(t, metrics, `mba_uploaded_total{unit="bytes"} 18`)
 	require.Contains(t, metrics, `mba_session_files{state="UPLOADED"} 1`)
 	// The agent that lost the final reply learns it is complete, and re-sends nothing.
@@ -147,4 +147,83 @@ func TestUploadsAuthenticateAndValidate(t *testing.T) {
 	require.NoError(t, h.store.RecordFileResult(context.Background(), store.FileResult{SessionID: sid, DeviceID: dev,
 		Name: "cage_.avi", State: store.FileVerified, At: time.Now()}))
 	require.Equal(t, http.StatusConflict, create(len(content), tusMetadata("session_id", fmt.Sprint(sid), "filename", "cage_.avi", "sha256", sha)).status)
+
+	// A verified file is immutable: other bytes under its name are refused and recorded, and the
+	// stored bytes stay the verified ones.
+	forged := []byte("RIFF something else")
+	forgedSum := sha256.Sum256(forged)
+	res = create(len(forged), tusMetadata("session_id", fmt.Sprint(sid), "filename", "cage_.avi", "sha256", hex.EncodeToString(forgedSum[:])))
+	require.Equal(t, http.StatusConflict, res.status, "%s", res.body)
+	require.Contains(t, res.json(t)["message"], "never replaced")
+	var refusals int
+	require.NoError(t, h.srv.pool.QueryRow(context.Background(),
+		`SELECT count(*) FROM audit_log WHERE action = 'upload.refused_verified' AND subject LIKE '%cage_.avi%'`).Scan(&refusals))
+	require.Equal(t, 1, refusals)
+	f, err = h.store.SessionFile(context.Background(), sid, dev, "cage_.avi")
+	require.NoError(t, err)
+	require.Equal(t, store.FileVerified, f.State)
+	require.Equal(t, sha, *f.SHA256)
+	r, err = files.Open(context.Background(), storage.Key(sid, "NV7", "cage_.avi"), 0)
+	require.NoError(t, err)
+	stored, _ = io.ReadAll(r)
+	r.Close()
+	require.Equal(t, content, stored)
+
+	// tusd's own errors are JSON like every other error (here: a PATCH at the wrong offset).
+	res = create(len(forged), tusMetadata("session_id", fmt.Sprint(sid), "filename", "cage_timestamps.txt", "sha256", hex.EncodeToString(forgedSum[:])))
+	require.Equal(t, http.StatusCreated, res.status, "%s", res.body)
+	loc = res.header.Get("Location")
+	res = h.agentCall("PATCH", loc[strings.Index(loc, uploadsRoute):], "NV7", token, map[string]string{"Upload-Offset": "7",
+		"Content-Type": "application/offset+octet-stream"}, forged[7:])
+	require.Equal(t, http.StatusConflict, res.status)
+	require.Equal(t, "application/json", res.header.Get("Content-Type"))
+	require.Contains(t, res.json(t)["message"], "offset")
+	require.Equal(t, "no-store", res.header.Get("Cache-Control"))
+}
+
+// TestDownloadLinksEndWithTheUser: a disabled user's download links stop working, and
+// enabling the user again does not revive them.
+func TestDownloadLinksEndWithTheUser(t *testing.T) {
+	files, err := storage.New(context.Background(), storage.Config{Kind: "dir", Dir: t.TempDir()})
+	require.NoError(t, err)
+	h := newHarness(t, func(d *Deps) {
+		d.Storage = files
+		d.Config.Uploads = UploadConfig{StagingDir: t.TempDir(), MaxFileBytes: 1 << 20, ManifestSince: time.Hour, DownloadTTL: time.Hour}
+	})
+	h.user("admin@lab.example", "correct horse", true)
+	ann := h.user("ann@lab.example", "correct horse", false)
+	adminToken, _ := h.login("admin@lab.example", "correct horse")
+	annToken, _ := h.login("ann@lab.example", "correct horse")
+	h.send(beat("NV7", 0, false, ""))
+	dev := h.deviceID("NV7")
+	sid := h.session(dev)
+	content := []byte("RIFF a small video")
+	sum := sha256.Sum256(content)
+	res := h.agentCall("POST", "/api/agent/uploads/", "NV7", "", nil, nil)
+	require.Equal(t, http.StatusUnauthorized, res.status)
+	require.NoError(t, h.store.SetDeviceToken(context.Background(), dev, auth.HashLinkToken("tok7")))
+	res = h.agentCall("POST", "/api/agent/uploads/", "NV7", "tok7", map[string]string{"Upload-Length": strconv.Itoa(len(content)),
+		"Upload-Metadata": tusMetadata("session_id", fmt.Sprint(sid), "filename", "cage_.avi", "sha256", hex.EncodeToString(sum[:]))}, nil)
+	require.Equal(t, http.StatusCreated, res.status, "%s", res.body)
+	loc := res.header.Get("Location")
+	require.Equal(t, http.StatusNoContent, h.agentCall("PATCH", loc[strings.Index(loc, uploadsRoute):], "NV7", "tok7",
+		map[string]string{"Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}, content).status)
+
+	link := func(token string) string {
+		res := h.do("GET", fmt.Sprintf("/api/recording-session/%d", sid), token, nil)
+		require.Equal(t, http.StatusOK, res.status, "%s", res.body)
+		f := res.json(t)["device_statuses"].([]any)[0].(map[string]any)["files"].([]any)[0].(map[string]any)
+		return f["download_url"].(string)
+	}
+	old := link(annToken)
+	require.Equal(t, http.StatusOK, h.do("GET", old, "", nil).status)
+	userPath := fmt.Sprintf("/api/user/%d", ann.ID)
+	require.Equal(t, http.StatusOK, h.do("PATCH", userPath, adminToken, map[string]any{"disabled": true}).status)
+	require.Equal(t, http.StatusUnauthorized, h.do("GET", old, "", nil).status, "disabled: the link ends")
+	require.Equal(t, http.StatusOK, h.do("PATCH", userPath, adminToken, map[string]any{"disabled": false}).status)
+	require.Equal(t, http.StatusUnauthorized, h.do("GET", old, "", nil).status, "enabling again does not revive it")
+	require.Equal(t, http.StatusUnauthorized, h.do("GET", "/api/user/"+fmt.Sprint(ann.ID), annToken, nil).status,
+		"nor the access token issued before")
+	annToken, _ = h.login("ann@lab.example", "correct horse")
+	require.Equal(t, http.StatusOK, h.do("GET", link(annToken), "", nil).status, "a fresh link works")
 }

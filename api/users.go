@@ -69,6 +69,9 @@ func mergeFields(sets ...map[string]string) map[string]string {
 	return out
 }
 
+var errWrongOldPassword = &Error{Status: http.StatusBadRequest, Message: "old password is incorrect",
+	Fields: map[string]string{"old_password": "does not match"}}
+
 type changePasswordRequest struct {
 	OldPassword string `json:"old_password"`
 	NewPassword string `json:"new_password"`
@@ -87,14 +90,26 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	if reason := auth.ValidatePassword(req.NewPassword); reason != "" {
+	if reason := auth.ValidatePassword(req.NewPassword, me.Email); reason != "" {
 		return invalid(map[string]string{"new_password": reason})
 	}
-	if len(req.OldPassword) > 4*auth.MaxPasswordLen || auth.Verify(req.OldPassword, me.PasswordHash) != nil {
-		return &Error{Status: http.StatusBadRequest, Message: "old password is incorrect",
-			Fields: map[string]string{"old_password": "does not match"}}
+	// Checking the old password is a login attempt: the same throttles.
+	ip := s.clientIP(r)
+	if err := throttled(throttleCheck{s.loginPerClient, ip}, throttleCheck{s.loginPerAccount, accountClient(me.Email, ip)}); err != nil {
+		return err
 	}
-	hash, err := s.hasher.Hash(req.NewPassword)
+	var hash string
+	err = s.hashing(r.Context(), func() error {
+		if len(req.OldPassword) > 4*auth.MaxPasswordLen || auth.Verify(req.OldPassword, me.PasswordHash) != nil {
+			return errWrongOldPassword
+		}
+		var err error
+		hash, err = s.hasher.Hash(req.NewPassword)
+		return err
+	})
+	if errors.Is(err, errWrongOldPassword) {
+		s.audit(r, me.ID, "password.change_failed", me.Email)
+	}
 	if err != nil {
 		return err
 	}
@@ -114,10 +129,21 @@ type emailLinkRequest struct {
 	Admin bool   `json:"admin"` // invite only
 }
 
-// readEmailLink decodes and validates an emailLinkRequest.
-func (s *Server) readEmailLink(r *http.Request) (emailLinkRequest, error) {
+// readEmailLink decodes and validates an emailLinkRequest; admin is a field of invites only.
+func (s *Server) readEmailLink(r *http.Request, withAdmin bool) (emailLinkRequest, error) {
 	var req emailLinkRequest
-	if err := decodeJSON(r, &req); err != nil {
+	var err error
+	if withAdmin {
+		err = decodeJSON(r, &req)
+	} else {
+		var reset struct {
+			Email string `json:"email"`
+			URL   string `json:"url"`
+		}
+		err = decodeJSON(r, &reset)
+		req.Email, req.URL = reset.Email, reset.URL
+	}
+	if err != nil {
 		return req, err
 	}
 	req.Email = strings.TrimSpace(req.Email)
@@ -130,18 +156,19 @@ func (s *Server) readEmailLink(r *http.Request) (emailLinkRequest, error) {
 // invite creates an account without a password (or re-issues the link of an existing one) and
 // mails a single-use link to set the password.
 func (s *Server) invite(w http.ResponseWriter, r *http.Request) error {
-	req, err := s.readEmailLink(r)
+	req, err := s.readEmailLink(r, true)
 	if err != nil {
 		return err
 	}
 	u, err := s.users.CreateUser(r.Context(), req.Email, "", req.Admin)
+	created := err == nil
 	if errors.Is(err, store.ErrConflict) {
 		u, err = s.users.UserByEmail(r.Context(), req.Email)
 	}
 	if err != nil {
 		return err
 	}
-	link, err := s.newLink(r.Context(), u, store.PurposeInvite, req.URL)
+	link, hash, err := s.newLink(r.Context(), u, store.PurposeInvite, req.URL)
 	if err != nil {
 		return err
 	}
@@ -150,6 +177,10 @@ func (s *Server) invite(w http.ResponseWriter, r *http.Request) error {
 			"Choose your password here (the link works once, for %s):\n\n%s\n", currentUser(r).Email, s.cfg.LinkTTL, link)}
 	if err := s.mailer.Send(r.Context(), msg); err != nil {
 		s.log.ErrorContext(r.Context(), "sending invitation", "to", u.Email, "error", err.Error())
+		// Nobody got the link: leave neither it nor a new account behind.
+		if err := s.users.DropUnsentLink(context.WithoutCancel(r.Context()), u.ID, hash, created); err != nil {
+			s.log.ErrorContext(r.Context(), "undoing an invitation that was not mailed", "to", u.Email, "error", err.Error())
+		}
 		return errorf(http.StatusBadGateway, "the invitation could not be e-mailed; try again later")
 	}
 	s.audit(r, currentUser(r).ID, "user.invite", u.Email)
@@ -157,19 +188,20 @@ func (s *Server) invite(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// newLink stores a fresh link token for u and returns the link <base>/<uid>/<token>.
-func (s *Server) newLink(ctx context.Context, u store.User, purpose, base string) (string, error) {
+// newLink stores a fresh link token for u and returns the link <base>/<uid>/<token> and the
+// token's stored hash.
+func (s *Server) newLink(ctx context.Context, u store.User, purpose, base string) (string, []byte, error) {
 	token, hash := auth.NewLinkToken()
 	if err := s.users.CreateLinkToken(ctx, u.ID, purpose, hash, s.now().Add(s.cfg.LinkTTL)); err != nil {
-		return "", err
+		return "", nil, err
 	}
-	return fmt.Sprintf("%s/%d/%s", strings.TrimRight(base, "/"), u.ID, token), nil
+	return fmt.Sprintf("%s/%d/%s", strings.TrimRight(base, "/"), u.ID, token), hash, nil
 }
 
 // sendPasswordReset always answers 202, whether or not the account exists; the mail goes out
 // after the response so the timing does not tell either.
 func (s *Server) sendPasswordReset(w http.ResponseWriter, r *http.Request) error {
-	req, err := s.readEmailLink(r)
+	req, err := s.readEmailLink(r, false)
 	if err != nil {
 		return err
 	}
@@ -197,17 +229,22 @@ func (s *Server) mailReset(ctx context.Context, email, base, ip string) error {
 	if err != nil {
 		return err
 	}
-	link, err := s.newLink(ctx, u, store.PurposeReset, base)
+	link, hash, err := s.newLink(ctx, u, store.PurposeReset, base)
 	if err != nil {
 		return err
 	}
 	if err := s.users.Audit(ctx, 0, "password.reset_requested", u.Email, ip); err != nil {
 		return err
 	}
-	return s.mailer.Send(ctx, imail.Message{To: u.Email, Subject: "Reset your Mouse Behavior Analysis password",
+	err = s.mailer.Send(ctx, imail.Message{To: u.Email, Subject: "Reset your Mouse Behavior Analysis password",
 		Body: fmt.Sprintf("Somebody (hopefully you) asked to reset your password.\n\n"+
 			"Choose a new one here (the link works once, for %s):\n\n%s\n\n"+
 			"If you did not ask for this, ignore this message; your password stays as it is.\n", s.cfg.LinkTTL, link)})
+	if err != nil {
+		// Nobody got the link: it must not stay live.
+		return errors.Join(err, s.users.DropUnsentLink(context.WithoutCancel(ctx), u.ID, hash, false))
+	}
+	return nil
 }
 
 type resetPasswordRequest struct {
@@ -226,18 +263,21 @@ func (s *Server) resetPassword(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	if reason := auth.ValidatePassword(req.Password); reason != "" {
+	// An unknown uid is answered like a bad token, so the route does not tell which ids exist.
+	u, err := s.users.UserByID(r.Context(), uid)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if reason := auth.ValidatePassword(req.Password, u.Email); reason != "" {
 		return invalid(map[string]string{"password": reason})
 	}
-	hash, err := s.hasher.Hash(req.Password)
-	if err != nil {
+	var hash string
+	if err := s.hashing(r.Context(), func() (err error) { hash, err = s.hasher.Hash(req.Password); return err }); err != nil {
 		return err
 	}
 	err = s.users.ResetPassword(r.Context(), uid, auth.HashLinkToken(chi.URLParam(r, "token")), hash, s.now())
 	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return errorf(http.StatusNotFound, "User %d Not Found", uid)
-	case errors.Is(err, store.ErrLinkToken):
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrLinkToken):
 		return errorf(http.StatusUnauthorized, "the link is invalid, used or expired; ask for a new one")
 	case err != nil:
 		return err

@@ -44,6 +44,8 @@ type config struct {
 		IdleTimeout     time.Duration `conf:"default:2m" yaml:"idle_timeout"`
 		ShutdownTimeout time.Duration `conf:"default:20s,help:grace period for in-flight requests on SIGTERM" yaml:"shutdown_timeout"`
 		PprofAddr       string        `conf:"help:serve Go's pprof profiles on this separate address (e.g. 127.0.0.1:6060); empty = off" yaml:"pprof_addr"`
+		MetricsAddr     string        `conf:"help:serve /metrics on this separate address for Prometheus (e.g. 127.0.0.1:9464); empty = off" yaml:"metrics_addr"`
+		MetricsToken    string        `conf:"mask,help:bearer token that may read /metrics on the API address (16+ bytes); empty = /metrics only on metrics-addr" yaml:"metrics_token"`
 	} `yaml:"http"`
 	DB struct {
 		URL            string `conf:"default:postgres://mba@127.0.0.1:5433/mba?sslmode=disable,mask,help:PostgreSQL connection URL" yaml:"url"`
@@ -70,7 +72,9 @@ type config struct {
 		HashMemory      uint32        `conf:"default:47104,help:argon2id memory per password hash in KiB" yaml:"hash_memory"`
 		HashTime        uint32        `conf:"default:1,help:argon2id passes" yaml:"hash_time"`
 		HashThreads     uint8         `conf:"default:1,help:argon2id lanes" yaml:"hash_threads"`
-		LoginPerAccount api.Rate      `conf:"default:5/1m,help:login attempts per account: burst/one more every" yaml:"login_per_account"`
+		HashMemoryTotal uint64        `conf:"default:131072,help:KiB all password hashes running at once may take; with hash-memory it sets how many run together (128 MiB: two 46 MiB hashes; the process peaks near 2x this)" yaml:"hash_memory_total"`
+		HashWait        time.Duration `conf:"default:2s,help:how long a login waits for a free password hash before a 503 with Retry-After" yaml:"hash_wait"`
+		LoginPerAccount api.Rate      `conf:"default:5/1m,help:login and change-password attempts per account from one client address: burst/one more every" yaml:"login_per_account"`
 		LoginPerClient  api.Rate      `conf:"default:20/6s,help:login attempts per client address" yaml:"login_per_client"`
 		ResetPerAccount api.Rate      `conf:"default:3/10m,help:reset requests per account" yaml:"reset_per_account"`
 		ResetPerClient  api.Rate      `conf:"default:10/1m,help:reset requests and resets per client address" yaml:"reset_per_client"`
@@ -95,6 +99,7 @@ type config struct {
 		MaxDuration    time.Duration `conf:"default:2160h,help:longest session (90 days)" yaml:"max_duration"`
 		BytesPerSecond int64         `conf:"default:1500000,help:video bytes an enclosure writes per second (disk projection)" yaml:"bytes_per_second"`
 		RejectLowDisk  bool          `conf:"default:false,help:refuse enclosures without the disk for the whole session (else warn)" yaml:"reject_low_disk"`
+		AnyoneMayStop  bool          `conf:"default:false,help:every signed-in user may cancel; remove enclosures from and archive any session (as the original did); else its creator or an admin" yaml:"anyone_may_stop"`
 		StartDeadline  time.Duration `conf:"default:1h,help:an enclosure that has not started by then fails" yaml:"start_deadline"`
 		EndGrace       time.Duration `conf:"default:5m,help:time past the planned end for an enclosure to report it" yaml:"end_grace"`
 		SilenceTimeout time.Duration `conf:"default:30m,help:how long a silent recording enclosure may stay away before it is lost" yaml:"silence_timeout"`
@@ -137,12 +142,13 @@ type config struct {
 		DeleteVerified          bool          `conf:"default:false,help:delete local files the service has verified (same size and SHA-256)" yaml:"delete_verified"`
 	} `yaml:"agent"`
 	Mail struct {
-		Host     string `conf:"help:SMTP server; empty keeps mail in the mail_log table and the log" yaml:"host"`
-		Port     int    `conf:"default:587,help:SMTP port" yaml:"port"`
-		TLS      string `conf:"default:starttls,help:starttls; tls (implicit) or none" yaml:"tls"`
-		User     string `conf:"help:SMTP user name" yaml:"user"`
-		Password string `conf:"mask,help:SMTP password" yaml:"password"`
-		From     string `conf:"default:MBA <mba@localhost>,help:sender address" yaml:"from"`
+		Host      string `conf:"help:SMTP server; empty keeps mail in the mail_log table and the log" yaml:"host"`
+		Port      int    `conf:"default:587,help:SMTP port" yaml:"port"`
+		TLS       string `conf:"default:starttls,help:starttls; tls (implicit) or none" yaml:"tls"`
+		User      string `conf:"help:SMTP user name" yaml:"user"`
+		Password  string `conf:"mask,help:SMTP password" yaml:"password"`
+		From      string `conf:"default:MBA <mba@localhost>,help:sender address" yaml:"from"`
+		LogBodies bool   `conf:"default:false,help:without SMTP also write whole messages (working invite and reset links) to the log; development only" yaml:"log_bodies"`
 	} `yaml:"mail"`
 }
 
@@ -211,6 +217,9 @@ func (c *config) validate() error {
 		if c.Auth.HashMemory < 19*1024 {
 			problems = append(problems, "auth hash-memory below 19456 KiB is too weak for production")
 		}
+		if c.Mail.LogBodies {
+			problems = append(problems, "mail log-bodies writes working links to the log and is refused in production")
+		}
 		if c.Mail.Host != "" && c.Mail.TLS == mail.TLSNone && c.Mail.User != "" {
 			problems = append(problems, "mail credentials over an unencrypted SMTP connection are refused in production")
 		}
@@ -220,6 +229,12 @@ func (c *config) validate() error {
 	}
 	if c.Storage.Reuploads < 0 || c.Storage.MaxFileBytes < 1 {
 		problems = append(problems, "storage reuploads must not be negative and max-file-bytes must be positive")
+	}
+	if c.HTTP.MetricsToken != "" && len(c.HTTP.MetricsToken) < 16 {
+		problems = append(problems, "http metrics-token must be at least 16 bytes")
+	}
+	if c.Auth.HashMemoryTotal < uint64(c.Auth.HashMemory) || c.Auth.HashWait <= 0 {
+		problems = append(problems, "auth hash-memory-total must be at least hash-memory and hash-wait positive")
 	}
 	if c.HTTP.MaxBodyBytes < 1024 {
 		problems = append(problems, "http max-body-bytes must be at least 1024")

@@ -34,6 +34,7 @@ enclosures:
 #   addr: 127.0.0.1:8080
 #   public_url: https://mba.example.org
 #   trust_proxy: true
+#   metrics_addr: 127.0.0.1:9464  # Prometheus scrapes /metrics here (not anonymous on addr)
 # mail:
 #   host: smtp.example.org
 #   port: 587

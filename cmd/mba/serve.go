@@ -110,6 +110,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 			LinkOrigins: cfg.HTTP.LinkOrigins, LinkTTL: cfg.Auth.LinkTTL,
 			LoginPerAccount: cfg.Auth.LoginPerAccount, LoginPerClient: cfg.Auth.LoginPerClient,
 			ResetPerAccount: cfg.Auth.ResetPerAccount, ResetPerClient: cfg.Auth.ResetPerClient,
+			HashMemoryKiB: cfg.Auth.HashMemoryTotal, HashWait: cfg.Auth.HashWait, MetricsToken: cfg.HTTP.MetricsToken,
 			Enclosures: api.EnclosureConfig{AutoRegister: cfg.Enclosures.AutoRegister, DownAfter: cfg.Enclosures.DownAfter,
 				StreamKeepAlive: cfg.Enclosures.StreamKeepAlive, TelemetryBucket: cfg.Enclosures.TelemetryBucket,
 				ClockSkewWarning: cfg.Enclosures.ClockSkewWarning, StreamURL: cfg.Enclosures.StreamURL,
@@ -117,7 +118,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 				RegisterRate: cfg.Enclosures.RegisterRate},
 			Sessions: api.SessionConfig{MaxEnclosures: cfg.Sessions.MaxEnclosures, MinFPS: cfg.Sessions.MinFPS,
 				MaxFPS: cfg.Sessions.MaxFPS, MaxDuration: cfg.Sessions.MaxDuration,
-				BytesPerSecond: cfg.Sessions.BytesPerSecond, RejectLowDisk: cfg.Sessions.RejectLowDisk},
+				BytesPerSecond: cfg.Sessions.BytesPerSecond, RejectLowDisk: cfg.Sessions.RejectLowDisk,
+				AnyoneMayStop: cfg.Sessions.AnyoneMayStop},
 			Uploads: api.UploadConfig{StagingDir: cfg.Storage.StagingDir, MaxFileBytes: cfg.Storage.MaxFileBytes,
 				ManifestSince: 14 * 24 * time.Hour, DownloadTTL: time.Hour},
 		},
@@ -150,6 +152,16 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 			log.Warn("pprof server stopped", "error", err)
 		}()
 		log.Info("pprof listening", "addr", cfg.HTTP.PprofAddr)
+	}
+	if cfg.HTTP.MetricsAddr != "" {
+		// Its own address, for the scraper only: /metrics on the API address needs the token.
+		metricsServer := &http.Server{Addr: cfg.HTTP.MetricsAddr, Handler: srv.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			err := metricsServer.ListenAndServe()
+			log.Warn("metrics server stopped", "error", err)
+		}()
+		defer metricsServer.Close()
+		log.Info("metrics listening", "addr", cfg.HTTP.MetricsAddr)
 	}
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
@@ -205,7 +217,7 @@ func hasher(cfg config) auth.Hasher {
 func newMailer(cfg config, st *store.Store, log *slog.Logger) mail.Sender {
 	if cfg.Mail.Host == "" {
 		log.Warn("no SMTP server configured: mail goes to the mail_log table and the log")
-		return mail.Log{Store: st, Logger: log, LogBodies: cfg.Mode != production}
+		return mail.Log{Store: st, Logger: log, LogBodies: cfg.Mail.LogBodies}
 	}
 	return mail.SMTP{Host: cfg.Mail.Host, Port: cfg.Mail.Port, TLS: cfg.Mail.TLS,
 		Username: cfg.Mail.User, Password: cfg.Mail.Password, From: cfg.Mail.From}

@@ -59,7 +59,7 @@ func userCmd(ctx context.Context, cfg config, args []string, stdin io.Reader, ou
 			}
 			return fmt.Errorf("a user %s already exists", *email)
 		}
-		pw, err := readPassword(stdin, *passwordStdin)
+		pw, err := readPassword(stdin, *passwordStdin, *email)
 		if err != nil {
 			return err
 		}
@@ -113,7 +113,7 @@ func userCmd(ctx context.Context, cfg config, args []string, stdin io.Reader, ou
 }
 
 // readPassword reads a new password from stdin's first line, or prompts twice on a terminal.
-func readPassword(stdin io.Reader, fromStdin bool) (string, error) {
+func readPassword(stdin io.Reader, fromStdin bool, email string) (string, error) {
 	var pw string
 	switch {
 	case fromStdin:
@@ -142,7 +142,7 @@ func readPassword(stdin io.Reader, fromStdin bool) (string, error) {
 	default:
 		return "", errors.New("stdin is not a terminal: pass the password on stdin with --password-stdin")
 	}
-	if reason := auth.ValidatePassword(pw); reason != "" {
+	if reason := auth.ValidatePassword(pw, email); reason != "" {
 		return "", errors.New("password " + reason)
 	}
 	return pw, nil

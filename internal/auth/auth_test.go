@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/require"
@@ -28,11 +29,49 @@ func TestHashVerify(t *testing.T) {
 }
 
 func TestValidatePassword(t *testing.T) {
-	require.NotEmpty(t, ValidatePassword("short"))
-	require.Empty(t, ValidatePassword("12345678"))
-	require.Empty(t, ValidatePassword("ééééééé€"), "length counts characters, not bytes")
-	require.NotEmpty(t, ValidatePassword(strings.Repeat("a", MaxPasswordLen+1)))
-	require.NotEmpty(t, ValidatePassword("\xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8"))
+	const email = "ann.smith@lab.example"
+	for pw, want := range map[string]string{
+		"short":                               "at least 8",
+		"ééééééé€":                            "",
+		"plain but long enough":               "",
+		strings.Repeat("a", MaxPasswordLen+1): "at most",
+		"\xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8":    "UTF-8",
+		// NIST SP 800-63B: what an attacker tries first.
+		"12345678":              "common",
+		"password1":             "common",
+		"PassWord1":             "common", // the list is compared ignoring case
+		"baseball":              "common",
+		"        ":              "repeated",
+		"aaaaaaaaaa":            "repeated",
+		"abababababab":          "repeated",
+		"xyzxyzxyz":             "repeated",
+		email:                   "e-mail",
+		"ANN.SMITH@lab.example": "e-mail",
+		"ann.smith1":            "e-mail",
+	} {
+		got := ValidatePassword(pw, email)
+		if want == "" {
+			require.Empty(t, got, "%q", pw)
+		} else {
+			require.Contains(t, got, want, "%q", pw)
+		}
+	}
+	require.Empty(t, ValidatePassword("ann.smith1", ""), "without an e-mail only the other rules apply")
+	require.GreaterOrEqual(t, CommonPasswords(), 10_000, "NIST asks for a real breach list")
+}
+
+func FuzzValidatePassword(f *testing.F) {
+	for _, s := range []string{"", "12345678", "        ", "a@b.c", "\xff\xfe", "abcabcabc"} {
+		f.Add(s, "a@b.c")
+	}
+	f.Fuzz(func(t *testing.T, pw, email string) {
+		reason := ValidatePassword(pw, email)
+		if reason == "" {
+			require.True(t, utf8.ValidString(pw))
+			require.GreaterOrEqual(t, utf8.RuneCountInString(pw), MinPasswordLen)
+			require.False(t, repeated(pw))
+		}
+	})
 }
 
 func TestIssueParse(t *testing.T) {

@@ -5,11 +5,13 @@ package auth
 import (
 	"crypto/rand"
 	"crypto/subtle"
+	_ "embed"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/mail"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
@@ -24,9 +26,33 @@ const (
 // ErrPasswordMismatch reports a wrong password.
 var ErrPasswordMismatch = errors.New("password does not match")
 
-// ValidatePassword returns a reason a new password is not acceptable, or "".
-func ValidatePassword(pw string) string {
+// commonPasswords are refused as new passwords (NIST SP 800-63B 3.1.1.2: passwords from
+// breach corpuses), compared ignoring case.
+//
+//go:embed common_passwords.txt
+var commonPasswordsText string
+
+var commonPasswords = sync.OnceValue(func() map[string]struct{} {
+	m := make(map[string]struct{}, 20_000)
+	for _, line := range strings.Split(commonPasswordsText, "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			m[strings.ToLower(line)] = struct{}{}
+		}
+	}
+	return m
+})
+
+// CommonPasswords is the number of passwords on the shipped list of common ones.
+func CommonPasswords() int { return len(commonPasswords()) }
+
+// ValidatePassword returns a reason a new password is not acceptable, or "". Following NIST SP
+// 800-63B it asks for length, not composition, and refuses what an attacker tries first: a
+// common password, the account's own e-mail address (or its name part), and one character or
+// a short pattern repeated ("        ", "abcabcabc").
+func ValidatePassword(pw, email string) string {
 	n := utf8.RuneCountInString(pw)
+	lower := strings.ToLower(pw)
+	name, _, _ := strings.Cut(strings.ToLower(email), "@")
 	switch {
 	case !utf8.ValidString(pw):
 		return "must be valid UTF-8"
@@ -34,8 +60,30 @@ func ValidatePassword(pw string) string {
 		return fmt.Sprintf("must be at least %d characters", MinPasswordLen)
 	case n > MaxPasswordLen:
 		return fmt.Sprintf("must be at most %d characters", MaxPasswordLen)
+	case email != "" && (lower == strings.ToLower(email) || (len(name) >= 3 && strings.Contains(lower, name) && n-utf8.RuneCountInString(name) < 4)):
+		return "must not be your e-mail address or its name"
+	case repeated(pw):
+		return "must not be one character or a short pattern repeated"
+	}
+	if _, common := commonPasswords()[lower]; common {
+		return "is one of the most common passwords; choose another"
 	}
 	return ""
+}
+
+// repeated reports a password that is a pattern of at most three characters repeated.
+func repeated(pw string) bool {
+	r := []rune(pw)
+	for p := 1; p <= 3 && p < len(r); p++ {
+		same := true
+		for i := p; i < len(r) && same; i++ {
+			same = r[i] == r[i-p]
+		}
+		if same {
+			return true
+		}
+	}
+	return false
 }
 
 // ValidateEmail returns a reason an e-mail address is not acceptable for an account, or "".

@@ -125,24 +125,26 @@ func (is Issuer) Parse(token, wantType string) (*Claims, error) {
 // Authorization header with a plain link.
 const TypeDownload = "download"
 
-// IssueDownload signs a link token for file (its storage key) on behalf of user uid.
-func (is Issuer) IssueDownload(uid int64, file string, ttl time.Duration) (string, error) {
+// IssueDownload signs a link token for file (its storage key) on behalf of user uid in token
+// generation gen (so that disabling the user ends the link).
+func (is Issuer) IssueDownload(uid int64, gen int, file string, ttl time.Duration) (string, error) {
 	now := is.now()
-	claims := Claims{Identity: Identity{UID: uid}, Type: TypeDownload, RegisteredClaims: jwt.RegisteredClaims{
+	claims := Claims{Identity: Identity{UID: uid}, Type: TypeDownload, Generation: gen, RegisteredClaims: jwt.RegisteredClaims{
 		Issuer: issuerName, Subject: file, IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
 	}}
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(is.Secret)
 }
 
-// ParseDownload checks a download token and that it is for file; it returns the user.
-func (is Issuer) ParseDownload(token, file string) (int64, error) {
+// ParseDownload checks a download token and that it is for file; it returns the claims, whose
+// user and generation the caller checks are still current.
+func (is Issuer) ParseDownload(token, file string) (*Claims, error) {
 	c, err := is.Parse(token, TypeDownload)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	if c.Subject != file {
-		return 0, fmt.Errorf("%w: a link to another file", ErrInvalidToken)
+		return nil, fmt.Errorf("%w: a link to another file", ErrInvalidToken)
 	}
-	return c.Identity.UID, nil
+	return c, nil
 }

@@ -226,6 +226,17 @@ func TestUI(t *testing.T) {
 	b.waitText("All clear", long)
 	b.shot("dashboard")
 
+	// An access token that no longer works is renewed with the refresh token, which rotates: the
+	// UI stays signed in and holds a new refresh token.
+	oldRefresh := b.eval(`JSON.parse(sessionStorage.getItem('mba.tokens')).refresh`)
+	b.eval(`(() => { const t = JSON.parse(sessionStorage.getItem('mba.tokens')); t.access = t.access.slice(0, -6) + 'AAAAAA'; // bad signature
+		sessionStorage.setItem('mba.tokens', JSON.stringify(t)); return ''; })()`)
+	b.do(chromedp.Reload())
+	b.waitJS("a rotated refresh token", fmt.Sprintf(`(JSON.parse(sessionStorage.getItem('mba.tokens') || '{}').refresh || %q) !== %q`,
+		oldRefresh, oldRefresh), long)
+	b.waitText("Fleet", long)
+	b.waitJS("still signed in", `!location.hash.startsWith('#/login')`, long)
+
 	b.goTo("#/enclosures")
 	for i := 1; i <= 4; i++ {
 		b.waitText(fmt.Sprintf("UIA%d", i), long)

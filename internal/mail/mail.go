@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/mail"
 	"net/smtp"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -145,8 +146,10 @@ type MailLog interface {
 	LogMail(ctx context.Context, recipient, subject, body string) error
 }
 
-// Log keeps messages in the mail_log table and writes a line to the log. The body (which
-// holds single-use links) is logged only when LogBodies is set, in development.
+// Log keeps messages in the mail_log table and writes a line to the log. The table keeps no
+// working link: the token of every link is redacted (anyone who can read the table could
+// otherwise take over the account). The whole body, links included, is logged only when
+// LogBodies is set, in development, so a developer without SMTP can follow an invite.
 type Log struct {
 	Store     MailLog
 	Logger    *slog.Logger
@@ -166,5 +169,23 @@ func (l Log) Send(ctx context.Context, m Message) error {
 	if l.Store == nil {
 		return errors.New("no mail_log store")
 	}
-	return l.Store.LogMail(ctx, m.To, m.Subject, m.Body)
+	return l.Store.LogMail(ctx, m.To, m.Subject, RedactLinks(m.Body))
+}
+
+// A link is a URL in a message; its secrets are the long tokens in its path or query.
+var (
+	link       = regexp.MustCompile(`https?://\S+`)
+	linkSecret = regexp.MustCompile(`[A-Za-z0-9_-]{20,}`)
+)
+
+// RedactLinks replaces the tokens of the links in body, so the text can be kept or shown.
+func RedactLinks(body string) string {
+	return link.ReplaceAllStringFunc(body, func(u string) string {
+		scheme, rest, _ := strings.Cut(u, "://")
+		host, path, ok := strings.Cut(rest, "/")
+		if !ok {
+			return u
+		}
+		return scheme + "://" + host + "/" + linkSecret.ReplaceAllString(path, "[redacted]")
+	})
 }

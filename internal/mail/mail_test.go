@@ -155,3 +155,27 @@ func TestSMTPReportsUnreachableServer(t *testing.T) {
 	err = s.Send(context.Background(), Message{To: "ann@lab.example", Subject: "x", Body: "y"})
 	require.ErrorContains(t, err, "connecting to SMTP server")
 }
+
+func TestRedactLinks(t *testing.T) {
+	body := "Choose your password here:\n\nhttps://ui.lab.example/reset/12/AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abcde\n\n" +
+		"or http://localhost:8080/x?token=AbCdEfGhIjKlMnOpQrStUvWxYz0123456789\nSee https://lab.example/help/page.\n"
+	got := RedactLinks(body)
+	require.NotContains(t, got, "AbCdEfGhIjKlMnOpQrStUvWxYz")
+	require.Contains(t, got, "https://ui.lab.example/reset/12/[redacted]")
+	require.Contains(t, got, "http://localhost:8080/x?token=[redacted]")
+	require.Contains(t, got, "https://lab.example/help/page.", "short path segments are not secrets")
+}
+
+func FuzzRedactLinks(f *testing.F) {
+	f.Add("ui.lab.example", "reset/1", "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abcde")
+	const tokenChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	f.Fuzz(func(t *testing.T, host, path, token string) {
+		if len(token) < 20 || strings.Trim(token, tokenChars) != "" || host == "" || strings.Trim(host, "abcdefghijklmnopqrstuvwxyz.:0123456789") != "" ||
+			strings.ContainsAny(path, " \t\n\f\r") { // the whitespace that ends a link (regexp \s)
+			return
+		}
+		link := "https://" + host + "/" + path + "/" + token
+		got := RedactLinks("link: " + link + "\n")
+		require.NotContains(t, strings.TrimPrefix(got, "link: https://"+host+"/"), token, "the token is gone from the path")
+	})
+}

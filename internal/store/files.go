@@ -26,6 +26,9 @@ const (
 var (
 	// ErrAlreadyVerified: the same content is verified already.
 	ErrAlreadyVerified = errors.New("already verified with this checksum")
+	// ErrVerifiedOtherContent: a verified file is immutable; other content under its name is
+	// refused.
+	ErrVerifiedOtherContent = errors.New("already verified with another checksum; a verified file is never replaced")
 	// ErrNotRecordingFile: the name is not one the client writes for this enclosure's prefixes.
 	ErrNotRecordingFile = errors.New("not a file of this enclosure's recording")
 )
@@ -137,7 +140,8 @@ type NewUpload struct {
 
 // BeginUpload records an upload about to be created: ErrNotFound if the enclosure is not in the
 // session or the name is not one of its recording's files, ErrAlreadyVerified if the same
-// content is already verified (and not asked for again).
+// content is already verified, ErrVerifiedOtherContent if other content is: a VERIFIED file's
+// bytes never change.
 func (s *Store) BeginUpload(ctx context.Context, u NewUpload) error {
 	return s.tx(ctx, func(tx pgx.Tx) error {
 		var prefix string
@@ -157,15 +161,23 @@ func (s *Store) BeginUpload(ctx context.Context, u NewUpload) error {
 			ON CONFLICT (session_id, device_id, name) DO UPDATE SET
 				state = 'UPLOADING', reason = '', size = excluded.size, sha256 = excluded.sha256,
 				upload_id = excluded.upload_id, reupload = false, updated_at = now()
-			WHERE NOT (session_files.state = 'VERIFIED' AND session_files.sha256 = excluded.sha256
-				AND NOT session_files.reupload)`,
+			WHERE session_files.state <> 'VERIFIED'`,
 			pgx.NamedArgs{"session_id": u.SessionID, "device_id": u.DeviceID, "name": u.Name, "size": u.Size,
 				"sha256": u.SHA256, "upload_id": u.UploadID})
 		if err != nil {
 			return err
 		}
 		if tag.RowsAffected() == 0 {
-			return ErrAlreadyVerified
+			var sum string
+			if err := tx.QueryRow(ctx, `SELECT coalesce(sha256, '') FROM session_files
+				WHERE session_id = @session_id AND device_id = @device_id AND name = @name`,
+				pgx.NamedArgs{"session_id": u.SessionID, "device_id": u.DeviceID, "name": u.Name}).Scan(&sum); err != nil {
+				return fmt.Errorf("BeginUpload: %w", err)
+			}
+			if sum == u.SHA256 {
+				return ErrAlreadyVerified
+			}
+			return ErrVerifiedOtherContent
 		}
 		return nil
 	})

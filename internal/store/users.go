@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -25,6 +26,9 @@ var ErrLastAdmin = errors.New("this would leave no enabled administrator")
 
 // ErrLinkToken reports an invite or reset token that is unknown, used or expired.
 var ErrLinkToken = errors.New("invalid or expired token")
+
+// ErrTokenReused reports a rotated refresh token presented again: its whole family is revoked.
+var ErrTokenReused = errors.New("refresh token reused after rotation")
 
 const userColumns = `id, email, coalesce(password_hash, ''), admin, disabled, token_generation, created_at`
 
@@ -106,8 +110,9 @@ type UserChange struct {
 	Disabled *bool `json:"disabled"`
 }
 
-// UpdateUser applies an administrator's change. Disabling revokes the user's tokens (and the
-// API refuses access tokens of disabled users). It refuses
+// UpdateUser applies an administrator's change. Disabling revokes the user's tokens and starts
+// a new token generation, so enabling the user again does not revive access tokens or
+// download links issued before. It refuses
 // (ErrLastAdmin) to demote or disable the last enabled administrator.
 func (s *Store) UpdateUser(ctx context.Context, id int64, ch UserChange) (User, error) {
 	var u User
@@ -121,6 +126,7 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, ch UserChange) (User, 
 			UPDATE users SET
 				admin = coalesce(@admin, admin),
 				disabled = coalesce(@disabled, disabled),
+				token_generation = token_generation + CASE WHEN @disabled AND NOT disabled THEN 1 ELSE 0 END,
 				updated_at = now()
 			WHERE id = @id
 			RETURNING `+userColumns,
@@ -143,11 +149,52 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, ch UserChange) (User, 
 	return u, err
 }
 
-// SaveRefreshToken records an issued refresh token so it can be revoked.
+// SaveRefreshToken records the refresh token of a login (the first of its family) so it can be
+// revoked.
 func (s *Store) SaveRefreshToken(ctx context.Context, jti string, userID int64, expires time.Time) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO refresh_tokens (id, user_id, expires_at) VALUES (@id, @user_id, @expires_at)`,
+	_, err := s.pool.Exec(ctx, `INSERT INTO refresh_tokens (id, user_id, expires_at, family) VALUES (@id, @user_id, @expires_at, @id)`,
 		pgx.NamedArgs{"id": jti, "user_id": userID, "expires_at": expires})
 	return err
+}
+
+// RotateRefreshToken spends the active refresh token oldJTI of userID and records newJTI in
+// its family. ErrNotFound: the token is unknown, expired or revoked. ErrTokenReused: it was
+// spent by an earlier rotation, so someone else holds its successor; the whole family is
+// revoked (and stays revoked: the revocation commits before the error returns).
+func (s *Store) RotateRefreshToken(ctx context.Context, oldJTI string, userID int64, newJTI string, expires time.Time) error {
+	var reused bool
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		args := pgx.NamedArgs{"old": oldJTI, "user_id": userID, "new": newJTI, "expires_at": expires}
+		var family string
+		err := tx.QueryRow(ctx, `
+			UPDATE refresh_tokens SET revoked_at = now(), rotated_at = now()
+			WHERE id = @old AND user_id = @user_id AND revoked_at IS NULL AND expires_at > now()
+			RETURNING family`, args).Scan(&family)
+		if errors.Is(err, pgx.ErrNoRows) {
+			err = tx.QueryRow(ctx, `SELECT family FROM refresh_tokens WHERE id = @old AND user_id = @user_id AND rotated_at IS NOT NULL`,
+				args).Scan(&family)
+			if err != nil {
+				return notFound(err)
+			}
+			reused = true
+			_, err = tx.Exec(ctx, `UPDATE refresh_tokens SET revoked_at = now() WHERE family = @family AND revoked_at IS NULL`,
+				pgx.NamedArgs{"family": family})
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		args["family"] = family
+		_, err = tx.Exec(ctx, `INSERT INTO refresh_tokens (id, user_id, expires_at, family) VALUES (@new, @user_id, @expires_at, @family)`, args)
+		return err
+	})
+	if err == nil && reused {
+		return ErrTokenReused
+	}
+	if err != nil {
+		return fmt.Errorf("RotateRefreshToken: %w", err)
+	}
+	return nil
 }
 
 // RefreshTokenActive reports whether a refresh token is known, unexpired and not revoked.
@@ -180,6 +227,25 @@ func (s *Store) CreateLinkToken(ctx context.Context, userID int64, purpose strin
 		VALUES (@user_id, @purpose, @token_hash, @expires_at)`,
 		pgx.NamedArgs{"user_id": userID, "purpose": purpose, "token_hash": hash, "expires_at": expires})
 	return err
+}
+
+// DropUnsentLink undoes a link whose mail could not be sent (an invitation, a reset): its token
+// is spent and, with deleteUser, the account the invitation created is removed (only while it
+// has no password, so a user who set one meanwhile is kept).
+func (s *Store) DropUnsentLink(ctx context.Context, userID int64, tokenHash []byte, deleteUser bool) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		args := pgx.NamedArgs{"user_id": userID, "token_hash": tokenHash}
+		if _, err := tx.Exec(ctx, `UPDATE user_tokens SET used_at = now() WHERE user_id = @user_id AND token_hash = @token_hash AND used_at IS NULL`, args); err != nil {
+			return fmt.Errorf("DropUnsentLink: %w", err)
+		}
+		if !deleteUser {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM users WHERE id = @user_id AND password_hash IS NULL`, args); err != nil {
+			return fmt.Errorf("DropUnsentLink: %w", err)
+		}
+		return nil
+	})
 }
 
 // ResetPassword spends a link token of userID and sets the new password, in one transaction:

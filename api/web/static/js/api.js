@@ -68,8 +68,10 @@ let renewing = null;
 
 async function renew() {
   if (!tokens.refresh) return false;
-  renewing ??= send('POST', '/api/auth/refresh', undefined, tokens.refresh)
-    .then((r) => { save({ ...tokens, access: r.access }); return true; })
+  // Our UI asks for rotation: each renewal spends the refresh token and returns the next one,
+  // and a spent token presented again (a stolen copy) ends the whole sign-in.
+  renewing ??= send('POST', '/api/auth/refresh?rotate=true', undefined, tokens.refresh)
+    .then((r) => { save({ access: r.access, refresh: r.refresh || tokens.refresh }); return true; })
     .catch(() => false)
     .finally(() => { renewing = null; });
   return renewing;
