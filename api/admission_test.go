@@ -56,9 +56,8 @@ func (h *harness) admin() string {
 // metric returns the text of the /metrics lines that start with prefix.
 func (h *harness) metric(prefix string) string {
 	h.t.Helper()
-	res := h.do("GET", "/metrics", "", nil)
 	var lines []string
-	for _, l := range strings.Split(string(res.body), "\n") {
+	for _, l := range strings.Split(h.metrics(), "\n") {
 		if strings.HasPrefix(l, prefix) {
 			lines = append(lines, l)
 		}
