@@ -53,6 +53,8 @@ type Dispatcher struct {
 	// this process in the lease.
 	Lease  time.Duration
 	Holder string
+	// CallTimeout bounds one delivery (default 10 s).
+	CallTimeout time.Duration
 
 	leading atomic.Bool
 	// freeze, when set (tests), runs before every renewal and every delivery: a blocked
@@ -199,7 +201,11 @@ func (d *Dispatcher) backoff(attempts int) time.Duration {
 // dispatch delivers one row. Delivering it twice is harmless: session starts use the
 // existing run, and workflows ignore event ids and requests they have seen.
 func (d *Dispatcher) dispatch(ctx context.Context, row store.OutboxRow) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	timeout := d.CallTimeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	switch row.Kind {
 	case store.KindStartSession, store.KindCancelSession, store.KindRemoveDevice:
