@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,47 +18,6 @@ import (
 	"github.com/jax-mba/mba/internal/testenv"
 	"github.com/jax-mba/mba/workflows"
 )
-
-// switchable is a TCP proxy to Temporal that refuses every connection while down, as a
-// Temporal outage looks to the dispatcher.
-type switchable struct {
-	ln     net.Listener
-	target string
-	up     atomic.Bool
-}
-
-func newSwitchable(t *testing.T, target string) *switchable {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	p := &switchable{ln: ln, target: target}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go p.serve(c)
-		}
-	}()
-	return p
-}
-
-func (p *switchable) serve(c net.Conn) {
-	defer c.Close()
-	if !p.up.Load() {
-		return
-	}
-	s, err := net.Dial("tcp", p.target)
-	if err != nil {
-		return
-	}
-	defer s.Close()
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(s, c); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(c, s); done <- struct{}{} }()
-	<-done
-}
 
 type fixture struct {
 	pool  *pgxpool.Pool
@@ -139,15 +96,15 @@ func (nopLogger) Error(string, ...any) {}
 func TestRowsWaitThroughALongOutage(t *testing.T) {
 	f := newFixture(t)
 	target := testenv.TemporalAddress(t)
-	proxy := newSwitchable(t, target)
+	outage := testenv.NewOutage(t, target)
 	sid, _ := f.session(t)
 	start := f.lastRow(t)
-	f.run(t, f.dispatcher(temporalClient(t, proxy.ln.Addr().String()), "a"))
+	f.run(t, f.dispatcher(temporalClient(t, outage.Addr()), "a"))
 
 	require.Eventually(t, func() bool { return f.row(t, start).Attempts > 60 }, 2*time.Minute, 20*time.Millisecond)
 	require.Equal(t, outboxState{Attempts: f.row(t, start).Attempts}, f.row(t, start), "still waiting, not set aside")
 
-	proxy.up.Store(true)
+	outage.End()
 	require.Eventually(t, func() bool { return f.row(t, start).Dispatched }, 2*time.Minute, 50*time.Millisecond)
 	require.False(t, f.row(t, start).Undeliverable)
 	direct := temporalClient(t, target)
