@@ -76,6 +76,7 @@ type Server struct {
 	files      FileStore
 	storage    storage.Storage
 	tus        *tus.UnroutedHandler // nil without storage
+	staging    stagingStore         // tus's staged uploads
 	now        func() time.Time
 	metrics    *metrics
 	// background tracks mail sent after the response (password reset), so shutdown waits.
