@@ -28,6 +28,23 @@ func (h *harness) sessionOf(token string, sid int64) (store.Session, map[string]
 	return x, byName
 }
 
+// sessionOver signs ann in and creates a session over new enclosures named names.
+func (h *harness) sessionOver(names ...string) (token string, sid int64, ids []int64) {
+	h.t.Helper()
+	h.user("ann@lab.example", "correct horse", false)
+	token, _ = h.login("ann@lab.example", "correct horse")
+	var spec []map[string]any
+	for i, name := range names {
+		h.send(beat(name, 0, false, ""))
+		ids = append(ids, h.deviceID(name))
+		spec = append(spec, map[string]any{"device_id": ids[i], "filename_prefix": fmt.Sprintf("p%d", i)})
+	}
+	res := h.do("POST", "/api/recording-session", token, map[string]any{"name": "exp", "duration": 3600, "target_fps": 30,
+		"device_spec": spec})
+	require.Equal(h.t, http.StatusOK, res.status, "%s", res.body)
+	return token, int64(res.json(h.t)["id"].(float64)), ids
+}
+
 // TestCancelTakesEffectAtOnce: DELETE makes the session and its enclosures CANCELED in the
 // request itself (no workflow answers in this test, as when Temporal is down), shows the
 // STOP still to deliver, and frees an enclosure that never started at once; the workflow's
@@ -35,15 +52,8 @@ func (h *harness) sessionOf(token string, sid int64) (store.Session, map[string]
 func TestCancelTakesEffectAtOnce(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
-	h.user("ann@lab.example", "correct horse", false)
-	token, _ := h.login("ann@lab.example", "correct horse")
-	h.send(beat("NV21", 0, false, ""))
-	h.send(beat("NV22", 0, false, ""))
-	nv21, nv22 := h.deviceID("NV21"), h.deviceID("NV22")
-	res := h.do("POST", "/api/recording-session", token, map[string]any{"name": "exp", "duration": 3600, "target_fps": 30,
-		"device_spec": []map[string]any{{"device_id": nv21, "filename_prefix": "a"}, {"device_id": nv22, "filename_prefix": "b"}}})
-	require.Equal(t, http.StatusOK, res.status, "%s", res.body)
-	sid := int64(res.json(t)["id"].(float64))
+	token, sid, ids := h.sessionOver("NV21", "NV22")
+	nv21, nv22 := ids[0], ids[1]
 	require.Equal(t, "START", command(t, h.send(beat("NV21", 0, false, ""))))
 	require.Equal(t, "", command(t, h.send(beat("NV21", sid, true, ""))), "NV21 records; NV22 never heard its START")
 
@@ -72,7 +82,7 @@ func TestCancelTakesEffectAtOnce(t *testing.T) {
 	require.False(t, devs["NV21"].StopPending, "the STOP was delivered")
 
 	// NV22 joins a new session at once.
-	res = h.do("POST", "/api/recording-session", token, map[string]any{"name": "next", "duration": 60, "target_fps": 30,
+	res := h.do("POST", "/api/recording-session", token, map[string]any{"name": "next", "duration": 60, "target_fps": 30,
 		"device_spec": []map[string]any{{"device_id": nv22, "filename_prefix": "c"}}})
 	require.Equal(t, http.StatusOK, res.status, "%s", res.body)
 	next := int64(res.json(t)["id"].(float64))
@@ -81,7 +91,7 @@ func TestCancelTakesEffectAtOnce(t *testing.T) {
 
 	// The old session's workflow, learning of the cancel late: its START is settled as stopped
 	// and leaves the new session's mailbox alone; its read-model writes keep CANCELED.
-	settled, err := h.store.AssignStart(ctx, nv22, protocol.StartParams{SessionID: sid, Duration: 3600, FilePrefix: "b", TargetFPS: 30},
+	settled, err := h.store.AssignStart(ctx, nv22, protocol.StartParams{SessionID: sid, Duration: 3600, FilePrefix: "p1", TargetFPS: 30},
 		"wf-old", "start-late", time.Now())
 	require.NoError(t, err)
 	require.NotNil(t, settled)
@@ -105,15 +115,8 @@ func TestCancelTakesEffectAtOnce(t *testing.T) {
 // session goes on.
 func TestRemoveTakesEffectAtOnce(t *testing.T) {
 	h := newHarness(t)
-	h.user("ann@lab.example", "correct horse", false)
-	token, _ := h.login("ann@lab.example", "correct horse")
-	h.send(beat("NV23", 0, false, ""))
-	h.send(beat("NV24", 0, false, ""))
-	nv23, nv24 := h.deviceID("NV23"), h.deviceID("NV24")
-	res := h.do("POST", "/api/recording-session", token, map[string]any{"name": "exp", "duration": 3600, "target_fps": 30,
-		"device_spec": []map[string]any{{"device_id": nv23, "filename_prefix": "a"}, {"device_id": nv24, "filename_prefix": "b"}}})
-	require.Equal(t, http.StatusOK, res.status, "%s", res.body)
-	sid := int64(res.json(t)["id"].(float64))
+	token, sid, ids := h.sessionOver("NV23", "NV24")
+	nv24 := ids[1]
 
 	require.Equal(t, http.StatusNoContent, h.do("DELETE", fmt.Sprintf("/api/recording-session/%d/device-status/%d", sid, nv24), token, nil).status)
 	x, devs := h.sessionOf(token, sid)
