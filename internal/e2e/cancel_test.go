@@ -44,8 +44,7 @@ func (s *stack) waitClosed(workflowID string) enumspb.WorkflowExecutionStatus {
 
 // TestCancelDuringATemporalOutage: with nothing reaching Temporal (the dispatcher stopped), a
 // cancel is answered 204, the session and its enclosures are CANCELED at once and the
-// enclosures stop; once delivery resumes the workflows end and the session stays CANCELED,
-// with what the enclosures recorded.
+// enclosures stop; once delivery resumes the workflows end and the session stays CANCELED.
 func TestCancelDuringATemporalOutage(t *testing.T) {
 	s := newStack(t)
 	sim, ids := s.enclosures(2, "E2EX")
@@ -78,7 +77,6 @@ func TestCancelDuringATemporalOutage(t *testing.T) {
 	for _, d := range x.DeviceStatuses {
 		require.Equal(t, store.DeviceCanceled, d.Status, d.Device.Name)
 		require.False(t, d.StopPending)
-		require.Positive(t, d.RecordingTime, "%s: what it recorded is kept", d.Device.Name)
 	}
 }
 
