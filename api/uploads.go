@@ -205,7 +205,7 @@ func (s *Server) tusUpload(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if f.State == store.FileUploading {
+	if f.State == store.FileUploading && f.UploadID != nil {
 		done, err := s.finishStaged(r.Context(), f, enclosureOf(r.Context()).Name)
 		if err != nil {
 			return err
