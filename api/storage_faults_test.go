@@ -11,7 +11,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -25,6 +24,7 @@ import (
 	"github.com/jax-mba/mba/internal/auth"
 	"github.com/jax-mba/mba/internal/storage"
 	"github.com/jax-mba/mba/internal/store"
+	"github.com/jax-mba/mba/internal/testenv"
 )
 
 // uploadFixture is an enclosure with a token and a session, uploading to staging and storage
@@ -97,56 +97,17 @@ func requireFull(t *testing.T, res response, root string) {
 	require.NotContains(t, string(res.body), "/")
 }
 
-// mountTmpfs mounts a tmpfs of size for t (root only).
-func mountTmpfs(t *testing.T, size string) string {
-	dir := t.TempDir()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a small tmpfs needs root; TestFinishAfterAFullDiskHeals injects the error instead")
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs here (%v: %s); TestFinishAfterAFullDiskHeals injects the error instead", err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("umount", dir).Run() })
-	return dir
-}
-
-// fill writes a file under dir until all but leave bytes of the file system are used.
-func fill(t *testing.T, dir string, leave int64) string {
-	path := filepath.Join(dir, "filler")
-	var st syscall.Statfs_t
-	require.NoError(t, syscall.Statfs(dir, &st))
-	free := int64(st.Bavail) * int64(st.Bsize)
-	f, err := os.Create(path)
-	require.NoError(t, err)
-	defer f.Close()
-	_, err = io.CopyN(f, zeros{}, max(free-leave, 0))
-	if leave == 0 {
-		// Whatever rounding left: write until the disk says it is full.
-		for err == nil {
-			_, err = f.Write(make([]byte, 4096))
-		}
-		require.True(t, storage.IsFull(err), "%v", err)
-	} else {
-		require.NoError(t, err)
-	}
-	return path
-}
-
-type zeros struct{}
-
-func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
-
 // TestFullDiskUploadsHeal: uploads onto a full disk (a 2 MB tmpfs holding staging and
 // storage) get a clear 507 without paths, never leave an .info that breaks the upload for
 // good, an upload that is broken anyway is gone (404, the agent starts a new one), and once
 // space is freed the file is uploaded.
 func TestFullDiskUploadsHeal(t *testing.T) {
-	root := mountTmpfs(t, "2m")
+	root := testenv.Tmpfs(t, "2m") // else TestFinishAfterAFullDiskHeals still injects the error
 	u := newUploadFixture(t, root, nil)
 	content := make([]byte, 300<<10)
 	_, _ = rand.Read(content)
 
-	filler := fill(t, root, 0)
+	filler := testenv.Fill(t, root, 0)
 	requireFull(t, u.create(content), root)
 	infos, _ := filepath.Glob(filepath.Join(u.staging, "*.info*"))
 	require.Empty(t, infos, "nothing half-written is left behind")
@@ -165,7 +126,7 @@ func TestFullDiskUploadsHeal(t *testing.T) {
 	require.True(t, errors.Is(err, os.ErrNotExist))
 
 	// Room to begin the upload but not for its bytes: the PATCH is refused clearly.
-	filler = fill(t, root, 64<<10)
+	filler = testenv.Fill(t, root, 64<<10)
 	res = u.create(content)
 	require.Equal(t, http.StatusCreated, res.status, "%s", res.body)
 	path := uploadPath(res)
