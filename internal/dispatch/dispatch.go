@@ -72,12 +72,13 @@ func (d *Dispatcher) Leading() bool { return d.leading.Load() }
 func (d *Dispatcher) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		d.hold(ctx)
+		asked := time.Now() // the lease runs from before the database set it
 		got, err := d.Outbox.AcquireLease(ctx, leaseName, d.Holder, d.Lease)
 		if err != nil && ctx.Err() == nil {
 			d.Log.Warn("outbox dispatcher lease", "error", err.Error())
 		}
 		if got {
-			if err := d.lead(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			if err := d.lead(ctx, asked); err != nil && ctx.Err() == nil {
 				d.Log.Warn("outbox dispatcher", "error", err.Error())
 			}
 		}
