@@ -14,6 +14,9 @@ import (
 // assigned one, in one transaction; it returns their names.
 type SilenceMarker interface {
 	MarkSilent(ctx context.Context, cutoff, now time.Time) ([]string, error)
+	// Listening is for how long the API has been hearing heartbeats without a break (0 when
+	// it is not now; known false when no API ever said).
+	Listening(ctx context.Context, gap time.Duration) (since time.Duration, known bool, err error)
 }
 
 // OrphanStore finds and releases recording state whose workflow is gone.
@@ -46,6 +49,11 @@ type FleetWatch struct {
 	// ReconcileEvery is how often to look for state left by workflows that ended without
 	// cleaning up (an operator's terminate); state younger than Settle is left alone.
 	ReconcileEvery, Settle time.Duration
+	// ListenGap: an API that has not renewed its listening mark for this long is not
+	// listening. Silence is judged only once the API has listened for Down without a break,
+	// so an outage of the API (or a worker that starts before it) never marks the fleet DOWN.
+	// 0 turns the check off.
+	ListenGap time.Duration
 }
 
 // WatchSilence scans Postgres every w.Every for enclosures silent past w.Down, for w.Run.
@@ -66,7 +74,7 @@ func (f *Fleet) WatchSilence(ctx context.Context, w FleetWatch) error {
 				log.Warn("releasing orphaned recording state", "error", err)
 			}
 		}
-		names, err := f.Devices.MarkSilent(ctx, now.Add(-w.Down), now)
+		names, err := f.markSilent(ctx, w, now)
 		if err != nil {
 			log.Warn("scanning for silent enclosures", "error", err)
 		} else if len(names) > 0 {
@@ -80,6 +88,20 @@ func (f *Fleet) WatchSilence(ctx context.Context, w FleetWatch) error {
 		}
 	}
 	return nil
+}
+
+// markSilent marks the enclosures silent past w.Down, if the API could hear them that long.
+func (f *Fleet) markSilent(ctx context.Context, w FleetWatch, now time.Time) ([]string, error) {
+	if w.ListenGap > 0 {
+		heard, known, err := f.Devices.Listening(ctx, w.ListenGap)
+		if err != nil {
+			return nil, err
+		}
+		if known && heard < w.Down {
+			return nil, nil // silence the API could not have heard proves nothing
+		}
+	}
+	return f.Devices.MarkSilent(ctx, now.Add(-w.Down), now)
 }
 
 // releaseOrphans releases the mailboxes and sessions whose workflows ended without their

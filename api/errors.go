@@ -19,6 +19,7 @@ import (
 
 	"github.com/go-chi/chi/v5/middleware"
 
+	"github.com/jax-mba/mba/internal/storage"
 	"github.com/jax-mba/mba/internal/store"
 )
 
@@ -67,6 +68,9 @@ func statusOf(err error) *Error {
 		return errorf(http.StatusConflict, "%s", store.ErrDeviceBusy.Error())
 	case errors.Is(err, store.ErrLastAdmin):
 		return errorf(http.StatusConflict, "%s", store.ErrLastAdmin.Error())
+	case storage.IsFull(err):
+		return &Error{Status: http.StatusInsufficientStorage, Message: "the server's file storage is full; try again once space is freed",
+			RetryAfter: time.Minute}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &Error{Status: http.StatusServiceUnavailable, Message: "the request took too long; try again", RetryAfter: time.Second}
 	case errors.Is(err, context.Canceled):

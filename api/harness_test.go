@@ -80,27 +80,9 @@ func (m *sentMail) to(email string) []string {
 	return bodies
 }
 
-// fakeWorkflows records what the API asks of session workflows (the end-to-end tests drive
-// the real ones).
-type fakeWorkflows struct {
-	mu       sync.Mutex
-	canceled []int64
-	removed  []workflows.RemoveRequest
-}
-
-func (f *fakeWorkflows) Cancel(_ context.Context, id int64, _ workflows.StopRequest) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.canceled = append(f.canceled, id)
-	return nil
-}
-
-func (f *fakeWorkflows) RemoveDevice(_ context.Context, _ int64, req workflows.RemoveRequest) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.removed = append(f.removed, req)
-	return nil
-}
+// fakeWorkflows stands for the session workflows (the end-to-end tests drive the real ones;
+// cancel and removal reach them through the outbox).
+type fakeWorkflows struct{}
 
 func (f *fakeWorkflows) Status(context.Context, int64) (workflows.SessionState, error) {
 	return workflows.SessionState{}, errors.New("no workflow in this test")

@@ -274,7 +274,8 @@ func TestRequestStopReachesTheNextHeartbeat(t *testing.T) {
 	sid := h.session(dev)
 	require.Equal(t, "START", command(t, h.send(beat("NV13", 0, false, ""))))
 	require.Equal(t, "", command(t, h.send(beat("NV13", sid, true, ""))))
-	require.NoError(t, h.store.RequestStop(context.Background(), sid, 0, time.Now()))
+	_, err := h.store.RequestStop(context.Background(), store.StopRequest{SessionID: sid, Reason: "test"}, "wf", time.Now())
+	require.NoError(t, err)
 	require.Equal(t, "STOP", command(t, h.send(beat("NV13", sid, true, ""))), "a cancel reaches the enclosure at once")
 	require.Equal(t, "COMPLETE", command(t, h.send(beat("NV13", sid, false, ""))))
 

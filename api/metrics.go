@@ -144,27 +144,34 @@ type outboxCollector struct{ pool *pgxpool.Pool }
 var (
 	outboxPending = prometheus.NewDesc("mba_outbox_pending", "Transitions waiting for the dispatcher.", nil, nil)
 	outboxOldest  = prometheus.NewDesc("mba_outbox_oldest_seconds", "Age of the oldest undelivered transition.", nil, nil)
+	// Alert on any increase: a transition whose workflow was gone, resolved in the read model
+	// from what the enclosure reported (see the session's "undeliverable" events).
+	outboxUndeliverable = prometheus.NewDesc("mba_outbox_undeliverable_total",
+		"Transitions that could never reach their workflow (it was gone), resolved in the read model.", nil, nil)
 )
 
 func (c outboxCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- outboxPending
 	ch <- outboxOldest
+	ch <- outboxUndeliverable
 }
 
 func (c outboxCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	var n int64
+	var n, undeliverable int64
 	var oldest float64
 	err := c.pool.QueryRow(ctx, `
-		SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8
-		FROM outbox WHERE dispatched_at IS NULL`).Scan(&n, &oldest)
+		SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8,
+		       (SELECT count(*) FROM outbox WHERE undeliverable)
+		FROM outbox WHERE dispatched_at IS NULL`).Scan(&n, &oldest, &undeliverable)
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(outboxPending, err)
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(outboxPending, prometheus.GaugeValue, float64(n))
 	ch <- prometheus.MustNewConstMetric(outboxOldest, prometheus.GaugeValue, oldest)
+	ch <- prometheus.MustNewConstMetric(outboxUndeliverable, prometheus.CounterValue, float64(undeliverable))
 }
 
 // filesCollector exports the recordings' files by state at scrape time, so a dashboard can

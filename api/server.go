@@ -89,6 +89,7 @@ type Server struct {
 	files      FileStore
 	storage    storage.Storage
 	tus        *tus.UnroutedHandler // nil without storage
+	staging    stagingStore         // tus's staged uploads
 	now        func() time.Time
 	metrics    *metrics
 	// registrations limits new enclosure names (nil: no limit); unavailableLog bounds the

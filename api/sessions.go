@@ -34,19 +34,17 @@ type SessionConfig struct {
 // SessionStore is the storage of the session routes.
 type SessionStore interface {
 	CreateSession(ctx context.Context, ns store.NewSession, ids store.WorkflowIDs) (int64, error)
-	RequestStop(ctx context.Context, sessionID, deviceID int64, now time.Time) error
+	RequestStop(ctx context.Context, req store.StopRequest, workflowID string, now time.Time) (bool, error)
 	ListSessions(ctx context.Context, archived bool, now time.Time, down time.Duration) ([]store.Session, error)
 	Session(ctx context.Context, id int64, now time.Time, down time.Duration) (store.Session, error)
 	SessionDevice(ctx context.Context, sessionID, deviceID int64, now time.Time, down time.Duration) (store.DeviceStatus, error)
 	SessionEvents(ctx context.Context, id int64) ([]store.SessionEvent, error)
 	SetArchived(ctx context.Context, id int64, archived bool) error
-	SetCanceledBy(ctx context.Context, id, userID int64) error
 }
 
-// SessionWorkflows reaches the running session workflows.
+// SessionWorkflows reaches the running session workflows (cancel and removal go through the
+// outbox: RequestStop).
 type SessionWorkflows interface {
-	Cancel(ctx context.Context, sessionID int64, req workflows.StopRequest) error
-	RemoveDevice(ctx context.Context, sessionID int64, req workflows.RemoveRequest) error
 	Status(ctx context.Context, sessionID int64) (workflows.SessionState, error)
 }
 
@@ -319,14 +317,10 @@ func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request) error {
 	}
 	me := currentUser(r)
 	if x.Status == store.SessionInProgress {
-		if err := s.sessions.SetCanceledBy(r.Context(), x.ID, me.ID); err != nil {
-			return err
-		}
-		// STOP reaches every enclosure on its next heartbeat; the workflow settles it.
-		if err := s.sessions.RequestStop(r.Context(), x.ID, 0, s.now()); err != nil {
-			return err
-		}
-		if err := s.workflows.Cancel(r.Context(), x.ID, workflows.StopRequest{UserID: me.ID, Reason: "session canceled by " + me.Email}); err != nil {
+		// CANCELED at once, in the request's own transaction; the workflow learns of it through
+		// the outbox, so Temporal being down neither delays nor fails the answer.
+		req := store.StopRequest{SessionID: x.ID, UserID: me.ID, Reason: "session canceled by " + me.Email}
+		if _, err := s.sessions.RequestStop(r.Context(), req, workflows.SessionWorkflowID(x.ID), s.now()); err != nil {
 			return err
 		}
 		s.audit(r, me.ID, "session.cancel", strconv.FormatInt(x.ID, 10))
@@ -395,10 +389,9 @@ func (s *Server) removeSessionDevice(w http.ResponseWriter, r *http.Request) err
 	}
 	if d.Status == store.DevicePending || d.Status == store.DeviceRecording {
 		me := currentUser(r)
-		if err := s.sessions.RequestStop(r.Context(), d.SessionID, d.Device.ID, s.now()); err != nil {
-			return err
-		}
-		if err := s.workflows.RemoveDevice(r.Context(), d.SessionID, workflows.RemoveRequest{DeviceID: d.Device.ID, UserID: me.ID}); err != nil {
+		req := store.StopRequest{SessionID: d.SessionID, DeviceID: d.Device.ID, UserID: me.ID,
+			Reason: "removed from the session by " + me.Email}
+		if _, err := s.sessions.RequestStop(r.Context(), req, workflows.SessionWorkflowID(d.SessionID), s.now()); err != nil {
 			return err
 		}
 		s.audit(r, me.ID, "session.remove_device", fmt.Sprintf("%d/%s", d.SessionID, d.Device.Name))

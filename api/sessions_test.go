@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/jax-mba/mba/internal/store"
 )
 
 func TestCreateSessionValidation(t *testing.T) {
@@ -106,7 +108,8 @@ func TestSessionLifecycleRoutes(t *testing.T) {
 	require.Equal(t, second["id"], list[0]["id"])
 	path := fmt.Sprintf("/api/recording-session/%d", sid1)
 	require.Equal(t, http.StatusNoContent, h.do("DELETE", path+"?archive=true", token, nil).status)
-	require.Equal(t, []int64{sid1}, h.workflows.canceled, "the running session is canceled through its workflow")
+	require.Equal(t, []string{store.KindStartSession + "/", store.KindStartSession + "/", store.KindCancelSession + "/"}, h.outbox(),
+		"the cancel is queued for the session's workflow")
 	require.NoError(t, json.Unmarshal(h.do("GET", "/api/recording-session?archived=true", token, nil).body, &list))
 	require.Len(t, list, 1)
 	require.Equal(t, true, list[0]["archived"])
@@ -121,7 +124,7 @@ func TestSessionLifecycleRoutes(t *testing.T) {
 	require.Equal(t, http.StatusOK, res.status)
 	require.Equal(t, "a1", res.json(t)["filename_prefix"])
 	require.Equal(t, http.StatusNoContent, h.do("DELETE", fmt.Sprintf("%s/device-status/%d", path, nv2), token, nil).status)
-	require.Len(t, h.workflows.removed, 1)
+	require.Len(t, h.outbox(), 3, "an enclosure already canceled has nothing left to remove")
 	res = h.do("GET", path+"/device-status/999", token, nil)
 	require.Equal(t, http.StatusNotFound, res.status)
 	require.Equal(t, fmt.Sprintf("Device 999 is not in recording session %d", sid1), res.json(t)["message"])

@@ -80,8 +80,10 @@ func (s *Server) newTus() (*tus.UnroutedHandler, error) {
 		return nil, fmt.Errorf("upload staging directory: %w", err)
 	}
 	composer := tus.NewStoreComposer()
-	filestore.New(s.cfg.Uploads.StagingDir).UseIn(composer)
-	filelocker.New(s.cfg.Uploads.StagingDir).UseIn(composer)
+	s.staging = stagingStore{files: filestore.New(s.cfg.Uploads.StagingDir), fail: s.tusError,
+		locker: stagingLocker{FileLocker: filelocker.New(s.cfg.Uploads.StagingDir), fail: s.tusError}}
+	composer.UseCore(s.staging)
+	s.staging.locker.UseIn(composer)
 	return tus.NewUnroutedHandler(tus.Config{
 		StoreComposer:           composer,
 		BasePath:                uploadsRoute,
@@ -255,6 +257,15 @@ func (s *Server) tusUpload(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if f.State == store.FileUploading && f.UploadID != nil {
+		done, err := s.finishStaged(r.Context(), f, enclosureOf(r.Context()).Name)
+		if err != nil {
+			return err
+		}
+		if done {
+			f.State = store.FileUploaded
+		}
+	}
 	if f.State != store.FileUploading {
 		size := strconv.FormatInt(*f.Size, 10)
 		w.Header().Set("Tus-Resumable", "1.0.0")
@@ -328,31 +339,66 @@ func (s *Server) beginUpload(hook tus.HookEvent) (tus.HTTPResponse, tus.FileInfo
 // PATCH is answered (tusd's pre-finish hook). It runs to the end even if the agent hangs up.
 func (s *Server) finishUpload(hook tus.HookEvent) (tus.HTTPResponse, error) {
 	ctx := context.WithoutCancel(hook.Context)
-	id := hook.Upload.ID
-	f, err := s.files.UploadFile(ctx, id)
+	f, err := s.files.UploadFile(ctx, hook.Upload.ID)
+	if err == nil && f.State != store.FileUploading {
+		// Finished (or verified) already: its bytes in storage stay as they are.
+		err = errorf(http.StatusConflict, "upload %s of %s is %s already", hook.Upload.ID, f.Name, f.State)
+	}
+	if err == nil {
+		err = s.storeUpload(ctx, f, enclosureOf(hook.Context).Name, hook.Upload)
+	}
 	if err != nil {
 		return tus.HTTPResponse{}, s.tusError(ctx, err)
 	}
-	if f.State != store.FileUploading {
-		// Finished (or verified) already: its bytes in storage stay as they are.
-		return tus.HTTPResponse{}, s.tusError(ctx, errorf(http.StatusConflict, "upload %s of %s is %s already", id, f.Name, f.State))
-	}
-	key := storage.Key(f.SessionID, enclosureOf(hook.Context).Name, f.Name)
-	staged := hook.Upload.Storage["Path"]
+	return tus.HTTPResponse{}, nil
+}
+
+// storeUpload moves the complete staged upload of f into storage and records it UPLOADED.
+func (s *Server) storeUpload(ctx context.Context, f store.SessionFile, enclosure string, up tus.FileInfo) error {
+	key := storage.Key(f.SessionID, enclosure, f.Name)
+	staged := up.Storage[filestore.StorageKeyPath]
 	if err := s.storage.PutFile(ctx, key, staged); err != nil {
-		return tus.HTTPResponse{}, s.tusError(ctx, fmt.Errorf("storing %s: %w", key, err))
+		return fmt.Errorf("storing %s: %w", key, err)
 	}
-	if _, err := s.files.FinishUpload(ctx, id, workflows.DeviceWorkflowID(f.SessionID, f.DeviceID), s.now()); err != nil {
-		return tus.HTTPResponse{}, s.tusError(ctx, err)
+	if _, err := s.files.FinishUpload(ctx, up.ID, workflows.DeviceWorkflowID(f.SessionID, f.DeviceID), s.now()); err != nil {
+		return err
 	}
 	_ = os.Remove(staged)
-	_ = os.Remove(filepath.Join(s.cfg.Uploads.StagingDir, id+".info"))
-	_ = os.Remove(filepath.Join(s.cfg.Uploads.StagingDir, id+".lock"))
+	_ = os.Remove(filepath.Join(s.cfg.Uploads.StagingDir, up.ID+".info"))
+	_ = os.Remove(filepath.Join(s.cfg.Uploads.StagingDir, up.ID+".lock"))
 	s.metrics.uploaded.WithLabelValues("files").Inc()
-	s.metrics.uploaded.WithLabelValues("bytes").Add(float64(hook.Upload.Size))
-	s.log.InfoContext(ctx, "file uploaded", "session", f.SessionID, "enclosure", enclosureOf(hook.Context).Name,
-		"file", f.Name, "bytes", hook.Upload.Size)
-	return tus.HTTPResponse{}, nil
+	s.metrics.uploaded.WithLabelValues("bytes").Add(float64(up.Size))
+	s.log.InfoContext(ctx, "file uploaded", "session", f.SessionID, "enclosure", enclosure, "file", f.Name, "bytes", up.Size)
+	return nil
+}
+
+// finishStaged completes an upload whose bytes all arrived but whose move into storage
+// failed (a full disk when the last PATCH came): the agent's next HEAD or PATCH finishes it.
+// It reports whether the upload is now complete.
+func (s *Server) finishStaged(ctx context.Context, f store.SessionFile, enclosure string) (bool, error) {
+	// Under the upload's lock, as tusd's own requests: a final PATCH may be finishing it now.
+	lock, err := s.staging.locker.NewLock(*f.UploadID)
+	if err != nil {
+		return false, nil
+	}
+	lockCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := lock.Lock(lockCtx, func() {}); err != nil {
+		return false, nil // busy with a PATCH: tusd answers (and the PATCH finishes it)
+	}
+	defer lock.Unlock() //nolint:errcheck
+	if f, err = s.files.UploadFile(ctx, *f.UploadID); err != nil || f.State != store.FileUploading {
+		return err == nil, err
+	}
+	up, err := s.staging.GetUpload(ctx, *f.UploadID)
+	if err != nil {
+		return false, nil // tusd answers for a missing or broken upload (404)
+	}
+	info, err := up.GetInfo(ctx)
+	if err != nil || info.SizeIsDeferred || info.Offset < info.Size {
+		return false, nil
+	}
+	return true, s.storeUpload(ctx, f, enclosure, info)
 }
 
 // tusError turns an error into tusd's error response, in our JSON error format; internal
@@ -366,6 +412,9 @@ func (s *Server) tusError(ctx context.Context, err error) error {
 	te := tus.NewError("ERR_MBA", e.Message, e.Status)
 	te.HTTPResponse.Body = string(body)
 	te.HTTPResponse.Header = tus.HTTPHeader{"Content-Type": "application/json"}
+	if e.RetryAfter > 0 {
+		te.HTTPResponse.Header["Retry-After"] = strconv.Itoa(int((e.RetryAfter + time.Second - 1) / time.Second))
+	}
 	return te
 }
 

@@ -200,9 +200,20 @@ func (s *session) outcome() string {
 	return store.SessionPartial
 }
 
+// changeCancelWrite is the version change that writes the status of a session canceled from
+// outside (temporal workflow cancel) on a disconnected context: on the canceled one the write
+// failed at once ("canceled") and the read model said IN_PROGRESS until the orphan sweep.
+const changeCancelWrite = "cancel-status-write"
+
 func (s *session) setStatus(ctx workflow.Context, status string) {
 	if s.st.Status != store.SessionInProgress {
 		return
+	}
+	if ctx.Err() != nil && workflow.GetVersion(ctx, changeCancelWrite, workflow.DefaultVersion, 1) == 1 {
+		// The last enclosure ended because the session itself was canceled.
+		ctx, _ = workflow.NewDisconnectedContext(ctx)
+		s.st.Canceled = true
+		status = store.SessionCanceled
 	}
 	s.st.Status = status
 	now := workflow.Now(ctx)

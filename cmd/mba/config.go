@@ -51,6 +51,8 @@ type config struct {
 		URL            string `conf:"default:postgres://mba@127.0.0.1:5433/mba?sslmode=disable,mask,help:PostgreSQL connection URL" yaml:"url"`
 		MaxConns       int32  `conf:"default:20" yaml:"max_conns"`
 		MigrateOnStart bool   `conf:"default:true,help:apply pending migrations when serve/worker start" yaml:"migrate_on_start"`
+		// The outbox dispatcher's leadership lasts this long unless renewed (every third of it).
+		DispatchLease time.Duration `conf:"default:10s,help:another serve process takes over dispatching this long after the leader stops renewing its lease" yaml:"dispatch_lease"`
 	} `yaml:"db"`
 	Temporal struct {
 		Address    string `conf:"default:127.0.0.1:7233" yaml:"address"`
@@ -235,6 +237,9 @@ func (c *config) validate() error {
 	}
 	if c.Auth.HashMemoryTotal < uint64(c.Auth.HashMemory) || c.Auth.HashWait <= 0 {
 		problems = append(problems, "auth hash-memory-total must be at least hash-memory and hash-wait positive")
+	}
+	if c.DB.DispatchLease < 3*time.Second || c.DB.DispatchLease > 5*time.Minute {
+		problems = append(problems, "db dispatch-lease must be between 3s and 5m")
 	}
 	if c.HTTP.MaxBodyBytes < 1024 {
 		problems = append(problems, "http max-body-bytes must be at least 1024")

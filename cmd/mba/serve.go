@@ -40,7 +40,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 		log.Warn("no auth jwt-secret configured: using a random one, so tokens end when the process does (development only)")
 	}
 
-	pool, err := openDB(ctx, cfg)
+	pool, err := waitFor(ctx, log, "PostgreSQL", func(ctx context.Context) (*pgxpool.Pool, error) { return openDB(ctx, cfg) })
 	if err != nil {
 		return err
 	}
@@ -59,7 +59,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 	}
 	log.Info("file storage", "at", files.String())
 
-	tc, err := dialTemporal(cfg, log)
+	topts, err := temporalOptions(cfg, log)
+	if err != nil {
+		return err
+	}
+	tc, err := waitFor(ctx, log, "Temporal", func(context.Context) (client.Client, error) { return dialTemporal(cfg, topts) })
 	if err != nil {
 		return err
 	}
@@ -74,7 +78,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 		defer w.Stop()
 		if err := worker.StartSingletons(ctx, tc, cfg.Temporal.TaskQueue, activities.FleetWatch{
 			Every: cfg.Enclosures.ScanEvery, Down: cfg.Enclosures.DownAfter, Run: time.Hour,
-			ReconcileEvery: time.Minute, Settle: time.Minute}); err != nil {
+			ReconcileEvery: time.Minute, Settle: time.Minute, ListenGap: listenGap}); err != nil {
 			return err
 		}
 		log.Info("temporal worker running", "task_queue", cfg.Temporal.TaskQueue, "namespace", cfg.Temporal.Namespace)
@@ -87,7 +91,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 
 	sessions := dispatch.Sessions{Temporal: tc, TaskQueue: cfg.Temporal.TaskQueue, Settings: sessionSettings(cfg)}
 	dispatcher := &dispatch.Dispatcher{Pool: pool, Outbox: st, Temporal: tc, Namespace: cfg.Temporal.Namespace,
-		Sessions: sessions, Log: log.With("component", "outbox"), Poll: time.Second, MaxAttempts: 50}
+		Sessions: sessions, Log: log.With("component", "outbox"), Poll: time.Second,
+		Backoff: time.Second, MaxBackoff: time.Minute, Lease: cfg.DB.DispatchLease, Holder: holderName()}
 	dispatchCtx, stopDispatch := context.WithCancel(context.Background())
 	dispatched := make(chan struct{})
 	go func() { defer close(dispatched); _ = dispatcher.Run(dispatchCtx) }()
@@ -168,6 +173,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 		return fmt.Errorf("listening on %s: %w", cfg.HTTP.Addr, err)
 	}
 	log.Info("http api listening", "addr", ln.Addr().String(), "public_url", cfg.HTTP.PublicURL)
+	go markListening(ctx, st, log)
 
 	errc := make(chan error, 1)
 	go func() { errc <- httpServer.Serve(ln) }()
@@ -204,6 +210,55 @@ func sessionSettings(cfg config) workflows.Settings {
 		UploadDeadline: cfg.Storage.UploadDeadline, Reuploads: cfg.Storage.Reuploads, SkipFileChecks: !cfg.Storage.Verify}
 }
 
+// listenGap: the API renews its listening mark every listenGap/3; the fleet monitor counts
+// an API silent for listenGap as not listening.
+const listenGap = 15 * time.Second
+
+// markListening tells the fleet monitor the API hears heartbeats, until ctx ends.
+func markListening(ctx context.Context, st *store.Store, log *slog.Logger) {
+	t := time.NewTicker(listenGap / 3)
+	defer t.Stop()
+	for {
+		if err := st.MarkListening(ctx, listenGap); err != nil && ctx.Err() == nil {
+			log.Warn("recording that the API listens", "error", err.Error())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// holderName names this process in leases: host and pid, plus a random part for containers
+// that all run as pid 1.
+func holderName() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), auth.RandomID()[:8])
+}
+
+// waitFor calls connect until it succeeds or ctx ends, with backoff (1 s doubling to 30 s),
+// logging each failure: a dependency that starts later (or restarts) is waited for, not a
+// reason to exit.
+func waitFor[T any](ctx context.Context, log *slog.Logger, what string, connect func(context.Context) (T, error)) (T, error) {
+	wait := time.Second
+	for {
+		v, err := connect(ctx)
+		if err == nil || ctx.Err() != nil {
+			return v, err
+		}
+		log.Warn("waiting for "+what, "error", err.Error(), "retry_in", wait.String())
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return v, fmt.Errorf("gave up waiting for %s: %w", what, err)
+		case <-t.C:
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+}
+
 func openDB(ctx context.Context, cfg config) (*pgxpool.Pool, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -223,12 +278,15 @@ func newMailer(cfg config, st *store.Store, log *slog.Logger) mail.Sender {
 		Username: cfg.Mail.User, Password: cfg.Mail.Password, From: cfg.Mail.From}
 }
 
-// dialTemporal connects to the Temporal frontend, with TLS and an API key when configured.
-func dialTemporal(cfg config, log *slog.Logger) (client.Client, error) {
+// temporalOptions are the Temporal client's options, with TLS and an API key when configured.
+func temporalOptions(cfg config, log *slog.Logger) (client.Options, error) {
 	opts := client.Options{
 		HostPort:  cfg.Temporal.Address,
 		Namespace: cfg.Temporal.Namespace,
 		Logger:    tlog.NewStructuredLogger(log.With("component", "temporal")),
+		// gRPC keepalive pings (the SDK's defaults, stated): a connection to a frontend that
+		// vanished fails within 45 s rather than when TCP gives up.
+		ConnectionOptions: client.ConnectionOptions{KeepAliveTime: 30 * time.Second, KeepAliveTimeout: 15 * time.Second},
 	}
 	t := cfg.Temporal
 	if t.CertFile != "" || t.CAFile != "" || t.ServerName != "" || t.APIKey != "" {
@@ -236,18 +294,18 @@ func dialTemporal(cfg config, log *slog.Logger) (client.Client, error) {
 		if t.CertFile != "" {
 			cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 			if err != nil {
-				return nil, fmt.Errorf("temporal client certificate: %w", err)
+				return opts, fmt.Errorf("temporal client certificate: %w", err)
 			}
 			tlsCfg.Certificates = []tls.Certificate{cert}
 		}
 		if t.CAFile != "" {
 			pem, err := os.ReadFile(t.CAFile)
 			if err != nil {
-				return nil, fmt.Errorf("temporal CA bundle: %w", err)
+				return opts, fmt.Errorf("temporal CA bundle: %w", err)
 			}
 			tlsCfg.RootCAs = x509.NewCertPool()
 			if !tlsCfg.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("temporal CA bundle %s holds no PEM certificate", t.CAFile)
+				return opts, fmt.Errorf("temporal CA bundle %s holds no PEM certificate", t.CAFile)
 			}
 		}
 		opts.ConnectionOptions.TLS = tlsCfg
@@ -255,9 +313,14 @@ func dialTemporal(cfg config, log *slog.Logger) (client.Client, error) {
 	if t.APIKey != "" {
 		opts.Credentials = client.NewAPIKeyStaticCredentials(t.APIKey)
 	}
+	return opts, nil
+}
+
+// dialTemporal connects to the Temporal frontend.
+func dialTemporal(cfg config, opts client.Options) (client.Client, error) {
 	c, err := client.Dial(opts)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to Temporal at %s (namespace %s): %w", t.Address, t.Namespace, err)
+		return nil, fmt.Errorf("connecting to Temporal at %s (namespace %s): %w", cfg.Temporal.Address, cfg.Temporal.Namespace, err)
 	}
 	return c, nil
 }

@@ -1,7 +1,8 @@
-// Package dispatch drains the outbox to Temporal: it starts session workflows, signals device
-// workflows and completes the command activities enclosures settle, at least once and in
-// order. One process at a time dispatches (a Postgres advisory lock), so per-enclosure order
-// holds with several API processes.
+// Package dispatch drains the outbox to Temporal: it starts session workflows, signals them
+// with users' cancel and removal requests, signals device workflows and completes the command
+// activities enclosures settle, at least once and in order. One process at a time dispatches
+// (a lease in Postgres with a deadline), so per-enclosure order holds with several API
+// processes, and a leader that hangs or loses its network is replaced within seconds.
 package dispatch
 
 import (
@@ -10,6 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -26,11 +30,14 @@ type Outbox interface {
 	PendingOutbox(ctx context.Context, limit int) ([]store.OutboxRow, error)
 	MarkDispatched(ctx context.Context, id int64, now time.Time) error
 	MarkOutboxFailed(ctx context.Context, id int64, reason string) error
+	ResolveUndeliverable(ctx context.Context, row store.OutboxRow, deviceID int64, ev heartbeat.Event, reason string, now time.Time) error
+	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	ReleaseLease(ctx context.Context, name, holder string) error
 }
 
 // Dispatcher moves outbox rows to Temporal.
 type Dispatcher struct {
-	Pool      *pgxpool.Pool // for the leader lock and LISTEN
+	Pool      *pgxpool.Pool // for LISTEN
 	Outbox    Outbox
 	Temporal  client.Client
 	Namespace string
@@ -38,116 +45,176 @@ type Dispatcher struct {
 	Log       *slog.Logger
 	// Poll is the longest a row waits when a notification is missed.
 	Poll time.Duration
-	// MaxAttempts moves a row that keeps failing aside (dispatched, with its last error) so it
-	// cannot block the rows behind it forever.
-	MaxAttempts int
+	// Backoff is the first wait after a failed delivery; it doubles per attempt of the head row
+	// up to MaxBackoff, for as long as it takes: a row is never set aside, since dropping a
+	// transition loses a recording.
+	Backoff, MaxBackoff time.Duration
+	// Lease is how long leadership lasts without renewal (renewed every Lease/3); Holder names
+	// this process in the lease.
+	Lease  time.Duration
+	Holder string
+	// CallTimeout bounds one delivery (default 10 s).
+	CallTimeout time.Duration
+
+	leading atomic.Bool
+	// freeze, when set (tests), runs before every renewal and every delivery: a blocked
+	// freeze is a hung leader.
+	freeze func(ctx context.Context)
 }
 
-// leaderKey is the advisory lock of the dispatching process ("mba-disp").
-const leaderKey = 0x6d62612d64697370
+// leaseName is the dispatcher's row in the leases table.
+const leaseName = "outbox-dispatcher"
 
-// Run dispatches until ctx ends, taking over when another dispatcher stops.
+// Leading reports whether this dispatcher holds the lease now.
+func (d *Dispatcher) Leading() bool { return d.leading.Load() }
+
+// Run dispatches until ctx ends, taking over when the leader's lease expires.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
-		if err := d.lead(ctx); err != nil && ctx.Err() == nil {
-			d.Log.Warn("outbox dispatcher", "error", err.Error())
-			sleep(ctx, d.Poll)
+		d.hold(ctx)
+		asked := time.Now() // the lease runs from before the database set it
+		got, err := d.Outbox.AcquireLease(ctx, leaseName, d.Holder, d.Lease)
+		if err != nil && ctx.Err() == nil {
+			d.Log.Warn("outbox dispatcher lease", "error", err.Error())
+		}
+		if got {
+			if err := d.lead(ctx, asked); err != nil && ctx.Err() == nil {
+				d.Log.Warn("outbox dispatcher", "error", err.Error())
+			}
+		}
+		sleep(ctx, d.Lease/3)
+	}
+	releaseCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = d.Outbox.ReleaseLease(releaseCtx, leaseName, d.Holder)
+	return nil
+}
+
+func (d *Dispatcher) hold(ctx context.Context) {
+	if d.freeze != nil {
+		d.freeze(ctx)
+	}
+}
+
+// lead drains on every notification or poll while the lease, taken at acquired, is renewed.
+// It stops as soon as the lease may have expired (monotonic clock), before another process
+// could have taken over, even after this process was frozen.
+func (d *Dispatcher) lead(ctx context.Context, acquired time.Time) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var until atomic.Int64 // the lease's local deadline, as nanoseconds since acquired
+	until.Store(int64(d.Lease))
+	valid := func() bool { return time.Since(acquired) < time.Duration(until.Load()) }
+	d.leading.Store(true)
+	defer d.leading.Store(false)
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		defer cancel()
+		for sleep(ctx, d.Lease/3) {
+			d.hold(ctx)
+			start := time.Since(acquired)
+			got, err := d.Outbox.AcquireLease(ctx, leaseName, d.Holder, d.Lease)
+			if err != nil || !got || !valid() {
+				d.Log.Warn("outbox dispatcher lost its lease", "renewed", got, "error", fmt.Sprint(err))
+				return
+			}
+			until.Store(int64(start + d.Lease))
+		}
+	}()
+	defer func() { cancel(); <-renewed }()
+
+	pooled, err := d.Pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// LISTEN belongs to this connection: take it out of the pool, and close it when leading ends.
+	conn := pooled.Hijack()
+	defer conn.Close(context.Background()) //nolint:errcheck
+	if _, err := conn.Exec(ctx, "LISTEN "+store.OutboxChannel); err != nil {
+		return err
+	}
+	d.Log.Info("outbox dispatcher leading", "holder", d.Holder)
+	for ctx.Err() == nil {
+		wait, err := d.drain(ctx, valid)
+		if err != nil && ctx.Err() == nil {
+			d.Log.Warn("dispatching", "error", err.Error(), "retry_in", wait.String())
+		}
+		if wait > 0 {
+			sleep(ctx, wait)
+			continue
+		}
+		waitCtx, stop := context.WithTimeout(ctx, d.Poll)
+		_, err = conn.WaitForNotification(waitCtx)
+		stop()
+		if err != nil && ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
+			return err
 		}
 	}
 	return nil
 }
 
-// lead waits to become the dispatcher, then drains on every notification or poll.
-func (d *Dispatcher) lead(ctx context.Context) error {
-	pooled, err := d.Pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	// The lock and LISTEN belong to this connection: take it out of the pool, and close it
-	// (releasing both) when leading ends.
-	conn := pooled.Hijack()
-	defer conn.Close(context.Background()) //nolint:errcheck
+// drain dispatches pending rows in id order until none is left; it stops at the first row
+// that fails, so later rows of the same enclosure never overtake it, and returns how long to
+// wait before trying it again.
+func (d *Dispatcher) drain(ctx context.Context, valid func() bool) (time.Duration, error) {
 	for {
-		var leader bool
-		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, int64(leaderKey)).Scan(&leader); err != nil {
-			return err
+		rows, err := d.Outbox.PendingOutbox(ctx, 200)
+		if err != nil {
+			return d.Poll, err
 		}
-		if leader {
-			break
+		if len(rows) == 0 {
+			return 0, nil
 		}
-		if !sleep(ctx, 5*d.Poll) {
-			return nil
-		}
-	}
-	if _, err := conn.Exec(ctx, "LISTEN "+store.OutboxChannel); err != nil {
-		return err
-	}
-	d.Log.Info("outbox dispatcher leading")
-	for {
-		if err := d.drain(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil
+		for _, row := range rows {
+			d.hold(ctx)
+			if !valid() || ctx.Err() != nil {
+				return 0, ctx.Err()
 			}
-			d.Log.Warn("dispatching", "error", err.Error())
-			if !sleep(ctx, d.Poll) {
-				return nil
+			err := d.dispatch(ctx, row)
+			if errors.Is(err, errResolved) {
+				continue
 			}
-			continue
-		}
-		waitCtx, cancel := context.WithTimeout(ctx, d.Poll)
-		_, err := conn.WaitForNotification(waitCtx)
-		cancel()
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			return err
+			if err != nil {
+				if ctx.Err() != nil {
+					return 0, nil
+				}
+				_ = d.Outbox.MarkOutboxFailed(ctx, row.ID, err.Error())
+				return d.backoff(row.Attempts), fmt.Errorf("outbox row %d (%s to %s), attempt %d: %w",
+					row.ID, row.Kind, row.WorkflowID, row.Attempts+1, err)
+			}
+			if err := d.Outbox.MarkDispatched(ctx, row.ID, time.Now()); err != nil {
+				return d.Poll, err
+			}
 		}
 	}
 }
 
-// drain dispatches pending rows in id order until none is left; it stops at the first row
-// that fails, so later rows of the same enclosure never overtake it.
-func (d *Dispatcher) drain(ctx context.Context) error {
-	for {
-		rows, err := d.Outbox.PendingOutbox(ctx, 200)
-		if err != nil || len(rows) == 0 {
-			return err
-		}
-		for _, row := range rows {
-			if err := d.dispatch(ctx, row); err != nil {
-				if row.Attempts+1 >= d.MaxAttempts {
-					d.Log.Error("outbox row set aside after repeated failures", "id", row.ID, "kind", row.Kind,
-						"workflow_id", row.WorkflowID, "error", err.Error())
-					return d.Outbox.MarkDispatched(ctx, row.ID, time.Now())
-				}
-				_ = d.Outbox.MarkOutboxFailed(ctx, row.ID, err.Error())
-				return fmt.Errorf("outbox row %d (%s to %s): %w", row.ID, row.Kind, row.WorkflowID, err)
-			}
-			if err := d.Outbox.MarkDispatched(ctx, row.ID, time.Now()); err != nil {
-				return err
-			}
-		}
+// backoff is the wait after the head row's attempts failed.
+func (d *Dispatcher) backoff(attempts int) time.Duration {
+	wait := d.Backoff
+	for i := 0; i < attempts && wait < d.MaxBackoff; i++ {
+		wait *= 2
 	}
+	return min(wait, d.MaxBackoff)
 }
 
 // dispatch delivers one row. Delivering it twice is harmless: session starts use the
-// existing run, and device workflows ignore event ids they have seen.
+// existing run, and workflows ignore event ids and requests they have seen.
 func (d *Dispatcher) dispatch(ctx context.Context, row store.OutboxRow) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	timeout := d.CallTimeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if row.Kind == store.KindStartSession {
-		var p struct {
-			SessionID int64 `json:"session_id"`
-		}
-		if err := json.Unmarshal(row.Payload, &p); err != nil {
-			return err
-		}
-		return d.Sessions.Start(ctx, p.SessionID)
+	switch row.Kind {
+	case store.KindStartSession, store.KindCancelSession, store.KindRemoveDevice:
+		return d.sessionRequest(ctx, row)
 	}
 	var ev heartbeat.Event
 	if err := json.Unmarshal(row.Payload, &ev); err != nil {
-		return err
+		return d.undeliverable(ctx, row, ev, "unreadable payload: "+err.Error())
 	}
 	ev.ID = row.ID
 	if row.ActivityID != "" {
@@ -160,10 +227,40 @@ func (d *Dispatcher) dispatch(ctx context.Context, row store.OutboxRow) error {
 	}
 	err := d.Temporal.SignalWorkflow(ctx, row.WorkflowID, "", workflows.SignalDeviceEvent, ev)
 	if isNotFound(err) {
-		return nil // the workflow has ended; nobody is waiting for this
+		return d.undeliverable(ctx, row, ev, "the workflow is gone")
 	}
 	return err
 }
+
+// sessionRequest starts a session's workflow or signals it with a user's request.
+func (d *Dispatcher) sessionRequest(ctx context.Context, row store.OutboxRow) error {
+	var req store.StopRequest
+	if err := json.Unmarshal(row.Payload, &req); err != nil {
+		return d.undeliverable(ctx, row, heartbeat.Event{}, "unreadable payload: "+err.Error())
+	}
+	switch row.Kind {
+	case store.KindCancelSession:
+		return d.Sessions.Cancel(ctx, req.SessionID, workflows.StopRequest{UserID: req.UserID, Reason: req.Reason})
+	case store.KindRemoveDevice:
+		return d.Sessions.RemoveDevice(ctx, req.SessionID, workflows.RemoveRequest{DeviceID: req.DeviceID, UserID: req.UserID})
+	}
+	return d.Sessions.Start(ctx, req.SessionID)
+}
+
+// undeliverable resolves a row that can never be delivered by the rule that keeps what the
+// enclosure reported (store.ResolveUndeliverable), loudly.
+func (d *Dispatcher) undeliverable(ctx context.Context, row store.OutboxRow, ev heartbeat.Event, reason string) error {
+	deviceID, _ := strconv.ParseInt(strings.TrimPrefix(row.WorkflowID, workflows.SessionWorkflowID(ev.SessionID)+"-device-"), 10, 64)
+	d.Log.Error("outbox row undeliverable: resolved in the read model", "id", row.ID, "kind", row.Kind,
+		"workflow_id", row.WorkflowID, "reason", reason)
+	if err := d.Outbox.ResolveUndeliverable(ctx, row, deviceID, ev, reason, time.Now()); err != nil {
+		return err
+	}
+	return errResolved
+}
+
+// errResolved: the row was settled in the database already (not to be marked dispatched again).
+var errResolved = errors.New("resolved")
 
 func isNotFound(err error) bool {
 	var nf *serviceerror.NotFound

@@ -125,11 +125,17 @@ func TestCancelAndRemove(t *testing.T) {
 	require.Equal(t, http.StatusNoContent, s.call("DELETE", path, nil, nil))
 	x := s.waitSession(sid, store.SessionCanceled, 30*time.Second)
 	require.Equal(t, "ann@lab.example", *x.CanceledBy)
+	require.Eventually(t, func() bool {
+		for _, e := range sim.Enclosures() {
+			if st := e.State(); st.StopsReceived == 0 || st.Recording {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 100*time.Millisecond, "every enclosure got STOP and stopped")
 	for _, e := range sim.Enclosures() {
 		st := e.State()
-		require.GreaterOrEqual(t, st.StopsReceived, 1, "%s got STOP", st.Name)
 		require.Equal(t, 1, st.Recordings, "%s recorded once", st.Name)
-		require.False(t, st.Recording)
 	}
 }
 

@@ -116,7 +116,8 @@ func (s *stack) startDispatcher() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	d := &dispatch.Dispatcher{Pool: s.pool, Outbox: s.store, Temporal: s.temporal, Namespace: "default",
-		Sessions: s.sessions(), Log: quietTemporal(), Poll: 100 * time.Millisecond, MaxAttempts: 50}
+		Sessions: s.sessions(), Log: quietTemporal(), Poll: 100 * time.Millisecond,
+		Backoff: 100 * time.Millisecond, MaxBackoff: time.Second, Lease: 3 * time.Second, Holder: testenv.RandomName("e2e-")}
 	go func() { defer close(done); _ = d.Run(ctx) }()
 	s.stopDispatcher = func() { cancel(); <-done; s.stopDispatcher = func() {} }
 }

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
 )
@@ -254,3 +255,6 @@ func openRegular(key, path string) (*os.File, os.FileInfo, error) {
 	}
 	return f, fi, nil
 }
+
+// IsFull reports an error of a full disk or an exhausted quota.
+func IsFull(err error) bool { return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) }

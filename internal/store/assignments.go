@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -50,6 +51,22 @@ func (s *Store) AssignStart(ctx context.Context, deviceID int64, params protocol
 		if err != nil {
 			return err
 		}
+		// Canceled or removed by a user (RequestStop) before the workflow knew: no START may go
+		// out any more, and the mailbox may already be another session's.
+		var status string
+		if err := tx.QueryRow(ctx, `SELECT status FROM session_devices WHERE session_id = @session_id AND device_id = @device_id`,
+			pgx.NamedArgs{"session_id": params.SessionID, "device_id": deviceID}).Scan(&status); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if status == DeviceCanceled {
+			settled = &heartbeat.Event{Kind: heartbeat.EventEnded, At: now, SessionID: params.SessionID, Stopped: true}
+			if old != nil && old.SessionID == params.SessionID && old.Phase == heartbeat.Completing {
+				// It recorded and ended before the cancel: report what it reported.
+				return tx.QueryRow(ctx, `SELECT coalesce(rec_duration, 0) FROM devices WHERE id = @id`,
+					pgx.NamedArgs{"id": deviceID}).Scan(&settled.Duration)
+			}
+			return nil
+		}
 		if old != nil && old.SessionID == params.SessionID {
 			switch old.Phase {
 			case heartbeat.Recording:
@@ -93,16 +110,91 @@ func assignStart(ctx context.Context, tx pgx.Tx, deviceID int64, old *heartbeat.
 	return err
 }
 
-// RequestStop puts STOP in the mailboxes of a session's enclosures (deviceID 0: all of them)
-// at once, so a cancel reaches every enclosure on its next heartbeat; the workflows then
-// settle it as usual.
-func (s *Store) RequestStop(ctx context.Context, sessionID, deviceID int64, now time.Time) error {
-	_, err := s.pool.Exec(ctx, `
-		UPDATE device_assignments SET phase = 'stopping', updated_at = @now
-		WHERE session_id = @session_id AND (@device_id = 0 OR device_id = @device_id)
-		  AND phase IN ('starting', 'recording', 'reset')`,
-		pgx.NamedArgs{"session_id": sessionID, "device_id": deviceID, "now": now})
-	return err
+// RequestStop records a cancel (req.DeviceID 0) or the removal of one enclosure, in one
+// transaction, so the request takes effect at once whether or not Temporal answers: the
+// session (for a cancel) and its running enclosures are CANCELED in the read model; an
+// enclosure that never started loses its mailbox START (no START can reach it any more, and
+// it is free for another session); one that records gets STOP on its next heartbeat; and the
+// signal for the session workflow is queued in the outbox. It reports whether anything was
+// still running.
+func (s *Store) RequestStop(ctx context.Context, req StopRequest, workflowID string, now time.Time) (bool, error) {
+	var changed bool
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		args := pgx.NamedArgs{"session_id": req.SessionID, "device_id": req.DeviceID, "user_id": req.UserID,
+			"reason": req.Reason, "now": now}
+		const which = ` session_id = @session_id AND (@device_id = 0 OR device_id = @device_id)`
+		if req.DeviceID == 0 {
+			tag, err := tx.Exec(ctx, `
+				UPDATE sessions SET status = 'CANCELED', canceled_by = coalesce(canceled_by, nullif(@user_id, 0)), ended_at = @now
+				WHERE id = @session_id AND status = 'IN_PROGRESS'`, args)
+			if err != nil || tag.RowsAffected() == 0 {
+				return err
+			}
+		}
+		// The enclosures' rows first, in id order, as the heartbeat path locks them.
+		rows, err := tx.Query(ctx, `
+			SELECT d.id FROM devices d JOIN session_devices sd ON sd.device_id = d.id
+			WHERE sd.status IN ('PENDING', 'RECORDING') AND sd.`+which+` ORDER BY d.id FOR UPDATE OF d`, args)
+		if err != nil {
+			return err
+		}
+		locked, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil || (len(locked) == 0 && req.DeviceID != 0) {
+			return err
+		}
+		changed = true
+		// Never started (or lost its recording): nothing to stop. A START activity still waiting
+		// learns it was stopped.
+		rows, err = tx.Query(ctx, `
+			DELETE FROM device_assignments WHERE phase IN ('starting', 'reset') AND`+which+`
+			RETURNING workflow_id, coalesce(activity_id, '')`, args)
+		if err != nil {
+			return err
+		}
+		released, err := pgx.CollectRows(rows, pgx.RowToStructByPos[struct{ WorkflowID, ActivityID string }])
+		if err != nil {
+			return err
+		}
+		for _, r := range released {
+			if r.ActivityID == "" {
+				continue
+			}
+			ev := heartbeat.Event{Kind: heartbeat.EventEnded, At: now, SessionID: req.SessionID, Stopped: true}
+			if err := addOutbox(ctx, tx, r.WorkflowID, r.ActivityID, ev); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, `
+			UPDATE device_assignments SET phase = 'stopping', updated_at = @now
+			WHERE phase = 'recording' AND`+which, args); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `
+			UPDATE session_devices SET status = 'CANCELED', message = @reason, ended_at = @now
+			WHERE status IN ('PENDING', 'RECORDING') AND`+which, args); err != nil {
+			return err
+		}
+		kind := KindCancelSession
+		if req.DeviceID != 0 {
+			kind = KindRemoveDevice
+		}
+		if err := addEvent(ctx, tx, req.SessionID, req.DeviceID, kind, req.Reason, now); err != nil {
+			return err
+		}
+		payload, err := json.Marshal(req)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, outboxSQL, pgx.NamedArgs{"workflow_id": workflowID, "activity_id": "", "kind": kind,
+			"payload": payload}); err != nil {
+			return err
+		}
+		return notifyOutbox(ctx, tx)
+	})
+	if err != nil {
+		return false, fmt.Errorf("RequestStop: %w", err)
+	}
+	return changed, nil
 }
 
 // AssignStop asks the enclosure to stop recording sessionID.
@@ -198,6 +290,57 @@ func (s *Store) MarkOutboxFailed(ctx context.Context, id int64, reason string) e
 	_, err := s.pool.Exec(ctx, `UPDATE outbox SET attempts = attempts + 1, last_error = @reason WHERE id = @id`,
 		pgx.NamedArgs{"id": id, "reason": reason})
 	return err
+}
+
+// ResolveUndeliverable settles a transition whose workflow is gone (Temporal does not know
+// it), so the row never blocks the outbox and what the enclosure reported is kept: an end
+// adds its recorded seconds to the read model (and ends an enclosure still shown running),
+// the session's timeline says what happened, and the row is marked undeliverable for the
+// metrics.
+func (s *Store) ResolveUndeliverable(ctx context.Context, row OutboxRow, deviceID int64, ev heartbeat.Event, reason string, now time.Time) error {
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		// Only rows that exist get the timeline entry: a malformed row must not block the outbox.
+		var known bool
+		if err := tx.QueryRow(ctx, `
+			SELECT EXISTS (SELECT 1 FROM sessions s WHERE s.id = @session_id AND (@device_id = 0
+				OR EXISTS (SELECT 1 FROM session_devices sd WHERE sd.session_id = s.id AND sd.device_id = @device_id)))`,
+			pgx.NamedArgs{"session_id": ev.SessionID, "device_id": deviceID}).Scan(&known); err != nil {
+			return err
+		}
+		if known && deviceID != 0 && ev.Kind == heartbeat.EventEnded {
+			status := DeviceComplete
+			switch {
+			case ev.ErrMsg != "":
+				status = DeviceFailed
+			case ev.Stopped:
+				status = DeviceCanceled
+			}
+			if _, err := tx.Exec(ctx, `
+				UPDATE session_devices SET recording_time = greatest(recording_time, @duration),
+					status = CASE WHEN status IN ('PENDING', 'RECORDING') THEN @status ELSE status END,
+					message = CASE WHEN status IN ('PENDING', 'RECORDING') THEN @message ELSE message END,
+					ended_at = coalesce(ended_at, @at)
+				WHERE session_id = @session_id AND device_id = @device_id`,
+				pgx.NamedArgs{"session_id": ev.SessionID, "device_id": deviceID, "duration": ev.Duration, "status": status,
+					"message": ev.ErrMsg, "at": ev.At}); err != nil {
+				return err
+			}
+		}
+		if known {
+			msg := fmt.Sprintf("%s (%s, %d s reported): %s", ev.Kind, row.WorkflowID, ev.Duration, reason)
+			if err := addEvent(ctx, tx, ev.SessionID, deviceID, "undeliverable", msg, now); err != nil {
+				return err
+			}
+		}
+		_, err := tx.Exec(ctx, `
+			UPDATE outbox SET dispatched_at = @now, attempts = attempts + 1, undeliverable = true, last_error = @reason
+			WHERE id = @id`, pgx.NamedArgs{"id": row.ID, "now": now, "reason": reason})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("ResolveUndeliverable: %w", err)
+	}
+	return nil
 }
 
 // Orphan is a piece of recording state whose workflow should be running.

@@ -35,6 +35,21 @@ const (
 // leave a session without its workflow.
 const KindStartSession = "start_session"
 
+// Outbox kinds of the requests a user makes of a running session (RequestStop): the
+// dispatcher signals the session workflow with them.
+const (
+	KindCancelSession = "cancel_session"
+	KindRemoveDevice  = "remove_device"
+)
+
+// StopRequest is a cancel of a whole session (DeviceID 0) or the removal of one enclosure.
+type StopRequest struct {
+	SessionID int64  `json:"session_id"`
+	DeviceID  int64  `json:"device_id,omitempty"`
+	UserID    int64  `json:"user_id"`
+	Reason    string `json:"reason"`
+}
+
 // Session is a recording session with its enclosures, as the API shows it.
 type Session struct {
 	ID             int64          `json:"id"`
@@ -63,6 +78,9 @@ type DeviceStatus struct {
 	StartedAt      *time.Time `json:"started_at"`
 	EndedAt        *time.Time `json:"ended_at"`
 	Segments       int        `json:"segments"`
+	// StopPending: STOP is waiting for the enclosure's next heartbeat (a cancel or removal that
+	// is already CANCELED here).
+	StopPending bool `json:"stop_pending"`
 	// Files and their summary are added by the API's session detail.
 	Files        []SessionFile `json:"files,omitempty"`
 	FilesSummary *FilesSummary `json:"files_summary,omitempty"`
@@ -242,7 +260,10 @@ func (s *Store) deviceStatuses(ctx context.Context, where string, args pgx.Named
 	rows, err := s.pool.Query(ctx, `
 		WITH dev AS (`+deviceSelect+`)
 		SELECT sd.session_id, sd.file_prefix, sd.recording_time, sd.status, sd.message, sd.started_at, sd.ended_at,
-		       sd.segments, dev.*
+		       sd.segments,
+		       EXISTS (SELECT 1 FROM device_assignments a WHERE a.device_id = sd.device_id
+		               AND a.session_id = sd.session_id AND a.phase = 'stopping'),
+		       dev.*
 		FROM session_devices sd JOIN dev ON dev.id = sd.device_id
 		WHERE `+where+` ORDER BY dev.name`, deviceArgs(now, down, args))
 	if err != nil {
@@ -253,7 +274,7 @@ func (s *Store) deviceStatuses(ctx context.Context, where string, args pgx.Named
 	for rows.Next() {
 		var st DeviceStatus
 		dest := append([]any{&st.SessionID, &st.FilenamePrefix, &st.RecordingTime, &st.Status, &st.Message, &st.StartedAt,
-			&st.EndedAt, &st.Segments}, st.Device.dest()...)
+			&st.EndedAt, &st.Segments, &st.StopPending}, st.Device.dest()...)
 		if err := rows.Scan(dest...); err != nil {
 			return nil, err
 		}
@@ -308,8 +329,10 @@ func (s *Store) UpdateSessionDevice(ctx context.Context, u DeviceUpdate) error {
 	return s.tx(ctx, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `
 			UPDATE session_devices SET
-				status = coalesce(nullif(@status, ''), status),
-				message = coalesce(nullif(@message, ''), message),
+				-- A user's cancel or removal (RequestStop) is final: the workflow, learning of it
+				-- later, adds what the enclosure recorded but never turns it back.
+				status = CASE WHEN status = 'CANCELED' THEN status ELSE coalesce(nullif(@status, ''), status) END,
+				message = CASE WHEN status = 'CANCELED' THEN message ELSE coalesce(nullif(@message, ''), message) END,
 				started_at = coalesce(started_at, @started_at),
 				ended_at = coalesce(@ended_at, ended_at),
 				-- The heartbeats kept it live: the workflow's final figure never takes it back.
@@ -328,7 +351,11 @@ func (s *Store) UpdateSessionDevice(ctx context.Context, u DeviceUpdate) error {
 // SetSessionStatus records a session's status (and its end, for final statuses).
 func (s *Store) SetSessionStatus(ctx context.Context, id int64, status string, endedAt *time.Time) error {
 	return s.tx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE sessions SET status = @status, ended_at = coalesce(@ended_at, ended_at) WHERE id = @id`,
+		// CANCELED (written by RequestStop at the user's request) stays.
+		if _, err := tx.Exec(ctx, `
+			UPDATE sessions SET status = CASE WHEN status = 'CANCELED' THEN status ELSE @status END,
+				ended_at = coalesce(@ended_at, ended_at)
+			WHERE id = @id`,
 			pgx.NamedArgs{"id": id, "status": status, "ended_at": endedAt}); err != nil {
 			return err
 		}
@@ -338,13 +365,6 @@ func (s *Store) SetSessionStatus(ctx context.Context, id int64, status string, e
 		}
 		return addEvent(ctx, tx, id, 0, "status", status, at)
 	})
-}
-
-// SetCanceledBy records who canceled a session.
-func (s *Store) SetCanceledBy(ctx context.Context, id, userID int64) error {
-	_, err := s.pool.Exec(ctx, `UPDATE sessions SET canceled_by = coalesce(canceled_by, @user_id) WHERE id = @id`,
-		pgx.NamedArgs{"id": id, "user_id": userID})
-	return err
 }
 
 // SessionPlan is what the session workflow needs to run.

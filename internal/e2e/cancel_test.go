@@ -1,0 +1,97 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+
+	"github.com/jax-mba/mba/internal/store"
+	"github.com/jax-mba/mba/workflows"
+)
+
+// waitRecording waits until every enclosure of the session records.
+func (s *stack) waitRecording(sid int64) {
+	s.t.Helper()
+	require.Eventually(s.t, func() bool {
+		for _, d := range s.session(sid).DeviceStatuses {
+			if d.Status != store.DeviceRecording {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 100*time.Millisecond)
+}
+
+// waitClosed waits until the workflow is no longer running and returns how it ended.
+func (s *stack) waitClosed(workflowID string) enumspb.WorkflowExecutionStatus {
+	s.t.Helper()
+	var status enumspb.WorkflowExecutionStatus
+	require.Eventually(s.t, func() bool {
+		d, err := s.temporal.DescribeWorkflowExecution(context.Background(), workflowID, "")
+		if err != nil {
+			return false
+		}
+		status = d.WorkflowExecutionInfo.Status
+		return status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+	}, 60*time.Second, 100*time.Millisecond, "%s still running", workflowID)
+	return status
+}
+
+// TestCancelDuringATemporalOutage: with nothing reaching Temporal (the dispatcher stopped), a
+// cancel is answered 204, the session and its enclosures are CANCELED at once and the
+// enclosures stop; once delivery resumes the workflows end and the session stays CANCELED.
+func TestCancelDuringATemporalOutage(t *testing.T) {
+	s := newStack(t)
+	sim, ids := s.enclosures(2, "E2EX")
+	sid := s.createSession(ids, 600)
+	s.waitRecording(sid)
+
+	s.stopDispatcher()
+	require.Equal(t, http.StatusNoContent, s.call("DELETE", fmt.Sprintf("/api/recording-session/%d", sid), nil, nil))
+	x := s.session(sid)
+	require.Equal(t, store.SessionCanceled, x.Status, "canceled in the request")
+	for _, d := range x.DeviceStatuses {
+		require.Equal(t, store.DeviceCanceled, d.Status, d.Device.Name)
+	}
+	require.Eventually(t, func() bool {
+		for _, e := range sim.Enclosures() {
+			if st := e.State(); st.Recording || st.StopsReceived == 0 {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 100*time.Millisecond, "STOP reaches the enclosures without Temporal")
+
+	s.startDispatcher()
+	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, s.waitClosed(workflows.SessionWorkflowID(sid)))
+	for _, id := range ids {
+		s.waitClosed(workflows.DeviceWorkflowID(sid, id))
+	}
+	x = s.session(sid)
+	require.Equal(t, store.SessionCanceled, x.Status, "the workflow's end keeps CANCELED")
+	for _, d := range x.DeviceStatuses {
+		require.Equal(t, store.DeviceCanceled, d.Status, d.Device.Name)
+		require.False(t, d.StopPending)
+	}
+}
+
+// TestCancelFromTheCLI: `temporal workflow cancel` of a session (the same request through the
+// client) ends it CANCELED in the read model, not IN_PROGRESS until the orphan sweep.
+func TestCancelFromTheCLI(t *testing.T) {
+	s := newStack(t)
+	sim, ids := s.enclosures(1, "E2EY")
+	sid := s.createSession(ids, 600)
+	s.waitRecording(sid)
+
+	require.NoError(t, s.temporal.CancelWorkflow(context.Background(), workflows.SessionWorkflowID(sid), ""))
+	x := s.waitSession(sid, store.SessionCanceled, 30*time.Second)
+	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, s.waitClosed(workflows.SessionWorkflowID(sid)))
+	require.Eventually(t, func() bool { return !sim.Enclosures()[0].State().Recording }, 30*time.Second, 100*time.Millisecond,
+		"the enclosure is stopped")
+	require.NotNil(t, x.EndedAt)
+}

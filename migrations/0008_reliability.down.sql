@@ -1,0 +1,4 @@
+DROP TABLE api_listening;
+DROP INDEX outbox_undeliverable_idx;
+ALTER TABLE outbox DROP COLUMN undeliverable;
+DROP TABLE leases;
