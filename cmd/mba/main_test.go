@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/jax-mba/mba/internal/apiclient"
 	"github.com/jax-mba/mba/internal/testenv"
 )
 
@@ -281,4 +282,63 @@ func TestListSettingsTakeCommas(t *testing.T) {
 	out, err = mba(t, bin, []string{"MBA_HTTP_LINK_ORIGINS=mba.lab.example"}, "", "serve")
 	require.Error(t, err)
 	require.Contains(t, out, `http link-origins: "mba.lab.example" is not an http(s) origin`)
+}
+
+// TestRunScriptSimulatesOnAnotherAddress: make run with MBA_SIMULATE and MBA_HTTP_ADDR off the
+// default serves there and points the simulated enclosures there (it used to wait on 8080).
+func TestRunScriptSimulatesOnAnotherAddress(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL and Temporal")
+	}
+	addr := freeAddr(t)
+	logFile := filepath.Join(t.TempDir(), "run.log")
+	logs, err := os.Create(logFile)
+	require.NoError(t, err)
+	defer logs.Close()
+	output := func() string { b, _ := os.ReadFile(logFile); return string(b) }
+	cmd := exec.Command("bash", "../../scripts/run.sh")
+	cmd.Stdout, cmd.Stderr = logs, logs
+	cmd.Env = append(os.Environ(), "MBA_DB_URL="+testenv.EmptyDatabase(t), "MBA_TEMPORAL_ADDRESS="+testenv.TemporalAddress(t),
+		"MBA_TEMPORAL_TASK_QUEUE="+testenv.RandomName("run-"), "MBA_DATA_DIR="+t.TempDir(), "MBA_HTTP_ADDR="+addr,
+		"MBA_SIMULATE=2", "MBA_DEV_ADMIN_PASSWORD=correct horse", "MBA_AUTH_HASH_MEMORY=8192")
+	require.NoError(t, cmd.Start())
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM) // run.sh stops what it started
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+	}()
+
+	c := &apiclient.Client{Base: "http://" + addr}
+	ctx := context.Background()
+	idle := 0
+	for deadline := time.Now().Add(4 * time.Minute); idle < 2; time.Sleep(500 * time.Millisecond) {
+		select {
+		case err := <-done:
+			t.Fatalf("run.sh ended: %v\n%s", err, output())
+		default:
+		}
+		require.True(t, time.Now().Before(deadline), "the simulated enclosures never reached the service on %s:\n%s", addr, output())
+		if c.Token == "" && c.Login(ctx, "admin@example.com", "correct horse") != nil {
+			continue
+		}
+		var devices []struct {
+			Name  string `json:"name"`
+			State string `json:"state"`
+		}
+		if err := c.Call(ctx, "GET", "/api/device", nil, &devices); err != nil {
+			continue
+		}
+		idle = 0
+		for _, d := range devices {
+			if strings.HasPrefix(d.Name, "SIM") && d.State == "IDLE" {
+				idle++
+			}
+		}
+	}
+	require.Contains(t, output(), "Web UI:       http://"+addr+"/")
 }
