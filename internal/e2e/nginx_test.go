@@ -18,8 +18,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/jax-mba/mba/internal/simulator"
 )
 
 // TestNginxKeepsTheLabsFrontEnd runs deploy/README.md's recipe for a lab that keeps its own
@@ -126,17 +124,7 @@ http {
 	require.Equal(t, http.StatusOK, code)
 
 	// An unmodified enclosure reaches the heartbeat over plain HTTP through the same nginx.
-	sim, err := simulator.New(simulator.Config{BaseURL: "http://127.0.0.1:" + httpPort + "/api", Count: 1, NamePrefix: "NGX",
-		Interval: 200 * time.Millisecond, FollowUp: 50 * time.Millisecond})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = sim.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	require.Eventually(t, func() bool {
-		_, err := s.store.DeviceByName(context.Background(), "NGX1", time.Now(), time.Minute)
-		return err == nil
-	}, 30*time.Second, 100*time.Millisecond, "the heartbeat never came through nginx")
+	s.enclosuresVia("http://127.0.0.1:"+httpPort+"/api", 1, "NGX") // waits until it registered
 }
 
 func freePort(t *testing.T) string {
