@@ -39,7 +39,8 @@ Commands:
                              the service, resumably (tus); --once: one pass, then exit
 
 Settings come from a YAML file (--config or MBA_CONFIG_FILE), MBA_* environment variables,
-or flags placed before the command. 'mba --help' lists every setting with its default.
+or flags placed before the command. 'mba --help' lists every setting with its default;
+'mba <command> --help' a command's own flags.
 `
 
 func main() {
