@@ -274,6 +274,13 @@ func TestListSettingsTakeCommas(t *testing.T) {
 		require.Contains(t, out, `--http-link-origins=`+want, value)
 		require.Contains(t, out, `--http-cors-origins=`+want, value)
 	}
+	// A YAML list works too.
+	file := filepath.Join(t.TempDir(), "mba.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("http:\n  link_origins: [https://a.lab.example, \"https://B.lab.example/\"]\n"), 0o600))
+	out, err = mba(t, bin, []string{"MBA_DB_URL=postgres://x@127.0.0.1:1/x", "MBA_CONFIG_FILE=" + file}, "", "serve")
+	require.Error(t, err)
+	require.Contains(t, out, `--http-link-origins=[https://a.lab.example https://b.lab.example]`)
+
 	// Without link origins, links may point at the public URL's origin, whatever its path.
 	out, err = mba(t, bin, []string{"MBA_DB_URL=postgres://x@127.0.0.1:1/x", "MBA_HTTP_PUBLIC_URL=https://MBA.lab.example/mba/"}, "", "serve")
 	require.Error(t, err)
