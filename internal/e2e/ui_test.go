@@ -245,6 +245,7 @@ func TestUI(t *testing.T) {
 	b.do(chromedp.Click(chromedp.CSS(`button[type=submit]`)))
 	b.waitJS("the name's validation message", `document.querySelector('[data-error-for="name"]')?.textContent.includes('required')`, long)
 	b.waitJS("the enclosures' validation message", `document.querySelector('[data-error-for="device_spec"]')?.textContent.includes('at least one')`, long)
+	b.waitJS("one summary above, not the reasons twice", `document.querySelector('.form-error')?.textContent === 'Check the fields marked below.'`, long)
 	b.shot("new-session-invalid")
 
 	// Choose the enclosures with the filter, prefixes by bulk paste, one minute long.
