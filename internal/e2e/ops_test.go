@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/jax-mba/mba/internal/testenv"
 )
@@ -170,9 +171,28 @@ func TestOpsRecipesRunAsPrinted(t *testing.T) {
 			before: func() string { return runID(sessionWF(live)) },
 			check:  func(_, before string) { newRun(sessionWF(live), before) }},
 		"batch reset by query (no prompt)": {
-			vars:  func() map[string]string { return map[string]string{"<session>": fmt.Sprint(live)} },
-			check: func(string, string) {}, // the batch job runs on its own; the command's success is the check
-		},
+			vars: func() map[string]string { return map[string]string{"<session>": fmt.Sprint(live)} },
+			// The batch job runs on its own: each workflow the query matched gets a new run.
+			before: func() string {
+				res, err := s.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+					Query: fmt.Sprintf("MbaSessionId = %d AND ExecutionStatus = 'Running'", live)})
+				require.NoError(t, err)
+				var runs []string
+				for _, e := range res.Executions {
+					runs = append(runs, e.Execution.WorkflowId+"="+e.Execution.RunId)
+				}
+				require.NotEmpty(t, runs)
+				return strings.Join(runs, " ")
+			},
+			check: func(_, before string) {
+				for _, run := range strings.Fields(before) {
+					wf, old, _ := strings.Cut(run, "=")
+					require.Eventually(t, func() bool {
+						d, err := s.temporal.DescribeWorkflowExecution(ctx, wf, "")
+						return err == nil && d.WorkflowExecutionInfo.Execution.RunId != old
+					}, 2*time.Minute, 200*time.Millisecond, "the batch reset %s", wf)
+				}
+			}},
 		"cancel (clean-up runs)": {vars: func() map[string]string { return map[string]string{"<workflow id>": sessionWF(other)} },
 			check: func(string, string) {
 				require.Eventually(t, func() bool { return !sim.Enclosures()[3].State().Recording }, 3*time.Minute, 100*time.Millisecond,
@@ -186,9 +206,10 @@ func TestOpsRecipesRunAsPrinted(t *testing.T) {
 				// s.waitSession(other, "CANCELED", time.Minute).
 				t.Logf("session %d after the CLI cancel: %s", other, s.session(other).Status)
 			}},
-		"terminate (no clean-up)": {vars: func() map[string]string { return map[string]string{"<workflow id>": sessionWF(live)} },
+		// The stuck session: the live one's workflows were reset above and may have ended (TODO(wf)).
+		"terminate (no clean-up)": {vars: func() map[string]string { return map[string]string{"<workflow id>": sessionWF(stuck)} },
 			check: func(string, string) {
-				d, err := s.temporal.DescribeWorkflowExecution(ctx, sessionWF(live), "")
+				d, err := s.temporal.DescribeWorkflowExecution(ctx, sessionWF(stuck), "")
 				require.NoError(t, err)
 				require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED, d.WorkflowExecutionInfo.Status)
 			}},
