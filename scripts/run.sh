@@ -10,6 +10,7 @@ DATA=${MBA_DATA_DIR:-$PWD/.data}
 mkdir -p "$DATA"
 
 PG_STARTED=0
+TEMPORAL_PID= # a value inherited from the environment is not ours to stop
 serve_pid=
 sim_pid=
 # Stop only what this script started, newest first.
