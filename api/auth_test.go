@@ -43,8 +43,8 @@ func TestLogin(t *testing.T) {
 		"unknown account": {map[string]string{"email_address": "bob@lab.example", "password": "correct horse"}, 401, "unable to authenticate user"},
 		"malformed JSON":  {`{"email_address": "ann@lab.example", "password": `, 400, "malformed JSON in request body"},
 		"not an object":   {`["ann"]`, 400, "request body must be a JSON object"},
-		"wrong type":      {`{"email_address": 7, "password": "x"}`, 400, "Input payload validation failed"},
-		"missing fields":  {map[string]string{}, 400, "Input payload validation failed"},
+		"wrong type":      {`{"email_address": 7, "password": "x"}`, 400, "email_address: must be a string"},
+		"missing fields":  {map[string]string{}, 400, "email_address: is required; password: is required"},
 		"empty body":      {"", 400, "request body is required"},
 		"oversize body":   {`{"password": "` + strings.Repeat("a", 70<<10) + `"}`, 413, "request body is larger than 65536 bytes"},
 	} {

@@ -76,7 +76,9 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) error {
 	hb, err := protocol.ParseHeartbeat(body)
 	var fe *protocol.FieldErrors
 	if errors.As(err, &fe) {
-		return &Error{Status: http.StatusBadRequest, Message: "invalid heartbeat", Fields: fe.Errors}
+		e := invalid(fe.Errors)
+		e.Message = "invalid heartbeat: " + e.Message
+		return e
 	}
 	if err != nil {
 		return err

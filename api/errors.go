@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"mime"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,9 +42,14 @@ func errorf(status int, format string, args ...any) *Error {
 	return &Error{Status: status, Message: fmt.Sprintf(format, args...)}
 }
 
-// invalid reports request fields that fail validation (400).
+// invalid reports request fields that fail validation (400). The message names every reason
+// too, since front ends (the lab's original one) show only message.
 func invalid(fields map[string]string) *Error {
-	return &Error{Status: http.StatusBadRequest, Message: "Input payload validation failed", Fields: fields}
+	reasons := make([]string, 0, len(fields))
+	for _, f := range slices.Sorted(maps.Keys(fields)) {
+		reasons = append(reasons, f+": "+fields[f])
+	}
+	return &Error{Status: http.StatusBadRequest, Message: strings.Join(reasons, "; "), Fields: fields}
 }
 
 // errorBody is the wire form of every error: {"message"} or {"message","errors"}.
@@ -86,14 +93,18 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		log.ErrorContext(r.Context(), "request failed", "error", err.Error(),
 			"request_id", middleware.GetReqID(r.Context()), "route", routePattern(r))
 	}
+	msg := e.Message
 	if e.RetryAfter > 0 {
 		secs := int((e.RetryAfter + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		if e.Status == http.StatusTooManyRequests {
+			msg += fmt.Sprintf(" (retry in %d s)", secs) // the header alone is invisible to people
+		}
 	}
 	if e.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="mba"`)
 	}
-	writeJSON(w, e.Status, errorBody{Message: e.Message, Errors: e.Fields})
+	writeJSON(w, e.Status, errorBody{Message: msg, Errors: e.Fields})
 }
 
 // writeJSON sends v as JSON with status.

@@ -48,15 +48,27 @@ func validEmail(field, email string) map[string]string {
 // validLink checks the base URL a front end asks us to mail: absolute http(s) on an allowed origin.
 func (s *Server) validLink(field, raw string) map[string]string {
 	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
-		u.RawQuery != "" || u.Fragment != "" || len(raw) > 2000 {
+	origin, ok := Origin(raw)
+	if err != nil || !ok || u.User != nil || u.RawQuery != "" || u.Fragment != "" || len(raw) > 2000 {
 		return map[string]string{field: "must be an absolute http(s) URL without query or fragment"}
 	}
-	origin := u.Scheme + "://" + u.Host
 	if !slices.Contains(s.cfg.LinkOrigins, origin) {
-		return map[string]string{field: fmt.Sprintf("origin %s is not allowed; allowed: %s", origin, strings.Join(s.cfg.LinkOrigins, ", "))}
+		return map[string]string{field: fmt.Sprintf("link origin %s is not allowed (allowed: %s; set MBA_HTTP_LINK_ORIGINS)",
+			origin, strings.Join(s.cfg.LinkOrigins, ", "))}
 	}
 	return nil
+}
+
+// Origin is the origin of an absolute http(s) URL as a browser writes it (scheme and host in
+// lower case, no default port), so a public URL with a path or ":443" still matches its links.
+func Origin(raw string) (string, bool) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", false
+	}
+	host := strings.ToLower(u.Host)
+	host = strings.TrimSuffix(host, map[string]string{"http": ":80", "https": ":443"}[u.Scheme])
+	return u.Scheme + "://" + host, true
 }
 
 func mergeFields(sets ...map[string]string) map[string]string {

@@ -166,17 +166,26 @@ pg_down() {
 
 # ------------------------------------------------------------------ Chromium
 
-# ensure_chromium: find (or apt-install) Debian's chromium for the browser tests of the web UI
-# (internal/e2e/ui_test.go); exports MBA_CHROMIUM.
-ensure_chromium() {
-	MBA_CHROMIUM=${MBA_CHROMIUM:-/usr/bin/chromium}
-	if [[ ! -x $MBA_CHROMIUM ]]; then
-		_say "installing Chromium from apt for the web UI's browser tests (first time only)"
-		_apt_install chromium || return 1
-		[[ -x $MBA_CHROMIUM ]] || { _err "no $MBA_CHROMIUM after installing chromium"; return 1; }
+# _ensure_apt VAR DEFAULT PACKAGE PURPOSE: the executable at $VAR (else DEFAULT), apt-installing
+# PACKAGE the first time it is missing; exports VAR.
+_ensure_apt() {
+	local var=$1 path=${!1:-$2}
+	if [[ ! -x $path ]]; then
+		_say "installing $3 from apt for $4 (first time only)"
+		_apt_install "$3" || return 1
+		[[ -x $path ]] || { _err "no $path after installing $3"; return 1; }
 	fi
-	export MBA_CHROMIUM
+	printf -v "$var" '%s' "$path"
+	export "${var?}"
 }
+
+# ensure_chromium: Debian's chromium for the browser tests of the web UI
+# (internal/e2e/ui_test.go); exports MBA_CHROMIUM.
+ensure_chromium() { _ensure_apt MBA_CHROMIUM /usr/bin/chromium chromium "the web UI's browser tests"; }
+
+# ensure_nginx: Debian's nginx for the test of deploy/nginx (internal/e2e/nginx_test.go);
+# exports MBA_NGINX.
+ensure_nginx() { _ensure_apt MBA_NGINX /usr/sbin/nginx nginx-light "the test of deploy/nginx"; }
 
 # ------------------------------------------------------------------ Temporal
 

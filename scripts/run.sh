@@ -6,10 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/devenv.sh
 
-DATA=$PWD/.data
+DATA=${MBA_DATA_DIR:-$PWD/.data}
 mkdir -p "$DATA"
 
 PG_STARTED=0
+TEMPORAL_PID= # a value inherited from the environment is not ours to stop
 serve_pid=
 sim_pid=
 # Stop only what this script started, newest first.
@@ -52,6 +53,14 @@ export MBA_CONFIG_FILE=$DATA/mba.yaml
 
 bin/mba migrate up
 
+# Where serve listens, as a URL this machine can reach (a wildcard address is reached on
+# loopback); links in mail point there too unless MBA_HTTP_PUBLIC_URL says otherwise.
+addr=${MBA_HTTP_ADDR:-127.0.0.1:8080}
+host=${addr%:*}
+case $host in "" | 0.0.0.0) host=127.0.0.1 ;; "[::]") host="[::1]" ;; esac
+base=http://$host:${addr##*:}
+export MBA_HTTP_PUBLIC_URL=${MBA_HTTP_PUBLIC_URL:-$base}
+
 email=${MBA_DEV_ADMIN_EMAIL:-admin@example.com}
 pw=${MBA_DEV_ADMIN_PASSWORD:-}
 generated=0
@@ -75,8 +84,8 @@ fi
 cat <<BANNER
 
   mba is starting
-    Web UI:       http://127.0.0.1:8080/
-    API:          http://127.0.0.1:8080/api/
+    Web UI:       $base/
+    API:          $base/api/
     Temporal UI:  $ui
     $admin_note
     data:         $DATA   (logs: postgres.log, temporal.log)
@@ -94,8 +103,11 @@ serve_pid=$!
 # known here (MBA_DEV_ADMIN_PASSWORD, or just generated) an upload agent beside each one sends
 # them to the service, which verifies them. MBA_SIMULATE_TIME_SCALE speeds up their clock.
 if [[ ${MBA_SIMULATE:-0} -gt 0 ]]; then
-	until curl -fs http://127.0.0.1:8080/healthz >/dev/null 2>&1; do sleep 0.2; done
-	sim_args=(--count "$MBA_SIMULATE" --prefix SIM --interval 2s --report 1m
+	until curl -fs "$base/healthz" >/dev/null 2>&1; do
+		kill -0 "$serve_pid" 2>/dev/null || exit 1 # serve failed; its error is above
+		sleep 0.2
+	done
+	sim_args=(--count "$MBA_SIMULATE" --api "$base/api" --prefix SIM --interval 2s --report 1m
 		--video-dir "$DATA/sim-video" --time-scale "${MBA_SIMULATE_TIME_SCALE:-1}")
 	agents="no upload agents: set MBA_DEV_ADMIN_PASSWORD to have them"
 	if [[ -n ${MBA_DEV_ADMIN_PASSWORD:-} ]] || grep -qw created <<<"$result"; then

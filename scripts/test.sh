@@ -29,6 +29,7 @@ trap 'exit 143' TERM
 PG_EXTRA_SETTINGS=$'fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 200'
 
 ensure_chromium
+ensure_nginx
 ensure_postgres_binaries
 ensure_temporal
 ensure_minio

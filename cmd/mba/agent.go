@@ -22,11 +22,8 @@ import (
 func agentCmd(ctx context.Context, cfg config, log *slog.Logger, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
 	once := fs.Bool("once", false, "one scan-and-upload pass, then exit (non-zero if any upload failed)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, 0); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("agent: unexpected arguments %q", fs.Args())
 	}
 	acfg, err := agentConfig(cfg)
 	if err != nil {

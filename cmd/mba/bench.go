@@ -25,7 +25,7 @@ func benchCmd(ctx context.Context, args []string, out io.Writer) error {
 	scenarios := fs.String("scenarios", strings.Join(bench.Order, ","), "scenarios to run")
 	fs.StringVar(&cfg.Report, "report", "bench-report.json", "JSON report")
 	fs.IntVar(&cfg.DBConns, "db-conns", 20, "database pool size of the service (and of the floor's clients)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
 	cfg.Scenarios = strings.Split(*scenarios, ",")

@@ -34,8 +34,8 @@ type config struct {
 	HTTP struct {
 		Addr            string        `conf:"default:127.0.0.1:8080,help:listen address of the API" yaml:"addr"`
 		PublicURL       string        `conf:"default:http://127.0.0.1:8080,help:URL people reach the service at" yaml:"public_url"`
-		LinkOrigins     []string      `conf:"help:origins invite/reset links may point at (default: the origin of public-url)" yaml:"link_origins"`
-		CORSOrigins     []string      `conf:"help:browser origins allowed cross-origin (default: same-origin only)" yaml:"cors_origins"`
+		LinkOrigins     stringList    `conf:"help:origins invite/reset links may point at (default: the origin of public-url)" yaml:"link_origins"`
+		CORSOrigins     stringList    `conf:"help:browser origins allowed cross-origin (default: same-origin only)" yaml:"cors_origins"`
 		TrustProxy      bool          `conf:"default:false,help:believe X-Forwarded-For (only behind your own reverse proxy)" yaml:"trust_proxy"`
 		MaxBodyBytes    int64         `conf:"default:1048576,help:largest request body accepted" yaml:"max_body_bytes"`
 		RequestTimeout  time.Duration `conf:"default:30s,help:longest a request may run" yaml:"request_timeout"`
@@ -89,7 +89,7 @@ type config struct {
 		ClockSkewWarning time.Duration `conf:"default:30s,help:device clock offsets past this are flagged" yaml:"clock_skew_warning"`
 		ScanEvery        time.Duration `conf:"default:10s,help:how often the fleet monitor looks for silent enclosures" yaml:"scan_every"`
 		StreamURL        string        `conf:"help:RTMP base URL the enclosures publish live video to (shown in the live view as <base>/<name>)" yaml:"stream_url"`
-		AllowedNetworks  []string      `conf:"help:CIDRs tokenless heartbeats may come from (required in production; development default: loopback and private ranges; 0.0.0.0/0 and ::/0 = anywhere)" yaml:"allowed_networks"`
+		AllowedNetworks  stringList    `conf:"help:CIDRs tokenless heartbeats may come from (required in production; development default: loopback and private ranges; 0.0.0.0/0 and ::/0 = anywhere)" yaml:"allowed_networks"`
 		ApproveNew       bool          `conf:"default:false,help:new enclosure names wait for an administrator's approval (204 and no command until then)" yaml:"approve_new"`
 		BindOnRegister   bool          `conf:"default:false,help:bind each new enclosure to the address it registered from" yaml:"bind_on_register"`
 		RegisterRate     api.Rate      `conf:"default:100/1s,help:new enclosure names registered on first sight: burst/one more every" yaml:"register_rate"`
@@ -159,7 +159,7 @@ const production = "production"
 // loadConfig reads the configuration; help is non-empty when --help or --version was asked.
 func loadConfig() (cfg config, help string, err error) {
 	cfg.Version = conf.Version{Build: build, Desc: "Mouse Behavior Analysis control service"}
-	var opts []conf.ParseOption
+	opts := []conf.ParseOption{conf.WithStrictFlags()} // a mistyped setting is refused, not ignored
 	if path := configFilePath(os.Args[1:]); path != "" {
 		data, err := os.ReadFile(path)
 		if err != nil {
@@ -282,12 +282,18 @@ func (c *config) validate() error {
 	if c.Agent.Token != "" && c.Agent.TokenFile != "" {
 		problems = append(problems, "agent token and token-file are both set; keep one (token-file is preferred)")
 	}
+	publicOrigin, ok := api.Origin(c.HTTP.PublicURL)
+	if !ok {
+		problems = append(problems, fmt.Sprintf("http public-url %q must be an absolute http(s) URL", c.HTTP.PublicURL))
+	}
+	c.HTTP.LinkOrigins = origins("http link-origins", c.HTTP.LinkOrigins, &problems)
+	c.HTTP.CORSOrigins = origins("http cors-origins", c.HTTP.CORSOrigins, &problems)
 	slices.Sort(problems)
 	if len(problems) > 0 {
 		return errors.New("invalid configuration: " + strings.Join(problems, "; "))
 	}
 	if len(c.HTTP.LinkOrigins) == 0 {
-		c.HTTP.LinkOrigins = []string{strings.TrimRight(c.HTTP.PublicURL, "/")}
+		c.HTTP.LinkOrigins = stringList{publicOrigin}
 	}
 	return nil
 }
@@ -311,6 +317,39 @@ func (c *config) allowedNetworks() ([]netip.Prefix, error) {
 		out = append(out, p.Masked())
 	}
 	return out, nil
+}
+
+// stringList is a list-valued setting. conf/v3 splits lists on ";" only, while its help shows
+// "<string>,[string...]": both separators are accepted, and blanks around items are dropped.
+type stringList []string
+
+// Set implements conf's Setter (flags and environment variables); YAML lists decode as usual.
+func (l *stringList) Set(value string) error {
+	*l = nil
+	for _, item := range strings.FieldsFunc(value, func(r rune) bool { return r == ',' || r == ';' }) {
+		if item = strings.TrimSpace(item); item != "" {
+			*l = append(*l, item)
+		}
+	}
+	return nil
+}
+
+// origins checks a list of browser origins and writes each the way browsers send it.
+func origins(setting string, list stringList, problems *[]string) stringList {
+	out := make(stringList, 0, len(list))
+	for _, o := range list {
+		if o == "*" && setting == "http cors-origins" {
+			out = append(out, o)
+			continue
+		}
+		origin, ok := api.Origin(o)
+		if !ok {
+			*problems = append(*problems, fmt.Sprintf("%s: %q is not an http(s) origin such as https://mba.lab.example", setting, o))
+			continue
+		}
+		out = append(out, origin)
+	}
+	return out
 }
 
 // storage is the file storage the settings describe.

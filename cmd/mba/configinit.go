@@ -55,13 +55,16 @@ enclosures:
 // configCmd: config init --file F [--force] [--production].
 func configCmd(args []string, out io.Writer) error {
 	if len(args) == 0 || args[0] != "init" {
+		if err := parseFlags(flag.NewFlagSet("config init --file F", flag.ContinueOnError), args, 0); err != nil {
+			return err
+		}
 		return errors.New("config needs init")
 	}
 	fs := flag.NewFlagSet("config init", flag.ContinueOnError)
 	file := fs.String("file", "", "where to write the config file")
 	force := fs.Bool("force", false, "overwrite an existing file")
 	prod := fs.Bool("production", false, "write mode: production")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseFlags(fs, args[1:], 0); err != nil {
 		return err
 	}
 	if *file == "" {

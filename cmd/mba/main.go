@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -42,11 +43,12 @@ Commands:
                              agent relay-addr also the enclosure's heartbeat relay
 
 Settings come from a YAML file (--config or MBA_CONFIG_FILE), MBA_* environment variables,
-or flags placed before the command. 'mba --help' lists every setting with its default.
+or flags placed before the command. 'mba --help' lists every setting with its default;
+'mba <command> --help' a command's own flags.
 `
 
 func main() {
-	if err := run(); err != nil {
+	if err := run(); err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "mba:", err)
 		os.Exit(1)
 	}
@@ -72,11 +74,15 @@ func run() error {
 		return errors.New("no command given")
 	}
 	switch args[0] {
-	case "serve":
-		return serve(ctx, cfg, log, true)
-	case "worker":
-		return serve(ctx, cfg, log, false)
+	case "serve", "worker":
+		if err := parseFlags(flag.NewFlagSet(args[0], flag.ContinueOnError), args[1:], 0); err != nil {
+			return err
+		}
+		return serve(ctx, cfg, log, args[0] == "serve")
 	case "migrate":
+		if err := parseFlags(flag.NewFlagSet("migrate up|down [N]|status", flag.ContinueOnError), args[1:], 2); err != nil {
+			return err
+		}
 		return migrateCmd(ctx, cfg, args[1:], os.Stdout)
 	case "user":
 		return userCmd(ctx, cfg, args[1:], os.Stdin, os.Stdout)
@@ -95,6 +101,38 @@ func run() error {
 		return nil
 	}
 	return fmt.Errorf("unknown command %q (try 'mba help')", args[0])
+}
+
+// parseFlags parses a command's flags and refuses more than maxArgs arguments after them, so a
+// typo never runs a command on its defaults. --help anywhere prints the command's usage and
+// returns flag.ErrHelp, which ends mba with exit 0 before it connects to anything.
+func parseFlags(fs *flag.FlagSet, args []string, maxArgs int) error {
+	fs.SetOutput(io.Discard) // errors are reported once, by main
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "-help" || a == "--help" {
+			fs.SetOutput(os.Stdout)
+			fmt.Fprintf(os.Stdout, "Usage: mba [settings] %s\n", fs.Name())
+			for _, line := range strings.Split(usage, "\n") { // the command's lines of mba's usage
+				if strings.HasPrefix(line, "  "+strings.Fields(fs.Name())[0]+" ") {
+					fmt.Fprintln(os.Stdout, line)
+				}
+			}
+			fs.PrintDefaults()
+			fmt.Fprintln(os.Stdout, "\nSettings: see 'mba --help'.")
+			return flag.ErrHelp
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%s: %w", strings.Fields(fs.Name())[0], err)
+	}
+	if fs.NArg() > maxArgs {
+		return fmt.Errorf("%s: unexpected arguments %q (try 'mba %s --help')", strings.Fields(fs.Name())[0],
+			fs.Args()[maxArgs:], strings.Fields(fs.Name())[0])
+	}
+	return nil
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/jax-mba/mba/internal/apiclient"
 	"github.com/jax-mba/mba/internal/testenv"
 )
 
@@ -251,4 +252,148 @@ func TestSimulateAgentsNeedFilesAndAnAdmin(t *testing.T) {
 	out, err := mba(t, bin, nil, "", "simulate", "--agents", "--count", "1")
 	require.Error(t, err)
 	require.Contains(t, out, "--agents needs --video-dir and MBA_SIMULATE_ADMIN_PASSWORD")
+}
+
+// TestEveryCommandHasHelp: --help of each command prints its usage and exits 0 without touching
+// the database or Temporal (both point at a closed port, and nothing may be logged as starting).
+func TestEveryCommandHasHelp(t *testing.T) {
+	bin := binary(t)
+	env := []string{"MBA_DB_URL=postgres://x@127.0.0.1:1/x", "MBA_TEMPORAL_ADDRESS=127.0.0.1:1"}
+	for _, args := range [][]string{{"serve", "--help"}, {"worker", "-h"}, {"migrate", "--help"}, {"migrate", "up", "--help"},
+		{"user", "--help"}, {"user", "add", "--help"}, {"user", "list", "-help"}, {"config", "--help"}, {"config", "init", "--help"},
+		{"simulate", "--help"}, {"bench", "--help"}, {"agent", "--help"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			out, err := mba(t, bin, env, "", args...)
+			require.NoError(t, err, out)
+			require.True(t, strings.HasPrefix(out, "Usage: mba [settings] "+args[0]), out)
+			require.NotContains(t, out, "starting")
+			require.NotContains(t, out, "connecting")
+		})
+	}
+	out, err := mba(t, bin, env, "", "simulate", "--help")
+	require.NoError(t, err)
+	require.Contains(t, out, "-time-scale", "a command's own flags are listed")
+}
+
+func TestUnknownArgumentsAreRefused(t *testing.T) {
+	bin := binary(t)
+	env := []string{"MBA_DB_URL=postgres://x@127.0.0.1:1/x", "MBA_TEMPORAL_ADDRESS=127.0.0.1:1"}
+	for args, want := range map[string]string{
+		"serve now":          `serve: unexpected arguments ["now"]`,
+		"worker --fast":      "worker: flag provided but not defined: -fast",
+		"migrate sideways":   `migrate needs up, down [N] or status, not "sideways"`,
+		"migrate status all": `migrate status: unexpected arguments ["all"]`,
+		"user remove":        `user: unexpected arguments ["remove"]`,
+		"user list extra":    `user: unexpected arguments ["extra"]`,
+		"config show":        `config: unexpected arguments ["show"]`,
+		"simulate --cuont 3": "simulate: flag provided but not defined: -cuont",
+		"agent now":          `agent: unexpected arguments ["now"]`,
+		"--http-adr=x serve": "unrecognized flag: --http-adr",
+	} {
+		t.Run(args, func(t *testing.T) {
+			out, err := mba(t, bin, env, "", strings.Fields(args)...)
+			require.Error(t, err, out)
+			var exit *exec.ExitError
+			require.ErrorAs(t, err, &exit)
+			require.NotZero(t, exit.ExitCode())
+			require.Contains(t, out, want)
+			require.NotContains(t, out, "connecting", "refused before anything connects")
+			require.Equal(t, 1, strings.Count(strings.TrimSpace(out), "\n")+1, "one clear line: %q", out)
+		})
+	}
+}
+
+// TestListSettingsTakeCommas: list-valued settings accept the comma syntax mba --help shows
+// ("<string>,[string...]") as well as conf's ";", and origins are written as browsers send them.
+func TestListSettingsTakeCommas(t *testing.T) {
+	bin := binary(t)
+	out, err := mba(t, bin, nil, "", "--help")
+	require.NoError(t, err)
+	require.Regexp(t, `MBA_HTTP_LINK_ORIGINS\s+<string>,\[string...\]`, out)
+	for value, want := range map[string]string{
+		"https://a.lab.example, https://B.lab.example:443/": "[https://a.lab.example https://b.lab.example]",
+		"https://a.lab.example;https://b.lab.example":       "[https://a.lab.example https://b.lab.example]",
+		"https://a.lab.example":                             "[https://a.lab.example]",
+		"http://127.0.0.1:8080,https://ui.lab.example,":     "[http://127.0.0.1:8080 https://ui.lab.example]",
+	} {
+		env := []string{"MBA_DB_URL=postgres://x@127.0.0.1:1/x", "MBA_HTTP_LINK_ORIGINS=" + value, "MBA_HTTP_CORS_ORIGINS=" + value}
+		out, err := mba(t, bin, env, "", "serve")
+		require.Error(t, err, "no database")
+		require.Contains(t, out, `--http-link-origins=`+want, value)
+		require.Contains(t, out, `--http-cors-origins=`+want, value)
+	}
+	// A YAML list works too.
+	file := filepath.Join(t.TempDir(), "mba.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("http:\n  link_origins: [https://a.lab.example, \"https://B.lab.example/\"]\n"), 0o600))
+	out, err = mba(t, bin, []string{"MBA_DB_URL=postgres://x@127.0.0.1:1/x", "MBA_CONFIG_FILE=" + file}, "", "serve")
+	require.Error(t, err)
+	require.Contains(t, out, `--http-link-origins=[https://a.lab.example https://b.lab.example]`)
+
+	// Without link origins, links may point at the public URL's origin, whatever its path.
+	out, err = mba(t, bin, []string{"MBA_DB_URL=postgres://x@127.0.0.1:1/x", "MBA_HTTP_PUBLIC_URL=https://MBA.lab.example/mba/"}, "", "serve")
+	require.Error(t, err)
+	require.Contains(t, out, `--http-link-origins=[https://mba.lab.example]`)
+
+	out, err = mba(t, bin, []string{"MBA_HTTP_LINK_ORIGINS=mba.lab.example"}, "", "serve")
+	require.Error(t, err)
+	require.Contains(t, out, `http link-origins: "mba.lab.example" is not an http(s) origin`)
+}
+
+// TestRunScriptSimulatesOnAnotherAddress: make run with MBA_SIMULATE and MBA_HTTP_ADDR off the
+// default serves there and points the simulated enclosures there (it used to wait on 8080).
+func TestRunScriptSimulatesOnAnotherAddress(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL and Temporal")
+	}
+	addr := freeAddr(t)
+	logFile := filepath.Join(t.TempDir(), "run.log")
+	logs, err := os.Create(logFile)
+	require.NoError(t, err)
+	defer logs.Close()
+	output := func() string { b, _ := os.ReadFile(logFile); return string(b) }
+	cmd := exec.Command("bash", "../../scripts/run.sh")
+	cmd.Stdout, cmd.Stderr = logs, logs
+	cmd.Env = append(os.Environ(), "MBA_DB_URL="+testenv.EmptyDatabase(t), "MBA_TEMPORAL_ADDRESS="+testenv.TemporalAddress(t),
+		"MBA_TEMPORAL_TASK_QUEUE="+testenv.RandomName("run-"), "MBA_DATA_DIR="+t.TempDir(), "MBA_HTTP_ADDR="+addr,
+		"MBA_SIMULATE=2", "MBA_DEV_ADMIN_PASSWORD=correct horse", "MBA_AUTH_HASH_MEMORY=8192")
+	require.NoError(t, cmd.Start())
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM) // run.sh stops what it started
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+	}()
+
+	c := &apiclient.Client{Base: "http://" + addr}
+	ctx := context.Background()
+	idle := 0
+	for deadline := time.Now().Add(4 * time.Minute); idle < 2; time.Sleep(500 * time.Millisecond) {
+		select {
+		case err := <-done:
+			t.Fatalf("run.sh ended: %v\n%s", err, output())
+		default:
+		}
+		require.True(t, time.Now().Before(deadline), "the simulated enclosures never reached the service on %s:\n%s", addr, output())
+		if c.Token == "" && c.Login(ctx, "admin@example.com", "correct horse") != nil {
+			continue
+		}
+		var devices []struct {
+			Name  string `json:"name"`
+			State string `json:"state"`
+		}
+		if err := c.Call(ctx, "GET", "/api/device", nil, &devices); err != nil {
+			continue
+		}
+		idle = 0
+		for _, d := range devices {
+			if strings.HasPrefix(d.Name, "SIM") && d.State == "IDLE" {
+				idle++
+			}
+		}
+	}
+	require.Contains(t, output(), "Web UI:       http://"+addr+"/")
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/jax-mba/mba/migrations"
@@ -12,8 +14,11 @@ import (
 
 // migrateCmd: migrate up | down [N] | status.
 func migrateCmd(ctx context.Context, cfg config, args []string, out io.Writer) error {
-	if len(args) == 0 {
-		return fmt.Errorf("migrate needs up, down [N] or status")
+	if len(args) == 0 || !slices.Contains([]string{"up", "down", "status"}, args[0]) {
+		return fmt.Errorf("migrate needs up, down [N] or status, not %q", strings.Join(args, " "))
+	}
+	if len(args) > 1 && args[0] != "down" {
+		return fmt.Errorf("migrate %s: unexpected arguments %q", args[0], args[1:])
 	}
 	pool, err := openDB(ctx, cfg)
 	if err != nil {

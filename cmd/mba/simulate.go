@@ -31,7 +31,7 @@ func simulateCmd(ctx context.Context, log *slog.Logger, args []string, out io.Wr
 	fs.BoolVar(&cfg.Relayed, "relayed", false, "the enclosures sit behind their relay: heartbeats carry their token (with --agents); by default none, like the unmodified client")
 	every := fs.Duration("report", 10*time.Second, "how often to print a summary")
 	agents := fs.Bool("agents", false, "run an upload agent beside each enclosure (needs --video-dir; gives each enclosure a token as the admin in MBA_SIMULATE_ADMIN_EMAIL / MBA_SIMULATE_ADMIN_PASSWORD)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
 	if *agents && (cfg.VideoDir == "" || os.Getenv("MBA_SIMULATE_ADMIN_PASSWORD") == "") {

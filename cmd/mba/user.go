@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -20,8 +21,11 @@ import (
 // userCmd manages accounts without the HTTP API (the first administrator). Passwords come from
 // a terminal prompt or stdin, never from the command line where ps and shell history see them.
 func userCmd(ctx context.Context, cfg config, args []string, stdin io.Reader, out io.Writer) error {
-	if len(args) == 0 {
-		return errors.New("user needs add, list, set-admin or disable")
+	if len(args) == 0 || !slices.Contains([]string{"add", "list", "set-admin", "disable"}, args[0]) {
+		if err := parseFlags(flag.NewFlagSet("user add|list|set-admin|disable", flag.ContinueOnError), args, 0); err != nil {
+			return err
+		}
+		return fmt.Errorf("user needs add, list, set-admin or disable, not %q", strings.Join(args, " "))
 	}
 	fs := flag.NewFlagSet("user "+args[0], flag.ContinueOnError)
 	email := fs.String("email", "", "the user's e-mail address")
@@ -33,7 +37,7 @@ func userCmd(ctx context.Context, cfg config, args []string, stdin io.Reader, ou
 		*admin = true
 		fs.Lookup("admin").DefValue = "true"
 	}
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseFlags(fs, args[1:], 0); err != nil {
 		return err
 	}
 	if args[0] != "list" && *email == "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,15 +20,23 @@ import (
 // enclosures starts n simulated enclosures against the stack and waits until all registered.
 func (s *stack) enclosures(n int, prefix string) (*simulator.Simulator, []int64) {
 	s.t.Helper()
-	sim, err := simulator.New(simulator.Config{BaseURL: s.api.URL + "/api", Count: n, NamePrefix: prefix,
+	sim, ids, _ := s.enclosuresVia(s.api.URL+"/api", n, prefix)
+	return sim, ids
+}
+
+// enclosuresVia is enclosures with the API at base (e.g. through a proxy); stop silences them
+// before the test ends.
+func (s *stack) enclosuresVia(base string, n int, prefix string) (sim *simulator.Simulator, ids []int64, stop func()) {
+	s.t.Helper()
+	sim, err := simulator.New(simulator.Config{BaseURL: base, Count: n, NamePrefix: prefix,
 		Interval: 200 * time.Millisecond, FollowUp: 50 * time.Millisecond})
 	require.NoError(s.t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = sim.Run(ctx) }()
-	s.t.Cleanup(func() { cancel(); <-done })
+	stop = sync.OnceFunc(func() { cancel(); <-done })
+	s.t.Cleanup(stop)
 
-	var ids []int64
 	require.Eventually(s.t, func() bool {
 		ids = ids[:0]
 		for _, e := range sim.Enclosures() {
@@ -39,7 +48,7 @@ func (s *stack) enclosures(n int, prefix string) (*simulator.Simulator, []int64)
 		}
 		return true
 	}, 20*time.Second, 50*time.Millisecond)
-	return sim, ids
+	return sim, ids, stop
 }
 
 func (s *stack) createSession(ids []int64, duration int) int64 {

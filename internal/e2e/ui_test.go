@@ -263,6 +263,7 @@ func TestUI(t *testing.T) {
 	b.do(chromedp.Click(chromedp.CSS(`button[type=submit]`)))
 	b.waitJS("the name's validation message", `document.querySelector('[data-error-for="name"]')?.textContent.includes('required')`, long)
 	b.waitJS("the enclosures' validation message", `document.querySelector('[data-error-for="device_spec"]')?.textContent.includes('at least one')`, long)
+	b.waitJS("one summary above, not the reasons twice", `document.querySelector('.form-error')?.textContent === 'Check the fields marked below.'`, long)
 	b.shot("new-session-invalid")
 
 	// Choose the enclosures with the filter, prefixes by bulk paste, one minute long.
@@ -388,5 +389,71 @@ func TestUI(t *testing.T) {
 	require.Equal(t, "no", b.eval(`document.querySelector('#nav a[href="#/users"]') ? 'yes' : 'no'`))
 	b.goTo("#/users")
 	b.waitText("Administrators only", long)
+	b.noExceptions()
+}
+
+// TestUIShowsOutages: what the UI shows is current. An enclosure that went silent mid-recording
+// is DOWN since its last heartbeat (no stale RECORDING badge, fps or live view), its heartbeat
+// gaps plot the outage, and a session whose enclosures are all DOWN and a FAILED session are
+// listed under "Needs attention".
+func TestUIShowsOutages(t *testing.T) {
+	requireChromium(t)
+	// Silent recording enclosures stay in their session for the test's length (not "lost").
+	s := newStack(t, func(s *stack) { s.settings.SilenceTimeout, s.settings.EndGrace = time.Hour, time.Hour })
+	sim, ids := s.enclosures(3, "UIB")
+	down := s.createSession(ids[:2], 3600)
+	failed := s.createSession(ids[2:], 3600)
+	const long = 90 * time.Second
+	require.Eventually(t, func() bool {
+		for _, sid := range []int64{down, failed} {
+			for _, st := range s.session(sid).DeviceStatuses {
+				if st.Status != "RECORDING" {
+					return false
+				}
+			}
+		}
+		return true
+	}, long, 100*time.Millisecond, "the sessions never recorded")
+
+	b := newBrowser(t, s.api.URL)
+	b.waitJS("the login form", `!!document.querySelector('input[type=email]')`, long)
+	b.do(chromedp.SendKeys(chromedp.CSS(`input[type=email]`), "ann@lab.example"),
+		chromedp.SendKeys(chromedp.CSS(`input[type=password]`), "correct horse"),
+		chromedp.Click(chromedp.CSS(`button[type=submit]`)))
+	b.waitText("Fleet", long)
+
+	// While it records, the enclosure's page shows it recording with its frame rate and live view.
+	b.goTo(fmt.Sprintf("#/enclosures/%d", ids[0]))
+	b.waitJS("UIB1 recording", `[...document.querySelectorAll('.title-row .badge')].some(x => x.textContent === 'RECORDING')`, long)
+	b.waitJS("the live view button", `[...document.querySelectorAll('.title-row button')].some(x => x.textContent === 'Live view')`, long)
+
+	sim.Enclosure("UIB3").FailRecording("camera unplugged")
+	s.waitSession(failed, "FAILED", long)
+	for _, e := range sim.Enclosures()[:2] {
+		e.GoSilent(time.Hour)
+	}
+
+	b.waitJS("UIB1 DOWN", `[...document.querySelectorAll('.title-row .badge')].map(x => x.textContent).join() === 'DOWN'`, long)
+	b.waitJS("since when", `/^since /.test(document.querySelector('.title-row .down-since')?.textContent || '')`, long)
+	require.Equal(t, "no", b.eval(`[...document.querySelectorAll('button')].some(x => x.textContent === 'Live view') ? 'yes' : 'no'`),
+		"no live view of a DOWN enclosure")
+	b.waitText("unknown (DOWN)", long)
+	require.NotContains(t, b.eval(`document.querySelector('.facts').innerText`), " fps", "no stale frame rate")
+	// The heartbeat gap plot ends with the outage so far: seconds, where heartbeats came every 0.2 s.
+	gap := `Number((([...document.querySelectorAll('figure.chart')].find(f => f.querySelector('figcaption')?.textContent === 'Heartbeat gaps')
+		?.querySelector('.chart-latest')?.textContent || '').match(/latest ([\d.]+) s/) || [0, 0])[1])`
+	b.waitJS("the outage on the heartbeat gap plot", gap+` >= 5`, long)
+	b.shot("enclosure-down")
+
+	b.goTo("#/enclosures")
+	b.waitJS("DOWN and no stale fps in the list", `[...document.querySelectorAll('tbody tr')].some(r =>
+		r.cells[0].textContent === 'UIB1' && r.cells[2].textContent === 'DOWN' && r.cells[5].textContent === '–')`, long)
+
+	b.goTo("#/")
+	b.waitText("Needs attention", long)
+	b.waitText(`Session “e2e”: all 2 of its enclosures still recording are DOWN`, long)
+	b.waitText(`Session “e2e” failed: no enclosure recorded`, long)
+	b.waitText("UIB1 is DOWN", long)
+	b.shot("dashboard-outage")
 	b.noExceptions()
 }

@@ -147,7 +147,12 @@ export function showErrors(form, err) {
       unplaced.push(`${name}: ${reason}`);
     }
   }
-  if (box) fill(box, errorBox({ message: [err.message, ...unplaced].join(' · ') }));
+  // With field reasons the message repeats them (for front ends that show only message): the
+  // box keeps to those no field shows.
+  const placed = Object.keys(err.fields || {}).length > unplaced.length;
+  const summary = !Object.keys(err.fields || {}).length ? [err.message] : unplaced.length ? unplaced : [];
+  if (placed) summary.unshift('Check the fields marked below.');
+  if (box) fill(box, errorBox({ message: summary.join(' · ') }));
 }
 
 /**

@@ -29,6 +29,14 @@ export function countBy(items, key) {
   return counts;
 }
 
+/**
+ * The camera as it is now: a DOWN enclosure's last heartbeat says nothing about the present, so
+ * it has no recording, fps or live view until it reports again.
+ */
+export function currentCamera(device) {
+  return device.state === 'DOWN' ? {} : device.sensor_status?.camera || {};
+}
+
 /** Free disk under 10% of the total (or under 10 GB when the total is unknown). */
 export function lowDisk(device) {
   const si = device.system_info || {};
@@ -51,8 +59,14 @@ export function alerts(devices, sessions) {
     if (lowDisk(d)) out.push({ level: 'warning', href, text: `${d.name} is low on disk: ${d.system_info.free_disk} MB free` });
     if (d.clock_skew_flagged) out.push({ level: 'warning', href, text: `${d.name}'s clock is off by ${Math.round((d.clock_skew_ms || 0) / 1000)} s` });
   }
+  const stateOf = new Map(devices.map((d) => [d.id, d.state]));
   for (const s of sessions) {
     const href = `#/sessions/${s.id}`;
+    if (s.status === 'FAILED') out.push({ level: 'error', href, text: `Session “${s.name}” failed: no enclosure recorded` });
+    const open = (s.device_statuses || []).filter((ds) => ds.status === 'PENDING' || ds.status === 'RECORDING');
+    if (s.status === 'IN_PROGRESS' && open.length && open.every((ds) => (stateOf.get(ds.device.id) ?? ds.device.state) === 'DOWN')) {
+      out.push({ level: 'error', href, text: `Session “${s.name}”: all ${open.length} of its enclosures still recording are DOWN` });
+    }
     for (const ds of s.device_statuses || []) {
       if (ds.status === 'FAILED') out.push({ level: 'error', href, text: `${ds.device.name} failed in session “${s.name}”: ${ds.message || 'no reason given'}` });
       const fs = ds.files_summary;

@@ -3,7 +3,7 @@ import { api, identity } from '../api.js';
 import { h, fill, table, badge, fmtMB, fmtNumber, fmtAgo, fmtTime, fmtDuration, errorBox, section, hashQuery, field, busy } from '../dom.js';
 import { lineChart } from '../chart.js';
 import { liveButton } from '../live.js';
-import { lowDisk } from '../model.js';
+import { lowDisk, currentCamera } from '../model.js';
 
 /** Filter inputs shared by the list and the new-session chooser: text and state. */
 export function deviceFilter(onChange, initial = {}) {
@@ -20,7 +20,7 @@ export function deviceFilter(onChange, initial = {}) {
   return { el, matches, values: () => ({ q: text.value, state: state.value }) };
 }
 
-export const fpsOf = (d) => fmtNumber(d.sensor_status?.camera?.fps);
+export const fpsOf = (d) => fmtNumber(currentCamera(d).fps);
 
 /** Why an enclosure is not in the fleet (retired, pending approval, rejected), or null. */
 export function admissionOf(d) {
@@ -102,6 +102,7 @@ export async function enclosureDetail(main, { id }, ctx) {
   const range = h('select', {}, Object.keys(ranges).map((r) => h('option', { value: r, selected: r === '24h' }, `last ${r}`)));
   const live = liveButton(id, ctx, `enclosure ${id}`);
   let lastPlot = 0;
+  let wasDown = false;
   range.addEventListener('change', () => { lastPlot = 0; refresh(); });
   fill(main, head, flash, facts, admission, live.panel,
     section('Over time', field('Range', range, 'range'), charts),
@@ -114,6 +115,11 @@ export async function enclosureDetail(main, { id }, ctx) {
     // The longest time between two heartbeats in each sample's bucket: silences and network
     // trouble show as spikes above the enclosure's heartbeat interval.
     const gaps = pts.map((p) => ({ t: p.t, v: p.max_gap_ms == null ? null : p.max_gap_ms / 1000 }));
+    // An outage still going on has no sample yet (samples come with heartbeats): its gap so far.
+    if (d.state === 'DOWN' && d.last_update) {
+      const since = new Date(d.last_update).getTime();
+      gaps.push({ t: since, v: 0 }, { t: Date.now(), v: (Date.now() - since) / 1000 });
+    }
     fill(charts,
       lineChart({ title: 'Frame rate', unit: 'fps', min: 0, points: pts.map((p) => ({ t: p.t, v: p.fps })) }),
       lineChart({ title: 'Free disk', unit: 'GB', min: 0, points: pts.map((p) => ({ t: p.t, v: p.free_disk === null ? null : p.free_disk / 1000 })) }),
@@ -146,9 +152,11 @@ export async function enclosureDetail(main, { id }, ctx) {
       fill(head, h('h1', {}, `Enclosure ${id}`), errorBox(err));
       return;
     }
-    const cam = d.sensor_status?.camera || {};
+    const cam = currentCamera(d);
     const si = d.system_info || {};
+    const down = d.state === 'DOWN';
     fill(head, h('div', { class: 'title-row' }, h('h1', {}, d.name), badge(d.state), admissionOf(d) ? badge(admissionOf(d)) : null,
+      down ? h('span', { class: 'down-since' }, `since ${d.last_update ? fmtTime(d.last_update) : 'ever'} (${fmtAgo(d.last_update)})`) : null,
       cam.recording ? badge('RECORDING') : null, h('span', { class: 'spacer' }), cam.recording ? live.button : null));
     fill(admission, section('Admission', h('dl', { class: 'facts' },
       fact('Admission', d.retired_at ? `retired ${fmtTime(d.retired_at)}` : d.admission),
@@ -158,11 +166,13 @@ export async function enclosureDetail(main, { id }, ctx) {
       fact('Registered from', d.registered_from || '–')),
     admin ? adminActions(d) : null));
     if (!cam.recording) live.stop();
+    if (down !== wasDown) lastPlot = 0; // the outage shows on the plot at once
+    wasDown = down;
     fill(facts, h('dl', { class: 'facts' },
       fact('Location', d.location || '–'),
       fact('Last heartbeat', `${fmtAgo(d.last_update)} (${fmtTime(d.last_update)})`),
       fact('Session', d.session_id ? h('a', { href: `#/sessions/${d.session_id}` }, `#${d.session_id}`) : 'none'),
-      fact('Recording', cam.recording ? `${fmtDuration(cam.duration)} at ${fmtNumber(cam.fps)} fps` : 'no'),
+      fact('Recording', cam.recording ? `${fmtDuration(cam.duration)} at ${fmtNumber(cam.fps)} fps` : down ? 'unknown (DOWN)' : 'no'),
       fact('Free disk', `${fmtMB(si.free_disk)} of ${fmtMB(si.total_disk)}`),
       fact('Load', fmtNumber(si.load, 2)),
       fact('Free RAM', si.free_ram === null || si.free_ram === undefined ? '–' : `${Math.round(si.free_ram / 1000)} MB of ${Math.round(si.total_ram / 1000)} MB`),
