@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
 	"syscall"
 	"testing"
 	"time"
@@ -316,22 +317,18 @@ func TestListSettingsTakeCommas(t *testing.T) {
 		"https://a.lab.example":                             "[https://a.lab.example]",
 		"http://127.0.0.1:8080,https://ui.lab.example,":     "[http://127.0.0.1:8080 https://ui.lab.example]",
 	} {
-		env := []string{"MBA_DB_URL=postgres://x@127.0.0.1:1/x", "MBA_HTTP_LINK_ORIGINS=" + value, "MBA_HTTP_CORS_ORIGINS=" + value}
-		out, err := mba(t, bin, env, "", "serve")
-		require.Error(t, err, "no database")
+		out := serveUntilWaiting(t, bin, []string{"MBA_HTTP_LINK_ORIGINS=" + value, "MBA_HTTP_CORS_ORIGINS=" + value})
 		require.Contains(t, out, `--http-link-origins=`+want, value)
 		require.Contains(t, out, `--http-cors-origins=`+want, value)
 	}
 	// A YAML list works too.
 	file := filepath.Join(t.TempDir(), "mba.yaml")
 	require.NoError(t, os.WriteFile(file, []byte("http:\n  link_origins: [https://a.lab.example, \"https://B.lab.example/\"]\n"), 0o600))
-	out, err = mba(t, bin, []string{"MBA_DB_URL=postgres://x@127.0.0.1:1/x", "MBA_CONFIG_FILE=" + file}, "", "serve")
-	require.Error(t, err)
+	out = serveUntilWaiting(t, bin, []string{"MBA_CONFIG_FILE=" + file})
 	require.Contains(t, out, `--http-link-origins=[https://a.lab.example https://b.lab.example]`)
 
 	// Without link origins, links may point at the public URL's origin, whatever its path.
-	out, err = mba(t, bin, []string{"MBA_DB_URL=postgres://x@127.0.0.1:1/x", "MBA_HTTP_PUBLIC_URL=https://MBA.lab.example/mba/"}, "", "serve")
-	require.Error(t, err)
+	out = serveUntilWaiting(t, bin, []string{"MBA_HTTP_PUBLIC_URL=https://MBA.lab.example/mba/"})
 	require.Contains(t, out, `--http-link-origins=[https://mba.lab.example]`)
 
 	out, err = mba(t, bin, []string{"MBA_HTTP_LINK_ORIGINS=mba.lab.example"}, "", "serve")
@@ -396,4 +393,19 @@ func TestRunScriptSimulatesOnAnotherAddress(t *testing.T) {
 		}
 	}
 	require.Contains(t, output(), "Web UI:       http://"+addr+"/")
+}
+
+// serveUntilWaiting starts mba serve against a database that is not there and returns what it
+// printed once it waits for PostgreSQL (serve waits for its dependencies rather than exiting).
+func serveUntilWaiting(t *testing.T, bin string, env []string) string {
+	t.Helper()
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "MBA_DB_URL=postgres://x@127.0.0.1:1/x"}, env...)
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	require.NoError(t, cmd.Start())
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "waiting for PostgreSQL") },
+		time.Minute, 50*time.Millisecond, "serve did not wait for PostgreSQL")
+	return out.String()
 }
