@@ -70,6 +70,7 @@ func DeviceRecording(ctx workflow.Context, in DeviceInput) (DeviceResult, error)
 		cleanup, _ := workflow.NewDisconnectedContext(ctx)
 		d.stopAndEnd(cleanup, store.DeviceCanceled, "workflow canceled")
 		d.record(cleanup)
+		tagStatus(cleanup, d.st.Status)
 		d.clear(cleanup)
 		return d.result(), temporal.NewCanceledError()
 	}
@@ -77,6 +78,7 @@ func DeviceRecording(ctx workflow.Context, in DeviceInput) (DeviceResult, error)
 		return d.result(), err
 	}
 	d.record(ctx)
+	tagStatus(ctx, d.st.Status)
 	d.tellSession(ctx)
 	if workflow.GetVersion(ctx, changeVerifyFiles, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		d.release(ctx)
@@ -183,17 +185,27 @@ func (d *device) continueAsNew(ctx workflow.Context) error {
 	return workflow.NewContinueAsNewError(ctx, DeviceRecording, in)
 }
 
+// changeResetSafeIDs is the version change that took the run id out of command activity ids:
+// a reset starts a new run that replays the old one's history, and an id naming the old run
+// failed that replay (TMPRL1100).
+const changeResetSafeIDs = "reset-safe-activity-ids"
+
 // command returns the context of a command activity the enclosure completes (SendStart,
-// SendStop, SendComplete). Its activity id names the run, so a completion still queued for an
-// earlier run can never complete an activity of this one (activity ids restart per run).
-// retry nil means one attempt.
+// SendStop, SendComplete). Its id is its kind and its place in the run, the same in every
+// replay; the activity tells the mailbox its run as well, so a completion still queued for an
+// earlier run never completes an activity of this one. retry nil means one attempt.
 func (d *device) command(ctx workflow.Context, kind string, attempt time.Duration, retry *temporal.RetryPolicy) workflow.Context {
 	d.commands++
 	if retry == nil {
 		retry = &temporal.RetryPolicy{MaximumAttempts: 1}
 	}
+	id := fmt.Sprintf("%s-%d", kind, d.commands)
+	if workflow.GetVersion(ctx, changeResetSafeIDs, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		// The run the id was written with: after a reset, the original run, never the new one.
+		id = fmt.Sprintf("%s-%s-%d", kind, workflow.GetInfo(ctx).OriginalRunID, d.commands)
+	}
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		ActivityID:          fmt.Sprintf("%s-%s-%d", kind, workflow.GetInfo(ctx).WorkflowExecution.RunID, d.commands),
+		ActivityID:          id,
 		StartToCloseTimeout: attempt,
 		RetryPolicy:         retry,
 	})

@@ -90,6 +90,12 @@ func (s *session) run(ctx workflow.Context) error {
 		sel.AddReceive(removals, func(c workflow.ReceiveChannel, _ bool) {
 			var req RemoveRequest
 			c.Receive(ctx, &req)
+			if _, ok := s.st.Devices[req.DeviceID]; ok && workflow.GetVersion(ctx, changeRemovedNoFailure, workflow.DefaultVersion, 1) == 1 {
+				if s.st.Removed == nil {
+					s.st.Removed = map[int64]bool{}
+				}
+				s.st.Removed[req.DeviceID] = true
+			}
 			s.stopChild(ctx, req.DeviceID, StopRequest{UserID: req.UserID, Reason: "removed from the session"})
 		})
 		sel.AddReceive(ends, func(c workflow.ReceiveChannel, _ bool) {
@@ -171,6 +177,9 @@ func (s *session) deviceEnded(ctx workflow.Context, id int64, status string) {
 		return
 	}
 	s.st.Devices[id] = status
+	if ctx.Err() != nil && workflow.GetVersion(ctx, changeFinalStatus, workflow.DefaultVersion, 1) == 1 {
+		return // canceled from outside: the clean-up writes CANCELED once the children are done
+	}
 	for _, other := range s.order {
 		if s.st.Devices[other] == running {
 			return
@@ -179,20 +188,31 @@ func (s *session) deviceEnded(ctx workflow.Context, id int64, status string) {
 	s.setStatus(ctx, s.outcome())
 }
 
-// outcome: CANCELED when canceled; COMPLETE when every enclosure recorded; FAILED when none
-// did; PARTIAL otherwise.
+// changeRemovedNoFailure is the version change after which an enclosure removed on purpose
+// no longer makes its session PARTIAL.
+const changeRemovedNoFailure = "removed-is-no-failure"
+
+// outcome: CANCELED when canceled (or every enclosure was removed); COMPLETE when every
+// enclosure that stayed recorded; FAILED when none did; PARTIAL otherwise.
 func (s *session) outcome() string {
 	if s.st.Canceled {
 		return store.SessionCanceled
 	}
-	complete := 0
+	complete, counted := 0, 0
 	for _, id := range s.order {
+		if s.st.Removed[id] && s.st.Devices[id] == store.DeviceCanceled {
+			continue
+		}
+		counted++
 		if s.st.Devices[id] == store.DeviceComplete {
 			complete++
 		}
 	}
 	switch complete {
-	case len(s.order):
+	case counted:
+		if counted == 0 && len(s.order) > 0 {
+			return store.SessionCanceled
+		}
 		return store.SessionComplete
 	case 0:
 		return store.SessionFailed

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -151,7 +152,8 @@ func (d *Dispatcher) dispatch(ctx context.Context, row store.OutboxRow) error {
 	}
 	ev.ID = row.ID
 	if row.ActivityID != "" {
-		err := d.Temporal.CompleteActivityByID(ctx, d.Namespace, row.WorkflowID, "", row.ActivityID, ev, nil)
+		runID, activityID := SplitCompletionKey(row.ActivityID)
+		err := d.Temporal.CompleteActivityByID(ctx, d.Namespace, row.WorkflowID, runID, activityID, ev, nil)
 		if !isNotFound(err) {
 			return err
 		}
@@ -163,6 +165,16 @@ func (d *Dispatcher) dispatch(ctx context.Context, row store.OutboxRow) error {
 		return nil // the workflow has ended; nobody is waiting for this
 	}
 	return err
+}
+
+// SplitCompletionKey reads the run and activity id the command activity left in the mailbox
+// ("<run id>/<activity id>"). A key without a run (rows from before it was kept) completes the
+// activity in the workflow's current run.
+func SplitCompletionKey(key string) (runID, activityID string) {
+	if run, id, ok := strings.Cut(key, "/"); ok {
+		return run, id
+	}
+	return "", key
 }
 
 func isNotFound(err error) bool {

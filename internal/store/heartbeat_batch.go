@@ -278,6 +278,11 @@ func queueEvents(wb *pgx.Batch, d lockedDevice, a *heartbeat.Assignment, out hea
 		events = append(events, heartbeat.Event{Kind: heartbeat.EventReturned, At: now, SessionID: a.SessionID})
 	}
 	for i, ev := range events {
+		if ev.Kind == heartbeat.EventEnded {
+			if err := recordEndReport(wb, d.id, ev); err != nil {
+				return 0, err
+			}
+		}
 		activity := ""
 		if i == 0 && out.CompleteActivity {
 			activity = a.ActivityID

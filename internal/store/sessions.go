@@ -137,8 +137,8 @@ func (s *Store) CreateSession(ctx context.Context, ns NewSession, ids WorkflowID
 			}
 			args["message"] = fmt.Sprintf("device %s is already assigned to a recording session (%d)", name, other)
 			if _, err := tx.Exec(ctx, `
-				INSERT INTO session_devices (session_id, device_id, file_prefix, status, message, ended_at)
-				VALUES (@session_id, @device_id, @file_prefix, 'FAILED', @message, now())`, args); err != nil {
+				INSERT INTO session_devices (session_id, device_id, file_prefix, status, message, ended_at, refused)
+				VALUES (@session_id, @device_id, @file_prefix, 'FAILED', @message, now(), true)`, args); err != nil {
 				return err
 			}
 		}
@@ -312,7 +312,8 @@ func (s *Store) UpdateSessionDevice(ctx context.Context, u DeviceUpdate) error {
 	return s.tx(ctx, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `
 			UPDATE session_devices SET
-				status = coalesce(nullif(@status, ''), status),
+				-- A cancel the API recorded stands: the workflow's later writes add the details.
+				status = CASE WHEN status = 'CANCELED' THEN status ELSE coalesce(nullif(@status, ''), status) END,
 				message = coalesce(nullif(@message, ''), message),
 				started_at = coalesce(started_at, @started_at),
 				ended_at = coalesce(@ended_at, ended_at),
@@ -331,7 +332,9 @@ func (s *Store) UpdateSessionDevice(ctx context.Context, u DeviceUpdate) error {
 // SetSessionStatus records a session's status (and its end, for final statuses).
 func (s *Store) SetSessionStatus(ctx context.Context, id int64, status string, endedAt *time.Time) error {
 	return s.tx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE sessions SET status = @status, ended_at = coalesce(@ended_at, ended_at) WHERE id = @id`,
+		// A cancel the API recorded stands, whatever the workflow computes afterwards.
+		if _, err := tx.Exec(ctx, `UPDATE sessions SET status = CASE WHEN status = 'CANCELED' THEN status ELSE @status END,
+			ended_at = coalesce(@ended_at, ended_at) WHERE id = @id`,
 			pgx.NamedArgs{"id": id, "status": status, "ended_at": endedAt}); err != nil {
 			return err
 		}
@@ -367,7 +370,8 @@ type PlannedDevice struct {
 	FilePrefix string
 }
 
-// SessionPlan reads the session's parameters and its enclosures still PENDING.
+// SessionPlan reads the session's parameters and the enclosures it drives: every one but those
+// refused at creation, so a run after an operator's reset drives (and counts) the same ones.
 func (s *Store) SessionPlan(ctx context.Context, id int64) (SessionPlan, error) {
 	p := SessionPlan{ID: id}
 	err := s.pool.QueryRow(ctx, `SELECT duration, fragment_hourly, target_fps, apply_filter FROM sessions WHERE id = @id`,
@@ -377,7 +381,7 @@ func (s *Store) SessionPlan(ctx context.Context, id int64) (SessionPlan, error) 
 	}
 	rows, err := s.pool.Query(ctx, `
 		SELECT sd.device_id, d.name, sd.file_prefix FROM session_devices sd JOIN devices d ON d.id = sd.device_id
-		WHERE sd.session_id = @id AND sd.status <> 'FAILED' ORDER BY d.name`, pgx.NamedArgs{"id": id})
+		WHERE sd.session_id = @id AND NOT sd.refused ORDER BY d.name`, pgx.NamedArgs{"id": id})
 	if err != nil {
 		return p, err
 	}

@@ -1,0 +1,2 @@
+ALTER TABLE session_devices DROP COLUMN refused;
+ALTER TABLE session_devices DROP COLUMN end_report;

@@ -1,0 +1,9 @@
+-- What an enclosure reported about its part in a session, kept on its session row so that a
+-- workflow that runs late (Temporal slow or down, the worker started after the enclosure had
+-- finished) or again (an operator's reset) settles with the enclosure's report instead of
+-- sending START a second time.
+ALTER TABLE session_devices ADD COLUMN end_report jsonb; -- the "ended" transition, as queued for the workflow
+-- Refused at creation (busy in another session): the session's workflow never drives it.
+ALTER TABLE session_devices ADD COLUMN refused boolean NOT NULL DEFAULT false;
+UPDATE session_devices SET refused = true WHERE status = 'FAILED' AND started_at IS NULL AND segments = 0
+    AND message LIKE 'device % is already assigned to a recording session (%)';
