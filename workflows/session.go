@@ -24,6 +24,11 @@ func RecordingSession(ctx workflow.Context, in SessionInput) (SessionState, erro
 		// Canceled by an operator: the children are canceled with us and stop their enclosures.
 		cleanup, _ := workflow.NewDisconnectedContext(ctx)
 		s.st.Canceled = true
+		for _, id := range s.order {
+			if s.adopted[id] { // not our children: the cancellation does not reach them by itself
+				s.stopChild(cleanup, id, StopRequest{Reason: "workflow canceled"})
+			}
+		}
 		s.waitChildren(cleanup)
 		s.setStatus(cleanup, store.SessionCanceled)
 		return s.st, temporal.NewCanceledError()
@@ -39,6 +44,9 @@ type session struct {
 	in       SessionInput
 	st       SessionState
 	children map[int64]workflow.ChildWorkflowFuture
+	// adopted are enclosure workflows an earlier run of this session started and that still run
+	// (this run is a reset): they report their end with SignalDeviceEnded like any other.
+	adopted map[int64]bool
 	order    []int64 // device ids in plan order: never range over the map (replay must be deterministic)
 	a        *activities.Recording
 }
@@ -63,13 +71,15 @@ func (s *session) run(ctx workflow.Context) error {
 	if len(plan.Devices) == 0 {
 		s.setStatus(ctx, store.SessionFailed)
 	}
-	for len(s.children) > 0 && ctx.Err() == nil {
+	for (len(s.children) > 0 || len(s.adopted) > 0) && ctx.Err() == nil {
 		sel := workflow.NewSelector(ctx)
 		for _, id := range s.runningIDs() {
 			sel.AddFuture(s.children[id], func(f workflow.Future) {
 				delete(s.children, id)
 				var res DeviceResult
-				if err := f.Get(ctx, &res); err != nil {
+				if err := f.Get(ctx, &res); s.adopt(ctx, id, err) {
+					return
+				} else if err != nil {
 					res.Status = store.DeviceFailed
 					var canceled *temporal.CanceledError
 					if errors.As(err, &canceled) {
@@ -83,7 +93,7 @@ func (s *session) run(ctx workflow.Context) error {
 			var req StopRequest
 			c.Receive(ctx, &req)
 			s.st.Canceled = true
-			for _, id := range s.runningIDs() {
+			for _, id := range s.order { // the running ones: children, and adopted after a reset
 				s.stopChild(ctx, id, req)
 			}
 		})
@@ -159,10 +169,11 @@ func (s *session) runningIDs() []int64 {
 
 func (s *session) stopChild(ctx workflow.Context, id int64, req StopRequest) {
 	f, ok := s.children[id]
-	if !ok {
+	switch {
+	case s.adopted[id]:
+	case !ok:
 		return // already ended, or not in this session
-	}
-	if err := f.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
+	case f.GetChildWorkflowExecution().Get(ctx, nil) != nil:
 		return // it never started
 	}
 	// To the current run: the child may have continued as new since it started.
@@ -171,8 +182,27 @@ func (s *session) stopChild(ctx workflow.Context, id int64, req StopRequest) {
 	}
 }
 
+// changeAdoptChildren is the version change after which a session run that finds its enclosure
+// workflows already running (an operator reset it) waits for them instead of failing them.
+const changeAdoptChildren = "adopt-running-children"
+
+// adopt reports whether err says the enclosure's workflow already runs, started by an earlier
+// run of this session, and if so waits for it.
+func (s *session) adopt(ctx workflow.Context, id int64, err error) bool {
+	var started *temporal.ChildWorkflowExecutionAlreadyStartedError
+	if !errors.As(err, &started) || workflow.GetVersion(ctx, changeAdoptChildren, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return false
+	}
+	if s.adopted == nil {
+		s.adopted = map[int64]bool{}
+	}
+	s.adopted[id] = true
+	return true
+}
+
 // deviceEnded records an enclosure's end; the last one decides the session's status.
 func (s *session) deviceEnded(ctx workflow.Context, id int64, status string) {
+	delete(s.adopted, id)
 	if old, ok := s.st.Devices[id]; !ok || old != running {
 		return
 	}
