@@ -47,8 +47,8 @@ type session struct {
 	// adopted are enclosure workflows an earlier run of this session started and that still run
 	// (this run is a reset): they report their end with SignalDeviceEnded like any other.
 	adopted map[int64]bool
-	order    []int64 // device ids in plan order: never range over the map (replay must be deterministic)
-	a        *activities.Recording
+	order   []int64 // device ids in plan order: never range over the map (replay must be deterministic)
+	a       *activities.Recording
 }
 
 func (s *session) run(ctx workflow.Context) error {
