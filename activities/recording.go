@@ -25,6 +25,7 @@ type ReadModel interface {
 	SessionPlan(ctx context.Context, id int64) (store.SessionPlan, error)
 	UpdateSessionDevice(ctx context.Context, u store.DeviceUpdate) error
 	SetSessionStatus(ctx context.Context, id int64, status string, endedAt *time.Time) error
+	EndState(ctx context.Context, deviceID, sessionID int64) (lastSeen *time.Time, ended *heartbeat.Event, err error)
 }
 
 // Recording holds the activities of recording sessions.
@@ -105,6 +106,22 @@ func (r *Recording) LoadSessionPlan(ctx context.Context, sessionID int64) (store
 // UpdateDevice writes an enclosure's status in the session read model and its timeline.
 func (r *Recording) UpdateDevice(ctx context.Context, u store.DeviceUpdate) error {
 	return r.ReadModel.UpdateSessionDevice(ctx, u)
+}
+
+// EndState is what the service last heard of an enclosure in a session.
+type EndState struct {
+	LastSeen time.Time        // its last heartbeat (zero: never)
+	Ended    *heartbeat.Event // the end of its recording it reported, if it did
+}
+
+// EndState reads what the enclosure last reported, for a deadline judged by its reports.
+func (r *Recording) EndState(ctx context.Context, cmd DeviceCommand) (EndState, error) {
+	seen, ended, err := r.ReadModel.EndState(ctx, cmd.DeviceID, cmd.SessionID)
+	st := EndState{Ended: ended}
+	if seen != nil {
+		st.LastSeen = *seen
+	}
+	return st, err
 }
 
 // SessionStatus is a session's status change.

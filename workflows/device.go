@@ -113,6 +113,7 @@ type device struct {
 	endTimer, silence workflow.Future
 	cancelSilence     workflow.CancelFunc
 	commands          int // command activities scheduled in this run
+	endRechecked      bool // the end deadline was extended once for an enclosure not heard since
 	steps             int // waits of this run
 }
 
@@ -371,7 +372,7 @@ func (d *device) waitRecording(ctx workflow.Context) {
 		d.st.Stop = &req
 	})
 	sel.AddFuture(d.endTimer, func(f workflow.Future) {
-		if f.Get(ctx, nil) == nil {
+		if f.Get(ctx, nil) == nil && d.endOverdue(ctx) {
 			d.stopAndEnd(ctx, store.DeviceFailed, fmt.Sprintf("did not report the end of its recording by %s (planned end + %s)",
 				d.st.PlannedEnd.Format(time.RFC3339), d.in.Settings.EndGrace))
 		}
@@ -386,6 +387,37 @@ func (d *device) waitRecording(ctx workflow.Context) {
 		})
 	}
 	sel.Select(ctx)
+}
+
+// changeEndByReport is the version change that judges the end deadline by what the enclosure
+// reported: after an outage across the planned end (serve or Temporal down), the timer fires
+// before the reports of the enclosures reached the workflow.
+const changeEndByReport = "end-deadline-by-report"
+
+// endOverdue reports whether the enclosure is past its end deadline, once the timer fired. It
+// is not when it reported the end (the report has not reached this workflow yet), nor when the
+// service has not heard it since the deadline: it then gets a window of fresh heartbeats
+// (bounded by the grace), and the deadline is judged again.
+func (d *device) endOverdue(ctx workflow.Context) bool {
+	if workflow.GetVersion(ctx, changeEndByReport, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return true
+	}
+	var st activities.EndState
+	cmd := activities.DeviceCommand{DeviceID: d.in.DeviceID, SessionID: d.in.SessionID}
+	if err := dbWrite(ctx, d.a.EndState, "EndState", cmd, &st); err != nil {
+		return true
+	}
+	if st.Ended != nil {
+		d.onEnded(*st.Ended)
+		return false
+	}
+	deadline := d.st.PlannedEnd.Add(d.in.Settings.EndGrace)
+	if st.LastSeen.Before(deadline) && !d.endRechecked {
+		d.endRechecked = true
+		d.endTimer = workflow.NewTimer(ctx, min(time.Minute, d.in.Settings.EndGrace))
+		return false
+	}
+	return true
 }
 
 // onEvent handles a transition of a recording enclosure.

@@ -26,6 +26,8 @@ type deviceTest struct {
 	starts  []activities.StartCommand
 	updates []store.DeviceUpdate
 	stops   int
+	// endState is what the service last heard when the end timer fires (nil: an overrun).
+	endState func() activities.EndState
 }
 
 var testSettings = Settings{StartDeadline: time.Hour, EndGrace: 5 * time.Minute, SilenceTimeout: 30 * time.Minute,
@@ -42,6 +44,12 @@ func newDeviceTest(t *testing.T) *deviceTest {
 	})
 	dt.env.OnActivity(dt.a.SendComplete, mock.Anything, mock.Anything).Return(heartbeat.Event{Kind: heartbeat.EventReleased}, nil)
 	dt.env.OnActivity(dt.a.ClearAssignment, mock.Anything, mock.Anything).Return(nil)
+	dt.env.OnActivity(dt.a.EndState, mock.Anything, mock.Anything).Return(func(context.Context, activities.DeviceCommand) (activities.EndState, error) {
+		if dt.endState != nil {
+			return dt.endState(), nil
+		}
+		return activities.EndState{LastSeen: dt.env.Now()}, nil // heard just now: an overrun
+	})
 	dt.env.SetTestTimeout(time.Minute)
 	return dt
 }
@@ -222,6 +230,41 @@ func TestOverrunIsStopped(t *testing.T) {
 	require.Equal(t, store.DeviceFailed, res.Status)
 	require.Contains(t, res.Message, "did not report the end of its recording")
 	require.Equal(t, 1, dt.stops)
+}
+
+// An outage across the planned end: the end timer fires before the enclosure's reports reached
+// the workflow. One that reported its end completes with what it reported; one not heard since
+// the deadline gets a window of fresh heartbeats, and its end report in it completes it.
+func TestEndDeadlineJudgedByWhatTheEnclosureReported(t *testing.T) {
+	t.Run("reported", func(t *testing.T) {
+		dt := newDeviceTest(t)
+		dt.startsAfter(time.Second)
+		dt.endState = func() activities.EndState {
+			return activities.EndState{LastSeen: dt.env.Now(), Ended: &heartbeat.Event{Kind: heartbeat.EventEnded, At: dt.env.Now(), Duration: 3600}}
+		}
+		res := dt.run(time.Hour)
+		require.Equal(t, store.DeviceComplete, res.Status, res.Message)
+		require.Equal(t, int64(3600), res.Recorded)
+		require.Zero(t, dt.stops)
+	})
+	t.Run("heard after the deadline", func(t *testing.T) {
+		dt := newDeviceTest(t)
+		dt.startsAfter(time.Second)
+		dt.endState = func() activities.EndState { return activities.EndState{LastSeen: dt.env.Now().Add(-time.Hour)} }
+		dt.at(time.Hour+testSettings.EndGrace+30*time.Second, heartbeat.Event{ID: 1, Kind: heartbeat.EventEnded, Duration: 3600})
+		res := dt.run(time.Hour)
+		require.Equal(t, store.DeviceComplete, res.Status, res.Message)
+		require.Equal(t, int64(3600), res.Recorded)
+	})
+	t.Run("never heard again", func(t *testing.T) {
+		dt := newDeviceTest(t)
+		dt.startsAfter(time.Second)
+		dt.stopsWith(heartbeat.Event{Kind: heartbeat.EventReleased})
+		dt.endState = func() activities.EndState { return activities.EndState{LastSeen: dt.env.Now().Add(-time.Hour)} }
+		res := dt.run(time.Hour)
+		require.Equal(t, store.DeviceFailed, res.Status)
+		require.Contains(t, res.Message, "did not report the end of its recording")
+	})
 }
 
 func TestStopWhilePendingAndWhileRecording(t *testing.T) {

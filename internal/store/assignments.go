@@ -139,6 +139,28 @@ func partOver(ctx context.Context, tx pgx.Tx, deviceID, sessionID int64) (*heart
 	return ev, nil
 }
 
+// EndState is what the service last heard of an enclosure in a session: when its last
+// heartbeat arrived (nil: never) and the end of its recording it reported, if any.
+func (s *Store) EndState(ctx context.Context, deviceID, sessionID int64) (*time.Time, *heartbeat.Event, error) {
+	var lastSeen *time.Time
+	var report []byte
+	err := s.pool.QueryRow(ctx, `
+		SELECT d.last_seen_at, sd.end_report
+		FROM devices d LEFT JOIN session_devices sd ON sd.device_id = d.id AND sd.session_id = @session_id
+		WHERE d.id = @device_id`, pgx.NamedArgs{"device_id": deviceID, "session_id": sessionID}).Scan(&lastSeen, &report)
+	if err != nil {
+		return nil, nil, fmt.Errorf("EndState: %w", notFound(err))
+	}
+	if report == nil {
+		return lastSeen, nil, nil
+	}
+	var ev heartbeat.Event
+	if err := json.Unmarshal(report, &ev); err != nil {
+		return nil, nil, fmt.Errorf("EndState: %w", err)
+	}
+	return lastSeen, &ev, nil
+}
+
 // recordEndReport keeps the enclosure's report of its recording's end on its session row, in
 // the heartbeat's batch (see endReport).
 func recordEndReport(b *pgx.Batch, deviceID int64, ev heartbeat.Event) error {
