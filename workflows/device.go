@@ -112,9 +112,9 @@ type device struct {
 	// given up. Both are kept across loop iterations, never recreated per iteration.
 	endTimer, silence workflow.Future
 	cancelSilence     workflow.CancelFunc
-	commands          int // command activities scheduled in this run
+	commands          int  // command activities scheduled in this run
 	endRechecked      bool // the end deadline was extended once for an enclosure not heard since
-	steps             int // waits of this run
+	steps             int  // waits of this run
 }
 
 func newDevice(ctx workflow.Context, in DeviceInput) *device {
