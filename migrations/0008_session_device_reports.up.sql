@@ -7,3 +7,7 @@ ALTER TABLE session_devices ADD COLUMN end_report jsonb; -- the "ended" transiti
 ALTER TABLE session_devices ADD COLUMN refused boolean NOT NULL DEFAULT false;
 UPDATE session_devices SET refused = true WHERE status = 'FAILED' AND started_at IS NULL AND segments = 0
     AND message LIKE 'device % is already assigned to a recording session (%)';
+-- Honest accounting of reboots: the seconds not recorded between segments, and each gap
+-- (from the last heartbeat of the lost segment to the start of the next).
+ALTER TABLE session_devices ADD COLUMN seconds_lost bigint NOT NULL DEFAULT 0;
+ALTER TABLE session_devices ADD COLUMN gaps jsonb NOT NULL DEFAULT '[]';

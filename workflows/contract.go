@@ -120,6 +120,7 @@ type RemoveRequest struct {
 type DeviceEnded struct {
 	DeviceID int64
 	Status   string
+	Lost     int64 // seconds it did not record between segments
 }
 
 // SessionState is what the session's status query returns.
@@ -131,4 +132,7 @@ type SessionState struct {
 	// Removed are the enclosures a user took out of the session on purpose: their CANCELED is
 	// no failure of the session.
 	Removed map[int64]bool `json:",omitempty"`
+	// Lost are the seconds each enclosure did not record between segments: a session that lost
+	// time is PARTIAL, not COMPLETE.
+	Lost map[int64]int64 `json:",omitempty"`
 }

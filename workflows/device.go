@@ -38,6 +38,8 @@ type DeviceState struct {
 	PlannedEnd   time.Time // StartedAt + Duration: resumed segments still end here
 	SegmentStart time.Time
 	Recorded     int64     // seconds recorded in finished segments
+	Lost         int64       // seconds not recorded between segments (reboots, restarts)
+	Gaps         []store.Gap // each of them
 	SilentSince  time.Time // zero unless the enclosure is silent now
 	LastEventID  int64     // outbox ids at or below this were handled (at-least-once delivery)
 	// Pending holds signals drained before continue-as-new, handled first by the next run.
@@ -52,6 +54,7 @@ type DeviceResult struct {
 	Message  string
 	Recorded int64
 	Segments int
+	Lost     int64
 }
 
 // DeviceRecording drives one enclosure through START, recording (with resumes after reboots,
@@ -129,7 +132,7 @@ func newDevice(ctx workflow.Context, in DeviceInput) *device {
 }
 
 func (d *device) result() DeviceResult {
-	return DeviceResult{Status: d.st.Status, Message: d.st.Message, Recorded: d.st.Recorded, Segments: d.st.Segments}
+	return DeviceResult{Status: d.st.Status, Message: d.st.Message, Recorded: d.st.Recorded, Segments: d.st.Segments, Lost: d.st.Lost}
 }
 
 func (d *device) ended() bool {
@@ -460,10 +463,19 @@ func (d *device) onEnded(ev heartbeat.Event) {
 	}
 }
 
+// changeHonestGaps is the version change that measures a lost segment by the enclosure's last
+// report before the loss and its gap from that report's heartbeat (they were measured from the
+// restarted client's first heartbeat), and keeps the seconds lost.
+const changeHonestGaps = "honest-gaps"
+
 // onReset handles an enclosure that lost its session mid-recording (PROTOCOL.md 5.6).
 func (d *device) onReset(ctx workflow.Context, ev heartbeat.Event) {
-	lost := ev.At.Sub(d.st.SegmentStart)
-	if lost > 0 {
+	honest := workflow.GetVersion(ctx, changeHonestGaps, workflow.DefaultVersion, 1) == 1 && !ev.LastHeard.IsZero()
+	gapFrom := ev.At
+	if honest {
+		d.st.Recorded += ev.Duration
+		gapFrom = ev.LastHeard
+	} else if lost := ev.At.Sub(d.st.SegmentStart); lost > 0 {
 		d.st.Recorded += int64(lost / time.Second)
 	}
 	remaining := d.st.PlannedEnd.Sub(workflow.Now(ctx))
@@ -475,15 +487,34 @@ func (d *device) onReset(ctx workflow.Context, ev heartbeat.Event) {
 	}
 	if remaining < d.in.Settings.MinSegment {
 		d.clear(ctx)
+		if honest {
+			d.addGap(ctx, gapFrom, d.st.PlannedEnd)
+			d.end(store.DeviceComplete, fmt.Sprintf("rebooted %s before the planned end; its last file is unfinalised; not resumed",
+				d.st.PlannedEnd.Sub(gapFrom).Round(time.Second)))
+			return
+		}
 		d.end(store.DeviceComplete, fmt.Sprintf("rebooted %s before the planned end; not resumed", remaining.Round(time.Second)))
 		return
 	}
 	prefix := fmt.Sprintf("%s_s%d", d.in.FilePrefix, d.st.Segments+1)
 	d.st.Status = store.DevicePending // until the new segment starts
 	d.start(ctx, int64(remaining/time.Second), prefix, min(remaining, d.in.Settings.StartDeadline))
-	if d.st.Status == store.DeviceRecording {
+	switch {
+	case d.st.Status == store.DeviceRecording && honest:
+		d.addGap(ctx, gapFrom, d.st.SegmentStart)
+	case d.st.Status == store.DeviceRecording:
 		d.update(ctx, store.DeviceUpdate{Event: "gap", EventMessage: fmt.Sprintf("not recorded for %s", d.st.SegmentStart.Sub(ev.At).Round(time.Second)), At: d.st.SegmentStart})
 	}
+}
+
+// addGap records a time the enclosure did not record, in the state and the read model.
+func (d *device) addGap(ctx workflow.Context, from, to time.Time) {
+	secs := max(int64(to.Sub(from)/time.Second), 0)
+	d.st.Lost += secs
+	d.st.Gaps = append(d.st.Gaps, store.Gap{From: from, To: to, Seconds: secs})
+	lost := d.st.Lost
+	d.update(ctx, store.DeviceUpdate{SecondsLost: &lost, Gaps: d.st.Gaps, Event: "gap",
+		EventMessage: fmt.Sprintf("not recorded from %s to %s (%ds)", from.Format(time.RFC3339), to.Format(time.RFC3339), secs), At: to})
 }
 
 // end sets the final status (once).
@@ -532,6 +563,11 @@ func (d *device) record(ctx workflow.Context) {
 	if d.endedAt.IsZero() {
 		d.endedAt = workflow.Now(ctx)
 	}
+	if d.st.Lost > 0 && d.st.Status == store.DeviceComplete && !strings.Contains(d.st.Message, "lost") {
+		// It recorded to the end, but not all of it: say so (the session is PARTIAL).
+		d.st.Message = strings.TrimPrefix(strings.Join([]string{d.st.Message, fmt.Sprintf("recorded %ds of %ds planned; lost %ds in %d gap(s)",
+			d.st.Recorded, d.in.Duration, d.st.Lost, len(d.st.Gaps))}, "; "), "; ")
+	}
 	recorded, segments := d.st.Recorded, d.st.Segments
 	d.update(ctx, store.DeviceUpdate{Status: d.st.Status, Message: d.st.Message, EndedAt: &d.endedAt,
 		RecordingTime: &recorded, Segments: &segments, Event: "ended", EventMessage: strings.TrimSpace(d.st.Status + " " + d.st.Message)})
@@ -545,7 +581,7 @@ func (d *device) tellSession(ctx workflow.Context) {
 		return
 	}
 	err := workflow.SignalExternalWorkflow(ctx, parent.ID, "", SignalDeviceEnded,
-		DeviceEnded{DeviceID: d.in.DeviceID, Status: d.st.Status}).Get(ctx, nil)
+		DeviceEnded{DeviceID: d.in.DeviceID, Status: d.st.Status, Lost: d.st.Lost}).Get(ctx, nil)
 	if err != nil {
 		workflow.GetLogger(ctx).Warn("telling the session", "error", err)
 	}

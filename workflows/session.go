@@ -86,6 +86,7 @@ func (s *session) run(ctx workflow.Context) error {
 						res.Status = store.DeviceCanceled
 					}
 				}
+				s.noteLost(id, res.Lost)
 				s.deviceEnded(ctx, id, res.Status)
 			})
 		}
@@ -111,6 +112,7 @@ func (s *session) run(ctx workflow.Context) error {
 		sel.AddReceive(ends, func(c workflow.ReceiveChannel, _ bool) {
 			var e DeviceEnded
 			c.Receive(ctx, &e)
+			s.noteLost(e.DeviceID, e.Lost)
 			s.deviceEnded(ctx, e.DeviceID, e.Status)
 		})
 		sel.Select(ctx)
@@ -200,6 +202,17 @@ func (s *session) adopt(ctx workflow.Context, id int64, err error) bool {
 	return true
 }
 
+// noteLost keeps the seconds an enclosure did not record (enclosure workflows from before
+// they were counted report none).
+func (s *session) noteLost(id, lost int64) {
+	if lost > 0 {
+		if s.st.Lost == nil {
+			s.st.Lost = map[int64]int64{}
+		}
+		s.st.Lost[id] = lost
+	}
+}
+
 // deviceEnded records an enclosure's end; the last one decides the session's status.
 func (s *session) deviceEnded(ctx workflow.Context, id int64, status string) {
 	delete(s.adopted, id)
@@ -223,28 +236,31 @@ func (s *session) deviceEnded(ctx workflow.Context, id int64, status string) {
 const changeRemovedNoFailure = "removed-is-no-failure"
 
 // outcome: CANCELED when canceled (or every enclosure was removed); COMPLETE when every
-// enclosure that stayed recorded; FAILED when none did; PARTIAL otherwise.
+// enclosure that stayed recorded all of its time; FAILED when none recorded; PARTIAL otherwise
+// (some failed, or lost time to a reboot).
 func (s *session) outcome() string {
 	if s.st.Canceled {
 		return store.SessionCanceled
 	}
-	complete, counted := 0, 0
+	clean, recorded, counted := 0, 0, 0
 	for _, id := range s.order {
 		if s.st.Removed[id] && s.st.Devices[id] == store.DeviceCanceled {
 			continue
 		}
 		counted++
 		if s.st.Devices[id] == store.DeviceComplete {
-			complete++
+			recorded++
+			if s.st.Lost[id] == 0 {
+				clean++
+			}
 		}
 	}
-	switch complete {
-	case counted:
-		if counted == 0 && len(s.order) > 0 {
-			return store.SessionCanceled
-		}
+	switch {
+	case clean == counted && counted == 0 && len(s.order) > 0:
+		return store.SessionCanceled
+	case clean == counted:
 		return store.SessionComplete
-	case 0:
+	case recorded == 0:
 		return store.SessionFailed
 	}
 	return store.SessionPartial

@@ -211,7 +211,7 @@ func lockDevices(ctx context.Context, tx pgx.Tx, batch []*beatRequest) (map[stri
 	now := batch[0].now
 	read := func(names []string) (map[string]lockedDevice, error) {
 		rows, err := tx.Query(ctx, `
-			SELECT d.name, d.id, d.token_hash, d.last_seen_at, d.recording, d.down_since, coalesce(d.stream_until > @now, false),
+			SELECT d.name, d.id, d.token_hash, d.last_seen_at, d.recording, d.rec_duration, d.down_since, coalesce(d.stream_until > @now, false),
 			       a.session_id, a.phase, a.start_params, a.workflow_id, coalesce(a.activity_id, '')
 			FROM devices d LEFT JOIN device_assignments a ON a.device_id = d.id
 			WHERE d.name = ANY(@names)
@@ -229,7 +229,7 @@ func lockDevices(ctx context.Context, tx pgx.Tx, batch []*beatRequest) (map[stri
 			var phase, workflowID *string
 			var activityID string
 			var params []byte
-			if err := rows.Scan(&name, &d.id, &d.tokenHash, &d.lastSeen, &d.wasRecording, &d.downSince, &d.streaming,
+			if err := rows.Scan(&name, &d.id, &d.tokenHash, &d.lastSeen, &d.wasRecording, &d.lastDuration, &d.downSince, &d.streaming,
 				&sessionID, &phase, &params, &workflowID, &activityID); err != nil {
 				return nil, err
 			}
@@ -271,8 +271,20 @@ func lockDevices(ctx context.Context, tx pgx.Tx, batch []*beatRequest) (map[stri
 func queueEvents(wb *pgx.Batch, d lockedDevice, a *heartbeat.Assignment, out heartbeat.Outcome, hb protocol.Heartbeat, now time.Time) (int, error) {
 	var events []heartbeat.Event
 	if out.Event != "" {
-		events = append(events, heartbeat.Event{Kind: out.Event, At: now, SessionID: a.SessionID, Duration: hb.Duration,
-			ErrMsg: hb.ErrMsg, Stopped: a.Phase == heartbeat.Stopping})
+		ev := heartbeat.Event{Kind: out.Event, At: now, SessionID: a.SessionID, Duration: hb.Duration,
+			ErrMsg: hb.ErrMsg, Stopped: a.Phase == heartbeat.Stopping}
+		if ev.Kind == heartbeat.EventReset {
+			// The restarted client's duration means nothing: the lost segment is measured by the
+			// enclosure's last report before the loss, and its gap begins at that heartbeat.
+			ev.Duration = 0
+			if d.wasRecording && d.lastDuration != nil && *d.lastDuration > 0 {
+				ev.Duration = *d.lastDuration
+			}
+			if d.lastSeen != nil {
+				ev.LastHeard = *d.lastSeen
+			}
+		}
+		events = append(events, ev)
 	}
 	if d.downSince != nil && !out.Delete {
 		events = append(events, heartbeat.Event{Kind: heartbeat.EventReturned, At: now, SessionID: a.SessionID})

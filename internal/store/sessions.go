@@ -63,9 +63,21 @@ type DeviceStatus struct {
 	StartedAt      *time.Time `json:"started_at"`
 	EndedAt        *time.Time `json:"ended_at"`
 	Segments       int        `json:"segments"`
+	// SecondsLost and Gaps account for what a reboot or a restart of the client cost: the
+	// seconds between the last heartbeat of a lost segment and the start of the next.
+	SecondsLost int64 `json:"seconds_lost"`
+	Gaps        []Gap `json:"gaps"`
 	// Files and their summary are added by the API's session detail.
 	Files        []SessionFile `json:"files,omitempty"`
 	FilesSummary *FilesSummary `json:"files_summary,omitempty"`
+}
+
+// Gap is a time an enclosure of a session did not record: from the last heartbeat of a lost
+// segment to the start of the next one (or to the planned end, when none followed).
+type Gap struct {
+	From    time.Time `json:"from"`
+	To      time.Time `json:"to"`
+	Seconds int64     `json:"seconds"`
 }
 
 // NewSession is what a researcher asks for; Devices are already validated.
@@ -242,7 +254,7 @@ func (s *Store) deviceStatuses(ctx context.Context, where string, args pgx.Named
 	rows, err := s.pool.Query(ctx, `
 		WITH dev AS (`+deviceSelect+`)
 		SELECT sd.session_id, sd.file_prefix, sd.recording_time, sd.status, sd.message, sd.started_at, sd.ended_at,
-		       sd.segments, dev.*
+		       sd.segments, sd.seconds_lost, sd.gaps, dev.*
 		FROM session_devices sd JOIN dev ON dev.id = sd.device_id
 		WHERE `+where+` ORDER BY dev.name`, deviceArgs(now, down, args))
 	if err != nil {
@@ -255,7 +267,7 @@ func (s *Store) deviceStatuses(ctx context.Context, where string, args pgx.Named
 		d := &st.Device
 		c, si := &d.SensorStatus.Camera, &d.SystemInfo
 		if err := rows.Scan(&st.SessionID, &st.FilenamePrefix, &st.RecordingTime, &st.Status, &st.Message, &st.StartedAt,
-			&st.EndedAt, &st.Segments,
+			&st.EndedAt, &st.Segments, &st.SecondsLost, &st.Gaps,
 			&d.ID, &d.Name, &d.Location, &d.LastUpdate, &d.SessionID, &d.State,
 			&c.Recording, &c.Duration, &c.FPS, &si.Uptime, &si.Load, &si.TotalRAM, &si.FreeRAM, &si.FreeDisk,
 			&si.TotalDisk, &si.Release, &d.ReportedSessionID, &d.ClockSkewMS, &d.ErrMsg); err != nil {
@@ -302,6 +314,8 @@ type DeviceUpdate struct {
 	EndedAt       *time.Time
 	RecordingTime *int64
 	Segments      *int
+	SecondsLost   *int64
+	Gaps          []Gap // nil: unchanged
 	Event         string // timeline entry kind; empty for none
 	EventMessage  string
 	At            time.Time
@@ -318,15 +332,27 @@ func (s *Store) UpdateSessionDevice(ctx context.Context, u DeviceUpdate) error {
 				started_at = coalesce(started_at, @started_at),
 				ended_at = coalesce(@ended_at, ended_at),
 				recording_time = coalesce(@recording_time, recording_time),
-				segments = coalesce(@segments, segments)
+				segments = coalesce(@segments, segments),
+				seconds_lost = coalesce(@seconds_lost, seconds_lost),
+				gaps = coalesce(@gaps, gaps)
 			WHERE session_id = @session_id AND device_id = @device_id`,
 			pgx.NamedArgs{"session_id": u.SessionID, "device_id": u.DeviceID, "status": u.Status, "message": u.Message,
-				"started_at": u.StartedAt, "ended_at": u.EndedAt, "recording_time": u.RecordingTime, "segments": u.Segments})
+				"started_at": u.StartedAt, "ended_at": u.EndedAt, "recording_time": u.RecordingTime, "segments": u.Segments,
+				"seconds_lost": u.SecondsLost, "gaps": gapsArg(u.Gaps)})
 		if err != nil || u.Event == "" {
 			return err
 		}
 		return addEvent(ctx, tx, u.SessionID, u.DeviceID, u.Event, u.EventMessage, u.At)
 	})
+}
+
+// gapsArg is the gaps column's new value, or nil to keep it.
+func gapsArg(gaps []Gap) []byte {
+	if gaps == nil {
+		return nil
+	}
+	raw, _ := json.Marshal(gaps) // a slice of plain structs always encodes
+	return raw
 }
 
 // SetSessionStatus records a session's status (and its end, for final statuses).
