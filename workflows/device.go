@@ -37,11 +37,11 @@ type DeviceState struct {
 	StartedAt    time.Time // first START acknowledged
 	PlannedEnd   time.Time // StartedAt + Duration: resumed segments still end here
 	SegmentStart time.Time
-	Recorded     int64     // seconds recorded in finished segments
+	Recorded     int64       // seconds recorded in finished segments
 	Lost         int64       // seconds not recorded between segments (reboots, restarts)
 	Gaps         []store.Gap // each of them
-	SilentSince  time.Time // zero unless the enclosure is silent now
-	LastEventID  int64     // outbox ids at or below this were handled (at-least-once delivery)
+	SilentSince  time.Time   // zero unless the enclosure is silent now
+	LastEventID  int64       // outbox ids at or below this were handled (at-least-once delivery)
 	// Pending holds signals drained before continue-as-new, handled first by the next run.
 	Pending []heartbeat.Event
 	Stop    *StopRequest

@@ -315,7 +315,7 @@ type DeviceUpdate struct {
 	RecordingTime *int64
 	Segments      *int
 	SecondsLost   *int64
-	Gaps          []Gap // nil: unchanged
+	Gaps          []Gap  // nil: unchanged
 	Event         string // timeline entry kind; empty for none
 	EventMessage  string
 	At            time.Time
