@@ -215,6 +215,11 @@ func (d *device) command(ctx workflow.Context, kind string, attempt time.Duratio
 	})
 }
 
+// commandAttempt bounds one attempt of a command activity: the enclosure completes it through
+// the outbox, and a completion lost on the way (a VM pause, an outage) must not leave it pending
+// for long; the retry writes the mailbox again or finds the command already settled.
+const commandAttempt = 5 * time.Minute
+
 // changeLocalDB is the version change that made the read-model writes local activities.
 const changeLocalDB = "local-read-model-writes"
 
@@ -251,10 +256,10 @@ func (d *device) start(ctx workflow.Context, seconds int64, prefix string, deadl
 		FilePrefix: prefix, TargetFPS: int64(d.in.TargetFPS), ApplyFilter: d.in.ApplyFilter}
 	actCtx, cancelStart := workflow.WithCancel(ctx)
 	defer cancelStart()
-	// Each attempt waits 10 minutes, then the retry writes the mailbox again (the attempt count
+	// Each attempt waits commandAttempt, then the retry writes the mailbox again (the attempt count
 	// in the Web UI shows an enclosure that does not answer).
 	retry := &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute}
-	started := workflow.ExecuteActivity(d.command(actCtx, "start", 10*time.Minute, retry), d.a.SendStart,
+	started := workflow.ExecuteActivity(d.command(actCtx, "start", commandAttempt, retry), d.a.SendStart,
 		activities.StartCommand{DeviceID: d.in.DeviceID, Params: params})
 	timerCtx, cancelTimer := workflow.WithCancel(ctx)
 	defer cancelTimer()
@@ -543,7 +548,8 @@ func (d *device) stopAndEnd(ctx workflow.Context, status, message string) {
 	if !d.st.SilentSince.IsZero() {
 		wait = min(wait, 10*time.Second)
 	}
-	stopCtx := d.command(ctx, "stop", wait, nil)
+	stopCtx := d.command(ctx, "stop", min(wait, commandAttempt), &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute})
+	stopCtx = workflow.WithScheduleToCloseTimeout(stopCtx, wait)
 	var ev heartbeat.Event
 	if err := workflow.ExecuteActivity(stopCtx, d.a.SendStop, cmd).Get(ctx, &ev); err == nil {
 		d.fresh(ev)
@@ -590,7 +596,11 @@ func (d *device) tellSession(ctx workflow.Context) {
 // release waits (bounded) for the enclosure to forget the session after COMPLETE, so it is
 // free for the next one.
 func (d *device) release(ctx workflow.Context) {
-	releaseCtx := d.command(ctx, "complete", d.in.Settings.ReleaseTimeout, nil)
+	// Attempts of a few minutes within the release timeout: a completion lost (a VM paused, an
+	// outage) costs one attempt, whose retry finds the enclosure already released.
+	attempt := min(commandAttempt, d.in.Settings.ReleaseTimeout)
+	retry := &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute}
+	releaseCtx := workflow.WithScheduleToCloseTimeout(d.command(ctx, "complete", attempt, retry), d.in.Settings.ReleaseTimeout)
 	cmd := activities.DeviceCommand{DeviceID: d.in.DeviceID, SessionID: d.in.SessionID}
 	if err := workflow.ExecuteActivity(releaseCtx, d.a.SendComplete, cmd).Get(ctx, nil); err != nil {
 		// COMPLETE keeps going out on the enclosure's heartbeats regardless (stale-session rule).

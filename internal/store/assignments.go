@@ -161,6 +161,29 @@ func (s *Store) EndState(ctx context.Context, deviceID, sessionID int64) (*time.
 	return lastSeen, &ev, nil
 }
 
+// queueLateReport keeps what an enclosure reports about a session whose workflow has ended
+// without its report (it was away when the session was canceled or stopped, so the STOP was
+// never confirmed): its recorded seconds still reach the read model, once (end_report guards).
+func queueLateReport(b *pgx.Batch, deviceID int64, hb protocol.Heartbeat, now time.Time) error {
+	ev := heartbeat.Event{Kind: heartbeat.EventEnded, At: now, SessionID: hb.SessionID, Duration: hb.Duration, ErrMsg: hb.ErrMsg}
+	report, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	args := pgx.NamedArgs{"report": report, "session_id": hb.SessionID, "device_id": deviceID, "duration": hb.Duration, "now": now,
+		"message": fmt.Sprintf("reported after its workflow ended: recorded %ds", hb.Duration)}
+	b.Queue(`
+		WITH late AS (
+			UPDATE session_devices SET end_report = @report, recording_time = recording_time + @duration,
+				segments = greatest(segments, 1)
+			WHERE session_id = @session_id AND device_id = @device_id AND end_report IS NULL
+			  AND status IN ('COMPLETE', 'FAILED', 'CANCELED')
+			RETURNING session_id)
+		INSERT INTO session_events (session_id, device_id, kind, message, at)
+		SELECT session_id, @device_id, 'late-report', @message, @now FROM late`, args)
+	return nil
+}
+
 // recordEndReport keeps the enclosure's report of its recording's end on its session row, in
 // the heartbeat's batch (see endReport).
 func recordEndReport(b *pgx.Batch, deviceID int64, ev heartbeat.Event) error {

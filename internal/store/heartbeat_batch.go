@@ -170,6 +170,11 @@ func (s *Store) heartbeats(ctx context.Context, batch []*beatRequest) error {
 			out := heartbeat.Decide(d.assignment, heartbeat.Report{SessionID: hb.SessionID, Recording: hb.Recording,
 				Duration: hb.Duration, ErrMsg: hb.ErrMsg}, d.streaming)
 			r.reply = out.Reply
+			if a := d.assignment; (a == nil || a.SessionID != hb.SessionID) && hb.SessionID != 0 && !hb.Recording && hb.Duration > 0 {
+				if err := queueLateReport(wb, d.id, hb, r.now); err != nil { // a session no longer assigned
+					return err
+				}
+			}
 			if a := d.assignment; a != nil {
 				if queueOutcome(wb, d.id, a, out, r.now) {
 					checked = append(checked, wb.Len()-1)
