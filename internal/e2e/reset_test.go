@@ -248,3 +248,46 @@ func TestSessionEndsBeforeItsWorkflowRuns(t *testing.T) {
 	onlyOnce(t, sim)
 	s.recordHistory(workflows.DeviceWorkflowID(sid, ids[0]), "device_settled_late")
 }
+
+// TestLateReportsStillCount cancels a session while one enclosure is away for longer than the
+// STOP may take: its workflow ends without its report, and when it returns, stops and reports
+// what it recorded, the seconds reach the read model all the same.
+func TestLateReportsStillCount(t *testing.T) {
+	s := newStack(t)
+	sim, ids := s.enclosures(2, "E2EZ")
+	sid := s.createSession(ids, 600)
+	require.Eventually(t, func() bool {
+		for _, d := range s.session(sid).DeviceStatuses {
+			if d.Status != store.DeviceRecording {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 100*time.Millisecond)
+	away := sim.Enclosures()[0]
+	time.Sleep(2 * time.Second) // something recorded
+	away.GoSilent(s.settings.EndGrace + 15*time.Second)
+
+	require.Equal(t, 204, s.call("DELETE", fmt.Sprintf("/api/recording-session/%d", sid), nil, nil))
+	s.waitSession(sid, store.SessionCanceled, 60*time.Second)
+	require.Eventually(t, func() bool {
+		st := away.State()
+		return !st.Silent && !st.Recording && st.SessionID == 0
+	}, 90*time.Second, 100*time.Millisecond, "the enclosure came back, stopped and forgot the session")
+	recorded := away.State().Elapsed
+	var d store.DeviceStatus
+	require.Eventually(t, func() bool {
+		for _, x := range s.session(sid).DeviceStatuses {
+			if x.Device.Name == away.Name() {
+				d = x
+			}
+		}
+		return d.RecordingTime > 0
+	}, 30*time.Second, 100*time.Millisecond, "the late report counted")
+	require.Equal(t, store.DeviceCanceled, d.Status)
+	require.GreaterOrEqual(t, d.RecordingTime, int64(2))
+	if recorded > 0 {
+		require.Equal(t, recorded, d.RecordingTime, "what the enclosure reported")
+	}
+	require.Equal(t, store.SessionCanceled, s.session(sid).Status)
+}

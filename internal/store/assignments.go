@@ -161,38 +161,31 @@ func (s *Store) EndState(ctx context.Context, deviceID, sessionID int64) (*time.
 	return lastSeen, &ev, nil
 }
 
-// queueLateReport keeps what an enclosure reports about a session whose workflow has ended
-// without its report (it was away when the session was canceled or stopped, so the STOP was
-// never confirmed): its recorded seconds still reach the read model, once (end_report guards).
-func queueLateReport(b *pgx.Batch, deviceID int64, hb protocol.Heartbeat, now time.Time) error {
-	ev := heartbeat.Event{Kind: heartbeat.EventEnded, At: now, SessionID: hb.SessionID, Duration: hb.Duration, ErrMsg: hb.ErrMsg}
+// queueEndReport keeps the enclosure's report of its recording's end on its session row (see
+// endReport), once, in the heartbeat's batch. When the session's workflow has already written
+// the enclosure's end without it (the enclosure was away when the session was canceled, so the
+// STOP was never confirmed), the reported seconds are added there, so they are not lost; a
+// workflow still running writes the total itself afterwards.
+func queueEndReport(b *pgx.Batch, deviceID int64, ev heartbeat.Event) error {
 	report, err := json.Marshal(ev)
 	if err != nil {
 		return err
 	}
-	args := pgx.NamedArgs{"report": report, "session_id": hb.SessionID, "device_id": deviceID, "duration": hb.Duration, "now": now,
-		"message": fmt.Sprintf("reported after its workflow ended: recorded %ds", hb.Duration)}
 	b.Queue(`
-		WITH late AS (
-			UPDATE session_devices SET end_report = @report, recording_time = recording_time + @duration,
-				segments = greatest(segments, 1)
-			WHERE session_id = @session_id AND device_id = @device_id AND end_report IS NULL
-			  AND status IN ('COMPLETE', 'FAILED', 'CANCELED')
-			RETURNING session_id)
+		WITH row AS (
+			SELECT status IN ('COMPLETE', 'FAILED', 'CANCELED') AS late FROM session_devices
+			WHERE session_id = @session_id AND device_id = @device_id AND end_report IS NULL FOR UPDATE),
+		kept AS (
+			UPDATE session_devices SET end_report = @report,
+				recording_time = recording_time + CASE WHEN row.late THEN @duration ELSE 0 END,
+				segments = CASE WHEN row.late THEN greatest(segments, 1) ELSE segments END
+			FROM row WHERE session_id = @session_id AND device_id = @device_id
+			RETURNING row.late)
 		INSERT INTO session_events (session_id, device_id, kind, message, at)
-		SELECT session_id, @device_id, 'late-report', @message, @now FROM late`, args)
+		SELECT @session_id, @device_id, 'late-report', @message, @at FROM kept WHERE late`,
+		pgx.NamedArgs{"report": report, "session_id": ev.SessionID, "device_id": deviceID, "duration": ev.Duration, "at": ev.At,
+			"message": fmt.Sprintf("reported after its workflow ended: recorded %ds", ev.Duration)})
 	return nil
-}
-
-// recordEndReport keeps the enclosure's report of its recording's end on its session row, in
-// the heartbeat's batch (see endReport).
-func recordEndReport(b *pgx.Batch, deviceID int64, ev heartbeat.Event) error {
-	report, err := json.Marshal(ev)
-	if err == nil {
-		b.Queue(`UPDATE session_devices SET end_report = @report WHERE session_id = @session_id AND device_id = @device_id`,
-			pgx.NamedArgs{"report": report, "session_id": ev.SessionID, "device_id": deviceID})
-	}
-	return err
 }
 
 // assignStart writes START in a locked mailbox (old is its current content).

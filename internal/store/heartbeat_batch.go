@@ -171,7 +171,9 @@ func (s *Store) heartbeats(ctx context.Context, batch []*beatRequest) error {
 				Duration: hb.Duration, ErrMsg: hb.ErrMsg}, d.streaming)
 			r.reply = out.Reply
 			if a := d.assignment; (a == nil || a.SessionID != hb.SessionID) && hb.SessionID != 0 && !hb.Recording && hb.Duration > 0 {
-				if err := queueLateReport(wb, d.id, hb, r.now); err != nil { // a session no longer assigned
+				// The end of a session no longer assigned: its seconds still count.
+				late := heartbeat.Event{Kind: heartbeat.EventEnded, At: r.now, SessionID: hb.SessionID, Duration: hb.Duration, ErrMsg: hb.ErrMsg}
+				if err := queueEndReport(wb, d.id, late); err != nil {
 					return err
 				}
 			}
@@ -296,7 +298,7 @@ func queueEvents(wb *pgx.Batch, d lockedDevice, a *heartbeat.Assignment, out hea
 	}
 	for i, ev := range events {
 		if ev.Kind == heartbeat.EventEnded {
-			if err := recordEndReport(wb, d.id, ev); err != nil {
+			if err := queueEndReport(wb, d.id, ev); err != nil {
 				return 0, err
 			}
 		}
