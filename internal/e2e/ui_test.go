@@ -316,7 +316,7 @@ func TestUI(t *testing.T) {
 	b.waitJS("the session in its recent sessions", `[...document.querySelectorAll('td a')].some(a => a.textContent === 'UI session')`, long)
 	b.shot("enclosure-after-session")
 	b.goTo("#/sessions/" + sid)
-	b.waitJS("the finished session", `document.querySelector('.title-row .badge')?.textContent === 'PARTIAL'`, long)
+	b.waitJS("the finished session", `document.querySelector('.title-row .badge')?.textContent === 'COMPLETE'`, long)
 
 	// Archive it: it leaves the active list for the archived one.
 	b.do(chromedp.Click(chromedp.Search(`//button[text()="Archive"]`)))
