@@ -144,6 +144,11 @@ func TestRebootResumes(t *testing.T) {
 	e.GoSilent(3 * time.Second) // booting: a gap of seconds, whatever the workflow's speed
 
 	// It recorded to the end, but not every second: the session says so.
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("session: %+v", s.session(sid))
+		}
+	})
 	x := s.waitSession(sid, store.SessionPartial, 60*time.Second)
 	d := x.DeviceStatuses[0]
 	require.Equal(t, store.DeviceComplete, d.Status)
