@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -290,4 +291,38 @@ func TestLateReportsStillCount(t *testing.T) {
 		require.Equal(t, recorded, d.RecordingTime, "what the enclosure reported")
 	}
 	require.Equal(t, store.SessionCanceled, s.session(sid).Status)
+}
+
+// TestOutageAcrossThePlannedEnd takes the API down (every request refused, as with serve
+// stopped) from before a session's planned end until past its end grace: the end timer fires
+// while the enclosures cannot report, and once they can, their reports of a complete recording
+// decide, not the timer.
+func TestOutageAcrossThePlannedEnd(t *testing.T) {
+	s := newStack(t)
+	sim, ids := s.enclosures(2, "E2EO")
+	const duration = 4
+	sid := s.createSession(ids, duration)
+	require.Eventually(t, func() bool {
+		for _, d := range s.session(sid).DeviceStatuses {
+			if d.Status != store.DeviceRecording {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 100*time.Millisecond)
+
+	up := *s.handler.Load()
+	var down http.Handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
+	s.handler.Store(&down)
+	// Past the planned end and its grace, and a little: the end timers have fired by then.
+	time.Sleep(duration*time.Second + s.settings.EndGrace + 3*time.Second)
+	s.handler.Store(&up)
+
+	x := s.waitSession(sid, store.SessionComplete, 60*time.Second)
+	for _, d := range x.DeviceStatuses {
+		require.Equal(t, store.DeviceComplete, d.Status, "%s: %s", d.Device.Name, d.Message)
+		require.GreaterOrEqual(t, d.RecordingTime, int64(duration))
+	}
+	require.Eventually(t, func() bool { return sim.Stats().Recording == 0 }, 30*time.Second, 100*time.Millisecond)
+	onlyOnce(t, sim)
 }
