@@ -326,3 +326,39 @@ func TestOutageAcrossThePlannedEnd(t *testing.T) {
 	require.Eventually(t, func() bool { return sim.Stats().Recording == 0 }, 30*time.Second, 100*time.Millisecond)
 	onlyOnce(t, sim)
 }
+
+// TestCanceledSessionsAreTaggedCanceled cancels one session through the API and one from the
+// temporal CLI: both end CANCELED in the read model and in MbaStatus, their enclosures' ended
+// workflows say CANCELED too (they said IN_PROGRESS and FAILED).
+func TestCanceledSessionsAreTaggedCanceled(t *testing.T) {
+	s := newStack(t)
+	sim, ids := s.enclosures(2, "E2EK")
+	byAPI, byCLI := s.createSession(ids[:1], 600), s.createSession(ids[1:], 600)
+	require.Eventually(t, func() bool {
+		for _, sid := range []int64{byAPI, byCLI} {
+			if s.session(sid).DeviceStatuses[0].Status != store.DeviceRecording {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 100*time.Millisecond)
+
+	require.Equal(t, http.StatusNoContent, s.call("DELETE", fmt.Sprintf("/api/recording-session/%d", byAPI), nil, nil))
+	s.temporalCLI("workflow", "cancel", "-w", workflows.SessionWorkflowID(byCLI))
+	for i, sid := range []int64{byAPI, byCLI} {
+		x := s.waitSession(sid, store.SessionCanceled, 60*time.Second)
+		require.Equal(t, store.DeviceCanceled, x.DeviceStatuses[0].Status)
+		var tag string
+		require.Eventually(t, func() bool {
+			var st enumspb.WorkflowExecutionStatus
+			_, st, tag = s.runOf(workflows.SessionWorkflowID(sid))
+			return st != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+		}, 60*time.Second, 200*time.Millisecond)
+		require.Equal(t, store.SessionCanceled, tag, "session %d's MbaStatus", sid)
+		require.Eventually(t, func() bool {
+			_, _, tag = s.runOf(workflows.DeviceWorkflowID(sid, ids[i]))
+			return tag == store.DeviceCanceled
+		}, 60*time.Second, 200*time.Millisecond, "the enclosure workflow's MbaStatus")
+	}
+	require.Eventually(t, func() bool { return sim.Stats().Recording == 0 }, 30*time.Second, 100*time.Millisecond)
+}
