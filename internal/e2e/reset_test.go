@@ -325,6 +325,8 @@ func TestOutageAcrossThePlannedEnd(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return sim.Stats().Recording == 0 }, 30*time.Second, 100*time.Millisecond)
 	onlyOnce(t, sim)
+	s.waitClosed(workflows.DeviceWorkflowID(sid, ids[0]))
+	s.recordHistory(workflows.DeviceWorkflowID(sid, ids[0]), "device_end_judged_by_report")
 }
 
 // TestCanceledSessionsAreTaggedCanceled cancels one session through the API and one from the
@@ -361,4 +363,5 @@ func TestCanceledSessionsAreTaggedCanceled(t *testing.T) {
 		}, 60*time.Second, 200*time.Millisecond, "the enclosure workflow's MbaStatus")
 	}
 	require.Eventually(t, func() bool { return sim.Stats().Recording == 0 }, 30*time.Second, 100*time.Millisecond)
+	s.recordHistory(workflows.SessionWorkflowID(byCLI), "session_canceled_from_cli")
 }
