@@ -1,3 +1,4 @@
+ALTER TABLE session_devices DROP COLUMN workflow_ended;
 ALTER TABLE session_devices DROP COLUMN gaps;
 ALTER TABLE session_devices DROP COLUMN seconds_lost;
 ALTER TABLE session_devices DROP COLUMN refused;

@@ -575,7 +575,7 @@ func (d *device) record(ctx workflow.Context) {
 			d.st.Recorded, d.in.Duration, d.st.Lost, len(d.st.Gaps))}, "; "), "; ")
 	}
 	recorded, segments := d.st.Recorded, d.st.Segments
-	d.update(ctx, store.DeviceUpdate{Status: d.st.Status, Message: d.st.Message, EndedAt: &d.endedAt,
+	d.update(ctx, store.DeviceUpdate{Status: d.st.Status, Message: d.st.Message, EndedAt: &d.endedAt, Final: true,
 		RecordingTime: &recorded, Segments: &segments, Event: "ended", EventMessage: strings.TrimSpace(d.st.Status + " " + d.st.Message)})
 }
 

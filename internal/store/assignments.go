@@ -173,7 +173,7 @@ func queueEndReport(b *pgx.Batch, deviceID int64, ev heartbeat.Event) error {
 	}
 	b.Queue(`
 		WITH row AS (
-			SELECT status IN ('COMPLETE', 'FAILED', 'CANCELED') AS late FROM session_devices
+			SELECT workflow_ended AS late FROM session_devices
 			WHERE session_id = @session_id AND device_id = @device_id AND end_report IS NULL FOR UPDATE),
 		kept AS (
 			UPDATE session_devices SET end_report = @report,
@@ -354,7 +354,7 @@ func (s *Store) ReleaseOrphan(ctx context.Context, o Orphan, reason string, now 
 			return err
 		}
 		if _, err := tx.Exec(ctx, `
-			UPDATE session_devices SET status = 'CANCELED', message = @reason, ended_at = @now
+			UPDATE session_devices SET status = 'CANCELED', message = @reason, ended_at = @now, workflow_ended = true
 			WHERE session_id = @session_id AND status IN ('PENDING', 'RECORDING') `+onlyDevice, args); err != nil {
 			return err
 		}

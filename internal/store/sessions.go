@@ -315,10 +315,13 @@ type DeviceUpdate struct {
 	RecordingTime *int64
 	Segments      *int
 	SecondsLost   *int64
-	Gaps          []Gap  // nil: unchanged
-	Event         string // timeline entry kind; empty for none
-	EventMessage  string
-	At            time.Time
+	Gaps          []Gap // nil: unchanged
+	// Final marks the workflow's last write of the enclosure's part: later reports are the
+	// heartbeat path's to count (queueEndReport).
+	Final        bool
+	Event        string // timeline entry kind; empty for none
+	EventMessage string
+	At           time.Time
 }
 
 // UpdateSessionDevice applies a DeviceUpdate and its timeline entry.
@@ -334,11 +337,12 @@ func (s *Store) UpdateSessionDevice(ctx context.Context, u DeviceUpdate) error {
 				recording_time = coalesce(@recording_time, recording_time),
 				segments = coalesce(@segments, segments),
 				seconds_lost = coalesce(@seconds_lost, seconds_lost),
-				gaps = coalesce(@gaps, gaps)
+				gaps = coalesce(@gaps, gaps),
+				workflow_ended = workflow_ended OR @final
 			WHERE session_id = @session_id AND device_id = @device_id`,
 			pgx.NamedArgs{"session_id": u.SessionID, "device_id": u.DeviceID, "status": u.Status, "message": u.Message,
 				"started_at": u.StartedAt, "ended_at": u.EndedAt, "recording_time": u.RecordingTime, "segments": u.Segments,
-				"seconds_lost": u.SecondsLost, "gaps": gapsArg(u.Gaps)})
+				"seconds_lost": u.SecondsLost, "gaps": gapsArg(u.Gaps), "final": u.Final})
 		if err != nil || u.Event == "" {
 			return err
 		}
