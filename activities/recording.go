@@ -25,6 +25,7 @@ type ReadModel interface {
 	SessionPlan(ctx context.Context, id int64) (store.SessionPlan, error)
 	UpdateSessionDevice(ctx context.Context, u store.DeviceUpdate) error
 	SetSessionStatus(ctx context.Context, id int64, status string, endedAt *time.Time) error
+	EndState(ctx context.Context, deviceID, sessionID int64) (lastSeen *time.Time, ended *heartbeat.Event, err error)
 }
 
 // Recording holds the activities of recording sessions.
@@ -56,21 +57,30 @@ func (r *Recording) SendStart(ctx context.Context, cmd StartCommand) (heartbeat.
 		return heartbeat.Event{}, temporal.NewNonRetryableApplicationError("invalid START parameters", "InvalidStart", err)
 	}
 	info := activity.GetInfo(ctx)
-	return settledOrPending(r.Mailbox.AssignStart(ctx, cmd.DeviceID, cmd.Params, info.WorkflowExecution.ID, info.ActivityID, time.Now()))
+	return settledOrPending(r.Mailbox.AssignStart(ctx, cmd.DeviceID, cmd.Params, info.WorkflowExecution.ID, completionKey(ctx), time.Now()))
 }
 
 // SendStop asks the enclosure to stop recording the session; it completes when the
 // enclosure reports the recording ended (or at once when there is nothing to stop).
 func (r *Recording) SendStop(ctx context.Context, cmd DeviceCommand) (heartbeat.Event, error) {
-	ev, err := r.Mailbox.AssignStop(ctx, cmd.DeviceID, cmd.SessionID, activity.GetInfo(ctx).ActivityID, time.Now())
+	ev, err := r.Mailbox.AssignStop(ctx, cmd.DeviceID, cmd.SessionID, completionKey(ctx), time.Now())
 	return settledOrPending(ev, err)
 }
 
 // SendComplete completes when the enclosure has forgotten the finished session (COMPLETE
 // arrived), so the enclosure is free for the next session.
 func (r *Recording) SendComplete(ctx context.Context, cmd DeviceCommand) (heartbeat.Event, error) {
-	ev, err := r.Mailbox.AssignComplete(ctx, cmd.DeviceID, cmd.SessionID, activity.GetInfo(ctx).ActivityID, time.Now())
+	ev, err := r.Mailbox.AssignComplete(ctx, cmd.DeviceID, cmd.SessionID, completionKey(ctx), time.Now())
 	return settledOrPending(ev, err)
+}
+
+// completionKey is what the mailbox keeps for the outbox to complete this activity with: its
+// run and its id (dispatch.SplitCompletionKey). Activity ids repeat from run to run (they must,
+// for a reset run to replay), so the run makes sure a completion queued for an earlier run
+// never completes an activity of a later one: it reaches the later run as a signal instead.
+func completionKey(ctx context.Context) string {
+	info := activity.GetInfo(ctx)
+	return info.WorkflowExecution.RunID + "/" + info.ActivityID
 }
 
 func settledOrPending(ev *heartbeat.Event, err error) (heartbeat.Event, error) {
@@ -96,6 +106,22 @@ func (r *Recording) LoadSessionPlan(ctx context.Context, sessionID int64) (store
 // UpdateDevice writes an enclosure's status in the session read model and its timeline.
 func (r *Recording) UpdateDevice(ctx context.Context, u store.DeviceUpdate) error {
 	return r.ReadModel.UpdateSessionDevice(ctx, u)
+}
+
+// EndState is what the service last heard of an enclosure in a session.
+type EndState struct {
+	LastSeen time.Time        // its last heartbeat (zero: never)
+	Ended    *heartbeat.Event // the end of its recording it reported, if it did
+}
+
+// EndState reads what the enclosure last reported, for a deadline judged by its reports.
+func (r *Recording) EndState(ctx context.Context, cmd DeviceCommand) (EndState, error) {
+	seen, ended, err := r.ReadModel.EndState(ctx, cmd.DeviceID, cmd.SessionID)
+	st := EndState{Ended: ended}
+	if seen != nil {
+		st.LastSeen = *seen
+	}
+	return st, err
 }
 
 // SessionStatus is a session's status change.

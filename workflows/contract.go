@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
 )
 
 // Workflow IDs are deterministic, so an operator finds a session's workflows by its id and
@@ -42,6 +43,20 @@ var (
 	AttrDeviceNames = temporal.NewSearchAttributeKeyKeywordList("MbaDeviceNames")
 	AttrStatus      = temporal.NewSearchAttributeKeyKeyword("MbaStatus")
 )
+
+// changeFinalStatus is the version change that tags an ended enclosure workflow with its end
+// status (it kept IN_PROGRESS), and keeps a session canceled from the temporal CLI CANCELED.
+const changeFinalStatus = "final-status"
+
+// tagStatus sets the workflow's MbaStatus to status, so a search by status finds what ended.
+func tagStatus(ctx workflow.Context, status string) {
+	if workflow.GetVersion(ctx, changeFinalStatus, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, AttrStatus.ValueSet(status)); err != nil {
+		workflow.GetLogger(ctx).Error("search attributes", "error", err)
+	}
+}
 
 // Settings are the timing rules of a session, fixed when it starts.
 type Settings struct {
@@ -105,6 +120,7 @@ type RemoveRequest struct {
 type DeviceEnded struct {
 	DeviceID int64
 	Status   string
+	Lost     int64 // seconds it did not record between segments
 }
 
 // SessionState is what the session's status query returns.
@@ -113,4 +129,10 @@ type SessionState struct {
 	Status    string
 	Devices   map[int64]string // device id -> RUNNING, or its end status
 	Canceled  bool
+	// Removed are the enclosures a user took out of the session on purpose: their CANCELED is
+	// no failure of the session.
+	Removed map[int64]bool `json:",omitempty"`
+	// Lost are the seconds each enclosure did not record between segments: a session that lost
+	// time is PARTIAL, not COMPLETE.
+	Lost map[int64]int64 `json:",omitempty"`
 }

@@ -37,9 +37,11 @@ type DeviceState struct {
 	StartedAt    time.Time // first START acknowledged
 	PlannedEnd   time.Time // StartedAt + Duration: resumed segments still end here
 	SegmentStart time.Time
-	Recorded     int64     // seconds recorded in finished segments
-	SilentSince  time.Time // zero unless the enclosure is silent now
-	LastEventID  int64     // outbox ids at or below this were handled (at-least-once delivery)
+	Recorded     int64       // seconds recorded in finished segments
+	Lost         int64       // seconds not recorded between segments (reboots, restarts)
+	Gaps         []store.Gap // each of them
+	SilentSince  time.Time   // zero unless the enclosure is silent now
+	LastEventID  int64       // outbox ids at or below this were handled (at-least-once delivery)
 	// Pending holds signals drained before continue-as-new, handled first by the next run.
 	Pending []heartbeat.Event
 	Stop    *StopRequest
@@ -52,6 +54,7 @@ type DeviceResult struct {
 	Message  string
 	Recorded int64
 	Segments int
+	Lost     int64
 }
 
 // DeviceRecording drives one enclosure through START, recording (with resumes after reboots,
@@ -70,6 +73,7 @@ func DeviceRecording(ctx workflow.Context, in DeviceInput) (DeviceResult, error)
 		cleanup, _ := workflow.NewDisconnectedContext(ctx)
 		d.stopAndEnd(cleanup, store.DeviceCanceled, "workflow canceled")
 		d.record(cleanup)
+		tagStatus(cleanup, d.st.Status)
 		d.clear(cleanup)
 		return d.result(), temporal.NewCanceledError()
 	}
@@ -77,6 +81,7 @@ func DeviceRecording(ctx workflow.Context, in DeviceInput) (DeviceResult, error)
 		return d.result(), err
 	}
 	d.record(ctx)
+	tagStatus(ctx, d.st.Status)
 	d.tellSession(ctx)
 	if workflow.GetVersion(ctx, changeVerifyFiles, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		d.release(ctx)
@@ -110,8 +115,9 @@ type device struct {
 	// given up. Both are kept across loop iterations, never recreated per iteration.
 	endTimer, silence workflow.Future
 	cancelSilence     workflow.CancelFunc
-	commands          int // command activities scheduled in this run
-	steps             int // waits of this run
+	commands          int  // command activities scheduled in this run
+	endRechecked      bool // the end deadline was extended once for an enclosure not heard since
+	steps             int  // waits of this run
 }
 
 func newDevice(ctx workflow.Context, in DeviceInput) *device {
@@ -126,7 +132,7 @@ func newDevice(ctx workflow.Context, in DeviceInput) *device {
 }
 
 func (d *device) result() DeviceResult {
-	return DeviceResult{Status: d.st.Status, Message: d.st.Message, Recorded: d.st.Recorded, Segments: d.st.Segments}
+	return DeviceResult{Status: d.st.Status, Message: d.st.Message, Recorded: d.st.Recorded, Segments: d.st.Segments, Lost: d.st.Lost}
 }
 
 func (d *device) ended() bool {
@@ -183,21 +189,36 @@ func (d *device) continueAsNew(ctx workflow.Context) error {
 	return workflow.NewContinueAsNewError(ctx, DeviceRecording, in)
 }
 
+// changeResetSafeIDs is the version change that took the run id out of command activity ids:
+// a reset starts a new run that replays the old one's history, and an id naming the old run
+// failed that replay (TMPRL1100).
+const changeResetSafeIDs = "reset-safe-activity-ids"
+
 // command returns the context of a command activity the enclosure completes (SendStart,
-// SendStop, SendComplete). Its activity id names the run, so a completion still queued for an
-// earlier run can never complete an activity of this one (activity ids restart per run).
-// retry nil means one attempt.
+// SendStop, SendComplete). Its id is its kind and its place in the run, the same in every
+// replay; the activity tells the mailbox its run as well, so a completion still queued for an
+// earlier run never completes an activity of this one. retry nil means one attempt.
 func (d *device) command(ctx workflow.Context, kind string, attempt time.Duration, retry *temporal.RetryPolicy) workflow.Context {
 	d.commands++
 	if retry == nil {
 		retry = &temporal.RetryPolicy{MaximumAttempts: 1}
 	}
+	id := fmt.Sprintf("%s-%d", kind, d.commands)
+	if workflow.GetVersion(ctx, changeResetSafeIDs, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		// The run the id was written with: after a reset, the original run, never the new one.
+		id = fmt.Sprintf("%s-%s-%d", kind, workflow.GetInfo(ctx).OriginalRunID, d.commands)
+	}
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		ActivityID:          fmt.Sprintf("%s-%s-%d", kind, workflow.GetInfo(ctx).WorkflowExecution.RunID, d.commands),
+		ActivityID:          id,
 		StartToCloseTimeout: attempt,
 		RetryPolicy:         retry,
 	})
 }
+
+// commandAttempt bounds one attempt of a command activity: the enclosure completes it through
+// the outbox, and a completion lost on the way (a VM pause, an outage) must not leave it pending
+// for long; the retry writes the mailbox again or finds the command already settled.
+const commandAttempt = 5 * time.Minute
 
 // changeLocalDB is the version change that made the read-model writes local activities.
 const changeLocalDB = "local-read-model-writes"
@@ -235,10 +256,10 @@ func (d *device) start(ctx workflow.Context, seconds int64, prefix string, deadl
 		FilePrefix: prefix, TargetFPS: int64(d.in.TargetFPS), ApplyFilter: d.in.ApplyFilter}
 	actCtx, cancelStart := workflow.WithCancel(ctx)
 	defer cancelStart()
-	// Each attempt waits 10 minutes, then the retry writes the mailbox again (the attempt count
+	// Each attempt waits commandAttempt, then the retry writes the mailbox again (the attempt count
 	// in the Web UI shows an enclosure that does not answer).
 	retry := &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute}
-	started := workflow.ExecuteActivity(d.command(actCtx, "start", 10*time.Minute, retry), d.a.SendStart,
+	started := workflow.ExecuteActivity(d.command(actCtx, "start", commandAttempt, retry), d.a.SendStart,
 		activities.StartCommand{DeviceID: d.in.DeviceID, Params: params})
 	timerCtx, cancelTimer := workflow.WithCancel(ctx)
 	defer cancelTimer()
@@ -359,7 +380,7 @@ func (d *device) waitRecording(ctx workflow.Context) {
 		d.st.Stop = &req
 	})
 	sel.AddFuture(d.endTimer, func(f workflow.Future) {
-		if f.Get(ctx, nil) == nil {
+		if f.Get(ctx, nil) == nil && d.endOverdue(ctx) {
 			d.stopAndEnd(ctx, store.DeviceFailed, fmt.Sprintf("did not report the end of its recording by %s (planned end + %s)",
 				d.st.PlannedEnd.Format(time.RFC3339), d.in.Settings.EndGrace))
 		}
@@ -374,6 +395,37 @@ func (d *device) waitRecording(ctx workflow.Context) {
 		})
 	}
 	sel.Select(ctx)
+}
+
+// changeEndByReport is the version change that judges the end deadline by what the enclosure
+// reported: after an outage across the planned end (serve or Temporal down), the timer fires
+// before the reports of the enclosures reached the workflow.
+const changeEndByReport = "end-deadline-by-report"
+
+// endOverdue reports whether the enclosure is past its end deadline, once the timer fired. It
+// is not when it reported the end (the report has not reached this workflow yet), nor when the
+// service has not heard it since the deadline: it then gets a window of fresh heartbeats
+// (bounded by the grace), and the deadline is judged again.
+func (d *device) endOverdue(ctx workflow.Context) bool {
+	if workflow.GetVersion(ctx, changeEndByReport, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return true
+	}
+	var st activities.EndState
+	cmd := activities.DeviceCommand{DeviceID: d.in.DeviceID, SessionID: d.in.SessionID}
+	if err := dbWrite(ctx, d.a.EndState, "EndState", cmd, &st); err != nil {
+		return true
+	}
+	if st.Ended != nil {
+		d.onEnded(*st.Ended)
+		return false
+	}
+	deadline := d.st.PlannedEnd.Add(d.in.Settings.EndGrace)
+	if st.LastSeen.Before(deadline) && !d.endRechecked {
+		d.endRechecked = true
+		d.endTimer = workflow.NewTimer(ctx, min(time.Minute, d.in.Settings.EndGrace))
+		return false
+	}
+	return true
 }
 
 // onEvent handles a transition of a recording enclosure.
@@ -416,10 +468,19 @@ func (d *device) onEnded(ev heartbeat.Event) {
 	}
 }
 
+// changeHonestGaps is the version change that measures a lost segment by the enclosure's last
+// report before the loss and its gap from that report's heartbeat (they were measured from the
+// restarted client's first heartbeat), and keeps the seconds lost.
+const changeHonestGaps = "honest-gaps"
+
 // onReset handles an enclosure that lost its session mid-recording (PROTOCOL.md 5.6).
 func (d *device) onReset(ctx workflow.Context, ev heartbeat.Event) {
-	lost := ev.At.Sub(d.st.SegmentStart)
-	if lost > 0 {
+	honest := workflow.GetVersion(ctx, changeHonestGaps, workflow.DefaultVersion, 1) == 1 && !ev.LastHeard.IsZero()
+	gapFrom := ev.At
+	if honest {
+		d.st.Recorded += ev.Duration
+		gapFrom = ev.LastHeard
+	} else if lost := ev.At.Sub(d.st.SegmentStart); lost > 0 {
 		d.st.Recorded += int64(lost / time.Second)
 	}
 	remaining := d.st.PlannedEnd.Sub(workflow.Now(ctx))
@@ -431,15 +492,34 @@ func (d *device) onReset(ctx workflow.Context, ev heartbeat.Event) {
 	}
 	if remaining < d.in.Settings.MinSegment {
 		d.clear(ctx)
+		if honest {
+			d.addGap(ctx, gapFrom, d.st.PlannedEnd)
+			d.end(store.DeviceComplete, fmt.Sprintf("rebooted %s before the planned end; its last file is unfinalised; not resumed",
+				d.st.PlannedEnd.Sub(gapFrom).Round(time.Second)))
+			return
+		}
 		d.end(store.DeviceComplete, fmt.Sprintf("rebooted %s before the planned end; not resumed", remaining.Round(time.Second)))
 		return
 	}
 	prefix := fmt.Sprintf("%s_s%d", d.in.FilePrefix, d.st.Segments+1)
 	d.st.Status = store.DevicePending // until the new segment starts
 	d.start(ctx, int64(remaining/time.Second), prefix, min(remaining, d.in.Settings.StartDeadline))
-	if d.st.Status == store.DeviceRecording {
+	switch {
+	case d.st.Status == store.DeviceRecording && honest:
+		d.addGap(ctx, gapFrom, d.st.SegmentStart)
+	case d.st.Status == store.DeviceRecording:
 		d.update(ctx, store.DeviceUpdate{Event: "gap", EventMessage: fmt.Sprintf("not recorded for %s", d.st.SegmentStart.Sub(ev.At).Round(time.Second)), At: d.st.SegmentStart})
 	}
+}
+
+// addGap records a time the enclosure did not record, in the state and the read model.
+func (d *device) addGap(ctx workflow.Context, from, to time.Time) {
+	secs := max(int64(to.Sub(from)/time.Second), 0)
+	d.st.Lost += secs
+	d.st.Gaps = append(d.st.Gaps, store.Gap{From: from, To: to, Seconds: secs})
+	lost := d.st.Lost
+	d.update(ctx, store.DeviceUpdate{SecondsLost: &lost, Gaps: d.st.Gaps, Event: "gap",
+		EventMessage: fmt.Sprintf("not recorded from %s to %s (%ds)", from.Format(time.RFC3339), to.Format(time.RFC3339), secs), At: to})
 }
 
 // end sets the final status (once).
@@ -468,7 +548,8 @@ func (d *device) stopAndEnd(ctx workflow.Context, status, message string) {
 	if !d.st.SilentSince.IsZero() {
 		wait = min(wait, 10*time.Second)
 	}
-	stopCtx := d.command(ctx, "stop", wait, nil)
+	stopCtx := d.command(ctx, "stop", min(wait, commandAttempt), &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute})
+	stopCtx = workflow.WithScheduleToCloseTimeout(stopCtx, wait)
 	var ev heartbeat.Event
 	if err := workflow.ExecuteActivity(stopCtx, d.a.SendStop, cmd).Get(ctx, &ev); err == nil {
 		d.fresh(ev)
@@ -488,8 +569,13 @@ func (d *device) record(ctx workflow.Context) {
 	if d.endedAt.IsZero() {
 		d.endedAt = workflow.Now(ctx)
 	}
+	if d.st.Lost > 0 && d.st.Status == store.DeviceComplete && !strings.Contains(d.st.Message, "lost") {
+		// It recorded to the end, but not all of it: say so (the session is PARTIAL).
+		d.st.Message = strings.TrimPrefix(strings.Join([]string{d.st.Message, fmt.Sprintf("recorded %ds of %ds planned; lost %ds in %d gap(s)",
+			d.st.Recorded, d.in.Duration, d.st.Lost, len(d.st.Gaps))}, "; "), "; ")
+	}
 	recorded, segments := d.st.Recorded, d.st.Segments
-	d.update(ctx, store.DeviceUpdate{Status: d.st.Status, Message: d.st.Message, EndedAt: &d.endedAt,
+	d.update(ctx, store.DeviceUpdate{Status: d.st.Status, Message: d.st.Message, EndedAt: &d.endedAt, Final: true,
 		RecordingTime: &recorded, Segments: &segments, Event: "ended", EventMessage: strings.TrimSpace(d.st.Status + " " + d.st.Message)})
 }
 
@@ -501,7 +587,7 @@ func (d *device) tellSession(ctx workflow.Context) {
 		return
 	}
 	err := workflow.SignalExternalWorkflow(ctx, parent.ID, "", SignalDeviceEnded,
-		DeviceEnded{DeviceID: d.in.DeviceID, Status: d.st.Status}).Get(ctx, nil)
+		DeviceEnded{DeviceID: d.in.DeviceID, Status: d.st.Status, Lost: d.st.Lost}).Get(ctx, nil)
 	if err != nil {
 		workflow.GetLogger(ctx).Warn("telling the session", "error", err)
 	}
@@ -510,7 +596,11 @@ func (d *device) tellSession(ctx workflow.Context) {
 // release waits (bounded) for the enclosure to forget the session after COMPLETE, so it is
 // free for the next one.
 func (d *device) release(ctx workflow.Context) {
-	releaseCtx := d.command(ctx, "complete", d.in.Settings.ReleaseTimeout, nil)
+	// Attempts of a few minutes within the release timeout: a completion lost (a VM paused, an
+	// outage) costs one attempt, whose retry finds the enclosure already released.
+	attempt := min(commandAttempt, d.in.Settings.ReleaseTimeout)
+	retry := &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute}
+	releaseCtx := workflow.WithScheduleToCloseTimeout(d.command(ctx, "complete", attempt, retry), d.in.Settings.ReleaseTimeout)
 	cmd := activities.DeviceCommand{DeviceID: d.in.DeviceID, SessionID: d.in.SessionID}
 	if err := workflow.ExecuteActivity(releaseCtx, d.a.SendComplete, cmd).Get(ctx, nil); err != nil {
 		// COMPLETE keeps going out on the enclosure's heartbeats regardless (stale-session rule).

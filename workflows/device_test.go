@@ -26,6 +26,8 @@ type deviceTest struct {
 	starts  []activities.StartCommand
 	updates []store.DeviceUpdate
 	stops   int
+	// endState is what the service last heard when the end timer fires (nil: an overrun).
+	endState func() activities.EndState
 }
 
 var testSettings = Settings{StartDeadline: time.Hour, EndGrace: 5 * time.Minute, SilenceTimeout: 30 * time.Minute,
@@ -42,6 +44,12 @@ func newDeviceTest(t *testing.T) *deviceTest {
 	})
 	dt.env.OnActivity(dt.a.SendComplete, mock.Anything, mock.Anything).Return(heartbeat.Event{Kind: heartbeat.EventReleased}, nil)
 	dt.env.OnActivity(dt.a.ClearAssignment, mock.Anything, mock.Anything).Return(nil)
+	dt.env.OnActivity(dt.a.EndState, mock.Anything, mock.Anything).Return(func(context.Context, activities.DeviceCommand) (activities.EndState, error) {
+		if dt.endState != nil {
+			return dt.endState(), nil
+		}
+		return activities.EndState{LastSeen: dt.env.Now()}, nil // heard just now: an overrun
+	})
 	dt.env.SetTestTimeout(time.Minute)
 	return dt
 }
@@ -165,6 +173,59 @@ func TestRebootResumesForTheRemainingTime(t *testing.T) {
 	require.Equal(t, []string{"started", "reset", "resumed", "gap", "ended"}, dt.events())
 }
 
+// A reboot is measured by what the enclosure reported: the lost segment by its last duration
+// before the loss, the gap from that heartbeat to the next segment's start (not from the
+// restarted client's first heartbeat), and the enclosure does not look like a clean COMPLETE.
+func TestRebootAccountingByTheEnclosuresReports(t *testing.T) {
+	dt := newDeviceTest(t)
+	dt.startsAfter(10 * time.Second)
+	const silent = 84 * time.Second // from its last heartbeat to the restarted client's first
+	dt.env.RegisterDelayedCallback(func() {
+		now := dt.env.Now()
+		dt.env.SignalWorkflow(SignalDeviceEvent, heartbeat.Event{ID: 1, Kind: heartbeat.EventReset, At: now,
+			Duration: int64((time.Hour - silent) / time.Second), LastHeard: now.Add(-silent)})
+	}, 10*time.Second+time.Hour)
+	// The second segment starts 10 s after the reset and runs to the planned end.
+	dt.at(10*time.Second+3*time.Hour, heartbeat.Event{ID: 2, Kind: heartbeat.EventEnded, Duration: 7190})
+
+	res := dt.run(3 * time.Hour)
+	require.Equal(t, store.DeviceComplete, res.Status)
+	require.Equal(t, 2, res.Segments)
+	require.Equal(t, int64(3516+7190), res.Recorded)
+	require.Equal(t, int64(84+10), res.Lost, "from the last heartbeat of the lost segment to the next one's start")
+	require.Equal(t, int64(3*3600), res.Recorded+res.Lost)
+	require.Contains(t, res.Message, "lost 94s in 1 gap(s)")
+	var gaps []store.Gap
+	for _, u := range dt.updates {
+		if u.Gaps != nil {
+			gaps = u.Gaps
+		}
+		if u.Event == "ended" {
+			require.Equal(t, res.Recorded, *u.RecordingTime, "the read model shows what was recorded")
+		}
+	}
+	require.Len(t, gaps, 1)
+	require.Equal(t, int64(94), gaps[0].Seconds)
+	require.Equal(t, 94*time.Second, gaps[0].To.Sub(gaps[0].From))
+}
+
+// A reboot in the last seconds: not resumed, and its unfinalised last file and the lost time
+// are said.
+func TestRebootInTheLastSecondsSaysSo(t *testing.T) {
+	dt := newDeviceTest(t)
+	dt.startsAfter(time.Second)
+	dt.env.RegisterDelayedCallback(func() {
+		now := dt.env.Now()
+		dt.env.SignalWorkflow(SignalDeviceEvent, heartbeat.Event{ID: 1, Kind: heartbeat.EventReset, At: now,
+			Duration: 3590, LastHeard: now.Add(-5 * time.Second)})
+	}, time.Second+time.Hour-5*time.Second)
+	res := dt.run(time.Hour)
+	require.Equal(t, store.DeviceComplete, res.Status)
+	require.Contains(t, res.Message, "its last file is unfinalised")
+	require.Equal(t, int64(3590), res.Recorded)
+	require.Equal(t, int64(10), res.Lost)
+}
+
 func TestRebootFailsWhenResumeIsOff(t *testing.T) {
 	dt := newDeviceTest(t)
 	dt.startsAfter(time.Second)
@@ -222,6 +283,41 @@ func TestOverrunIsStopped(t *testing.T) {
 	require.Equal(t, store.DeviceFailed, res.Status)
 	require.Contains(t, res.Message, "did not report the end of its recording")
 	require.Equal(t, 1, dt.stops)
+}
+
+// An outage across the planned end: the end timer fires before the enclosure's reports reached
+// the workflow. One that reported its end completes with what it reported; one not heard since
+// the deadline gets a window of fresh heartbeats, and its end report in it completes it.
+func TestEndDeadlineJudgedByWhatTheEnclosureReported(t *testing.T) {
+	t.Run("reported", func(t *testing.T) {
+		dt := newDeviceTest(t)
+		dt.startsAfter(time.Second)
+		dt.endState = func() activities.EndState {
+			return activities.EndState{LastSeen: dt.env.Now(), Ended: &heartbeat.Event{Kind: heartbeat.EventEnded, At: dt.env.Now(), Duration: 3600}}
+		}
+		res := dt.run(time.Hour)
+		require.Equal(t, store.DeviceComplete, res.Status, res.Message)
+		require.Equal(t, int64(3600), res.Recorded)
+		require.Zero(t, dt.stops)
+	})
+	t.Run("heard after the deadline", func(t *testing.T) {
+		dt := newDeviceTest(t)
+		dt.startsAfter(time.Second)
+		dt.endState = func() activities.EndState { return activities.EndState{LastSeen: dt.env.Now().Add(-time.Hour)} }
+		dt.at(time.Hour+testSettings.EndGrace+30*time.Second, heartbeat.Event{ID: 1, Kind: heartbeat.EventEnded, Duration: 3600})
+		res := dt.run(time.Hour)
+		require.Equal(t, store.DeviceComplete, res.Status, res.Message)
+		require.Equal(t, int64(3600), res.Recorded)
+	})
+	t.Run("never heard again", func(t *testing.T) {
+		dt := newDeviceTest(t)
+		dt.startsAfter(time.Second)
+		dt.stopsWith(heartbeat.Event{Kind: heartbeat.EventReleased})
+		dt.endState = func() activities.EndState { return activities.EndState{LastSeen: dt.env.Now().Add(-time.Hour)} }
+		res := dt.run(time.Hour)
+		require.Equal(t, store.DeviceFailed, res.Status)
+		require.Contains(t, res.Message, "did not report the end of its recording")
+	})
 }
 
 func TestStopWhilePendingAndWhileRecording(t *testing.T) {

@@ -24,6 +24,11 @@ func RecordingSession(ctx workflow.Context, in SessionInput) (SessionState, erro
 		// Canceled by an operator: the children are canceled with us and stop their enclosures.
 		cleanup, _ := workflow.NewDisconnectedContext(ctx)
 		s.st.Canceled = true
+		for _, id := range s.order {
+			if s.adopted[id] { // not our children: the cancellation does not reach them by itself
+				s.stopChild(cleanup, id, StopRequest{Reason: "workflow canceled"})
+			}
+		}
 		s.waitChildren(cleanup)
 		s.setStatus(cleanup, store.SessionCanceled)
 		return s.st, temporal.NewCanceledError()
@@ -39,8 +44,11 @@ type session struct {
 	in       SessionInput
 	st       SessionState
 	children map[int64]workflow.ChildWorkflowFuture
-	order    []int64 // device ids in plan order: never range over the map (replay must be deterministic)
-	a        *activities.Recording
+	// adopted are enclosure workflows an earlier run of this session started and that still run
+	// (this run is a reset): they report their end with SignalDeviceEnded like any other.
+	adopted map[int64]bool
+	order   []int64 // device ids in plan order: never range over the map (replay must be deterministic)
+	a       *activities.Recording
 }
 
 func (s *session) run(ctx workflow.Context) error {
@@ -63,19 +71,22 @@ func (s *session) run(ctx workflow.Context) error {
 	if len(plan.Devices) == 0 {
 		s.setStatus(ctx, store.SessionFailed)
 	}
-	for len(s.children) > 0 && ctx.Err() == nil {
+	for (len(s.children) > 0 || len(s.adopted) > 0) && ctx.Err() == nil {
 		sel := workflow.NewSelector(ctx)
 		for _, id := range s.runningIDs() {
 			sel.AddFuture(s.children[id], func(f workflow.Future) {
 				delete(s.children, id)
 				var res DeviceResult
-				if err := f.Get(ctx, &res); err != nil {
+				if err := f.Get(ctx, &res); s.adopt(ctx, id, err) {
+					return
+				} else if err != nil {
 					res.Status = store.DeviceFailed
 					var canceled *temporal.CanceledError
 					if errors.As(err, &canceled) {
 						res.Status = store.DeviceCanceled
 					}
 				}
+				s.noteLost(id, res.Lost)
 				s.deviceEnded(ctx, id, res.Status)
 			})
 		}
@@ -83,18 +94,25 @@ func (s *session) run(ctx workflow.Context) error {
 			var req StopRequest
 			c.Receive(ctx, &req)
 			s.st.Canceled = true
-			for _, id := range s.runningIDs() {
+			for _, id := range s.order { // the running ones: children, and adopted after a reset
 				s.stopChild(ctx, id, req)
 			}
 		})
 		sel.AddReceive(removals, func(c workflow.ReceiveChannel, _ bool) {
 			var req RemoveRequest
 			c.Receive(ctx, &req)
+			if _, ok := s.st.Devices[req.DeviceID]; ok && workflow.GetVersion(ctx, changeRemovedNoFailure, workflow.DefaultVersion, 1) == 1 {
+				if s.st.Removed == nil {
+					s.st.Removed = map[int64]bool{}
+				}
+				s.st.Removed[req.DeviceID] = true
+			}
 			s.stopChild(ctx, req.DeviceID, StopRequest{UserID: req.UserID, Reason: "removed from the session"})
 		})
 		sel.AddReceive(ends, func(c workflow.ReceiveChannel, _ bool) {
 			var e DeviceEnded
 			c.Receive(ctx, &e)
+			s.noteLost(e.DeviceID, e.Lost)
 			s.deviceEnded(ctx, e.DeviceID, e.Status)
 		})
 		sel.Select(ctx)
@@ -153,10 +171,11 @@ func (s *session) runningIDs() []int64 {
 
 func (s *session) stopChild(ctx workflow.Context, id int64, req StopRequest) {
 	f, ok := s.children[id]
-	if !ok {
+	switch {
+	case s.adopted[id]:
+	case !ok:
 		return // already ended, or not in this session
-	}
-	if err := f.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
+	case f.GetChildWorkflowExecution().Get(ctx, nil) != nil:
 		return // it never started
 	}
 	// To the current run: the child may have continued as new since it started.
@@ -165,12 +184,45 @@ func (s *session) stopChild(ctx workflow.Context, id int64, req StopRequest) {
 	}
 }
 
+// changeAdoptChildren is the version change after which a session run that finds its enclosure
+// workflows already running (an operator reset it) waits for them instead of failing them.
+const changeAdoptChildren = "adopt-running-children"
+
+// adopt reports whether err says the enclosure's workflow already runs, started by an earlier
+// run of this session, and if so waits for it.
+func (s *session) adopt(ctx workflow.Context, id int64, err error) bool {
+	var started *temporal.ChildWorkflowExecutionAlreadyStartedError
+	if !errors.As(err, &started) || workflow.GetVersion(ctx, changeAdoptChildren, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return false
+	}
+	if s.adopted == nil {
+		s.adopted = map[int64]bool{}
+	}
+	s.adopted[id] = true
+	return true
+}
+
+// noteLost keeps the seconds an enclosure did not record (enclosure workflows from before
+// they were counted report none).
+func (s *session) noteLost(id, lost int64) {
+	if lost > 0 {
+		if s.st.Lost == nil {
+			s.st.Lost = map[int64]int64{}
+		}
+		s.st.Lost[id] = lost
+	}
+}
+
 // deviceEnded records an enclosure's end; the last one decides the session's status.
 func (s *session) deviceEnded(ctx workflow.Context, id int64, status string) {
+	delete(s.adopted, id)
 	if old, ok := s.st.Devices[id]; !ok || old != running {
 		return
 	}
 	s.st.Devices[id] = status
+	if ctx.Err() != nil && workflow.GetVersion(ctx, changeFinalStatus, workflow.DefaultVersion, 1) == 1 {
+		return // canceled from outside: the clean-up writes CANCELED once the children are done
+	}
 	for _, other := range s.order {
 		if s.st.Devices[other] == running {
 			return
@@ -179,22 +231,36 @@ func (s *session) deviceEnded(ctx workflow.Context, id int64, status string) {
 	s.setStatus(ctx, s.outcome())
 }
 
-// outcome: CANCELED when canceled; COMPLETE when every enclosure recorded; FAILED when none
-// did; PARTIAL otherwise.
+// changeRemovedNoFailure is the version change after which an enclosure removed on purpose
+// no longer makes its session PARTIAL.
+const changeRemovedNoFailure = "removed-is-no-failure"
+
+// outcome: CANCELED when canceled (or every enclosure was removed); COMPLETE when every
+// enclosure that stayed recorded all of its time; FAILED when none recorded; PARTIAL otherwise
+// (some failed, or lost time to a reboot).
 func (s *session) outcome() string {
 	if s.st.Canceled {
 		return store.SessionCanceled
 	}
-	complete := 0
+	clean, recorded, counted := 0, 0, 0
 	for _, id := range s.order {
+		if s.st.Removed[id] && s.st.Devices[id] == store.DeviceCanceled {
+			continue
+		}
+		counted++
 		if s.st.Devices[id] == store.DeviceComplete {
-			complete++
+			recorded++
+			if s.st.Lost[id] == 0 {
+				clean++
+			}
 		}
 	}
-	switch complete {
-	case len(s.order):
+	switch {
+	case clean == counted && counted == 0 && len(s.order) > 0:
+		return store.SessionCanceled
+	case clean == counted:
 		return store.SessionComplete
-	case 0:
+	case recorded == 0:
 		return store.SessionFailed
 	}
 	return store.SessionPartial

@@ -64,6 +64,7 @@ func (st *sessionTest) run() SessionState {
 }
 
 var nv1, nv2 = store.PlannedDevice{DeviceID: 1, Name: "NV1", FilePrefix: "a"}, store.PlannedDevice{DeviceID: 2, Name: "NV2", FilePrefix: "b"}
+var nv3 = store.PlannedDevice{DeviceID: 3, Name: "NV3", FilePrefix: "c"}
 
 func TestSessionCompletesWhenEveryEnclosureDid(t *testing.T) {
 	st := newSessionTest(t, nv1, nv2)
@@ -99,7 +100,24 @@ func TestSessionRemoveOneEnclosure(t *testing.T) {
 	st.deviceEvent(time.Hour, 1, heartbeat.Event{ID: 1, Kind: heartbeat.EventEnded, Duration: 3600})
 	res := st.run()
 	require.Equal(t, map[int64]string{1: store.DeviceComplete, 2: store.DeviceCanceled}, res.Devices)
-	require.Equal(t, store.SessionPartial, res.Status)
+	require.Equal(t, store.SessionComplete, res.Status, "an enclosure removed on purpose is no failure")
+	require.Equal(t, map[int64]bool{2: true}, res.Removed)
+}
+
+func TestSessionRemovedAndFailedIsPartial(t *testing.T) {
+	st := newSessionTest(t, nv1, nv2, nv3)
+	st.env.RegisterDelayedCallback(func() { st.env.SignalWorkflow(SignalRemoveDevice, RemoveRequest{DeviceID: 3, UserID: 1}) }, 10*time.Minute)
+	st.deviceEvent(time.Hour, 1, heartbeat.Event{ID: 1, Kind: heartbeat.EventEnded, Duration: 3600})
+	st.deviceEvent(time.Minute, 2, heartbeat.Event{ID: 2, Kind: heartbeat.EventEnded, Duration: 60, ErrMsg: "disk full"})
+	res := st.run()
+	require.Equal(t, store.SessionPartial, res.Status, "the enclosure that failed still counts")
+}
+
+func TestSessionEveryEnclosureRemovedIsCanceled(t *testing.T) {
+	st := newSessionTest(t, nv1)
+	st.env.RegisterDelayedCallback(func() { st.env.SignalWorkflow(SignalRemoveDevice, RemoveRequest{DeviceID: 1, UserID: 1}) }, 10*time.Minute)
+	res := st.run()
+	require.Equal(t, store.SessionCanceled, res.Status)
 }
 
 func TestSessionWithoutEnclosuresFails(t *testing.T) {

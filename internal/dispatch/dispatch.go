@@ -218,7 +218,8 @@ func (d *Dispatcher) dispatch(ctx context.Context, row store.OutboxRow) error {
 	}
 	ev.ID = row.ID
 	if row.ActivityID != "" {
-		err := d.Temporal.CompleteActivityByID(ctx, d.Namespace, row.WorkflowID, "", row.ActivityID, ev, nil)
+		runID, activityID := SplitCompletionKey(row.ActivityID)
+		err := d.Temporal.CompleteActivityByID(ctx, d.Namespace, row.WorkflowID, runID, activityID, ev, nil)
 		if !isNotFound(err) {
 			return err
 		}
@@ -261,6 +262,16 @@ func (d *Dispatcher) undeliverable(ctx context.Context, row store.OutboxRow, ev 
 
 // errResolved: the row was settled in the database already (not to be marked dispatched again).
 var errResolved = errors.New("resolved")
+
+// SplitCompletionKey reads the run and activity id the command activity left in the mailbox
+// ("<run id>/<activity id>"). A key without a run (rows from before it was kept) completes the
+// activity in the workflow's current run.
+func SplitCompletionKey(key string) (runID, activityID string) {
+	if run, id, ok := strings.Cut(key, "/"); ok {
+		return run, id
+	}
+	return "", key
+}
 
 func isNotFound(err error) bool {
 	var nf *serviceerror.NotFound

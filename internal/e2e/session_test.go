@@ -156,10 +156,23 @@ func TestRebootResumes(t *testing.T) {
 	require.Eventually(t, func() bool { return e.State().Recording }, 30*time.Second, 50*time.Millisecond)
 	time.Sleep(2 * time.Second)
 	e.Reboot()
+	e.GoSilent(3 * time.Second) // booting: a gap of seconds, whatever the workflow's speed
 
-	x := s.waitSession(sid, store.SessionComplete, 60*time.Second)
+	// It recorded to the end, but not every second: the session says so.
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("session: %+v", s.session(sid))
+		}
+	})
+	x := s.waitSession(sid, store.SessionPartial, 60*time.Second)
 	d := x.DeviceStatuses[0]
+	require.Equal(t, store.DeviceComplete, d.Status)
 	require.Equal(t, 2, d.Segments, "resumed once")
+	require.Len(t, d.Gaps, 1)
+	require.GreaterOrEqual(t, d.SecondsLost, int64(3), "from its last heartbeat to the next segment's start")
+	require.Equal(t, d.SecondsLost, d.Gaps[0].Seconds)
+	require.Contains(t, d.Message, fmt.Sprintf("lost %ds", d.SecondsLost))
+	require.InDelta(t, 8, d.RecordingTime+d.SecondsLost, 2, "recorded and lost add up to the planned time")
 	require.Equal(t, 2, e.State().Recordings)
 	var events []store.SessionEvent
 	require.Equal(t, http.StatusOK, s.call("GET", fmt.Sprintf("/api/recording-session/%d/events", sid), nil, &events))

@@ -52,6 +52,7 @@ type stack struct {
 	staging        string
 	patchBytes     atomic.Int64 // upload bytes received by the API
 	worker         sdkworker.Worker
+	workerLater    bool // the test starts the worker itself (a slow or late Temporal side)
 	stopDispatcher func()
 }
 
@@ -75,7 +76,9 @@ func newStackOn(t *testing.T, address string, opts ...func(*stack)) *stack {
 	for _, o := range opts {
 		o(s)
 	}
-	s.startWorker()
+	if !s.workerLater {
+		s.startWorker()
+	}
 	s.startDispatcher()
 	s.startAPI()
 	t.Cleanup(func() { s.stopWorker(); s.stopDispatcher() })

@@ -173,7 +173,9 @@ type Event struct {
 	Kind      string    `json:"kind"`
 	At        time.Time `json:"at"` // server clock
 	SessionID int64     `json:"session_id"`
-	Duration  int64     `json:"duration,omitempty"` // recorded seconds the enclosure reported
+	Duration  int64     `json:"duration,omitempty"` // recorded seconds the enclosure reported (reset: of the lost segment)
+	// LastHeard (reset): the last heartbeat of the lost segment, where its gap begins.
+	LastHeard time.Time `json:"last_heard,omitzero"`
 	ErrMsg    string    `json:"err_msg,omitempty"`
 	Stopped   bool      `json:"stopped,omitempty"` // ended because of our STOP
 	File      string    `json:"file,omitempty"`    // file-uploaded: the file's name

@@ -44,6 +44,10 @@ func assignmentOf(ctx context.Context, tx pgx.Tx, deviceID int64) (*heartbeat.As
 // (or a stop was asked for). A mailbox still held by another session (an earlier session
 // waiting for its COMPLETE) is taken over: that session's pending activity learns the
 // enclosure was released, and the stale-session rule completes it.
+//
+// An enclosure whose part in the session is already over is never started again: when its
+// workflow runs late (the enclosure recorded, finished and forgot the session first) or again
+// (an operator reset the workflow), the START settles with what the enclosure reported.
 func (s *Store) AssignStart(ctx context.Context, deviceID int64, params protocol.StartParams, workflowID, activityID string, now time.Time) (*heartbeat.Event, error) {
 	var settled *heartbeat.Event
 	err := s.tx(ctx, func(tx pgx.Tx) error {
@@ -74,17 +78,130 @@ func (s *Store) AssignStart(ctx context.Context, deviceID int64, params protocol
 				return nil
 			case heartbeat.Completing:
 				// It recorded and finished before its workflow ran: report what it reported.
-				settled = &heartbeat.Event{Kind: heartbeat.EventEnded, At: old.UpdatedAt, SessionID: params.SessionID}
-				return tx.QueryRow(ctx, `SELECT coalesce(rec_duration, 0), err_msg FROM devices WHERE id = @id`,
-					pgx.NamedArgs{"id": deviceID}).Scan(&settled.Duration, &settled.ErrMsg)
+				settled, err = endReport(ctx, tx, deviceID, params.SessionID, old.UpdatedAt)
+				return err
 			case heartbeat.Stopping:
 				settled = &heartbeat.Event{Kind: heartbeat.EventEnded, At: now, SessionID: params.SessionID, Stopped: true}
 				return nil
 			}
 		}
+		if old == nil || old.SessionID != params.SessionID {
+			if settled, err = partOver(ctx, tx, deviceID, params.SessionID); settled != nil || err != nil {
+				return err
+			}
+		}
 		return assignStart(ctx, tx, deviceID, old, params, workflowID, activityID, now)
 	})
 	return settled, err
+}
+
+// endReport is the end of the recording as the enclosure reported it (session_devices.end_report,
+// written by the heartbeat that showed it), or, for rows from before it was kept, the
+// enclosure's latest telemetry.
+func endReport(ctx context.Context, tx pgx.Tx, deviceID, sessionID int64, at time.Time) (*heartbeat.Event, error) {
+	var report []byte
+	ev := &heartbeat.Event{Kind: heartbeat.EventEnded, At: at, SessionID: sessionID}
+	err := tx.QueryRow(ctx, `
+		SELECT sd.end_report, coalesce(d.rec_duration, 0), d.err_msg
+		FROM devices d LEFT JOIN session_devices sd ON sd.device_id = d.id AND sd.session_id = @session_id
+		WHERE d.id = @device_id`,
+		pgx.NamedArgs{"device_id": deviceID, "session_id": sessionID}).Scan(&report, &ev.Duration, &ev.ErrMsg)
+	if err != nil {
+		return nil, fmt.Errorf("endReport: %w", err)
+	}
+	if report != nil {
+		*ev = heartbeat.Event{}
+		if err := json.Unmarshal(report, ev); err != nil {
+			return nil, fmt.Errorf("endReport: %w", err)
+		}
+	}
+	return ev, nil
+}
+
+// partOver settles a START for an enclosure whose part in the session is over although its
+// mailbox no longer says so: it reported the end (and may have forgotten the session since), or
+// its session row is final. nil: it is not over, the START goes out.
+func partOver(ctx context.Context, tx pgx.Tx, deviceID, sessionID int64) (*heartbeat.Event, error) {
+	var report []byte
+	var status, message string
+	var recorded int64
+	var endedAt *time.Time
+	err := tx.QueryRow(ctx, `
+		SELECT end_report, status, message, recording_time, ended_at FROM session_devices
+		WHERE session_id = @session_id AND device_id = @device_id`,
+		pgx.NamedArgs{"session_id": sessionID, "device_id": deviceID}).Scan(&report, &status, &message, &recorded, &endedAt)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("partOver: %w", err)
+	case report != nil:
+		var ev heartbeat.Event
+		if err := json.Unmarshal(report, &ev); err != nil {
+			return nil, fmt.Errorf("partOver: %w", err)
+		}
+		return &ev, nil
+	case status == DevicePending || status == DeviceRecording:
+		return nil, nil
+	}
+	// Ended by the service (canceled, failed, released) without a report: it stays ended.
+	ev := &heartbeat.Event{Kind: heartbeat.EventEnded, SessionID: sessionID, Duration: recorded, Stopped: status == DeviceCanceled}
+	if endedAt != nil {
+		ev.At = *endedAt
+	}
+	if status == DeviceFailed {
+		ev.ErrMsg = message
+	}
+	return ev, nil
+}
+
+// EndState is what the service last heard of an enclosure in a session: when its last
+// heartbeat arrived (nil: never) and the end of its recording it reported, if any.
+func (s *Store) EndState(ctx context.Context, deviceID, sessionID int64) (*time.Time, *heartbeat.Event, error) {
+	var lastSeen *time.Time
+	var report []byte
+	err := s.pool.QueryRow(ctx, `
+		SELECT d.last_seen_at, sd.end_report
+		FROM devices d LEFT JOIN session_devices sd ON sd.device_id = d.id AND sd.session_id = @session_id
+		WHERE d.id = @device_id`, pgx.NamedArgs{"device_id": deviceID, "session_id": sessionID}).Scan(&lastSeen, &report)
+	if err != nil {
+		return nil, nil, fmt.Errorf("EndState: %w", notFound(err))
+	}
+	if report == nil {
+		return lastSeen, nil, nil
+	}
+	var ev heartbeat.Event
+	if err := json.Unmarshal(report, &ev); err != nil {
+		return nil, nil, fmt.Errorf("EndState: %w", err)
+	}
+	return lastSeen, &ev, nil
+}
+
+// queueEndReport keeps the enclosure's report of its recording's end on its session row (see
+// endReport), once, in the heartbeat's batch. When the session's workflow has already written
+// the enclosure's end without it (the enclosure was away when the session was canceled, so the
+// STOP was never confirmed), the reported seconds are added there, so they are not lost; a
+// workflow still running writes the total itself afterwards.
+func queueEndReport(b *pgx.Batch, deviceID int64, ev heartbeat.Event) error {
+	report, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	b.Queue(`
+		WITH row AS (
+			SELECT workflow_ended AS late FROM session_devices
+			WHERE session_id = @session_id AND device_id = @device_id AND end_report IS NULL FOR UPDATE),
+		kept AS (
+			UPDATE session_devices SET end_report = @report,
+				recording_time = recording_time + CASE WHEN row.late THEN @duration ELSE 0 END,
+				segments = CASE WHEN row.late THEN greatest(segments, 1) ELSE segments END
+			FROM row WHERE session_id = @session_id AND device_id = @device_id
+			RETURNING row.late)
+		INSERT INTO session_events (session_id, device_id, kind, message, at)
+		SELECT @session_id, @device_id, 'late-report', @message, @at FROM kept WHERE late`,
+		pgx.NamedArgs{"report": report, "session_id": ev.SessionID, "device_id": deviceID, "duration": ev.Duration, "at": ev.At,
+			"message": fmt.Sprintf("reported after its workflow ended: recorded %ds", ev.Duration)})
+	return nil
 }
 
 // assignStart writes START in a locked mailbox (old is its current content).
@@ -211,8 +328,9 @@ func (s *Store) AssignStop(ctx context.Context, deviceID, sessionID int64, activ
 			settled = &heartbeat.Event{Kind: heartbeat.EventReleased, At: now, SessionID: sessionID}
 			return nil
 		case a.Phase == heartbeat.Completing:
-			settled = &heartbeat.Event{Kind: heartbeat.EventEnded, At: now, SessionID: sessionID}
-			return nil
+			// It ended on its own before the STOP: settle with what it reported, duration included.
+			settled, err = endReport(ctx, tx, deviceID, sessionID, a.UpdatedAt)
+			return err
 		case a.Phase == heartbeat.Reset || a.Phase == heartbeat.Starting:
 			// Not recording for us (it lost the recording, or never acknowledged START): nothing to
 			// wait for. Should a START already be on its way, the stale-session rule stops it.
@@ -378,7 +496,7 @@ func (s *Store) ReleaseOrphan(ctx context.Context, o Orphan, reason string, now 
 			return err
 		}
 		if _, err := tx.Exec(ctx, `
-			UPDATE session_devices SET status = 'CANCELED', message = @reason, ended_at = @now
+			UPDATE session_devices SET status = 'CANCELED', message = @reason, ended_at = @now, workflow_ended = true
 			WHERE session_id = @session_id AND status IN ('PENDING', 'RECORDING') `+onlyDevice, args); err != nil {
 			return err
 		}

@@ -76,6 +76,7 @@ type lockedDevice struct {
 	tokenHash    []byte
 	lastSeen     *time.Time
 	wasRecording bool
+	lastDuration *int64 // the duration of the enclosure's previous heartbeat
 	downSince    *time.Time
 	streaming    bool
 	relayed      bool

@@ -180,6 +180,13 @@ func (s *Store) heartbeats(ctx context.Context, batch []*beatRequest) error {
 			out := heartbeat.Decide(d.assignment, heartbeat.Report{SessionID: hb.SessionID, Recording: hb.Recording,
 				Duration: hb.Duration, ErrMsg: hb.ErrMsg}, d.streaming)
 			r.reply = out.Reply
+			if a := d.assignment; (a == nil || a.SessionID != hb.SessionID) && hb.SessionID != 0 && !hb.Recording && hb.Duration > 0 {
+				// The end of a session no longer assigned: its seconds still count.
+				late := heartbeat.Event{Kind: heartbeat.EventEnded, At: r.now, SessionID: hb.SessionID, Duration: hb.Duration, ErrMsg: hb.ErrMsg}
+				if err := queueEndReport(wb, d.id, late); err != nil {
+					return err
+				}
+			}
 			if a := d.assignment; a != nil {
 				if queueOutcome(wb, d.id, a, out, r.now) {
 					checked = append(checked, wb.Len()-1)
@@ -221,7 +228,7 @@ func lockDevices(ctx context.Context, tx pgx.Tx, batch []*beatRequest) (devices 
 	now := batch[0].now
 	read := func(names []string) (map[string]lockedDevice, error) {
 		rows, err := tx.Query(ctx, `
-			SELECT d.name, d.id, d.token_hash, d.last_seen_at, d.recording, d.down_since, coalesce(d.stream_until > @now, false),
+			SELECT d.name, d.id, d.token_hash, d.last_seen_at, d.recording, d.rec_duration, d.down_since, coalesce(d.stream_until > @now, false),
 			       d.relayed, coalesce(host(d.bound_address), ''), d.admission, d.retired_at IS NOT NULL,
 			       a.session_id, a.phase, a.start_params, a.workflow_id, coalesce(a.activity_id, '')
 			FROM devices d LEFT JOIN device_assignments a ON a.device_id = d.id
@@ -240,7 +247,7 @@ func lockDevices(ctx context.Context, tx pgx.Tx, batch []*beatRequest) (devices 
 			var phase, workflowID *string
 			var activityID string
 			var params []byte
-			if err := rows.Scan(&name, &d.id, &d.tokenHash, &d.lastSeen, &d.wasRecording, &d.downSince, &d.streaming,
+			if err := rows.Scan(&name, &d.id, &d.tokenHash, &d.lastSeen, &d.wasRecording, &d.lastDuration, &d.downSince, &d.streaming,
 				&d.relayed, &bound, &d.admission, &d.retired,
 				&sessionID, &phase, &params, &workflowID, &activityID); err != nil {
 				return nil, err
@@ -377,13 +384,30 @@ func queueLiveRecordingTime(wb *pgx.Batch, deviceID int64, a *heartbeat.Assignme
 func queueEvents(wb *pgx.Batch, d lockedDevice, a *heartbeat.Assignment, out heartbeat.Outcome, hb protocol.Heartbeat, now time.Time) (int, error) {
 	var events []heartbeat.Event
 	if out.Event != "" {
-		events = append(events, heartbeat.Event{Kind: out.Event, At: now, SessionID: a.SessionID, Duration: hb.Duration,
-			ErrMsg: hb.ErrMsg, Stopped: a.Phase == heartbeat.Stopping})
+		ev := heartbeat.Event{Kind: out.Event, At: now, SessionID: a.SessionID, Duration: hb.Duration,
+			ErrMsg: hb.ErrMsg, Stopped: a.Phase == heartbeat.Stopping}
+		if ev.Kind == heartbeat.EventReset {
+			// The restarted client's duration means nothing: the lost segment is measured by the
+			// enclosure's last report before the loss, and its gap begins at that heartbeat.
+			ev.Duration = 0
+			if d.wasRecording && d.lastDuration != nil && *d.lastDuration > 0 {
+				ev.Duration = *d.lastDuration
+			}
+			if d.lastSeen != nil {
+				ev.LastHeard = *d.lastSeen
+			}
+		}
+		events = append(events, ev)
 	}
 	if d.downSince != nil && !out.Delete {
 		events = append(events, heartbeat.Event{Kind: heartbeat.EventReturned, At: now, SessionID: a.SessionID})
 	}
 	for i, ev := range events {
+		if ev.Kind == heartbeat.EventEnded {
+			if err := queueEndReport(wb, d.id, ev); err != nil {
+				return 0, err
+			}
+		}
 		activity := ""
 		if i == 0 && out.CompleteActivity {
 			activity = a.ActivityID

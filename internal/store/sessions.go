@@ -81,9 +81,21 @@ type DeviceStatus struct {
 	// StopPending: STOP is waiting for the enclosure's next heartbeat (a cancel or removal that
 	// is already CANCELED here).
 	StopPending bool `json:"stop_pending"`
+	// SecondsLost and Gaps account for what a reboot or a restart of the client cost: the
+	// seconds between the last heartbeat of a lost segment and the start of the next.
+	SecondsLost int64 `json:"seconds_lost"`
+	Gaps        []Gap `json:"gaps"`
 	// Files and their summary are added by the API's session detail.
 	Files        []SessionFile `json:"files,omitempty"`
 	FilesSummary *FilesSummary `json:"files_summary,omitempty"`
+}
+
+// Gap is a time an enclosure of a session did not record: from the last heartbeat of a lost
+// segment to the start of the next one (or to the planned end, when none followed).
+type Gap struct {
+	From    time.Time `json:"from"`
+	To      time.Time `json:"to"`
+	Seconds int64     `json:"seconds"`
 }
 
 // NewSession is what a researcher asks for; Devices are already validated.
@@ -155,8 +167,8 @@ func (s *Store) CreateSession(ctx context.Context, ns NewSession, ids WorkflowID
 			}
 			args["message"] = fmt.Sprintf("device %s is already assigned to a recording session (%d)", name, other)
 			if _, err := tx.Exec(ctx, `
-				INSERT INTO session_devices (session_id, device_id, file_prefix, status, message, ended_at)
-				VALUES (@session_id, @device_id, @file_prefix, 'FAILED', @message, now())`, args); err != nil {
+				INSERT INTO session_devices (session_id, device_id, file_prefix, status, message, ended_at, refused)
+				VALUES (@session_id, @device_id, @file_prefix, 'FAILED', @message, now(), true)`, args); err != nil {
 				return err
 			}
 		}
@@ -260,7 +272,7 @@ func (s *Store) deviceStatuses(ctx context.Context, where string, args pgx.Named
 	rows, err := s.pool.Query(ctx, `
 		WITH dev AS (`+deviceSelect+`)
 		SELECT sd.session_id, sd.file_prefix, sd.recording_time, sd.status, sd.message, sd.started_at, sd.ended_at,
-		       sd.segments,
+		       sd.segments, sd.seconds_lost, sd.gaps,
 		       EXISTS (SELECT 1 FROM device_assignments a WHERE a.device_id = sd.device_id
 		               AND a.session_id = sd.session_id AND a.phase = 'stopping'),
 		       dev.*
@@ -274,7 +286,7 @@ func (s *Store) deviceStatuses(ctx context.Context, where string, args pgx.Named
 	for rows.Next() {
 		var st DeviceStatus
 		dest := append([]any{&st.SessionID, &st.FilenamePrefix, &st.RecordingTime, &st.Status, &st.Message, &st.StartedAt,
-			&st.EndedAt, &st.Segments, &st.StopPending}, st.Device.dest()...)
+			&st.EndedAt, &st.Segments, &st.SecondsLost, &st.Gaps, &st.StopPending}, st.Device.dest()...)
 		if err := rows.Scan(dest...); err != nil {
 			return nil, err
 		}
@@ -319,9 +331,14 @@ type DeviceUpdate struct {
 	EndedAt       *time.Time
 	RecordingTime *int64
 	Segments      *int
-	Event         string // timeline entry kind; empty for none
-	EventMessage  string
-	At            time.Time
+	SecondsLost   *int64
+	Gaps          []Gap // nil: unchanged
+	// Final marks the workflow's last write of the enclosure's part: later reports are the
+	// heartbeat path's to count (queueEndReport).
+	Final        bool
+	Event        string // timeline entry kind; empty for none
+	EventMessage string
+	At           time.Time
 }
 
 // UpdateSessionDevice applies a DeviceUpdate and its timeline entry.
@@ -337,10 +354,14 @@ func (s *Store) UpdateSessionDevice(ctx context.Context, u DeviceUpdate) error {
 				ended_at = coalesce(@ended_at, ended_at),
 				-- The heartbeats kept it live: the workflow's final figure never takes it back.
 				recording_time = greatest(recording_time, coalesce(@recording_time, recording_time)),
-				segments = coalesce(@segments, segments)
+				segments = coalesce(@segments, segments),
+				seconds_lost = coalesce(@seconds_lost, seconds_lost),
+				gaps = coalesce(@gaps, gaps),
+				workflow_ended = workflow_ended OR @final
 			WHERE session_id = @session_id AND device_id = @device_id`,
 			pgx.NamedArgs{"session_id": u.SessionID, "device_id": u.DeviceID, "status": u.Status, "message": u.Message,
-				"started_at": u.StartedAt, "ended_at": u.EndedAt, "recording_time": u.RecordingTime, "segments": u.Segments})
+				"started_at": u.StartedAt, "ended_at": u.EndedAt, "recording_time": u.RecordingTime, "segments": u.Segments,
+				"seconds_lost": u.SecondsLost, "gaps": gapsArg(u.Gaps), "final": u.Final})
 		if err != nil || u.Event == "" {
 			return err
 		}
@@ -348,14 +369,21 @@ func (s *Store) UpdateSessionDevice(ctx context.Context, u DeviceUpdate) error {
 	})
 }
 
+// gapsArg is the gaps column's new value, or nil to keep it.
+func gapsArg(gaps []Gap) []byte {
+	if gaps == nil {
+		return nil
+	}
+	raw, _ := json.Marshal(gaps) // a slice of plain structs always encodes
+	return raw
+}
+
 // SetSessionStatus records a session's status (and its end, for final statuses).
 func (s *Store) SetSessionStatus(ctx context.Context, id int64, status string, endedAt *time.Time) error {
 	return s.tx(ctx, func(tx pgx.Tx) error {
-		// CANCELED (written by RequestStop at the user's request) stays.
-		if _, err := tx.Exec(ctx, `
-			UPDATE sessions SET status = CASE WHEN status = 'CANCELED' THEN status ELSE @status END,
-				ended_at = coalesce(@ended_at, ended_at)
-			WHERE id = @id`,
+		// A cancel the API recorded stands, whatever the workflow computes afterwards.
+		if _, err := tx.Exec(ctx, `UPDATE sessions SET status = CASE WHEN status = 'CANCELED' THEN status ELSE @status END,
+			ended_at = coalesce(@ended_at, ended_at) WHERE id = @id`,
 			pgx.NamedArgs{"id": id, "status": status, "ended_at": endedAt}); err != nil {
 			return err
 		}
@@ -384,7 +412,8 @@ type PlannedDevice struct {
 	FilePrefix string
 }
 
-// SessionPlan reads the session's parameters and its enclosures still PENDING.
+// SessionPlan reads the session's parameters and the enclosures it drives: every one but those
+// refused at creation, so a run after an operator's reset drives (and counts) the same ones.
 func (s *Store) SessionPlan(ctx context.Context, id int64) (SessionPlan, error) {
 	p := SessionPlan{ID: id}
 	err := s.pool.QueryRow(ctx, `SELECT duration, fragment_hourly, target_fps, apply_filter FROM sessions WHERE id = @id`,
@@ -394,7 +423,7 @@ func (s *Store) SessionPlan(ctx context.Context, id int64) (SessionPlan, error) 
 	}
 	rows, err := s.pool.Query(ctx, `
 		SELECT sd.device_id, d.name, sd.file_prefix FROM session_devices sd JOIN devices d ON d.id = sd.device_id
-		WHERE sd.session_id = @id AND sd.status <> 'FAILED' ORDER BY d.name`, pgx.NamedArgs{"id": id})
+		WHERE sd.session_id = @id AND NOT sd.refused ORDER BY d.name`, pgx.NamedArgs{"id": id})
 	if err != nil {
 		return p, err
 	}
