@@ -1,20 +1,19 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/jax-mba/mba/internal/auth"
+	"github.com/jax-mba/mba/internal/testenv"
 )
 
 // TestBadInput: every way a body can be wrong is a 400 naming the problem, never a 500 and
@@ -190,23 +189,10 @@ func TestPasswordHashingIsBounded(t *testing.T) {
 	require.Equal(t, 1, hashSlots(1, auth.Hasher{MemoryKiB: 46 << 10}), "at least one")
 }
 
-// syncBuffer is a log destination tests can read while the server writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // TestRefusedFloodLogsBounded: a flood of 429s writes one line for the first and one summary,
 // not a line per request.
 func TestRefusedFloodLogsBounded(t *testing.T) {
-	var logs syncBuffer
+	var logs testenv.Buffer
 	h := newHarness(t, func(d *Deps) {
 		d.Log = slog.New(slog.NewTextHandler(&logs, nil))
 		d.Config.LoginPerClient = Rate{Burst: 1, Every: time.Hour}

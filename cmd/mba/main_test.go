@@ -401,7 +401,7 @@ func serveUntilWaiting(t *testing.T, bin string, env []string) string {
 	t.Helper()
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "MBA_DB_URL=postgres://x@127.0.0.1:1/x"}, env...)
-	var out lockedBuffer
+	var out testenv.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	require.NoError(t, cmd.Start())
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,19 +13,6 @@ import (
 
 	"github.com/jax-mba/mba/internal/testenv"
 )
-
-// lockedBuffer is a log the process writes while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // TestServeWaitsForPostgresAndTemporal: started while Postgres and Temporal are unreachable,
 // serve keeps waiting (saying so) instead of exiting, and serves once they are back.
@@ -40,7 +25,7 @@ func TestServeWaitsForPostgresAndTemporal(t *testing.T) {
 	dbURL.Host = pg.Addr()
 	temporal := testenv.NewOutage(t, testenv.TemporalAddress(t))
 
-	var logs lockedBuffer
+	var logs testenv.Buffer
 	serve := exec.Command(bin, "serve")
 	serve.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
 		"MBA_DB_URL=" + dbURL.String(), "MBA_TEMPORAL_ADDRESS=" + temporal.Addr(),
