@@ -142,7 +142,7 @@ func (d *device) ended() bool {
 // run drives the enclosure until its recording ended, or continues as new.
 func (d *device) run(ctx workflow.Context) error {
 	if d.st.Status == store.DevicePending && d.st.Stop == nil {
-		d.start(ctx, d.in.Duration, d.in.FilePrefix, d.in.Settings.StartDeadline)
+		d.start(ctx, d.firstStart(), d.in.Settings.StartDeadline)
 	}
 	for !d.ended() {
 		if ctx.Err() != nil {
@@ -249,11 +249,16 @@ func (d *device) update(ctx workflow.Context, u store.DeviceUpdate) {
 	}
 }
 
-// start sends START for a segment of seconds with prefix and waits for the enclosure to
-// acknowledge it, for the deadline, or for a stop request.
-func (d *device) start(ctx workflow.Context, seconds int64, prefix string, deadline time.Duration) {
-	params := protocol.StartParams{SessionID: d.in.SessionID, Duration: seconds, FragmentHourly: d.in.FragmentHourly,
-		FilePrefix: prefix, TargetFPS: int64(d.in.TargetFPS), ApplyFilter: d.in.ApplyFilter}
+// firstStart is the START of the recording's first segment; resumed segments derive from it
+// (protocol.StartParams.Resumed).
+func (d *device) firstStart() protocol.StartParams {
+	return protocol.StartParams{SessionID: d.in.SessionID, Duration: d.in.Duration, FragmentHourly: d.in.FragmentHourly,
+		FilePrefix: d.in.FilePrefix, TargetFPS: int64(d.in.TargetFPS), ApplyFilter: d.in.ApplyFilter}
+}
+
+// start sends START with params and waits for the enclosure to acknowledge it, for the
+// deadline, or for a stop request.
+func (d *device) start(ctx workflow.Context, params protocol.StartParams, deadline time.Duration) {
 	actCtx, cancelStart := workflow.WithCancel(ctx)
 	defer cancelStart()
 	// Each attempt waits commandAttempt, then the retry writes the mailbox again (the attempt count
@@ -340,6 +345,9 @@ func (d *device) onStartResult(ctx workflow.Context, ev heartbeat.Event) {
 		segments := d.st.Segments
 		d.update(ctx, store.DeviceUpdate{Status: store.DeviceRecording, StartedAt: &d.st.StartedAt, Segments: &segments,
 			Event: kind, EventMessage: msg, At: ev.At})
+		if first && d.in.Settings.Resume && workflow.GetVersion(ctx, changeResumeAtOnce, workflow.DefaultVersion, 1) == 1 {
+			d.planResume(ctx)
+		}
 	case heartbeat.EventEnded:
 		if d.st.Segments == 0 && ev.Duration > 0 {
 			// It recorded, and finished, before this workflow got to it (a short session).
@@ -473,6 +481,21 @@ func (d *device) onEnded(ev heartbeat.Event) {
 // restarted client's first heartbeat), and keeps the seconds lost.
 const changeHonestGaps = "honest-gaps"
 
+// changeResumeAtOnce is the version change that lets the heartbeat path send the resume START
+// on the heartbeat that shows a reboot (it went out one heartbeat later, after this workflow
+// had decided): once the recording started, the policy and the plan go in the mailbox.
+const changeResumeAtOnce = "resume-at-once"
+
+// planResume writes the resume plan in the mailbox (heartbeat.ResumePlan): the workflow's
+// policy (resume on, the minimum segment) and the planned end.
+func (d *device) planResume(ctx workflow.Context) {
+	p := activities.ResumePlan{DeviceID: d.in.DeviceID, SessionID: d.in.SessionID, Plan: heartbeat.ResumePlan{
+		PlannedEnd: d.st.PlannedEnd, MinSegment: d.in.Settings.MinSegment, Segments: d.st.Segments, First: d.firstStart()}}
+	if err := dbWrite(ctx, d.a.PlanResume, "PlanResume", p, nil); err != nil {
+		workflow.GetLogger(ctx).Error("writing the resume plan", "error", err)
+	}
+}
+
 // onReset handles an enclosure that lost its session mid-recording (PROTOCOL.md 5.6).
 func (d *device) onReset(ctx workflow.Context, ev heartbeat.Event) {
 	honest := workflow.GetVersion(ctx, changeHonestGaps, workflow.DefaultVersion, 1) == 1 && !ev.LastHeard.IsZero()
@@ -483,7 +506,14 @@ func (d *device) onReset(ctx workflow.Context, ev heartbeat.Event) {
 	} else if lost := ev.At.Sub(d.st.SegmentStart); lost > 0 {
 		d.st.Recorded += int64(lost / time.Second)
 	}
-	remaining := d.st.PlannedEnd.Sub(workflow.Now(ctx))
+	at := workflow.Now(ctx)
+	if ev.Resumed {
+		// The heartbeat path sent the resume START for the time left then (the same rule as
+		// below, heartbeat.ResumeSeconds): this START is that one, and settles with its
+		// acknowledgement. Events recorded before the change never say Resumed.
+		at = ev.At
+	}
+	remaining := d.st.PlannedEnd.Sub(at)
 	d.update(ctx, store.DeviceUpdate{Event: "reset", EventMessage: "the enclosure lost its session (rebooted or client restarted)", At: ev.At})
 	if !d.in.Settings.Resume {
 		d.clear(ctx)
@@ -501,9 +531,8 @@ func (d *device) onReset(ctx workflow.Context, ev heartbeat.Event) {
 		d.end(store.DeviceComplete, fmt.Sprintf("rebooted %s before the planned end; not resumed", remaining.Round(time.Second)))
 		return
 	}
-	prefix := fmt.Sprintf("%s_s%d", d.in.FilePrefix, d.st.Segments+1)
 	d.st.Status = store.DevicePending // until the new segment starts
-	d.start(ctx, int64(remaining/time.Second), prefix, min(remaining, d.in.Settings.StartDeadline))
+	d.start(ctx, d.firstStart().Resumed(d.st.Segments+1, int64(remaining/time.Second)), min(remaining, d.in.Settings.StartDeadline))
 	switch {
 	case d.st.Status == store.DeviceRecording && honest:
 		d.addGap(ctx, gapFrom, d.st.SegmentStart)

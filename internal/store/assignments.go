@@ -220,11 +220,33 @@ func assignStart(ctx context.Context, tx pgx.Tx, deviceID int64, old *heartbeat.
 		INSERT INTO device_assignments (device_id, session_id, phase, start_params, workflow_id, activity_id, updated_at)
 		VALUES (@device_id, @session_id, 'starting', @params, @workflow_id, nullif(@activity_id, ''), @now)
 		ON CONFLICT (device_id) DO UPDATE SET session_id = excluded.session_id, phase = 'starting',
-			start_params = excluded.start_params, workflow_id = excluded.workflow_id,
+			-- A START of this session already waiting (the heartbeat path's resume START) is the
+			-- one that went out: it stays, so one segment never gets two STARTs.
+			start_params = CASE WHEN device_assignments.session_id = excluded.session_id AND device_assignments.phase = 'starting'
+				THEN device_assignments.start_params ELSE excluded.start_params END,
+			resume = CASE WHEN device_assignments.session_id = excluded.session_id THEN device_assignments.resume END,
+			workflow_id = excluded.workflow_id,
 			activity_id = excluded.activity_id, updated_at = excluded.updated_at`,
 		pgx.NamedArgs{"device_id": deviceID, "session_id": params.SessionID, "params": body,
 			"workflow_id": workflowID, "activity_id": activityID, "now": now})
 	return err
+}
+
+// PlanResume lets the heartbeat path resume the enclosure itself when it reboots mid-recording
+// of sessionID (heartbeat.ResumePlan). A plan already there is kept: the heartbeat path counts
+// the segments it started since.
+func (s *Store) PlanResume(ctx context.Context, deviceID, sessionID int64, plan heartbeat.ResumePlan) error {
+	body, err := json.Marshal(plan)
+	if err != nil {
+		return fmt.Errorf("PlanResume: %w", err)
+	}
+	if _, err := s.pool.Exec(ctx, `
+		UPDATE device_assignments SET resume = @plan
+		WHERE device_id = @device_id AND session_id = @session_id AND resume IS NULL`,
+		pgx.NamedArgs{"device_id": deviceID, "session_id": sessionID, "plan": body}); err != nil {
+		return fmt.Errorf("PlanResume: %w", err)
+	}
+	return nil
 }
 
 // RequestStop records a cancel (req.DeviceID 0) or the removal of one enclosure, in one
