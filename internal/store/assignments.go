@@ -220,10 +220,10 @@ func assignStart(ctx context.Context, tx pgx.Tx, deviceID int64, old *heartbeat.
 		INSERT INTO device_assignments (device_id, session_id, phase, start_params, workflow_id, activity_id, updated_at)
 		VALUES (@device_id, @session_id, 'starting', @params, @workflow_id, nullif(@activity_id, ''), @now)
 		ON CONFLICT (device_id) DO UPDATE SET session_id = excluded.session_id, phase = 'starting',
-			-- A START of this session already waiting (the heartbeat path's resume START) is the
-			-- one that went out: it stays, so one segment never gets two STARTs.
+			-- The heartbeat path's resume START (a resumable session's START waiting) is the one
+			-- that went out: it stays, so one segment never gets two different STARTs.
 			start_params = CASE WHEN device_assignments.session_id = excluded.session_id AND device_assignments.phase = 'starting'
-				THEN device_assignments.start_params ELSE excluded.start_params END,
+				AND device_assignments.resume IS NOT NULL THEN device_assignments.start_params ELSE excluded.start_params END,
 			resume = CASE WHEN device_assignments.session_id = excluded.session_id THEN device_assignments.resume END,
 			workflow_id = excluded.workflow_id,
 			activity_id = excluded.activity_id, updated_at = excluded.updated_at`,
