@@ -44,6 +44,8 @@ type DeviceState struct {
 	LastEventID  int64       // outbox ids at or below this were handled (at-least-once delivery)
 	// Pending holds signals drained before continue-as-new, handled first by the next run.
 	Pending []heartbeat.Event
+	// Reset is a reset that arrived while a START was pending, handled once it started.
+	Reset *heartbeat.Event
 	Stop    *StopRequest
 	Files   FileChecks // the checks of the recording's uploaded files
 }
@@ -309,11 +311,21 @@ func (d *device) start(ctx workflow.Context, params protocol.StartParams, deadli
 				d.onStartResult(ctx, ev)
 			case heartbeat.EventFileUploaded: // a fragment of an earlier segment
 				d.files.uploaded(ctx, ev)
+			case heartbeat.EventReset:
+				// It rebooted again before this START settled (two reboots while Temporal was slow:
+				// the heartbeat path resumed both): handled once this segment is known started.
+				if workflow.GetVersion(ctx, changeResetWhileStarting, workflow.DefaultVersion, 1) == 1 {
+					d.st.Reset = &ev
+				}
 			}
 		})
 		sel.Select(ctx)
 	}
 }
+
+// changeResetWhileStarting is the version change that handles a reset arriving while a START is
+// pending (it was dropped, and with it the lost segment's seconds and the next segment).
+const changeResetWhileStarting = "reset-while-starting"
 
 // fresh reports whether an outbox event is new (delivery is at least once).
 func (d *device) fresh(ev heartbeat.Event) bool {
@@ -362,6 +374,11 @@ func (d *device) onStartResult(ctx workflow.Context, ev heartbeat.Event) {
 
 // waitRecording waits for the next thing that happens to a recording enclosure.
 func (d *device) waitRecording(ctx workflow.Context) {
+	if ev := d.st.Reset; ev != nil {
+		d.st.Reset = nil
+		d.onReset(ctx, *ev) // already counted as seen (fresh)
+		return
+	}
 	if len(d.st.Pending) > 0 {
 		ev := d.st.Pending[0]
 		d.st.Pending = d.st.Pending[1:]

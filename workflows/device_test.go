@@ -210,6 +210,32 @@ func TestRebootResumedByTheHeartbeat(t *testing.T) {
 		dt.starts[1].Params.Duration)
 }
 
+// Two reboots before the workflow heard of the first (Temporal slow): the heartbeat path resumed
+// both, and the second reset, arriving while the workflow's START for the second segment is
+// pending, is handled once that segment started: three segments, each counted.
+func TestSecondRebootWhileTheResumeIsPending(t *testing.T) {
+	dt := newDeviceTest(t)
+	dt.startsAfter(10 * time.Second)
+	reset := func(id int64, after time.Duration, recorded int64) {
+		dt.env.RegisterDelayedCallback(func() {
+			now := dt.env.Now()
+			dt.env.SignalWorkflow(SignalDeviceEvent, heartbeat.Event{ID: id, Kind: heartbeat.EventReset, At: now,
+				Duration: recorded, LastHeard: now.Add(-time.Second), Resumed: true})
+		}, after)
+	}
+	reset(1, 10*time.Second+time.Hour, 3599)
+	reset(2, 15*time.Second+time.Hour, 4) // while the second segment's START is pending
+	dt.at(10*time.Second+3*time.Hour, heartbeat.Event{ID: 3, Kind: heartbeat.EventEnded, Duration: 7100})
+
+	res := dt.run(3 * time.Hour)
+	require.Equal(t, store.DeviceComplete, res.Status)
+	require.Equal(t, 3, res.Segments)
+	require.Len(t, dt.starts, 3)
+	require.Equal(t, "cage3_s3", dt.starts[2].Params.FilePrefix)
+	require.Equal(t, int64(3599+4+7100), res.Recorded, "the short second segment counts")
+	require.Equal(t, []string{"started", "reset", "resumed", "gap", "reset", "resumed", "gap", "ended"}, dt.events())
+}
+
 func TestNoResumePlanWhenResumeIsOff(t *testing.T) {
 	dt := newDeviceTest(t)
 	dt.startsAfter(time.Second)
