@@ -46,8 +46,8 @@ type DeviceState struct {
 	Pending []heartbeat.Event
 	// Reset is a reset that arrived while a START was pending, handled once it started.
 	Reset *heartbeat.Event
-	Stop    *StopRequest
-	Files   FileChecks // the checks of the recording's uploaded files
+	Stop  *StopRequest
+	Files FileChecks // the checks of the recording's uploaded files
 }
 
 // DeviceResult is how an enclosure's recording ended.
