@@ -323,6 +323,10 @@ func (d *device) start(ctx workflow.Context, params protocol.StartParams, deadli
 	}
 }
 
+// changeResumedSegmentEnded is the version change that counts a resumed segment that ended
+// before its START settled.
+const changeResumedSegmentEnded = "resumed-segment-ended"
+
 // changeResetWhileStarting is the version change that handles a reset arriving while a START is
 // pending (it was dropped, and with it the lost segment's seconds and the next segment).
 const changeResetWhileStarting = "reset-while-starting"
@@ -365,6 +369,11 @@ func (d *device) onStartResult(ctx workflow.Context, ev heartbeat.Event) {
 			// It recorded, and finished, before this workflow got to it (a short session).
 			d.st.Segments = 1
 			d.st.StartedAt = ev.At.Add(-time.Duration(ev.Duration) * time.Second)
+		} else if ev.Duration > 0 && workflow.GetVersion(ctx, changeResumedSegmentEnded, workflow.DefaultVersion, 1) == 1 {
+			// The segment the heartbeat path resumed recorded, and finished, before this workflow
+			// heard of the reboot (Temporal was down): it counts, and so does the gap before it.
+			d.st.Segments++
+			d.st.SegmentStart = ev.At.Add(-time.Duration(ev.Duration) * time.Second)
 		}
 		d.onEnded(ev)
 	default: // released: the mailbox was taken over; the enclosure never recorded for us
@@ -549,9 +558,10 @@ func (d *device) onReset(ctx workflow.Context, ev heartbeat.Event) {
 		return
 	}
 	d.st.Status = store.DevicePending // until the new segment starts
+	segments := d.st.Segments
 	d.start(ctx, d.firstStart().Resumed(d.st.Segments+1, int64(remaining/time.Second)), min(remaining, d.in.Settings.StartDeadline))
 	switch {
-	case d.st.Status == store.DeviceRecording && honest:
+	case (d.st.Status == store.DeviceRecording || d.st.Segments > segments) && honest:
 		d.addGap(ctx, gapFrom, d.st.SegmentStart)
 	case d.st.Status == store.DeviceRecording:
 		d.update(ctx, store.DeviceUpdate{Event: "gap", EventMessage: fmt.Sprintf("not recorded for %s", d.st.SegmentStart.Sub(ev.At).Round(time.Second)), At: d.st.SegmentStart})

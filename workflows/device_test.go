@@ -236,6 +236,37 @@ func TestSecondRebootWhileTheResumeIsPending(t *testing.T) {
 	require.Equal(t, []string{"started", "reset", "resumed", "gap", "reset", "resumed", "gap", "ended"}, dt.events())
 }
 
+// A resumed segment that recorded and finished before the workflow heard of the reboot
+// (Temporal down across the rest of the session): it counts, with the gap before it, and the
+// enclosure is not shown as a clean COMPLETE.
+func TestResumedSegmentEndedBeforeTheWorkflowHeard(t *testing.T) {
+	dt := newDeviceTest(t)
+	var resumedEnd time.Time
+	dt.env.OnActivity(dt.a.SendStart, mock.Anything, mock.Anything).Return(func(_ context.Context, cmd activities.StartCommand) (heartbeat.Event, error) {
+		dt.starts = append(dt.starts, cmd)
+		if len(dt.starts) == 1 {
+			return heartbeat.Event{Kind: heartbeat.EventStarted, At: dt.env.Now(), SessionID: cmd.Params.SessionID}, nil
+		}
+		// The mailbox holds the end the enclosure reported at the planned end.
+		return heartbeat.Event{Kind: heartbeat.EventEnded, At: resumedEnd, SessionID: cmd.Params.SessionID, Duration: 3590}, nil
+	})
+	dt.env.RegisterDelayedCallback(func() {
+		now := dt.env.Now()
+		resumedEnd = now // the planned end
+		at := now.Add(-3590 * time.Second)
+		dt.env.SignalWorkflow(SignalDeviceEvent, heartbeat.Event{ID: 1, Kind: heartbeat.EventReset, At: at,
+			Duration: 3600, LastHeard: at.Add(-10 * time.Second), Resumed: true})
+	}, 2*time.Hour)
+
+	res := dt.run(2 * time.Hour)
+	require.Equal(t, store.DeviceComplete, res.Status)
+	require.Equal(t, 2, res.Segments)
+	require.Equal(t, int64(3600+3590), res.Recorded)
+	require.Equal(t, int64(10), res.Lost)
+	require.Equal(t, int64(2*3600), res.Recorded+res.Lost)
+	require.Contains(t, res.Message, "lost 10s in 1 gap(s)")
+}
+
 func TestNoResumePlanWhenResumeIsOff(t *testing.T) {
 	dt := newDeviceTest(t)
 	dt.startsAfter(time.Second)
