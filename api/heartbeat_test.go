@@ -435,3 +435,33 @@ func TestHeartbeatResumesAtOnce(t *testing.T) {
 	out = h.outbox()
 	require.Equal(t, "reset/", out[len(out)-1])
 }
+
+// TestHeartbeatRebootBeforeTheWorkflowRan: the enclosure acknowledged START and rebooted before
+// its workflow's SendStart ran: that START settles as started (when it started) instead of
+// going out again on the same prefix, which would overwrite the files it wrote; the resume's
+// START, on a prefix of its own, goes out.
+func TestHeartbeatRebootBeforeTheWorkflowRan(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	h.send(beat("NV12", 0, false, ""))
+	dev := h.deviceID("NV12")
+	sid := h.session(dev)
+	require.Equal(t, "START", command(t, h.send(beat("NV12", 0, false, ""))), "the session's first START, before any workflow")
+	started := h.clock.Now()
+	require.Equal(t, "", command(t, h.send(beat("NV12", sid, true, ""))))
+	h.clock.Advance(time.Minute)
+	require.Equal(t, "", command(t, h.send(beat("NV12", 0, false, ""))), "rebooted: reset, for the workflow")
+
+	first := protocol.StartParams{SessionID: sid, Duration: 3600, FilePrefix: "cage", TargetFPS: 30}
+	settled, err := h.store.AssignStart(ctx, dev, first, "wf", "start-1", h.clock.Now())
+	require.NoError(t, err)
+	require.NotNil(t, settled)
+	require.Equal(t, heartbeat.EventStarted, settled.Kind)
+	require.WithinDuration(t, started, settled.At, time.Second, "when it started, not when it rebooted")
+	require.Equal(t, "", command(t, h.send(beat("NV12", 0, false, ""))), "no second START of the first segment")
+
+	h.assignStart(dev, first.Resumed(2, 3540), "wf", "start-2", h.clock.Now())
+	res := h.send(beat("NV12", 0, false, ""))
+	require.Equal(t, "START", command(t, res))
+	require.Contains(t, res.json(t)["parameters"], `"file_prefix":"cage_s2"`)
+}

@@ -22,6 +22,12 @@ func TestUIShowsSecondsLost(t *testing.T) {
 	require.Eventually(t, func() bool { return e.State().Recording }, 30*time.Second, 50*time.Millisecond)
 	e.GoSilent(3 * time.Second)
 	e.Reboot()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("session: %+v", s.session(sid))
+			t.Logf("enclosure: %+v", e.State())
+		}
+	})
 	x := s.waitSession(sid, store.SessionPartial, 60*time.Second)
 	require.Positive(t, x.SecondsLost)
 	require.Equal(t, x.DeviceStatuses[0].SecondsLost, x.SecondsLost)

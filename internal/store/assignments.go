@@ -25,16 +25,26 @@ func assignmentOf(ctx context.Context, tx pgx.Tx, deviceID int64) (*heartbeat.As
 	}
 	var a heartbeat.Assignment
 	var activityID *string
+	var params []byte
 	err := tx.QueryRow(ctx, `
-		SELECT session_id, phase, workflow_id, activity_id, updated_at FROM device_assignments WHERE device_id = @id`,
-		pgx.NamedArgs{"id": deviceID}).Scan(&a.SessionID, &a.Phase, &a.WorkflowID, &activityID, &a.UpdatedAt)
+		SELECT session_id, phase, start_params, workflow_id, activity_id, updated_at FROM device_assignments WHERE device_id = @id`,
+		pgx.NamedArgs{"id": deviceID}).Scan(&a.SessionID, &a.Phase, &params, &a.WorkflowID, &activityID, &a.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
+	}
+	if err != nil {
+		return nil, err
 	}
 	if activityID != nil {
 		a.ActivityID = *activityID
 	}
-	return &a, err
+	if len(params) > 0 {
+		a.Start = new(protocol.StartParams)
+		if err := json.Unmarshal(params, a.Start); err != nil {
+			return nil, fmt.Errorf("assignmentOf: %w", err)
+		}
+	}
+	return &a, nil
 }
 
 // AssignStart puts START for params in the enclosure's mailbox; it goes out on every heartbeat
@@ -76,6 +86,14 @@ func (s *Store) AssignStart(ctx context.Context, deviceID int64, params protocol
 			case heartbeat.Recording:
 				settled = &heartbeat.Event{Kind: heartbeat.EventStarted, At: old.UpdatedAt, SessionID: params.SessionID}
 				return nil
+			case heartbeat.Reset:
+				if old.Start != nil && old.Start.FilePrefix == params.FilePrefix {
+					// It acknowledged this very START and lost the recording since (it rebooted before
+					// this workflow ran): the START settles as started, when it started, and the queued
+					// reset resumes it on a prefix of its own. This prefix again would overwrite its files.
+					settled = &heartbeat.Event{Kind: heartbeat.EventStarted, At: old.UpdatedAt, SessionID: params.SessionID}
+					return nil
+				}
 			case heartbeat.Completing:
 				// It recorded and finished before its workflow ran: report what it reported.
 				settled, err = endReport(ctx, tx, deviceID, params.SessionID, old.UpdatedAt)

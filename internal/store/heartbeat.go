@@ -111,7 +111,9 @@ func queueOutcome(b *pgx.Batch, deviceID int64, a *heartbeat.Assignment, out hea
 			activity_id = NULL, updated_at = @now
 			WHERE device_id = @device_id`+same, args)
 	case out.NewPhase != "":
-		b.Queue(`UPDATE device_assignments SET phase = @phase, activity_id = NULL, updated_at = @now
+		// A reset keeps the time its recording started: a START settling late reports it (AssignStart).
+		b.Queue(`UPDATE device_assignments SET phase = @phase, activity_id = NULL,
+			updated_at = CASE WHEN @phase = 'reset' THEN updated_at ELSE @now END
 			WHERE device_id = @device_id`+same, args)
 	default:
 		return false, nil
