@@ -148,18 +148,24 @@ func TestCancelAndRemove(t *testing.T) {
 	}
 }
 
+// waitResumePlan waits until the enclosure's workflow knows it records and has written its
+// resume plan in the mailbox (it does once the recording started).
+func (s *stack) waitResumePlan(deviceID int64) {
+	s.t.Helper()
+	require.Eventually(s.t, func() bool {
+		var planned bool
+		err := s.pool.QueryRow(context.Background(), `SELECT resume IS NOT NULL FROM device_assignments WHERE device_id = $1`, deviceID).Scan(&planned)
+		return err == nil && planned
+	}, 30*time.Second, 50*time.Millisecond)
+}
+
 func TestRebootResumes(t *testing.T) {
 	s := newStack(t)
 	sim, ids := s.enclosures(1, "E2EC")
 	sid := s.createSession(ids, 8)
 	e := sim.Enclosures()[0]
 	require.Eventually(t, func() bool { return e.State().Recording }, 30*time.Second, 50*time.Millisecond)
-	// The workflow has written its resume plan in the mailbox (it does once the recording started).
-	require.Eventually(t, func() bool {
-		var planned bool
-		err := s.pool.QueryRow(context.Background(), `SELECT resume IS NOT NULL FROM device_assignments WHERE device_id = $1`, ids[0]).Scan(&planned)
-		return err == nil && planned
-	}, 30*time.Second, 50*time.Millisecond)
+	s.waitResumePlan(ids[0])
 	time.Sleep(2 * time.Second)
 	e.GoSilent(3 * time.Second) // booting: a gap of seconds, whatever the workflow's speed
 	e.Reboot()

@@ -20,6 +20,7 @@ func TestUIShowsSecondsLost(t *testing.T) {
 	sid := s.createSession(ids, 8)
 	e := sim.Enclosures()[0]
 	require.Eventually(t, func() bool { return e.State().Recording }, 30*time.Second, 50*time.Millisecond)
+	s.waitResumePlan(ids[0]) // the service knows it records (a reboot before that is a START not acknowledged)
 	e.GoSilent(3 * time.Second)
 	e.Reboot()
 	t.Cleanup(func() {
