@@ -18,6 +18,7 @@ type Mailbox interface {
 	AssignStop(ctx context.Context, deviceID, sessionID int64, activityID string, now time.Time) (*heartbeat.Event, error)
 	AssignComplete(ctx context.Context, deviceID, sessionID int64, activityID string, now time.Time) (*heartbeat.Event, error)
 	ClearAssignment(ctx context.Context, deviceID, sessionID int64) error
+	PlanResume(ctx context.Context, deviceID, sessionID int64, plan heartbeat.ResumePlan) error
 }
 
 // ReadModel is the session read model the API lists from; the workflows are its only writers.
@@ -96,6 +97,18 @@ func settledOrPending(ev *heartbeat.Event, err error) (heartbeat.Event, error) {
 // ClearAssignment empties the enclosure's mailbox of the session (clean-up).
 func (r *Recording) ClearAssignment(ctx context.Context, cmd DeviceCommand) error {
 	return r.Mailbox.ClearAssignment(ctx, cmd.DeviceID, cmd.SessionID)
+}
+
+// ResumePlan lets the heartbeat path resume an enclosure that reboots mid-recording.
+type ResumePlan struct {
+	DeviceID  int64
+	SessionID int64
+	Plan      heartbeat.ResumePlan
+}
+
+// PlanResume writes the resume plan in the enclosure's mailbox.
+func (r *Recording) PlanResume(ctx context.Context, p ResumePlan) error {
+	return r.Mailbox.PlanResume(ctx, p.DeviceID, p.SessionID, p.Plan)
 }
 
 // LoadSessionPlan reads what a session workflow drives.

@@ -373,3 +373,95 @@ func TestTelemetryRecordsHeartbeatGaps(t *testing.T) {
 	h.send(beat("NV13", 0, false, ""))
 	require.Equal(t, []any{70000.0, 240000.0}, gaps())
 }
+
+// TestHeartbeatResumesAtOnce: with the workflow's resume plan in the mailbox, the heartbeat
+// that shows a reboot mid-recording gets the resume START itself (the next segment's prefix,
+// the time left), the reset tells the workflow so, and the workflow's SendStart for that
+// segment names its activity without writing another START: the acknowledgement settles it.
+func TestHeartbeatResumesAtOnce(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	h.send(beat("NV11", 0, false, ""))
+	dev := h.deviceID("NV11")
+	sid := h.session(dev)
+	first := protocol.StartParams{SessionID: sid, Duration: 3600, FragmentHourly: true, FilePrefix: "cage", TargetFPS: 30}
+	h.assignStart(dev, first, "wf", "start-1", h.clock.Now())
+	h.send(beat("NV11", sid, true, ""))
+	end := h.clock.Now().Add(time.Hour)
+	require.NoError(t, h.store.PlanResume(ctx, dev, sid, heartbeat.ResumePlan{PlannedEnd: end, MinSegment: time.Minute, Segments: 1, First: first}))
+	require.NoError(t, h.store.PlanResume(ctx, dev, sid, heartbeat.ResumePlan{PlannedEnd: end, Segments: 7, First: first}),
+		"a plan already there is kept")
+
+	h.clock.Advance(20 * time.Minute)
+	resumed := first.Resumed(2, 40*60)
+	startOf := func(res response) protocol.StartParams {
+		t.Helper()
+		require.Equal(t, "START", command(t, res))
+		var got protocol.StartParams
+		require.NoError(t, json.Unmarshal([]byte(res.json(t)["parameters"].(string)), &got))
+		return got
+	}
+	require.Equal(t, resumed, startOf(h.send(beat("NV11", 0, false, ""))), "the first heartbeat after the reboot")
+	rows, err := h.store.PendingOutbox(ctx, 100)
+	require.NoError(t, err)
+	last := rows[len(rows)-1]
+	require.Equal(t, "reset", last.Kind)
+	require.Empty(t, last.ActivityID)
+	var ev heartbeat.Event
+	require.NoError(t, json.Unmarshal(last.Payload, &ev))
+	require.True(t, ev.Resumed)
+	require.Equal(t, int64(120), ev.Duration, "the lost segment's last report")
+
+	// A lost reply: the same START again. The workflow's SendStart (its parameters computed a
+	// little later) keeps the START that went out and waits for the acknowledgement.
+	h.clock.Advance(time.Second)
+	require.Equal(t, resumed, startOf(h.send(beat("NV11", 0, false, ""))))
+	later := first.Resumed(2, 40*60-3)
+	h.assignStart(dev, later, "wf", "start-2", h.clock.Now())
+	require.Equal(t, resumed, startOf(h.send(beat("NV11", 0, false, ""))), "one START for one segment")
+	require.Equal(t, "", command(t, h.send(beat("NV11", sid, true, ""))))
+	out := h.outbox()
+	require.Equal(t, "started/start-2", out[len(out)-1])
+	settled, err := h.store.AssignStart(ctx, dev, later, "wf", "start-3", h.clock.Now())
+	require.NoError(t, err)
+	require.Equal(t, heartbeat.EventStarted, settled.Kind, "a SendStart after the acknowledgement settles at once")
+
+	// A second reboot resumes segment 3, for what is left; past the planned end nothing is resumed.
+	h.clock.Advance(10 * time.Minute)
+	require.Equal(t, first.Resumed(3, int64(end.Sub(h.clock.Now())/time.Second)), startOf(h.send(beat("NV11", 0, false, ""))))
+	h.send(beat("NV11", sid, true, ""))
+	h.clock.Advance(time.Hour)
+	require.Equal(t, "", command(t, h.send(beat("NV11", 0, false, ""))), "after the planned end the workflow decides")
+	out = h.outbox()
+	require.Equal(t, "reset/", out[len(out)-1])
+}
+
+// TestHeartbeatRebootBeforeTheWorkflowRan: the enclosure acknowledged START and rebooted before
+// its workflow's SendStart ran: that START settles as started (when it started) instead of
+// going out again on the same prefix, which would overwrite the files it wrote; the resume's
+// START, on a prefix of its own, goes out.
+func TestHeartbeatRebootBeforeTheWorkflowRan(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	h.send(beat("NV12", 0, false, ""))
+	dev := h.deviceID("NV12")
+	sid := h.session(dev)
+	require.Equal(t, "START", command(t, h.send(beat("NV12", 0, false, ""))), "the session's first START, before any workflow")
+	started := h.clock.Now()
+	require.Equal(t, "", command(t, h.send(beat("NV12", sid, true, ""))))
+	h.clock.Advance(time.Minute)
+	require.Equal(t, "", command(t, h.send(beat("NV12", 0, false, ""))), "rebooted: reset, for the workflow")
+
+	first := protocol.StartParams{SessionID: sid, Duration: 3600, FilePrefix: "cage", TargetFPS: 30}
+	settled, err := h.store.AssignStart(ctx, dev, first, "wf", "start-1", h.clock.Now())
+	require.NoError(t, err)
+	require.NotNil(t, settled)
+	require.Equal(t, heartbeat.EventStarted, settled.Kind)
+	require.WithinDuration(t, started, settled.At, time.Second, "when it started, not when it rebooted")
+	require.Equal(t, "", command(t, h.send(beat("NV12", 0, false, ""))), "no second START of the first segment")
+
+	h.assignStart(dev, first.Resumed(2, 3540), "wf", "start-2", h.clock.Now())
+	res := h.send(beat("NV12", 0, false, ""))
+	require.Equal(t, "START", command(t, res))
+	require.Contains(t, res.json(t)["parameters"], `"file_prefix":"cage_s2"`)
+}

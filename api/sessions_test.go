@@ -1,11 +1,13 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -136,4 +138,50 @@ func TestSessionLifecycleRoutes(t *testing.T) {
 	events := h.do("GET", path+"/events", token, nil)
 	require.Equal(t, http.StatusOK, events.status)
 	require.True(t, strings.Contains(string(events.body), `"kind":"created"`))
+}
+
+// TestSessionSecondsLost: the session's JSON carries what reboots cost it, the sum of its
+// enclosures' seconds_lost (as the workflows write them), in the detail and in the list; a
+// session that lost nothing says 0.
+func TestSessionSecondsLost(t *testing.T) {
+	h := newHarness(t)
+	h.user("ann@lab.example", "correct horse", false)
+	token, _ := h.login("ann@lab.example", "correct horse")
+	h.send(beat("NV1", 0, false, ""))
+	h.send(beat("NV2", 0, false, ""))
+	h.send(beat("NV3", 0, false, ""))
+	nv1, nv2, nv3 := h.deviceID("NV1"), h.deviceID("NV2"), h.deviceID("NV3")
+	create := func(ids ...int64) int64 {
+		var spec []map[string]any
+		for _, id := range ids {
+			spec = append(spec, map[string]any{"device_id": id, "filename_prefix": fmt.Sprintf("c%d", id)})
+		}
+		res := h.do("POST", "/api/recording-session", token, map[string]any{"name": "exp", "duration": 3600,
+			"target_fps": 30, "fragment_hourly": true, "device_spec": spec})
+		require.Equal(t, http.StatusOK, res.status, "%s", res.body)
+		x := res.json(t)
+		require.Equal(t, float64(0), x["seconds_lost"], "a new session lost nothing: %s", res.body)
+		return int64(x["id"].(float64))
+	}
+	lossy, clean := create(nv1, nv2), create(nv3)
+	ctx := context.Background()
+	for id, lost := range map[int64]int64{nv1: 7, nv2: 35} {
+		require.NoError(t, h.store.UpdateSessionDevice(ctx, store.DeviceUpdate{SessionID: lossy, DeviceID: id, SecondsLost: &lost,
+			Gaps: []store.Gap{{From: time.Now().Add(-time.Minute), To: time.Now(), Seconds: lost}}, At: time.Now()}))
+	}
+
+	res := h.do("GET", fmt.Sprintf("/api/recording-session/%d", lossy), token, nil)
+	require.Equal(t, http.StatusOK, res.status)
+	x := res.json(t)
+	require.Equal(t, float64(42), x["seconds_lost"], "%s", res.body)
+	for _, ds := range x["device_statuses"].([]any) {
+		require.Contains(t, []float64{7, 35}, ds.(map[string]any)["seconds_lost"], "the enclosures keep theirs")
+	}
+	var list []map[string]any
+	require.NoError(t, json.Unmarshal(h.do("GET", "/api/recording-session", token, nil).body, &list))
+	lost := map[float64]any{}
+	for _, s := range list {
+		lost[s["id"].(float64)] = s["seconds_lost"]
+	}
+	require.Equal(t, map[float64]any{float64(lossy): float64(42), float64(clean): float64(0)}, lost)
 }

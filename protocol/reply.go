@@ -36,6 +36,15 @@ type StartParams struct {
 	ApplyFilter    bool   `json:"apply_filter"`
 }
 
+// Resumed is the START of segment n (2, 3, ...) of a recording whose first START is p, for
+// seconds: the same recording, on a prefix of its own so the earlier segments' files are not
+// overwritten (PROTOCOL.md 5.6). The workflow and the heartbeat path both build it here.
+func (p StartParams) Resumed(segment int, seconds int64) StartParams {
+	p.FilePrefix = fmt.Sprintf("%s_s%d", p.FilePrefix, segment)
+	p.Duration = seconds
+	return p
+}
+
 // Validate returns a *FieldErrors if p could crash or confuse the client. Integers must fit a
 // 32-bit C++ int: a client that narrows a larger duration could see one below 1 and crash.
 func (p StartParams) Validate() error {

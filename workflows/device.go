@@ -44,8 +44,10 @@ type DeviceState struct {
 	LastEventID  int64       // outbox ids at or below this were handled (at-least-once delivery)
 	// Pending holds signals drained before continue-as-new, handled first by the next run.
 	Pending []heartbeat.Event
-	Stop    *StopRequest
-	Files   FileChecks // the checks of the recording's uploaded files
+	// Reset is a reset that arrived while a START was pending, handled once it started.
+	Reset *heartbeat.Event
+	Stop  *StopRequest
+	Files FileChecks // the checks of the recording's uploaded files
 }
 
 // DeviceResult is how an enclosure's recording ended.
@@ -142,7 +144,7 @@ func (d *device) ended() bool {
 // run drives the enclosure until its recording ended, or continues as new.
 func (d *device) run(ctx workflow.Context) error {
 	if d.st.Status == store.DevicePending && d.st.Stop == nil {
-		d.start(ctx, d.in.Duration, d.in.FilePrefix, d.in.Settings.StartDeadline)
+		d.start(ctx, d.firstStart(), d.in.Settings.StartDeadline)
 	}
 	for !d.ended() {
 		if ctx.Err() != nil {
@@ -249,11 +251,16 @@ func (d *device) update(ctx workflow.Context, u store.DeviceUpdate) {
 	}
 }
 
-// start sends START for a segment of seconds with prefix and waits for the enclosure to
-// acknowledge it, for the deadline, or for a stop request.
-func (d *device) start(ctx workflow.Context, seconds int64, prefix string, deadline time.Duration) {
-	params := protocol.StartParams{SessionID: d.in.SessionID, Duration: seconds, FragmentHourly: d.in.FragmentHourly,
-		FilePrefix: prefix, TargetFPS: int64(d.in.TargetFPS), ApplyFilter: d.in.ApplyFilter}
+// firstStart is the START of the recording's first segment; resumed segments derive from it
+// (protocol.StartParams.Resumed).
+func (d *device) firstStart() protocol.StartParams {
+	return protocol.StartParams{SessionID: d.in.SessionID, Duration: d.in.Duration, FragmentHourly: d.in.FragmentHourly,
+		FilePrefix: d.in.FilePrefix, TargetFPS: int64(d.in.TargetFPS), ApplyFilter: d.in.ApplyFilter}
+}
+
+// start sends START with params and waits for the enclosure to acknowledge it, for the
+// deadline, or for a stop request.
+func (d *device) start(ctx workflow.Context, params protocol.StartParams, deadline time.Duration) {
 	actCtx, cancelStart := workflow.WithCancel(ctx)
 	defer cancelStart()
 	// Each attempt waits commandAttempt, then the retry writes the mailbox again (the attempt count
@@ -304,11 +311,25 @@ func (d *device) start(ctx workflow.Context, seconds int64, prefix string, deadl
 				d.onStartResult(ctx, ev)
 			case heartbeat.EventFileUploaded: // a fragment of an earlier segment
 				d.files.uploaded(ctx, ev)
+			case heartbeat.EventReset:
+				// It rebooted again before this START settled (two reboots while Temporal was slow:
+				// the heartbeat path resumed both): handled once this segment is known started.
+				if workflow.GetVersion(ctx, changeResetWhileStarting, workflow.DefaultVersion, 1) == 1 {
+					d.st.Reset = &ev
+				}
 			}
 		})
 		sel.Select(ctx)
 	}
 }
+
+// changeResumedSegmentEnded is the version change that counts a resumed segment that ended
+// before its START settled.
+const changeResumedSegmentEnded = "resumed-segment-ended"
+
+// changeResetWhileStarting is the version change that handles a reset arriving while a START is
+// pending (it was dropped, and with it the lost segment's seconds and the next segment).
+const changeResetWhileStarting = "reset-while-starting"
 
 // fresh reports whether an outbox event is new (delivery is at least once).
 func (d *device) fresh(ev heartbeat.Event) bool {
@@ -340,11 +361,19 @@ func (d *device) onStartResult(ctx workflow.Context, ev heartbeat.Event) {
 		segments := d.st.Segments
 		d.update(ctx, store.DeviceUpdate{Status: store.DeviceRecording, StartedAt: &d.st.StartedAt, Segments: &segments,
 			Event: kind, EventMessage: msg, At: ev.At})
+		if first && d.in.Settings.Resume && workflow.GetVersion(ctx, changeResumeAtOnce, workflow.DefaultVersion, 1) == 1 {
+			d.planResume(ctx)
+		}
 	case heartbeat.EventEnded:
 		if d.st.Segments == 0 && ev.Duration > 0 {
 			// It recorded, and finished, before this workflow got to it (a short session).
 			d.st.Segments = 1
 			d.st.StartedAt = ev.At.Add(-time.Duration(ev.Duration) * time.Second)
+		} else if ev.Duration > 0 && workflow.GetVersion(ctx, changeResumedSegmentEnded, workflow.DefaultVersion, 1) == 1 {
+			// The segment the heartbeat path resumed recorded, and finished, before this workflow
+			// heard of the reboot (Temporal was down): it counts, and so does the gap before it.
+			d.st.Segments++
+			d.st.SegmentStart = ev.At.Add(-time.Duration(ev.Duration) * time.Second)
 		}
 		d.onEnded(ev)
 	default: // released: the mailbox was taken over; the enclosure never recorded for us
@@ -354,6 +383,11 @@ func (d *device) onStartResult(ctx workflow.Context, ev heartbeat.Event) {
 
 // waitRecording waits for the next thing that happens to a recording enclosure.
 func (d *device) waitRecording(ctx workflow.Context) {
+	if ev := d.st.Reset; ev != nil {
+		d.st.Reset = nil
+		d.onReset(ctx, *ev) // already counted as seen (fresh)
+		return
+	}
 	if len(d.st.Pending) > 0 {
 		ev := d.st.Pending[0]
 		d.st.Pending = d.st.Pending[1:]
@@ -473,6 +507,21 @@ func (d *device) onEnded(ev heartbeat.Event) {
 // restarted client's first heartbeat), and keeps the seconds lost.
 const changeHonestGaps = "honest-gaps"
 
+// changeResumeAtOnce is the version change that lets the heartbeat path send the resume START
+// on the heartbeat that shows a reboot (it went out one heartbeat later, after this workflow
+// had decided): once the recording started, the policy and the plan go in the mailbox.
+const changeResumeAtOnce = "resume-at-once"
+
+// planResume writes the resume plan in the mailbox (heartbeat.ResumePlan): the workflow's
+// policy (resume on, the minimum segment) and the planned end.
+func (d *device) planResume(ctx workflow.Context) {
+	p := activities.ResumePlan{DeviceID: d.in.DeviceID, SessionID: d.in.SessionID, Plan: heartbeat.ResumePlan{
+		PlannedEnd: d.st.PlannedEnd, MinSegment: d.in.Settings.MinSegment, Segments: d.st.Segments, First: d.firstStart()}}
+	if err := dbWrite(ctx, d.a.PlanResume, "PlanResume", p, nil); err != nil {
+		workflow.GetLogger(ctx).Error("writing the resume plan", "error", err)
+	}
+}
+
 // onReset handles an enclosure that lost its session mid-recording (PROTOCOL.md 5.6).
 func (d *device) onReset(ctx workflow.Context, ev heartbeat.Event) {
 	honest := workflow.GetVersion(ctx, changeHonestGaps, workflow.DefaultVersion, 1) == 1 && !ev.LastHeard.IsZero()
@@ -483,7 +532,14 @@ func (d *device) onReset(ctx workflow.Context, ev heartbeat.Event) {
 	} else if lost := ev.At.Sub(d.st.SegmentStart); lost > 0 {
 		d.st.Recorded += int64(lost / time.Second)
 	}
-	remaining := d.st.PlannedEnd.Sub(workflow.Now(ctx))
+	at := workflow.Now(ctx)
+	if ev.Resumed {
+		// The heartbeat path sent the resume START for the time left then (the same rule as
+		// below, heartbeat.ResumeSeconds): this START is that one, and settles with its
+		// acknowledgement. Events recorded before the change never say Resumed.
+		at = ev.At
+	}
+	remaining := d.st.PlannedEnd.Sub(at)
 	d.update(ctx, store.DeviceUpdate{Event: "reset", EventMessage: "the enclosure lost its session (rebooted or client restarted)", At: ev.At})
 	if !d.in.Settings.Resume {
 		d.clear(ctx)
@@ -501,11 +557,11 @@ func (d *device) onReset(ctx workflow.Context, ev heartbeat.Event) {
 		d.end(store.DeviceComplete, fmt.Sprintf("rebooted %s before the planned end; not resumed", remaining.Round(time.Second)))
 		return
 	}
-	prefix := fmt.Sprintf("%s_s%d", d.in.FilePrefix, d.st.Segments+1)
 	d.st.Status = store.DevicePending // until the new segment starts
-	d.start(ctx, int64(remaining/time.Second), prefix, min(remaining, d.in.Settings.StartDeadline))
+	segments := d.st.Segments
+	d.start(ctx, d.firstStart().Resumed(d.st.Segments+1, int64(remaining/time.Second)), min(remaining, d.in.Settings.StartDeadline))
 	switch {
-	case d.st.Status == store.DeviceRecording && honest:
+	case (d.st.Status == store.DeviceRecording || d.st.Segments > segments) && honest:
 		d.addGap(ctx, gapFrom, d.st.SegmentStart)
 	case d.st.Status == store.DeviceRecording:
 		d.update(ctx, store.DeviceUpdate{Event: "gap", EventMessage: fmt.Sprintf("not recorded for %s", d.st.SegmentStart.Sub(ev.At).Round(time.Second)), At: d.st.SegmentStart})

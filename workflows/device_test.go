@@ -26,6 +26,7 @@ type deviceTest struct {
 	starts  []activities.StartCommand
 	updates []store.DeviceUpdate
 	stops   int
+	plans   []activities.ResumePlan
 	// endState is what the service last heard when the end timer fires (nil: an overrun).
 	endState func() activities.EndState
 }
@@ -44,6 +45,10 @@ func newDeviceTest(t *testing.T) *deviceTest {
 	})
 	dt.env.OnActivity(dt.a.SendComplete, mock.Anything, mock.Anything).Return(heartbeat.Event{Kind: heartbeat.EventReleased}, nil)
 	dt.env.OnActivity(dt.a.ClearAssignment, mock.Anything, mock.Anything).Return(nil)
+	dt.env.OnActivity(dt.a.PlanResume, mock.Anything, mock.Anything).Return(func(_ context.Context, p activities.ResumePlan) error {
+		dt.plans = append(dt.plans, p)
+		return nil
+	})
 	dt.env.OnActivity(dt.a.EndState, mock.Anything, mock.Anything).Return(func(context.Context, activities.DeviceCommand) (activities.EndState, error) {
 		if dt.endState != nil {
 			return dt.endState(), nil
@@ -171,6 +176,105 @@ func TestRebootResumesForTheRemainingTime(t *testing.T) {
 	require.Equal(t, int64(2*3600), dt.starts[1].Params.Duration, "only the rest of the planned time")
 	require.Equal(t, int64(3600+7180), res.Recorded)
 	require.Equal(t, []string{"started", "reset", "resumed", "gap", "ended"}, dt.events())
+}
+
+// The heartbeat path resumes at once: the workflow puts its policy and the planned end in the
+// mailbox once the recording started, and a reset that says the heartbeat already sent the
+// resume START is followed by the same START (for the time left at that heartbeat, however late
+// the workflow learns of it), which the acknowledgement settles.
+func TestRebootResumedByTheHeartbeat(t *testing.T) {
+	dt := newDeviceTest(t)
+	dt.startsAfter(10 * time.Second)
+	const late = 40 * time.Second // the reset reached the workflow late (Temporal was slow)
+	dt.env.RegisterDelayedCallback(func() {
+		now := dt.env.Now()
+		dt.env.SignalWorkflow(SignalDeviceEvent, heartbeat.Event{ID: 1, Kind: heartbeat.EventReset, At: now.Add(-late),
+			Duration: 3590, LastHeard: now.Add(-late - 10*time.Second), Resumed: true})
+	}, 10*time.Second+time.Hour)
+	dt.at(10*time.Second+3*time.Hour, heartbeat.Event{ID: 2, Kind: heartbeat.EventEnded, Duration: 7180})
+
+	res := dt.run(3 * time.Hour)
+	require.Equal(t, store.DeviceComplete, res.Status)
+	require.Equal(t, 2, res.Segments)
+	require.Len(t, dt.plans, 1, "written once, when the recording started")
+	plan := dt.plans[0]
+	require.Equal(t, int64(3), plan.DeviceID)
+	require.Equal(t, int64(7), plan.SessionID)
+	require.Equal(t, 1, plan.Plan.Segments)
+	require.Equal(t, testSettings.MinSegment, plan.Plan.MinSegment)
+	require.Equal(t, dt.starts[0].Params, plan.Plan.First)
+	require.Len(t, dt.starts, 2)
+	require.Equal(t, plan.Plan.First.Resumed(2, 2*3600+int64(late/time.Second)), dt.starts[1].Params,
+		"the START the heartbeat path built from the plan, for the time left at its heartbeat")
+	require.Equal(t, heartbeat.ResumeSeconds(plan.Plan.PlannedEnd, plan.Plan.PlannedEnd.Add(-2*time.Hour-late), plan.Plan.MinSegment),
+		dt.starts[1].Params.Duration)
+}
+
+// Two reboots before the workflow heard of the first (Temporal slow): the heartbeat path resumed
+// both, and the second reset, arriving while the workflow's START for the second segment is
+// pending, is handled once that segment started: three segments, each counted.
+func TestSecondRebootWhileTheResumeIsPending(t *testing.T) {
+	dt := newDeviceTest(t)
+	dt.startsAfter(10 * time.Second)
+	reset := func(id int64, after time.Duration, recorded int64) {
+		dt.env.RegisterDelayedCallback(func() {
+			now := dt.env.Now()
+			dt.env.SignalWorkflow(SignalDeviceEvent, heartbeat.Event{ID: id, Kind: heartbeat.EventReset, At: now,
+				Duration: recorded, LastHeard: now.Add(-time.Second), Resumed: true})
+		}, after)
+	}
+	reset(1, 10*time.Second+time.Hour, 3599)
+	reset(2, 15*time.Second+time.Hour, 4) // while the second segment's START is pending
+	dt.at(10*time.Second+3*time.Hour, heartbeat.Event{ID: 3, Kind: heartbeat.EventEnded, Duration: 7100})
+
+	res := dt.run(3 * time.Hour)
+	require.Equal(t, store.DeviceComplete, res.Status)
+	require.Equal(t, 3, res.Segments)
+	require.Len(t, dt.starts, 3)
+	require.Equal(t, "cage3_s3", dt.starts[2].Params.FilePrefix)
+	require.Equal(t, int64(3599+4+7100), res.Recorded, "the short second segment counts")
+	require.Equal(t, []string{"started", "reset", "resumed", "gap", "reset", "resumed", "gap", "ended"}, dt.events())
+}
+
+// A resumed segment that recorded and finished before the workflow heard of the reboot
+// (Temporal down across the rest of the session): it counts, with the gap before it, and the
+// enclosure is not shown as a clean COMPLETE.
+func TestResumedSegmentEndedBeforeTheWorkflowHeard(t *testing.T) {
+	dt := newDeviceTest(t)
+	var resumedEnd time.Time
+	dt.env.OnActivity(dt.a.SendStart, mock.Anything, mock.Anything).Return(func(_ context.Context, cmd activities.StartCommand) (heartbeat.Event, error) {
+		dt.starts = append(dt.starts, cmd)
+		if len(dt.starts) == 1 {
+			return heartbeat.Event{Kind: heartbeat.EventStarted, At: dt.env.Now(), SessionID: cmd.Params.SessionID}, nil
+		}
+		// The mailbox holds the end the enclosure reported at the planned end.
+		return heartbeat.Event{Kind: heartbeat.EventEnded, At: resumedEnd, SessionID: cmd.Params.SessionID, Duration: 3590}, nil
+	})
+	dt.env.RegisterDelayedCallback(func() {
+		now := dt.env.Now()
+		resumedEnd = now // the planned end
+		at := now.Add(-3590 * time.Second)
+		dt.env.SignalWorkflow(SignalDeviceEvent, heartbeat.Event{ID: 1, Kind: heartbeat.EventReset, At: at,
+			Duration: 3600, LastHeard: at.Add(-10 * time.Second), Resumed: true})
+	}, 2*time.Hour)
+
+	res := dt.run(2 * time.Hour)
+	require.Equal(t, store.DeviceComplete, res.Status)
+	require.Equal(t, 2, res.Segments)
+	require.Equal(t, int64(3600+3590), res.Recorded)
+	require.Equal(t, int64(10), res.Lost)
+	require.Equal(t, int64(2*3600), res.Recorded+res.Lost)
+	require.Contains(t, res.Message, "lost 10s in 1 gap(s)")
+}
+
+func TestNoResumePlanWhenResumeIsOff(t *testing.T) {
+	dt := newDeviceTest(t)
+	dt.startsAfter(time.Second)
+	dt.at(time.Hour, heartbeat.Event{ID: 1, Kind: heartbeat.EventEnded, Duration: 3600})
+	dt.env.ExecuteWorkflow(DeviceRecording, DeviceInput{SessionID: 7, DeviceID: 3, FilePrefix: "p", Duration: 3600, TargetFPS: 30,
+		Settings: Settings{StartDeadline: time.Hour, EndGrace: time.Minute, SilenceTimeout: time.Hour, ReleaseTimeout: time.Hour}})
+	require.NoError(t, dt.env.GetWorkflowError())
+	require.Empty(t, dt.plans, "the heartbeat path leaves a reboot to the workflow, which fails it")
 }
 
 // A reboot is measured by what the enclosure reported: the lost segment by its last duration

@@ -148,15 +148,27 @@ func TestCancelAndRemove(t *testing.T) {
 	}
 }
 
+// waitResumePlan waits until the enclosure's workflow knows it records and has written its
+// resume plan in the mailbox (it does once the recording started).
+func (s *stack) waitResumePlan(deviceID int64) {
+	s.t.Helper()
+	require.Eventually(s.t, func() bool {
+		var planned bool
+		err := s.pool.QueryRow(context.Background(), `SELECT resume IS NOT NULL FROM device_assignments WHERE device_id = $1`, deviceID).Scan(&planned)
+		return err == nil && planned
+	}, 30*time.Second, 50*time.Millisecond)
+}
+
 func TestRebootResumes(t *testing.T) {
 	s := newStack(t)
 	sim, ids := s.enclosures(1, "E2EC")
 	sid := s.createSession(ids, 8)
 	e := sim.Enclosures()[0]
 	require.Eventually(t, func() bool { return e.State().Recording }, 30*time.Second, 50*time.Millisecond)
+	s.waitResumePlan(ids[0])
 	time.Sleep(2 * time.Second)
-	e.Reboot()
 	e.GoSilent(3 * time.Second) // booting: a gap of seconds, whatever the workflow's speed
+	e.Reboot()
 
 	// It recorded to the end, but not every second: the session says so.
 	t.Cleanup(func() {
@@ -174,6 +186,24 @@ func TestRebootResumes(t *testing.T) {
 	require.Contains(t, d.Message, fmt.Sprintf("lost %ds", d.SecondsLost))
 	require.InDelta(t, 8, d.RecordingTime+d.SecondsLost, 2, "recorded and lost add up to the planned time")
 	require.Equal(t, 2, e.State().Recordings)
+	// The resume START answered the first heartbeat after the reboot (not one heartbeat later,
+	// once the workflow had decided), for no more than the time left; each segment got one START.
+	st := e.State()
+	var started, afterReboot []simulator.StartSeen
+	for _, s := range st.Starts {
+		if s.Started {
+			started = append(started, s)
+		}
+		if s.Boot == 2 {
+			afterReboot = append(afterReboot, s)
+		}
+	}
+	require.Len(t, started, 2, "one recording per segment: %+v", st.Starts)
+	require.Equal(t, started[0].FilePrefix+"_s2", started[1].FilePrefix)
+	require.Len(t, afterReboot, 1, "one START after the reboot: %+v", st.Starts)
+	require.Equal(t, int64(1), afterReboot[0].Heartbeat, "the reply to the first heartbeat after the reboot: %+v", st.Starts)
+	require.True(t, afterReboot[0].Started)
+	require.LessOrEqual(t, afterReboot[0].Duration, int64(8-2-3), "the time left to the planned end")
 	var events []store.SessionEvent
 	require.Equal(t, http.StatusOK, s.call("GET", fmt.Sprintf("/api/recording-session/%d/events", sid), nil, &events))
 	var kinds []string
@@ -183,7 +213,7 @@ func TestRebootResumes(t *testing.T) {
 	require.Subset(t, kinds, []string{"created", "started", "reset", "resumed", "gap", "ended"})
 	require.Eventually(t, func() bool { return e.State().SessionID == 0 }, 30*time.Second, 100*time.Millisecond)
 	time.Sleep(time.Second) // the workflow ends once the enclosure took COMPLETE
-	s.recordHistory(workflows.DeviceWorkflowID(sid, ids[0]), "device_reboot_resumed")
+	s.recordHistory(workflows.DeviceWorkflowID(sid, ids[0]), "device_reboot_resumed_at_once")
 }
 
 // TestTerminatedWorkflowsAreCleanedUp terminates a session's workflow from "the CLI": its

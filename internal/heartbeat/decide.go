@@ -36,6 +36,44 @@ type Assignment struct {
 	WorkflowID string
 	ActivityID string    // the pending command activity the next transition completes, if any
 	UpdatedAt  time.Time // when the phase last changed
+	// Resume, when set, lets a reboot mid-recording be resumed on the heartbeat that shows it
+	// (the workflow wrote it: the session resumes); nil leaves the decision to the workflow.
+	Resume *ResumePlan
+}
+
+// ResumePlan is what the heartbeat path needs to resume a rebooted enclosure itself: the
+// workflow's policy (PROTOCOL.md 5.6) and the recording's plan.
+type ResumePlan struct {
+	PlannedEnd time.Time            `json:"planned_end"`
+	MinSegment time.Duration        `json:"min_segment"`
+	Segments   int                  `json:"segments"` // segments whose START went out
+	First      protocol.StartParams `json:"first"`    // the first segment's START
+}
+
+// ResumeSeconds is how long a segment resumed at is to record, or 0 when no resume is due:
+// the time left to the planned end, whole seconds, at least minSegment (and one second). The
+// heartbeat path and the workflow judge by it alike.
+func ResumeSeconds(plannedEnd, at time.Time, minSegment time.Duration) int64 {
+	remaining := plannedEnd.Sub(at)
+	if remaining < minSegment || remaining < time.Second {
+		return 0
+	}
+	return int64(remaining / time.Second)
+}
+
+// next is the resume START of a reset seen at, and the plan after it; nil when none is due.
+func (p *ResumePlan) next(at time.Time) (*protocol.StartParams, *ResumePlan) {
+	if p == nil {
+		return nil, nil
+	}
+	seconds := ResumeSeconds(p.PlannedEnd, at, p.MinSegment)
+	if seconds == 0 {
+		return nil, nil
+	}
+	start := p.First.Resumed(p.Segments+1, seconds)
+	plan := *p
+	plan.Segments++
+	return &start, &plan
 }
 
 // Report is what the heartbeat says about the recording.
@@ -44,6 +82,7 @@ type Report struct {
 	Recording bool
 	Duration  int64
 	ErrMsg    string
+	At        time.Time // when the heartbeat arrived (server clock)
 }
 
 // Transition kinds sent to the device workflow.
@@ -71,6 +110,10 @@ type Outcome struct {
 	// the mailbox already moved on when it runs, so a signal would only lengthen the history.
 	Event            string
 	CompleteActivity bool
+	// Start and Resume (with NewPhase Starting): the resume START this heartbeat sent, and the
+	// plan after it, for the mailbox.
+	Start  *protocol.StartParams
+	Resume *ResumePlan
 }
 
 // Decide applies PROTOCOL.md section 5. a is nil when the enclosure is not assigned;
@@ -80,7 +123,7 @@ func Decide(a *Assignment, r Report, streaming bool) Outcome {
 	case a == nil || (r.SessionID != 0 && r.SessionID != a.SessionID):
 		return stale(r)
 	case r.SessionID == 0:
-		return withoutSession(a)
+		return withoutSession(a, r.At)
 	case r.Recording:
 		return recording(a, streaming)
 	default:
@@ -101,12 +144,18 @@ func stale(r Report) Outcome {
 }
 
 // withoutSession: the enclosure reports no session.
-func withoutSession(a *Assignment) Outcome {
+func withoutSession(a *Assignment, at time.Time) Outcome {
 	switch a.Phase {
 	case Starting:
 		return Outcome{Reply: protocol.Reply{Command: protocol.Start, Start: a.Start}}
 	case Recording:
-		// 5.6: it recorded our session and lost it: rebooted or its client restarted.
+		// 5.6: it recorded our session and lost it: rebooted or its client restarted. When the
+		// session resumes and time is left, the resume START goes out on this very heartbeat
+		// (the workflow learns it from the reset and settles its START with the acknowledgement).
+		if start, plan := a.Resume.next(at); start != nil {
+			return Outcome{Reply: protocol.Reply{Command: protocol.Start, Start: start}, NewPhase: Starting,
+				Start: start, Resume: plan, Event: EventReset}
+		}
 		return Outcome{NewPhase: Reset, Event: EventReset}
 	case Stopping:
 		// Not recording any more (never started, or rebooted): the STOP has nothing left to do.
@@ -180,4 +229,7 @@ type Event struct {
 	Stopped   bool      `json:"stopped,omitempty"` // ended because of our STOP
 	File      string    `json:"file,omitempty"`    // file-uploaded: the file's name
 	Upload    int       `json:"upload,omitempty"`  // file-uploaded: how many uploads of it completed
+	// Resumed (reset): the heartbeat that showed the reset already sent the resume START, for
+	// the time left at At.
+	Resumed bool `json:"resumed,omitempty"`
 }

@@ -3,6 +3,7 @@ package heartbeat
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -87,12 +88,15 @@ func TestEveryReplyIsSafe(t *testing.T) {
 	assignments := []*Assignment{nil}
 	for _, p := range phases {
 		assignments = append(assignments, assigned(p, ""), assigned(p, "x"))
+		withPlan := assigned(p, "")
+		withPlan.Resume = &ResumePlan{PlannedEnd: time.Now().Add(time.Hour), Segments: 1, First: *params}
+		assignments = append(assignments, withPlan)
 	}
 	for _, a := range assignments {
 		for _, sid := range []int64{0, 12, 9} {
 			for _, rec := range []bool{false, true} {
 				for _, streaming := range []bool{false, true} {
-					out := Decide(a, Report{SessionID: sid, Recording: rec}, streaming)
+					out := Decide(a, Report{SessionID: sid, Recording: rec, At: time.Now()}, streaming)
 					name := fmt.Sprintf("%+v/%d/%v/%v", a, sid, rec, streaming)
 					if out.Reply.Command == "" {
 						continue // 204
@@ -107,4 +111,59 @@ func TestEveryReplyIsSafe(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestResumeOnTheHeartbeatOfTheReset: with a resume plan in the mailbox, the heartbeat that
+// shows a reboot mid-recording gets the resume START itself (PROTOCOL.md 5.6): the time left to
+// the planned end on the next segment's prefix, never after the planned end nor shorter than the
+// minimum segment; the workflow still learns of the reset.
+func TestResumeOnTheHeartbeatOfTheReset(t *testing.T) {
+	at := time.Date(2026, 12, 2, 1, 0, 0, 0, time.UTC)
+	planned := func(left time.Duration, segments int) *Assignment {
+		a := assigned(Recording, "")
+		a.Start = &protocol.StartParams{SessionID: 12, Duration: 10, FragmentHourly: true, FilePrefix: "cage7_s2", TargetFPS: 30}
+		a.Resume = &ResumePlan{PlannedEnd: at.Add(left), MinSegment: time.Minute, Segments: segments, First: *params}
+		return a
+	}
+
+	out := Decide(planned(2*time.Hour+1500*time.Millisecond, 2), Report{At: at}, false)
+	want := protocol.StartParams{SessionID: 12, Duration: 7201, FragmentHourly: true, FilePrefix: "cage7_s3", TargetFPS: 30}
+	require.Equal(t, Outcome{Reply: protocol.Reply{Command: protocol.Start, Start: &want}, NewPhase: Starting, Start: &want,
+		Resume: &ResumePlan{PlannedEnd: at.Add(2*time.Hour + 1500*time.Millisecond), MinSegment: time.Minute, Segments: 3, First: *params},
+		Event:  EventReset}, out)
+	require.Equal(t, want, params.Resumed(3, 7201), "built by the rule the workflow uses")
+
+	// The resumed START goes out again until acknowledged; its acknowledgement settles it.
+	a := planned(2*time.Hour, 3)
+	a.Phase, a.Start = Starting, &want
+	require.Equal(t, Outcome{Reply: protocol.Reply{Command: protocol.Start, Start: &want}}, Decide(a, Report{At: at.Add(time.Second)}, false))
+	require.Equal(t, Outcome{NewPhase: Recording}, Decide(a, Report{SessionID: 12, Recording: true, At: at.Add(2 * time.Second)}, false))
+
+	reset := Outcome{NewPhase: Reset, Event: EventReset}
+	for name, a := range map[string]*Assignment{
+		"less than the minimum segment left": planned(time.Minute-time.Millisecond, 1),
+		"after the planned end":              planned(-time.Second, 1),
+		"at the planned end":                 planned(0, 1),
+		"no plan (resume off, or an older workflow)": func() *Assignment {
+			a := planned(time.Hour, 1)
+			a.Resume = nil
+			return a
+		}(),
+	} {
+		require.Equal(t, reset, Decide(a, Report{At: at}, false), "%s: the workflow decides", name)
+	}
+	// A minimum segment of 0 still never sends a START of 0 seconds.
+	a = planned(999*time.Millisecond, 1)
+	a.Resume.MinSegment = 0
+	require.Equal(t, reset, Decide(a, Report{At: at}, false))
+	a.Resume.PlannedEnd = at.Add(time.Second)
+	require.Equal(t, int64(1), Decide(a, Report{At: at}, false).Start.Duration)
+}
+
+func TestResumeSeconds(t *testing.T) {
+	end := time.Date(2026, 12, 2, 2, 0, 0, 0, time.UTC)
+	require.Equal(t, int64(3600), ResumeSeconds(end, end.Add(-time.Hour-900*time.Millisecond), time.Minute), "whole seconds, rounded down")
+	require.Equal(t, int64(60), ResumeSeconds(end, end.Add(-time.Minute), time.Minute), "exactly the minimum")
+	require.Zero(t, ResumeSeconds(end, end.Add(-59*time.Second), time.Minute))
+	require.Zero(t, ResumeSeconds(end, end.Add(time.Second), 0), "never after the planned end")
 }

@@ -11,6 +11,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 )
@@ -20,6 +21,7 @@ const (
 	totalRAMkB  = 7_765_420
 	release     = "R32 (release), REVISION: 7.1"
 	maxReplyLen = 1 << 20
+	maxStartLog = 256
 )
 
 // EnclosureState is a snapshot of one enclosure.
@@ -43,11 +45,24 @@ type EnclosureState struct {
 	StreamsReceived   int
 	Heartbeats        int64 // requests sent
 	LastReply         string
+	// Starts is every START received, with the heartbeat it answered: which comes after a
+	// reboot, and whether it started a recording.
+	Starts []StartSeen
 
 	Silent     bool   // inside a GoSilent window
 	Crashed    bool   // stopped after a protocol violation (Reboot revives it)
 	Violations int    // protocol violations seen
 	LastErr    string // last violation, HTTP error or network error
+}
+
+// StartSeen is a START the enclosure received.
+type StartSeen struct {
+	Boot       int   // 1 + reboots before it
+	Heartbeat  int64 // the heartbeat of that boot it answered: 1 is the first after the boot
+	SessionID  int64
+	FilePrefix string
+	Duration   int64
+	Started    bool // false: ignored, already recording
 }
 
 // Enclosure is one simulated device. Its methods are safe for concurrent use.
@@ -78,6 +93,8 @@ type Enclosure struct {
 	lastErr     string
 	violations  int
 	heartbeats  int64
+	bootBeats   int64 // heartbeats sent since the last boot
+	startLog    []StartSeen
 	starts      int
 	stops       int
 	completes   int
@@ -150,6 +167,7 @@ func (e *Enclosure) State() EnclosureState {
 		StreamsReceived:   e.streams,
 		Heartbeats:        e.heartbeats,
 		LastReply:         e.lastReply,
+		Starts:            slices.Clone(e.startLog),
 		Silent:            time.Now().Before(e.silentUntil),
 		Crashed:           e.crashed,
 		Violations:        e.violations,
@@ -188,6 +206,7 @@ func (e *Enclosure) Reboot() {
 		e.endRecordingLocked(now, endLost, "")
 	}
 	e.boots++
+	e.bootBeats = 0
 	e.bootSim, e.uptimeBase = now, 0
 	e.sessionID, e.rec, e.errMsg, e.streaming, e.crashed = 0, nil, "", false, false
 	e.garbage, e.initialised = garbageDuration(), false // a new client process
@@ -294,6 +313,8 @@ func (e *Enclosure) heartbeat(ctx context.Context) time.Duration {
 	body, err := json.Marshal(e.bodyLocked(now))
 	boot := e.boots
 	e.heartbeats++
+	e.bootBeats++
+	beat := e.bootBeats
 	token := e.token
 	e.mu.Unlock()
 	if token == "" {
@@ -352,6 +373,13 @@ func (e *Enclosure) heartbeat(ctx context.Context) time.Duration {
 	for _, a := range rep.anomalies {
 		stats.anomalies.Add(1)
 		e.log.Warn("reply not allowed by PROTOCOL.md section 3 (the client survives it)", "anomaly", a)
+	}
+	if rep.kind == ReplyStart {
+		if len(e.startLog) == maxStartLog {
+			e.startLog = slices.Delete(e.startLog, 0, 1) // long benchmarks keep the latest
+		}
+		e.startLog = append(e.startLog, StartSeen{Boot: boot, Heartbeat: beat, SessionID: rep.start.SessionID,
+			FilePrefix: rep.start.FilePrefix, Duration: rep.start.Duration, Started: e.rec == nil || !e.rec.active})
 	}
 	return e.applyLocked(rep, resp.StatusCode)
 }

@@ -25,16 +25,26 @@ func assignmentOf(ctx context.Context, tx pgx.Tx, deviceID int64) (*heartbeat.As
 	}
 	var a heartbeat.Assignment
 	var activityID *string
+	var params []byte
 	err := tx.QueryRow(ctx, `
-		SELECT session_id, phase, workflow_id, activity_id, updated_at FROM device_assignments WHERE device_id = @id`,
-		pgx.NamedArgs{"id": deviceID}).Scan(&a.SessionID, &a.Phase, &a.WorkflowID, &activityID, &a.UpdatedAt)
+		SELECT session_id, phase, start_params, workflow_id, activity_id, updated_at FROM device_assignments WHERE device_id = @id`,
+		pgx.NamedArgs{"id": deviceID}).Scan(&a.SessionID, &a.Phase, &params, &a.WorkflowID, &activityID, &a.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
+	}
+	if err != nil {
+		return nil, err
 	}
 	if activityID != nil {
 		a.ActivityID = *activityID
 	}
-	return &a, err
+	if len(params) > 0 {
+		a.Start = new(protocol.StartParams)
+		if err := json.Unmarshal(params, a.Start); err != nil {
+			return nil, fmt.Errorf("assignmentOf: %w", err)
+		}
+	}
+	return &a, nil
 }
 
 // AssignStart puts START for params in the enclosure's mailbox; it goes out on every heartbeat
@@ -76,6 +86,14 @@ func (s *Store) AssignStart(ctx context.Context, deviceID int64, params protocol
 			case heartbeat.Recording:
 				settled = &heartbeat.Event{Kind: heartbeat.EventStarted, At: old.UpdatedAt, SessionID: params.SessionID}
 				return nil
+			case heartbeat.Reset:
+				if old.Start != nil && old.Start.FilePrefix == params.FilePrefix {
+					// It acknowledged this very START and lost the recording since (it rebooted before
+					// this workflow ran): the START settles as started, when it started, and the queued
+					// reset resumes it on a prefix of its own. This prefix again would overwrite its files.
+					settled = &heartbeat.Event{Kind: heartbeat.EventStarted, At: old.UpdatedAt, SessionID: params.SessionID}
+					return nil
+				}
 			case heartbeat.Completing:
 				// It recorded and finished before its workflow ran: report what it reported.
 				settled, err = endReport(ctx, tx, deviceID, params.SessionID, old.UpdatedAt)
@@ -220,11 +238,33 @@ func assignStart(ctx context.Context, tx pgx.Tx, deviceID int64, old *heartbeat.
 		INSERT INTO device_assignments (device_id, session_id, phase, start_params, workflow_id, activity_id, updated_at)
 		VALUES (@device_id, @session_id, 'starting', @params, @workflow_id, nullif(@activity_id, ''), @now)
 		ON CONFLICT (device_id) DO UPDATE SET session_id = excluded.session_id, phase = 'starting',
-			start_params = excluded.start_params, workflow_id = excluded.workflow_id,
+			-- The heartbeat path's resume START (a resumable session's START waiting) is the one
+			-- that went out: it stays, so one segment never gets two different STARTs.
+			start_params = CASE WHEN device_assignments.session_id = excluded.session_id AND device_assignments.phase = 'starting'
+				AND device_assignments.resume IS NOT NULL THEN device_assignments.start_params ELSE excluded.start_params END,
+			resume = CASE WHEN device_assignments.session_id = excluded.session_id THEN device_assignments.resume END,
+			workflow_id = excluded.workflow_id,
 			activity_id = excluded.activity_id, updated_at = excluded.updated_at`,
 		pgx.NamedArgs{"device_id": deviceID, "session_id": params.SessionID, "params": body,
 			"workflow_id": workflowID, "activity_id": activityID, "now": now})
 	return err
+}
+
+// PlanResume lets the heartbeat path resume the enclosure itself when it reboots mid-recording
+// of sessionID (heartbeat.ResumePlan). A plan already there is kept: the heartbeat path counts
+// the segments it started since.
+func (s *Store) PlanResume(ctx context.Context, deviceID, sessionID int64, plan heartbeat.ResumePlan) error {
+	body, err := json.Marshal(plan)
+	if err != nil {
+		return fmt.Errorf("PlanResume: %w", err)
+	}
+	if _, err := s.pool.Exec(ctx, `
+		UPDATE device_assignments SET resume = @plan
+		WHERE device_id = @device_id AND session_id = @session_id AND resume IS NULL`,
+		pgx.NamedArgs{"device_id": deviceID, "session_id": sessionID, "plan": body}); err != nil {
+		return fmt.Errorf("PlanResume: %w", err)
+	}
+	return nil
 }
 
 // RequestStop records a cancel (req.DeviceID 0) or the removal of one enclosure, in one

@@ -88,20 +88,37 @@ type lockedDevice struct {
 
 // queueOutcome queues the mailbox change of out, if any, conditional on the mailbox still being
 // what the decision read (a is it), and reports whether it queued one.
-func queueOutcome(b *pgx.Batch, deviceID int64, a *heartbeat.Assignment, out heartbeat.Outcome, now time.Time) bool {
+func queueOutcome(b *pgx.Batch, deviceID int64, a *heartbeat.Assignment, out heartbeat.Outcome, now time.Time) (bool, error) {
 	args := pgx.NamedArgs{"device_id": deviceID, "phase": string(out.NewPhase), "now": now,
 		"was_session": a.SessionID, "was_phase": string(a.Phase), "was_activity": a.ActivityID}
 	const same = ` AND session_id = @was_session AND phase = @was_phase AND coalesce(activity_id, '') = @was_activity`
 	switch {
 	case out.Delete:
 		b.Queue(`DELETE FROM device_assignments WHERE device_id = @device_id`+same, args)
+	case out.Start != nil:
+		// The resume START this heartbeat sends: it goes out again until acknowledged, and the
+		// workflow's SendStart for it names its activity here.
+		start, err := json.Marshal(out.Start)
+		if err != nil {
+			return false, err
+		}
+		plan, err := json.Marshal(out.Resume)
+		if err != nil {
+			return false, err
+		}
+		args["start"], args["resume"] = start, plan
+		b.Queue(`UPDATE device_assignments SET phase = @phase, start_params = @start, resume = @resume,
+			activity_id = NULL, updated_at = @now
+			WHERE device_id = @device_id`+same, args)
 	case out.NewPhase != "":
-		b.Queue(`UPDATE device_assignments SET phase = @phase, activity_id = NULL, updated_at = @now
+		// A reset keeps the time its recording started: a START settling late reports it (AssignStart).
+		b.Queue(`UPDATE device_assignments SET phase = @phase, activity_id = NULL,
+			updated_at = CASE WHEN @phase = 'reset' THEN updated_at ELSE @now END
 			WHERE device_id = @device_id`+same, args)
 	default:
-		return false
+		return false, nil
 	}
-	return true
+	return true, nil
 }
 
 const (

@@ -178,7 +178,7 @@ func (s *Store) heartbeats(ctx context.Context, batch []*beatRequest) error {
 				continue
 			}
 			out := heartbeat.Decide(d.assignment, heartbeat.Report{SessionID: hb.SessionID, Recording: hb.Recording,
-				Duration: hb.Duration, ErrMsg: hb.ErrMsg}, d.streaming)
+				Duration: hb.Duration, ErrMsg: hb.ErrMsg, At: r.now}, d.streaming)
 			r.reply = out.Reply
 			if a := d.assignment; (a == nil || a.SessionID != hb.SessionID) && hb.SessionID != 0 && !hb.Recording && hb.Duration > 0 {
 				// The end of a session no longer assigned: its seconds still count.
@@ -188,7 +188,11 @@ func (s *Store) heartbeats(ctx context.Context, batch []*beatRequest) error {
 				}
 			}
 			if a := d.assignment; a != nil {
-				if queueOutcome(wb, d.id, a, out, r.now) {
+				queued, err := queueOutcome(wb, d.id, a, out, r.now)
+				if err != nil {
+					return err
+				}
+				if queued {
 					checked = append(checked, wb.Len()-1)
 				}
 				n, err := queueEvents(wb, d, a, out, hb, r.now)
@@ -230,7 +234,7 @@ func lockDevices(ctx context.Context, tx pgx.Tx, batch []*beatRequest) (devices 
 		rows, err := tx.Query(ctx, `
 			SELECT d.name, d.id, d.token_hash, d.last_seen_at, d.recording, d.rec_duration, d.down_since, coalesce(d.stream_until > @now, false),
 			       d.relayed, coalesce(host(d.bound_address), ''), d.admission, d.retired_at IS NOT NULL,
-			       a.session_id, a.phase, a.start_params, a.workflow_id, coalesce(a.activity_id, '')
+			       a.session_id, a.phase, a.start_params, a.workflow_id, coalesce(a.activity_id, ''), a.resume
 			FROM devices d LEFT JOIN device_assignments a ON a.device_id = d.id
 			WHERE d.name = ANY(@names)
 			ORDER BY d.id
@@ -246,10 +250,10 @@ func lockDevices(ctx context.Context, tx pgx.Tx, batch []*beatRequest) (devices 
 			var sessionID *int64
 			var phase, workflowID *string
 			var activityID string
-			var params []byte
+			var params, resume []byte
 			if err := rows.Scan(&name, &d.id, &d.tokenHash, &d.lastSeen, &d.wasRecording, &d.lastDuration, &d.downSince, &d.streaming,
 				&d.relayed, &bound, &d.admission, &d.retired,
-				&sessionID, &phase, &params, &workflowID, &activityID); err != nil {
+				&sessionID, &phase, &params, &workflowID, &activityID, &resume); err != nil {
 				return nil, err
 			}
 			if bound != "" {
@@ -262,6 +266,12 @@ func lockDevices(ctx context.Context, tx pgx.Tx, batch []*beatRequest) (devices 
 				if len(params) > 0 {
 					d.assignment.Start = new(protocol.StartParams)
 					if err := json.Unmarshal(params, d.assignment.Start); err != nil {
+						return nil, err
+					}
+				}
+				if len(resume) > 0 {
+					d.assignment.Resume = new(heartbeat.ResumePlan)
+					if err := json.Unmarshal(resume, d.assignment.Resume); err != nil {
 						return nil, err
 					}
 				}
@@ -385,7 +395,7 @@ func queueEvents(wb *pgx.Batch, d lockedDevice, a *heartbeat.Assignment, out hea
 	var events []heartbeat.Event
 	if out.Event != "" {
 		ev := heartbeat.Event{Kind: out.Event, At: now, SessionID: a.SessionID, Duration: hb.Duration,
-			ErrMsg: hb.ErrMsg, Stopped: a.Phase == heartbeat.Stopping}
+			ErrMsg: hb.ErrMsg, Stopped: a.Phase == heartbeat.Stopping, Resumed: out.Start != nil}
 		if ev.Kind == heartbeat.EventReset {
 			// The restarted client's duration means nothing: the lost segment is measured by the
 			// enclosure's last report before the loss, and its gap begins at that heartbeat.

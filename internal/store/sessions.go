@@ -52,18 +52,20 @@ type StopRequest struct {
 
 // Session is a recording session with its enclosures, as the API shows it.
 type Session struct {
-	ID             int64          `json:"id"`
-	Name           string         `json:"name"`
-	Duration       int64          `json:"duration"`
-	FragmentHourly bool           `json:"fragment_hourly"`
-	TargetFPS      int            `json:"target_fps"`
-	ApplyFilter    bool           `json:"apply_filter"`
-	CreationTime   time.Time      `json:"creation_time"`
-	Status         string         `json:"status"`
-	Archived       bool           `json:"archived"`
-	CreatedBy      *string        `json:"created_by"`
-	CanceledBy     *string        `json:"canceled_by"`
-	EndedAt        *time.Time     `json:"ended_at"`
+	ID             int64      `json:"id"`
+	Name           string     `json:"name"`
+	Duration       int64      `json:"duration"`
+	FragmentHourly bool       `json:"fragment_hourly"`
+	TargetFPS      int        `json:"target_fps"`
+	ApplyFilter    bool       `json:"apply_filter"`
+	CreationTime   time.Time  `json:"creation_time"`
+	Status         string     `json:"status"`
+	Archived       bool       `json:"archived"`
+	CreatedBy      *string    `json:"created_by"`
+	CanceledBy     *string    `json:"canceled_by"`
+	EndedAt        *time.Time `json:"ended_at"`
+	// SecondsLost is what reboots and restarts cost the session: its enclosures' seconds_lost.
+	SecondsLost    int64          `json:"seconds_lost"`
 	DeviceStatuses []DeviceStatus `json:"device_statuses"`
 }
 
@@ -208,7 +210,8 @@ func nullTime(t time.Time) *time.Time {
 
 const sessionSelect = `
 	SELECT s.id, s.name, s.duration, s.fragment_hourly, s.target_fps, s.apply_filter, s.created_at,
-	       s.status, s.archived, cu.email, xu.email, s.ended_at
+	       s.status, s.archived, cu.email, xu.email, s.ended_at,
+	       (SELECT coalesce(sum(sd.seconds_lost), 0) FROM session_devices sd WHERE sd.session_id = s.id)
 	FROM sessions s
 	LEFT JOIN users cu ON cu.id = s.created_by
 	LEFT JOIN users xu ON xu.id = s.canceled_by`
@@ -216,7 +219,7 @@ const sessionSelect = `
 func scanSession(row pgx.Row) (Session, error) {
 	var x Session
 	err := row.Scan(&x.ID, &x.Name, &x.Duration, &x.FragmentHourly, &x.TargetFPS, &x.ApplyFilter, &x.CreationTime,
-		&x.Status, &x.Archived, &x.CreatedBy, &x.CanceledBy, &x.EndedAt)
+		&x.Status, &x.Archived, &x.CreatedBy, &x.CanceledBy, &x.EndedAt, &x.SecondsLost)
 	return x, notFound(err)
 }
 

@@ -93,7 +93,7 @@ export async function sessionDetail(main, { id }, ctx) {
     const workflow = info.temporal_ui_url
       ? h('a', { href: `${info.temporal_ui_url}/namespaces/${encodeURIComponent(info.temporal_namespace)}/workflows/recording-session-${s.id}`, target: '_blank', rel: 'noopener' }, 'Workflow in Temporal')
       : null;
-    fill(head, h('div', { class: 'title-row' }, h('h1', {}, s.name), badge(s.status), s.archived ? badge('ARCHIVED') : null, h('span', { class: 'spacer' }),
+    fill(head, h('div', { class: 'title-row' }, h('h1', {}, s.name), badge(s.status), lostChip(s), s.archived ? badge('ARCHIVED') : null, h('span', { class: 'spacer' }),
       h('div', { class: 'actions' }, workflow,
         running ? act('cancel-session', 'Cancel session', `Cancel session “${s.name}”? Every enclosure still recording stops.`, () => api('DELETE', path)) : null,
         !running && !s.archived ? act('archive', 'Archive', null, () => api('DELETE', `${path}?archive=true`)) : null,
@@ -183,4 +183,11 @@ function fileTables(s, open) {
       { label: 'SHA-256', cell: (f) => (f.sha256 ? h('code', { title: f.sha256 }, f.sha256.slice(0, 12)) : '–') },
       { label: 'Reason', cell: (f) => f.reason || '' },
     ], ds.files.map((f) => ({ ...f, _rowClass: ['MISSING', 'CORRUPT'].includes(f.state) ? 'row-failed' : '' })))));
+}
+
+// lostChip says what reboots and client restarts cost the session (its enclosures' gaps), beside its status.
+function lostChip(s) {
+  if (!(s.seconds_lost > 0)) return null;
+  return h('span', { class: 'chip', title: 'not recorded between segments (reboots, client restarts)' },
+    `${fmtDuration(s.seconds_lost)} lost`);
 }

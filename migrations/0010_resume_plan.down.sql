@@ -1,0 +1,1 @@
+ALTER TABLE device_assignments DROP COLUMN resume;
