@@ -291,7 +291,9 @@ func TestOpsRecipesRunAsPrinted(t *testing.T) {
 				d, err := s.temporal.DescribeWorkflowExecution(ctx, sessionWF(stuck), "")
 				require.NoError(t, err)
 				require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED, d.WorkflowExecutionInfo.Status)
-				// The fleet monitor releases what the terminated workflow left.
+				// Its enclosure's workflow is canceled with it and cleans up (tagged CANCELED); the
+				// fleet monitor releases what the terminated workflow itself left.
+				tagEventually(deviceWF(stuck, quiet[0]), store.DeviceCanceled)
 				x := s.waitSession(stuck, store.SessionCanceled, time.Minute)
 				require.Equal(t, store.DeviceCanceled, x.DeviceStatuses[0].Status)
 			}},
