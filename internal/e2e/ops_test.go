@@ -227,9 +227,21 @@ func TestOpsRecipesRunAsPrinted(t *testing.T) {
 			before: func() string { return runID(sessionWF(live)) },
 			check: func(_, before string) {
 				carriesOn(sessionWF(live), before)
-				// The session's new run still knows the enclosure removed before the reset.
-				out := run(fmt.Sprintf("temporal workflow query -w %s --type status", sessionWF(live)))
-				require.Contains(t, out, `"Status":"IN_PROGRESS"`)
+				// The session's new run still knows the enclosure removed before the reset (a
+				// removal, no failure: the session can end COMPLETE).
+				require.EventuallyWithT(t, func(c *assert.CollectT) {
+					v, err := s.temporal.QueryWorkflow(ctx, sessionWF(live), "", workflows.QueryStatus)
+					if !assert.NoError(c, err) {
+						return
+					}
+					var st workflows.SessionState
+					if !assert.NoError(c, v.Get(&st)) {
+						return
+					}
+					assert.Equal(c, store.SessionInProgress, st.Status)
+					assert.True(c, st.Removed[ids[2]], "the removal survives the reset: %+v", st)
+					assert.Equal(c, store.DeviceCanceled, st.Devices[ids[2]], "%+v", st)
+				}, 30*time.Second, 200*time.Millisecond)
 			}},
 		"batch reset by query (no prompt)": {
 			vars: func() map[string]string { return map[string]string{"<session>": fmt.Sprint(live)} },
