@@ -97,7 +97,7 @@ func TestCancelTakesEffectAtOnce(t *testing.T) {
 	require.NotNil(t, settled)
 	require.True(t, settled.Stopped)
 	require.Equal(t, "START", command(t, h.send(beat("NV22", 0, false, ""))), "the new session's START")
-	recorded := int64(95)
+	recorded := int64(150) // more than the 120 s its heartbeats reported, which stand otherwise
 	require.NoError(t, h.store.UpdateSessionDevice(ctx, store.DeviceUpdate{SessionID: sid, DeviceID: nv21,
 		Status: store.DeviceRecording, RecordingTime: &recorded}))
 	require.NoError(t, h.store.UpdateSessionDevice(ctx, store.DeviceUpdate{SessionID: sid, DeviceID: nv22,
