@@ -26,6 +26,7 @@ type ReadModel interface {
 	SessionPlan(ctx context.Context, id int64) (store.SessionPlan, error)
 	UpdateSessionDevice(ctx context.Context, u store.DeviceUpdate) error
 	SetSessionStatus(ctx context.Context, id int64, status string, endedAt *time.Time) error
+	RequestStop(ctx context.Context, req store.StopRequest, workflowID string, now time.Time) (bool, error)
 	EndState(ctx context.Context, deviceID, sessionID int64) (lastSeen *time.Time, ended *heartbeat.Event, err error)
 }
 
@@ -135,6 +136,20 @@ func (r *Recording) EndState(ctx context.Context, cmd DeviceCommand) (EndState, 
 		st.LastSeen = *seen
 	}
 	return st, err
+}
+
+// CancelSession records a cancel that reached the session's workflow from outside the API (the
+// temporal CLI) as the API's cancel does, in the read model at once: the session and its
+// running enclosures CANCELED, STOP pending for those that record, those never started released.
+func (r *Recording) CancelSession(ctx context.Context, c SessionCancel) error {
+	_, err := r.ReadModel.RequestStop(ctx, store.StopRequest{SessionID: c.SessionID, Reason: c.Reason}, "", time.Now())
+	return err
+}
+
+// SessionCancel is a cancel of a session the workflow learned of from Temporal.
+type SessionCancel struct {
+	SessionID int64
+	Reason    string
 }
 
 // SessionStatus is a session's status change.

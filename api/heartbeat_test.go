@@ -286,6 +286,34 @@ func TestRequestStopReachesTheNextHeartbeat(t *testing.T) {
 	require.Equal(t, heartbeat.EventEnded, settled.Kind)
 }
 
+// TestRequestStopByTheWorkflow: a cancel the session's workflow learned of from Temporal (the
+// CLI) is recorded like the API's (session and enclosure CANCELED, STOP on the next heartbeat,
+// on the timeline), but queues nothing: the workflows are being canceled already.
+func TestRequestStopByTheWorkflow(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	h.send(beat("NV15", 0, false, ""))
+	dev := h.deviceID("NV15")
+	sid := h.session(dev)
+	require.Equal(t, "START", command(t, h.send(beat("NV15", 0, false, ""))))
+	require.Equal(t, "", command(t, h.send(beat("NV15", sid, true, ""))))
+	queued := h.outbox()
+	changed, err := h.store.RequestStop(ctx, store.StopRequest{SessionID: sid, Reason: "workflow canceled"}, "", time.Now())
+	require.NoError(t, err)
+	require.True(t, changed)
+	require.Equal(t, queued, h.outbox(), "nothing queued for the workflows")
+	x, err := h.store.Session(ctx, sid, time.Now(), time.Minute)
+	require.NoError(t, err)
+	require.Equal(t, store.SessionCanceled, x.Status)
+	require.Equal(t, store.DeviceCanceled, x.DeviceStatuses[0].Status)
+	require.True(t, x.DeviceStatuses[0].StopPending)
+	require.Equal(t, "STOP", command(t, h.send(beat("NV15", sid, true, ""))), "the cancel reaches the enclosure at once")
+
+	changed, err = h.store.RequestStop(ctx, store.StopRequest{SessionID: sid, Reason: "workflow canceled"}, "", time.Now())
+	require.NoError(t, err)
+	require.False(t, changed, "a second cancel changes nothing")
+}
+
 // TestHeartbeatDecidesAgainWhenTheMailboxMoved: a command activity commits while a heartbeat
 // waits for the enclosure's lock; the heartbeat's write must not undo it.
 func TestHeartbeatDecidesAgainWhenTheMailboxMoved(t *testing.T) {

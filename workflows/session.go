@@ -24,6 +24,14 @@ func RecordingSession(ctx workflow.Context, in SessionInput) (SessionState, erro
 		// Canceled by an operator: the children are canceled with us and stop their enclosures.
 		cleanup, _ := workflow.NewDisconnectedContext(ctx)
 		s.st.Canceled = true
+		if workflow.GetVersion(cleanup, changeCancelAtOnce, workflow.DefaultVersion, 1) == 1 {
+			// As the API's cancel: CANCELED in the read model now, not once every enclosure
+			// confirmed STOP (one out of reach would hold it IN_PROGRESS for the end grace).
+			if err := dbWrite(cleanup, s.a.CancelSession, "CancelSession",
+				activities.SessionCancel{SessionID: in.SessionID, Reason: "workflow canceled"}, nil); err != nil {
+				workflow.GetLogger(ctx).Error("writing the cancel", "error", err)
+			}
+		}
 		for _, id := range s.order {
 			if s.adopted[id] { // not our children: the cancellation does not reach them by itself
 				s.stopChild(cleanup, id, StopRequest{Reason: "workflow canceled"})
@@ -270,6 +278,9 @@ func (s *session) outcome() string {
 // outside (temporal workflow cancel) on a disconnected context: on the canceled one the write
 // failed at once ("canceled") and the read model said IN_PROGRESS until the orphan sweep.
 const changeCancelWrite = "cancel-status-write"
+
+// changeCancelAtOnce: a cancel from Temporal writes the read model before the clean-up.
+const changeCancelAtOnce = "cancel-read-model-at-once"
 
 func (s *session) setStatus(ctx workflow.Context, status string) {
 	if s.st.Status != store.SessionInProgress {

@@ -42,6 +42,13 @@ func newSessionTest(t *testing.T, devices ...store.PlannedDevice) *sessionTest {
 		st.statuses = append(st.statuses, s.Status)
 		return nil
 	})
+	// A cancel from Temporal is written as the API writes one (activities.CancelSession),
+	// before the status: listed in statuses as "cancel: <reason>".
+	env.OnActivity(st.a.CancelSession, mock.Anything, mock.Anything).Return(func(_ context.Context, c activities.SessionCancel) error {
+		require.Equal(t, int64(7), c.SessionID)
+		st.statuses = append(st.statuses, "cancel: "+c.Reason)
+		return nil
+	})
 	env.SetTestTimeout(time.Minute)
 	return st
 }

@@ -95,3 +95,47 @@ func TestCancelFromTheCLI(t *testing.T) {
 		"the enclosure is stopped")
 	require.NotNil(t, x.EndedAt)
 }
+
+// TestCancelFromTheCLIAtOnce: `temporal workflow cancel` of a session makes it and its
+// enclosures CANCELED in the read model at once, as the API's cancel does, even while an
+// enclosure that records is out of reach (a network outage the fleet monitor has not called
+// DOWN yet): the read model does not wait out the STOP handshake (up to the end grace, 10 min
+// here). STOP stays pending until the enclosure is back; then it stops, and the workflow ends.
+func TestCancelFromTheCLIAtOnce(t *testing.T) {
+	s := newStack(t, func(s *stack) { s.settings.EndGrace = 10 * time.Minute })
+	sim, ids := s.enclosures(2, "E2EC")
+	sid := s.createSession(ids, 600)
+	s.waitRecording(sid)
+	away := sim.Enclosures()[1]
+	away.GoSilent(time.Hour)
+	t.Cleanup(func() { away.GoSilent(0) })
+
+	s.temporalCLI("workflow", "cancel", "-w", workflows.SessionWorkflowID(sid))
+	x := s.waitSession(sid, store.SessionCanceled, time.Minute)
+	for _, d := range x.DeviceStatuses {
+		require.Equal(t, store.DeviceCanceled, d.Status, d.Device.Name)
+	}
+	require.NotNil(t, x.EndedAt)
+	require.Eventually(t, func() bool {
+		for _, d := range s.session(sid).DeviceStatuses {
+			if d.Device.ID == ids[1] {
+				return d.StopPending // STOP waits for the enclosure out of reach
+			}
+		}
+		return false
+	}, 30*time.Second, 100*time.Millisecond, "STOP is pending for the enclosure out of reach")
+
+	away.GoSilent(0)
+	require.Eventually(t, func() bool { return sim.Stats().Recording == 0 }, time.Minute, 100*time.Millisecond,
+		"both enclosures stop")
+	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, s.waitClosed(workflows.SessionWorkflowID(sid)))
+	x = s.session(sid)
+	require.Equal(t, store.SessionCanceled, x.Status, "the workflow's end keeps CANCELED")
+	for _, d := range x.DeviceStatuses {
+		require.Equal(t, store.DeviceCanceled, d.Status, d.Device.Name)
+		require.False(t, d.StopPending, d.Device.Name)
+	}
+	_, _, tag := s.runOf(workflows.SessionWorkflowID(sid))
+	require.Equal(t, store.SessionCanceled, tag)
+	s.recordHistory(workflows.SessionWorkflowID(sid), "session_canceled_at_once")
+}

@@ -216,18 +216,26 @@ func TestRebootResumes(t *testing.T) {
 	s.recordHistory(workflows.DeviceWorkflowID(sid, ids[0]), "device_reboot_resumed_at_once")
 }
 
+// startFleetMonitor starts the singletons serve starts (the fleet monitor, here marking DOWN
+// after down and releasing what a terminated workflow left within a second or so) until the
+// test ends.
+func (s *stack) startFleetMonitor(down time.Duration) {
+	s.t.Helper()
+	fleet := activities.FleetWatch{Every: 200 * time.Millisecond, Down: down, Run: time.Minute,
+		ReconcileEvery: 500 * time.Millisecond, Settle: time.Second}
+	require.NoError(s.t, worker.StartSingletons(context.Background(), s.temporal, s.queue, fleet))
+	s.t.Cleanup(func() {
+		_ = s.temporal.TerminateWorkflow(context.Background(), workflows.FleetMonitorWorkflowID(s.queue), "", "test done")
+		_ = s.temporal.TerminateWorkflow(context.Background(), workflows.HousekeepingWorkflowID(s.queue), "", "test done")
+	})
+}
+
 // TestTerminatedWorkflowsAreCleanedUp terminates a session's workflow from "the CLI": its
 // enclosures stop (their workflows are canceled with it and clean up), and the fleet monitor
 // releases what the terminated workflow itself could not: the session's status.
 func TestTerminatedWorkflowsAreCleanedUp(t *testing.T) {
 	s := newStack(t)
-	fleet := activities.FleetWatch{Every: 200 * time.Millisecond, Down: time.Minute, Run: time.Minute,
-		ReconcileEvery: 500 * time.Millisecond, Settle: time.Second}
-	require.NoError(t, worker.StartSingletons(context.Background(), s.temporal, s.queue, fleet))
-	t.Cleanup(func() {
-		_ = s.temporal.TerminateWorkflow(context.Background(), workflows.FleetMonitorWorkflowID(s.queue), "", "test done")
-		_ = s.temporal.TerminateWorkflow(context.Background(), workflows.HousekeepingWorkflowID(s.queue), "", "test done")
-	})
+	s.startFleetMonitor(time.Minute)
 	sim, ids := s.enclosures(2, "E2ET")
 	sid := s.createSession(ids, 600)
 	require.Eventually(t, func() bool { return sim.Stats().Recording == 2 }, 30*time.Second, 50*time.Millisecond)

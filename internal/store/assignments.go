@@ -273,7 +273,8 @@ func (s *Store) PlanResume(ctx context.Context, deviceID, sessionID int64, plan 
 // enclosure that never started loses its mailbox START (no START can reach it any more, and
 // it is free for another session); one that records gets STOP on its next heartbeat; and the
 // signal for the session workflow is queued in the outbox. It reports whether anything was
-// still running.
+// still running. An empty workflowID is a cancel by the workflow itself (from the temporal
+// CLI): the same read model, and nothing queued for the workflows, which are being canceled.
 func (s *Store) RequestStop(ctx context.Context, req StopRequest, workflowID string, now time.Time) (bool, error) {
 	var changed bool
 	err := s.tx(ctx, func(tx pgx.Tx) error {
@@ -313,7 +314,7 @@ func (s *Store) RequestStop(ctx context.Context, req StopRequest, workflowID str
 			return err
 		}
 		for _, r := range released {
-			if r.ActivityID == "" {
+			if r.ActivityID == "" || workflowID == "" {
 				continue
 			}
 			ev := heartbeat.Event{Kind: heartbeat.EventEnded, At: now, SessionID: req.SessionID, Stopped: true}
@@ -337,6 +338,9 @@ func (s *Store) RequestStop(ctx context.Context, req StopRequest, workflowID str
 		}
 		if err := addEvent(ctx, tx, req.SessionID, req.DeviceID, kind, req.Reason, now); err != nil {
 			return err
+		}
+		if workflowID == "" {
+			return nil
 		}
 		payload, err := json.Marshal(req)
 		if err != nil {
