@@ -257,14 +257,7 @@ func TestLateReportsStillCount(t *testing.T) {
 	s := newStack(t)
 	sim, ids := s.enclosures(2, "E2EZ")
 	sid := s.createSession(ids, 600)
-	require.Eventually(t, func() bool {
-		for _, d := range s.session(sid).DeviceStatuses {
-			if d.Status != store.DeviceRecording {
-				return false
-			}
-		}
-		return true
-	}, 30*time.Second, 100*time.Millisecond)
+	s.waitRecording(sid)
 	away := sim.Enclosures()[0]
 	time.Sleep(2 * time.Second) // something recorded
 	away.GoSilent(s.settings.EndGrace + 15*time.Second)
@@ -302,14 +295,7 @@ func TestOutageAcrossThePlannedEnd(t *testing.T) {
 	sim, ids := s.enclosures(2, "E2EO")
 	const duration = 4
 	sid := s.createSession(ids, duration)
-	require.Eventually(t, func() bool {
-		for _, d := range s.session(sid).DeviceStatuses {
-			if d.Status != store.DeviceRecording {
-				return false
-			}
-		}
-		return true
-	}, 30*time.Second, 100*time.Millisecond)
+	s.waitRecording(sid)
 
 	up := *s.handler.Load()
 	var down http.Handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })

@@ -98,14 +98,7 @@ func TestCancelAndRemove(t *testing.T) {
 	s := newStack(t)
 	sim, ids := s.enclosures(3, "E2EB")
 	sid := s.createSession(ids, 600)
-	require.Eventually(t, func() bool {
-		for _, d := range s.session(sid).DeviceStatuses {
-			if d.Status != store.DeviceRecording {
-				return false
-			}
-		}
-		return true
-	}, 30*time.Second, 100*time.Millisecond)
+	s.waitRecording(sid)
 
 	// Heartbeats that change nothing reach neither the outbox nor any workflow's history.
 	history := func() int64 {
