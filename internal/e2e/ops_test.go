@@ -177,7 +177,16 @@ func TestOpsRecipesRunAsPrinted(t *testing.T) {
 		"the one recording on an enclosure": {vars: func() map[string]string { return map[string]string{"<enclosure>": names[0]} },
 			check: func(out, _ string) { require.Contains(t, out, wf1) }},
 		"describe, with pending activities (attempt, last failure)": {
-			vars:  func() map[string]string { return map[string]string{"<workflow id>": deviceWF(stuck, quiet[0])} },
+			vars: func() map[string]string { return map[string]string{"<workflow id>": deviceWF(stuck, quiet[0])} },
+			// On a loaded machine the workflow may not have scheduled its START yet.
+			before: func() string {
+				wid := deviceWF(stuck, quiet[0])
+				require.Eventually(t, func() bool {
+					d, err := s.temporal.DescribeWorkflowExecution(context.Background(), wid, "")
+					return err == nil && len(d.PendingActivities) > 0
+				}, time.Minute, 100*time.Millisecond, "%s has no pending command", wid)
+				return ""
+			},
 			check: func(out, _ string) { require.Contains(t, out, "SendStart", "the pending command activity is shown") }},
 		"history": {vars: func() map[string]string { return map[string]string{"<workflow id>": wf1} },
 			check: func(out, _ string) { require.Contains(t, out, "WorkflowExecutionStarted") }},

@@ -139,6 +139,17 @@ func (s *Store) CreateSession(ctx context.Context, ns NewSession, ids WorkflowID
 		if err != nil {
 			return err
 		}
+		// Lock the enclosures first, in id order as the heartbeat batch does: taking them one by
+		// one in the request's order (each insert below also locks its enclosure's key) deadlocked
+		// with a batch of the same enclosures' heartbeats.
+		deviceIDs := make([]int64, len(ns.Devices))
+		for i, d := range ns.Devices {
+			deviceIDs[i] = d.DeviceID
+		}
+		if _, err := tx.Exec(ctx, `SELECT id FROM devices WHERE id = ANY(@ids) ORDER BY id FOR UPDATE`,
+			pgx.NamedArgs{"ids": deviceIDs}); err != nil {
+			return fmt.Errorf("locking the enclosures: %w", err)
+		}
 		for _, d := range ns.Devices {
 			args := pgx.NamedArgs{"session_id": id, "device_id": d.DeviceID, "file_prefix": d.FilePrefix}
 			tag, err := tx.Exec(ctx, `
