@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
 
 	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/internal/testenv"
@@ -40,6 +42,10 @@ func TestTemporalOutageAcrossThePlannedEnd(t *testing.T) {
 		t.Skipf("the machine is too slow: the recordings started %v ago, past their planned end, before Temporal could be cut", time.Since(firstStart))
 	}
 	before := sim.Stats()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	_, err := s.temporal.CheckHealth(ctx, &client.CheckHealthRequest{})
+	cancel()
+	require.Error(t, err, "the stack still reaches Temporal after the cut")
 
 	// The enclosures finish their recordings while Temporal is down, answered all along.
 	require.Eventually(t, func() bool { return sim.Stats().RecordingsFinished == 2 }, 60*time.Second, 100*time.Millisecond,
