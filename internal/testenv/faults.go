@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -19,13 +20,16 @@ type Outage struct {
 	ln     net.Listener
 	target string
 	up     atomic.Bool
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{} // the connections passed through, which Cut breaks
 }
 
 // NewOutage proxies a free local address to target until t ends.
 func NewOutage(t testing.TB, target string) *Outage {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	o := &Outage{ln: ln, target: target}
+	o := &Outage{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -45,11 +49,27 @@ func (o *Outage) Addr() string { return o.ln.Addr().String() }
 // End lets connections through from now on.
 func (o *Outage) End() { o.up.Store(true) }
 
+// Cut starts an outage again: it refuses new connections and breaks the open ones, as a
+// server that goes down does to its clients' connections.
+func (o *Outage) Cut() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.up.Store(false)
+	for c := range o.conns {
+		c.Close()
+	}
+}
+
 func (o *Outage) serve(c net.Conn) {
 	defer c.Close()
+	o.mu.Lock()
 	if !o.up.Load() {
+		o.mu.Unlock()
 		return
 	}
+	o.conns[c] = struct{}{}
+	o.mu.Unlock()
+	defer func() { o.mu.Lock(); delete(o.conns, c); o.mu.Unlock() }()
 	s, err := net.Dial("tcp", o.target)
 	if err != nil {
 		return
