@@ -24,7 +24,9 @@ type metrics struct {
 	uploaded *prometheus.CounterVec
 }
 
-func newMetrics(pool *pgxpool.Pool) *metrics {
+// newMetrics builds the registry; with a pool it adds the collectors that read the database
+// at scrape time (now and down judge an enclosure DOWN as the API does).
+func newMetrics(pool *pgxpool.Pool, now func() time.Time, down time.Duration) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -49,7 +51,8 @@ func newMetrics(pool *pgxpool.Pool) *metrics {
 	m.registry.MustRegister(m.requests, m.latency, m.replies, m.refusals, m.uploaded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if pool != nil {
-		m.registry.MustRegister(poolCollector{pool}, outboxCollector{pool}, filesCollector{pool})
+		m.registry.MustRegister(poolCollector{pool}, outboxCollector{pool}, filesCollector{pool},
+			fleetCollector{pool: pool, now: now, down: down}, sessionsCollector{pool})
 	}
 	return m
 }
@@ -92,7 +95,8 @@ func (s *Server) metricsOnAPI() http.Handler {
 	})
 }
 
-// Register adds more collectors (the worker, later the heartbeat path) to the same endpoint.
+// Register adds more collectors (the Temporal SDK's worker metrics: internal/sdkmetrics) to
+// the same endpoint.
 func (s *Server) Register(c ...prometheus.Collector) error {
 	for _, col := range c {
 		if err := s.metrics.registry.Register(col); err != nil {
