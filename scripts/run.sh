@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make run`: PostgreSQL + Temporal dev server + mba serve on this machine,
-# state kept in .data/ so a second run picks up where the first left off.
-# Set MBA_DB_URL / MBA_TEMPORAL_ADDRESS to use servers of your own instead.
+# `make run`: PostgreSQL + Temporal dev server + Mailpit (SMTP with a web inbox) +
+# mba serve on this machine, state kept in .data/ so a second run picks up where
+# the first left off. Set MBA_DB_URL / MBA_TEMPORAL_ADDRESS / MBA_MAIL_HOST to use
+# servers of your own instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/devenv.sh
@@ -11,6 +12,7 @@ mkdir -p "$DATA"
 
 PG_STARTED=0
 TEMPORAL_PID= # a value inherited from the environment is not ours to stop
+MAILPIT_PID=
 serve_pid=
 sim_pid=
 # Stop only what this script started, newest first.
@@ -22,6 +24,7 @@ cleanup() {
 		wait "$serve_pid" 2>/dev/null || true
 	fi
 	temporal_down || true
+	mailpit_down || true
 	if ((PG_STARTED)); then pg_down "$DATA/pg" || true; fi
 }
 trap cleanup EXIT
@@ -41,6 +44,16 @@ if [[ -z ${MBA_TEMPORAL_ADDRESS:-} ]]; then
 	temporal_up "$DATA/temporal.db" 7233 8233 "$DATA/temporal.log"
 	export MBA_TEMPORAL_ADDRESS=127.0.0.1:7233
 	ui=http://127.0.0.1:8233
+fi
+
+# Invites, password resets and alerts land in Mailpit's inbox, never in a real mailbox.
+inbox="(not started here: mail goes to MBA_MAIL_HOST)"
+if [[ -z ${MBA_MAIL_HOST:-} ]]; then
+	ensure_mailpit
+	smtp_port=${MBA_MAILPIT_SMTP_PORT:-1025}
+	mailpit_up "$smtp_port" "${MBA_MAILPIT_HTTP_PORT:-8025}" "$DATA/mailpit.db" "$DATA/mailpit.log"
+	export MBA_MAIL_HOST=127.0.0.1 MBA_MAIL_PORT=$smtp_port MBA_MAIL_TLS=none
+	inbox="$MAILPIT_URL/   (latest message as text: $MAILPIT_URL/view/latest.txt)"
 fi
 
 _say "building bin/mba"
@@ -87,8 +100,9 @@ cat <<BANNER
     Web UI:       $base/
     API:          $base/api/
     Temporal UI:  $ui
+    Mail inbox:   $inbox
     $admin_note
-    data:         $DATA   (logs: postgres.log, temporal.log)
+    data:         $DATA   (logs: postgres.log, temporal.log, mailpit.log)
   Press Ctrl-C to stop everything started here.
 
 BANNER
