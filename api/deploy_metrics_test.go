@@ -225,8 +225,8 @@ func TestPromqlMetrics(t *testing.T) {
 	for expr, want := range map[string][]string{
 		`histogram_quantile(0.95, sum by (le, route) (rate(mba_http_request_duration_seconds_bucket{a="b"}[5m])))`: {"mba_http_request_duration_seconds_bucket"},
 		`mba_enclosure_fps < 0.9 * mba_enclosure_target_fps and mba_enclosure_recording == 1`:                      {"mba_enclosure_fps", "mba_enclosure_target_fps", "mba_enclosure_recording"},
-		`predict_linear(x_bytes[1h], 6 * 3600) < 0 offset 5m`:                                                       {"x_bytes"},
-		`a / on(enclosure) group_left(x) b`:                                                                         {"a", "b"},
+		`predict_linear(x_bytes[1h], 6 * 3600) < 0 offset 5m`:                                                      {"x_bytes"},
+		`a / on(enclosure) group_left(x) b`:                                                                        {"a", "b"},
 	} {
 		require.Equal(t, want, promqlMetrics(expr), expr)
 	}
