@@ -74,6 +74,9 @@ case $host in "" | 0.0.0.0) host=127.0.0.1 ;; "[::]") host="[::1]" ;; esac
 base=http://$host:${addr##*:}
 export MBA_HTTP_PUBLIC_URL=${MBA_HTTP_PUBLIC_URL:-$base}
 
+# Prometheus' view of the service (enclosures, sessions, outbox, the worker's SDK metrics).
+export MBA_HTTP_METRICS_ADDR=${MBA_HTTP_METRICS_ADDR:-127.0.0.1:9464}
+
 email=${MBA_DEV_ADMIN_EMAIL:-admin@example.com}
 pw=${MBA_DEV_ADMIN_PASSWORD:-}
 generated=0
@@ -101,6 +104,7 @@ cat <<BANNER
     API:          $base/api/
     Temporal UI:  $ui
     Mail inbox:   $inbox
+    Metrics:      http://$MBA_HTTP_METRICS_ADDR/metrics
     $admin_note
     data:         $DATA   (logs: postgres.log, temporal.log, mailpit.log)
   Press Ctrl-C to stop everything started here.
