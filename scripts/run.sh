@@ -17,7 +17,10 @@ serve_pid=
 sim_pid=
 # Stop only what this script started, newest first.
 cleanup() {
-	trap - EXIT HUP INT TERM
+	# Ignore further signals rather than die mid-way: `timeout` and make send SIGTERM to the
+	# script and to its process group, so a second one arrives while this runs.
+	trap - EXIT
+	trap '' HUP INT TERM
 	if [[ -n $sim_pid ]]; then kill -TERM "$sim_pid" 2>/dev/null || true; fi
 	if [[ -n $serve_pid ]] && kill -0 "$serve_pid" 2>/dev/null; then
 		kill -TERM "$serve_pid" 2>/dev/null || true

@@ -13,7 +13,10 @@ source scripts/devenv.sh
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mba-test.XXXXXX")
 # shellcheck disable=SC2317 # invoked by the trap
 cleanup() {
-	trap - EXIT HUP INT TERM
+	# Ignore further signals rather than die mid-way: `timeout` and make send SIGTERM to the
+	# script and to its process group, so a second one arrives while this runs.
+	trap - EXIT
+	trap '' HUP INT TERM
 	temporal_down || true
 	minio_down || true
 	mailpit_down || true
