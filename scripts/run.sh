@@ -53,8 +53,15 @@ fi
 inbox="(not started here: mail goes to MBA_MAIL_HOST)"
 if [[ -z ${MBA_MAIL_HOST:-} ]]; then
 	ensure_mailpit
+	# Mailpit's usual ports, unless taken (another make run, the tests' run of this script).
 	smtp_port=${MBA_MAILPIT_SMTP_PORT:-1025}
-	mailpit_up "$smtp_port" "${MBA_MAILPIT_HTTP_PORT:-8025}" "$DATA/mailpit.db" "$DATA/mailpit.log"
+	if [[ -z ${MBA_MAILPIT_SMTP_PORT:-} ]] && port_in_use "$smtp_port"; then smtp_port=$(free_port); fi
+	inbox_port=${MBA_MAILPIT_HTTP_PORT:-8025}
+	if [[ -z ${MBA_MAILPIT_HTTP_PORT:-} ]] && port_in_use "$inbox_port"; then
+		inbox_port=$(free_port)
+		while [[ $inbox_port == "$smtp_port" ]]; do inbox_port=$(free_port); done
+	fi
+	mailpit_up "$smtp_port" "$inbox_port" "$DATA/mailpit.db" "$DATA/mailpit.log"
 	export MBA_MAIL_HOST=127.0.0.1 MBA_MAIL_PORT=$smtp_port MBA_MAIL_TLS=none
 	inbox="$MAILPIT_URL/   (latest message as text: $MAILPIT_URL/view/latest.txt)"
 fi

@@ -393,6 +393,7 @@ func TestRunScriptSimulatesOnAnotherAddress(t *testing.T) {
 		}
 	}
 	require.Contains(t, output(), "Web UI:       http://"+addr+"/")
+	require.Contains(t, output(), "Mail inbox:   http://127.0.0.1:", "mail goes to the Mailpit run.sh started")
 }
 
 // serveUntilWaiting starts mba serve against a database that is not there and returns what it
