@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -134,6 +135,7 @@ func freeAddr(t *testing.T) string {
 func TestServeEndToEnd(t *testing.T) {
 	bin := binary(t)
 	addr := freeAddr(t)
+	metricsAddr := freeAddr(t)
 	env := []string{
 		"MBA_DB_URL=" + testenv.EmptyDatabase(t),
 		"MBA_TEMPORAL_ADDRESS=" + testenv.TemporalAddress(t),
@@ -141,6 +143,7 @@ func TestServeEndToEnd(t *testing.T) {
 		"MBA_HTTP_ADDR=" + addr,
 		"MBA_AUTH_JWT_SECRET=" + strings.Repeat("k", 40),
 		"MBA_AUTH_HASH_MEMORY=8192",
+		"MBA_HTTP_METRICS_ADDR=" + metricsAddr,
 	}
 
 	out, err := mba(t, bin, env, "", "migrate", "up")
@@ -196,6 +199,18 @@ func TestServeEndToEnd(t *testing.T) {
 	res.Body.Close()
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	require.NotEmpty(t, tokens["access"])
+
+	// One /metrics for the service's series and the in-process worker's Temporal SDK metrics.
+	require.Eventually(t, func() bool {
+		res, err := http.Get("http://" + metricsAddr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		return strings.Contains(string(body), `mba_enclosures{state="IDLE"} 0`) &&
+			strings.Contains(string(body), "temporal_worker_task_slots_available{")
+	}, 30*time.Second, 100*time.Millisecond, "no fleet or SDK metrics on %s", metricsAddr)
 
 	// The fleet's admission from the command line, against the unmodified client's heartbeats.
 	beat := func(token string) int {
