@@ -425,3 +425,43 @@ func serveUntilWaiting(t *testing.T, bin string, env []string) string {
 		time.Minute, 50*time.Millisecond, "serve did not wait for PostgreSQL")
 	return out.String()
 }
+
+// TestWorkerServesSDKMetrics: a separate `mba worker` serves its Temporal SDK metrics (and the
+// Go runtime's) on its own metrics address, and stops on SIGTERM.
+func TestWorkerServesSDKMetrics(t *testing.T) {
+	bin := binary(t)
+	metricsAddr := freeAddr(t)
+	env := []string{
+		"MBA_DB_URL=" + testenv.EmptyDatabase(t),
+		"MBA_TEMPORAL_ADDRESS=" + testenv.TemporalAddress(t),
+		"MBA_TEMPORAL_TASK_QUEUE=" + testenv.RandomName("worker-"),
+		"MBA_HTTP_METRICS_ADDR=" + metricsAddr,
+	}
+	var logs testenv.Buffer
+	worker := exec.Command(bin, "worker")
+	worker.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
+	worker.Stdout, worker.Stderr = &logs, &logs
+	require.NoError(t, worker.Start())
+	done := make(chan error, 1)
+	go func() { done <- worker.Wait() }()
+	t.Cleanup(func() { _ = worker.Process.Kill() })
+
+	require.Eventually(t, func() bool {
+		res, err := http.Get("http://" + metricsAddr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		return strings.Contains(string(body), "temporal_worker_task_slots_available{") &&
+			strings.Contains(string(body), "go_goroutines ")
+	}, time.Minute, 100*time.Millisecond, "no SDK metrics on %s: %s", metricsAddr, &logs)
+
+	require.NoError(t, worker.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-done:
+		require.NoError(t, err, "graceful stop exits 0: %s", &logs)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("worker did not stop on SIGTERM: %s", &logs)
+	}
+}
