@@ -1,11 +1,13 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
@@ -46,6 +48,24 @@ func TestDeployFilesNameRealMetrics(t *testing.T) {
 		missing = missingMetrics(h.metrics(), names)
 	}
 	require.Empty(t, missing, "deploy files name metrics a scrape lacks")
+}
+
+// TestAlertRulesPassPromtool: Prometheus's own checker accepts alerts.yml, and its unit tests
+// (alerts_test.yml: which alerts fire on which series) pass.
+func TestAlertRulesPassPromtool(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs promtool (scripts/test.sh installs Debian's prometheus package)")
+	}
+	promtool := cmp.Or(os.Getenv("MBA_PROMTOOL"), "/usr/bin/promtool")
+	if _, err := os.Stat(promtool); err != nil {
+		t.Fatalf("no promtool at %s: install Debian's prometheus package (scripts/test.sh does) or set MBA_PROMTOOL", promtool)
+	}
+	for _, args := range [][]string{{"check", "rules", "alerts.yml"}, {"test", "rules", "alerts_test.yml"}} {
+		cmd := exec.Command(promtool, args...)
+		cmd.Dir = "../deploy/prometheus"
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "promtool %s:\n%s", strings.Join(args, " "), out)
+	}
 }
 
 // failingWorker runs a worker reporting to sdk, with a workflow whose activity fails and one

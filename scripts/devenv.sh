@@ -191,6 +191,20 @@ ensure_chromium() { _ensure_apt MBA_CHROMIUM /usr/bin/chromium chromium "the web
 # exports MBA_NGINX.
 ensure_nginx() { _ensure_apt MBA_NGINX /usr/sbin/nginx nginx-light "the test of deploy/nginx"; }
 
+# ensure_promtool: promtool, from Debian's prometheus package, for the test of
+# deploy/prometheus (api/deploy_metrics_test.go); exports MBA_PROMTOOL. The package's own
+# Prometheus service is never used: stopped and disabled when the install started it.
+ensure_promtool() {
+	local fresh=0
+	[[ -x /usr/bin/promtool ]] || fresh=1
+	_ensure_apt MBA_PROMTOOL /usr/bin/promtool prometheus "the test of deploy/prometheus" || return 1
+	if ((fresh)) && [[ -d /run/systemd/system ]]; then
+		local sudo=()
+		[[ $EUID -eq 0 ]] || sudo=(sudo)
+		"${sudo[@]}" systemctl disable --now prometheus >/dev/null 2>&1 || true
+	fi
+}
+
 # ------------------------------------------------------------------ Temporal
 
 _temporal_ok() {

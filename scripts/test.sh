@@ -34,6 +34,7 @@ PG_EXTRA_SETTINGS=$'fsync = off\nsynchronous_commit = off\nfull_page_writes = of
 
 ensure_chromium
 ensure_nginx
+ensure_promtool
 ensure_postgres_binaries
 ensure_temporal
 ensure_minio
