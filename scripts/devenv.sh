@@ -369,12 +369,15 @@ ensure_minio() {
 	export MINIO_BIN
 }
 
-_minio_live() {
-	# No curl on a fresh Debian: a bare HTTP/1.0 request through bash.
-	# shellcheck disable=SC2016 # $1 is expanded by the inner bash
-	timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf "GET /minio/health/live HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" >&3 &&
-		IFS= read -r line <&3 && [[ $line == "HTTP/1."?" 200"* ]]' _ "$1" 2>/dev/null
+# _http_ok PORT PATH: true if GET PATH on 127.0.0.1:PORT answers 200. No curl on a fresh
+# Debian: a bare HTTP/1.0 request through bash.
+_http_ok() {
+	# shellcheck disable=SC2016 # $1 and $2 are expanded by the inner bash
+	timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" "$2" >&3 &&
+		IFS= read -r line <&3 && [[ $line == "HTTP/1."?" 200"* ]]' _ "$1" "$2" 2>/dev/null
 }
+
+_minio_live() { _http_ok "$1" /minio/health/live; }
 
 _random_hex() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
 
@@ -430,11 +433,7 @@ ensure_mailpit() {
 	export MAILPIT_BIN
 }
 
-_mailpit_ready() {
-	# shellcheck disable=SC2016 # $1 is expanded by the inner bash
-	timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf "GET /readyz HTTP/1.0\r\nHost: 127.0.0.1:$1\r\n\r\n" >&3 &&
-		IFS= read -r line <&3 && [[ $line == "HTTP/1."?" 200"* ]]' _ "$1" 2>/dev/null
-}
+_mailpit_ready() { _http_ok "$1" /readyz; }
 
 # mailpit_up SMTPPORT HTTPPORT DBFILE|none LOGFILE: run Mailpit on 127.0.0.1 (SMTP without TLS
 # or authentication, as a local catch-all) in the background and wait until it serves. With

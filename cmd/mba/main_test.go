@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -201,16 +202,7 @@ func TestServeEndToEnd(t *testing.T) {
 	require.NotEmpty(t, tokens["access"])
 
 	// One /metrics for the service's series and the in-process worker's Temporal SDK metrics.
-	require.Eventually(t, func() bool {
-		res, err := http.Get("http://" + metricsAddr + "/metrics")
-		if err != nil {
-			return false
-		}
-		defer res.Body.Close()
-		body, _ := io.ReadAll(res.Body)
-		return strings.Contains(string(body), `mba_enclosures{state="IDLE"} 0`) &&
-			strings.Contains(string(body), "temporal_worker_task_slots_available{")
-	}, 30*time.Second, 100*time.Millisecond, "no fleet or SDK metrics on %s", metricsAddr)
+	waitForMetrics(t, metricsAddr, &logs, `mba_enclosures{state="IDLE"} 0`, "temporal_worker_task_slots_available{")
 
 	// The fleet's admission from the command line, against the unmodified client's heartbeats.
 	beat := func(token string) int {
@@ -446,16 +438,7 @@ func TestWorkerServesSDKMetrics(t *testing.T) {
 	go func() { done <- worker.Wait() }()
 	t.Cleanup(func() { _ = worker.Process.Kill() })
 
-	require.Eventually(t, func() bool {
-		res, err := http.Get("http://" + metricsAddr + "/metrics")
-		if err != nil {
-			return false
-		}
-		defer res.Body.Close()
-		body, _ := io.ReadAll(res.Body)
-		return strings.Contains(string(body), "temporal_worker_task_slots_available{") &&
-			strings.Contains(string(body), "go_goroutines ")
-	}, time.Minute, 100*time.Millisecond, "no SDK metrics on %s: %s", metricsAddr, &logs)
+	waitForMetrics(t, metricsAddr, &logs, "temporal_worker_task_slots_available{", "go_goroutines ")
 
 	require.NoError(t, worker.Process.Signal(syscall.SIGTERM))
 	select {
@@ -464,4 +447,24 @@ func TestWorkerServesSDKMetrics(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("worker did not stop on SIGTERM: %s", &logs)
 	}
+}
+
+// waitForMetrics waits until /metrics on addr carries every one of wants; logs is the
+// process's output, shown when it never does.
+func waitForMetrics(t *testing.T, addr string, logs fmt.Stringer, wants ...string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		res, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		for _, w := range wants {
+			if !strings.Contains(string(body), w) {
+				return false
+			}
+		}
+		return true
+	}, time.Minute, 100*time.Millisecond, "/metrics on %s lacks some of %q: %s", addr, wants, logs)
 }
