@@ -70,11 +70,11 @@ func (c fleetCollector) Describe(ch chan<- *prometheus.Desc) {
 
 // fleetRow is one enclosure as fleetQuery reads it.
 type fleetRow struct {
-	name, admission               string
-	down, recording               bool
-	age, fps, skewMS              *float64
-	session                       int64
-	targetFPS, freeDisk, totalDsk *int64
+	name, admission                string
+	down, recording                bool
+	age, fps, skewMS               *float64
+	session                        int64
+	targetFPS, freeDisk, totalDisk *int64
 }
 
 const fleetQuery = `
@@ -97,7 +97,7 @@ func (c fleetCollector) Collect(ch chan<- prometheus.Metric) {
 		fleet, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (fleetRow, error) {
 			var f fleetRow
 			err := r.Scan(&f.name, &f.admission, &f.down, &f.age, &f.session, &f.targetFPS,
-				&f.recording, &f.fps, &f.freeDisk, &f.totalDsk, &f.skewMS)
+				&f.recording, &f.fps, &f.freeDisk, &f.totalDisk, &f.skewMS)
 			return f, err
 		})
 		if err == nil {
@@ -142,7 +142,7 @@ func emitFleet(ch chan<- prometheus.Metric, fleet []fleetRow) {
 		gauge(fleetDescs.recording, boolValue(f.recording), f.name)
 		optional(fleetDescs.age, f.age, 1, f.name)
 		optionalInt(fleetDescs.freeDisk, f.freeDisk, f.name)
-		optionalInt(fleetDescs.totalDisk, f.totalDsk, f.name)
+		optionalInt(fleetDescs.totalDisk, f.totalDisk, f.name)
 		optional(fleetDescs.fps, f.fps, 1, f.name)
 		optionalInt(fleetDescs.targetFPS, f.targetFPS, f.name)
 		optional(fleetDescs.skew, f.skewMS, 1e-3, f.name)
