@@ -1,11 +1,12 @@
-# Everything runs on this machine: PostgreSQL from apt, the Temporal CLI built
-# from the Go module proxy into .tools/bin. See scripts/devenv.sh.
+# Everything runs on this machine: PostgreSQL from apt, the Temporal CLI, MinIO and
+# Mailpit built from the Go module proxy into .tools/bin. See scripts/devenv.sh.
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
 .PHONY: run test build lint bench bench-full bench-go temporal clean-data record-histories
 
-# PostgreSQL, Temporal dev server (UI :8233) and the API on :8080; state in .data/.
+# PostgreSQL, Temporal dev server (UI :8233), Mailpit (inbox :8025) and the API on :8080
+# (metrics :9464); state in .data/.
 run:
 	scripts/run.sh
 

@@ -213,8 +213,10 @@ func TestChangePassword(t *testing.T) {
 		"changing the password revokes refresh tokens")
 }
 
+// TestInviteAndSetPassword: the invitation goes out over SMTP (to Mailpit) and its link sets
+// the password once.
 func TestInviteAndSetPassword(t *testing.T) {
-	h := newHarness(t)
+	h, mp := newMailpitHarness(t)
 	h.user("admin@lab.example", "correct horse", true)
 	h.user("ann@lab.example", "correct horse", false)
 	adminToken, _ := h.login("admin@lab.example", "correct horse")
@@ -230,7 +232,7 @@ func TestInviteAndSetPassword(t *testing.T) {
 	require.Contains(t, errs["url"], "origin https://evil.example is not allowed")
 
 	require.Equal(t, http.StatusNoContent, h.do("POST", "/api/user/invite", adminToken, body).status)
-	uid, token := h.lastLink("new@lab.example")
+	uid, token := mailedLink(t, mp, "new@lab.example", "You are invited to the Mouse Behavior Analysis service")
 
 	// The invited user cannot log in before choosing a password.
 	require.Equal(t, http.StatusUnauthorized, h.do("POST", "/api/auth/login", "",
@@ -280,8 +282,10 @@ func TestInviteMailFailureIs502(t *testing.T) {
 	require.NotContains(t, string(res.body), "451", "internal error text stays on the server")
 }
 
+// TestPasswordReset: the reset link goes out over SMTP (to Mailpit), only to an account that
+// exists, and signs the account out everywhere.
 func TestPasswordReset(t *testing.T) {
-	h := newHarness(t)
+	h, mp := newMailpitHarness(t)
 	h.user("ann@lab.example", "correct horse", false)
 	access, refresh := h.login("ann@lab.example", "correct horse")
 
@@ -289,9 +293,9 @@ func TestPasswordReset(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, res.status, "same answer whether or not the account exists")
 	res = h.do("POST", "/api/user/send_pw_reset", "", map[string]string{"email": "ann@lab.example", "url": testLinkOrigin})
 	require.Equal(t, http.StatusAccepted, res.status)
-	uid, token := h.lastLink("ann@lab.example")
+	uid, token := mailedLink(t, mp, "ann@lab.example", "Reset your Mouse Behavior Analysis password")
 	h.srv.Wait(context.Background())
-	require.Zero(t, h.mailCount("nobody@lab.example"))
+	require.Empty(t, mp.Messages("nobody@lab.example"))
 
 	require.Equal(t, http.StatusNoContent, h.do("POST", "/api/user/"+uid+"/reset_password/"+token, "",
 		map[string]string{"password": "brand new password"}).status)

@@ -239,6 +239,24 @@ func (h *harness) lastLink(email string) (uid, token string) {
 	return m[1], m[2]
 }
 
-func (h *harness) mailCount(email string) int {
-	return len(h.mailer.to(email))
+// newMailpitHarness is newHarness mailing through the real SMTP sender (mail.SMTP, as cmd/mba
+// configures it) to the suite's Mailpit, whose HTTP API the test reads the messages from.
+func newMailpitHarness(t testing.TB, opts ...harnessOption) (*harness, *testenv.Mailpit) {
+	t.Helper()
+	mp := testenv.NewMailpit(t)
+	return newHarness(t, append(opts, func(d *Deps) { d.Mailer = mp.Sender() })...), mp
+}
+
+// mailedLink waits for the one message to email in mp, checks its subject and recipient, and
+// returns the uid and token of the link in it.
+func mailedLink(t testing.TB, mp *testenv.Mailpit, email, subject string) (uid, token string) {
+	t.Helper()
+	msgs := mp.WaitForMessages(email, 1)
+	require.Len(t, msgs, 1, "one message to %s", email)
+	require.Equal(t, subject, msgs[0].Subject)
+	require.Len(t, msgs[0].To, 1)
+	require.Equal(t, email, msgs[0].To[0].Address)
+	m := linkPattern.FindStringSubmatch(strings.ReplaceAll(msgs[0].Text, "\r\n", "\n"))
+	require.NotNil(t, m, "no link in %q", msgs[0].Text)
+	return m[1], m[2]
 }

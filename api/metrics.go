@@ -7,10 +7,13 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/jax-mba/mba/internal/store"
 )
 
 // metrics are the service's Prometheus series. Each Server has its own registry so tests
@@ -24,7 +27,9 @@ type metrics struct {
 	uploaded *prometheus.CounterVec
 }
 
-func newMetrics(pool *pgxpool.Pool) *metrics {
+// newMetrics builds the registry; with a pool it adds the collectors that read the database
+// at scrape time (now and down judge an enclosure DOWN as the API does).
+func newMetrics(pool *pgxpool.Pool, now func() time.Time, down time.Duration) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -46,13 +51,23 @@ func newMetrics(pool *pgxpool.Pool) *metrics {
 			Name: "mba_uploaded_total", Help: "Files received from upload agents (unit files) and their bytes (unit bytes).",
 		}, []string{"unit"}),
 	}
+	// Every reason exists from the start at 0, so an alert on increase() sees the first refusal.
+	for _, reason := range refusalReasons {
+		m.refusals.WithLabelValues(reason)
+	}
 	m.registry.MustRegister(m.requests, m.latency, m.replies, m.refusals, m.uploaded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if pool != nil {
-		m.registry.MustRegister(poolCollector{pool}, outboxCollector{pool}, filesCollector{pool})
+		m.registry.MustRegister(poolCollector{pool}, outboxCollector{pool}, filesCollector{pool},
+			fleetCollector{pool: pool, now: now, down: down}, sessionsCollector{pool})
 	}
 	return m
 }
+
+// refusalReasons are the reasons heartbeats are refused for (Server.heartbeatRefused, the
+// allowed-networks check).
+var refusalReasons = []string{"network", "unknown", "registration_limit", "token", "relayed", "address", "retired",
+	"rejected", "unavailable"}
 
 func (m *metrics) observe(route, method string, status int, d time.Duration) {
 	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
@@ -92,7 +107,8 @@ func (s *Server) metricsOnAPI() http.Handler {
 	})
 }
 
-// Register adds more collectors (the worker, later the heartbeat path) to the same endpoint.
+// Register adds more collectors (the Temporal SDK's worker metrics: internal/sdkmetrics) to
+// the same endpoint.
 func (s *Server) Register(c ...prometheus.Collector) error {
 	for _, col := range c {
 		if err := s.metrics.registry.Register(col); err != nil {
@@ -185,22 +201,23 @@ func (c filesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- filesByStat
 func (c filesCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
+	// Every state from the start at 0, so an alert on increase() sees the first MISSING file.
+	byState := map[string]int64{store.FilePending: 0, store.FileUploading: 0, store.FileUploaded: 0,
+		store.FileVerified: 0, store.FileCorrupt: 0, store.FileMissing: 0}
 	rows, err := c.pool.Query(ctx, `SELECT state, count(*) FROM session_files GROUP BY state`)
+	if err == nil {
+		var state string
+		var n int64
+		_, err = pgx.ForEachRow(rows, []any{&state, &n}, func() error {
+			byState[state] = n
+			return nil
+		})
+	}
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(filesByState, err)
 		return
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var state string
-		var n int64
-		if err := rows.Scan(&state, &n); err != nil {
-			ch <- prometheus.NewInvalidMetric(filesByState, err)
-			return
-		}
+	for state, n := range byState {
 		ch <- prometheus.MustNewConstMetric(filesByState, prometheus.GaugeValue, float64(n), state)
-	}
-	if err := rows.Err(); err != nil {
-		ch <- prometheus.NewInvalidMetric(filesByState, err)
 	}
 }

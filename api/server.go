@@ -115,7 +115,7 @@ func NewServer(d Deps) *Server {
 		cfg: d.Config, log: d.Log, pool: d.Pool, users: d.Users, mailer: d.Mailer,
 		enclosures: d.Enclosures, sessions: d.Sessions, workflows: d.Workflows,
 		tokens: d.Tokens, hasher: d.Hasher, temporal: d.Temporal, now: now,
-		metrics:         newMetrics(d.Pool),
+		metrics:         newMetrics(d.Pool, now, d.Config.Enclosures.DownAfter),
 		background:      make(chan struct{}, 64),
 		hashSlots:       make(chan struct{}, hashSlots(d.Config.HashMemoryKiB, d.Hasher)),
 		refusals:        newRefusalLog(d.Log, cmp.Or(d.Config.RefusalLogEvery, time.Minute)),

@@ -14,6 +14,10 @@ TEMPORAL_CLI_VERSION=1.5.1
 # is the pseudo-version `go install github.com/minio/minio@latest` resolved to.
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 
+# Mailpit (an SMTP server that keeps every message, with a web inbox and an HTTP API) for
+# make run's mail and the tests that read what the service sent.
+MAILPIT_VERSION=v1.33.1
+
 # Custom search attributes the workflows use; registered on every start.
 MBA_SEARCH_ATTRIBUTES=(MbaSessionId=Int MbaDeviceNames=KeywordList MbaStatus=Keyword)
 
@@ -187,6 +191,20 @@ ensure_chromium() { _ensure_apt MBA_CHROMIUM /usr/bin/chromium chromium "the web
 # exports MBA_NGINX.
 ensure_nginx() { _ensure_apt MBA_NGINX /usr/sbin/nginx nginx-light "the test of deploy/nginx"; }
 
+# ensure_promtool: promtool, from Debian's prometheus package, for the test of
+# deploy/prometheus (api/deploy_metrics_test.go); exports MBA_PROMTOOL. The package's own
+# Prometheus service is never used: stopped and disabled when the install started it.
+ensure_promtool() {
+	local fresh=0
+	[[ -x /usr/bin/promtool ]] || fresh=1
+	_ensure_apt MBA_PROMTOOL /usr/bin/promtool prometheus "the test of deploy/prometheus" || return 1
+	if ((fresh)) && [[ -d /run/systemd/system ]]; then
+		local sudo=()
+		[[ $EUID -eq 0 ]] || sudo=(sudo)
+		"${sudo[@]}" systemctl disable --now prometheus >/dev/null 2>&1 || true
+	fi
+}
+
 # ------------------------------------------------------------------ Temporal
 
 _temporal_ok() {
@@ -351,12 +369,15 @@ ensure_minio() {
 	export MINIO_BIN
 }
 
-_minio_live() {
-	# No curl on a fresh Debian: a bare HTTP/1.0 request through bash.
-	# shellcheck disable=SC2016 # $1 is expanded by the inner bash
-	timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf "GET /minio/health/live HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" >&3 &&
-		IFS= read -r line <&3 && [[ $line == "HTTP/1."?" 200"* ]]' _ "$1" 2>/dev/null
+# _http_ok PORT PATH: true if GET PATH on 127.0.0.1:PORT answers 200. No curl on a fresh
+# Debian: a bare HTTP/1.0 request through bash.
+_http_ok() {
+	# shellcheck disable=SC2016 # $1 and $2 are expanded by the inner bash
+	timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" "$2" >&3 &&
+		IFS= read -r line <&3 && [[ $line == "HTTP/1."?" 200"* ]]' _ "$1" "$2" 2>/dev/null
 }
+
+_minio_live() { _http_ok "$1" /minio/health/live; }
 
 _random_hex() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
 
@@ -394,6 +415,63 @@ minio_down() {
 	local pid=${MINIO_PID:-}
 	MINIO_PID=
 	_stop_pid "$pid" "MinIO"
+}
+
+# ------------------------------------------------------------------- Mailpit
+
+_mailpit_ok() {
+	[[ -x $1 && $(go version -m "$1" 2>/dev/null) == *$'\tmod\tgithub.com/axllent/mailpit\t'"$MAILPIT_VERSION"$'\t'* ]]
+}
+
+# ensure_mailpit: build the pinned Mailpit into .tools/bin (once). The module carries no
+# built web-UI assets (upstream builds them with npm), so its inbox page is only a shell;
+# the HTTP API, which the tests read, and /view/<id>.html are complete.
+ensure_mailpit() {
+	_build_tool mailpit "Mailpit $MAILPIT_VERSION" _mailpit_ok "github.com/axllent/mailpit@$MAILPIT_VERSION" \
+		"-s -w -X github.com/axllent/mailpit/config.Version=$MAILPIT_VERSION" || return 1
+	MAILPIT_BIN=$MBA_TOOLS_BIN/mailpit
+	export MAILPIT_BIN
+}
+
+_mailpit_ready() { _http_ok "$1" /readyz; }
+
+# mailpit_up SMTPPORT HTTPPORT DBFILE|none LOGFILE: run Mailpit on 127.0.0.1 (SMTP without TLS
+# or authentication, as a local catch-all) in the background and wait until it serves. With
+# none the messages live in a temporary database deleted when it stops. Sets MAILPIT_PID and
+# MAILPIT_URL (the web inbox and API base).
+mailpit_up() {
+	local smtp=$1 http=$2 dbfile=$3 logfile=$4
+	[[ -n ${MAILPIT_BIN:-} ]] || { _err "mailpit_up: call ensure_mailpit first"; return 1; }
+	MAILPIT_PID= MAILPIT_URL=
+	local p
+	for p in "$smtp" "$http"; do
+		if port_in_use "$p"; then
+			_err "port $p is taken; Mailpit needs it free"
+			return 1
+		fi
+	done
+	local args=(--smtp "127.0.0.1:$smtp" --listen "127.0.0.1:$http" --smtp-auth-accept-any
+		--smtp-auth-allow-insecure --disable-version-check --smtp-disable-rdns --quiet)
+	if [[ $dbfile != none ]]; then
+		mkdir -p "$(dirname "$dbfile")" || return 1
+		args+=(--database "$dbfile")
+	fi
+	mkdir -p "$(dirname "$logfile")" || return 1
+	echo "--- $(date -Is) mailpit ${args[*]}" >>"$logfile"
+	setsid "$MAILPIT_BIN" "${args[@]}" </dev/null >>"$logfile" 2>&1 &
+	MAILPIT_PID=$!
+
+	_wait_started Mailpit "$MAILPIT_PID" "$logfile" mailpit_down _mailpit_ready "$http" || return 1
+	MAILPIT_URL=http://127.0.0.1:$http
+	export MAILPIT_URL
+	_say "Mailpit SMTP at 127.0.0.1:$smtp, inbox $MAILPIT_URL/ (log $logfile)"
+}
+
+# mailpit_down: stop the server mailpit_up started, if any.
+mailpit_down() {
+	local pid=${MAILPIT_PID:-}
+	MAILPIT_PID=
+	_stop_pid "$pid" "Mailpit"
 }
 
 # -------------------------------------------------------------------- ports

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make run`: PostgreSQL + Temporal dev server + mba serve on this machine,
-# state kept in .data/ so a second run picks up where the first left off.
-# Set MBA_DB_URL / MBA_TEMPORAL_ADDRESS to use servers of your own instead.
+# `make run`: PostgreSQL + Temporal dev server + Mailpit (SMTP with a web inbox) +
+# mba serve on this machine, state kept in .data/ so a second run picks up where
+# the first left off. Set MBA_DB_URL / MBA_TEMPORAL_ADDRESS / MBA_MAIL_HOST to use
+# servers of your own instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/devenv.sh
@@ -11,17 +12,22 @@ mkdir -p "$DATA"
 
 PG_STARTED=0
 TEMPORAL_PID= # a value inherited from the environment is not ours to stop
+MAILPIT_PID=
 serve_pid=
 sim_pid=
 # Stop only what this script started, newest first.
 cleanup() {
-	trap - EXIT HUP INT TERM
+	# Ignore further signals rather than die mid-way: `timeout` and make send SIGTERM to the
+	# script and to its process group, so a second one arrives while this runs.
+	trap - EXIT
+	trap '' HUP INT TERM
 	if [[ -n $sim_pid ]]; then kill -TERM "$sim_pid" 2>/dev/null || true; fi
 	if [[ -n $serve_pid ]] && kill -0 "$serve_pid" 2>/dev/null; then
 		kill -TERM "$serve_pid" 2>/dev/null || true
 		wait "$serve_pid" 2>/dev/null || true
 	fi
 	temporal_down || true
+	mailpit_down || true
 	if ((PG_STARTED)); then pg_down "$DATA/pg" || true; fi
 }
 trap cleanup EXIT
@@ -43,6 +49,23 @@ if [[ -z ${MBA_TEMPORAL_ADDRESS:-} ]]; then
 	ui=http://127.0.0.1:8233
 fi
 
+# Invites, password resets and alerts land in Mailpit's inbox, never in a real mailbox.
+inbox="(not started here: mail goes to MBA_MAIL_HOST)"
+if [[ -z ${MBA_MAIL_HOST:-} ]]; then
+	ensure_mailpit
+	# Mailpit's usual ports, unless taken (another make run, the tests' run of this script).
+	smtp_port=${MBA_MAILPIT_SMTP_PORT:-1025}
+	if [[ -z ${MBA_MAILPIT_SMTP_PORT:-} ]] && port_in_use "$smtp_port"; then smtp_port=$(free_port); fi
+	inbox_port=${MBA_MAILPIT_HTTP_PORT:-8025}
+	if [[ -z ${MBA_MAILPIT_HTTP_PORT:-} ]] && port_in_use "$inbox_port"; then
+		inbox_port=$(free_port)
+		while [[ $inbox_port == "$smtp_port" ]]; do inbox_port=$(free_port); done
+	fi
+	mailpit_up "$smtp_port" "$inbox_port" "$DATA/mailpit.db" "$DATA/mailpit.log"
+	export MBA_MAIL_HOST=127.0.0.1 MBA_MAIL_PORT=$smtp_port MBA_MAIL_TLS=none
+	inbox="$MAILPIT_URL/   (latest message as text: $MAILPIT_URL/view/latest.txt)"
+fi
+
 _say "building bin/mba"
 go build -o bin/mba ./cmd/mba
 
@@ -60,6 +83,9 @@ host=${addr%:*}
 case $host in "" | 0.0.0.0) host=127.0.0.1 ;; "[::]") host="[::1]" ;; esac
 base=http://$host:${addr##*:}
 export MBA_HTTP_PUBLIC_URL=${MBA_HTTP_PUBLIC_URL:-$base}
+
+# Prometheus' view of the service (enclosures, sessions, outbox, the worker's SDK metrics).
+export MBA_HTTP_METRICS_ADDR=${MBA_HTTP_METRICS_ADDR:-127.0.0.1:9464}
 
 email=${MBA_DEV_ADMIN_EMAIL:-admin@example.com}
 pw=${MBA_DEV_ADMIN_PASSWORD:-}
@@ -87,8 +113,10 @@ cat <<BANNER
     Web UI:       $base/
     API:          $base/api/
     Temporal UI:  $ui
+    Mail inbox:   $inbox
+    Metrics:      http://$MBA_HTTP_METRICS_ADDR/metrics
     $admin_note
-    data:         $DATA   (logs: postgres.log, temporal.log)
+    data:         $DATA   (logs: postgres.log, temporal.log, mailpit.log)
   Press Ctrl-C to stop everything started here.
 
 BANNER

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -134,6 +136,7 @@ func freeAddr(t *testing.T) string {
 func TestServeEndToEnd(t *testing.T) {
 	bin := binary(t)
 	addr := freeAddr(t)
+	metricsAddr := freeAddr(t)
 	env := []string{
 		"MBA_DB_URL=" + testenv.EmptyDatabase(t),
 		"MBA_TEMPORAL_ADDRESS=" + testenv.TemporalAddress(t),
@@ -141,6 +144,7 @@ func TestServeEndToEnd(t *testing.T) {
 		"MBA_HTTP_ADDR=" + addr,
 		"MBA_AUTH_JWT_SECRET=" + strings.Repeat("k", 40),
 		"MBA_AUTH_HASH_MEMORY=8192",
+		"MBA_HTTP_METRICS_ADDR=" + metricsAddr,
 	}
 
 	out, err := mba(t, bin, env, "", "migrate", "up")
@@ -196,6 +200,9 @@ func TestServeEndToEnd(t *testing.T) {
 	res.Body.Close()
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	require.NotEmpty(t, tokens["access"])
+
+	// One /metrics for the service's series and the in-process worker's Temporal SDK metrics.
+	waitForMetrics(t, metricsAddr, &logs, `mba_enclosures{state="IDLE"} 0`, "temporal_worker_task_slots_available{")
 
 	// The fleet's admission from the command line, against the unmodified client's heartbeats.
 	beat := func(token string) int {
@@ -393,6 +400,7 @@ func TestRunScriptSimulatesOnAnotherAddress(t *testing.T) {
 		}
 	}
 	require.Contains(t, output(), "Web UI:       http://"+addr+"/")
+	require.Contains(t, output(), "Mail inbox:   http://127.0.0.1:", "mail goes to the Mailpit run.sh started")
 }
 
 // serveUntilWaiting starts mba serve against a database that is not there and returns what it
@@ -408,4 +416,55 @@ func serveUntilWaiting(t *testing.T, bin string, env []string) string {
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), "waiting for PostgreSQL") },
 		time.Minute, 50*time.Millisecond, "serve did not wait for PostgreSQL")
 	return out.String()
+}
+
+// TestWorkerServesSDKMetrics: a separate `mba worker` serves its Temporal SDK metrics (and the
+// Go runtime's) on its own metrics address, and stops on SIGTERM.
+func TestWorkerServesSDKMetrics(t *testing.T) {
+	bin := binary(t)
+	metricsAddr := freeAddr(t)
+	env := []string{
+		"MBA_DB_URL=" + testenv.EmptyDatabase(t),
+		"MBA_TEMPORAL_ADDRESS=" + testenv.TemporalAddress(t),
+		"MBA_TEMPORAL_TASK_QUEUE=" + testenv.RandomName("worker-"),
+		"MBA_HTTP_METRICS_ADDR=" + metricsAddr,
+	}
+	var logs testenv.Buffer
+	worker := exec.Command(bin, "worker")
+	worker.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
+	worker.Stdout, worker.Stderr = &logs, &logs
+	require.NoError(t, worker.Start())
+	done := make(chan error, 1)
+	go func() { done <- worker.Wait() }()
+	t.Cleanup(func() { _ = worker.Process.Kill() })
+
+	waitForMetrics(t, metricsAddr, &logs, "temporal_worker_task_slots_available{", "go_goroutines ")
+
+	require.NoError(t, worker.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-done:
+		require.NoError(t, err, "graceful stop exits 0: %s", &logs)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("worker did not stop on SIGTERM: %s", &logs)
+	}
+}
+
+// waitForMetrics waits until /metrics on addr carries every one of wants; logs is the
+// process's output, shown when it never does.
+func waitForMetrics(t *testing.T, addr string, logs fmt.Stringer, wants ...string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		res, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		for _, w := range wants {
+			if !strings.Contains(string(body), w) {
+				return false
+			}
+		}
+		return true
+	}, time.Minute, 100*time.Millisecond, "/metrics on %s lacks some of %q: %s", addr, wants, logs)
 }

@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
@@ -22,6 +25,7 @@ import (
 	"github.com/jax-mba/mba/internal/auth"
 	"github.com/jax-mba/mba/internal/dispatch"
 	"github.com/jax-mba/mba/internal/mail"
+	"github.com/jax-mba/mba/internal/sdkmetrics"
 	"github.com/jax-mba/mba/internal/storage"
 	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/migrations"
@@ -63,6 +67,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 	if err != nil {
 		return err
 	}
+	// The SDK's own metrics (worker task latencies and failures, slots, requests) go to the
+	// same /metrics as the service's.
+	sdkMetrics := sdkmetrics.New()
+	topts.MetricsHandler = sdkMetrics
 	tc, err := waitFor(ctx, log, "Temporal", func(context.Context) (client.Client, error) { return dialTemporal(cfg, topts) })
 	if err != nil {
 		return err
@@ -84,6 +92,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 		log.Info("temporal worker running", "task_queue", cfg.Temporal.TaskQueue, "namespace", cfg.Temporal.Namespace)
 	}
 	if !withAPI {
+		if cfg.HTTP.MetricsAddr != "" {
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(sdkMetrics, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+			defer serveMetrics(cfg.HTTP.MetricsAddr, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}), log)()
+		}
 		<-ctx.Done()
 		log.Info("shutting down the worker")
 		return nil
@@ -141,6 +154,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 		Files:      st,
 		Storage:    files,
 	})
+	if err := srv.Register(sdkMetrics); err != nil {
+		return fmt.Errorf("registering the Temporal SDK metrics: %w", err)
+	}
 	httpServer := &http.Server{
 		Addr:              cfg.HTTP.Addr,
 		Handler:           srv.Handler(),
@@ -159,14 +175,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 		log.Info("pprof listening", "addr", cfg.HTTP.PprofAddr)
 	}
 	if cfg.HTTP.MetricsAddr != "" {
-		// Its own address, for the scraper only: /metrics on the API address needs the token.
-		metricsServer := &http.Server{Addr: cfg.HTTP.MetricsAddr, Handler: srv.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second}
-		go func() {
-			err := metricsServer.ListenAndServe()
-			log.Warn("metrics server stopped", "error", err)
-		}()
-		defer metricsServer.Close()
-		log.Info("metrics listening", "addr", cfg.HTTP.MetricsAddr)
+		defer serveMetrics(cfg.HTTP.MetricsAddr, srv.MetricsHandler(), log)()
 	}
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
@@ -193,6 +202,18 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 		return err
 	}
 	return nil
+}
+
+// serveMetrics serves /metrics on addr, its own address for the scraper only (/metrics on
+// the API address needs the token), until the returned stop is called.
+func serveMetrics(addr string, h http.Handler, log *slog.Logger) (stop func()) {
+	metricsServer := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		err := metricsServer.ListenAndServe()
+		log.Warn("metrics server stopped", "error", err)
+	}()
+	log.Info("metrics listening", "addr", addr)
+	return func() { _ = metricsServer.Close() }
 }
 
 func pprofMux() *http.ServeMux {
