@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,9 +18,13 @@ import (
 	"syscall"
 	"time"
 
+	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/encoding/protojson"
+
 	"github.com/jax-mba/mba/internal/apiclient"
 	"github.com/jax-mba/mba/internal/simulator"
 	"github.com/jax-mba/mba/internal/store"
+	"github.com/jax-mba/mba/workflows"
 )
 
 // faults: one stack, simulated enclosures heartbeating every 2 s, and faults injected one
@@ -308,7 +313,11 @@ func faults(ctx context.Context, r *runner) (any, []TargetOutcome, error) {
 		fr.names = append(fr.names, e.Name())
 	}
 	f := FaultsFigures{Enclosures: n, IntervalS: faultsInterval.Seconds()}
+	only := os.Getenv("MBA_BENCH_FAULTS") // e.g. "serve,leader": the faults whose names start so
 	for i, flt := range fr.faultList() {
+		if only != "" && !slices.ContainsFunc(strings.Split(only, ","), func(w string) bool { return strings.HasPrefix(flt.name, w) }) {
+			continue
+		}
 		p := fr.phase(ctx, i, flt)
 		f.Phases = append(f.Phases, p)
 		f.Lost += p.Lost
@@ -747,7 +756,7 @@ func (fr *faultRun) compare(ctx context.Context, p *FaultPhase, sessions []*phas
 		if s.role == roleCanceled {
 			wantDevice = store.DeviceCanceled
 		}
-		for _, name := range s.names {
+		for k, name := range s.names {
 			st := fr.sim.Enclosure(name).State()
 			d := reported[name]
 			eo := EnclosureOutcome{Enclosure: name, Role: s.role, Recorded: st.RecordedBySession[s.id],
@@ -773,12 +782,44 @@ func (fr *faultRun) compare(ctx context.Context, p *FaultPhase, sessions []*phas
 			// A second of slack: the last report may precede the STOP by less than one.
 			if eo.Status != eo.Want || abs64(eo.Reported-eo.Recorded) > 1 {
 				p.Mismatched++
+				fr.dump(ctx, s.id, s.ids[k], name)
 			}
 			if s.role == roleEnds && eo.Recorded != s.duration {
 				fr.r.printf("   note: %s recorded %d s of a %d s session\n", name, eo.Recorded, s.duration)
 			}
 			p.Enclosures = append(p.Enclosures, eo)
 		}
+	}
+}
+
+// dump writes what the service knows of an enclosure that does not match (the session's
+// timeline and its workflow's history) into the work directory, for the post-mortem.
+func (fr *faultRun) dump(ctx context.Context, session, device int64, name string) {
+	var out bytes.Buffer
+	var events json.RawMessage
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := fr.api.Call(cctx, http.MethodGet, fmt.Sprintf("/api/recording-session/%d/events", session), nil, &events); err == nil {
+		_ = json.Indent(&out, events, "", "  ")
+	}
+	out.WriteString("\n")
+	tc, err := client.Dial(client.Options{HostPort: fr.r.cfg.TemporalAddress, Logger: quietLogger()})
+	if err == nil {
+		defer tc.Close()
+		it := tc.GetWorkflowHistory(cctx, workflows.DeviceWorkflowID(session, device), "", false, 0)
+		for it.HasNext() {
+			ev, err := it.Next()
+			if err != nil {
+				break
+			}
+			raw, _ := protojson.Marshal(ev)
+			out.Write(raw)
+			out.WriteString("\n")
+		}
+	}
+	path := filepath.Join(fr.r.stack.workDir, fmt.Sprintf("faults-%d-%s.txt", session, name))
+	if os.WriteFile(path, out.Bytes(), 0o644) == nil {
+		fr.r.printf("   %s: timeline and workflow history in %s\n", name, path)
 	}
 }
 
