@@ -330,7 +330,7 @@ func faults(ctx context.Context, r *runner) (any, []TargetOutcome, error) {
 	}
 	svg := filepath.Join(r.stack.workDir, "faults-timeline.svg")
 	if r.cfg.Report != "" {
-		svg = strings.TrimSuffix(r.cfg.Report, filepath.Ext(r.cfg.Report)) + "-faults-timeline.svg"
+		svg = filepath.Join(filepath.Dir(r.cfg.Report), "faults-timeline.svg") // next to the report
 	}
 	if err := os.WriteFile(svg, timelineSVG(rec.snapshot(), fr.t0, f.Phases), 0o644); err != nil {
 		return nil, nil, err

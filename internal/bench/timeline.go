@@ -7,11 +7,13 @@ import (
 	"time"
 )
 
-// timelineSVG plots the heartbeat outcomes per second (stacked: 2xx, 503, no reply, other
-// error) with the fault windows shaded and the commands delivered marked above.
+// timelineSVG plots the heartbeat outcomes (stacked: 2xx, 503, no reply, other error) by the
+// time the outcome came, in bins of binS seconds (the heartbeat interval, so the bars do not
+// alternate), with the fault windows shaded and the commands delivered marked above.
 func timelineSVG(events []beatEvent, t0 time.Time, phases []FaultPhase) []byte {
 	const (
-		pxPerS  = 2.0
+		pxPerS  = 3.0
+		binS    = 2
 		left    = 40.0
 		top     = 40.0
 		height  = 160.0
@@ -21,7 +23,7 @@ func timelineSVG(events []beatEvent, t0 time.Time, phases []FaultPhase) []byte {
 	for _, e := range events {
 		secs = max(secs, int(e.at.Sub(t0).Seconds())+1)
 	}
-	bins := make([][classes]int, secs)
+	bins := make([][classes]int, secs/binS+1)
 	var starts, stops []float64
 	for _, e := range events {
 		s := e.at.Sub(t0).Seconds()
@@ -37,7 +39,7 @@ func timelineSVG(events []beatEvent, t0 time.Time, phases []FaultPhase) []byte {
 		case e.status == 0:
 			c = 2
 		}
-		bins[int(s)][c]++
+		bins[int(s)/binS][c]++
 		switch e.command {
 		case "START":
 			starts = append(starts, s)
@@ -49,10 +51,10 @@ func timelineSVG(events []beatEvent, t0 time.Time, phases []FaultPhase) []byte {
 	for _, b := range bins {
 		peak = max(peak, b[0]+b[1]+b[2]+b[3])
 	}
-	width := left + float64(secs)*pxPerS + 20
+	width := max(900, left+float64(secs)*pxPerS+20)
 	var w bytes.Buffer
 	fmt.Fprintf(&w, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" font-family="sans-serif" font-size="11">`+"\n", width, top+height+50)
-	fmt.Fprintf(&w, `<text x="%.0f" y="14">heartbeats per second: 2xx (green), 503 (orange), no reply (grey), other error (red); START (blue) and STOP (purple) delivered above; faults shaded</text>`+"\n", left)
+	fmt.Fprintf(&w, `<text x="%.0f" y="14">heartbeat outcomes per %d s, when the reply came: 2xx (green), 503 (orange), no reply (grey), other error (red); START (blue) and STOP (purple) delivered above; faults shaded</text>`+"\n", left, binS)
 	for _, p := range phases {
 		if p.Skipped != "" {
 			continue
@@ -70,7 +72,7 @@ func timelineSVG(events []beatEvent, t0 time.Time, phases []FaultPhase) []byte {
 			}
 			h := float64(b[c]) / float64(peak) * height
 			y -= h
-			fmt.Fprintf(&w, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>`+"\n", left+float64(i)*pxPerS, y, pxPerS, h, colors[c])
+			fmt.Fprintf(&w, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>`+"\n", left+float64(i*binS)*pxPerS, y, binS*pxPerS, h, colors[c])
 		}
 	}
 	for _, m := range []struct {
@@ -88,7 +90,7 @@ func timelineSVG(events []beatEvent, t0 time.Time, phases []FaultPhase) []byte {
 		fmt.Fprintf(&w, `<line x1="%.1f" y1="%.0f" x2="%.1f" y2="%.0f" stroke="black"/><text x="%.1f" y="%.0f">%d s</text>`+"\n",
 			x, top+height, x, top+height+4, x-8, top+height+15, s)
 	}
-	fmt.Fprintf(&w, `<text x="4" y="%.0f">%d/s</text>`+"\n", top+8, peak)
+	fmt.Fprintf(&w, `<text x="4" y="%.0f">%d</text>`+"\n", top+8, peak)
 	w.WriteString("</svg>\n")
 	return w.Bytes()
 }
