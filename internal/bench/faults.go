@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -77,8 +78,9 @@ type FaultPhase struct {
 	// The longest wait of a command (START, STOP) counted from the later of its request and the
 	// fault's end; -1 when one never arrived.
 	CommandsAfterS float64 `json:"commands_delivered_after_fault_s"`
-	// Leader frozen: the lease changed hands, and the first command requested during the
-	// freeze reached its enclosure (seconds after the freeze).
+	// Leader frozen: the lease changed hands, and the other process dispatched its first outbox
+	// row (seconds after the freeze; -1: none during it). Commands need no dispatch: START and
+	// STOP go out from the mailbox the API writes.
 	TakeoverS    float64 `json:"lease_taken_over_s,omitempty"`
 	DispatchingS float64 `json:"other_process_dispatching_s,omitempty"`
 
@@ -112,6 +114,7 @@ type EnclosureOutcome struct {
 
 // beatEvent is one heartbeat's outcome as the enclosure saw it.
 type beatEvent struct {
+	sent    time.Time
 	at      time.Time
 	name    string
 	status  int    // 0: no reply (refused, reset, timed out)
@@ -142,7 +145,7 @@ func (b *beatRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	out := req.Clone(req.Context())
 	out.URL.Scheme, out.URL.Host, out.Host = front.Scheme, front.Host, front.Host
 	out.Body, out.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
-	ev := beatEvent{name: hb.Name}
+	ev := beatEvent{name: hb.Name, sent: time.Now()}
 	res, err := b.next.RoundTrip(out)
 	if err == nil {
 		ev.status = res.StatusCode
@@ -200,6 +203,9 @@ type beatTally struct {
 	Outage503  int `json:"answered_503_in_outage"`
 	Unanswered int `json:"unanswered_while_serve_down"`
 	Errors     int `json:"errors"` // every other outcome: a reply or a silence the fault does not excuse
+	// The longest a heartbeat waited for its outcome (a paused database holds requests until
+	// the server's bound answers 503).
+	MaxWaitS float64 `json:"max_wait_s"`
 }
 
 // outage is a phase's fault window and what it excuses: 503s from inject to heal plus grace
@@ -218,6 +224,9 @@ func tally(events []beatEvent, o outage) beatTally {
 			continue
 		}
 		t.Sent++
+		if !e.sent.IsZero() {
+			t.MaxWaitS = max(t.MaxWaitS, round2(e.at.Sub(e.sent).Seconds()))
+		}
 		inOutage := !e.at.Before(o.from) && e.at.Before(o.excuseUntil)
 		switch {
 		case e.status >= 200 && e.status < 300:
@@ -619,16 +628,20 @@ func (fr *faultRun) phase(ctx context.Context, i int, flt fault) FaultPhase {
 			case p.CommandsAfterS >= 0:
 				p.CommandsAfterS = max(p.CommandsAfterS, round2(max(0, at.Sub(from).Seconds())))
 			}
-			if fr.frozen != 0 && !at.IsZero() {
-				d := round2(at.Sub(injected).Seconds())
-				if p.DispatchingS == 0 || d < p.DispatchingS {
-					p.DispatchingS = d
-				}
-			}
 		}
 	}
-	if !takeover.IsZero() {
-		p.TakeoverS = round2(takeover.Sub(injected).Seconds())
+	if fr.frozen != 0 {
+		p.TakeoverS, p.DispatchingS = -1, -1
+		if !takeover.IsZero() {
+			p.TakeoverS = round2(takeover.Sub(injected).Seconds())
+		}
+		var first *time.Time
+		if err := fr.r.stack.Pool.QueryRow(ctx, `SELECT min(dispatched_at) FROM outbox WHERE dispatched_at >= @from AND dispatched_at < @to`,
+			pgx.NamedArgs{"from": injected, "to": healAt}).Scan(&first); err != nil {
+			note("reading the outbox: %v", err)
+		} else if first != nil {
+			p.DispatchingS = round2(first.Sub(injected).Seconds())
+		}
 	}
 	fr.compare(ctx, &p, sessions, events)
 	return p
@@ -831,8 +844,8 @@ func abs64(v int64) int64 {
 }
 
 func printFaults(r *runner, f FaultsFigures) {
-	r.printf("\n%-24s %5s %6s %5s %6s %6s %5s %5s %6s %8s %9s %9s\n", "fault", "hold", "beats", "503", "unansw", "errors",
-		"lost", "dup", "mism", "hb back", "cmds after", "takeover")
+	r.printf("\n%-24s %5s %6s %5s %6s %6s %7s %5s %5s %6s %8s %9s %9s\n", "fault", "hold", "beats", "503", "unansw", "errors",
+		"max wait", "lost", "dup", "mism", "hb back", "cmds after", "takeover")
 	for _, p := range f.Phases {
 		if p.Skipped != "" {
 			r.printf("%-24s skipped: %s\n", p.Fault, p.Skipped)
@@ -842,8 +855,8 @@ func printFaults(r *runner, f FaultsFigures) {
 		if p.DispatchingS != 0 {
 			take = fmt.Sprintf("%.1f s", p.DispatchingS)
 		}
-		r.printf("%-24s %4.0fs %6d %5d %6d %6d %5d %5d %6d %6.1f s %7.1f s %9s\n", p.Fault, p.HoldS, p.Beats.Sent, p.Beats.Outage503,
-			p.Beats.Unanswered, p.Beats.Errors, p.Lost, p.Duplicated, p.Mismatched, p.HeartbeatsBackS, p.CommandsAfterS, take)
+		r.printf("%-24s %4.0fs %6d %5d %6d %6d %6.1fs %5d %5d %6d %6.1f s %7.1f s %9s\n", p.Fault, p.HoldS, p.Beats.Sent, p.Beats.Outage503,
+			p.Beats.Unanswered, p.Beats.Errors, p.Beats.MaxWaitS, p.Lost, p.Duplicated, p.Mismatched, p.HeartbeatsBackS, p.CommandsAfterS, take)
 		for _, e := range p.Enclosures {
 			if e.Lost != "" || e.Recordings > 1 || e.Status != e.Want || abs64(e.Reported-e.Recorded) > 1 {
 				r.printf("    %s (%s): recorded %d s in %d recording(s); API %s %d s (want %s); lost %q\n",
