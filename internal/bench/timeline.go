@@ -51,7 +51,7 @@ func timelineSVG(events []beatEvent, t0 time.Time, phases []FaultPhase) []byte {
 	for _, b := range bins {
 		peak = max(peak, b[0]+b[1]+b[2]+b[3])
 	}
-	width := max(900, left+float64(secs)*pxPerS+20)
+	width := max(1100, left+float64(secs)*pxPerS+20) // room for the legend
 	var w bytes.Buffer
 	fmt.Fprintf(&w, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" font-family="sans-serif" font-size="11">`+"\n", width, top+height+50)
 	fmt.Fprintf(&w, `<text x="%.0f" y="14">heartbeat outcomes per %d s, when the reply came: 2xx (green), 503 (orange), no reply (grey), other error (red); START (blue) and STOP (purple) delivered above; faults shaded</text>`+"\n", left, binS)
