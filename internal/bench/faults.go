@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -322,7 +323,7 @@ func faults(ctx context.Context, r *runner) (any, []TargetOutcome, error) {
 		fr.names = append(fr.names, e.Name())
 	}
 	f := FaultsFigures{Enclosures: n, IntervalS: faultsInterval.Seconds()}
-	only := os.Getenv("MBA_BENCH_FAULTS") // e.g. "serve,leader": the faults whose names start so
+	only := os.Getenv("MBA_BENCH_FAULTS") // e.g. "serve,dispatch": the faults whose names start so
 	for i, flt := range fr.faultList() {
 		if only != "" && !slices.ContainsFunc(strings.Split(only, ","), func(w string) bool { return strings.HasPrefix(flt.name, w) }) {
 			continue
@@ -379,14 +380,17 @@ func orWorst(v float64) float64 {
 // faultList is the faults in the order they are injected.
 func (fr *faultRun) faultList() []fault {
 	r := fr.r
+	// signal signals every pid, past one that fails (a backend that just exited), so that a
+	// SIGCONT never leaves the others stopped.
 	signal := func(pids func() []int, sig syscall.Signal) func(context.Context) error {
 		return func(context.Context) error {
+			var errs []error
 			for _, pid := range pids() {
 				if err := syscall.Kill(pid, sig); err != nil {
-					return fmt.Errorf("signal %v to %d: %w", sig, pid, err)
+					errs = append(errs, fmt.Errorf("signal %v to %d: %w", sig, pid, err))
 				}
 			}
-			return nil
+			return errors.Join(errs...)
 		}
 	}
 	var pgPIDs []int // the postmaster and its backends at the pause, resumed in the same set
