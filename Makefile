@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
-.PHONY: run test build lint bench bench-full bench-go temporal clean-data record-histories
+.PHONY: run test build lint bench bench-full bench-go bench-faults temporal clean-data record-histories
 
 # PostgreSQL, Temporal dev server (UI :8233), Mailpit (inbox :8025) and the API on :8080
 # (metrics :9464); state in .data/.
@@ -30,6 +30,11 @@ bench:
 # The full-size scenarios (10 000 enclosures, sessions of 1 000): about twenty minutes.
 bench-full:
 	scripts/bench.sh --report bench-report.json
+
+# Faults injected into a running stack (issue 13): about 5 minutes; also writes
+# faults-timeline.svg next to the report.
+bench-faults:
+	scripts/bench.sh --scenarios faults --report bench-faults.json
 
 # Go micro-benchmarks (heartbeat parsing, ...) against the test servers, without -race.
 bench-go:

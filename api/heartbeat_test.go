@@ -286,6 +286,47 @@ func TestRequestStopReachesTheNextHeartbeat(t *testing.T) {
 	require.Equal(t, heartbeat.EventEnded, settled.Kind)
 }
 
+// TestRequestStopKeepsTheReportedSeconds (found by `mba bench --scenarios faults`): serve was
+// down while an enclosure recorded, so its live seconds stopped at 7; right after the restart a
+// cancel made it CANCELED and its STOP went out from the mailbox; it reported 33 s and forgot
+// the session before the workflow's STOP activity ran, which then settled as released, without
+// the report. The report alone must bring the read model to what the enclosure recorded.
+func TestRequestStopKeepsTheReportedSeconds(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	h.send(beat("NV14", 0, false, ""))
+	dev := h.deviceID("NV14")
+	sid := h.session(dev)
+	at := func(recording bool, secs int) string {
+		return strings.Replace(beat("NV14", sid, recording, ""), `"duration": 120`, fmt.Sprintf(`"duration": %d`, secs), 1)
+	}
+	recorded := func() int64 {
+		d, err := h.store.SessionDevice(ctx, sid, dev, time.Now(), time.Minute)
+		require.NoError(t, err)
+		return d.RecordingTime
+	}
+	require.Equal(t, "START", command(t, h.send(beat("NV14", 0, false, ""))))
+	require.Equal(t, "", command(t, h.send(at(true, 7))))
+	require.Equal(t, int64(7), recorded())
+	_, err := h.store.RequestStop(ctx, store.StopRequest{SessionID: sid, Reason: "test"}, "wf", time.Now())
+	require.NoError(t, err)
+	require.Equal(t, "STOP", command(t, h.send(at(true, 32))))
+	require.Equal(t, "COMPLETE", command(t, h.send(at(false, 33))))
+	require.Equal(t, "", command(t, h.send(beat("NV14", 0, false, ""))), "it forgot the session")
+	require.Equal(t, int64(33), recorded(), "what the enclosure reported at its end")
+
+	settled, err := h.store.AssignStop(ctx, dev, sid, "stop-2", time.Now())
+	require.NoError(t, err)
+	require.Equal(t, heartbeat.EventReleased, settled.Kind, "the workflow's STOP finds the enclosure gone")
+	seven, one := int64(7), 1
+	require.NoError(t, h.store.UpdateSessionDevice(ctx, store.DeviceUpdate{SessionID: sid, DeviceID: dev, Status: store.DeviceCanceled,
+		RecordingTime: &seven, Segments: &one, Final: true}))
+	require.Equal(t, int64(33), recorded(), "the workflow's final write, which missed the report, keeps it")
+	d, err := h.store.SessionDevice(ctx, sid, dev, time.Now(), time.Minute)
+	require.NoError(t, err)
+	require.Equal(t, store.DeviceCanceled, d.Status)
+}
+
 // TestRequestStopByTheWorkflow: a cancel the session's workflow learned of from Temporal (the
 // CLI) is recorded like the API's (session and enclosure CANCELED, STOP on the next heartbeat,
 // on the timeline), but queues nothing: the workflows are being canceled already.

@@ -36,7 +36,7 @@ Commands:
   config init --file F [--force]   write a config file with fresh secrets (mode 0600)
   simulate [--count N] [--api URL] [--interval D] [--time-scale X]
                              run simulated enclosures that behave like the real client
-  bench [--quick] [--scenarios capacity,fleet,fanout,longrun,uploads] [--report F]
+  bench [--quick] [--scenarios capacity,fleet,fanout,longrun,uploads,faults] [--report F]
                              load scenarios against the real stack (make bench)
   agent [--once]             the upload agent (on an enclosure): send finished video files to
                              the service, resumably (tus); --once: one pass, then exit; with

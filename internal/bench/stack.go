@@ -38,6 +38,8 @@ type Stack struct {
 	Pprof            string // the service's pprof address
 	logPath          string
 	workDir          string
+	binary           string
+	env              []string // of every serve process but its addresses
 }
 
 func randomHex(n int) string {
@@ -56,7 +58,8 @@ func freeAddr() (string, error) {
 }
 
 // StartStack creates a database, starts `bin serve` against it and Temporal, and signs in.
-func StartStack(ctx context.Context, cfg Config, workDir string) (*Stack, error) {
+// extraEnv (MBA_...=value) overrides the service's settings for one scenario.
+func StartStack(ctx context.Context, cfg Config, workDir string, extraEnv ...string) (*Stack, error) {
 	admin, err := pgx.Connect(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to PostgreSQL: %w", err)
@@ -112,19 +115,13 @@ func StartStack(ctx context.Context, cfg Config, workDir string) (*Stack, error)
 	if s.Pprof, err = freeAddr(); err != nil {
 		return nil, err
 	}
-	logFile, err := os.Create(s.logPath)
-	if err != nil {
-		return nil, err
-	}
-	s.Serve = exec.Command(cfg.Binary, "serve")
-	s.Serve.Env = append(os.Environ(),
-		"MBA_DB_URL="+u.String(),
-		"MBA_DB_MAX_CONNS="+fmt.Sprint(cfg.DBConns),
-		"MBA_TEMPORAL_ADDRESS="+cfg.TemporalAddress,
-		"MBA_TEMPORAL_TASK_QUEUE="+s.Queue,
-		"MBA_HTTP_ADDR="+addr,
-		"MBA_HTTP_PPROF_ADDR="+s.Pprof,
-		"MBA_AUTH_JWT_SECRET="+randomHex(24),
+	s.binary = cfg.Binary
+	s.env = append([]string{
+		"MBA_DB_URL=" + u.String(),
+		"MBA_DB_MAX_CONNS=" + fmt.Sprint(cfg.DBConns),
+		"MBA_TEMPORAL_ADDRESS=" + cfg.TemporalAddress,
+		"MBA_TEMPORAL_TASK_QUEUE=" + s.Queue,
+		"MBA_AUTH_JWT_SECRET=" + randomHex(24), // shared: a token from one process works on another
 		"MBA_AUTH_HASH_MEMORY=8192",
 		"MBA_AUTH_LOGIN_PER_CLIENT=1000/1s",
 		"MBA_ENCLOSURES_REGISTER_RATE=100000/1ms", // fleets of thousands register at once
@@ -132,12 +129,11 @@ func StartStack(ctx context.Context, cfg Config, workDir string) (*Stack, error)
 		"MBA_SESSIONS_END_GRACE=1m",
 		"MBA_SESSIONS_MIN_SEGMENT=1s",
 		"MBA_SESSIONS_RELEASE_TIMEOUT=2m",
-	)
-	s.Serve.Stdout, s.Serve.Stderr = logFile, logFile
-	if err := s.Serve.Start(); err != nil {
+	}, extraEnv...) // later entries win
+	if s.Serve, err = s.startServe(addr, s.Pprof, s.logPath); err != nil {
 		return nil, err
 	}
-	if err := s.waitReady(ctx); err != nil {
+	if err := waitReady(ctx, s.Base, s.logPath); err != nil {
 		s.Stop()
 		return nil, err
 	}
@@ -148,10 +144,85 @@ func StartStack(ctx context.Context, cfg Config, workDir string) (*Stack, error)
 	return s, nil
 }
 
-func (s *Stack) waitReady(ctx context.Context) error {
+// startServe starts one `mba serve` process on addr, appending its output to logPath.
+func (s *Stack) startServe(addr, pprof, logPath string) (*exec.Cmd, error) {
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close() // the child has its own descriptor
+	cmd := exec.Command(s.binary, "serve")
+	cmd.Env = append(append(os.Environ(), s.env...), "MBA_HTTP_ADDR="+addr, "MBA_HTTP_PPROF_ADDR="+pprof)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting mba serve: %w", err)
+	}
+	return cmd, nil
+}
+
+// Kill ends the serve process with SIGKILL, as a crash or an OOM kill does.
+func (s *Stack) Kill() error {
+	if err := s.Serve.Process.Kill(); err != nil {
+		return fmt.Errorf("Kill: %w", err)
+	}
+	_, _ = s.Serve.Process.Wait()
+	return nil
+}
+
+// Restart starts a new serve process on the same addresses after Kill, and waits until it is
+// ready.
+func (s *Stack) Restart(ctx context.Context) error {
+	cmd, err := s.startServe(s.Base[len("http://"):], s.Pprof, s.logPath)
+	if err != nil {
+		return fmt.Errorf("Restart: %w", err)
+	}
+	s.Serve = cmd
+	if err := waitReady(ctx, s.Base, s.logPath); err != nil {
+		return fmt.Errorf("Restart: %w", err)
+	}
+	return nil
+}
+
+// Peer is a second serve process on the same database and task queue, as a second API
+// behind a load balancer.
+type Peer struct {
+	Base string
+	Cmd  *exec.Cmd
+}
+
+// StartPeer starts another serve process (log: serve-peer.log) and waits until it is ready.
+func (s *Stack) StartPeer(ctx context.Context) (*Peer, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	pprof, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(s.workDir, "serve-peer.log")
+	cmd, err := s.startServe(addr, pprof, logPath)
+	if err != nil {
+		return nil, fmt.Errorf("StartPeer: %w", err)
+	}
+	p := &Peer{Base: "http://" + addr, Cmd: cmd}
+	if err := waitReady(ctx, p.Base, logPath); err != nil {
+		p.Stop()
+		return nil, fmt.Errorf("StartPeer: %w", err)
+	}
+	return p, nil
+}
+
+// Stop ends the peer gracefully.
+func (p *Peer) Stop() {
+	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
+	_, _ = p.Cmd.Process.Wait()
+}
+
+func waitReady(ctx context.Context, base, logPath string) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		res, err := http.Get(s.Base + "/readyz")
+		res, err := http.Get(base + "/readyz")
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
@@ -164,7 +235,7 @@ func (s *Stack) waitReady(ctx context.Context) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("mba serve did not become ready; see %s", s.logPath)
+	return fmt.Errorf("mba serve did not become ready; see %s", logPath)
 }
 
 // Stop ends the serve process gracefully and closes the pool.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -38,7 +39,10 @@ type EnclosureState struct {
 	// CurrentFile is the .avi being written, "" when not recording or VideoDir is unset.
 	CurrentFile string
 
-	Recordings        int // recordings started (one per accepted START, so resume segments count)
+	Recordings int // recordings started (one per accepted START, so resume segments count)
+	// RecordedBySession is the simulated seconds recorded per session id, every segment
+	// (the active one up to now): what the enclosure really holds, whatever the server says.
+	RecordedBySession map[int64]int64
 	StartsReceived    int
 	StopsReceived     int
 	CompletesReceived int
@@ -100,6 +104,7 @@ type Enclosure struct {
 	completes   int
 	streams     int
 	recordings  int
+	recordedBy  map[int64]int64 // whole seconds of ended segments per session id
 }
 
 type recording struct {
@@ -168,6 +173,7 @@ func (e *Enclosure) State() EnclosureState {
 		Heartbeats:        e.heartbeats,
 		LastReply:         e.lastReply,
 		Starts:            slices.Clone(e.startLog),
+		RecordedBySession: maps.Clone(e.recordedBy),
 		Silent:            time.Now().Before(e.silentUntil),
 		Crashed:           e.crashed,
 		Violations:        e.violations,
@@ -176,6 +182,12 @@ func (e *Enclosure) State() EnclosureState {
 	if r := e.rec; r != nil {
 		st.Recording = r.active
 		st.Elapsed = r.elapsed(now)
+		if r.active {
+			if st.RecordedBySession == nil {
+				st.RecordedBySession = map[int64]int64{}
+			}
+			st.RecordedBySession[r.p.SessionID] += st.Elapsed
+		}
 		if r.active && r.files != nil {
 			st.CurrentFile = r.files.cur
 		}
@@ -549,6 +561,10 @@ func (e *Enclosure) endRecordingLocked(at time.Time, how endHow, errMsg string) 
 	r.active, r.stoppedAt = false, at
 	e.streaming = false
 	e.recordedSec += at.Sub(r.start).Seconds()
+	if e.recordedBy == nil {
+		e.recordedBy = map[int64]int64{}
+	}
+	e.recordedBy[r.p.SessionID] += r.elapsed(at)
 	if r.files != nil {
 		var err error
 		if how == endLost {

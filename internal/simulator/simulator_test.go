@@ -489,3 +489,27 @@ func TestNetworkFailureIsNoCommand(t *testing.T) {
 	assert.Equal(t, ReplyNetwork, st.LastReply)
 	assert.Zero(t, sim.Stats().Latency.Count)
 }
+
+// RecordedBySession is what the enclosure holds per session, every segment counted: the bench
+// compares it with what the service reports.
+func TestRecordedBySessionCountsEverySegment(t *testing.T) {
+	srv := newTestServer(t)
+	sim := startSim(t, testConfig(t, srv))
+	e := sim.Enclosure("NV1")
+	id := srv.assign("NV1", startParams{Duration: 100, FilePrefix: "m", TargetFPS: 30})
+	eventually(t, func() bool { return e.State().Elapsed >= 30 })
+	st := e.State()
+	assert.GreaterOrEqual(t, st.RecordedBySession[id], st.Elapsed, "the active segment up to now")
+
+	e.GoSilent(time.Hour)
+	time.Sleep(30 * time.Millisecond) // let an in-flight heartbeat land
+	e.Reboot()
+	lost := e.State().RecordedBySession[id]
+	assert.GreaterOrEqual(t, lost, int64(30), "the lost segment stays counted")
+	e.GoSilent(0)
+
+	eventually(t, func() bool { return srv.snapshot("NV1").result == "finished" })
+	eventually(t, func() bool { return e.State().SessionID == 0 })
+	assert.Equal(t, lost+srv.snapshot("NV1").finalDur, e.State().RecordedBySession[id], "both segments")
+	assert.Empty(t, srv.problemList())
+}

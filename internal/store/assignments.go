@@ -198,8 +198,11 @@ func (s *Store) EndState(ctx context.Context, deviceID, sessionID int64) (*time.
 // queueEndReport keeps the enclosure's report of its recording's end on its session row (see
 // endReport), once, in the heartbeat's batch. When the session's workflow has already written
 // the enclosure's end without it (the enclosure was away when the session was canceled, so the
-// STOP was never confirmed), the reported seconds are added there, so they are not lost; a
-// workflow still running writes the total itself afterwards.
+// STOP was never confirmed), the reported seconds are added there, so they are not lost.
+// Otherwise the report raises the live recorded seconds, as a recording heartbeat does, even on
+// a row a cancel already made CANCELED (whose heartbeats no longer update it): a workflow still
+// running may settle its STOP without this report (the cancel's STOP went out from the mailbox
+// and the enclosure forgot the session first), and its final write never lowers the figure.
 func queueEndReport(b *pgx.Batch, deviceID int64, ev heartbeat.Event) error {
 	report, err := json.Marshal(ev)
 	if err != nil {
@@ -211,7 +214,8 @@ func queueEndReport(b *pgx.Batch, deviceID int64, ev heartbeat.Event) error {
 			WHERE session_id = @session_id AND device_id = @device_id AND end_report IS NULL FOR UPDATE),
 		kept AS (
 			UPDATE session_devices SET end_report = @report,
-				recording_time = recording_time + CASE WHEN row.late THEN @duration ELSE 0 END,
+				recording_time = CASE WHEN row.late THEN recording_time + @duration
+					ELSE greatest(recording_time, live_base + CASE WHEN @duration < live_last THEN live_last ELSE 0 END + @duration) END,
 				segments = CASE WHEN row.late THEN greatest(segments, 1) ELSE segments END
 			FROM row WHERE session_id = @session_id AND device_id = @device_id
 			RETURNING row.late)
