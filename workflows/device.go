@@ -12,7 +12,6 @@ import (
 	"github.com/jax-mba/mba/activities"
 	"github.com/jax-mba/mba/internal/heartbeat"
 	"github.com/jax-mba/mba/internal/recording"
-	"github.com/jax-mba/mba/internal/store"
 )
 
 // DeviceInput starts, or continues as new, one enclosure's recording in a session.
@@ -37,11 +36,11 @@ type DeviceState struct {
 	StartedAt    time.Time // first START acknowledged
 	PlannedEnd   time.Time // StartedAt + Duration: resumed segments still end here
 	SegmentStart time.Time
-	Recorded     int64       // seconds recorded in finished segments
-	Lost         int64       // seconds not recorded between segments (reboots, restarts)
-	Gaps         []store.Gap // each of them
-	SilentSince  time.Time   // zero unless the enclosure is silent now
-	LastEventID  int64       // outbox ids at or below this were handled (at-least-once delivery)
+	Recorded     int64           // seconds recorded in finished segments
+	Lost         int64           // seconds not recorded between segments (reboots, restarts)
+	Gaps         []recording.Gap // each of them
+	SilentSince  time.Time       // zero unless the enclosure is silent now
+	LastEventID  int64           // outbox ids at or below this were handled (at-least-once delivery)
 	// Pending holds signals drained before continue-as-new, handled first by the next run.
 	Pending []recording.Event
 	// Reset is a reset that arrived while a START was pending, handled once it started.
@@ -241,7 +240,7 @@ func dbWrite(ctx workflow.Context, activity any, name string, arg, result any) e
 }
 
 // update writes the read model; it retries until the database answers.
-func (d *device) update(ctx workflow.Context, u store.DeviceUpdate) {
+func (d *device) update(ctx workflow.Context, u activities.DeviceUpdate) {
 	u.SessionID, u.DeviceID = d.in.SessionID, d.in.DeviceID
 	if u.At.IsZero() {
 		u.At = workflow.Now(ctx)
@@ -359,7 +358,7 @@ func (d *device) onStartResult(ctx workflow.Context, ev recording.Event) {
 			kind, msg = "resumed", fmt.Sprintf("recording again (segment %d)", d.st.Segments)
 		}
 		segments := d.st.Segments
-		d.update(ctx, store.DeviceUpdate{Status: recording.DeviceRecording, StartedAt: &d.st.StartedAt, Segments: &segments,
+		d.update(ctx, activities.DeviceUpdate{Status: recording.DeviceRecording, StartedAt: &d.st.StartedAt, Segments: &segments,
 			Event: kind, EventMessage: msg, At: ev.At})
 		if first && d.in.Settings.Resume && workflow.GetVersion(ctx, changeResumeAtOnce, workflow.DefaultVersion, 1) == 1 {
 			d.planResume(ctx)
@@ -474,7 +473,7 @@ func (d *device) onEvent(ctx workflow.Context, ev recording.Event) {
 		d.onReset(ctx, ev)
 	case recording.EventSilent:
 		d.st.SilentSince = ev.At
-		d.update(ctx, store.DeviceUpdate{Event: "silent", EventMessage: "no heartbeat; waiting for the enclosure to return", At: ev.At})
+		d.update(ctx, activities.DeviceUpdate{Event: "silent", EventMessage: "no heartbeat; waiting for the enclosure to return", At: ev.At})
 	case recording.EventFileUploaded:
 		d.files.uploaded(ctx, ev) // a finished fragment: checked while the recording goes on
 	case recording.EventReturned:
@@ -484,7 +483,7 @@ func (d *device) onEvent(ctx workflow.Context, ev recording.Event) {
 		}
 		gap := ev.At.Sub(d.st.SilentSince).Round(time.Second)
 		d.st.SilentSince = time.Time{}
-		d.update(ctx, store.DeviceUpdate{Event: "returned", EventMessage: fmt.Sprintf("heartbeats again after %s", gap), At: ev.At})
+		d.update(ctx, activities.DeviceUpdate{Event: "returned", EventMessage: fmt.Sprintf("heartbeats again after %s", gap), At: ev.At})
 	}
 }
 
@@ -540,7 +539,7 @@ func (d *device) onReset(ctx workflow.Context, ev recording.Event) {
 		at = ev.At
 	}
 	remaining := d.st.PlannedEnd.Sub(at)
-	d.update(ctx, store.DeviceUpdate{Event: "reset", EventMessage: "the enclosure lost its session (rebooted or client restarted)", At: ev.At})
+	d.update(ctx, activities.DeviceUpdate{Event: "reset", EventMessage: "the enclosure lost its session (rebooted or client restarted)", At: ev.At})
 	if !d.in.Settings.Resume {
 		d.clear(ctx)
 		d.end(recording.DeviceFailed, "the enclosure rebooted mid-recording")
@@ -564,7 +563,7 @@ func (d *device) onReset(ctx workflow.Context, ev recording.Event) {
 	case (d.st.Status == recording.DeviceRecording || d.st.Segments > segments) && honest:
 		d.addGap(ctx, gapFrom, d.st.SegmentStart)
 	case d.st.Status == recording.DeviceRecording:
-		d.update(ctx, store.DeviceUpdate{Event: "gap", EventMessage: fmt.Sprintf("not recorded for %s", d.st.SegmentStart.Sub(ev.At).Round(time.Second)), At: d.st.SegmentStart})
+		d.update(ctx, activities.DeviceUpdate{Event: "gap", EventMessage: fmt.Sprintf("not recorded for %s", d.st.SegmentStart.Sub(ev.At).Round(time.Second)), At: d.st.SegmentStart})
 	}
 }
 
@@ -572,9 +571,9 @@ func (d *device) onReset(ctx workflow.Context, ev recording.Event) {
 func (d *device) addGap(ctx workflow.Context, from, to time.Time) {
 	secs := max(int64(to.Sub(from)/time.Second), 0)
 	d.st.Lost += secs
-	d.st.Gaps = append(d.st.Gaps, store.Gap{From: from, To: to, Seconds: secs})
+	d.st.Gaps = append(d.st.Gaps, recording.Gap{From: from, To: to, Seconds: secs})
 	lost := d.st.Lost
-	d.update(ctx, store.DeviceUpdate{SecondsLost: &lost, Gaps: d.st.Gaps, Event: "gap",
+	d.update(ctx, activities.DeviceUpdate{SecondsLost: &lost, Gaps: d.st.Gaps, Event: "gap",
 		EventMessage: fmt.Sprintf("not recorded from %s to %s (%ds)", from.Format(time.RFC3339), to.Format(time.RFC3339), secs), At: to})
 }
 
@@ -631,7 +630,7 @@ func (d *device) record(ctx workflow.Context) {
 			d.st.Recorded, d.in.Duration, d.st.Lost, len(d.st.Gaps))}, "; "), "; ")
 	}
 	recorded, segments := d.st.Recorded, d.st.Segments
-	d.update(ctx, store.DeviceUpdate{Status: d.st.Status, Message: d.st.Message, EndedAt: &d.endedAt, Final: true,
+	d.update(ctx, activities.DeviceUpdate{Status: d.st.Status, Message: d.st.Message, EndedAt: &d.endedAt, Final: true,
 		RecordingTime: &recorded, Segments: &segments, Event: "ended", EventMessage: strings.TrimSpace(string(d.st.Status) + " " + d.st.Message)})
 }
 

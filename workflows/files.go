@@ -10,7 +10,6 @@ import (
 
 	"github.com/jax-mba/mba/activities"
 	"github.com/jax-mba/mba/internal/recording"
-	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/protocol"
 )
 
@@ -105,7 +104,7 @@ func (d *device) verifyFiles(ctx workflow.Context) {
 	}
 	v := d.files
 	v.deadline = workflow.NewTimer(ctx, v.uploadDeadline())
-	var known []store.SessionFile
+	var known []activities.KnownFile
 	if err := dbWrite(ctx, v.a.FileStates, "FileStates", d.fileRef(""), &known); err != nil {
 		workflow.GetLogger(ctx).Error("reading the file manifest", "error", err)
 	}
@@ -280,7 +279,7 @@ func (v *verifier) record(ctx workflow.Context, name string, state recording.Fil
 	if !reupload {
 		v.st.Final[name] = state
 	}
-	r := store.FileResult{SessionID: v.d.in.SessionID, DeviceID: v.d.in.DeviceID, Name: name, State: state,
+	r := activities.FileResult{SessionID: v.d.in.SessionID, DeviceID: v.d.in.DeviceID, Name: name, State: state,
 		Reason: reason, Reupload: reupload, Event: event, At: workflow.Now(ctx)}
 	if err := dbWrite(ctx, v.a.RecordFileResult, "RecordFileResult", r, nil); err != nil {
 		workflow.GetLogger(ctx).Error("recording a file's state", "file", name, "error", err)
@@ -310,5 +309,5 @@ func (v *verifier) summarize(ctx workflow.Context) {
 	if len(v.problems) > 0 {
 		msg += "; " + strings.Join(v.problems, "; ")
 	}
-	v.d.update(ctx, store.DeviceUpdate{Event: kind, EventMessage: msg})
+	v.d.update(ctx, activities.DeviceUpdate{Event: kind, EventMessage: msg})
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/jax-mba/mba/activities"
 	"github.com/jax-mba/mba/internal/recording"
-	"github.com/jax-mba/mba/internal/store"
 )
 
 // RecordingSession runs one session: a DeviceRecording child per enclosure, cancel and
@@ -61,7 +60,7 @@ type session struct {
 }
 
 func (s *session) run(ctx workflow.Context) error {
-	var plan store.SessionPlan
+	var plan activities.SessionPlan
 	if err := dbWrite(ctx, s.a.LoadSessionPlan, "LoadSessionPlan", s.in.SessionID, &plan); err != nil {
 		return err
 	}
@@ -135,7 +134,7 @@ func (s *session) run(ctx workflow.Context) error {
 const maxNamesBytes = 1800
 
 // deviceNames is the session's MbaDeviceNames, or nil when the list would be too large.
-func deviceNames(plan store.SessionPlan) []string {
+func deviceNames(plan activities.SessionPlan) []string {
 	names := make([]string, len(plan.Devices))
 	size := 0
 	for i, d := range plan.Devices {
@@ -148,7 +147,7 @@ func deviceNames(plan store.SessionPlan) []string {
 	return names
 }
 
-func (s *session) startChildren(ctx workflow.Context, plan store.SessionPlan) {
+func (s *session) startChildren(ctx workflow.Context, plan activities.SessionPlan) {
 	s.children = map[int64]workflow.ChildWorkflowFuture{}
 	for _, d := range plan.Devices {
 		childCtx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
