@@ -109,7 +109,6 @@ type device struct {
 	st      *DeviceState
 	events  workflow.ReceiveChannel
 	stops   workflow.ReceiveChannel
-	a       *activities.Recording
 	files   *verifier
 	endedAt time.Time
 	// endTimer fires at the planned end plus grace; silence fires when a silent enclosure is
@@ -228,12 +227,13 @@ const changeLocalDB = "local-read-model-writes"
 // answers. Since version 1 it is a local activity: one marker event in the history instead of
 // three events and a workflow task, which keeps an enclosure's history to a few dozen events.
 // Runs recorded before the change replay it as the regular activity it was.
-func dbWrite(ctx workflow.Context, activity any, name string, arg, result any) error {
+func dbWrite(ctx workflow.Context, activity any, arg, result any) error {
 	retry := &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute}
 	if workflow.GetVersion(ctx, changeLocalDB, workflow.DefaultVersion, 1) == 1 {
 		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 			StartToCloseTimeout: 30 * time.Second, RetryPolicy: retry})
-		return workflow.ExecuteLocalActivity(lctx, name, arg).Get(ctx, result)
+		// A method of a nil *activities.X: the SDK runs the worker's registered one by its name.
+		return workflow.ExecuteLocalActivity(lctx, activity, arg).Get(ctx, result)
 	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second, RetryPolicy: retry})
 	return workflow.ExecuteActivity(actx, activity, arg).Get(ctx, result)
@@ -241,11 +241,12 @@ func dbWrite(ctx workflow.Context, activity any, name string, arg, result any) e
 
 // update writes the read model; it retries until the database answers.
 func (d *device) update(ctx workflow.Context, u activities.DeviceUpdate) {
+	var a *activities.Recording
 	u.SessionID, u.DeviceID = d.in.SessionID, d.in.DeviceID
 	if u.At.IsZero() {
 		u.At = workflow.Now(ctx)
 	}
-	if err := dbWrite(ctx, d.a.UpdateDevice, "UpdateDevice", u, nil); err != nil {
+	if err := dbWrite(ctx, a.UpdateDevice, u, nil); err != nil {
 		workflow.GetLogger(ctx).Error("updating the read model", "error", err)
 	}
 }
@@ -260,12 +261,13 @@ func (d *device) firstStart() recording.Start {
 // start sends START with params and waits for the enclosure to acknowledge it, for the
 // deadline, or for a stop request.
 func (d *device) start(ctx workflow.Context, params recording.Start, deadline time.Duration) {
+	var a *activities.Recording
 	actCtx, cancelStart := workflow.WithCancel(ctx)
 	defer cancelStart()
 	// Each attempt waits commandAttempt, then the retry writes the mailbox again (the attempt count
 	// in the Web UI shows an enclosure that does not answer).
 	retry := &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute}
-	started := workflow.ExecuteActivity(d.command(actCtx, "start", commandAttempt, retry), d.a.SendStart,
+	started := workflow.ExecuteActivity(d.command(actCtx, "start", commandAttempt, retry), a.SendStart,
 		activities.StartCommand{DeviceID: d.in.DeviceID, Params: params})
 	timerCtx, cancelTimer := workflow.WithCancel(ctx)
 	defer cancelTimer()
@@ -440,12 +442,13 @@ const changeEndByReport = "end-deadline-by-report"
 // service has not heard it since the deadline: it then gets a window of fresh heartbeats
 // (bounded by the grace), and the deadline is judged again.
 func (d *device) endOverdue(ctx workflow.Context) bool {
+	var a *activities.Recording
 	if workflow.GetVersion(ctx, changeEndByReport, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return true
 	}
 	var st activities.EndState
 	cmd := activities.DeviceCommand{DeviceID: d.in.DeviceID, SessionID: d.in.SessionID}
-	if err := dbWrite(ctx, d.a.EndState, "EndState", cmd, &st); err != nil {
+	if err := dbWrite(ctx, a.EndState, cmd, &st); err != nil {
 		return true
 	}
 	if st.Ended != nil {
@@ -514,9 +517,10 @@ const changeResumeAtOnce = "resume-at-once"
 // planResume writes the resume plan in the mailbox (heartbeat.ResumePlan): the workflow's
 // policy (resume on, the minimum segment) and the planned end.
 func (d *device) planResume(ctx workflow.Context) {
+	var a *activities.Recording
 	p := activities.ResumePlan{DeviceID: d.in.DeviceID, SessionID: d.in.SessionID, Plan: heartbeat.ResumePlan{
 		PlannedEnd: d.st.PlannedEnd, MinSegment: d.in.Settings.MinSegment, Segments: d.st.Segments, First: d.firstStart()}}
-	if err := dbWrite(ctx, d.a.PlanResume, "PlanResume", p, nil); err != nil {
+	if err := dbWrite(ctx, a.PlanResume, p, nil); err != nil {
 		workflow.GetLogger(ctx).Error("writing the resume plan", "error", err)
 	}
 }
@@ -587,8 +591,9 @@ func (d *device) end(status recording.DeviceStatus, message string) {
 
 // clear empties the enclosure's mailbox of this session.
 func (d *device) clear(ctx workflow.Context) {
+	var a *activities.Recording
 	cmd := activities.DeviceCommand{DeviceID: d.in.DeviceID, SessionID: d.in.SessionID}
-	if err := dbWrite(ctx, d.a.ClearAssignment, "ClearAssignment", cmd, nil); err != nil {
+	if err := dbWrite(ctx, a.ClearAssignment, cmd, nil); err != nil {
 		workflow.GetLogger(ctx).Error("clearing the mailbox", "error", err)
 	}
 }
@@ -596,6 +601,7 @@ func (d *device) clear(ctx workflow.Context) {
 // stopAndEnd sends STOP, waits (bounded) for the enclosure to confirm, and ends with status.
 // An enclosure that is away gets the STOP when it returns; the mailbox keeps it.
 func (d *device) stopAndEnd(ctx workflow.Context, status recording.DeviceStatus, message string) {
+	var a *activities.Recording
 	cmd := activities.DeviceCommand{DeviceID: d.in.DeviceID, SessionID: d.in.SessionID}
 	// A silent enclosure gets the STOP when it returns (the mailbox keeps it); the session
 	// need not wait for that.
@@ -606,7 +612,7 @@ func (d *device) stopAndEnd(ctx workflow.Context, status recording.DeviceStatus,
 	stopCtx := d.command(ctx, "stop", min(wait, commandAttempt), &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute})
 	stopCtx = workflow.WithScheduleToCloseTimeout(stopCtx, wait)
 	var ev recording.Event
-	if err := workflow.ExecuteActivity(stopCtx, d.a.SendStop, cmd).Get(ctx, &ev); err == nil {
+	if err := workflow.ExecuteActivity(stopCtx, a.SendStop, cmd).Get(ctx, &ev); err == nil {
 		d.fresh(ev)
 		d.st.Recorded += ev.Duration
 		if ev.Kind == recording.EventEnded && ev.ErrMsg != "" && status == recording.DeviceCanceled {
@@ -651,13 +657,14 @@ func (d *device) tellSession(ctx workflow.Context) {
 // release waits (bounded) for the enclosure to forget the session after COMPLETE, so it is
 // free for the next one.
 func (d *device) release(ctx workflow.Context) {
+	var a *activities.Recording
 	// Attempts of a few minutes within the release timeout: a completion lost (a VM paused, an
 	// outage) costs one attempt, whose retry finds the enclosure already released.
 	attempt := min(commandAttempt, d.in.Settings.ReleaseTimeout)
 	retry := &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute}
 	releaseCtx := workflow.WithScheduleToCloseTimeout(d.command(ctx, "complete", attempt, retry), d.in.Settings.ReleaseTimeout)
 	cmd := activities.DeviceCommand{DeviceID: d.in.DeviceID, SessionID: d.in.SessionID}
-	if err := workflow.ExecuteActivity(releaseCtx, d.a.SendComplete, cmd).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(releaseCtx, a.SendComplete, cmd).Get(ctx, nil); err != nil {
 		// COMPLETE keeps going out on the enclosure's heartbeats regardless (stale-session rule).
 		workflow.GetLogger(ctx).Warn("the enclosure did not confirm COMPLETE", "error", err)
 		d.clear(ctx)

@@ -38,7 +38,6 @@ type FileChecks struct {
 type verifier struct {
 	d        *device
 	st       *FileChecks
-	a        *activities.Files
 	deadline workflow.Future // set when the recording is over: the last moment an upload may arrive
 	expired  bool
 	wake     map[string]workflow.Channel // file -> its goroutine's wake-up
@@ -99,13 +98,14 @@ func (v *verifier) uploaded(ctx workflow.Context, ev recording.Event) {
 
 // verifyFiles checks the recording's files once it is over, to the last one.
 func (d *device) verifyFiles(ctx workflow.Context) {
+	var a *activities.Files
 	if d.st.Segments == 0 || d.in.Settings.SkipFileChecks {
 		return
 	}
 	v := d.files
 	v.deadline = workflow.NewTimer(ctx, v.uploadDeadline())
 	var known []activities.KnownFile
-	if err := dbWrite(ctx, v.a.FileStates, "FileStates", d.fileRef(""), &known); err != nil {
+	if err := dbWrite(ctx, a.FileStates, d.fileRef(""), &known); err != nil {
 		workflow.GetLogger(ctx).Error("reading the file manifest", "error", err)
 	}
 	for _, f := range known {
@@ -155,8 +155,9 @@ func (v *verifier) listen(ctx workflow.Context) {
 // segment checks the files of one segment: the timestamp files first, since they tell
 // which hourly fragments there must be.
 func (v *verifier) segment(ctx workflow.Context, prefix string) {
+	var a *activities.Files
 	fixed := protocol.SegmentFiles(prefix, v.d.in.FragmentHourly)
-	if err := dbWrite(ctx, v.a.ExpectFiles, "ExpectFiles",
+	if err := dbWrite(ctx, a.ExpectFiles,
 		activities.ExpectRequest{SessionID: v.d.in.SessionID, DeviceID: v.d.in.DeviceID, Names: fixed}, nil); err != nil {
 		workflow.GetLogger(ctx).Error("recording the expected files", "error", err)
 	}
@@ -170,7 +171,7 @@ func (v *verifier) segment(ctx workflow.Context, prefix string) {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 10 * time.Second, MaximumInterval: 5 * time.Minute, MaximumAttempts: 10}})
 	var plan activities.SegmentPlan
-	err := workflow.ExecuteActivity(actx, v.a.PlanSegment, activities.SegmentRequest{SessionID: v.d.in.SessionID,
+	err := workflow.ExecuteActivity(actx, a.PlanSegment, activities.SegmentRequest{SessionID: v.d.in.SessionID,
 		DeviceID: v.d.in.DeviceID, Enclosure: v.d.in.DeviceName, Prefix: prefix, Hourly: v.d.in.FragmentHourly}).Get(ctx, &plan)
 	if err != nil {
 		plan.Problem = fmt.Sprintf("could not work out the video files: %v", err)
@@ -260,6 +261,7 @@ func (v *verifier) uploadDeadline() time.Duration {
 
 // verify runs VerifyFile, a few files of the enclosure at a time.
 func (v *verifier) verify(ctx workflow.Context, name string) (activities.Verification, error) {
+	var a *activities.Files
 	_ = workflow.Await(ctx, func() bool { return v.active < verifyAtOnce })
 	v.active++
 	defer func() { v.active-- }()
@@ -270,18 +272,19 @@ func (v *verifier) verify(ctx workflow.Context, name string) (activities.Verific
 			MaximumInterval: 10 * time.Minute, MaximumAttempts: 10},
 	})
 	var res activities.Verification
-	err := workflow.ExecuteActivity(actx, v.a.VerifyFile, v.d.fileRef(name)).Get(ctx, &res)
+	err := workflow.ExecuteActivity(actx, a.VerifyFile, v.d.fileRef(name)).Get(ctx, &res)
 	return res, err
 }
 
 // record writes a file's state; a final one ends its check.
 func (v *verifier) record(ctx workflow.Context, name string, state recording.FileState, reason string, reupload bool, event string) {
+	var a *activities.Files
 	if !reupload {
 		v.st.Final[name] = state
 	}
 	r := activities.FileResult{SessionID: v.d.in.SessionID, DeviceID: v.d.in.DeviceID, Name: name, State: state,
 		Reason: reason, Reupload: reupload, Event: event, At: workflow.Now(ctx)}
-	if err := dbWrite(ctx, v.a.RecordFileResult, "RecordFileResult", r, nil); err != nil {
+	if err := dbWrite(ctx, a.RecordFileResult, r, nil); err != nil {
 		workflow.GetLogger(ctx).Error("recording a file's state", "file", name, "error", err)
 	}
 }
