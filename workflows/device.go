@@ -14,50 +14,6 @@ import (
 	"github.com/jax-mba/mba/internal/recording"
 )
 
-// DeviceInput starts, or continues as new, one enclosure's recording in a session.
-type DeviceInput struct {
-	SessionID      int64
-	DeviceID       int64
-	DeviceName     string
-	FilePrefix     string
-	Duration       int64 // planned seconds
-	FragmentHourly bool
-	TargetFPS      int
-	ApplyFilter    bool
-	Settings       Settings
-	State          DeviceState // carried across continue-as-new
-}
-
-// DeviceState is the enclosure's progress; the status query returns it.
-type DeviceState struct {
-	Status       recording.DeviceStatus
-	Message      string
-	Segments     int       // recordings started (1 + resumes)
-	StartedAt    time.Time // first START acknowledged
-	PlannedEnd   time.Time // StartedAt + Duration: resumed segments still end here
-	SegmentStart time.Time
-	Recorded     int64           // seconds recorded in finished segments
-	Lost         int64           // seconds not recorded between segments (reboots, restarts)
-	Gaps         []recording.Gap // each of them
-	SilentSince  time.Time       // zero unless the enclosure is silent now
-	LastEventID  int64           // outbox ids at or below this were handled (at-least-once delivery)
-	// Pending holds signals drained before continue-as-new, handled first by the next run.
-	Pending []recording.Event
-	// Reset is a reset that arrived while a START was pending, handled once it started.
-	Reset *recording.Event
-	Stop  *StopRequest
-	Files FileChecks // the checks of the recording's uploaded files
-}
-
-// DeviceResult is how an enclosure's recording ended.
-type DeviceResult struct {
-	Status   recording.DeviceStatus
-	Message  string
-	Recorded int64
-	Segments int
-	Lost     int64
-}
-
 // DeviceRecording drives one enclosure through START, recording (with resumes after reboots,
 // silences and the planned end) and COMPLETE, writing its status to the read model; then it
 // verifies every file of the recording as the upload agent sends it.

@@ -19,17 +19,6 @@ const changeVerifyFiles = "verify-files"
 // verifyAtOnce bounds the files of one enclosure hashed at the same time.
 const verifyAtOnce = 4
 
-// FileChecks is the state of the recording's file checks, carried across continue-as-new.
-type FileChecks struct {
-	Uploads map[string]int                 // file -> completed uploads known
-	Checked map[string]int                 // file -> the upload last verified
-	Asked   map[string]int                 // file -> new copies asked for
-	Last    map[string]recording.FileState // file -> the state of its last bad check (CORRUPT or MISSING)
-	Reason  map[string]string              // file -> why
-	Final   map[string]recording.FileState // file -> final state
-	Names   []string                       // files whose check started, in that order (never range over the maps)
-}
-
 // verifier checks every file of an enclosure's recording: each fragment as soon as the agent
 // has sent it, the rest once the recording is over. For each file it waits for the upload,
 // has it hashed from storage and records VERIFIED, or asks the agent for it again, and
