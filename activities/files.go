@@ -15,17 +15,48 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/storage"
-	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/protocol"
 )
 
-// FileManifest is what the server knows of a recording's files.
+// FileManifest is what the server knows of a recording's files, in the activities' own types
+// (worker.StoreDeps adapts the store to it).
 type FileManifest interface {
-	DeviceFiles(ctx context.Context, sessionID, deviceID int64) ([]store.SessionFile, error)
-	SessionFile(ctx context.Context, sessionID, deviceID int64, name string) (store.SessionFile, error)
+	DeviceFiles(ctx context.Context, sessionID, deviceID int64) ([]KnownFile, error)
+	SessionFile(ctx context.Context, sessionID, deviceID int64, name string) (KnownFile, error)
 	ExpectFiles(ctx context.Context, sessionID, deviceID int64, names []string) error
-	RecordFileResult(ctx context.Context, r store.FileResult) error
+	RecordFileResult(ctx context.Context, r FileResult) error
+}
+
+// KnownFile is what the manifest knows of one file of an enclosure's recording (FileStates'
+// result). Its JSON is that of the manifest rows recorded in histories; the session and the
+// enclosure are the request's.
+type KnownFile struct {
+	Name       string              `json:"name"`
+	State      recording.FileState `json:"state"`
+	Reason     string              `json:"reason"`
+	Expected   bool                `json:"expected"`
+	Size       *int64              `json:"size"`
+	SHA256     *string             `json:"sha256"`
+	Uploads    int                 `json:"uploads"`
+	Reupload   bool                `json:"reupload"`
+	UploadedAt *time.Time          `json:"uploaded_at"`
+	VerifiedAt *time.Time          `json:"verified_at"`
+	UpdatedAt  time.Time           `json:"updated_at"`
+}
+
+// FileResult is what verification found for a file (RecordFileResult's input).
+type FileResult struct {
+	SessionID, DeviceID int64
+	Name                string
+	State               recording.FileState // VERIFIED, CORRUPT or MISSING
+	Reason              string
+	// Reupload asks the agent to send the file again (a corrupt or vanished copy).
+	Reupload bool
+	// Event, when set, goes on the session's timeline with Reason.
+	Event string
+	At    time.Time
 }
 
 // FileReader reads stored files.
@@ -50,15 +81,15 @@ type FileRef struct {
 
 func (f FileRef) key() string { return storage.Key(f.SessionID, f.Enclosure, f.Name) }
 
-// Verification outcomes besides store.FileVerified and store.FileCorrupt.
+// Verification outcomes besides recording.FileVerified and recording.FileCorrupt.
 const (
 	// FileAbsent: the manifest says uploaded, but storage has no such file.
-	FileAbsent = "ABSENT"
+	FileAbsent recording.FileState = "ABSENT"
 )
 
 // Verification is what VerifyFile found.
 type Verification struct {
-	State  string // VERIFIED, CORRUPT or ABSENT
+	State  recording.FileState // VERIFIED, CORRUPT or ABSENT
 	Reason string
 	Upload int // the upload it checked (the manifest's count of completed uploads)
 }
@@ -97,7 +128,7 @@ func (a *Files) VerifyFile(ctx context.Context, ref FileRef) (Verification, erro
 		return Verification{}, err
 	}
 	if info.Size != *f.Size {
-		return Verification{State: store.FileCorrupt, Upload: f.Uploads,
+		return Verification{State: recording.FileCorrupt, Upload: f.Uploads,
 			Reason: fmt.Sprintf("stored size %d bytes, the agent sent %d", info.Size, *f.Size)}, nil
 	}
 	sum, err := a.hash(ctx, ref.key(), f.Uploads)
@@ -108,10 +139,10 @@ func (a *Files) VerifyFile(ctx context.Context, ref FileRef) (Verification, erro
 		return Verification{}, err
 	}
 	if sum != *f.SHA256 {
-		return Verification{State: store.FileCorrupt, Upload: f.Uploads,
+		return Verification{State: recording.FileCorrupt, Upload: f.Uploads,
 			Reason: fmt.Sprintf("stored SHA-256 %s, the agent sent %s", sum[:12], (*f.SHA256)[:min(12, len(*f.SHA256))])}, nil
 	}
-	return Verification{State: store.FileVerified, Reason: fmt.Sprintf("%d bytes, SHA-256 %s", info.Size, sum), Upload: f.Uploads}, nil
+	return Verification{State: recording.FileVerified, Reason: fmt.Sprintf("%d bytes, SHA-256 %s", info.Size, sum), Upload: f.Uploads}, nil
 }
 
 // hash streams the file through SHA-256, resuming from the last heartbeat of an earlier
@@ -256,12 +287,12 @@ func (a *Files) lastTimestamp(ctx context.Context, ref FileRef, name string) (ti
 }
 
 // FileStates lists what the manifest knows of an enclosure's files (a local activity).
-func (a *Files) FileStates(ctx context.Context, ref FileRef) ([]store.SessionFile, error) {
+func (a *Files) FileStates(ctx context.Context, ref FileRef) ([]KnownFile, error) {
 	return a.Manifest.DeviceFiles(ctx, ref.SessionID, ref.DeviceID)
 }
 
 // RecordFileResult writes a verification result (a local activity).
-func (a *Files) RecordFileResult(ctx context.Context, r store.FileResult) error {
+func (a *Files) RecordFileResult(ctx context.Context, r FileResult) error {
 	return a.Manifest.RecordFileResult(ctx, r)
 }
 

@@ -6,9 +6,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/jax-mba/mba/internal/store"
 )
 
 // scrapeQueryTimeout bounds each query a collector runs at scrape time: a slow database
@@ -122,7 +121,7 @@ func emitFleet(ch chan<- prometheus.Metric, fleet []fleetRow) {
 			gauge(d, float64(*v), name)
 		}
 	}
-	byState := map[string]int{store.DeviceIdle: 0, store.DeviceBusy: 0, store.DeviceDown: 0}
+	byState := map[string]int{string(recording.EnclosureIdle): 0, string(recording.EnclosureBusy): 0, string(recording.EnclosureDown): 0}
 	pending := 0
 	for _, f := range fleet {
 		if f.admission != "approved" {
@@ -131,11 +130,11 @@ func emitFleet(ch chan<- prometheus.Metric, fleet []fleetRow) {
 		}
 		switch {
 		case f.down:
-			byState[store.DeviceDown]++
+			byState[string(recording.EnclosureDown)]++
 		case f.session != 0:
-			byState[store.DeviceBusy]++
+			byState[string(recording.EnclosureBusy)]++
 		default:
-			byState[store.DeviceIdle]++
+			byState[string(recording.EnclosureIdle)]++
 		}
 		gauge(fleetDescs.down, boolValue(f.down), f.name)
 		gauge(fleetDescs.session, float64(f.session), f.name)
@@ -188,11 +187,11 @@ const sessionsQuery = `
 func (c sessionsCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), scrapeQueryTimeout)
 	defer cancel()
-	sessions := map[string]int64{store.SessionInProgress: 0, store.SessionComplete: 0, store.SessionPartial: 0,
-		store.SessionFailed: 0, store.SessionCanceled: 0}
-	enclosures := map[string]int64{store.DevicePending: 0, store.DeviceRecording: 0, store.DeviceComplete: 0,
-		store.DeviceFailed: 0, store.DeviceCanceled: 0}
-	rows, err := c.pool.Query(ctx, sessionsQuery, pgx.NamedArgs{"running": store.SessionInProgress})
+	sessions := map[string]int64{string(recording.SessionInProgress): 0, string(recording.SessionComplete): 0, string(recording.SessionPartial): 0,
+		string(recording.SessionFailed): 0, string(recording.SessionCanceled): 0}
+	enclosures := map[string]int64{string(recording.DevicePending): 0, string(recording.DeviceRecording): 0, string(recording.DeviceComplete): 0,
+		string(recording.DeviceFailed): 0, string(recording.DeviceCanceled): 0}
+	rows, err := c.pool.Query(ctx, sessionsQuery, pgx.NamedArgs{"running": recording.SessionInProgress})
 	if err == nil {
 		var isSession bool
 		var status string

@@ -9,11 +9,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/jax-mba/mba/internal/store"
 )
 
 // metrics are the service's Prometheus series. Each Server has its own registry so tests
@@ -202,8 +201,8 @@ func (c filesCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	// Every state from the start at 0, so an alert on increase() sees the first MISSING file.
-	byState := map[string]int64{store.FilePending: 0, store.FileUploading: 0, store.FileUploaded: 0,
-		store.FileVerified: 0, store.FileCorrupt: 0, store.FileMissing: 0}
+	byState := map[string]int64{string(recording.FilePending): 0, string(recording.FileUploading): 0, string(recording.FileUploaded): 0,
+		string(recording.FileVerified): 0, string(recording.FileCorrupt): 0, string(recording.FileMissing): 0}
 	rows, err := c.pool.Query(ctx, `SELECT state, count(*) FROM session_files GROUP BY state`)
 	if err == nil {
 		var state string

@@ -19,8 +19,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/jax-mba/mba/activities"
-	"github.com/jax-mba/mba/internal/heartbeat"
-	"github.com/jax-mba/mba/internal/store"
+	"github.com/jax-mba/mba/internal/recording"
 )
 
 // Issue 13: every activity has a bound or a heartbeat, so a paused VM (a worker that took an
@@ -171,8 +170,8 @@ func TestBoundCommandActivities(t *testing.T) {
 	{
 		dt, b := newBoundsTest(t, 1)
 		dt.startsAfter(10 * time.Second)
-		dt.at(10*time.Second+time.Hour, heartbeat.Event{ID: 5, Kind: heartbeat.EventEnded, Duration: 3600})
-		require.Equal(t, store.DeviceComplete, dt.run(time.Hour).Status)
+		dt.at(10*time.Second+time.Hour, recording.Event{ID: 5, Kind: recording.EventEnded, Duration: 3600})
+		require.Equal(t, recording.DeviceComplete, dt.run(time.Hour).Status)
 		for k, v := range b.seen {
 			seen[k] = append(seen[k], v...)
 		}
@@ -180,11 +179,11 @@ func TestBoundCommandActivities(t *testing.T) {
 	{
 		dt, b := newBoundsTest(t, 1)
 		dt.startsAfter(10 * time.Second)
-		dt.stopsWith(heartbeat.Event{Kind: heartbeat.EventEnded, Duration: 50})
+		dt.stopsWith(recording.Event{Kind: recording.EventEnded, Duration: 50})
 		dt.env.RegisterDelayedCallback(func() {
 			dt.env.SignalWorkflow(SignalStop, StopRequest{UserID: 1, Reason: "session canceled"})
 		}, time.Minute)
-		require.Equal(t, store.DeviceCanceled, dt.run(time.Hour).Status)
+		require.Equal(t, recording.DeviceCanceled, dt.run(time.Hour).Status)
 		for k, v := range b.seen {
 			seen[k] = append(seen[k], v...)
 		}
@@ -231,7 +230,7 @@ func TestBoundStartWhoseWorkerNeverAnswers(t *testing.T) {
 	var mu sync.Mutex
 	var bounds []time.Duration // deadline - start of each attempt, as the activity saw it
 	var attempts int
-	dt.env.OnActivity(dt.a.SendStart, mock.Anything, mock.Anything).Return(func(ctx context.Context, cmd activities.StartCommand) (heartbeat.Event, error) {
+	dt.env.OnActivity(dt.a.SendStart, mock.Anything, mock.Anything).Return(func(ctx context.Context, cmd activities.StartCommand) (recording.Event, error) {
 		deadline, ok := ctx.Deadline()
 		mu.Lock()
 		attempts++
@@ -240,7 +239,7 @@ func TestBoundStartWhoseWorkerNeverAnswers(t *testing.T) {
 		}
 		mu.Unlock()
 		<-ctx.Done() // the paused worker: never answers
-		return heartbeat.Event{}, ctx.Err()
+		return recording.Event{}, ctx.Err()
 	})
 	began := time.Now()
 	res := dt.run(time.Hour)
@@ -253,7 +252,7 @@ func TestBoundStartWhoseWorkerNeverAnswers(t *testing.T) {
 	require.LessOrEqual(t, bounds[0], commandAttempt/scale, "the attempt ends at its bound")
 	// The whole run (an hour of start deadline in test time) took about one scaled attempt.
 	require.Less(t, waited, 20*commandAttempt/scale+10*time.Second, "the blocked attempt ended at its bound")
-	require.Equal(t, store.DeviceFailed, res.Status)
+	require.Equal(t, recording.DeviceFailed, res.Status)
 	final := dt.final()
 	require.Contains(t, final.Message, "could not command the enclosure")
 	require.Contains(t, strings.ToLower(final.Message), "timeout", "the workflow saw the attempt time out")

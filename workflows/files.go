@@ -9,8 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/jax-mba/mba/activities"
-	"github.com/jax-mba/mba/internal/heartbeat"
-	"github.com/jax-mba/mba/internal/store"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/protocol"
 )
 
@@ -20,15 +19,20 @@ const changeVerifyFiles = "verify-files"
 // verifyAtOnce bounds the files of one enclosure hashed at the same time.
 const verifyAtOnce = 4
 
-// FileChecks is the state of the recording's file checks, carried across continue-as-new.
-type FileChecks struct {
-	Uploads map[string]int    // file -> completed uploads known
-	Checked map[string]int    // file -> the upload last verified
-	Asked   map[string]int    // file -> new copies asked for
-	Last    map[string]string // file -> the state of its last bad check (CORRUPT or MISSING)
-	Reason  map[string]string // file -> why
-	Final   map[string]string // file -> final state
-	Names   []string          // files whose check started, in that order (never range over the maps)
+// fileScope is all the file checks know of the enclosure's recording, given once by the
+// device workflow: the checks never reach into the device.
+type fileScope struct {
+	SessionID, DeviceID int64
+	Enclosure           string // the enclosure's name, part of the storage key
+	FilePrefix          string // the first segment's (protocol.SegmentPrefix derives the others)
+	Hourly              bool   // the recording is fragmented by the hour
+	Settings            Settings
+	// Update writes the enclosure's part of the read model (the timeline's summary line).
+	Update func(ctx workflow.Context, u activities.DeviceUpdate)
+	// Events are the device's transitions, read once its recording is over; Fresh says
+	// whether one is new (delivery is at least once) and marks it seen.
+	Events workflow.ReceiveChannel
+	Fresh  func(recording.Event) bool
 }
 
 // verifier checks every file of an enclosure's recording: each fragment as soon as the agent
@@ -37,31 +41,35 @@ type FileChecks struct {
 // finally records MISSING or CORRUPT. One file's trouble never holds up another: each file
 // has a goroutine of its own.
 type verifier struct {
-	d        *device
+	scope    fileScope
 	st       *FileChecks
-	a        *activities.Files
 	deadline workflow.Future // set when the recording is over: the last moment an upload may arrive
 	expired  bool
 	wake     map[string]workflow.Channel // file -> its goroutine's wake-up
 	running  int                         // file goroutines not finished
 	active   int                         // VerifyFile activities running
 	recorded time.Duration               // what the timestamp files say, all segments
+	reported time.Duration               // what the enclosure reported recording, all segments
 	problems []string                    // segments whose file list may be incomplete
 }
 
-func newVerifier(d *device) *verifier {
-	st := &d.st.Files
+// newVerifier checks the files of scope's recording, keeping its state in st (the device's,
+// carried across continue-as-new).
+func newVerifier(scope fileScope, st *FileChecks) *verifier {
 	for _, m := range []*map[string]int{&st.Uploads, &st.Checked, &st.Asked} {
 		if *m == nil {
 			*m = map[string]int{}
 		}
 	}
-	for _, m := range []*map[string]string{&st.Last, &st.Reason, &st.Final} {
+	if st.Reason == nil {
+		st.Reason = map[string]string{}
+	}
+	for _, m := range []*map[string]recording.FileState{&st.Last, &st.Final} {
 		if *m == nil {
-			*m = map[string]string{}
+			*m = map[string]recording.FileState{}
 		}
 	}
-	return &verifier{d: d, st: st, wake: map[string]workflow.Channel{}}
+	return &verifier{scope: scope, st: st, wake: map[string]workflow.Channel{}}
 }
 
 // resume restarts the checks an earlier run (before continue-as-new) left unfinished.
@@ -83,8 +91,8 @@ func (v *verifier) wakeAll() {
 }
 
 // uploaded records a file-uploaded event and starts or wakes the file's check.
-func (v *verifier) uploaded(ctx workflow.Context, ev heartbeat.Event) {
-	if v.d.in.Settings.SkipFileChecks {
+func (v *verifier) uploaded(ctx workflow.Context, ev recording.Event) {
+	if v.scope.Settings.SkipFileChecks {
 		return
 	}
 	v.st.Uploads[ev.File] = max(v.st.Uploads[ev.File], ev.Upload)
@@ -95,19 +103,21 @@ func (v *verifier) uploaded(ctx workflow.Context, ev heartbeat.Event) {
 	v.start(ctx, ev.File)
 }
 
-// verifyFiles checks the recording's files once it is over, to the last one.
-func (d *device) verifyFiles(ctx workflow.Context) {
-	if d.st.Segments == 0 || d.in.Settings.SkipFileChecks {
+// checkAll checks the recording's files once it is over, to the last one: segments were
+// started, recorded is what the enclosure reported recording (seconds).
+func (v *verifier) checkAll(ctx workflow.Context, segments int, recorded int64) {
+	var a *activities.Files
+	if segments == 0 || v.scope.Settings.SkipFileChecks {
 		return
 	}
-	v := d.files
+	v.reported = time.Duration(recorded) * time.Second
 	v.deadline = workflow.NewTimer(ctx, v.uploadDeadline())
-	var known []store.SessionFile
-	if err := dbWrite(ctx, v.a.FileStates, "FileStates", d.fileRef(""), &known); err != nil {
+	var known []activities.KnownFile
+	if err := dbWrite(ctx, a.FileStates, v.ref(""), &known); err != nil {
 		workflow.GetLogger(ctx).Error("reading the file manifest", "error", err)
 	}
 	for _, f := range known {
-		if f.State != store.FilePending && f.State != store.FileUploading || f.Uploads > 0 {
+		if f.State != recording.FilePending && f.State != recording.FileUploading || f.Uploads > 0 {
 			v.st.Uploads[f.Name] = max(v.st.Uploads[f.Name], f.Uploads)
 		}
 	}
@@ -119,11 +129,11 @@ func (d *device) verifyFiles(ctx workflow.Context) {
 			v.wakeAll()
 		}
 	})
-	for seg := 1; seg <= d.st.Segments; seg++ {
+	for seg := 1; seg <= segments; seg++ {
 		v.running++
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer func() { v.running-- }()
-			v.segment(ctx, protocol.FileNamePrefix(protocol.SegmentPrefix(d.in.FilePrefix, seg)))
+			v.segment(ctx, protocol.FileNamePrefix(protocol.SegmentPrefix(v.scope.FilePrefix, seg)))
 		})
 	}
 	_ = workflow.Await(ctx, func() bool { return v.running == 0 })
@@ -132,19 +142,20 @@ func (d *device) verifyFiles(ctx workflow.Context) {
 	}
 }
 
-func (d *device) fileRef(name string) activities.FileRef {
-	return activities.FileRef{SessionID: d.in.SessionID, DeviceID: d.in.DeviceID, Enclosure: d.in.DeviceName, Name: name}
+// ref names one of the recording's files for the file activities.
+func (v *verifier) ref(name string) activities.FileRef {
+	return activities.FileRef{SessionID: v.scope.SessionID, DeviceID: v.scope.DeviceID, Enclosure: v.scope.Enclosure, Name: name}
 }
 
 // listen routes file-uploaded events to the files' checks once the recording is over (while it
 // runs, the recording's own loop does).
 func (v *verifier) listen(ctx workflow.Context) {
 	for {
-		var ev heartbeat.Event
-		if !v.d.events.Receive(ctx, &ev) {
+		var ev recording.Event
+		if !v.scope.Events.Receive(ctx, &ev) {
 			return
 		}
-		if v.d.fresh(ev) && ev.Kind == heartbeat.EventFileUploaded {
+		if v.scope.Fresh(ev) && ev.Kind == recording.EventFileUploaded {
 			v.uploaded(ctx, ev)
 		}
 	}
@@ -153,9 +164,10 @@ func (v *verifier) listen(ctx workflow.Context) {
 // segment checks the files of one segment: the timestamp files first, since they tell
 // which hourly fragments there must be.
 func (v *verifier) segment(ctx workflow.Context, prefix string) {
-	fixed := protocol.SegmentFiles(prefix, v.d.in.FragmentHourly)
-	if err := dbWrite(ctx, v.a.ExpectFiles, "ExpectFiles",
-		activities.ExpectRequest{SessionID: v.d.in.SessionID, DeviceID: v.d.in.DeviceID, Names: fixed}, nil); err != nil {
+	var a *activities.Files
+	fixed := protocol.SegmentFiles(prefix, v.scope.Hourly)
+	if err := dbWrite(ctx, a.ExpectFiles,
+		activities.ExpectRequest{SessionID: v.scope.SessionID, DeviceID: v.scope.DeviceID, Names: fixed}, nil); err != nil {
 		workflow.GetLogger(ctx).Error("recording the expected files", "error", err)
 	}
 	for _, name := range fixed {
@@ -168,8 +180,8 @@ func (v *verifier) segment(ctx workflow.Context, prefix string) {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 10 * time.Second, MaximumInterval: 5 * time.Minute, MaximumAttempts: 10}})
 	var plan activities.SegmentPlan
-	err := workflow.ExecuteActivity(actx, v.a.PlanSegment, activities.SegmentRequest{SessionID: v.d.in.SessionID,
-		DeviceID: v.d.in.DeviceID, Enclosure: v.d.in.DeviceName, Prefix: prefix, Hourly: v.d.in.FragmentHourly}).Get(ctx, &plan)
+	err := workflow.ExecuteActivity(actx, a.PlanSegment, activities.SegmentRequest{SessionID: v.scope.SessionID,
+		DeviceID: v.scope.DeviceID, Enclosure: v.scope.Enclosure, Prefix: prefix, Hourly: v.scope.Hourly}).Get(ctx, &plan)
 	if err != nil {
 		plan.Problem = fmt.Sprintf("could not work out the video files: %v", err)
 	}
@@ -215,32 +227,32 @@ func (v *verifier) check(ctx workflow.Context, name string) {
 		if st.Uploads[name] <= st.Checked[name] { // the deadline passed first
 			state, reason := st.Last[name], st.Reason[name]
 			if state == "" {
-				state, reason = store.FileMissing, fmt.Sprintf("not uploaded within %s of the recording's end", v.uploadDeadline())
+				state, reason = recording.FileMissing, fmt.Sprintf("not uploaded within %s of the recording's end", v.uploadDeadline())
 			} else {
 				reason += "; no new copy arrived in time"
 			}
-			v.record(ctx, name, state, reason, false, "file-"+strings.ToLower(state))
+			v.record(ctx, name, state, reason, false, "file-"+strings.ToLower(string(state)))
 			return
 		}
 		res, err := v.verify(ctx, name)
 		if err != nil {
 			if ctx.Err() == nil {
-				v.record(ctx, name, store.FileMissing, fmt.Sprintf("could not be read from storage: %v", err), false, "file-missing")
+				v.record(ctx, name, recording.FileMissing, fmt.Sprintf("could not be read from storage: %v", err), false, "file-missing")
 			}
 			return
 		}
 		st.Checked[name] = max(res.Upload, st.Checked[name]+1)
-		if res.State == store.FileVerified {
-			v.record(ctx, name, store.FileVerified, res.Reason, false, "")
+		if res.State == recording.FileVerified {
+			v.record(ctx, name, recording.FileVerified, res.Reason, false, "")
 			return
 		}
-		state := store.FileCorrupt
+		state := recording.FileCorrupt
 		if res.State == activities.FileAbsent {
-			state = store.FileMissing
+			state = recording.FileMissing
 		}
 		st.Last[name], st.Reason[name] = state, res.Reason
-		if st.Asked[name] >= v.d.in.Settings.Reuploads {
-			v.record(ctx, name, state, fmt.Sprintf("%s (after %d new copies)", res.Reason, st.Asked[name]), false, "file-"+strings.ToLower(state))
+		if st.Asked[name] >= v.scope.Settings.Reuploads {
+			v.record(ctx, name, state, fmt.Sprintf("%s (after %d new copies)", res.Reason, st.Asked[name]), false, "file-"+strings.ToLower(string(state)))
 			return
 		}
 		st.Asked[name]++
@@ -250,7 +262,7 @@ func (v *verifier) check(ctx workflow.Context, name string) {
 }
 
 func (v *verifier) uploadDeadline() time.Duration {
-	if d := v.d.in.Settings.UploadDeadline; d > 0 {
+	if d := v.scope.Settings.UploadDeadline; d > 0 {
 		return d
 	}
 	return DefaultSettings.UploadDeadline
@@ -258,6 +270,7 @@ func (v *verifier) uploadDeadline() time.Duration {
 
 // verify runs VerifyFile, a few files of the enclosure at a time.
 func (v *verifier) verify(ctx workflow.Context, name string) (activities.Verification, error) {
+	var a *activities.Files
 	_ = workflow.Await(ctx, func() bool { return v.active < verifyAtOnce })
 	v.active++
 	defer func() { v.active-- }()
@@ -268,18 +281,19 @@ func (v *verifier) verify(ctx workflow.Context, name string) (activities.Verific
 			MaximumInterval: 10 * time.Minute, MaximumAttempts: 10},
 	})
 	var res activities.Verification
-	err := workflow.ExecuteActivity(actx, v.a.VerifyFile, v.d.fileRef(name)).Get(ctx, &res)
+	err := workflow.ExecuteActivity(actx, a.VerifyFile, v.ref(name)).Get(ctx, &res)
 	return res, err
 }
 
 // record writes a file's state; a final one ends its check.
-func (v *verifier) record(ctx workflow.Context, name, state, reason string, reupload bool, event string) {
+func (v *verifier) record(ctx workflow.Context, name string, state recording.FileState, reason string, reupload bool, event string) {
+	var a *activities.Files
 	if !reupload {
 		v.st.Final[name] = state
 	}
-	r := store.FileResult{SessionID: v.d.in.SessionID, DeviceID: v.d.in.DeviceID, Name: name, State: state,
+	r := activities.FileResult{SessionID: v.scope.SessionID, DeviceID: v.scope.DeviceID, Name: name, State: state,
 		Reason: reason, Reupload: reupload, Event: event, At: workflow.Now(ctx)}
-	if err := dbWrite(ctx, v.a.RecordFileResult, "RecordFileResult", r, nil); err != nil {
+	if err := dbWrite(ctx, a.RecordFileResult, r, nil); err != nil {
 		workflow.GetLogger(ctx).Error("recording a file's state", "file", name, "error", err)
 	}
 }
@@ -287,19 +301,19 @@ func (v *verifier) record(ctx workflow.Context, name, state, reason string, reup
 // summarize puts one line about the recording's files on the timeline, and flags files that
 // cover less than was recorded.
 func (v *verifier) summarize(ctx workflow.Context) {
-	counts := map[string]int{}
+	counts := map[recording.FileState]int{}
 	for _, name := range v.st.Names {
 		counts[v.st.Final[name]]++
 	}
 	n := len(v.st.Names)
 	kind := "files-verified"
 	msg := fmt.Sprintf("all %d files verified", n)
-	if counts[store.FileVerified] != n {
+	if counts[recording.FileVerified] != n {
 		kind = "files-incomplete"
-		msg = fmt.Sprintf("%d of %d files verified, %d missing, %d corrupt", counts[store.FileVerified], n,
-			counts[store.FileMissing], counts[store.FileCorrupt])
+		msg = fmt.Sprintf("%d of %d files verified, %d missing, %d corrupt", counts[recording.FileVerified], n,
+			counts[recording.FileMissing], counts[recording.FileCorrupt])
 	}
-	reported := time.Duration(v.d.st.Recorded) * time.Second
+	reported := v.reported
 	if v.recorded > 0 && v.recorded < reported*9/10 {
 		kind = "files-incomplete"
 		msg += fmt.Sprintf("; the timestamp files cover %s of the %s recorded", v.recorded.Round(time.Second), reported)
@@ -307,5 +321,5 @@ func (v *verifier) summarize(ctx workflow.Context) {
 	if len(v.problems) > 0 {
 		msg += "; " + strings.Join(v.problems, "; ")
 	}
-	v.d.update(ctx, store.DeviceUpdate{Event: kind, EventMessage: msg})
+	v.scope.Update(ctx, activities.DeviceUpdate{Event: kind, EventMessage: msg})
 }

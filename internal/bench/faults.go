@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/jax-mba/mba/internal/apiclient"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/simulator"
 	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/workflows"
@@ -496,7 +497,7 @@ type phaseSession struct {
 	id        int64
 	duration  int64
 	requested time.Time // create (or, for roleCanceled, cancel) request sent
-	want      string
+	want      string // the session status expected
 }
 
 // phase runs one fault and counts it.
@@ -530,9 +531,9 @@ func (fr *faultRun) phase(ctx context.Context, i int, flt fault) FaultPhase {
 		sessions[g] = &phaseSession{role: role, ids: ids, names: names}
 	}
 	ends, canceled, created := sessions[0], sessions[1], sessions[2]
-	ends.duration, ends.want = int64((faultsLead + flt.hold/2).Seconds()), store.SessionComplete
-	canceled.duration, canceled.want = 3600, store.SessionCanceled
-	created.duration, created.want = faultsZLength, store.SessionComplete
+	ends.duration, ends.want = int64((faultsLead + flt.hold/2).Seconds()), string(recording.SessionComplete)
+	canceled.duration, canceled.want = 3600, string(recording.SessionCanceled)
+	created.duration, created.want = faultsZLength, string(recording.SessionComplete)
 
 	phaseFrom := time.Now()
 	for _, s := range []*phaseSession{ends, canceled} {
@@ -709,9 +710,9 @@ func (fr *faultRun) retry(ctx context.Context, within time.Duration, call func(c
 	}
 }
 
-func terminal(status string) bool {
+func terminal(status recording.SessionStatus) bool {
 	switch status {
-	case store.SessionComplete, store.SessionCanceled, store.SessionPartial, store.SessionFailed:
+	case recording.SessionComplete, recording.SessionCanceled, recording.SessionPartial, recording.SessionFailed:
 		return true
 	}
 	return false
@@ -757,7 +758,7 @@ func (fr *faultRun) compare(ctx context.Context, p *FaultPhase, sessions []*phas
 			if err := fr.api.Call(cctx, http.MethodGet, fmt.Sprintf("/api/recording-session/%d", s.id), nil, &x); err != nil {
 				so.Status = "unknown: " + err.Error()
 			} else {
-				so.Status = x.Status
+				so.Status = string(x.Status)
 			}
 			cancel()
 		}
@@ -769,15 +770,15 @@ func (fr *faultRun) compare(ctx context.Context, p *FaultPhase, sessions []*phas
 		for _, d := range x.DeviceStatuses {
 			reported[d.Device.Name] = d
 		}
-		wantDevice := store.DeviceComplete
+		wantDevice := recording.DeviceComplete
 		if s.role == roleCanceled {
-			wantDevice = store.DeviceCanceled
+			wantDevice = recording.DeviceCanceled
 		}
 		for k, name := range s.names {
 			st := fr.sim.Enclosure(name).State()
 			d := reported[name]
 			eo := EnclosureOutcome{Enclosure: name, Role: s.role, Recorded: st.RecordedBySession[s.id],
-				Reported: d.RecordingTime, Status: d.Status, Want: wantDevice}
+				Reported: d.RecordingTime, Status: string(d.Status), Want: string(wantDevice)}
 			for _, st := range st.Starts {
 				if st.SessionID == s.id && st.Started {
 					eo.Recordings++
