@@ -497,7 +497,7 @@ type phaseSession struct {
 	id        int64
 	duration  int64
 	requested time.Time // create (or, for roleCanceled, cancel) request sent
-	want      string // the session status expected
+	want      string    // the session status expected
 }
 
 // phase runs one fault and counts it.
