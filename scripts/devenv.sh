@@ -476,8 +476,7 @@ _build_mailpit_ui() (
 	# (esbuild's only checks its platform binary, an optional dependency npm installs anyway).
 	# --legacy-peer-deps skips sass-embedded, an alternative Sass compiler the build does not
 	# use. The lockfile pins everything else.
-	export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 PUPPETEER_SKIP_DOWNLOAD=1 npm_config_fund=false \
-		npm_config_audit=false npm_config_update_notifier=false
+	export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 PUPPETEER_SKIP_DOWNLOAD=1 npm_config_update_notifier=false
 	local npmflags=(--ignore-scripts --legacy-peer-deps --no-audit --no-fund)
 	if ! npm ci "${npmflags[@]}" >>"$log" 2>&1; then
 		# The registry reachable here answers 404 for the pinned rapidoc (and has no 12.x), which
