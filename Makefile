@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
-.PHONY: run test build lint bench bench-full bench-go bench-faults temporal clean-data record-histories
+.PHONY: run test build lint bench bench-full bench-go bench-faults temporal mailpit-ui clean-data record-histories
 
 # PostgreSQL, Temporal dev server (UI :8233), Mailpit (inbox :8025) and the API on :8080
 # (metrics :9464); state in .data/.
@@ -43,6 +43,11 @@ bench-go:
 # Build the pinned Temporal CLI into .tools/bin (make run/test do this on demand).
 temporal:
 	source scripts/devenv.sh && ensure_temporal && "$$TEMPORAL_BIN" --version
+
+# Build the pinned Mailpit with its web inbox into .tools/bin (make run does this on demand;
+# needs npm and the npm registry).
+mailpit-ui:
+	source scripts/devenv.sh && ensure_mailpit_ui && echo "$$MAILPIT_BIN: web inbox included"
 
 # Deletes the dev database, Temporal history and config of `make run`.
 clean-data:

@@ -419,19 +419,82 @@ minio_down() {
 
 # ------------------------------------------------------------------- Mailpit
 
+MAILPIT_LDFLAGS="-s -w -X github.com/axllent/mailpit/config.Version=$MAILPIT_VERSION"
+
+# _mailpit_ok BIN: BIN is the pinned Mailpit, either build: the module's own (go install, whose
+# inbox page is an empty shell for want of the built assets, see ensure_mailpit_ui) or
+# ensure_mailpit_ui's from a copy of the module (reported as (devel), hence the -X version).
 _mailpit_ok() {
-	[[ -x $1 && $(go version -m "$1" 2>/dev/null) == *$'\tmod\tgithub.com/axllent/mailpit\t'"$MAILPIT_VERSION"$'\t'* ]]
+	local info
+	[[ -x $1 ]] && info=$(go version -m "$1" 2>/dev/null) || return 1
+	[[ $info == *$'\tpath\tgithub.com/axllent/mailpit\n'* && $info == *"config.Version=$MAILPIT_VERSION\""* ]]
 }
 
-# ensure_mailpit: build the pinned Mailpit into .tools/bin (once). The module carries no
-# built web-UI assets (upstream builds them with npm), so its inbox page is only a shell;
-# the HTTP API, which the tests read, and /view/<id>.html are complete.
+# _mailpit_ui_ok BIN: BIN is the pinned Mailpit with its web inbox: the built stylesheet is
+# embedded under ui/dist, a name only ensure_mailpit_ui's build carries.
+_mailpit_ui_ok() { _mailpit_ok "$1" && grep -qaF ui/dist/app.css "$1"; }
+
+# ensure_mailpit: build the pinned Mailpit into .tools/bin (once), or keep either build there.
+# Enough for the HTTP API, which the tests read, and /view/<id>.txt|html.
 ensure_mailpit() {
 	_build_tool mailpit "Mailpit $MAILPIT_VERSION" _mailpit_ok "github.com/axllent/mailpit@$MAILPIT_VERSION" \
-		"-s -w -X github.com/axllent/mailpit/config.Version=$MAILPIT_VERSION" || return 1
+		"$MAILPIT_LDFLAGS" || return 1
 	MAILPIT_BIN=$MBA_TOOLS_BIN/mailpit
 	export MAILPIT_BIN
 }
+
+# ensure_mailpit_ui: the pinned Mailpit with its web inbox in .tools/bin (built once, replacing
+# an API-only build). The Go module lacks the inbox's JavaScript and CSS (server/ui/dist,
+# built upstream with npm and esbuild), so this builds them as upstream's Dockerfile does, in a
+# copy of the module under .tools, then the binary from there. Needs npm (Node 20 works) and
+# the npm registry; fails, leaving the binary as it was, when either is missing.
+ensure_mailpit_ui() {
+	local bin=$MBA_TOOLS_BIN/mailpit
+	mkdir -p "$MBA_TOOLS_BIN" || return 1
+	if ! _mailpit_ui_ok "$bin"; then
+		(
+			flock 9
+			_mailpit_ui_ok "$bin" || _build_mailpit_ui "$bin"
+		) 9>"$MBA_TOOLS_BIN/.mailpit.lock" || return 1
+	fi
+	MAILPIT_BIN=$bin
+	export MAILPIT_BIN
+}
+
+# _build_mailpit_ui BIN: ensure_mailpit_ui's build, run under its lock.
+_build_mailpit_ui() (
+	local bin=$1 dir=$MBA_ROOT/.tools/mailpit-ui-build log=$MBA_ROOT/.tools/mailpit-build.log src
+	command -v npm >/dev/null || { _err "npm not found: Mailpit's web inbox is built with it"; exit 1; }
+	_say "building Mailpit $MAILPIT_VERSION with its web inbox (first time only: under a minute of npm," \
+		"then the Go build, minutes on a fresh machine; log: .tools/mailpit-build.log)…"
+	: >"$log"
+	fail() { _err "building Mailpit's web inbox failed ($1):"; tail -n 30 "$log" >&2; exit 1; }
+	src=$(cd / && GOFLAGS='' go mod download -json "github.com/axllent/mailpit@$MAILPIT_VERSION" 2>>"$log" |
+		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p') && [[ -n $src ]] || fail "go mod download"
+	rm -rf "$dir" && cp -R "$src" "$dir" && chmod -R u+w "$dir" && cd "$dir" || fail "copying $src"
+	# No browser downloads (Playwright is only for upstream's own tests) and no install scripts
+	# (esbuild's only checks its platform binary, an optional dependency npm installs anyway).
+	# --legacy-peer-deps skips sass-embedded, an alternative Sass compiler the build does not
+	# use. The lockfile pins everything else.
+	export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 PUPPETEER_SKIP_DOWNLOAD=1 npm_config_update_notifier=false
+	local npmflags=(--ignore-scripts --legacy-peer-deps --no-audit --no-fund)
+	if ! npm ci "${npmflags[@]}" >>"$log" 2>&1; then
+		# The registry reachable here answers 404 for the pinned rapidoc (and has no 12.x), which
+		# only the API docs page (/api/v1/) uses: build without it, that page says where the docs are.
+		_say "npm ci failed (see the log); retrying without rapidoc, which only the API docs page uses"
+		npm uninstall rapidoc "${npmflags[@]}" >>"$log" 2>&1 || fail "npm install"
+		echo 'addEventListener("DOMContentLoaded", () => { document.body.textContent = "The API docs' \
+			'are not in this build of Mailpit: see https://mailpit.axllent.org/docs/api-v1/"; });' \
+			>server/ui-src/docs.js
+	fi
+	npm run package >>"$log" 2>&1 || fail "npm run package"
+	# -buildvcs=false: .tools may sit inside our git checkout, whose revision is not Mailpit's.
+	GOFLAGS='' go build -buildvcs=false -ldflags "$MAILPIT_LDFLAGS" -o "$dir/mailpit.bin" . >>"$log" 2>&1 ||
+		fail "go build"
+	_mailpit_ui_ok "$dir/mailpit.bin" || fail "the binary carries no ui/dist"
+	mv "$dir/mailpit.bin" "$bin" && cd / && rm -rf "$dir" || exit 1
+	_say "Mailpit $MAILPIT_VERSION with its web inbox built: $bin"
+)
 
 _mailpit_ready() { _http_ok "$1" /readyz; }
 

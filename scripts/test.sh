@@ -39,6 +39,9 @@ ensure_postgres_binaries
 ensure_temporal
 ensure_minio
 ensure_mailpit
+# The tests read mail through Mailpit's API, so they need not build its web inbox (npm, ~1 min),
+# not even for the test of run.sh; an inbox build already in .tools serves them as well.
+export MBA_MAILPIT_UI=0
 
 pg_port=$(free_port)
 pg_up "$tmp/pg" "$pg_port"
