@@ -230,7 +230,7 @@ func assignStart(ctx context.Context, tx pgx.Tx, deviceID int64, old *heartbeat.
 	}
 	if old != nil && old.SessionID != params.SessionID && old.ActivityID != "" {
 		ev := heartbeat.Event{Kind: heartbeat.EventReleased, At: now, SessionID: old.SessionID}
-		if err := addOutbox(ctx, tx, old.WorkflowID, old.ActivityID, ev); err != nil {
+		if err := enqueueOutbox(ctx, tx, eventEntry(old.WorkflowID, old.ActivityID, ev)); err != nil {
 			return err
 		}
 	}
@@ -313,13 +313,11 @@ func (s *Store) RequestStop(ctx context.Context, req StopRequest, workflowID str
 		if err != nil {
 			return err
 		}
+		var queued []outboxEntry
 		for _, r := range released {
-			if r.ActivityID == "" || workflowID == "" {
-				continue
-			}
-			ev := heartbeat.Event{Kind: heartbeat.EventEnded, At: now, SessionID: req.SessionID, Stopped: true}
-			if err := addOutbox(ctx, tx, r.WorkflowID, r.ActivityID, ev); err != nil {
-				return err
+			if r.ActivityID != "" {
+				ev := heartbeat.Event{Kind: heartbeat.EventEnded, At: now, SessionID: req.SessionID, Stopped: true}
+				queued = append(queued, eventEntry(r.WorkflowID, r.ActivityID, ev))
 			}
 		}
 		if _, err := tx.Exec(ctx, `
@@ -332,25 +330,14 @@ func (s *Store) RequestStop(ctx context.Context, req StopRequest, workflowID str
 			WHERE status IN ('PENDING', 'RECORDING') AND`+which, args); err != nil {
 			return err
 		}
-		kind := KindCancelSession
-		if req.DeviceID != 0 {
-			kind = KindRemoveDevice
-		}
-		if err := addEvent(ctx, tx, req.SessionID, req.DeviceID, kind, req.Reason, now); err != nil {
+		request := stopRequestEntry(workflowID, req)
+		if err := addEvent(ctx, tx, req.SessionID, req.DeviceID, request.kind, req.Reason, now); err != nil {
 			return err
 		}
 		if workflowID == "" {
 			return nil
 		}
-		payload, err := json.Marshal(req)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, outboxSQL, pgx.NamedArgs{"workflow_id": workflowID, "activity_id": "", "kind": kind,
-			"payload": payload}); err != nil {
-			return err
-		}
-		return notifyOutbox(ctx, tx)
+		return enqueueOutbox(ctx, tx, append(queued, request)...)
 	})
 	if err != nil {
 		return false, fmt.Errorf("RequestStop: %w", err)
@@ -417,138 +404,4 @@ func (s *Store) ClearAssignment(ctx context.Context, deviceID, sessionID int64) 
 	_, err := s.pool.Exec(ctx, `DELETE FROM device_assignments WHERE device_id = @device_id AND session_id = @session_id`,
 		pgx.NamedArgs{"device_id": deviceID, "session_id": sessionID})
 	return err
-}
-
-// OutboxRow is a queued transition.
-type OutboxRow struct {
-	ID         int64
-	WorkflowID string
-	ActivityID string
-	Kind       string
-	Payload    []byte
-	Attempts   int
-}
-
-// PendingOutbox returns up to limit undispatched rows, oldest first.
-func (s *Store) PendingOutbox(ctx context.Context, limit int) ([]OutboxRow, error) {
-	rows, err := s.pool.Query(ctx, `
-		SELECT id, workflow_id, coalesce(activity_id, ''), kind, payload, attempts
-		FROM outbox WHERE dispatched_at IS NULL ORDER BY id LIMIT @limit`, pgx.NamedArgs{"limit": limit})
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, pgx.RowToStructByPos[OutboxRow])
-}
-
-// MarkDispatched records that a row reached Temporal.
-func (s *Store) MarkDispatched(ctx context.Context, id int64, now time.Time) error {
-	_, err := s.pool.Exec(ctx, `UPDATE outbox SET dispatched_at = @now, attempts = attempts + 1 WHERE id = @id`,
-		pgx.NamedArgs{"id": id, "now": now})
-	return err
-}
-
-// MarkOutboxFailed records a failed attempt; the row stays pending.
-func (s *Store) MarkOutboxFailed(ctx context.Context, id int64, reason string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE outbox SET attempts = attempts + 1, last_error = @reason WHERE id = @id`,
-		pgx.NamedArgs{"id": id, "reason": reason})
-	return err
-}
-
-// ResolveUndeliverable settles a transition whose workflow is gone (Temporal does not know
-// it), so the row never blocks the outbox and what the enclosure reported is kept: an end
-// adds its recorded seconds to the read model (and ends an enclosure still shown running),
-// the session's timeline says what happened, and the row is marked undeliverable for the
-// metrics.
-func (s *Store) ResolveUndeliverable(ctx context.Context, row OutboxRow, deviceID int64, ev heartbeat.Event, reason string, now time.Time) error {
-	err := s.tx(ctx, func(tx pgx.Tx) error {
-		// Only rows that exist get the timeline entry: a malformed row must not block the outbox.
-		var known bool
-		if err := tx.QueryRow(ctx, `
-			SELECT EXISTS (SELECT 1 FROM sessions s WHERE s.id = @session_id AND (@device_id = 0
-				OR EXISTS (SELECT 1 FROM session_devices sd WHERE sd.session_id = s.id AND sd.device_id = @device_id)))`,
-			pgx.NamedArgs{"session_id": ev.SessionID, "device_id": deviceID}).Scan(&known); err != nil {
-			return err
-		}
-		if known && deviceID != 0 && ev.Kind == heartbeat.EventEnded {
-			status := DeviceComplete
-			switch {
-			case ev.ErrMsg != "":
-				status = DeviceFailed
-			case ev.Stopped:
-				status = DeviceCanceled
-			}
-			if _, err := tx.Exec(ctx, `
-				UPDATE session_devices SET recording_time = greatest(recording_time, @duration),
-					status = CASE WHEN status IN ('PENDING', 'RECORDING') THEN @status ELSE status END,
-					message = CASE WHEN status IN ('PENDING', 'RECORDING') THEN @message ELSE message END,
-					ended_at = coalesce(ended_at, @at)
-				WHERE session_id = @session_id AND device_id = @device_id`,
-				pgx.NamedArgs{"session_id": ev.SessionID, "device_id": deviceID, "duration": ev.Duration, "status": status,
-					"message": ev.ErrMsg, "at": ev.At}); err != nil {
-				return err
-			}
-		}
-		if known {
-			msg := fmt.Sprintf("%s (%s, %d s reported): %s", ev.Kind, row.WorkflowID, ev.Duration, reason)
-			if err := addEvent(ctx, tx, ev.SessionID, deviceID, "undeliverable", msg, now); err != nil {
-				return err
-			}
-		}
-		_, err := tx.Exec(ctx, `
-			UPDATE outbox SET dispatched_at = @now, attempts = attempts + 1, undeliverable = true, last_error = @reason
-			WHERE id = @id`, pgx.NamedArgs{"id": row.ID, "now": now, "reason": reason})
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("ResolveUndeliverable: %w", err)
-	}
-	return nil
-}
-
-// Orphan is a piece of recording state whose workflow should be running.
-type Orphan struct {
-	SessionID  int64
-	DeviceID   int64  // 0 for a whole session
-	WorkflowID string // the mailbox's workflow; empty for a session (its id derives from SessionID)
-}
-
-// Orphans lists the mailboxes and the in-progress sessions older than settle, with the
-// workflow each belongs to, for the fleet monitor to check against Temporal.
-func (s *Store) Orphans(ctx context.Context, settle time.Time) ([]Orphan, error) {
-	rows, err := s.pool.Query(ctx, `
-		SELECT session_id, device_id, workflow_id FROM device_assignments WHERE updated_at < @settle
-		UNION ALL
-		SELECT s.id, 0, '' FROM sessions s WHERE s.status = 'IN_PROGRESS' AND s.created_at < @settle
-		  -- A session whose start is still queued has no workflow yet, and is no orphan.
-		  AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.kind = @start_kind AND o.dispatched_at IS NULL
-		                  AND (o.payload->>'session_id')::bigint = s.id)`,
-		pgx.NamedArgs{"settle": settle, "start_kind": KindStartSession})
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, pgx.RowToStructByPos[Orphan])
-}
-
-// ReleaseOrphan clears what a workflow that ended without cleaning up (terminated by an
-// operator) left behind: the enclosure's mailbox and, for a session, the statuses that still
-// say it runs. The stale-session rule then stops or completes the enclosures.
-func (s *Store) ReleaseOrphan(ctx context.Context, o Orphan, reason string, now time.Time) error {
-	return s.tx(ctx, func(tx pgx.Tx) error {
-		args := pgx.NamedArgs{"session_id": o.SessionID, "device_id": o.DeviceID, "reason": reason, "now": now}
-		onlyDevice := `AND (@device_id = 0 OR device_id = @device_id)`
-		if _, err := tx.Exec(ctx, `DELETE FROM device_assignments WHERE session_id = @session_id `+onlyDevice, args); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `
-			UPDATE session_devices SET status = 'CANCELED', message = @reason, ended_at = @now, workflow_ended = true
-			WHERE session_id = @session_id AND status IN ('PENDING', 'RECORDING') `+onlyDevice, args); err != nil {
-			return err
-		}
-		if o.DeviceID == 0 {
-			if _, err := tx.Exec(ctx, `UPDATE sessions SET status = 'CANCELED', ended_at = @now WHERE id = @session_id AND status = 'IN_PROGRESS'`, args); err != nil {
-				return err
-			}
-		}
-		return addEvent(ctx, tx, o.SessionID, o.DeviceID, "released", reason, now)
-	})
 }

@@ -178,20 +178,16 @@ func (s *Store) MarkSilent(ctx context.Context, cutoff, now time.Time) ([]string
 		if err != nil {
 			return err
 		}
+		var queued []outboxEntry
 		for _, f := range found {
 			names = append(names, f.Name)
 			if f.WorkflowID == nil {
 				continue
 			}
 			ev := heartbeat.Event{Kind: heartbeat.EventSilent, At: now, SessionID: *f.SessionID}
-			if err := addOutbox(ctx, tx, *f.WorkflowID, "", ev); err != nil {
-				return err
-			}
+			queued = append(queued, eventEntry(*f.WorkflowID, "", ev))
 		}
-		if len(found) > 0 {
-			err = notifyOutbox(ctx, tx)
-		}
-		return err
+		return enqueueOutbox(ctx, tx, queued...)
 	})
 	return names, err
 }

@@ -215,11 +215,7 @@ func (s *Store) FinishUpload(ctx context.Context, uploadID, workflowID string, n
 			return err
 		}
 		ev := heartbeat.Event{Kind: heartbeat.EventFileUploaded, At: now, SessionID: f.SessionID, File: f.Name, Upload: f.Uploads}
-		if err := addOutbox(ctx, tx, workflowID, "", ev); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, notifySQL, pgx.NamedArgs{"channel": OutboxChannel})
-		return err
+		return enqueueOutbox(ctx, tx, eventEntry(workflowID, "", ev))
 	})
 	return f, err
 }

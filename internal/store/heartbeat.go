@@ -4,15 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"net"
 	"net/netip"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/jax-mba/mba/internal/heartbeat"
 	"github.com/jax-mba/mba/protocol"
@@ -44,9 +39,6 @@ type HeartbeatOptions struct {
 	// From is the sender's address; a tokenless heartbeat for a bound enclosure must come from it.
 	From netip.Addr
 }
-
-// OutboxChannel is NOTIFYed when outbox rows are added, to wake the dispatcher.
-const OutboxChannel = "mba_outbox"
 
 // Heartbeat handles one heartbeat in one transaction: it records the telemetry, decides the
 // reply from the enclosure's mailbox (heartbeat.Decide) and writes any transition to the
@@ -121,36 +113,6 @@ func queueOutcome(b *pgx.Batch, deviceID int64, a *heartbeat.Assignment, out hea
 	return true, nil
 }
 
-const (
-	outboxSQL = `INSERT INTO outbox (workflow_id, activity_id, kind, payload)
-		VALUES (@workflow_id, nullif(@activity_id, ''), @kind, @payload)`
-	notifySQL = `SELECT pg_notify(@channel, '')`
-)
-
-func outboxArgs(workflowID, activityID string, ev heartbeat.Event) (pgx.NamedArgs, error) {
-	payload, err := json.Marshal(ev)
-	return pgx.NamedArgs{"workflow_id": workflowID, "activity_id": activityID, "kind": ev.Kind, "payload": payload}, err
-}
-
-// addOutbox queues a transition: a signal to workflowID, or the completion of its activity.
-func addOutbox(ctx context.Context, q querier, workflowID, activityID string, ev heartbeat.Event) error {
-	args, err := outboxArgs(workflowID, activityID, ev)
-	if err != nil {
-		return err
-	}
-	_, err = q.Exec(ctx, outboxSQL, args)
-	return err
-}
-
-// queueOutbox is addOutbox in a batch.
-func queueOutbox(b *pgx.Batch, workflowID, activityID string, ev heartbeat.Event) error {
-	args, err := outboxArgs(workflowID, activityID, ev)
-	if err == nil {
-		b.Queue(outboxSQL, args)
-	}
-	return err
-}
-
 // queueTelemetry records the latest values, and one sample per bucket of the plot history:
 // the first of the bucket, or any that changes the recording state (never written behind).
 func queueTelemetry(b *pgx.Batch, d lockedDevice, hb protocol.Heartbeat, now time.Time, bucket time.Duration) {
@@ -204,24 +166,4 @@ func queueTelemetry(b *pgx.Batch, d lockedDevice, hb protocol.Heartbeat, now tim
 			load = excluded.load, free_ram = excluded.free_ram, free_disk = excluded.free_disk,
 			clock_skew_ms = excluded.clock_skew_ms,
 			max_gap_ms = greatest(device_telemetry.max_gap_ms, excluded.max_gap_ms)`, args)
-}
-
-// Unavailable reports an error that means the database cannot be reached or is going away
-// (connection refused or lost, shutting down, not accepting connections), rather than a fault
-// of the request: the caller should try again later.
-func Unavailable(err error) bool {
-	var connectErr *pgconn.ConnectError
-	var netErr net.Error
-	var pgErr *pgconn.PgError
-	switch {
-	case err == nil:
-		return false
-	case errors.As(err, &connectErr), errors.As(err, &netErr), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
-		return true
-	case errors.As(err, &pgErr):
-		// Class 08: connection exception; 57P01-57P03: admin shutdown, crash shutdown, cannot connect now.
-		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
-	}
-	return false
 }

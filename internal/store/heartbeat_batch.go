@@ -154,7 +154,6 @@ func (s *Store) heartbeats(ctx context.Context, batch []*beatRequest) error {
 		})
 		wb := &pgx.Batch{}
 		var checked []int // positions in wb of the mailbox changes that must hit their row
-		events := 0
 		for _, r := range batch {
 			d, ok := devices[r.hb.Name]
 			if !ok {
@@ -195,17 +194,12 @@ func (s *Store) heartbeats(ctx context.Context, batch []*beatRequest) error {
 				if queued {
 					checked = append(checked, wb.Len()-1)
 				}
-				n, err := queueEvents(wb, d, a, out, hb, r.now)
-				if err != nil {
+				if err := queueEvents(wb, d, a, out, hb, r.now); err != nil {
 					return err
 				}
-				events += n
 				queueLiveRecordingTime(wb, d.id, a, hb)
 			}
 			queueTelemetry(wb, d, hb, r.now, r.opts.TelemetryBucket)
-		}
-		if events > 0 {
-			wb.Queue(notifySQL, pgx.NamedArgs{"channel": OutboxChannel})
 		}
 		results := tx.SendBatch(ctx, wb)
 		defer results.Close()
@@ -390,8 +384,8 @@ func queueLiveRecordingTime(wb *pgx.Batch, deviceID int64, a *heartbeat.Assignme
 		pgx.NamedArgs{"session_id": a.SessionID, "device_id": deviceID, "duration": hb.Duration})
 }
 
-// queueEvents queues a heartbeat's transitions for the outbox and returns how many.
-func queueEvents(wb *pgx.Batch, d lockedDevice, a *heartbeat.Assignment, out heartbeat.Outcome, hb protocol.Heartbeat, now time.Time) (int, error) {
+// queueEvents queues a heartbeat's transitions for the outbox.
+func queueEvents(wb *pgx.Batch, d lockedDevice, a *heartbeat.Assignment, out heartbeat.Outcome, hb protocol.Heartbeat, now time.Time) error {
 	var events []heartbeat.Event
 	if out.Event != "" {
 		ev := heartbeat.Event{Kind: out.Event, At: now, SessionID: a.SessionID, Duration: hb.Duration,
@@ -412,21 +406,20 @@ func queueEvents(wb *pgx.Batch, d lockedDevice, a *heartbeat.Assignment, out hea
 	if d.downSince != nil && !out.Delete {
 		events = append(events, heartbeat.Event{Kind: heartbeat.EventReturned, At: now, SessionID: a.SessionID})
 	}
+	entries := make([]outboxEntry, len(events))
 	for i, ev := range events {
 		if ev.Kind == heartbeat.EventEnded {
 			if err := queueEndReport(wb, d.id, ev); err != nil {
-				return 0, err
+				return err
 			}
 		}
 		activity := ""
 		if i == 0 && out.CompleteActivity {
 			activity = a.ActivityID
 		}
-		if err := queueOutbox(wb, a.WorkflowID, activity, ev); err != nil {
-			return 0, err
-		}
+		entries[i] = eventEntry(a.WorkflowID, activity, ev)
 	}
-	return len(events), nil
+	return queueOutbox(wb, entries...)
 }
 
 // BatchedStore is the Store with its heartbeats grouped by a HeartbeatBatcher.

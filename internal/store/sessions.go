@@ -30,18 +30,6 @@ const (
 	DeviceCanceled  = "CANCELED"
 )
 
-// KindStartSession is the outbox kind that starts a session's workflow: queued in the
-// transaction that creates the session, so a crash between the commit and the start cannot
-// leave a session without its workflow.
-const KindStartSession = "start_session"
-
-// Outbox kinds of the requests a user makes of a running session (RequestStop): the
-// dispatcher signals the session workflow with them.
-const (
-	KindCancelSession = "cancel_session"
-	KindRemoveDevice  = "remove_device"
-)
-
 // StopRequest is a cancel of a whole session (DeviceID 0) or the removal of one enclosure.
 type StopRequest struct {
 	SessionID int64  `json:"session_id"`
@@ -196,11 +184,6 @@ func (s *Store) CreateSession(ctx context.Context, ns NewSession, ids WorkflowID
 		return notifyOutbox(ctx, tx)
 	})
 	return id, err
-}
-
-func notifyOutbox(ctx context.Context, q querier) error {
-	_, err := q.Exec(ctx, notifySQL, pgx.NamedArgs{"channel": OutboxChannel})
-	return err
 }
 
 // addEvent appends to a session's timeline; a zero at means now().

@@ -7,7 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -64,6 +67,16 @@ func isUniqueViolation(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
 
+// failed says what failed: err wrapped with the store method and its key argument (format and
+// args), so a log line or an activity failure names it; nil stays nil. Callers still match the
+// sentinel errors (ErrNotFound, ...) through it with errors.Is.
+func failed(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("store."+format+": %w", append(args, err)...)
+}
+
 // notFound turns pgx.ErrNoRows into ErrNotFound.
 func notFound(err error) error {
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -91,4 +104,24 @@ func (s *Store) execOne(ctx context.Context, sql string, args pgx.NamedArgs) err
 		return ErrNotFound
 	}
 	return err
+}
+
+// Unavailable reports an error that means the database cannot be reached or is going away
+// (connection refused or lost, shutting down, not accepting connections), rather than a fault
+// of the request: the caller should try again later.
+func Unavailable(err error) bool {
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
+		return false
+	case errors.As(err, &connectErr), errors.As(err, &netErr), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return true
+	case errors.As(err, &pgErr):
+		// Class 08: connection exception; 57P01-57P03: admin shutdown, crash shutdown, cannot connect now.
+		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+	}
+	return false
 }
