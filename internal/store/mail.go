@@ -20,16 +20,24 @@ type Mail struct {
 func (s *Store) LogMail(ctx context.Context, recipient, subject, body string) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO mail_log (recipient, subject, body) VALUES (@recipient, @subject, @body)`,
 		pgx.NamedArgs{"recipient": recipient, "subject": subject, "body": body})
-	return err
+	return failed(err, "LogMail to %s", recipient)
 }
 
 // MailTo returns the logged messages to recipient, oldest first.
 func (s *Store) MailTo(ctx context.Context, recipient string) ([]Mail, error) {
-	rows, err := s.pool.Query(ctx, `
+	mail, err := queryAll(ctx, s.pool, `
 		SELECT id, recipient, subject, body, created_at FROM mail_log
-		WHERE lower(recipient) = lower(@recipient) ORDER BY id`, pgx.NamedArgs{"recipient": recipient})
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, pgx.RowToStructByPos[Mail])
+		WHERE lower(recipient) = lower(@recipient) ORDER BY id`, pgx.NamedArgs{"recipient": recipient}, byName(mailRow.mail))
+	return mail, failed(err, "MailTo %s", recipient)
 }
+
+// mailRow is a mail_log row.
+type mailRow struct {
+	ID        int64     `db:"id"`
+	Recipient string    `db:"recipient"`
+	Subject   string    `db:"subject"`
+	Body      string    `db:"body"`
+	CreatedAt time.Time `db:"created_at"`
+}
+
+func (r mailRow) mail() Mail { return Mail(r) }

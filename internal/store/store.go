@@ -92,6 +92,34 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
+// byName reads a row by column name into the row type R (its db tags) and converts it with to:
+// each row type has one conversion to what the store returns.
+func byName[R, T any](to func(R) T) pgx.RowToFunc[T] {
+	return func(row pgx.CollectableRow) (T, error) {
+		r, err := pgx.RowToStructByName[R](row)
+		return to(r), err
+	}
+}
+
+// queryOne runs a query of exactly one row, read by read (pgx.ErrNoRows when there is none).
+func queryOne[T any](ctx context.Context, q querier, sql string, args pgx.NamedArgs, read pgx.RowToFunc[T]) (T, error) {
+	rows, err := q.Query(ctx, sql, args)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return pgx.CollectExactlyOneRow(rows, read)
+}
+
+// queryAll runs a query and reads its every row by read.
+func queryAll[T any](ctx context.Context, q querier, sql string, args pgx.NamedArgs, read pgx.RowToFunc[T]) ([]T, error) {
+	rows, err := q.Query(ctx, sql, args)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, read)
+}
+
 // tx runs fn in a transaction.
 func (s *Store) tx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, s.pool, fn)
