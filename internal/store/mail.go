@@ -9,11 +9,11 @@ import (
 
 // Mail is a message kept in mail_log instead of being sent (no SMTP configured).
 type Mail struct {
-	ID        int64     `json:"id"`
-	Recipient string    `json:"recipient"`
-	Subject   string    `json:"subject"`
-	Body      string    `json:"body"`
-	CreatedAt time.Time `json:"created_at"`
+	ID        int64     `json:"id" db:"id"`
+	Recipient string    `json:"recipient" db:"recipient"`
+	Subject   string    `json:"subject" db:"subject"`
+	Body      string    `json:"body" db:"body"`
+	CreatedAt time.Time `json:"created_at" db:"created_at"`
 }
 
 // LogMail keeps a message in mail_log.
@@ -27,17 +27,7 @@ func (s *Store) LogMail(ctx context.Context, recipient, subject, body string) er
 func (s *Store) MailTo(ctx context.Context, recipient string) ([]Mail, error) {
 	mail, err := queryAll(ctx, s.pool, `
 		SELECT id, recipient, subject, body, created_at FROM mail_log
-		WHERE lower(recipient) = lower(@recipient) ORDER BY id`, pgx.NamedArgs{"recipient": recipient}, byName(mailRow.mail))
+		WHERE lower(recipient) = lower(@recipient) ORDER BY id`, pgx.NamedArgs{"recipient": recipient}, pgx.RowToStructByName[Mail])
 	return mail, failed(err, "MailTo %s", recipient)
 }
 
-// mailRow is a mail_log row.
-type mailRow struct {
-	ID        int64     `db:"id"`
-	Recipient string    `db:"recipient"`
-	Subject   string    `db:"subject"`
-	Body      string    `db:"body"`
-	CreatedAt time.Time `db:"created_at"`
-}
-
-func (r mailRow) mail() Mail { return Mail(r) }

@@ -424,9 +424,9 @@ type SessionPlan struct {
 
 // PlannedDevice is an enclosure the workflow drives (the ones not FAILED at admission).
 type PlannedDevice struct {
-	DeviceID   int64
-	Name       string
-	FilePrefix string
+	DeviceID   int64  `db:"device_id"`
+	Name       string `db:"name"`
+	FilePrefix string `db:"file_prefix"`
 }
 
 // SessionPlan reads the session's parameters and the enclosures it drives: every one but those
@@ -440,15 +440,7 @@ func (s *Store) SessionPlan(ctx context.Context, id int64) (SessionPlan, error) 
 	}
 	p.Devices, err = queryAll(ctx, s.pool, `
 		SELECT sd.device_id, d.name, sd.file_prefix FROM session_devices sd JOIN devices d ON d.id = sd.device_id
-		WHERE sd.session_id = @id AND NOT sd.refused ORDER BY d.name`, pgx.NamedArgs{"id": id}, byName(plannedDeviceRow.plannedDevice))
+		WHERE sd.session_id = @id AND NOT sd.refused ORDER BY d.name`, pgx.NamedArgs{"id": id}, pgx.RowToStructByName[PlannedDevice])
 	return p, failed(err, "SessionPlan session %d", id)
 }
 
-// plannedDeviceRow is an enclosure as SessionPlan reads it.
-type plannedDeviceRow struct {
-	DeviceID   int64  `db:"device_id"`
-	Name       string `db:"name"`
-	FilePrefix string `db:"file_prefix"`
-}
-
-func (r plannedDeviceRow) plannedDevice() PlannedDevice { return PlannedDevice(r) }
