@@ -30,4 +30,3 @@ func (s *Store) MailTo(ctx context.Context, recipient string) ([]Mail, error) {
 		WHERE lower(recipient) = lower(@recipient) ORDER BY id`, pgx.NamedArgs{"recipient": recipient}, pgx.RowToStructByName[Mail])
 	return mail, failed(err, "MailTo %s", recipient)
 }
-

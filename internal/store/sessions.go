@@ -443,4 +443,3 @@ func (s *Store) SessionPlan(ctx context.Context, id int64) (SessionPlan, error) 
 		WHERE sd.session_id = @id AND NOT sd.refused ORDER BY d.name`, pgx.NamedArgs{"id": id}, pgx.RowToStructByName[PlannedDevice])
 	return p, failed(err, "SessionPlan session %d", id)
 }
-
