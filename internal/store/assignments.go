@@ -23,28 +23,51 @@ func assignmentOf(ctx context.Context, tx pgx.Tx, deviceID int64) (*heartbeat.As
 	if err := tx.QueryRow(ctx, `SELECT true FROM devices WHERE id = @id FOR UPDATE`, pgx.NamedArgs{"id": deviceID}).Scan(&exists); err != nil {
 		return nil, notFound(err)
 	}
-	var a heartbeat.Assignment
-	var activityID *string
-	var params []byte
-	err := tx.QueryRow(ctx, `
-		SELECT session_id, phase, start_params, workflow_id, activity_id, updated_at FROM device_assignments WHERE device_id = @id`,
-		pgx.NamedArgs{"id": deviceID}).Scan(&a.SessionID, &a.Phase, &params, &a.WorkflowID, &activityID, &a.UpdatedAt)
+	a, err := queryOne(ctx, tx, `SELECT `+mailboxColumns+` FROM device_assignments a WHERE a.device_id = @id`,
+		pgx.NamedArgs{"id": deviceID}, byNameChecked(mailboxRow.assignment))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
+	return a, err
+}
+
+// mailboxColumns are a mailbox's columns (device_assignments a) as mailboxRow reads them.
+const mailboxColumns = `a.session_id, a.phase, a.start_params, a.workflow_id, a.activity_id, a.resume, a.updated_at`
+
+// mailboxRow is an enclosure's mailbox; every column is NULL when it is empty (a LEFT JOIN).
+type mailboxRow struct {
+	SessionID   *int64     `db:"session_id"`
+	Phase       *string    `db:"phase"`
+	StartParams []byte     `db:"start_params"`
+	WorkflowID  *string    `db:"workflow_id"`
+	ActivityID  *string    `db:"activity_id"`
+	Resume      []byte     `db:"resume"`
+	UpdatedAt   *time.Time `db:"updated_at"`
+}
+
+// assignment is the mailbox's content, nil when it is empty.
+func (r mailboxRow) assignment() (*heartbeat.Assignment, error) {
+	if r.SessionID == nil {
+		return nil, nil
 	}
-	if activityID != nil {
-		a.ActivityID = *activityID
+	a := &heartbeat.Assignment{SessionID: *r.SessionID, Phase: heartbeat.Phase(*r.Phase), WorkflowID: *r.WorkflowID,
+		UpdatedAt: *r.UpdatedAt}
+	if r.ActivityID != nil {
+		a.ActivityID = *r.ActivityID
 	}
-	if len(params) > 0 {
+	if len(r.StartParams) > 0 {
 		a.Start = new(protocol.StartParams)
-		if err := json.Unmarshal(params, a.Start); err != nil {
-			return nil, fmt.Errorf("assignmentOf: %w", err)
+		if err := json.Unmarshal(r.StartParams, a.Start); err != nil {
+			return nil, fmt.Errorf("the mailbox's START of session %d: %w", a.SessionID, err)
 		}
 	}
-	return &a, nil
+	if len(r.Resume) > 0 {
+		a.Resume = new(heartbeat.ResumePlan)
+		if err := json.Unmarshal(r.Resume, a.Resume); err != nil {
+			return nil, fmt.Errorf("the mailbox's resume plan of session %d: %w", a.SessionID, err)
+		}
+	}
+	return a, nil
 }
 
 // AssignStart puts START for params in the enclosure's mailbox; it goes out on every heartbeat
@@ -110,7 +133,7 @@ func (s *Store) AssignStart(ctx context.Context, deviceID int64, params protocol
 		}
 		return assignStart(ctx, tx, deviceID, old, params, workflowID, activityID, now)
 	})
-	return settled, err
+	return settled, failed(err, "AssignStart device %d session %d", deviceID, params.SessionID)
 }
 
 // endReport is the end of the recording as the enclosure reported it (session_devices.end_report,
@@ -125,12 +148,12 @@ func endReport(ctx context.Context, tx pgx.Tx, deviceID, sessionID int64, at tim
 		WHERE d.id = @device_id`,
 		pgx.NamedArgs{"device_id": deviceID, "session_id": sessionID}).Scan(&report, &ev.Duration, &ev.ErrMsg)
 	if err != nil {
-		return nil, fmt.Errorf("endReport: %w", err)
+		return nil, fmt.Errorf("the end report of device %d session %d: %w", deviceID, sessionID, err)
 	}
 	if report != nil {
 		*ev = heartbeat.Event{}
 		if err := json.Unmarshal(report, ev); err != nil {
-			return nil, fmt.Errorf("endReport: %w", err)
+			return nil, fmt.Errorf("the end report of device %d session %d: %w", deviceID, sessionID, err)
 		}
 	}
 	return ev, nil
@@ -152,11 +175,11 @@ func partOver(ctx context.Context, tx pgx.Tx, deviceID, sessionID int64) (*heart
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil, nil
 	case err != nil:
-		return nil, fmt.Errorf("partOver: %w", err)
+		return nil, fmt.Errorf("the part of device %d in session %d: %w", deviceID, sessionID, err)
 	case report != nil:
 		var ev heartbeat.Event
 		if err := json.Unmarshal(report, &ev); err != nil {
-			return nil, fmt.Errorf("partOver: %w", err)
+			return nil, fmt.Errorf("the end report of device %d session %d: %w", deviceID, sessionID, err)
 		}
 		return &ev, nil
 	case status == DevicePending || status == DeviceRecording:
@@ -183,14 +206,14 @@ func (s *Store) EndState(ctx context.Context, deviceID, sessionID int64) (*time.
 		FROM devices d LEFT JOIN session_devices sd ON sd.device_id = d.id AND sd.session_id = @session_id
 		WHERE d.id = @device_id`, pgx.NamedArgs{"device_id": deviceID, "session_id": sessionID}).Scan(&lastSeen, &report)
 	if err != nil {
-		return nil, nil, fmt.Errorf("EndState: %w", notFound(err))
+		return nil, nil, failed(notFound(err), "EndState device %d session %d", deviceID, sessionID)
 	}
 	if report == nil {
 		return lastSeen, nil, nil
 	}
 	var ev heartbeat.Event
 	if err := json.Unmarshal(report, &ev); err != nil {
-		return nil, nil, fmt.Errorf("EndState: %w", err)
+		return nil, nil, failed(err, "EndState device %d session %d", deviceID, sessionID)
 	}
 	return lastSeen, &ev, nil
 }
@@ -256,13 +279,13 @@ func assignStart(ctx context.Context, tx pgx.Tx, deviceID int64, old *heartbeat.
 func (s *Store) PlanResume(ctx context.Context, deviceID, sessionID int64, plan heartbeat.ResumePlan) error {
 	body, err := json.Marshal(plan)
 	if err != nil {
-		return fmt.Errorf("PlanResume: %w", err)
+		return failed(err, "PlanResume device %d session %d", deviceID, sessionID)
 	}
 	if _, err := s.pool.Exec(ctx, `
 		UPDATE device_assignments SET resume = @plan
 		WHERE device_id = @device_id AND session_id = @session_id AND resume IS NULL`,
 		pgx.NamedArgs{"device_id": deviceID, "session_id": sessionID, "plan": body}); err != nil {
-		return fmt.Errorf("PlanResume: %w", err)
+		return failed(err, "PlanResume device %d session %d", deviceID, sessionID)
 	}
 	return nil
 }
@@ -305,11 +328,14 @@ func (s *Store) RequestStop(ctx context.Context, req StopRequest, workflowID str
 		// learns it was stopped.
 		rows, err = tx.Query(ctx, `
 			DELETE FROM device_assignments WHERE phase IN ('starting', 'reset') AND`+which+`
-			RETURNING workflow_id, coalesce(activity_id, '')`, args)
+			RETURNING workflow_id, coalesce(activity_id, '') AS activity_id`, args)
 		if err != nil {
 			return err
 		}
-		released, err := pgx.CollectRows(rows, pgx.RowToStructByPos[struct{ WorkflowID, ActivityID string }])
+		released, err := pgx.CollectRows(rows, pgx.RowToStructByName[struct {
+			WorkflowID string `db:"workflow_id"`
+			ActivityID string `db:"activity_id"`
+		}])
 		if err != nil {
 			return err
 		}
@@ -340,7 +366,7 @@ func (s *Store) RequestStop(ctx context.Context, req StopRequest, workflowID str
 		return enqueueOutbox(ctx, tx, append(queued, request)...)
 	})
 	if err != nil {
-		return false, fmt.Errorf("RequestStop: %w", err)
+		return false, failed(err, "RequestStop session %d device %d", req.SessionID, req.DeviceID)
 	}
 	return changed, nil
 }
@@ -374,7 +400,7 @@ func (s *Store) AssignStop(ctx context.Context, deviceID, sessionID int64, activ
 			WHERE device_id = @device_id`, args)
 		return err
 	})
-	return settled, err
+	return settled, failed(err, "AssignStop device %d session %d", deviceID, sessionID)
 }
 
 // AssignComplete waits for the enclosure to forget sessionID after COMPLETE, which the
@@ -394,7 +420,7 @@ func (s *Store) AssignComplete(ctx context.Context, deviceID, sessionID int64, a
 			pgx.NamedArgs{"device_id": deviceID, "activity_id": activityID, "now": now})
 		return err
 	})
-	return settled, err
+	return settled, failed(err, "AssignComplete device %d session %d", deviceID, sessionID)
 }
 
 // ClearAssignment empties the mailbox if it still belongs to sessionID (clean-up when a
@@ -403,5 +429,5 @@ func (s *Store) AssignComplete(ctx context.Context, deviceID, sessionID int64, a
 func (s *Store) ClearAssignment(ctx context.Context, deviceID, sessionID int64) error {
 	_, err := s.pool.Exec(ctx, `DELETE FROM device_assignments WHERE device_id = @device_id AND session_id = @session_id`,
 		pgx.NamedArgs{"device_id": deviceID, "session_id": sessionID})
-	return err
+	return failed(err, "ClearAssignment device %d session %d", deviceID, sessionID)
 }

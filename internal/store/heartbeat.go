@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -46,14 +47,23 @@ type HeartbeatOptions struct {
 // (HeartbeatBatcher) with a batch of one: four round trips (begin, locking read, one batch
 // of writes, commit).
 func (s *Store) Heartbeat(ctx context.Context, hb protocol.Heartbeat, token string, now time.Time, opts HeartbeatOptions) (protocol.Reply, error) {
+	r := &beatRequest{hb: hb, token: token, now: now, opts: opts}
+	s.heartbeatAlone(ctx, r)
+	return r.result()
+}
+
+// heartbeatAlone runs r in a transaction of its own, deciding it again when the mailbox moved
+// under it (up to three times).
+func (s *Store) heartbeatAlone(ctx context.Context, r *beatRequest) {
 	for attempt := 1; ; attempt++ {
-		r := &beatRequest{hb: hb, token: token, now: now, opts: opts}
+		r.reply, r.err = protocol.Reply{}, nil
 		err := s.heartbeats(ctx, []*beatRequest{r})
 		if err == nil {
-			return r.reply, r.err
+			return
 		}
 		if !errors.Is(err, errMailboxMoved) || attempt == 3 {
-			return protocol.Reply{}, err
+			r.reply, r.err = protocol.Reply{}, err
+			return
 		}
 	}
 }
@@ -64,6 +74,7 @@ var errMailboxMoved = errors.New("the mailbox changed under the heartbeat")
 
 // lockedDevice is an enclosure row, locked for this heartbeat, with its mailbox.
 type lockedDevice struct {
+	name         string
 	id           int64
 	tokenHash    []byte
 	lastSeen     *time.Time
@@ -76,6 +87,37 @@ type lockedDevice struct {
 	admission    string
 	retired      bool
 	assignment   *heartbeat.Assignment
+}
+
+// lockedRow is an enclosure and its mailbox as lockDevices reads them.
+type lockedRow struct {
+	Name         string     `db:"name"`
+	ID           int64      `db:"id"`
+	TokenHash    []byte     `db:"token_hash"`
+	LastSeenAt   *time.Time `db:"last_seen_at"`
+	Recording    bool       `db:"recording"`
+	RecDuration  *int64     `db:"rec_duration"`
+	DownSince    *time.Time `db:"down_since"`
+	Streaming    bool       `db:"streaming"`
+	Relayed      bool       `db:"relayed"`
+	BoundAddress string     `db:"bound_address"` // "": not bound
+	Admission    string     `db:"admission"`
+	Retired      bool       `db:"retired"`
+	mailboxRow
+}
+
+func (r lockedRow) lockedDevice() (lockedDevice, error) {
+	d := lockedDevice{name: r.Name, id: r.ID, tokenHash: r.TokenHash, lastSeen: r.LastSeenAt, wasRecording: r.Recording,
+		lastDuration: r.RecDuration, downSince: r.DownSince, streaming: r.Streaming, relayed: r.Relayed,
+		admission: r.Admission, retired: r.Retired}
+	var err error
+	if r.BoundAddress != "" {
+		if d.bound, err = netip.ParseAddr(r.BoundAddress); err != nil {
+			return d, fmt.Errorf("the bound address of %s: %w", r.Name, err)
+		}
+	}
+	d.assignment, err = r.assignment()
+	return d, err
 }
 
 // queueOutcome queues the mailbox change of out, if any, conditional on the mailbox still being

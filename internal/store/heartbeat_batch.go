@@ -2,11 +2,7 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/json"
 	"errors"
-	"net/netip"
 	"slices"
 	"time"
 
@@ -40,6 +36,11 @@ type beatRequest struct {
 	done  chan struct{}
 }
 
+// result is r's reply, or its refusal or failure, which names the enclosure.
+func (r *beatRequest) result() (protocol.Reply, error) {
+	return r.reply, failed(r.err, "Heartbeat %s", r.hb.Name)
+}
+
 // NewHeartbeatBatcher starts workers goroutines, each running one transaction at a time of up
 // to maxBatch heartbeats.
 func (s *Store) NewHeartbeatBatcher(workers, maxBatch int) *HeartbeatBatcher {
@@ -70,13 +71,13 @@ func (b *HeartbeatBatcher) Heartbeat(ctx context.Context, hb protocol.Heartbeat,
 	select {
 	case b.requests <- r:
 	case <-ctx.Done():
-		return protocol.Reply{}, ctx.Err()
+		return protocol.Reply{}, failed(ctx.Err(), "Heartbeat %s", hb.Name)
 	}
 	select {
 	case <-r.done:
-		return r.reply, r.err
+		return r.result()
 	case <-ctx.Done():
-		return protocol.Reply{}, ctx.Err()
+		return protocol.Reply{}, failed(ctx.Err(), "Heartbeat %s", hb.Name)
 	}
 }
 
@@ -135,7 +136,7 @@ func (b *HeartbeatBatcher) run(batch []*beatRequest) {
 		return
 	}
 	for _, r := range batch {
-		r.reply, r.err = b.store.Heartbeat(r.ctx, r.hb, r.token, r.now, r.opts)
+		b.store.heartbeatAlone(r.ctx, r)
 		close(r.done)
 	}
 }
@@ -225,54 +226,20 @@ func lockDevices(ctx context.Context, tx pgx.Tx, batch []*beatRequest) (devices 
 	}
 	now := batch[0].now
 	read := func(names []string) (map[string]lockedDevice, error) {
-		rows, err := tx.Query(ctx, `
-			SELECT d.name, d.id, d.token_hash, d.last_seen_at, d.recording, d.rec_duration, d.down_since, coalesce(d.stream_until > @now, false),
-			       d.relayed, coalesce(host(d.bound_address), ''), d.admission, d.retired_at IS NOT NULL,
-			       a.session_id, a.phase, a.start_params, a.workflow_id, coalesce(a.activity_id, ''), a.resume
+		locked, err := queryAll(ctx, tx, `
+			SELECT d.name, d.id, d.token_hash, d.last_seen_at, d.recording, d.rec_duration, d.down_since,
+			       coalesce(d.stream_until > @now, false) AS streaming,
+			       d.relayed, coalesce(host(d.bound_address), '') AS bound_address, d.admission, d.retired_at IS NOT NULL AS retired,
+			       `+mailboxColumns+`
 			FROM devices d LEFT JOIN device_assignments a ON a.device_id = d.id
 			WHERE d.name = ANY(@names)
 			ORDER BY d.id
-			FOR UPDATE OF d`, pgx.NamedArgs{"names": names, "now": now})
-		if err != nil {
-			return nil, err
-		}
-		defer rows.Close()
+			FOR UPDATE OF d`, pgx.NamedArgs{"names": names, "now": now}, byNameChecked(lockedRow.lockedDevice))
 		out := map[string]lockedDevice{}
-		for rows.Next() {
-			var name, bound string
-			var d lockedDevice
-			var sessionID *int64
-			var phase, workflowID *string
-			var activityID string
-			var params, resume []byte
-			if err := rows.Scan(&name, &d.id, &d.tokenHash, &d.lastSeen, &d.wasRecording, &d.lastDuration, &d.downSince, &d.streaming,
-				&d.relayed, &bound, &d.admission, &d.retired,
-				&sessionID, &phase, &params, &workflowID, &activityID, &resume); err != nil {
-				return nil, err
-			}
-			if bound != "" {
-				if d.bound, err = netip.ParseAddr(bound); err != nil {
-					return nil, err
-				}
-			}
-			if sessionID != nil {
-				d.assignment = &heartbeat.Assignment{SessionID: *sessionID, Phase: heartbeat.Phase(*phase), WorkflowID: *workflowID, ActivityID: activityID}
-				if len(params) > 0 {
-					d.assignment.Start = new(protocol.StartParams)
-					if err := json.Unmarshal(params, d.assignment.Start); err != nil {
-						return nil, err
-					}
-				}
-				if len(resume) > 0 {
-					d.assignment.Resume = new(heartbeat.ResumePlan)
-					if err := json.Unmarshal(resume, d.assignment.Resume); err != nil {
-						return nil, err
-					}
-				}
-			}
-			out[name] = d
+		for _, d := range locked {
+			out[d.name] = d
 		}
-		return out, rows.Err()
+		return out, err
 	}
 	devices, err = read(names)
 	if err != nil || len(devices) == len(names) || !batch[0].opts.AutoRegister {
@@ -339,8 +306,7 @@ func admit(d lockedDevice, r *beatRequest) error {
 	case d.admission == admissionRejected:
 		return ErrDeviceRejected
 	case r.token != "":
-		sum := sha256.Sum256([]byte(r.token))
-		if d.tokenHash == nil || subtle.ConstantTimeCompare(sum[:], d.tokenHash) != 1 {
+		if !tokenMatches(r.token, d.tokenHash) {
 			return ErrDeviceToken
 		}
 	case d.relayed:

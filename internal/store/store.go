@@ -95,9 +95,18 @@ type querier interface {
 // byName reads a row by column name into the row type R (its db tags) and converts it with to:
 // each row type has one conversion to what the store returns.
 func byName[R, T any](to func(R) T) pgx.RowToFunc[T] {
+	return byNameChecked(func(r R) (T, error) { return to(r), nil })
+}
+
+// byNameChecked is byName for a conversion that can fail (a JSON column, an address).
+func byNameChecked[R, T any](to func(R) (T, error)) pgx.RowToFunc[T] {
 	return func(row pgx.CollectableRow) (T, error) {
 		r, err := pgx.RowToStructByName[R](row)
-		return to(r), err
+		if err != nil {
+			var zero T
+			return zero, err
+		}
+		return to(r)
 	}
 }
 
