@@ -76,7 +76,7 @@ func TestDecide(t *testing.T) {
 			Outcome{NewPhase: Recording}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			require.Equal(t, tc.want, Decide(tc.a, tc.r, tc.streaming))
+			require.Equal(t, tc.want, handshake(tc.a, tc.r, tc.streaming))
 		})
 	}
 }
@@ -126,7 +126,7 @@ func TestResumeOnTheHeartbeatOfTheReset(t *testing.T) {
 		return a
 	}
 
-	out := Decide(planned(2*time.Hour+1500*time.Millisecond, 2), Report{At: at}, false)
+	out := handshake(planned(2*time.Hour+1500*time.Millisecond, 2), Report{At: at}, false)
 	want := protocol.StartParams{SessionID: 12, Duration: 7201, FragmentHourly: true, FilePrefix: "cage7_s3", TargetFPS: 30}
 	require.Equal(t, Outcome{Reply: protocol.Reply{Command: protocol.Start, Start: &want}, NewPhase: Starting, Start: &want,
 		Resume: &ResumePlan{PlannedEnd: at.Add(2*time.Hour + 1500*time.Millisecond), MinSegment: time.Minute, Segments: 3, First: *params},
@@ -136,8 +136,8 @@ func TestResumeOnTheHeartbeatOfTheReset(t *testing.T) {
 	// The resumed START goes out again until acknowledged; its acknowledgement settles it.
 	a := planned(2*time.Hour, 3)
 	a.Phase, a.Start = Starting, &want
-	require.Equal(t, Outcome{Reply: protocol.Reply{Command: protocol.Start, Start: &want}}, Decide(a, Report{At: at.Add(time.Second)}, false))
-	require.Equal(t, Outcome{NewPhase: Recording}, Decide(a, Report{SessionID: 12, Recording: true, At: at.Add(2 * time.Second)}, false))
+	require.Equal(t, Outcome{Reply: protocol.Reply{Command: protocol.Start, Start: &want}}, handshake(a, Report{At: at.Add(time.Second)}, false))
+	require.Equal(t, Outcome{NewPhase: Recording}, handshake(a, Report{SessionID: 12, Recording: true, At: at.Add(2 * time.Second)}, false))
 
 	reset := Outcome{NewPhase: Reset, Event: EventReset}
 	for name, a := range map[string]*Assignment{
@@ -150,14 +150,14 @@ func TestResumeOnTheHeartbeatOfTheReset(t *testing.T) {
 			return a
 		}(),
 	} {
-		require.Equal(t, reset, Decide(a, Report{At: at}, false), "%s: the workflow decides", name)
+		require.Equal(t, reset, handshake(a, Report{At: at}, false), "%s: the workflow decides", name)
 	}
 	// A minimum segment of 0 still never sends a START of 0 seconds.
 	a = planned(999*time.Millisecond, 1)
 	a.Resume.MinSegment = 0
-	require.Equal(t, reset, Decide(a, Report{At: at}, false))
+	require.Equal(t, reset, handshake(a, Report{At: at}, false))
 	a.Resume.PlannedEnd = at.Add(time.Second)
-	require.Equal(t, int64(1), Decide(a, Report{At: at}, false).Start.Duration)
+	require.Equal(t, int64(1), handshake(a, Report{At: at}, false).Start.Duration)
 }
 
 func TestResumeSeconds(t *testing.T) {

@@ -89,6 +89,12 @@ type lockedDevice struct {
 	assignment   *heartbeat.Assignment
 }
 
+// report is what hb says, with what the service knew of the enclosure before it.
+func (d lockedDevice) report(hb protocol.Heartbeat, now time.Time) heartbeat.Report {
+	return heartbeat.Report{SessionID: hb.SessionID, Recording: hb.Recording, Duration: hb.Duration, ErrMsg: hb.ErrMsg, At: now,
+		Previous: heartbeat.Previous{LastSeen: d.lastSeen, Recording: d.wasRecording, Duration: d.lastDuration, Silent: d.downSince != nil}}
+}
+
 // lockedRow is an enclosure and its mailbox as lockDevices reads them.
 type lockedRow struct {
 	Name         string     `db:"name"`

@@ -177,13 +177,10 @@ func (s *Store) heartbeats(ctx context.Context, batch []*beatRequest) error {
 				queueTelemetry(wb, d, hb, r.now, r.opts.TelemetryBucket)
 				continue
 			}
-			out := heartbeat.Decide(d.assignment, heartbeat.Report{SessionID: hb.SessionID, Recording: hb.Recording,
-				Duration: hb.Duration, ErrMsg: hb.ErrMsg, At: r.now}, d.streaming)
+			out := heartbeat.Decide(d.assignment, d.report(hb, r.now), d.streaming)
 			r.reply = out.Reply
-			if a := d.assignment; (a == nil || a.SessionID != hb.SessionID) && hb.SessionID != 0 && !hb.Recording && hb.Duration > 0 {
-				// The end of a session no longer assigned: its seconds still count.
-				late := heartbeat.Event{Kind: heartbeat.EventEnded, At: r.now, SessionID: hb.SessionID, Duration: hb.Duration, ErrMsg: hb.ErrMsg}
-				if err := queueEndReport(wb, d.id, late); err != nil {
+			if out.EndReport != nil {
+				if err := queueEndReport(wb, d.id, *out.EndReport); err != nil {
 					return err
 				}
 			}
@@ -195,7 +192,11 @@ func (s *Store) heartbeats(ctx context.Context, batch []*beatRequest) error {
 				if queued {
 					checked = append(checked, wb.Len()-1)
 				}
-				if err := queueEvents(wb, d, a, out, hb, r.now); err != nil {
+				entries := make([]outboxEntry, len(out.Transitions))
+				for i, t := range out.Transitions {
+					entries[i] = eventEntry(a.WorkflowID, t.ActivityID, t.Event)
+				}
+				if err := queueOutbox(wb, entries...); err != nil {
 					return err
 				}
 				queueLiveRecordingTime(wb, d.id, a, hb)
@@ -348,44 +349,6 @@ func queueLiveRecordingTime(wb *pgx.Batch, deviceID int64, a *heartbeat.Assignme
 				live_base + CASE WHEN @duration < live_last THEN live_last ELSE 0 END + @duration)
 		WHERE session_id = @session_id AND device_id = @device_id AND status IN ('PENDING', 'RECORDING')`,
 		pgx.NamedArgs{"session_id": a.SessionID, "device_id": deviceID, "duration": hb.Duration})
-}
-
-// queueEvents queues a heartbeat's transitions for the outbox.
-func queueEvents(wb *pgx.Batch, d lockedDevice, a *heartbeat.Assignment, out heartbeat.Outcome, hb protocol.Heartbeat, now time.Time) error {
-	var events []heartbeat.Event
-	if out.Event != "" {
-		ev := heartbeat.Event{Kind: out.Event, At: now, SessionID: a.SessionID, Duration: hb.Duration,
-			ErrMsg: hb.ErrMsg, Stopped: a.Phase == heartbeat.Stopping, Resumed: out.Start != nil}
-		if ev.Kind == heartbeat.EventReset {
-			// The restarted client's duration means nothing: the lost segment is measured by the
-			// enclosure's last report before the loss, and its gap begins at that heartbeat.
-			ev.Duration = 0
-			if d.wasRecording && d.lastDuration != nil && *d.lastDuration > 0 {
-				ev.Duration = *d.lastDuration
-			}
-			if d.lastSeen != nil {
-				ev.LastHeard = *d.lastSeen
-			}
-		}
-		events = append(events, ev)
-	}
-	if d.downSince != nil && !out.Delete {
-		events = append(events, heartbeat.Event{Kind: heartbeat.EventReturned, At: now, SessionID: a.SessionID})
-	}
-	entries := make([]outboxEntry, len(events))
-	for i, ev := range events {
-		if ev.Kind == heartbeat.EventEnded {
-			if err := queueEndReport(wb, d.id, ev); err != nil {
-				return err
-			}
-		}
-		activity := ""
-		if i == 0 && out.CompleteActivity {
-			activity = a.ActivityID
-		}
-		entries[i] = eventEntry(a.WorkflowID, activity, ev)
-	}
-	return queueOutbox(wb, entries...)
 }
 
 // BatchedStore is the Store with its heartbeats grouped by a HeartbeatBatcher.
