@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 
-	"github.com/jax-mba/mba/internal/store"
+	"github.com/jax-mba/mba/internal/recording"
 )
 
 // devServer is a Temporal dev server of the test's own, so the test can restart it.
@@ -89,9 +89,9 @@ func TestRestartsMidSession(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	temporal.start()
 
-	x := s.waitSession(sid, store.SessionComplete, 90*time.Second)
+	x := s.waitSession(sid, recording.SessionComplete, 90*time.Second)
 	for _, d := range x.DeviceStatuses {
-		require.Equal(t, store.DeviceComplete, d.Status, "%s: %s", d.Device.Name, d.Message)
+		require.Equal(t, recording.DeviceComplete, d.Status, "%s: %s", d.Device.Name, d.Message)
 	}
 	require.Eventually(t, func() bool {
 		for _, e := range sim.Enclosures() {

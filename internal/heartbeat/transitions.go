@@ -1,6 +1,10 @@
 package heartbeat
 
-import "time"
+import (
+	"time"
+
+	"github.com/jax-mba/mba/internal/recording"
+)
 
 // Previous is what the service knew of the enclosure before this heartbeat (its row).
 type Previous struct {
@@ -13,7 +17,7 @@ type Previous struct {
 // Transition is one outbox row for the device workflow: a signal, or, with ActivityID, the
 // result of the assignment's pending command activity.
 type Transition struct {
-	Event      Event
+	Event      recording.Event
 	ActivityID string
 }
 
@@ -22,15 +26,15 @@ type Transition struct {
 func withTransitions(a *Assignment, r Report, out Outcome) Outcome {
 	if (a == nil || a.SessionID != r.SessionID) && r.SessionID != 0 && !r.Recording && r.Duration > 0 {
 		// The end of a session no longer assigned: its seconds still count.
-		out.EndReport = &Event{Kind: EventEnded, At: r.At, SessionID: r.SessionID, Duration: r.Duration, ErrMsg: r.ErrMsg}
+		out.EndReport = &recording.Event{Kind: recording.EventEnded, At: r.At, SessionID: r.SessionID, Duration: r.Duration, ErrMsg: r.ErrMsg}
 	}
 	if a == nil {
 		return out
 	}
 	if out.Event != "" {
-		ev := Event{Kind: out.Event, At: r.At, SessionID: a.SessionID, Duration: r.Duration, ErrMsg: r.ErrMsg,
-			Stopped: a.Phase == Stopping, Resumed: out.Start != nil}
-		if ev.Kind == EventReset {
+		ev := recording.Event{Kind: out.Event, At: r.At, SessionID: a.SessionID, Duration: r.Duration, ErrMsg: r.ErrMsg,
+			Stopped: a.Phase == recording.PhaseStopping, Resumed: out.Start != nil}
+		if ev.Kind == recording.EventReset {
 			// The restarted client's duration means nothing: the lost segment is measured by the
 			// enclosure's last report before the loss, and its gap begins at that heartbeat.
 			ev.Duration = 0
@@ -41,7 +45,7 @@ func withTransitions(a *Assignment, r Report, out Outcome) Outcome {
 				ev.LastHeard = *r.Previous.LastSeen
 			}
 		}
-		if ev.Kind == EventEnded {
+		if ev.Kind == recording.EventEnded {
 			out.EndReport = &ev
 		}
 		t := Transition{Event: ev}
@@ -52,7 +56,7 @@ func withTransitions(a *Assignment, r Report, out Outcome) Outcome {
 	}
 	if r.Previous.Silent && !out.Delete {
 		// Only the handshake's transition settles an activity: the return is a signal.
-		out.Transitions = append(out.Transitions, Transition{Event: Event{Kind: EventReturned, At: r.At, SessionID: a.SessionID}})
+		out.Transitions = append(out.Transitions, Transition{Event: recording.Event{Kind: recording.EventReturned, At: r.At, SessionID: a.SessionID}})
 	}
 	return out
 }

@@ -12,17 +12,17 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/jax-mba/mba/internal/heartbeat"
+	"github.com/jax-mba/mba/internal/recording"
 )
 
 // Device is an enclosure as the API shows it.
 type Device struct {
-	ID           int64      `json:"id"`
-	Name         string     `json:"name"`
-	Location     string     `json:"location"`
-	LastUpdate   *time.Time `json:"last_update"`
-	SessionID    *int64     `json:"session_id"` // current assignment
-	State        string     `json:"state"`      // IDLE, BUSY or DOWN
+	ID           int64                    `json:"id"`
+	Name         string                   `json:"name"`
+	Location     string                   `json:"location"`
+	LastUpdate   *time.Time               `json:"last_update"`
+	SessionID    *int64                   `json:"session_id"` // current assignment
+	State        recording.EnclosureState `json:"state"`
 	SensorStatus struct {
 		Camera struct {
 			Recording bool     `json:"recording"`
@@ -65,13 +65,6 @@ func (d Device) Usable() string {
 	return ""
 }
 
-// Device states.
-const (
-	DeviceIdle = "IDLE"
-	DeviceBusy = "BUSY"
-	DeviceDown = "DOWN"
-)
-
 // deviceSelect reads devices with their state computed on the server clock: @now and @down
 // (the silence after which an enclosure is DOWN) are its arguments.
 const deviceSelect = `
@@ -86,31 +79,31 @@ const deviceSelect = `
 
 // deviceRow is an enclosure as deviceSelect reads it.
 type deviceRow struct {
-	ID                int64      `db:"id"`
-	Name              string     `db:"name"`
-	Location          string     `db:"location"`
-	LastSeenAt        *time.Time `db:"last_seen_at"`
-	AssignedSessionID *int64     `db:"assigned_session_id"`
-	State             string     `db:"state"`
-	Recording         bool       `db:"recording"`
-	RecDuration       *int64     `db:"rec_duration"`
-	FPS               *float64   `db:"fps"`
-	Uptime            *int64     `db:"uptime"`
-	Load              *float64   `db:"load"`
-	TotalRAM          *int64     `db:"total_ram"`
-	FreeRAM           *int64     `db:"free_ram"`
-	FreeDisk          *int64     `db:"free_disk"`
-	TotalDisk         *int64     `db:"total_disk"`
-	Release           string     `db:"release"`
-	ReportedSessionID *int64     `db:"reported_session_id"`
-	ClockSkewMS       *int64     `db:"clock_skew_ms"`
-	ErrMsg            string     `db:"err_msg"`
-	Admission         string     `db:"admission"`
-	RetiredAt         *time.Time `db:"retired_at"`
-	Relayed           bool       `db:"relayed"`
-	HasToken          bool       `db:"has_token"`
-	BoundAddress      *string    `db:"bound_address"`
-	RegisteredFrom    *string    `db:"registered_from"`
+	ID                int64                    `db:"id"`
+	Name              string                   `db:"name"`
+	Location          string                   `db:"location"`
+	LastSeenAt        *time.Time               `db:"last_seen_at"`
+	AssignedSessionID *int64                   `db:"assigned_session_id"`
+	State             recording.EnclosureState `db:"state"`
+	Recording         bool                     `db:"recording"`
+	RecDuration       *int64                   `db:"rec_duration"`
+	FPS               *float64                 `db:"fps"`
+	Uptime            *int64                   `db:"uptime"`
+	Load              *float64                 `db:"load"`
+	TotalRAM          *int64                   `db:"total_ram"`
+	FreeRAM           *int64                   `db:"free_ram"`
+	FreeDisk          *int64                   `db:"free_disk"`
+	TotalDisk         *int64                   `db:"total_disk"`
+	Release           string                   `db:"release"`
+	ReportedSessionID *int64                   `db:"reported_session_id"`
+	ClockSkewMS       *int64                   `db:"clock_skew_ms"`
+	ErrMsg            string                   `db:"err_msg"`
+	Admission         string                   `db:"admission"`
+	RetiredAt         *time.Time               `db:"retired_at"`
+	Relayed           bool                     `db:"relayed"`
+	HasToken          bool                     `db:"has_token"`
+	BoundAddress      *string                  `db:"bound_address"`
+	RegisteredFrom    *string                  `db:"registered_from"`
 }
 
 func (r deviceRow) device() Device {
@@ -219,7 +212,7 @@ func (s *Store) MarkSilent(ctx context.Context, cutoff, now time.Time) ([]string
 			if f.WorkflowID == nil {
 				continue
 			}
-			ev := heartbeat.Event{Kind: heartbeat.EventSilent, At: now, SessionID: *f.SessionID}
+			ev := recording.Event{Kind: recording.EventSilent, At: now, SessionID: *f.SessionID}
 			queued = append(queued, eventEntry(*f.WorkflowID, "", ev))
 		}
 		return enqueueOutbox(ctx, tx, queued...)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/jax-mba/mba/internal/heartbeat"
+	"github.com/jax-mba/mba/internal/recording"
 )
 
 // The outbox: what Temporal must learn (transitions, session starts, users' requests), written
@@ -31,7 +31,7 @@ const (
 	KindRemoveDevice  = "remove_device"
 )
 
-// Every other kind is a heartbeat.Event's (its Kind), for a device workflow.
+// Every other kind is a recording.Event's (its Kind), for a device workflow.
 
 // SessionStart is the payload of a KindStartSession row.
 type SessionStart struct {
@@ -47,8 +47,8 @@ type outboxEntry struct {
 
 // eventEntry is a transition for a device workflow: a signal, or with activityID the result of
 // its pending command activity.
-func eventEntry(workflowID, activityID string, ev heartbeat.Event) outboxEntry {
-	return outboxEntry{workflowID: workflowID, activityID: activityID, kind: ev.Kind, payload: ev}
+func eventEntry(workflowID, activityID string, ev recording.Event) outboxEntry {
+	return outboxEntry{workflowID: workflowID, activityID: activityID, kind: string(ev.Kind), payload: ev}
 }
 
 // sessionStartEntry starts the session workflow workflowID (CreateSession).
@@ -165,7 +165,7 @@ func (s *Store) MarkOutboxFailed(ctx context.Context, id int64, reason string) e
 // adds its recorded seconds to the read model (and ends an enclosure still shown running),
 // the session's timeline says what happened, and the row is marked undeliverable for the
 // metrics.
-func (s *Store) ResolveUndeliverable(ctx context.Context, row OutboxRow, deviceID int64, ev heartbeat.Event, reason string, now time.Time) error {
+func (s *Store) ResolveUndeliverable(ctx context.Context, row OutboxRow, deviceID int64, ev recording.Event, reason string, now time.Time) error {
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		// Only rows that exist get the timeline entry: a malformed row must not block the outbox.
 		var known bool
@@ -175,13 +175,13 @@ func (s *Store) ResolveUndeliverable(ctx context.Context, row OutboxRow, deviceI
 			pgx.NamedArgs{"session_id": ev.SessionID, "device_id": deviceID}).Scan(&known); err != nil {
 			return err
 		}
-		if known && deviceID != 0 && ev.Kind == heartbeat.EventEnded {
-			status := DeviceComplete
+		if known && deviceID != 0 && ev.Kind == recording.EventEnded {
+			status := recording.DeviceComplete
 			switch {
 			case ev.ErrMsg != "":
-				status = DeviceFailed
+				status = recording.DeviceFailed
 			case ev.Stopped:
-				status = DeviceCanceled
+				status = recording.DeviceCanceled
 			}
 			if _, err := tx.Exec(ctx, `
 				UPDATE session_devices SET recording_time = greatest(recording_time, @duration),

@@ -8,26 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/jax-mba/mba/protocol"
-)
-
-// Session statuses. IN_PROGRESS, COMPLETE and CANCELED keep the original's meaning; FAILED
-// (no enclosure recorded) and PARTIAL (some recorded, some failed) are new.
-const (
-	SessionInProgress = "IN_PROGRESS"
-	SessionComplete   = "COMPLETE"
-	SessionCanceled   = "CANCELED"
-	SessionPartial    = "PARTIAL"
-	SessionFailed     = "FAILED"
-)
-
-// Per-enclosure statuses.
-const (
-	DevicePending   = "PENDING"
-	DeviceRecording = "RECORDING"
-	DeviceComplete  = "COMPLETE"
-	DeviceFailed    = "FAILED"
-	DeviceCanceled  = "CANCELED"
+	"github.com/jax-mba/mba/internal/recording"
 )
 
 // StopRequest is a cancel of a whole session (DeviceID 0) or the removal of one enclosure.
@@ -40,18 +21,18 @@ type StopRequest struct {
 
 // Session is a recording session with its enclosures, as the API shows it.
 type Session struct {
-	ID             int64      `json:"id"`
-	Name           string     `json:"name"`
-	Duration       int64      `json:"duration"`
-	FragmentHourly bool       `json:"fragment_hourly"`
-	TargetFPS      int        `json:"target_fps"`
-	ApplyFilter    bool       `json:"apply_filter"`
-	CreationTime   time.Time  `json:"creation_time"`
-	Status         string     `json:"status"`
-	Archived       bool       `json:"archived"`
-	CreatedBy      *string    `json:"created_by"`
-	CanceledBy     *string    `json:"canceled_by"`
-	EndedAt        *time.Time `json:"ended_at"`
+	ID             int64                   `json:"id"`
+	Name           string                  `json:"name"`
+	Duration       int64                   `json:"duration"`
+	FragmentHourly bool                    `json:"fragment_hourly"`
+	TargetFPS      int                     `json:"target_fps"`
+	ApplyFilter    bool                    `json:"apply_filter"`
+	CreationTime   time.Time               `json:"creation_time"`
+	Status         recording.SessionStatus `json:"status"`
+	Archived       bool                    `json:"archived"`
+	CreatedBy      *string                 `json:"created_by"`
+	CanceledBy     *string                 `json:"canceled_by"`
+	EndedAt        *time.Time              `json:"ended_at"`
 	// SecondsLost is what reboots and restarts cost the session: its enclosures' seconds_lost.
 	SecondsLost    int64          `json:"seconds_lost"`
 	DeviceStatuses []DeviceStatus `json:"device_statuses"`
@@ -59,15 +40,15 @@ type Session struct {
 
 // DeviceStatus is one enclosure's part in a session.
 type DeviceStatus struct {
-	SessionID      int64      `json:"session_id"`
-	Device         Device     `json:"device"`
-	FilenamePrefix string     `json:"filename_prefix"`
-	RecordingTime  int64      `json:"recording_time"`
-	Status         string     `json:"status"`
-	Message        string     `json:"message"`
-	StartedAt      *time.Time `json:"started_at"`
-	EndedAt        *time.Time `json:"ended_at"`
-	Segments       int        `json:"segments"`
+	SessionID      int64                  `json:"session_id"`
+	Device         Device                 `json:"device"`
+	FilenamePrefix string                 `json:"filename_prefix"`
+	RecordingTime  int64                  `json:"recording_time"`
+	Status         recording.DeviceStatus `json:"status"`
+	Message        string                 `json:"message"`
+	StartedAt      *time.Time             `json:"started_at"`
+	EndedAt        *time.Time             `json:"ended_at"`
+	Segments       int                    `json:"segments"`
 	// StopPending: STOP is waiting for the enclosure's next heartbeat (a cancel or removal that
 	// is already CANCELED here).
 	StopPending bool `json:"stop_pending"`
@@ -152,8 +133,8 @@ func (s *Store) CreateSession(ctx context.Context, ns NewSession, ids WorkflowID
 				if err != nil {
 					return err
 				}
-				params := protocol.StartParams{SessionID: id, Duration: ns.Duration, FragmentHourly: ns.FragmentHourly,
-					FilePrefix: d.FilePrefix, TargetFPS: int64(ns.TargetFPS), ApplyFilter: ns.ApplyFilter}
+				params := recording.Plan{Duration: ns.Duration, FragmentHourly: ns.FragmentHourly, FilePrefix: d.FilePrefix,
+					TargetFPS: ns.TargetFPS, ApplyFilter: ns.ApplyFilter}.Start(id)
 				if err := assignStart(ctx, tx, d.DeviceID, old, params, ids.Device(id, d.DeviceID), "", time.Now()); err != nil {
 					return err
 				}
@@ -212,19 +193,19 @@ const sessionSelect = `
 
 // sessionRow is a session as sessionSelect reads it.
 type sessionRow struct {
-	ID             int64      `db:"id"`
-	Name           string     `db:"name"`
-	Duration       int64      `db:"duration"`
-	FragmentHourly bool       `db:"fragment_hourly"`
-	TargetFPS      int        `db:"target_fps"`
-	ApplyFilter    bool       `db:"apply_filter"`
-	CreatedAt      time.Time  `db:"created_at"`
-	Status         string     `db:"status"`
-	Archived       bool       `db:"archived"`
-	CreatedBy      *string    `db:"created_by"` // e-mail addresses
-	CanceledBy     *string    `db:"canceled_by"`
-	EndedAt        *time.Time `db:"ended_at"`
-	SecondsLost    int64      `db:"seconds_lost"`
+	ID             int64                   `db:"id"`
+	Name           string                  `db:"name"`
+	Duration       int64                   `db:"duration"`
+	FragmentHourly bool                    `db:"fragment_hourly"`
+	TargetFPS      int                     `db:"target_fps"`
+	ApplyFilter    bool                    `db:"apply_filter"`
+	CreatedAt      time.Time               `db:"created_at"`
+	Status         recording.SessionStatus `db:"status"`
+	Archived       bool                    `db:"archived"`
+	CreatedBy      *string                 `db:"created_by"` // e-mail addresses
+	CanceledBy     *string                 `db:"canceled_by"`
+	EndedAt        *time.Time              `db:"ended_at"`
+	SecondsLost    int64                   `db:"seconds_lost"`
 }
 
 func (r sessionRow) session() Session {
@@ -292,17 +273,17 @@ func (s *Store) deviceStatuses(ctx context.Context, where string, args pgx.Named
 // deviceStatusRow is an enclosure's part in a session, with the enclosure (deviceSelect), as
 // deviceStatuses reads it.
 type deviceStatusRow struct {
-	SessionID     int64      `db:"session_id"`
-	FilePrefix    string     `db:"file_prefix"`
-	RecordingTime int64      `db:"recording_time"`
-	Status        string     `db:"status"`
-	Message       string     `db:"message"`
-	StartedAt     *time.Time `db:"started_at"`
-	EndedAt       *time.Time `db:"ended_at"`
-	Segments      int        `db:"segments"`
-	SecondsLost   int64      `db:"seconds_lost"`
-	Gaps          []Gap      `db:"gaps"`
-	StopPending   bool       `db:"stop_pending"`
+	SessionID     int64                  `db:"session_id"`
+	FilePrefix    string                 `db:"file_prefix"`
+	RecordingTime int64                  `db:"recording_time"`
+	Status        recording.DeviceStatus `db:"status"`
+	Message       string                 `db:"message"`
+	StartedAt     *time.Time             `db:"started_at"`
+	EndedAt       *time.Time             `db:"ended_at"`
+	Segments      int                    `db:"segments"`
+	SecondsLost   int64                  `db:"seconds_lost"`
+	Gaps          []Gap                  `db:"gaps"`
+	StopPending   bool                   `db:"stop_pending"`
 	deviceRow
 }
 
@@ -340,7 +321,7 @@ func (s *Store) SessionEvents(ctx context.Context, id int64) ([]SessionEvent, er
 type DeviceUpdate struct {
 	SessionID     int64
 	DeviceID      int64
-	Status        string
+	Status        recording.DeviceStatus
 	Message       string
 	StartedAt     *time.Time
 	EndedAt       *time.Time
@@ -395,7 +376,7 @@ func gapsArg(gaps []Gap) []byte {
 }
 
 // SetSessionStatus records a session's status (and its end, for final statuses).
-func (s *Store) SetSessionStatus(ctx context.Context, id int64, status string, endedAt *time.Time) error {
+func (s *Store) SetSessionStatus(ctx context.Context, id int64, status recording.SessionStatus, endedAt *time.Time) error {
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		// A cancel the API recorded stands, whatever the workflow computes afterwards.
 		if _, err := tx.Exec(ctx, `UPDATE sessions SET status = CASE WHEN status = 'CANCELED' THEN status ELSE @status END,
@@ -407,7 +388,7 @@ func (s *Store) SetSessionStatus(ctx context.Context, id int64, status string, e
 		if endedAt != nil {
 			at = *endedAt
 		}
-		return addEvent(ctx, tx, id, 0, "status", status, at)
+		return addEvent(ctx, tx, id, 0, "status", string(status), at)
 	})
 	return failed(err, "SetSessionStatus session %d %s", id, status)
 }

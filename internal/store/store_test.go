@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/internal/testenv"
 	"github.com/jax-mba/mba/protocol"
@@ -46,13 +47,13 @@ func deviceWorkflow(s, d int64) string { return fmt.Sprint("wf-", s, "-device-",
 
 // session creates a one-hour session of the enclosure (its START in the mailbox) and returns
 // its id and the START.
-func (f *fixture) session(deviceID int64) (int64, protocol.StartParams) {
+func (f *fixture) session(deviceID int64) (int64, recording.Start) {
 	f.t.Helper()
 	id, err := f.store.CreateSession(context.Background(), store.NewSession{Name: "s", Duration: 3600, TargetFPS: 30,
 		Devices: []store.NewSessionDevice{{DeviceID: deviceID, FilePrefix: "cage"}}},
 		store.WorkflowIDs{Session: sessionWorkflow, Device: deviceWorkflow})
 	require.NoError(f.t, err)
-	return id, protocol.StartParams{SessionID: id, Duration: 3600, FilePrefix: "cage", TargetFPS: 30}
+	return id, recording.Start{SessionID: id, Duration: 3600, FilePrefix: "cage", TargetFPS: 30}
 }
 
 // beat sends a heartbeat of name at the fixture's next tick.

@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/jax-mba/mba/internal/heartbeat"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/protocol"
 )
@@ -78,7 +78,7 @@ func TestCanceledStands(t *testing.T) {
 	require.EqualValues(t, "CANCELED", session.Status)
 
 	// The enclosure's end, arriving for a workflow that is gone, adds its seconds and nothing else.
-	ended := heartbeat.Event{Kind: heartbeat.EventEnded, SessionID: sid, Duration: 50, ErrMsg: "disk full", At: f.tick()}
+	ended := recording.Event{Kind: recording.EventEnded, SessionID: sid, Duration: 50, ErrMsg: "disk full", At: f.tick()}
 	require.NoError(t, f.store.ResolveUndeliverable(ctx, store.OutboxRow{WorkflowID: deviceWorkflow(sid, dev)}, dev, ended, "gone", f.now))
 	part = f.part(sid, dev)
 	require.EqualValues(t, "CANCELED", part.Status)
