@@ -219,33 +219,6 @@ func (s *Store) EndState(ctx context.Context, deviceID, sessionID int64) (*time.
 	return lastSeen, &ev, nil
 }
 
-// queueEndReport keeps the enclosure's report of its recording's end on its session row (see
-// endReport), once, in the heartbeat's batch. When the session's workflow has already written
-// the enclosure's end without it (the enclosure was away when the session was canceled, so the
-// STOP was never confirmed), the reported seconds are added there, so they are not lost; a
-// workflow still running writes the total itself afterwards.
-func queueEndReport(b *pgx.Batch, deviceID int64, ev recording.Event) error {
-	report, err := json.Marshal(ev)
-	if err != nil {
-		return err
-	}
-	b.Queue(`
-		WITH row AS (
-			SELECT workflow_ended AS late FROM session_devices
-			WHERE session_id = @session_id AND device_id = @device_id AND end_report IS NULL FOR UPDATE),
-		kept AS (
-			UPDATE session_devices SET end_report = @report,
-				recording_time = recording_time + CASE WHEN row.late THEN @duration ELSE 0 END,
-				segments = CASE WHEN row.late THEN greatest(segments, 1) ELSE segments END
-			FROM row WHERE session_id = @session_id AND device_id = @device_id
-			RETURNING row.late)
-		INSERT INTO session_events (session_id, device_id, kind, message, at)
-		SELECT @session_id, @device_id, 'late-report', @message, @at FROM kept WHERE late`,
-		pgx.NamedArgs{"report": report, "session_id": ev.SessionID, "device_id": deviceID, "duration": ev.Duration, "at": ev.At,
-			"message": fmt.Sprintf("reported after its workflow ended: recorded %ds", ev.Duration)})
-	return nil
-}
-
 // assignStart writes START in a locked mailbox (old is its current content).
 func assignStart(ctx context.Context, tx pgx.Tx, deviceID int64, old *heartbeat.Assignment, params recording.Start, workflowID, activityID string, now time.Time) error {
 	body, err := json.Marshal(params)
