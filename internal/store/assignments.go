@@ -140,21 +140,34 @@ func (s *Store) AssignStart(ctx context.Context, deviceID int64, params recordin
 // written by the heartbeat that showed it), or, for rows from before it was kept, the
 // enclosure's latest telemetry.
 func endReport(ctx context.Context, tx pgx.Tx, deviceID, sessionID int64, at time.Time) (*recording.Event, error) {
-	var report []byte
-	ev := &recording.Event{Kind: recording.EventEnded, At: at, SessionID: sessionID}
-	err := tx.QueryRow(ctx, `
-		SELECT sd.end_report, coalesce(d.rec_duration, 0), d.err_msg
+	type row struct {
+		EndReport   []byte `db:"end_report"`
+		RecDuration int64  `db:"rec_duration"`
+		ErrMsg      string `db:"err_msg"`
+	}
+	r, err := queryOne(ctx, tx, `
+		SELECT sd.end_report, coalesce(d.rec_duration, 0) AS rec_duration, d.err_msg
 		FROM devices d LEFT JOIN session_devices sd ON sd.device_id = d.id AND sd.session_id = @session_id
 		WHERE d.id = @device_id`,
-		pgx.NamedArgs{"device_id": deviceID, "session_id": sessionID}).Scan(&report, &ev.Duration, &ev.ErrMsg)
+		pgx.NamedArgs{"device_id": deviceID, "session_id": sessionID}, pgx.RowToStructByName[row])
 	if err != nil {
 		return nil, fmt.Errorf("the end report of device %d session %d: %w", deviceID, sessionID, err)
 	}
-	if report != nil {
-		*ev = recording.Event{}
-		if err := json.Unmarshal(report, ev); err != nil {
-			return nil, fmt.Errorf("the end report of device %d session %d: %w", deviceID, sessionID, err)
-		}
+	ev, err := reported(r.EndReport)
+	if ev == nil && err == nil {
+		ev = &recording.Event{Kind: recording.EventEnded, At: at, SessionID: sessionID, Duration: r.RecDuration, ErrMsg: r.ErrMsg}
+	}
+	return ev, err
+}
+
+// reported decodes an end report (session_devices.end_report); nil when there is none.
+func reported(raw []byte) (*recording.Event, error) {
+	if raw == nil {
+		return nil, nil
+	}
+	ev := new(recording.Event)
+	if err := json.Unmarshal(raw, ev); err != nil {
+		return nil, fmt.Errorf("an end report: %w", err)
 	}
 	return ev, nil
 }
@@ -163,36 +176,34 @@ func endReport(ctx context.Context, tx pgx.Tx, deviceID, sessionID int64, at tim
 // mailbox no longer says so: it reported the end (and may have forgotten the session since), or
 // its session row is final. nil: it is not over, the START goes out.
 func partOver(ctx context.Context, tx pgx.Tx, deviceID, sessionID int64) (*recording.Event, error) {
-	var report []byte
-	var status recording.DeviceStatus
-	var message string
-	var recorded int64
-	var endedAt *time.Time
-	err := tx.QueryRow(ctx, `
+	type row struct {
+		EndReport     []byte                 `db:"end_report"`
+		Status        recording.DeviceStatus `db:"status"`
+		Message       string                 `db:"message"`
+		RecordingTime int64                  `db:"recording_time"`
+		EndedAt       *time.Time             `db:"ended_at"`
+	}
+	r, err := queryOne(ctx, tx, `
 		SELECT end_report, status, message, recording_time, ended_at FROM session_devices
 		WHERE session_id = @session_id AND device_id = @device_id`,
-		pgx.NamedArgs{"session_id": sessionID, "device_id": deviceID}).Scan(&report, &status, &message, &recorded, &endedAt)
+		pgx.NamedArgs{"session_id": sessionID, "device_id": deviceID}, pgx.RowToStructByName[row])
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil, nil
 	case err != nil:
 		return nil, fmt.Errorf("the part of device %d in session %d: %w", deviceID, sessionID, err)
-	case report != nil:
-		var ev recording.Event
-		if err := json.Unmarshal(report, &ev); err != nil {
-			return nil, fmt.Errorf("the end report of device %d session %d: %w", deviceID, sessionID, err)
-		}
-		return &ev, nil
-	case status == recording.DevicePending || status == recording.DeviceRecording:
+	case r.EndReport != nil:
+		return reported(r.EndReport)
+	case r.Status == recording.DevicePending || r.Status == recording.DeviceRecording:
 		return nil, nil
 	}
 	// Ended by the service (canceled, failed, released) without a report: it stays ended.
-	ev := &recording.Event{Kind: recording.EventEnded, SessionID: sessionID, Duration: recorded, Stopped: status == recording.DeviceCanceled}
-	if endedAt != nil {
-		ev.At = *endedAt
+	ev := &recording.Event{Kind: recording.EventEnded, SessionID: sessionID, Duration: r.RecordingTime, Stopped: r.Status == recording.DeviceCanceled}
+	if r.EndedAt != nil {
+		ev.At = *r.EndedAt
 	}
-	if status == recording.DeviceFailed {
-		ev.ErrMsg = message
+	if r.Status == recording.DeviceFailed {
+		ev.ErrMsg = r.Message
 	}
 	return ev, nil
 }
@@ -200,23 +211,22 @@ func partOver(ctx context.Context, tx pgx.Tx, deviceID, sessionID int64) (*recor
 // EndState is what the service last heard of an enclosure in a session: when its last
 // heartbeat arrived (nil: never) and the end of its recording it reported, if any.
 func (s *Store) EndState(ctx context.Context, deviceID, sessionID int64) (*time.Time, *recording.Event, error) {
-	var lastSeen *time.Time
-	var report []byte
-	err := s.pool.QueryRow(ctx, `
+	type row struct {
+		LastSeenAt *time.Time `db:"last_seen_at"`
+		EndReport  []byte     `db:"end_report"`
+	}
+	r, err := queryOne(ctx, s.pool, `
 		SELECT d.last_seen_at, sd.end_report
 		FROM devices d LEFT JOIN session_devices sd ON sd.device_id = d.id AND sd.session_id = @session_id
-		WHERE d.id = @device_id`, pgx.NamedArgs{"device_id": deviceID, "session_id": sessionID}).Scan(&lastSeen, &report)
+		WHERE d.id = @device_id`, pgx.NamedArgs{"device_id": deviceID, "session_id": sessionID}, pgx.RowToStructByName[row])
 	if err != nil {
 		return nil, nil, failed(notFound(err), "EndState device %d session %d", deviceID, sessionID)
 	}
-	if report == nil {
-		return lastSeen, nil, nil
-	}
-	var ev recording.Event
-	if err := json.Unmarshal(report, &ev); err != nil {
+	ev, err := reported(r.EndReport)
+	if err != nil {
 		return nil, nil, failed(err, "EndState device %d session %d", deviceID, sessionID)
 	}
-	return lastSeen, &ev, nil
+	return r.LastSeenAt, ev, nil
 }
 
 // assignStart writes START in a locked mailbox (old is its current content).

@@ -413,9 +413,15 @@ type PlannedDevice struct {
 // SessionPlan reads the session's parameters and the enclosures it drives: every one but those
 // refused at creation, so a run after an operator's reset drives (and counts) the same ones.
 func (s *Store) SessionPlan(ctx context.Context, id int64) (SessionPlan, error) {
-	p := SessionPlan{ID: id}
-	err := s.pool.QueryRow(ctx, `SELECT duration, fragment_hourly, target_fps, apply_filter FROM sessions WHERE id = @id`,
-		pgx.NamedArgs{"id": id}).Scan(&p.Duration, &p.FragmentHourly, &p.TargetFPS, &p.ApplyFilter)
+	type row struct {
+		Duration       int64 `db:"duration"`
+		FragmentHourly bool  `db:"fragment_hourly"`
+		TargetFPS      int   `db:"target_fps"`
+		ApplyFilter    bool  `db:"apply_filter"`
+	}
+	r, err := queryOne(ctx, s.pool, `SELECT duration, fragment_hourly, target_fps, apply_filter FROM sessions WHERE id = @id`,
+		pgx.NamedArgs{"id": id}, pgx.RowToStructByName[row])
+	p := SessionPlan{ID: id, Duration: r.Duration, FragmentHourly: r.FragmentHourly, TargetFPS: r.TargetFPS, ApplyFilter: r.ApplyFilter}
 	if err != nil {
 		return p, failed(notFound(err), "SessionPlan session %d", id)
 	}
