@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"net/netip"
 	"strconv"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/jax-mba/mba/internal/heartbeat"
 	"github.com/jax-mba/mba/internal/recording"
 )
 
@@ -376,15 +375,8 @@ func (s *Store) AuthenticateEnclosure(ctx context.Context, name, token string) (
 		return 0, failed(notFound(err), "AuthenticateEnclosure %s", name)
 	case hash == nil:
 		return 0, failed(ErrNoDeviceToken, "AuthenticateEnclosure %s", name)
-	case !tokenMatches(token, hash):
+	case !heartbeat.TokenMatches(token, hash):
 		return 0, failed(ErrDeviceToken, "AuthenticateEnclosure %s", name)
 	}
 	return id, nil
-}
-
-// tokenMatches reports whether token is the one whose SHA-256 is hash (compared in constant
-// time); a nil hash (no token) matches none.
-func tokenMatches(token string, hash []byte) bool {
-	sum := sha256.Sum256([]byte(token))
-	return hash != nil && subtle.ConstantTimeCompare(sum[:], hash) == 1
 }

@@ -19,14 +19,12 @@ import (
 // Errors of the heartbeat path.
 var (
 	ErrUnknownDevice = errors.New("unknown enclosure")
-	ErrDeviceToken   = errors.New("wrong enclosure token")
-	// ErrDeviceRelayed: a tokenless heartbeat for an enclosure whose heartbeats must come
-	// through its relay with its token.
-	ErrDeviceRelayed = errors.New("the enclosure is relayed: its heartbeats must carry its token")
-	// ErrDeviceAddress: a tokenless heartbeat for an enclosure bound to another address.
-	ErrDeviceAddress  = errors.New("heartbeat from an address the enclosure is not bound to")
-	ErrDeviceRetired  = errors.New("the enclosure is retired")
-	ErrDeviceRejected = errors.New("the enclosure was rejected by an administrator")
+	// The refusals of heartbeat.Admit (who may speak for the enclosure).
+	ErrDeviceToken    = heartbeat.ErrToken
+	ErrDeviceRelayed  = heartbeat.ErrRelayed
+	ErrDeviceAddress  = heartbeat.ErrAddress
+	ErrDeviceRetired  = heartbeat.ErrRetired
+	ErrDeviceRejected = heartbeat.ErrRejected
 	// ErrRegistrationLimited: too many new names lately; the name is not registered.
 	ErrRegistrationLimited = errors.New("too many new enclosures registered lately")
 )
@@ -114,7 +112,7 @@ func (s *Store) heartbeats(ctx context.Context, batch []*beatRequest) error {
 				}
 				continue
 			}
-			if r.err = admit(d, r); r.err != nil {
+			if r.err = heartbeat.Admit(d.enclosure(), heartbeat.Sender{Token: r.token, From: r.opts.From}); r.err != nil {
 				if errors.Is(r.err, ErrDeviceAddress) {
 					queueAddressAlert(wb, r)
 				}
@@ -255,6 +253,12 @@ type lockedDevice struct {
 	assignment   *heartbeat.Assignment
 }
 
+// enclosure is what d's row says of who may speak for it.
+func (d lockedDevice) enclosure() heartbeat.Enclosure {
+	return heartbeat.Enclosure{TokenHash: d.tokenHash, Relayed: d.relayed, Bound: d.bound, Retired: d.retired,
+		Rejected: d.admission == admissionRejected}
+}
+
 // report is what hb says, with what the service knew of the enclosure before it.
 func (d lockedDevice) report(hb protocol.Heartbeat, now time.Time) heartbeat.Report {
 	return heartbeat.Report{SessionID: hb.SessionID, Recording: hb.Recording, Duration: hb.Duration, ErrMsg: hb.ErrMsg, At: now,
@@ -298,29 +302,6 @@ const (
 	admissionPending  = "pending"
 	admissionRejected = "rejected"
 )
-
-// admit checks who may speak for the enclosure (PROTOCOL.md section 8). A heartbeat with a
-// token must carry the enclosure's own (it came through the relay); one without is accepted
-// unless the enclosure is relayed or bound to another address. Tokenless heartbeats from
-// outside the allowed networks never get here (the API refuses them first). An upload token
-// alone never locks out the unmodified client, which sends none.
-func admit(d lockedDevice, r *beatRequest) error {
-	switch {
-	case d.retired:
-		return ErrDeviceRetired
-	case d.admission == admissionRejected:
-		return ErrDeviceRejected
-	case r.token != "":
-		if !tokenMatches(r.token, d.tokenHash) {
-			return ErrDeviceToken
-		}
-	case d.relayed:
-		return ErrDeviceRelayed
-	case d.bound.IsValid() && d.bound != r.opts.From.Unmap():
-		return ErrDeviceAddress
-	}
-	return nil
-}
 
 // AuditWrongAddress is the audit action of a heartbeat refused for coming from an address its
 // enclosure is not bound to: someone else may be speaking for it.
