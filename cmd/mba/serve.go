@@ -70,8 +70,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 	defer tc.Close()
 
 	if !withAPI || cfg.Temporal.RunWorker {
-		w := worker.New(tc, cfg.Temporal.TaskQueue, worker.Deps{Auth: st, Mailbox: st, ReadModel: st, Devices: st, Orphans: st,
-			Files: st, Storage: files})
+		deps := worker.StoreDeps(st)
+		deps.Storage = files
+		w := worker.New(tc, cfg.Temporal.TaskQueue, deps)
 		if err := w.Start(); err != nil {
 			return fmt.Errorf("starting the Temporal worker: %w", err)
 		}

@@ -101,7 +101,7 @@ func (s *stack) sessions() dispatch.Sessions {
 }
 
 func (s *stack) startWorker() {
-	deps := worker.Deps{Auth: s.store, Mailbox: s.store, ReadModel: s.store, Devices: s.store, Orphans: s.store, Files: s.store}
+	deps := worker.StoreDeps(s.store)
 	if s.files != nil {
 		deps.Storage = s.files
 	}

@@ -54,19 +54,11 @@ type DeviceStatus struct {
 	StopPending bool `json:"stop_pending"`
 	// SecondsLost and Gaps account for what a reboot or a restart of the client cost: the
 	// seconds between the last heartbeat of a lost segment and the start of the next.
-	SecondsLost int64 `json:"seconds_lost"`
-	Gaps        []Gap `json:"gaps"`
+	SecondsLost int64           `json:"seconds_lost"`
+	Gaps        []recording.Gap `json:"gaps"`
 	// Files and their summary are added by the API's session detail.
 	Files        []SessionFile `json:"files,omitempty"`
 	FilesSummary *FilesSummary `json:"files_summary,omitempty"`
-}
-
-// Gap is a time an enclosure of a session did not record: from the last heartbeat of a lost
-// segment to the start of the next one (or to the planned end, when none followed).
-type Gap struct {
-	From    time.Time `json:"from"`
-	To      time.Time `json:"to"`
-	Seconds int64     `json:"seconds"`
 }
 
 // NewSession is what a researcher asks for; Devices are already validated.
@@ -282,7 +274,7 @@ type deviceStatusRow struct {
 	EndedAt       *time.Time             `db:"ended_at"`
 	Segments      int                    `db:"segments"`
 	SecondsLost   int64                  `db:"seconds_lost"`
-	Gaps          []Gap                  `db:"gaps"`
+	Gaps          []recording.Gap        `db:"gaps"`
 	StopPending   bool                   `db:"stop_pending"`
 	deviceRow
 }
@@ -328,7 +320,7 @@ type DeviceUpdate struct {
 	RecordingTime *int64
 	Segments      *int
 	SecondsLost   *int64
-	Gaps          []Gap // nil: unchanged
+	Gaps          []recording.Gap // nil: unchanged
 	// Final marks the workflow's last write of the enclosure's part: later reports are the
 	// heartbeat path's to count (queueEndReport).
 	Final        bool
@@ -367,7 +359,7 @@ func (s *Store) UpdateSessionDevice(ctx context.Context, u DeviceUpdate) error {
 }
 
 // gapsArg is the gaps column's new value, or nil to keep it.
-func gapsArg(gaps []Gap) []byte {
+func gapsArg(gaps []recording.Gap) []byte {
 	if gaps == nil {
 		return nil
 	}
