@@ -140,11 +140,7 @@ func (s *Store) heartbeats(ctx context.Context, batch []*beatRequest) error {
 				if queued {
 					checked = append(checked, wb.Len()-1)
 				}
-				entries := make([]outboxEntry, len(out.Transitions))
-				for i, t := range out.Transitions {
-					entries[i] = eventEntry(a.WorkflowID, t.ActivityID, t.Event)
-				}
-				if err := queueOutbox(wb, entries...); err != nil {
+				if err := queueOutbox(wb, transitionEntries(a.WorkflowID, out.Transitions)...); err != nil {
 					return err
 				}
 				queueLiveRecordingTime(wb, d.id, a, hb)

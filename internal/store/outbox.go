@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/jax-mba/mba/internal/heartbeat"
 	"github.com/jax-mba/mba/internal/recording"
 )
 
@@ -51,7 +52,18 @@ func eventEntry(workflowID, activityID string, ev recording.Event) outboxEntry {
 	return outboxEntry{workflowID: workflowID, activityID: activityID, kind: string(ev.Kind), payload: ev}
 }
 
-// sessionStartEntry starts the session workflow workflowID (CreateSession).
+// transitionEntries are a heartbeat's transitions (heartbeat.Decide) for the device workflow
+// workflowID, in order.
+func transitionEntries(workflowID string, ts []heartbeat.Transition) []outboxEntry {
+	entries := make([]outboxEntry, len(ts))
+	for i, t := range ts {
+		entries[i] = eventEntry(workflowID, t.ActivityID, t.Event)
+	}
+	return entries
+}
+
+// sessionStartEntry starts the session workflow workflowID: CreateSession's row, written with
+// enqueueOutbox(ctx, tx, sessionStartEntry(ids.Session(id), id)).
 func sessionStartEntry(workflowID string, sessionID int64) outboxEntry {
 	return outboxEntry{workflowID: workflowID, kind: KindStartSession, payload: SessionStart{SessionID: sessionID}}
 }
