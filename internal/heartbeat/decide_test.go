@@ -19,6 +19,8 @@ func assigned(p recording.Phase, activity string) *Assignment {
 
 func cmd(c protocol.Command) protocol.Reply { return protocol.Reply{Command: c} }
 
+// TestDecide checks the handshake part of Decide (reply, mailbox, transition kind); what the
+// workflow learns of it is TestDecideTransitions'.
 func TestDecide(t *testing.T) {
 	none := protocol.Reply{}
 	start := protocol.Reply{Command: protocol.Start, Start: params}
