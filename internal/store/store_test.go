@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,4 +106,11 @@ func TestErrorsNameTheMethodAndStayMatchable(t *testing.T) {
 	_, err = f.store.Heartbeat(context.Background(), f.heartbeat("nobody", 0, false, 0), "", f.tick(), options)
 	require.ErrorIs(t, err, store.ErrUnknownDevice)
 	require.EqualError(t, err, "store.Heartbeat nobody: unknown enclosure")
+
+	// The one refusal whose text is the client's message (the API's 400) stays as it is.
+	dev := f.device("nv1")
+	sid, _ := f.session(dev)
+	err = f.store.BeginUpload(context.Background(), store.NewUpload{SessionID: sid, DeviceID: dev, Name: "other.h264", UploadID: "u1"})
+	require.ErrorIs(t, err, store.ErrNotRecordingFile)
+	require.True(t, strings.HasPrefix(err.Error(), store.ErrNotRecordingFile.Error()), err.Error())
 }
