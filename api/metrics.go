@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/jax-mba/mba/internal/store"
 )
 
 // metrics are the service's Prometheus series. Each Server has its own registry so tests
@@ -174,19 +176,14 @@ func (c outboxCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c outboxCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	var n, undeliverable int64
-	var oldest float64
-	err := c.pool.QueryRow(ctx, `
-		SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8,
-		       (SELECT count(*) FROM outbox WHERE undeliverable)
-		FROM outbox WHERE dispatched_at IS NULL`).Scan(&n, &oldest, &undeliverable)
+	b, err := store.New(c.pool).OutboxBacklog(ctx)
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(outboxPending, err)
 		return
 	}
-	ch <- prometheus.MustNewConstMetric(outboxPending, prometheus.GaugeValue, float64(n))
-	ch <- prometheus.MustNewConstMetric(outboxOldest, prometheus.GaugeValue, oldest)
-	ch <- prometheus.MustNewConstMetric(outboxUndeliverable, prometheus.CounterValue, float64(undeliverable))
+	ch <- prometheus.MustNewConstMetric(outboxPending, prometheus.GaugeValue, float64(b.Pending))
+	ch <- prometheus.MustNewConstMetric(outboxOldest, prometheus.GaugeValue, b.OldestSeconds)
+	ch <- prometheus.MustNewConstMetric(outboxUndeliverable, prometheus.CounterValue, float64(b.Undeliverable))
 }
 
 // filesCollector exports the recordings' files by state at scrape time, so a dashboard can

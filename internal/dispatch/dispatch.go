@@ -233,19 +233,24 @@ func (d *Dispatcher) dispatch(ctx context.Context, row store.OutboxRow) error {
 	return err
 }
 
-// sessionRequest starts a session's workflow or signals it with a user's request.
+// sessionRequest starts a session's workflow (payload store.SessionStart) or signals it with a
+// user's request (store.StopRequest).
 func (d *Dispatcher) sessionRequest(ctx context.Context, row store.OutboxRow) error {
+	if row.Kind == store.KindStartSession {
+		var start store.SessionStart
+		if err := json.Unmarshal(row.Payload, &start); err != nil {
+			return d.undeliverable(ctx, row, recording.Event{}, "unreadable payload: "+err.Error())
+		}
+		return d.Sessions.Start(ctx, start.SessionID)
+	}
 	var req store.StopRequest
 	if err := json.Unmarshal(row.Payload, &req); err != nil {
 		return d.undeliverable(ctx, row, recording.Event{}, "unreadable payload: "+err.Error())
 	}
-	switch row.Kind {
-	case store.KindCancelSession:
-		return d.Sessions.Cancel(ctx, req.SessionID, workflows.StopRequest{UserID: req.UserID, Reason: req.Reason})
-	case store.KindRemoveDevice:
+	if row.Kind == store.KindRemoveDevice {
 		return d.Sessions.RemoveDevice(ctx, req.SessionID, workflows.RemoveRequest{DeviceID: req.DeviceID, UserID: req.UserID})
 	}
-	return d.Sessions.Start(ctx, req.SessionID)
+	return d.Sessions.Cancel(ctx, req.SessionID, workflows.StopRequest{UserID: req.UserID, Reason: req.Reason})
 }
 
 // undeliverable resolves a row that can never be delivered by the rule that keeps what the

@@ -66,6 +66,7 @@ type Report struct {
 	Duration  int64
 	ErrMsg    string
 	At        time.Time // when the heartbeat arrived (server clock)
+	Previous  Previous  // what the service knew of the enclosure before it
 }
 
 // Outcome is the decision for one heartbeat.
@@ -85,11 +86,23 @@ type Outcome struct {
 	// plan after it, for the mailbox.
 	Start  *recording.Start
 	Resume *ResumePlan
+	// Transitions are every row for the assignment's workflow, in order: Event first (with the
+	// pending activity's id when CompleteActivity), then "returned" when the enclosure had been
+	// silent.
+	Transitions []Transition
+	// EndReport, when set, is the end of a recording the enclosure reported, to keep with its
+	// session: also of a session no longer assigned, whose seconds still count.
+	EndReport *recording.Event
 }
 
 // Decide applies PROTOCOL.md section 5. a is nil when the enclosure is not assigned;
-// streaming says a viewer keeps the live stream alive.
+// streaming says a viewer keeps the live stream alive. The store applies the outcome as it is.
 func Decide(a *Assignment, r Report, streaming bool) Outcome {
+	return withTransitions(a, r, handshake(a, r, streaming))
+}
+
+// handshake is the reply, the mailbox's change and the handshake's transition.
+func handshake(a *Assignment, r Report, streaming bool) Outcome {
 	switch {
 	case a == nil || (r.SessionID != 0 && r.SessionID != a.SessionID):
 		return stale(r)

@@ -19,6 +19,8 @@ func assigned(p recording.Phase, activity string) *Assignment {
 
 func cmd(c protocol.Command) protocol.Reply { return protocol.Reply{Command: c} }
 
+// TestDecide checks the handshake part of Decide (reply, mailbox, transition kind); what the
+// workflow learns of it is TestDecideTransitions'.
 func TestDecide(t *testing.T) {
 	none := protocol.Reply{}
 	start := protocol.Reply{Command: protocol.Start, Start: params}
@@ -77,7 +79,7 @@ func TestDecide(t *testing.T) {
 			Outcome{NewPhase: recording.PhaseRecording}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			require.Equal(t, tc.want, Decide(tc.a, tc.r, tc.streaming))
+			require.Equal(t, tc.want, handshake(tc.a, tc.r, tc.streaming))
 		})
 	}
 }
@@ -127,7 +129,7 @@ func TestResumeOnTheHeartbeatOfTheReset(t *testing.T) {
 		return a
 	}
 
-	out := Decide(planned(2*time.Hour+1500*time.Millisecond, 2), Report{At: at}, false)
+	out := handshake(planned(2*time.Hour+1500*time.Millisecond, 2), Report{At: at}, false)
 	want := recording.Start{SessionID: 12, Duration: 7201, FragmentHourly: true, FilePrefix: "cage7_s3", TargetFPS: 30}
 	require.Equal(t, Outcome{Reply: protocol.Reply{Command: protocol.Start, Start: &want}, NewPhase: recording.PhaseStarting, Start: &want,
 		Resume: &ResumePlan{PlannedEnd: at.Add(2*time.Hour + 1500*time.Millisecond), MinSegment: time.Minute, Segments: 3, First: *params},
@@ -137,8 +139,8 @@ func TestResumeOnTheHeartbeatOfTheReset(t *testing.T) {
 	// The resumed START goes out again until acknowledged; its acknowledgement settles it.
 	a := planned(2*time.Hour, 3)
 	a.Phase, a.Start = recording.PhaseStarting, &want
-	require.Equal(t, Outcome{Reply: protocol.Reply{Command: protocol.Start, Start: &want}}, Decide(a, Report{At: at.Add(time.Second)}, false))
-	require.Equal(t, Outcome{NewPhase: recording.PhaseRecording}, Decide(a, Report{SessionID: 12, Recording: true, At: at.Add(2 * time.Second)}, false))
+	require.Equal(t, Outcome{Reply: protocol.Reply{Command: protocol.Start, Start: &want}}, handshake(a, Report{At: at.Add(time.Second)}, false))
+	require.Equal(t, Outcome{NewPhase: recording.PhaseRecording}, handshake(a, Report{SessionID: 12, Recording: true, At: at.Add(2 * time.Second)}, false))
 
 	reset := Outcome{NewPhase: recording.PhaseReset, Event: recording.EventReset}
 	for name, a := range map[string]*Assignment{
@@ -151,14 +153,14 @@ func TestResumeOnTheHeartbeatOfTheReset(t *testing.T) {
 			return a
 		}(),
 	} {
-		require.Equal(t, reset, Decide(a, Report{At: at}, false), "%s: the workflow decides", name)
+		require.Equal(t, reset, handshake(a, Report{At: at}, false), "%s: the workflow decides", name)
 	}
 	// A minimum segment of 0 still never sends a START of 0 seconds.
 	a = planned(999*time.Millisecond, 1)
 	a.Resume.MinSegment = 0
-	require.Equal(t, reset, Decide(a, Report{At: at}, false))
+	require.Equal(t, reset, handshake(a, Report{At: at}, false))
 	a.Resume.PlannedEnd = at.Add(time.Second)
-	require.Equal(t, int64(1), Decide(a, Report{At: at}, false).Start.Duration)
+	require.Equal(t, int64(1), handshake(a, Report{At: at}, false).Start.Duration)
 }
 
 func TestResumeSeconds(t *testing.T) {

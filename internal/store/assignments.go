@@ -23,28 +23,51 @@ func assignmentOf(ctx context.Context, tx pgx.Tx, deviceID int64) (*heartbeat.As
 	if err := tx.QueryRow(ctx, `SELECT true FROM devices WHERE id = @id FOR UPDATE`, pgx.NamedArgs{"id": deviceID}).Scan(&exists); err != nil {
 		return nil, notFound(err)
 	}
-	var a heartbeat.Assignment
-	var activityID *string
-	var params []byte
-	err := tx.QueryRow(ctx, `
-		SELECT session_id, phase, start_params, workflow_id, activity_id, updated_at FROM device_assignments WHERE device_id = @id`,
-		pgx.NamedArgs{"id": deviceID}).Scan(&a.SessionID, &a.Phase, &params, &a.WorkflowID, &activityID, &a.UpdatedAt)
+	a, err := queryOne(ctx, tx, `SELECT `+mailboxColumns+` FROM device_assignments a WHERE a.device_id = @id`,
+		pgx.NamedArgs{"id": deviceID}, byNameChecked(mailboxRow.assignment))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
+	return a, err
+}
+
+// mailboxColumns are a mailbox's columns (device_assignments a) as mailboxRow reads them.
+const mailboxColumns = `a.session_id, a.phase, a.start_params, a.workflow_id, a.activity_id, a.resume, a.updated_at`
+
+// mailboxRow is an enclosure's mailbox; every column is NULL when it is empty (a LEFT JOIN).
+type mailboxRow struct {
+	SessionID   *int64     `db:"session_id"`
+	Phase       *string    `db:"phase"`
+	StartParams []byte     `db:"start_params"`
+	WorkflowID  *string    `db:"workflow_id"`
+	ActivityID  *string    `db:"activity_id"`
+	Resume      []byte     `db:"resume"`
+	UpdatedAt   *time.Time `db:"updated_at"`
+}
+
+// assignment is the mailbox's content, nil when it is empty.
+func (r mailboxRow) assignment() (*heartbeat.Assignment, error) {
+	if r.SessionID == nil {
+		return nil, nil
 	}
-	if activityID != nil {
-		a.ActivityID = *activityID
+	a := &heartbeat.Assignment{SessionID: *r.SessionID, Phase: recording.Phase(*r.Phase), WorkflowID: *r.WorkflowID,
+		UpdatedAt: *r.UpdatedAt}
+	if r.ActivityID != nil {
+		a.ActivityID = *r.ActivityID
 	}
-	if len(params) > 0 {
+	if len(r.StartParams) > 0 {
 		a.Start = new(recording.Start)
-		if err := json.Unmarshal(params, a.Start); err != nil {
-			return nil, fmt.Errorf("assignmentOf: %w", err)
+		if err := json.Unmarshal(r.StartParams, a.Start); err != nil {
+			return nil, fmt.Errorf("the mailbox's START of session %d: %w", a.SessionID, err)
 		}
 	}
-	return &a, nil
+	if len(r.Resume) > 0 {
+		a.Resume = new(heartbeat.ResumePlan)
+		if err := json.Unmarshal(r.Resume, a.Resume); err != nil {
+			return nil, fmt.Errorf("the mailbox's resume plan of session %d: %w", a.SessionID, err)
+		}
+	}
+	return a, nil
 }
 
 // AssignStart puts START for params in the enclosure's mailbox; it goes out on every heartbeat
@@ -110,28 +133,41 @@ func (s *Store) AssignStart(ctx context.Context, deviceID int64, params recordin
 		}
 		return assignStart(ctx, tx, deviceID, old, params, workflowID, activityID, now)
 	})
-	return settled, err
+	return settled, failed(err, "AssignStart device %d session %d", deviceID, params.SessionID)
 }
 
 // endReport is the end of the recording as the enclosure reported it (session_devices.end_report,
 // written by the heartbeat that showed it), or, for rows from before it was kept, the
 // enclosure's latest telemetry.
 func endReport(ctx context.Context, tx pgx.Tx, deviceID, sessionID int64, at time.Time) (*recording.Event, error) {
-	var report []byte
-	ev := &recording.Event{Kind: recording.EventEnded, At: at, SessionID: sessionID}
-	err := tx.QueryRow(ctx, `
-		SELECT sd.end_report, coalesce(d.rec_duration, 0), d.err_msg
+	type row struct {
+		EndReport   []byte `db:"end_report"`
+		RecDuration int64  `db:"rec_duration"`
+		ErrMsg      string `db:"err_msg"`
+	}
+	r, err := queryOne(ctx, tx, `
+		SELECT sd.end_report, coalesce(d.rec_duration, 0) AS rec_duration, d.err_msg
 		FROM devices d LEFT JOIN session_devices sd ON sd.device_id = d.id AND sd.session_id = @session_id
 		WHERE d.id = @device_id`,
-		pgx.NamedArgs{"device_id": deviceID, "session_id": sessionID}).Scan(&report, &ev.Duration, &ev.ErrMsg)
+		pgx.NamedArgs{"device_id": deviceID, "session_id": sessionID}, pgx.RowToStructByName[row])
 	if err != nil {
-		return nil, fmt.Errorf("endReport: %w", err)
+		return nil, fmt.Errorf("the end report of device %d session %d: %w", deviceID, sessionID, err)
 	}
-	if report != nil {
-		*ev = recording.Event{}
-		if err := json.Unmarshal(report, ev); err != nil {
-			return nil, fmt.Errorf("endReport: %w", err)
-		}
+	ev, err := reported(r.EndReport)
+	if ev == nil && err == nil {
+		ev = &recording.Event{Kind: recording.EventEnded, At: at, SessionID: sessionID, Duration: r.RecDuration, ErrMsg: r.ErrMsg}
+	}
+	return ev, err
+}
+
+// reported decodes an end report (session_devices.end_report); nil when there is none.
+func reported(raw []byte) (*recording.Event, error) {
+	if raw == nil {
+		return nil, nil
+	}
+	ev := new(recording.Event)
+	if err := json.Unmarshal(raw, ev); err != nil {
+		return nil, fmt.Errorf("an end report: %w", err)
 	}
 	return ev, nil
 }
@@ -140,36 +176,34 @@ func endReport(ctx context.Context, tx pgx.Tx, deviceID, sessionID int64, at tim
 // mailbox no longer says so: it reported the end (and may have forgotten the session since), or
 // its session row is final. nil: it is not over, the START goes out.
 func partOver(ctx context.Context, tx pgx.Tx, deviceID, sessionID int64) (*recording.Event, error) {
-	var report []byte
-	var status recording.DeviceStatus
-	var message string
-	var recorded int64
-	var endedAt *time.Time
-	err := tx.QueryRow(ctx, `
+	type row struct {
+		EndReport     []byte                 `db:"end_report"`
+		Status        recording.DeviceStatus `db:"status"`
+		Message       string                 `db:"message"`
+		RecordingTime int64                  `db:"recording_time"`
+		EndedAt       *time.Time             `db:"ended_at"`
+	}
+	r, err := queryOne(ctx, tx, `
 		SELECT end_report, status, message, recording_time, ended_at FROM session_devices
 		WHERE session_id = @session_id AND device_id = @device_id`,
-		pgx.NamedArgs{"session_id": sessionID, "device_id": deviceID}).Scan(&report, &status, &message, &recorded, &endedAt)
+		pgx.NamedArgs{"session_id": sessionID, "device_id": deviceID}, pgx.RowToStructByName[row])
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil, nil
 	case err != nil:
-		return nil, fmt.Errorf("partOver: %w", err)
-	case report != nil:
-		var ev recording.Event
-		if err := json.Unmarshal(report, &ev); err != nil {
-			return nil, fmt.Errorf("partOver: %w", err)
-		}
-		return &ev, nil
-	case status == recording.DevicePending || status == recording.DeviceRecording:
+		return nil, fmt.Errorf("the part of device %d in session %d: %w", deviceID, sessionID, err)
+	case r.EndReport != nil:
+		return reported(r.EndReport)
+	case r.Status == recording.DevicePending || r.Status == recording.DeviceRecording:
 		return nil, nil
 	}
 	// Ended by the service (canceled, failed, released) without a report: it stays ended.
-	ev := &recording.Event{Kind: recording.EventEnded, SessionID: sessionID, Duration: recorded, Stopped: status == recording.DeviceCanceled}
-	if endedAt != nil {
-		ev.At = *endedAt
+	ev := &recording.Event{Kind: recording.EventEnded, SessionID: sessionID, Duration: r.RecordingTime, Stopped: r.Status == recording.DeviceCanceled}
+	if r.EndedAt != nil {
+		ev.At = *r.EndedAt
 	}
-	if status == recording.DeviceFailed {
-		ev.ErrMsg = message
+	if r.Status == recording.DeviceFailed {
+		ev.ErrMsg = r.Message
 	}
 	return ev, nil
 }
@@ -177,54 +211,22 @@ func partOver(ctx context.Context, tx pgx.Tx, deviceID, sessionID int64) (*recor
 // EndState is what the service last heard of an enclosure in a session: when its last
 // heartbeat arrived (nil: never) and the end of its recording it reported, if any.
 func (s *Store) EndState(ctx context.Context, deviceID, sessionID int64) (*time.Time, *recording.Event, error) {
-	var lastSeen *time.Time
-	var report []byte
-	err := s.pool.QueryRow(ctx, `
+	type row struct {
+		LastSeenAt *time.Time `db:"last_seen_at"`
+		EndReport  []byte     `db:"end_report"`
+	}
+	r, err := queryOne(ctx, s.pool, `
 		SELECT d.last_seen_at, sd.end_report
 		FROM devices d LEFT JOIN session_devices sd ON sd.device_id = d.id AND sd.session_id = @session_id
-		WHERE d.id = @device_id`, pgx.NamedArgs{"device_id": deviceID, "session_id": sessionID}).Scan(&lastSeen, &report)
+		WHERE d.id = @device_id`, pgx.NamedArgs{"device_id": deviceID, "session_id": sessionID}, pgx.RowToStructByName[row])
 	if err != nil {
-		return nil, nil, fmt.Errorf("EndState: %w", notFound(err))
+		return nil, nil, failed(notFound(err), "EndState device %d session %d", deviceID, sessionID)
 	}
-	if report == nil {
-		return lastSeen, nil, nil
-	}
-	var ev recording.Event
-	if err := json.Unmarshal(report, &ev); err != nil {
-		return nil, nil, fmt.Errorf("EndState: %w", err)
-	}
-	return lastSeen, &ev, nil
-}
-
-// queueEndReport keeps the enclosure's report of its recording's end on its session row (see
-// endReport), once, in the heartbeat's batch. When the session's workflow has already written
-// the enclosure's end without it (the enclosure was away when the session was canceled, so the
-// STOP was never confirmed), the reported seconds are added there, so they are not lost.
-// Otherwise the report raises the live recorded seconds, as a recording heartbeat does, even on
-// a row a cancel already made CANCELED (whose heartbeats no longer update it): a workflow still
-// running may settle its STOP without this report (the cancel's STOP went out from the mailbox
-// and the enclosure forgot the session first), and its final write never lowers the figure.
-func queueEndReport(b *pgx.Batch, deviceID int64, ev recording.Event) error {
-	report, err := json.Marshal(ev)
+	ev, err := reported(r.EndReport)
 	if err != nil {
-		return err
+		return nil, nil, failed(err, "EndState device %d session %d", deviceID, sessionID)
 	}
-	b.Queue(`
-		WITH row AS (
-			SELECT workflow_ended AS late FROM session_devices
-			WHERE session_id = @session_id AND device_id = @device_id AND end_report IS NULL FOR UPDATE),
-		kept AS (
-			UPDATE session_devices SET end_report = @report,
-				recording_time = CASE WHEN row.late THEN recording_time + @duration
-					ELSE greatest(recording_time, live_base + CASE WHEN @duration < live_last THEN live_last ELSE 0 END + @duration) END,
-				segments = CASE WHEN row.late THEN greatest(segments, 1) ELSE segments END
-			FROM row WHERE session_id = @session_id AND device_id = @device_id
-			RETURNING row.late)
-		INSERT INTO session_events (session_id, device_id, kind, message, at)
-		SELECT @session_id, @device_id, 'late-report', @message, @at FROM kept WHERE late`,
-		pgx.NamedArgs{"report": report, "session_id": ev.SessionID, "device_id": deviceID, "duration": ev.Duration, "at": ev.At,
-			"message": fmt.Sprintf("reported after its workflow ended: recorded %ds", ev.Duration)})
-	return nil
+	return r.LastSeenAt, ev, nil
 }
 
 // assignStart writes START in a locked mailbox (old is its current content).
@@ -235,7 +237,7 @@ func assignStart(ctx context.Context, tx pgx.Tx, deviceID int64, old *heartbeat.
 	}
 	if old != nil && old.SessionID != params.SessionID && old.ActivityID != "" {
 		ev := recording.Event{Kind: recording.EventReleased, At: now, SessionID: old.SessionID}
-		if err := addOutbox(ctx, tx, old.WorkflowID, old.ActivityID, ev); err != nil {
+		if err := enqueueOutbox(ctx, tx, eventEntry(old.WorkflowID, old.ActivityID, ev)); err != nil {
 			return err
 		}
 	}
@@ -261,13 +263,13 @@ func assignStart(ctx context.Context, tx pgx.Tx, deviceID int64, old *heartbeat.
 func (s *Store) PlanResume(ctx context.Context, deviceID, sessionID int64, plan heartbeat.ResumePlan) error {
 	body, err := json.Marshal(plan)
 	if err != nil {
-		return fmt.Errorf("PlanResume: %w", err)
+		return failed(err, "PlanResume device %d session %d", deviceID, sessionID)
 	}
 	if _, err := s.pool.Exec(ctx, `
 		UPDATE device_assignments SET resume = @plan
 		WHERE device_id = @device_id AND session_id = @session_id AND resume IS NULL`,
 		pgx.NamedArgs{"device_id": deviceID, "session_id": sessionID, "plan": body}); err != nil {
-		return fmt.Errorf("PlanResume: %w", err)
+		return failed(err, "PlanResume device %d session %d", deviceID, sessionID)
 	}
 	return nil
 }
@@ -310,21 +312,22 @@ func (s *Store) RequestStop(ctx context.Context, req StopRequest, workflowID str
 		// learns it was stopped.
 		rows, err = tx.Query(ctx, `
 			DELETE FROM device_assignments WHERE phase IN ('starting', 'reset') AND`+which+`
-			RETURNING workflow_id, coalesce(activity_id, '')`, args)
+			RETURNING workflow_id, coalesce(activity_id, '') AS activity_id`, args)
 		if err != nil {
 			return err
 		}
-		released, err := pgx.CollectRows(rows, pgx.RowToStructByPos[struct{ WorkflowID, ActivityID string }])
+		released, err := pgx.CollectRows(rows, pgx.RowToStructByName[struct {
+			WorkflowID string `db:"workflow_id"`
+			ActivityID string `db:"activity_id"`
+		}])
 		if err != nil {
 			return err
 		}
+		var queued []outboxEntry
 		for _, r := range released {
-			if r.ActivityID == "" || workflowID == "" {
-				continue
-			}
-			ev := recording.Event{Kind: recording.EventEnded, At: now, SessionID: req.SessionID, Stopped: true}
-			if err := addOutbox(ctx, tx, r.WorkflowID, r.ActivityID, ev); err != nil {
-				return err
+			if r.ActivityID != "" {
+				ev := recording.Event{Kind: recording.EventEnded, At: now, SessionID: req.SessionID, Stopped: true}
+				queued = append(queued, eventEntry(r.WorkflowID, r.ActivityID, ev))
 			}
 		}
 		if _, err := tx.Exec(ctx, `
@@ -337,28 +340,17 @@ func (s *Store) RequestStop(ctx context.Context, req StopRequest, workflowID str
 			WHERE status IN ('PENDING', 'RECORDING') AND`+which, args); err != nil {
 			return err
 		}
-		kind := KindCancelSession
-		if req.DeviceID != 0 {
-			kind = KindRemoveDevice
-		}
-		if err := addEvent(ctx, tx, req.SessionID, req.DeviceID, kind, req.Reason, now); err != nil {
+		request := stopRequestEntry(workflowID, req)
+		if err := addEvent(ctx, tx, req.SessionID, req.DeviceID, request.kind, req.Reason, now); err != nil {
 			return err
 		}
 		if workflowID == "" {
 			return nil
 		}
-		payload, err := json.Marshal(req)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, outboxSQL, pgx.NamedArgs{"workflow_id": workflowID, "activity_id": "", "kind": kind,
-			"payload": payload}); err != nil {
-			return err
-		}
-		return notifyOutbox(ctx, tx)
+		return enqueueOutbox(ctx, tx, append(queued, request)...)
 	})
 	if err != nil {
-		return false, fmt.Errorf("RequestStop: %w", err)
+		return false, failed(err, "RequestStop session %d device %d", req.SessionID, req.DeviceID)
 	}
 	return changed, nil
 }
@@ -392,7 +384,7 @@ func (s *Store) AssignStop(ctx context.Context, deviceID, sessionID int64, activ
 			WHERE device_id = @device_id`, args)
 		return err
 	})
-	return settled, err
+	return settled, failed(err, "AssignStop device %d session %d", deviceID, sessionID)
 }
 
 // AssignComplete waits for the enclosure to forget sessionID after COMPLETE, which the
@@ -412,7 +404,7 @@ func (s *Store) AssignComplete(ctx context.Context, deviceID, sessionID int64, a
 			pgx.NamedArgs{"device_id": deviceID, "activity_id": activityID, "now": now})
 		return err
 	})
-	return settled, err
+	return settled, failed(err, "AssignComplete device %d session %d", deviceID, sessionID)
 }
 
 // ClearAssignment empties the mailbox if it still belongs to sessionID (clean-up when a
@@ -421,139 +413,5 @@ func (s *Store) AssignComplete(ctx context.Context, deviceID, sessionID int64, a
 func (s *Store) ClearAssignment(ctx context.Context, deviceID, sessionID int64) error {
 	_, err := s.pool.Exec(ctx, `DELETE FROM device_assignments WHERE device_id = @device_id AND session_id = @session_id`,
 		pgx.NamedArgs{"device_id": deviceID, "session_id": sessionID})
-	return err
-}
-
-// OutboxRow is a queued transition.
-type OutboxRow struct {
-	ID         int64
-	WorkflowID string
-	ActivityID string
-	Kind       string
-	Payload    []byte
-	Attempts   int
-}
-
-// PendingOutbox returns up to limit undispatched rows, oldest first.
-func (s *Store) PendingOutbox(ctx context.Context, limit int) ([]OutboxRow, error) {
-	rows, err := s.pool.Query(ctx, `
-		SELECT id, workflow_id, coalesce(activity_id, ''), kind, payload, attempts
-		FROM outbox WHERE dispatched_at IS NULL ORDER BY id LIMIT @limit`, pgx.NamedArgs{"limit": limit})
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, pgx.RowToStructByPos[OutboxRow])
-}
-
-// MarkDispatched records that a row reached Temporal.
-func (s *Store) MarkDispatched(ctx context.Context, id int64, now time.Time) error {
-	_, err := s.pool.Exec(ctx, `UPDATE outbox SET dispatched_at = @now, attempts = attempts + 1 WHERE id = @id`,
-		pgx.NamedArgs{"id": id, "now": now})
-	return err
-}
-
-// MarkOutboxFailed records a failed attempt; the row stays pending.
-func (s *Store) MarkOutboxFailed(ctx context.Context, id int64, reason string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE outbox SET attempts = attempts + 1, last_error = @reason WHERE id = @id`,
-		pgx.NamedArgs{"id": id, "reason": reason})
-	return err
-}
-
-// ResolveUndeliverable settles a transition whose workflow is gone (Temporal does not know
-// it), so the row never blocks the outbox and what the enclosure reported is kept: an end
-// adds its recorded seconds to the read model (and ends an enclosure still shown running),
-// the session's timeline says what happened, and the row is marked undeliverable for the
-// metrics.
-func (s *Store) ResolveUndeliverable(ctx context.Context, row OutboxRow, deviceID int64, ev recording.Event, reason string, now time.Time) error {
-	err := s.tx(ctx, func(tx pgx.Tx) error {
-		// Only rows that exist get the timeline entry: a malformed row must not block the outbox.
-		var known bool
-		if err := tx.QueryRow(ctx, `
-			SELECT EXISTS (SELECT 1 FROM sessions s WHERE s.id = @session_id AND (@device_id = 0
-				OR EXISTS (SELECT 1 FROM session_devices sd WHERE sd.session_id = s.id AND sd.device_id = @device_id)))`,
-			pgx.NamedArgs{"session_id": ev.SessionID, "device_id": deviceID}).Scan(&known); err != nil {
-			return err
-		}
-		if known && deviceID != 0 && ev.Kind == recording.EventEnded {
-			status := recording.DeviceComplete
-			switch {
-			case ev.ErrMsg != "":
-				status = recording.DeviceFailed
-			case ev.Stopped:
-				status = recording.DeviceCanceled
-			}
-			if _, err := tx.Exec(ctx, `
-				UPDATE session_devices SET recording_time = greatest(recording_time, @duration),
-					status = CASE WHEN status IN ('PENDING', 'RECORDING') THEN @status ELSE status END,
-					message = CASE WHEN status IN ('PENDING', 'RECORDING') THEN @message ELSE message END,
-					ended_at = coalesce(ended_at, @at)
-				WHERE session_id = @session_id AND device_id = @device_id`,
-				pgx.NamedArgs{"session_id": ev.SessionID, "device_id": deviceID, "duration": ev.Duration, "status": status,
-					"message": ev.ErrMsg, "at": ev.At}); err != nil {
-				return err
-			}
-		}
-		if known {
-			msg := fmt.Sprintf("%s (%s, %d s reported): %s", ev.Kind, row.WorkflowID, ev.Duration, reason)
-			if err := addEvent(ctx, tx, ev.SessionID, deviceID, "undeliverable", msg, now); err != nil {
-				return err
-			}
-		}
-		_, err := tx.Exec(ctx, `
-			UPDATE outbox SET dispatched_at = @now, attempts = attempts + 1, undeliverable = true, last_error = @reason
-			WHERE id = @id`, pgx.NamedArgs{"id": row.ID, "now": now, "reason": reason})
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("ResolveUndeliverable: %w", err)
-	}
-	return nil
-}
-
-// Orphan is a piece of recording state whose workflow should be running.
-type Orphan struct {
-	SessionID  int64
-	DeviceID   int64  // 0 for a whole session
-	WorkflowID string // the mailbox's workflow; empty for a session (its id derives from SessionID)
-}
-
-// Orphans lists the mailboxes and the in-progress sessions older than settle, with the
-// workflow each belongs to, for the fleet monitor to check against Temporal.
-func (s *Store) Orphans(ctx context.Context, settle time.Time) ([]Orphan, error) {
-	rows, err := s.pool.Query(ctx, `
-		SELECT session_id, device_id, workflow_id FROM device_assignments WHERE updated_at < @settle
-		UNION ALL
-		SELECT s.id, 0, '' FROM sessions s WHERE s.status = 'IN_PROGRESS' AND s.created_at < @settle
-		  -- A session whose start is still queued has no workflow yet, and is no orphan.
-		  AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.kind = @start_kind AND o.dispatched_at IS NULL
-		                  AND (o.payload->>'session_id')::bigint = s.id)`,
-		pgx.NamedArgs{"settle": settle, "start_kind": KindStartSession})
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, pgx.RowToStructByPos[Orphan])
-}
-
-// ReleaseOrphan clears what a workflow that ended without cleaning up (terminated by an
-// operator) left behind: the enclosure's mailbox and, for a session, the statuses that still
-// say it runs. The stale-session rule then stops or completes the enclosures.
-func (s *Store) ReleaseOrphan(ctx context.Context, o Orphan, reason string, now time.Time) error {
-	return s.tx(ctx, func(tx pgx.Tx) error {
-		args := pgx.NamedArgs{"session_id": o.SessionID, "device_id": o.DeviceID, "reason": reason, "now": now}
-		onlyDevice := `AND (@device_id = 0 OR device_id = @device_id)`
-		if _, err := tx.Exec(ctx, `DELETE FROM device_assignments WHERE session_id = @session_id `+onlyDevice, args); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `
-			UPDATE session_devices SET status = 'CANCELED', message = @reason, ended_at = @now, workflow_ended = true
-			WHERE session_id = @session_id AND status IN ('PENDING', 'RECORDING') `+onlyDevice, args); err != nil {
-			return err
-		}
-		if o.DeviceID == 0 {
-			if _, err := tx.Exec(ctx, `UPDATE sessions SET status = 'CANCELED', ended_at = @now WHERE id = @session_id AND status = 'IN_PROGRESS'`, args); err != nil {
-				return err
-			}
-		}
-		return addEvent(ctx, tx, o.SessionID, o.DeviceID, "released", reason, now)
-	})
+	return failed(err, "ClearAssignment device %d session %d", deviceID, sessionID)
 }

@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"net/netip"
 	"strconv"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/jax-mba/mba/internal/heartbeat"
 	"github.com/jax-mba/mba/internal/recording"
 )
 
@@ -68,28 +67,67 @@ func (d Device) Usable() string {
 // deviceSelect reads devices with their state computed on the server clock: @now and @down
 // (the silence after which an enclosure is DOWN) are its arguments.
 const deviceSelect = `
-	SELECT d.id, d.name, d.location, d.last_seen_at, sd.session_id,
+	SELECT d.id, d.name, d.location, d.last_seen_at, sd.session_id AS assigned_session_id,
 	       CASE WHEN d.last_seen_at IS NULL OR d.last_seen_at < @now::timestamptz - @down::interval THEN 'DOWN'
-	            WHEN sd.session_id IS NOT NULL THEN 'BUSY' ELSE 'IDLE' END,
+	            WHEN sd.session_id IS NOT NULL THEN 'BUSY' ELSE 'IDLE' END AS state,
 	       d.recording, d.rec_duration, d.fps, d.uptime, d.load, d.total_ram, d.free_ram, d.free_disk,
 	       d.total_disk, d.release, d.reported_session_id, d.clock_skew_ms, d.err_msg,
-	       d.admission, d.retired_at, d.relayed, d.token_hash IS NOT NULL, host(d.bound_address) AS bound_address, host(d.registered_from) AS registered_from
+	       d.admission, d.retired_at, d.relayed, d.token_hash IS NOT NULL AS has_token, host(d.bound_address) AS bound_address, host(d.registered_from) AS registered_from
 	FROM devices d
 	LEFT JOIN session_devices sd ON sd.device_id = d.id AND sd.status IN ('PENDING', 'RECORDING')`
 
-func scanDevice(row pgx.Row) (Device, error) {
-	var d Device
-	err := row.Scan(d.dest()...)
-	return d, notFound(err)
+// deviceRow is an enclosure as deviceSelect reads it.
+type deviceRow struct {
+	ID                int64                    `db:"id"`
+	Name              string                   `db:"name"`
+	Location          string                   `db:"location"`
+	LastSeenAt        *time.Time               `db:"last_seen_at"`
+	AssignedSessionID *int64                   `db:"assigned_session_id"`
+	State             recording.EnclosureState `db:"state"`
+	Recording         bool                     `db:"recording"`
+	RecDuration       *int64                   `db:"rec_duration"`
+	FPS               *float64                 `db:"fps"`
+	Uptime            *int64                   `db:"uptime"`
+	Load              *float64                 `db:"load"`
+	TotalRAM          *int64                   `db:"total_ram"`
+	FreeRAM           *int64                   `db:"free_ram"`
+	FreeDisk          *int64                   `db:"free_disk"`
+	TotalDisk         *int64                   `db:"total_disk"`
+	Release           string                   `db:"release"`
+	ReportedSessionID *int64                   `db:"reported_session_id"`
+	ClockSkewMS       *int64                   `db:"clock_skew_ms"`
+	ErrMsg            string                   `db:"err_msg"`
+	Admission         string                   `db:"admission"`
+	RetiredAt         *time.Time               `db:"retired_at"`
+	Relayed           bool                     `db:"relayed"`
+	HasToken          bool                     `db:"has_token"`
+	BoundAddress      *string                  `db:"bound_address"`
+	RegisteredFrom    *string                  `db:"registered_from"`
 }
 
-// dest are the scan destinations of deviceSelect's columns.
-func (d *Device) dest() []any {
+func (r deviceRow) device() Device {
+	d := Device{ID: r.ID, Name: r.Name, Location: r.Location, LastUpdate: r.LastSeenAt, SessionID: r.AssignedSessionID,
+		State: r.State, ReportedSessionID: r.ReportedSessionID, ClockSkewMS: r.ClockSkewMS, ErrMsg: r.ErrMsg,
+		Admission: r.Admission, Retired: r.RetiredAt, Relayed: r.Relayed, HasToken: r.HasToken,
+		BoundAddress: r.BoundAddress, RegisteredFrom: r.RegisteredFrom}
 	c, si := &d.SensorStatus.Camera, &d.SystemInfo
-	return []any{&d.ID, &d.Name, &d.Location, &d.LastUpdate, &d.SessionID, &d.State,
-		&c.Recording, &c.Duration, &c.FPS, &si.Uptime, &si.Load, &si.TotalRAM, &si.FreeRAM, &si.FreeDisk,
-		&si.TotalDisk, &si.Release, &d.ReportedSessionID, &d.ClockSkewMS, &d.ErrMsg,
-		&d.Admission, &d.Retired, &d.Relayed, &d.HasToken, &d.BoundAddress, &d.RegisteredFrom}
+	c.Recording, c.Duration, c.FPS = r.Recording, r.RecDuration, r.FPS
+	si.Uptime, si.Load, si.TotalRAM, si.FreeRAM, si.FreeDisk, si.TotalDisk, si.Release =
+		r.Uptime, r.Load, r.TotalRAM, r.FreeRAM, r.FreeDisk, r.TotalDisk, r.Release
+	return d
+}
+
+var readDevice = byName(deviceRow.device)
+
+// queryDevices reads the enclosures of deviceSelect+where on the server clock now, DOWN after down.
+func (s *Store) queryDevices(ctx context.Context, where string, now time.Time, down time.Duration, args pgx.NamedArgs) ([]Device, error) {
+	return queryAll(ctx, s.pool, deviceSelect+where, deviceArgs(now, down, args), readDevice)
+}
+
+// queryDevice is queryDevices of one enclosure: ErrNotFound when there is none.
+func (s *Store) queryDevice(ctx context.Context, where string, now time.Time, down time.Duration, args pgx.NamedArgs) (Device, error) {
+	d, err := queryOne(ctx, s.pool, deviceSelect+where, deviceArgs(now, down, args), readDevice)
+	return d, notFound(err)
 }
 
 func deviceArgs(now time.Time, down time.Duration, more pgx.NamedArgs) pgx.NamedArgs {
@@ -102,22 +140,21 @@ func deviceArgs(now time.Time, down time.Duration, more pgx.NamedArgs) pgx.Named
 
 // ListDevices returns the enclosures of the fleet ordered by name, or with retired the retired ones.
 func (s *Store) ListDevices(ctx context.Context, now time.Time, down time.Duration, retired bool) ([]Device, error) {
-	rows, err := s.pool.Query(ctx, deviceSelect+` WHERE (d.retired_at IS NOT NULL) = @retired ORDER BY d.name`,
-		deviceArgs(now, down, pgx.NamedArgs{"retired": retired}))
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Device, error) { return scanDevice(r) })
+	devices, err := s.queryDevices(ctx, ` WHERE (d.retired_at IS NOT NULL) = @retired ORDER BY d.name`, now, down,
+		pgx.NamedArgs{"retired": retired})
+	return devices, failed(err, "ListDevices retired %t", retired)
 }
 
 // DeviceByID finds an enclosure by id.
 func (s *Store) DeviceByID(ctx context.Context, id int64, now time.Time, down time.Duration) (Device, error) {
-	return scanDevice(s.pool.QueryRow(ctx, deviceSelect+` WHERE d.id = @id`, deviceArgs(now, down, pgx.NamedArgs{"id": id})))
+	d, err := s.queryDevice(ctx, ` WHERE d.id = @id`, now, down, pgx.NamedArgs{"id": id})
+	return d, failed(err, "DeviceByID %d", id)
 }
 
 // DeviceByName finds an enclosure by hostname.
 func (s *Store) DeviceByName(ctx context.Context, name string, now time.Time, down time.Duration) (Device, error) {
-	return scanDevice(s.pool.QueryRow(ctx, deviceSelect+` WHERE d.name = @name`, deviceArgs(now, down, pgx.NamedArgs{"name": name})))
+	d, err := s.queryDevice(ctx, ` WHERE d.name = @name`, now, down, pgx.NamedArgs{"name": name})
+	return d, failed(err, "DeviceByName %s", name)
 }
 
 // DeviceByRef finds an enclosure by ref: an integer id, or else a name.
@@ -130,18 +167,15 @@ func (s *Store) DeviceByRef(ctx context.Context, ref string, now time.Time, down
 
 // DevicesByIDs returns the enclosures among ids that exist.
 func (s *Store) DevicesByIDs(ctx context.Context, ids []int64, now time.Time, down time.Duration) ([]Device, error) {
-	rows, err := s.pool.Query(ctx, deviceSelect+` WHERE d.id = ANY(@ids) ORDER BY d.name`, deviceArgs(now, down, pgx.NamedArgs{"ids": ids}))
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Device, error) { return scanDevice(r) })
+	devices, err := s.queryDevices(ctx, ` WHERE d.id = ANY(@ids) ORDER BY d.name`, now, down, pgx.NamedArgs{"ids": ids})
+	return devices, failed(err, "DevicesByIDs %v", ids)
 }
 
 // KeepStreamAlive asks for STREAM on the enclosure's heartbeats until until.
 func (s *Store) KeepStreamAlive(ctx context.Context, id int64, until time.Time) error {
 	_, err := s.pool.Exec(ctx, `UPDATE devices SET stream_until = greatest(coalesce(stream_until, @until), @until) WHERE id = @id`,
 		pgx.NamedArgs{"id": id, "until": until})
-	return err
+	return failed(err, "KeepStreamAlive device %d", id)
 }
 
 // MarkSilent flags enclosures not heard from since cutoff and, in the same transaction,
@@ -163,35 +197,32 @@ func (s *Store) MarkSilent(ctx context.Context, cutoff, now time.Time) ([]string
 			return err
 		}
 		type silent struct {
-			Name       string
-			SessionID  *int64
-			WorkflowID *string
+			Name       string  `db:"name"`
+			SessionID  *int64  `db:"session_id"`
+			WorkflowID *string `db:"workflow_id"`
 		}
-		found, err := pgx.CollectRows(rows, pgx.RowToStructByPos[silent])
+		found, err := pgx.CollectRows(rows, pgx.RowToStructByName[silent])
 		if err != nil {
 			return err
 		}
+		var queued []outboxEntry
 		for _, f := range found {
 			names = append(names, f.Name)
 			if f.WorkflowID == nil {
 				continue
 			}
 			ev := recording.Event{Kind: recording.EventSilent, At: now, SessionID: *f.SessionID}
-			if err := addOutbox(ctx, tx, *f.WorkflowID, "", ev); err != nil {
-				return err
-			}
+			queued = append(queued, eventEntry(*f.WorkflowID, "", ev))
 		}
-		if len(found) > 0 {
-			err = notifyOutbox(ctx, tx)
-		}
-		return err
+		return enqueueOutbox(ctx, tx, queued...)
 	})
-	return names, err
+	return names, failed(err, "MarkSilent cutoff %s", cutoff)
 }
 
 // SetDeviceToken sets (or, with a nil hash, removes) the enclosure's own token.
 func (s *Store) SetDeviceToken(ctx context.Context, id int64, hash []byte) error {
-	return s.execOne(ctx, `UPDATE devices SET token_hash = @hash WHERE id = @id`, pgx.NamedArgs{"id": id, "hash": hash})
+	err := s.execOne(ctx, `UPDATE devices SET token_hash = @hash WHERE id = @id`, pgx.NamedArgs{"id": id, "hash": hash})
+	return failed(err, "SetDeviceToken device %d", id)
 }
 
 // BoundAddressFor reads an administrator's bound address for d: an IP address, "registered"
@@ -230,25 +261,28 @@ func (s *Store) UpdateDevice(ctx context.Context, id int64, set DeviceSettings) 
 		}
 		bound = &b
 	}
-	return s.execOne(ctx, `
+	err := s.execOne(ctx, `
 		UPDATE devices SET relayed = coalesce(@relayed, relayed),
 			bound_address = CASE WHEN @bound::text IS NULL THEN bound_address ELSE nullif(@bound, '')::inet END
 		WHERE id = @id`, pgx.NamedArgs{"id": id, "relayed": set.Relayed, "bound": bound})
+	return failed(err, "UpdateDevice %d", id)
 }
 
 // SetDeviceAdmission approves or rejects an enclosure. Approving a retired one brings it back
 // into the fleet.
 func (s *Store) SetDeviceAdmission(ctx context.Context, id int64, approve bool) error {
 	if approve {
-		return s.execOne(ctx, `UPDATE devices SET admission = 'approved', retired_at = NULL WHERE id = @id`, pgx.NamedArgs{"id": id})
+		err := s.execOne(ctx, `UPDATE devices SET admission = 'approved', retired_at = NULL WHERE id = @id`, pgx.NamedArgs{"id": id})
+		return failed(err, "SetDeviceAdmission approve %d", id)
 	}
-	return s.tx(ctx, func(tx pgx.Tx) error {
+	err := s.tx(ctx, func(tx pgx.Tx) error {
 		if err := checkIdle(ctx, tx, id); err != nil {
 			return err
 		}
 		return notFound(tx.QueryRow(ctx, `UPDATE devices SET admission = 'rejected' WHERE id = @id RETURNING id`,
 			pgx.NamedArgs{"id": id}).Scan(&id))
 	})
+	return failed(err, "SetDeviceAdmission reject %d", id)
 }
 
 // ErrDeviceBusy: the enclosure is in a session that has not ended.
@@ -295,37 +329,34 @@ func (s *Store) RetireDevice(ctx context.Context, id int64, now time.Time) (dele
 		_, err := tx.Exec(ctx, `DELETE FROM devices WHERE id = @id`, pgx.NamedArgs{"id": id})
 		return err
 	})
-	return deleted, err
+	return deleted, failed(err, "RetireDevice %d", id)
 }
 
 // TelemetryPoint is one downsampled sample of an enclosure, for plots.
 type TelemetryPoint struct {
-	At          time.Time `json:"at"`
-	Recording   bool      `json:"recording"`
-	FPS         *float64  `json:"fps"`
-	Load        *float64  `json:"load"`
-	FreeRAM     *int64    `json:"free_ram"`
-	FreeDisk    *int64    `json:"free_disk"`
-	ClockSkewMS *int64    `json:"clock_skew_ms"`
+	At          time.Time `json:"at" db:"bucket"`
+	Recording   bool      `json:"recording" db:"recording"`
+	FPS         *float64  `json:"fps" db:"fps"`
+	Load        *float64  `json:"load" db:"load"`
+	FreeRAM     *int64    `json:"free_ram" db:"free_ram"`
+	FreeDisk    *int64    `json:"free_disk" db:"free_disk"`
+	ClockSkewMS *int64    `json:"clock_skew_ms" db:"clock_skew_ms"`
 	// MaxGapMS is the longest time between two heartbeats in the bucket (the latest bucket's
 	// so far): silences and network trouble show as spikes.
-	MaxGapMS *int64 `json:"max_gap_ms"`
+	MaxGapMS *int64 `json:"max_gap_ms" db:"max_gap_ms"`
 }
 
 // Telemetry returns an enclosure's downsampled history in [since, until), oldest first.
 func (s *Store) Telemetry(ctx context.Context, id int64, since, until time.Time) ([]TelemetryPoint, error) {
-	rows, err := s.pool.Query(ctx, `
+	points, err := queryAll(ctx, s.pool, `
 		SELECT t.bucket, t.recording, t.fps, t.load, t.free_ram, t.free_disk, t.clock_skew_ms,
 			-- The newest bucket is still filling: its longest gap so far is on the enclosure's row.
 			CASE WHEN t.bucket = (SELECT max(bucket) FROM device_telemetry WHERE device_id = @id)
-				THEN greatest(t.max_gap_ms, d.bucket_max_gap_ms) ELSE t.max_gap_ms END
+				THEN greatest(t.max_gap_ms, d.bucket_max_gap_ms) ELSE t.max_gap_ms END AS max_gap_ms
 		FROM device_telemetry t JOIN devices d ON d.id = t.device_id
 		WHERE t.device_id = @id AND t.bucket >= @since AND t.bucket < @until ORDER BY t.bucket`,
-		pgx.NamedArgs{"id": id, "since": since, "until": until})
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, pgx.RowToStructByPos[TelemetryPoint])
+		pgx.NamedArgs{"id": id, "since": since, "until": until}, pgx.RowToStructByName[TelemetryPoint])
+	return points, failed(err, "Telemetry device %d", id)
 }
 
 // ErrNoDeviceToken refuses uploads from an enclosure that has no token of its own.
@@ -339,15 +370,13 @@ func (s *Store) AuthenticateEnclosure(ctx context.Context, name, token string) (
 	var hash []byte
 	err := s.pool.QueryRow(ctx, `SELECT id, token_hash FROM devices WHERE name = @name`,
 		pgx.NamedArgs{"name": name}).Scan(&id, &hash)
-	if err != nil {
-		return 0, notFound(err)
-	}
-	if hash == nil {
-		return 0, ErrNoDeviceToken
-	}
-	sum := sha256.Sum256([]byte(token))
-	if subtle.ConstantTimeCompare(sum[:], hash) != 1 {
-		return 0, ErrDeviceToken
+	switch {
+	case err != nil:
+		return 0, failed(notFound(err), "AuthenticateEnclosure %s", name)
+	case hash == nil:
+		return 0, failed(ErrNoDeviceToken, "AuthenticateEnclosure %s", name)
+	case !heartbeat.TokenMatches(token, hash):
+		return 0, failed(ErrDeviceToken, "AuthenticateEnclosure %s", name)
 	}
 	return id, nil
 }

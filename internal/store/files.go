@@ -76,47 +76,66 @@ func Summarize(files []SessionFile) FilesSummary {
 const fileColumns = `session_id, device_id, name, state, reason, expected, size, sha256, upload_id, uploads,
 	reupload, uploaded_at, verified_at, updated_at`
 
-func scanFile(row pgx.Row) (SessionFile, error) {
-	var f SessionFile
-	err := row.Scan(&f.SessionID, &f.DeviceID, &f.Name, &f.State, &f.Reason, &f.Expected, &f.Size, &f.SHA256,
-		&f.UploadID, &f.Uploads, &f.Reupload, &f.UploadedAt, &f.VerifiedAt, &f.UpdatedAt)
-	return f, err
+// fileRow is a session_files row as fileColumns reads it.
+type fileRow struct {
+	SessionID  int64               `db:"session_id"`
+	DeviceID   int64               `db:"device_id"`
+	Name       string              `db:"name"`
+	State      recording.FileState `db:"state"`
+	Reason     string              `db:"reason"`
+	Expected   bool                `db:"expected"`
+	Size       *int64              `db:"size"`
+	SHA256     *string             `db:"sha256"`
+	UploadID   *string             `db:"upload_id"`
+	Uploads    int                 `db:"uploads"`
+	Reupload   bool                `db:"reupload"`
+	UploadedAt *time.Time          `db:"uploaded_at"`
+	VerifiedAt *time.Time          `db:"verified_at"`
+	UpdatedAt  time.Time           `db:"updated_at"`
 }
 
-func (s *Store) queryFiles(ctx context.Context, sql string, args pgx.NamedArgs) ([]SessionFile, error) {
-	rows, err := s.pool.Query(ctx, sql, args)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (SessionFile, error) { return scanFile(r) })
+func (r fileRow) file() SessionFile {
+	return SessionFile{SessionID: r.SessionID, DeviceID: r.DeviceID, Name: r.Name, State: r.State, Reason: r.Reason,
+		Expected: r.Expected, Size: r.Size, SHA256: r.SHA256, UploadID: r.UploadID, Uploads: r.Uploads,
+		Reupload: r.Reupload, UploadedAt: r.UploadedAt, VerifiedAt: r.VerifiedAt, UpdatedAt: r.UpdatedAt}
+}
+
+var readFile = byName(fileRow.file)
+
+// queryFile reads the one file sql returns: ErrNotFound when there is none.
+func queryFile(ctx context.Context, q querier, sql string, args pgx.NamedArgs) (SessionFile, error) {
+	f, err := queryOne(ctx, q, sql, args, readFile)
+	return f, notFound(err)
 }
 
 // SessionFiles lists a session's files, by enclosure and name.
 func (s *Store) SessionFiles(ctx context.Context, sessionID int64) ([]SessionFile, error) {
-	return s.queryFiles(ctx, `SELECT `+fileColumns+` FROM session_files WHERE session_id = @session_id
-		ORDER BY device_id, name`, pgx.NamedArgs{"session_id": sessionID})
+	files, err := queryAll(ctx, s.pool, `SELECT `+fileColumns+` FROM session_files WHERE session_id = @session_id
+		ORDER BY device_id, name`, pgx.NamedArgs{"session_id": sessionID}, readFile)
+	return files, failed(err, "SessionFiles session %d", sessionID)
 }
 
 // DeviceFiles lists the files of one enclosure in a session.
 func (s *Store) DeviceFiles(ctx context.Context, sessionID, deviceID int64) ([]SessionFile, error) {
-	return s.queryFiles(ctx, `SELECT `+fileColumns+` FROM session_files
+	files, err := queryAll(ctx, s.pool, `SELECT `+fileColumns+` FROM session_files
 		WHERE session_id = @session_id AND device_id = @device_id ORDER BY name`,
-		pgx.NamedArgs{"session_id": sessionID, "device_id": deviceID})
+		pgx.NamedArgs{"session_id": sessionID, "device_id": deviceID}, readFile)
+	return files, failed(err, "DeviceFiles session %d device %d", sessionID, deviceID)
 }
 
 // SessionFile returns one file.
 func (s *Store) SessionFile(ctx context.Context, sessionID, deviceID int64, name string) (SessionFile, error) {
-	f, err := scanFile(s.pool.QueryRow(ctx, `SELECT `+fileColumns+` FROM session_files
+	f, err := queryFile(ctx, s.pool, `SELECT `+fileColumns+` FROM session_files
 		WHERE session_id = @session_id AND device_id = @device_id AND name = @name`,
-		pgx.NamedArgs{"session_id": sessionID, "device_id": deviceID, "name": name}))
-	return f, notFound(err)
+		pgx.NamedArgs{"session_id": sessionID, "device_id": deviceID, "name": name})
+	return f, failed(err, "SessionFile session %d device %d %s", sessionID, deviceID, name)
 }
 
 // UploadFile returns the file a tus upload is for.
 func (s *Store) UploadFile(ctx context.Context, uploadID string) (SessionFile, error) {
-	f, err := scanFile(s.pool.QueryRow(ctx, `SELECT `+fileColumns+` FROM session_files WHERE upload_id = @upload_id`,
-		pgx.NamedArgs{"upload_id": uploadID}))
-	return f, notFound(err)
+	f, err := queryFile(ctx, s.pool, `SELECT `+fileColumns+` FROM session_files WHERE upload_id = @upload_id`,
+		pgx.NamedArgs{"upload_id": uploadID})
+	return f, failed(err, "UploadFile %s", uploadID)
 }
 
 // NewUpload is an upload the agent begins.
@@ -133,7 +152,7 @@ type NewUpload struct {
 // content is already verified, ErrVerifiedOtherContent if other content is: a VERIFIED file's
 // bytes never change.
 func (s *Store) BeginUpload(ctx context.Context, u NewUpload) error {
-	return s.tx(ctx, func(tx pgx.Tx) error {
+	err := s.tx(ctx, func(tx pgx.Tx) error {
 		var prefix string
 		var segments int
 		err := tx.QueryRow(ctx, `SELECT file_prefix, segments FROM session_devices
@@ -162,7 +181,7 @@ func (s *Store) BeginUpload(ctx context.Context, u NewUpload) error {
 			if err := tx.QueryRow(ctx, `SELECT coalesce(sha256, '') FROM session_files
 				WHERE session_id = @session_id AND device_id = @device_id AND name = @name`,
 				pgx.NamedArgs{"session_id": u.SessionID, "device_id": u.DeviceID, "name": u.Name}).Scan(&sum); err != nil {
-				return fmt.Errorf("BeginUpload: %w", err)
+				return err
 			}
 			if sum == u.SHA256 {
 				return ErrAlreadyVerified
@@ -171,6 +190,10 @@ func (s *Store) BeginUpload(ctx context.Context, u NewUpload) error {
 		}
 		return nil
 	})
+	if errors.Is(err, ErrNotRecordingFile) {
+		return err // its text is the client's message (the API's 400)
+	}
+	return failed(err, "BeginUpload session %d device %d %s", u.SessionID, u.DeviceID, u.Name)
 }
 
 // fileOfRecording reports whether name is a file the client writes for one of the prefixes of
@@ -191,27 +214,23 @@ func (s *Store) FinishUpload(ctx context.Context, uploadID, workflowID string, n
 	var f SessionFile
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		var err error
-		f, err = scanFile(tx.QueryRow(ctx, `
+		f, err = queryOne(ctx, tx, `
 			UPDATE session_files SET state = 'UPLOADED', reason = '', uploads = uploads + 1,
 				uploaded_at = @now, updated_at = @now
 			WHERE upload_id = @upload_id AND state = 'UPLOADING'
-			RETURNING `+fileColumns, pgx.NamedArgs{"upload_id": uploadID, "now": now}))
+			RETURNING `+fileColumns, pgx.NamedArgs{"upload_id": uploadID, "now": now}, readFile)
 		if errors.Is(err, pgx.ErrNoRows) {
-			f, err = scanFile(tx.QueryRow(ctx, `SELECT `+fileColumns+` FROM session_files WHERE upload_id = @upload_id`,
-				pgx.NamedArgs{"upload_id": uploadID}))
-			return notFound(err) // finished before
+			f, err = queryFile(ctx, tx, `SELECT `+fileColumns+` FROM session_files WHERE upload_id = @upload_id`,
+				pgx.NamedArgs{"upload_id": uploadID})
+			return err // finished before
 		}
 		if err != nil {
 			return err
 		}
 		ev := recording.Event{Kind: recording.EventFileUploaded, At: now, SessionID: f.SessionID, File: f.Name, Upload: f.Uploads}
-		if err := addOutbox(ctx, tx, workflowID, "", ev); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, notifySQL, pgx.NamedArgs{"channel": OutboxChannel})
-		return err
+		return enqueueOutbox(ctx, tx, eventEntry(workflowID, "", ev))
 	})
-	return f, err
+	return f, failed(err, "FinishUpload %s", uploadID)
 }
 
 // ExpectFiles records the files a recording must produce (PENDING unless already known).
@@ -221,7 +240,7 @@ func (s *Store) ExpectFiles(ctx context.Context, sessionID, deviceID int64, name
 		SELECT @session_id, @device_id, name, true FROM unnest(@names::text[]) AS name
 		ON CONFLICT (session_id, device_id, name) DO UPDATE SET expected = true`,
 		pgx.NamedArgs{"session_id": sessionID, "device_id": deviceID, "names": names})
-	return err
+	return failed(err, "ExpectFiles session %d device %d", sessionID, deviceID)
 }
 
 // FileResult is what verification found for a file.
@@ -239,7 +258,7 @@ type FileResult struct {
 
 // RecordFileResult writes a verification result, and its timeline event.
 func (s *Store) RecordFileResult(ctx context.Context, r FileResult) error {
-	return s.tx(ctx, func(tx pgx.Tx) error {
+	err := s.tx(ctx, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `
 			INSERT INTO session_files (session_id, device_id, name, state, reason, reupload, verified_at, updated_at)
 			VALUES (@session_id, @device_id, @name, @state, @reason, @reupload,
@@ -254,6 +273,7 @@ func (s *Store) RecordFileResult(ctx context.Context, r FileResult) error {
 		}
 		return addEvent(ctx, tx, r.SessionID, r.DeviceID, r.Event, r.Name+": "+r.Reason, r.At)
 	})
+	return failed(err, "RecordFileResult session %d device %d %s", r.SessionID, r.DeviceID, r.Name)
 }
 
 // AgentSession is a session whose files an enclosure's agent is to upload.
@@ -270,38 +290,43 @@ type AgentSession struct {
 // AgentSessions lists an enclosure's sessions still recording, or ended since since: their
 // file name prefixes (one per segment) and the files known so far.
 func (s *Store) AgentSessions(ctx context.Context, deviceID int64, since time.Time) ([]AgentSession, error) {
-	rows, err := s.pool.Query(ctx, `
-		SELECT sd.session_id, sd.started_at, sd.ended_at, sd.status IN ('PENDING', 'RECORDING'),
+	out, err := queryAll(ctx, s.pool, `
+		SELECT sd.session_id, sd.started_at, sd.ended_at, sd.status IN ('PENDING', 'RECORDING') AS recording,
 			s.fragment_hourly, sd.file_prefix, sd.segments
 		FROM session_devices sd JOIN sessions s ON s.id = sd.session_id
 		WHERE sd.device_id = @device_id AND (sd.ended_at IS NULL OR sd.ended_at >= @since)
-		ORDER BY sd.session_id`, pgx.NamedArgs{"device_id": deviceID, "since": since})
-	if err != nil {
-		return nil, err
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (AgentSession, error) {
-		var a AgentSession
-		var prefix string
-		var segments int
-		err := r.Scan(&a.SessionID, &a.StartedAt, &a.EndedAt, &a.Recording, &a.FragmentHourly, &prefix, &segments)
-		a.Prefixes = protocol.SegmentFileNamePrefixes(prefix, segments)
-		a.Files = []SessionFile{}
-		return a, err
-	})
+		ORDER BY sd.session_id`, pgx.NamedArgs{"device_id": deviceID, "since": since}, byName(agentSessionRow.agentSession))
 	if err != nil || len(out) == 0 {
-		return out, err
+		return out, failed(err, "AgentSessions device %d", deviceID)
 	}
 	ids := make([]int64, len(out))
 	index := map[int64]int{}
 	for i, a := range out {
 		ids[i], index[a.SessionID] = a.SessionID, i
 	}
-	files, err := s.queryFiles(ctx, `SELECT `+fileColumns+` FROM session_files
+	files, err := queryAll(ctx, s.pool, `SELECT `+fileColumns+` FROM session_files
 		WHERE device_id = @device_id AND session_id = ANY(@ids) ORDER BY session_id, name`,
-		pgx.NamedArgs{"device_id": deviceID, "ids": ids})
+		pgx.NamedArgs{"device_id": deviceID, "ids": ids}, readFile)
 	for _, f := range files {
 		a := &out[index[f.SessionID]]
 		a.Files = append(a.Files, f)
 	}
-	return out, err
+	return out, failed(err, "AgentSessions device %d", deviceID)
+}
+
+// agentSessionRow is an enclosure's part in a session as AgentSessions reads it.
+type agentSessionRow struct {
+	SessionID      int64      `db:"session_id"`
+	StartedAt      *time.Time `db:"started_at"`
+	EndedAt        *time.Time `db:"ended_at"`
+	Recording      bool       `db:"recording"`
+	FragmentHourly bool       `db:"fragment_hourly"`
+	FilePrefix     string     `db:"file_prefix"`
+	Segments       int        `db:"segments"`
+}
+
+func (r agentSessionRow) agentSession() AgentSession {
+	return AgentSession{SessionID: r.SessionID, StartedAt: r.StartedAt, EndedAt: r.EndedAt, Recording: r.Recording,
+		FragmentHourly: r.FragmentHourly, Prefixes: protocol.SegmentFileNamePrefixes(r.FilePrefix, r.Segments),
+		Files: []SessionFile{}}
 }

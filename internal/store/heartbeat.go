@@ -4,15 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"net"
+	"fmt"
 	"net/netip"
-	"strings"
-	"syscall"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/jax-mba/mba/internal/heartbeat"
 	"github.com/jax-mba/mba/internal/recording"
@@ -22,14 +19,12 @@ import (
 // Errors of the heartbeat path.
 var (
 	ErrUnknownDevice = errors.New("unknown enclosure")
-	ErrDeviceToken   = errors.New("wrong enclosure token")
-	// ErrDeviceRelayed: a tokenless heartbeat for an enclosure whose heartbeats must come
-	// through its relay with its token.
-	ErrDeviceRelayed = errors.New("the enclosure is relayed: its heartbeats must carry its token")
-	// ErrDeviceAddress: a tokenless heartbeat for an enclosure bound to another address.
-	ErrDeviceAddress  = errors.New("heartbeat from an address the enclosure is not bound to")
-	ErrDeviceRetired  = errors.New("the enclosure is retired")
-	ErrDeviceRejected = errors.New("the enclosure was rejected by an administrator")
+	// The refusals of heartbeat.Admit (who may speak for the enclosure).
+	ErrDeviceToken    = heartbeat.ErrToken
+	ErrDeviceRelayed  = heartbeat.ErrRelayed
+	ErrDeviceAddress  = heartbeat.ErrAddress
+	ErrDeviceRetired  = heartbeat.ErrRetired
+	ErrDeviceRejected = heartbeat.ErrRejected
 	// ErrRegistrationLimited: too many new names lately; the name is not registered.
 	ErrRegistrationLimited = errors.New("too many new enclosures registered lately")
 )
@@ -46,23 +41,29 @@ type HeartbeatOptions struct {
 	From netip.Addr
 }
 
-// OutboxChannel is NOTIFYed when outbox rows are added, to wake the dispatcher.
-const OutboxChannel = "mba_outbox"
-
 // Heartbeat handles one heartbeat in one transaction: it records the telemetry, decides the
 // reply from the enclosure's mailbox (heartbeat.Decide) and writes any transition to the
 // outbox. token is the bearer token the enclosure presented, if any. It is the batch path
 // (HeartbeatBatcher) with a batch of one: four round trips (begin, locking read, one batch
 // of writes, commit).
 func (s *Store) Heartbeat(ctx context.Context, hb protocol.Heartbeat, token string, now time.Time, opts HeartbeatOptions) (protocol.Reply, error) {
+	r := &beatRequest{hb: hb, token: token, now: now, opts: opts}
+	s.heartbeatAlone(ctx, r)
+	return r.result()
+}
+
+// heartbeatAlone runs r in a transaction of its own, deciding it again when the mailbox moved
+// under it (up to three times).
+func (s *Store) heartbeatAlone(ctx context.Context, r *beatRequest) {
 	for attempt := 1; ; attempt++ {
-		r := &beatRequest{hb: hb, token: token, now: now, opts: opts}
+		r.reply, r.err = protocol.Reply{}, nil
 		err := s.heartbeats(ctx, []*beatRequest{r})
 		if err == nil {
-			return r.reply, r.err
+			return
 		}
 		if !errors.Is(err, errMailboxMoved) || attempt == 3 {
-			return protocol.Reply{}, err
+			r.reply, r.err = protocol.Reply{}, err
+			return
 		}
 	}
 }
@@ -71,8 +72,169 @@ func (s *Store) Heartbeat(ctx context.Context, hb protocol.Heartbeat, token stri
 // activity committed while the read waited for the lock); the heartbeat is decided again.
 var errMailboxMoved = errors.New("the mailbox changed under the heartbeat")
 
+// beatRequest is one heartbeat of a transaction, and its answer (ctx: the batcher's caller).
+type beatRequest struct {
+	ctx   context.Context
+	hb    protocol.Heartbeat
+	token string
+	now   time.Time
+	opts  HeartbeatOptions
+	reply protocol.Reply
+	err   error
+	done  chan struct{}
+}
+
+// result is r's reply, or its refusal or failure, which names the enclosure.
+func (r *beatRequest) result() (protocol.Reply, error) {
+	return r.reply, failed(r.err, "Heartbeat %s", r.hb.Name)
+}
+
+// heartbeats decides and records a batch of heartbeats of distinct enclosures in one
+// transaction; an error means nothing was recorded.
+func (s *Store) heartbeats(ctx context.Context, batch []*beatRequest) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		devices, limited, err := lockDevices(ctx, tx, batch)
+		if err != nil {
+			return err
+		}
+		// Writes in enclosure order, as the locks were taken.
+		slices.SortFunc(batch, func(x, y *beatRequest) int {
+			return int(devices[x.hb.Name].id - devices[y.hb.Name].id)
+		})
+		wb := &pgx.Batch{}
+		var checked []int // positions in wb of the mailbox changes that must hit their row
+		for _, r := range batch {
+			d, ok := devices[r.hb.Name]
+			if !ok {
+				r.err = ErrUnknownDevice
+				if limited[r.hb.Name] {
+					r.err = ErrRegistrationLimited
+				}
+				continue
+			}
+			if r.err = heartbeat.Admit(d.enclosure(), heartbeat.Sender{Token: r.token, From: r.opts.From}); r.err != nil {
+				if errors.Is(r.err, ErrDeviceAddress) {
+					queueAddressAlert(wb, r)
+				}
+				continue
+			}
+			hb := r.hb
+			if d.admission == admissionPending {
+				// Seen, so an administrator can judge it, but never commanded.
+				r.reply = protocol.Reply{}
+				queueTelemetry(wb, d, hb, r.now, r.opts.TelemetryBucket)
+				continue
+			}
+			out := heartbeat.Decide(d.assignment, d.report(hb, r.now), d.streaming)
+			r.reply = out.Reply
+			if out.EndReport != nil {
+				if err := queueEndReport(wb, d.id, *out.EndReport); err != nil {
+					return err
+				}
+			}
+			if a := d.assignment; a != nil {
+				queued, err := queueOutcome(wb, d.id, a, out, r.now)
+				if err != nil {
+					return err
+				}
+				if queued {
+					checked = append(checked, wb.Len()-1)
+				}
+				if err := queueOutbox(wb, transitionEntries(a.WorkflowID, out.Transitions)...); err != nil {
+					return err
+				}
+				queueLiveRecordingTime(wb, d.id, a, hb)
+			}
+			queueTelemetry(wb, d, hb, r.now, r.opts.TelemetryBucket)
+		}
+		results := tx.SendBatch(ctx, wb)
+		defer results.Close()
+		for i := 0; i < wb.Len(); i++ {
+			tag, err := results.Exec()
+			if err != nil {
+				return err
+			}
+			if slices.Contains(checked, i) && tag.RowsAffected() == 0 {
+				return errMailboxMoved
+			}
+		}
+		return results.Close()
+	})
+}
+
+// lockDevices reads and locks the batch's enclosures in id order (registering unknown ones when
+// allowed), keyed by name; limited are the new names the registration limit turned away.
+func lockDevices(ctx context.Context, tx pgx.Tx, batch []*beatRequest) (devices map[string]lockedDevice, limited map[string]bool, err error) {
+	names := make([]string, len(batch))
+	for i, r := range batch {
+		names[i] = r.hb.Name
+	}
+	now := batch[0].now
+	read := func(names []string) (map[string]lockedDevice, error) {
+		locked, err := queryAll(ctx, tx, `
+			SELECT d.name, d.id, d.token_hash, d.last_seen_at, d.recording, d.rec_duration, d.down_since,
+			       coalesce(d.stream_until > @now, false) AS streaming,
+			       d.relayed, coalesce(host(d.bound_address), '') AS bound_address, d.admission, d.retired_at IS NOT NULL AS retired,
+			       `+mailboxColumns+`
+			FROM devices d LEFT JOIN device_assignments a ON a.device_id = d.id
+			WHERE d.name = ANY(@names)
+			ORDER BY d.id
+			FOR UPDATE OF d`, pgx.NamedArgs{"names": names, "now": now}, byNameChecked(lockedRow.lockedDevice))
+		out := map[string]lockedDevice{}
+		for _, d := range locked {
+			out[d.name] = d
+		}
+		return out, err
+	}
+	devices, err = read(names)
+	if err != nil || len(devices) == len(names) || !batch[0].opts.AutoRegister {
+		return devices, nil, err
+	}
+	// Only a tokenless heartbeat registers its name: a token belongs to a known enclosure.
+	var missing, where, from, admission, bound []string
+	limited = map[string]bool{}
+	for _, r := range batch {
+		if _, ok := devices[r.hb.Name]; ok || r.token != "" {
+			continue
+		}
+		if r.opts.Register != nil && !r.opts.Register() {
+			limited[r.hb.Name] = true
+			continue
+		}
+		addr, state, bind := "", admissionApproved, ""
+		if r.opts.From.IsValid() {
+			addr = r.opts.From.Unmap().String()
+		}
+		if r.opts.ApproveNew {
+			state = admissionPending
+		}
+		if r.opts.BindOnRegister {
+			bind = addr
+		}
+		missing, where = append(missing, r.hb.Name), append(where, r.hb.Location)
+		from, admission, bound = append(from, addr), append(admission, state), append(bound, bind)
+	}
+	if len(missing) == 0 {
+		return devices, limited, nil
+	}
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO devices (name, location, registered_from, admission, bound_address)
+		SELECT n, l, nullif(f, '')::inet, a, nullif(b, '')::inet
+		FROM unnest(@names::text[], @locations::text[], @from::text[], @admission::text[], @bound::text[]) AS u(n, l, f, a, b)
+		ON CONFLICT (name) DO NOTHING`,
+		pgx.NamedArgs{"names": missing, "locations": where, "from": from, "admission": admission, "bound": bound}); err != nil {
+		return nil, nil, err
+	}
+	added, err := read(missing)
+	for n, d := range added {
+		devices[n] = d
+	}
+	return devices, limited, err
+}
+
 // lockedDevice is an enclosure row, locked for this heartbeat, with its mailbox.
 type lockedDevice struct {
+	name         string
 	id           int64
 	tokenHash    []byte
 	lastSeen     *time.Time
@@ -85,6 +247,71 @@ type lockedDevice struct {
 	admission    string
 	retired      bool
 	assignment   *heartbeat.Assignment
+}
+
+// enclosure is what d's row says of who may speak for it.
+func (d lockedDevice) enclosure() heartbeat.Enclosure {
+	return heartbeat.Enclosure{TokenHash: d.tokenHash, Relayed: d.relayed, Bound: d.bound, Retired: d.retired,
+		Rejected: d.admission == admissionRejected}
+}
+
+// report is what hb says, with what the service knew of the enclosure before it.
+func (d lockedDevice) report(hb protocol.Heartbeat, now time.Time) heartbeat.Report {
+	return heartbeat.Report{SessionID: hb.SessionID, Recording: hb.Recording, Duration: hb.Duration, ErrMsg: hb.ErrMsg, At: now,
+		Previous: heartbeat.Previous{LastSeen: d.lastSeen, Recording: d.wasRecording, Duration: d.lastDuration, Silent: d.downSince != nil}}
+}
+
+// lockedRow is an enclosure and its mailbox as lockDevices reads them.
+type lockedRow struct {
+	Name         string     `db:"name"`
+	ID           int64      `db:"id"`
+	TokenHash    []byte     `db:"token_hash"`
+	LastSeenAt   *time.Time `db:"last_seen_at"`
+	Recording    bool       `db:"recording"`
+	RecDuration  *int64     `db:"rec_duration"`
+	DownSince    *time.Time `db:"down_since"`
+	Streaming    bool       `db:"streaming"`
+	Relayed      bool       `db:"relayed"`
+	BoundAddress string     `db:"bound_address"` // "": not bound
+	Admission    string     `db:"admission"`
+	Retired      bool       `db:"retired"`
+	mailboxRow
+}
+
+func (r lockedRow) lockedDevice() (lockedDevice, error) {
+	d := lockedDevice{name: r.Name, id: r.ID, tokenHash: r.TokenHash, lastSeen: r.LastSeenAt, wasRecording: r.Recording,
+		lastDuration: r.RecDuration, downSince: r.DownSince, streaming: r.Streaming, relayed: r.Relayed,
+		admission: r.Admission, retired: r.Retired}
+	var err error
+	if r.BoundAddress != "" {
+		if d.bound, err = netip.ParseAddr(r.BoundAddress); err != nil {
+			return d, fmt.Errorf("the bound address of %s: %w", r.Name, err)
+		}
+	}
+	d.assignment, err = r.assignment()
+	return d, err
+}
+
+// Admission states of an enclosure.
+const (
+	admissionApproved = "approved"
+	admissionPending  = "pending"
+	admissionRejected = "rejected"
+)
+
+// AuditWrongAddress is the audit action of a heartbeat refused for coming from an address its
+// enclosure is not bound to: someone else may be speaking for it.
+const AuditWrongAddress = "device.heartbeat.wrong_address"
+
+// queueAddressAlert records a refused heartbeat from a wrong address in the audit log, once a
+// minute per enclosure and address, so a flood of them cannot flood the log.
+func queueAddressAlert(wb *pgx.Batch, r *beatRequest) {
+	wb.Queue(`
+		INSERT INTO audit_log (at, action, subject, client_ip)
+		SELECT @now, @action, @name, @ip
+		WHERE NOT EXISTS (SELECT 1 FROM audit_log WHERE at > @now::timestamptz - interval '1 minute'
+			AND action = @action AND subject = @name AND client_ip = @ip)`,
+		pgx.NamedArgs{"now": r.now, "action": AuditWrongAddress, "name": r.hb.Name, "ip": r.opts.From.Unmap().String()})
 }
 
 // queueOutcome queues the mailbox change of out, if any, conditional on the mailbox still being
@@ -122,34 +349,53 @@ func queueOutcome(b *pgx.Batch, deviceID int64, a *heartbeat.Assignment, out hea
 	return true, nil
 }
 
-const (
-	outboxSQL = `INSERT INTO outbox (workflow_id, activity_id, kind, payload)
-		VALUES (@workflow_id, nullif(@activity_id, ''), @kind, @payload)`
-	notifySQL = `SELECT pg_notify(@channel, '')`
-)
-
-func outboxArgs(workflowID, activityID string, ev recording.Event) (pgx.NamedArgs, error) {
-	payload, err := json.Marshal(ev)
-	return pgx.NamedArgs{"workflow_id": workflowID, "activity_id": activityID, "kind": ev.Kind, "payload": payload}, err
+// queueLiveRecordingTime keeps the enclosure's recorded seconds in its session's read model
+// current while it records (the front ends show them as progress), in the heartbeat's own
+// transaction. A duration lower than the last one starts a new segment (a resume after a
+// reboot), whose seconds add to the earlier ones'. recording_time never goes down.
+func queueLiveRecordingTime(wb *pgx.Batch, deviceID int64, a *heartbeat.Assignment, hb protocol.Heartbeat) {
+	if !hb.Recording || !hb.HasDuration || hb.SessionID != a.SessionID {
+		return
+	}
+	wb.Queue(`
+		UPDATE session_devices SET
+			live_base = live_base + CASE WHEN @duration < live_last THEN live_last ELSE 0 END,
+			live_last = @duration,
+			recording_time = greatest(recording_time,
+				live_base + CASE WHEN @duration < live_last THEN live_last ELSE 0 END + @duration)
+		WHERE session_id = @session_id AND device_id = @device_id AND status IN ('PENDING', 'RECORDING')`,
+		pgx.NamedArgs{"session_id": a.SessionID, "device_id": deviceID, "duration": hb.Duration})
 }
 
-// addOutbox queues a transition: a signal to workflowID, or the completion of its activity.
-func addOutbox(ctx context.Context, q querier, workflowID, activityID string, ev recording.Event) error {
-	args, err := outboxArgs(workflowID, activityID, ev)
+// queueEndReport keeps the enclosure's report of its recording's end on its session row (see
+// endReport), once, in the heartbeat's batch. When the session's workflow has already written
+// the enclosure's end without it (the enclosure was away when the session was canceled, so the
+// STOP was never confirmed), the reported seconds are added there, so they are not lost.
+// Otherwise the report raises the live recorded seconds, as a recording heartbeat does, even on
+// a row a cancel already made CANCELED (whose heartbeats no longer update it): a workflow still
+// running may settle its STOP without this report (the cancel's STOP went out from the mailbox
+// and the enclosure forgot the session first), and its final write never lowers the figure.
+func queueEndReport(b *pgx.Batch, deviceID int64, ev recording.Event) error {
+	report, err := json.Marshal(ev)
 	if err != nil {
 		return err
 	}
-	_, err = q.Exec(ctx, outboxSQL, args)
-	return err
-}
-
-// queueOutbox is addOutbox in a batch.
-func queueOutbox(b *pgx.Batch, workflowID, activityID string, ev recording.Event) error {
-	args, err := outboxArgs(workflowID, activityID, ev)
-	if err == nil {
-		b.Queue(outboxSQL, args)
-	}
-	return err
+	b.Queue(`
+		WITH row AS (
+			SELECT workflow_ended AS late FROM session_devices
+			WHERE session_id = @session_id AND device_id = @device_id AND end_report IS NULL FOR UPDATE),
+		kept AS (
+			UPDATE session_devices SET end_report = @report,
+				recording_time = CASE WHEN row.late THEN recording_time + @duration
+					ELSE greatest(recording_time, live_base + CASE WHEN @duration < live_last THEN live_last ELSE 0 END + @duration) END,
+				segments = CASE WHEN row.late THEN greatest(segments, 1) ELSE segments END
+			FROM row WHERE session_id = @session_id AND device_id = @device_id
+			RETURNING row.late)
+		INSERT INTO session_events (session_id, device_id, kind, message, at)
+		SELECT @session_id, @device_id, 'late-report', @message, @at FROM kept WHERE late`,
+		pgx.NamedArgs{"report": report, "session_id": ev.SessionID, "device_id": deviceID, "duration": ev.Duration, "at": ev.At,
+			"message": fmt.Sprintf("reported after its workflow ended: recorded %ds", ev.Duration)})
+	return nil
 }
 
 // queueTelemetry records the latest values, and one sample per bucket of the plot history:
@@ -205,24 +451,4 @@ func queueTelemetry(b *pgx.Batch, d lockedDevice, hb protocol.Heartbeat, now tim
 			load = excluded.load, free_ram = excluded.free_ram, free_disk = excluded.free_disk,
 			clock_skew_ms = excluded.clock_skew_ms,
 			max_gap_ms = greatest(device_telemetry.max_gap_ms, excluded.max_gap_ms)`, args)
-}
-
-// Unavailable reports an error that means the database cannot be reached or is going away
-// (connection refused or lost, shutting down, not accepting connections), rather than a fault
-// of the request: the caller should try again later.
-func Unavailable(err error) bool {
-	var connectErr *pgconn.ConnectError
-	var netErr net.Error
-	var pgErr *pgconn.PgError
-	switch {
-	case err == nil:
-		return false
-	case errors.As(err, &connectErr), errors.As(err, &netErr), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
-		return true
-	case errors.As(err, &pgErr):
-		// Class 08: connection exception; 57P01-57P03: admin shutdown, crash shutdown, cannot connect now.
-		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
-	}
-	return false
 }

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -22,7 +21,7 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("AcquireLease: %w", err)
+		return false, failed(err, "AcquireLease %s for %s", name, holder)
 	}
 	return got == holder, nil
 }
@@ -32,7 +31,7 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.
 func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
 	if _, err := s.pool.Exec(ctx, `DELETE FROM leases WHERE name = @name AND holder = @holder`,
 		pgx.NamedArgs{"name": name, "holder": holder}); err != nil {
-		return fmt.Errorf("ReleaseLease: %w", err)
+		return failed(err, "ReleaseLease %s for %s", name, holder)
 	}
 	return nil
 }
@@ -46,7 +45,7 @@ func (s *Store) MarkListening(ctx context.Context, gap time.Duration) error {
 		ON CONFLICT (name) DO UPDATE SET alive_at = now(),
 			listen_at = CASE WHEN api_listening.alive_at < now() - @gap::interval THEN now() ELSE api_listening.listen_at END`,
 		pgx.NamedArgs{"gap": gap}); err != nil {
-		return fmt.Errorf("MarkListening: %w", err)
+		return failed(err, "MarkListening gap %s", gap)
 	}
 	return nil
 }
@@ -63,7 +62,7 @@ func (s *Store) Listening(ctx context.Context, gap time.Duration) (since time.Du
 		return 0, false, nil
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("Listening: %w", err)
+		return 0, false, failed(err, "Listening gap %s", gap)
 	}
 	return time.Duration(secs * float64(time.Second)), true, nil
 }

@@ -9,27 +9,24 @@ import (
 
 // Mail is a message kept in mail_log instead of being sent (no SMTP configured).
 type Mail struct {
-	ID        int64     `json:"id"`
-	Recipient string    `json:"recipient"`
-	Subject   string    `json:"subject"`
-	Body      string    `json:"body"`
-	CreatedAt time.Time `json:"created_at"`
+	ID        int64     `json:"id" db:"id"`
+	Recipient string    `json:"recipient" db:"recipient"`
+	Subject   string    `json:"subject" db:"subject"`
+	Body      string    `json:"body" db:"body"`
+	CreatedAt time.Time `json:"created_at" db:"created_at"`
 }
 
 // LogMail keeps a message in mail_log.
 func (s *Store) LogMail(ctx context.Context, recipient, subject, body string) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO mail_log (recipient, subject, body) VALUES (@recipient, @subject, @body)`,
 		pgx.NamedArgs{"recipient": recipient, "subject": subject, "body": body})
-	return err
+	return failed(err, "LogMail to %s", recipient)
 }
 
 // MailTo returns the logged messages to recipient, oldest first.
 func (s *Store) MailTo(ctx context.Context, recipient string) ([]Mail, error) {
-	rows, err := s.pool.Query(ctx, `
+	mail, err := queryAll(ctx, s.pool, `
 		SELECT id, recipient, subject, body, created_at FROM mail_log
-		WHERE lower(recipient) = lower(@recipient) ORDER BY id`, pgx.NamedArgs{"recipient": recipient})
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, pgx.RowToStructByPos[Mail])
+		WHERE lower(recipient) = lower(@recipient) ORDER BY id`, pgx.NamedArgs{"recipient": recipient}, pgx.RowToStructByName[Mail])
+	return mail, failed(err, "MailTo %s", recipient)
 }

@@ -11,18 +11,6 @@ import (
 	"github.com/jax-mba/mba/internal/recording"
 )
 
-// KindStartSession is the outbox kind that starts a session's workflow: queued in the
-// transaction that creates the session, so a crash between the commit and the start cannot
-// leave a session without its workflow.
-const KindStartSession = "start_session"
-
-// Outbox kinds of the requests a user makes of a running session (RequestStop): the
-// dispatcher signals the session workflow with them.
-const (
-	KindCancelSession = "cancel_session"
-	KindRemoveDevice  = "remove_device"
-)
-
 // StopRequest is a cancel of a whole session (DeviceID 0) or the removal of one enclosure.
 type StopRequest struct {
 	SessionID int64  `json:"session_id"`
@@ -171,11 +159,6 @@ func (s *Store) CreateSession(ctx context.Context, ns NewSession, ids WorkflowID
 	return id, err
 }
 
-func notifyOutbox(ctx context.Context, q querier) error {
-	_, err := q.Exec(ctx, notifySQL, pgx.NamedArgs{"channel": OutboxChannel})
-	return err
-}
-
 // addEvent appends to a session's timeline; a zero at means now().
 func addEvent(ctx context.Context, q querier, sessionID, deviceID int64, kind, message string, at time.Time) error {
 	_, err := q.Exec(ctx, `
@@ -194,29 +177,41 @@ func nullTime(t time.Time) *time.Time {
 
 const sessionSelect = `
 	SELECT s.id, s.name, s.duration, s.fragment_hourly, s.target_fps, s.apply_filter, s.created_at,
-	       s.status, s.archived, cu.email, xu.email, s.ended_at,
-	       (SELECT coalesce(sum(sd.seconds_lost), 0) FROM session_devices sd WHERE sd.session_id = s.id)
+	       s.status, s.archived, cu.email AS created_by, xu.email AS canceled_by, s.ended_at,
+	       (SELECT coalesce(sum(sd.seconds_lost), 0) FROM session_devices sd WHERE sd.session_id = s.id) AS seconds_lost
 	FROM sessions s
 	LEFT JOIN users cu ON cu.id = s.created_by
 	LEFT JOIN users xu ON xu.id = s.canceled_by`
 
-func scanSession(row pgx.Row) (Session, error) {
-	var x Session
-	err := row.Scan(&x.ID, &x.Name, &x.Duration, &x.FragmentHourly, &x.TargetFPS, &x.ApplyFilter, &x.CreationTime,
-		&x.Status, &x.Archived, &x.CreatedBy, &x.CanceledBy, &x.EndedAt, &x.SecondsLost)
-	return x, notFound(err)
+// sessionRow is a session as sessionSelect reads it.
+type sessionRow struct {
+	ID             int64                   `db:"id"`
+	Name           string                  `db:"name"`
+	Duration       int64                   `db:"duration"`
+	FragmentHourly bool                    `db:"fragment_hourly"`
+	TargetFPS      int                     `db:"target_fps"`
+	ApplyFilter    bool                    `db:"apply_filter"`
+	CreatedAt      time.Time               `db:"created_at"`
+	Status         recording.SessionStatus `db:"status"`
+	Archived       bool                    `db:"archived"`
+	CreatedBy      *string                 `db:"created_by"` // e-mail addresses
+	CanceledBy     *string                 `db:"canceled_by"`
+	EndedAt        *time.Time              `db:"ended_at"`
+	SecondsLost    int64                   `db:"seconds_lost"`
+}
+
+func (r sessionRow) session() Session {
+	return Session{ID: r.ID, Name: r.Name, Duration: r.Duration, FragmentHourly: r.FragmentHourly, TargetFPS: r.TargetFPS,
+		ApplyFilter: r.ApplyFilter, CreationTime: r.CreatedAt, Status: r.Status, Archived: r.Archived,
+		CreatedBy: r.CreatedBy, CanceledBy: r.CanceledBy, EndedAt: r.EndedAt, SecondsLost: r.SecondsLost}
 }
 
 // ListSessions returns archived or non-archived sessions, newest first, with their enclosures.
 func (s *Store) ListSessions(ctx context.Context, archived bool, now time.Time, down time.Duration) ([]Session, error) {
-	rows, err := s.pool.Query(ctx, sessionSelect+` WHERE s.archived = @archived ORDER BY s.created_at DESC, s.id DESC`,
-		pgx.NamedArgs{"archived": archived})
-	if err != nil {
-		return nil, err
-	}
-	sessions, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Session, error) { return scanSession(r) })
+	sessions, err := queryAll(ctx, s.pool, sessionSelect+` WHERE s.archived = @archived ORDER BY s.created_at DESC, s.id DESC`,
+		pgx.NamedArgs{"archived": archived}, byName(sessionRow.session))
 	if err != nil || len(sessions) == 0 {
-		return sessions, err
+		return sessions, failed(err, "ListSessions archived %t", archived)
 	}
 	ids := make([]int64, len(sessions))
 	index := map[int64]int{}
@@ -230,17 +225,17 @@ func (s *Store) ListSessions(ctx context.Context, archived bool, now time.Time, 
 		i := index[st.SessionID]
 		sessions[i].DeviceStatuses = append(sessions[i].DeviceStatuses, st)
 	}
-	return sessions, err
+	return sessions, failed(err, "ListSessions archived %t", archived)
 }
 
 // Session returns one session with its enclosures.
 func (s *Store) Session(ctx context.Context, id int64, now time.Time, down time.Duration) (Session, error) {
-	x, err := scanSession(s.pool.QueryRow(ctx, sessionSelect+` WHERE s.id = @id`, pgx.NamedArgs{"id": id}))
+	x, err := queryOne(ctx, s.pool, sessionSelect+` WHERE s.id = @id`, pgx.NamedArgs{"id": id}, byName(sessionRow.session))
 	if err != nil {
-		return x, err
+		return x, failed(notFound(err), "Session %d", id)
 	}
 	x.DeviceStatuses, err = s.deviceStatuses(ctx, `sd.session_id = @id`, pgx.NamedArgs{"id": id}, now, down)
-	return x, err
+	return x, failed(err, "Session %d", id)
 }
 
 // SessionDevice returns one enclosure's part in a session.
@@ -250,60 +245,66 @@ func (s *Store) SessionDevice(ctx context.Context, sessionID, deviceID int64, no
 		err = ErrNotFound
 	}
 	if err != nil {
-		return DeviceStatus{}, err
+		return DeviceStatus{}, failed(err, "SessionDevice session %d device %d", sessionID, deviceID)
 	}
 	return list[0], nil
 }
 
 func (s *Store) deviceStatuses(ctx context.Context, where string, args pgx.NamedArgs, now time.Time, down time.Duration) ([]DeviceStatus, error) {
-	rows, err := s.pool.Query(ctx, `
+	return queryAll(ctx, s.pool, `
 		WITH dev AS (`+deviceSelect+`)
 		SELECT sd.session_id, sd.file_prefix, sd.recording_time, sd.status, sd.message, sd.started_at, sd.ended_at,
 		       sd.segments, sd.seconds_lost, sd.gaps,
 		       EXISTS (SELECT 1 FROM device_assignments a WHERE a.device_id = sd.device_id
-		               AND a.session_id = sd.session_id AND a.phase = 'stopping'),
+		               AND a.session_id = sd.session_id AND a.phase = 'stopping') AS stop_pending,
 		       dev.*
 		FROM session_devices sd JOIN dev ON dev.id = sd.device_id
-		WHERE `+where+` ORDER BY dev.name`, deviceArgs(now, down, args))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []DeviceStatus{}
-	for rows.Next() {
-		var st DeviceStatus
-		dest := append([]any{&st.SessionID, &st.FilenamePrefix, &st.RecordingTime, &st.Status, &st.Message, &st.StartedAt,
-			&st.EndedAt, &st.Segments, &st.SecondsLost, &st.Gaps, &st.StopPending}, st.Device.dest()...)
-		if err := rows.Scan(dest...); err != nil {
-			return nil, err
-		}
-		out = append(out, st)
-	}
-	return out, rows.Err()
+		WHERE `+where+` ORDER BY dev.name`, deviceArgs(now, down, args), byName(deviceStatusRow.deviceStatus))
+}
+
+// deviceStatusRow is an enclosure's part in a session, with the enclosure (deviceSelect), as
+// deviceStatuses reads it.
+type deviceStatusRow struct {
+	SessionID     int64                  `db:"session_id"`
+	FilePrefix    string                 `db:"file_prefix"`
+	RecordingTime int64                  `db:"recording_time"`
+	Status        recording.DeviceStatus `db:"status"`
+	Message       string                 `db:"message"`
+	StartedAt     *time.Time             `db:"started_at"`
+	EndedAt       *time.Time             `db:"ended_at"`
+	Segments      int                    `db:"segments"`
+	SecondsLost   int64                  `db:"seconds_lost"`
+	Gaps          []recording.Gap        `db:"gaps"`
+	StopPending   bool                   `db:"stop_pending"`
+	deviceRow
+}
+
+func (r deviceStatusRow) deviceStatus() DeviceStatus {
+	return DeviceStatus{SessionID: r.SessionID, Device: r.device(), FilenamePrefix: r.FilePrefix, RecordingTime: r.RecordingTime,
+		Status: r.Status, Message: r.Message, StartedAt: r.StartedAt, EndedAt: r.EndedAt, Segments: r.Segments,
+		StopPending: r.StopPending, SecondsLost: r.SecondsLost, Gaps: r.Gaps}
 }
 
 // SetArchived archives or unarchives a session.
 func (s *Store) SetArchived(ctx context.Context, id int64, archived bool) error {
-	return s.execOne(ctx, `UPDATE sessions SET archived = @archived WHERE id = @id`, pgx.NamedArgs{"id": id, "archived": archived})
+	err := s.execOne(ctx, `UPDATE sessions SET archived = @archived WHERE id = @id`, pgx.NamedArgs{"id": id, "archived": archived})
+	return failed(err, "SetArchived session %d", id)
 }
 
 // SessionEvent is one entry of a session's timeline.
 type SessionEvent struct {
-	At      time.Time `json:"at"`
-	Device  *string   `json:"device"`
-	Kind    string    `json:"kind"`
-	Message string    `json:"message"`
+	At      time.Time `json:"at" db:"at"`
+	Device  *string   `json:"device" db:"device"` // its name
+	Kind    string    `json:"kind" db:"kind"`
+	Message string    `json:"message" db:"message"`
 }
 
 // SessionEvents returns a session's timeline, oldest first.
 func (s *Store) SessionEvents(ctx context.Context, id int64) ([]SessionEvent, error) {
-	rows, err := s.pool.Query(ctx, `
-		SELECT e.at, d.name, e.kind, e.message FROM session_events e LEFT JOIN devices d ON d.id = e.device_id
-		WHERE e.session_id = @id ORDER BY e.id`, pgx.NamedArgs{"id": id})
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, pgx.RowToStructByPos[SessionEvent])
+	events, err := queryAll(ctx, s.pool, `
+		SELECT e.at, d.name AS device, e.kind, e.message FROM session_events e LEFT JOIN devices d ON d.id = e.device_id
+		WHERE e.session_id = @id ORDER BY e.id`, pgx.NamedArgs{"id": id}, pgx.RowToStructByName[SessionEvent])
+	return events, failed(err, "SessionEvents session %d", id)
 }
 
 // Writes of the workflow's read model (through its activities).
@@ -330,7 +331,7 @@ type DeviceUpdate struct {
 
 // UpdateSessionDevice applies a DeviceUpdate and its timeline entry.
 func (s *Store) UpdateSessionDevice(ctx context.Context, u DeviceUpdate) error {
-	return s.tx(ctx, func(tx pgx.Tx) error {
+	err := s.tx(ctx, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `
 			UPDATE session_devices SET
 				-- A user's cancel or removal (RequestStop) is final: the workflow, learning of it
@@ -354,6 +355,7 @@ func (s *Store) UpdateSessionDevice(ctx context.Context, u DeviceUpdate) error {
 		}
 		return addEvent(ctx, tx, u.SessionID, u.DeviceID, u.Event, u.EventMessage, u.At)
 	})
+	return failed(err, "UpdateSessionDevice session %d device %d", u.SessionID, u.DeviceID)
 }
 
 // gapsArg is the gaps column's new value, or nil to keep it.
@@ -367,7 +369,7 @@ func gapsArg(gaps []recording.Gap) []byte {
 
 // SetSessionStatus records a session's status (and its end, for final statuses).
 func (s *Store) SetSessionStatus(ctx context.Context, id int64, status recording.SessionStatus, endedAt *time.Time) error {
-	return s.tx(ctx, func(tx pgx.Tx) error {
+	err := s.tx(ctx, func(tx pgx.Tx) error {
 		// A cancel the API recorded stands, whatever the workflow computes afterwards.
 		if _, err := tx.Exec(ctx, `UPDATE sessions SET status = CASE WHEN status = 'CANCELED' THEN status ELSE @status END,
 			ended_at = coalesce(@ended_at, ended_at) WHERE id = @id`,
@@ -380,6 +382,7 @@ func (s *Store) SetSessionStatus(ctx context.Context, id int64, status recording
 		}
 		return addEvent(ctx, tx, id, 0, "status", string(status), at)
 	})
+	return failed(err, "SetSessionStatus session %d %s", id, status)
 }
 
 // SessionPlan is what the session workflow needs to run.
@@ -394,26 +397,28 @@ type SessionPlan struct {
 
 // PlannedDevice is an enclosure the workflow drives (the ones not FAILED at admission).
 type PlannedDevice struct {
-	DeviceID   int64
-	Name       string
-	FilePrefix string
+	DeviceID   int64  `db:"device_id"`
+	Name       string `db:"name"`
+	FilePrefix string `db:"file_prefix"`
 }
 
 // SessionPlan reads the session's parameters and the enclosures it drives: every one but those
 // refused at creation, so a run after an operator's reset drives (and counts) the same ones.
 func (s *Store) SessionPlan(ctx context.Context, id int64) (SessionPlan, error) {
-	p := SessionPlan{ID: id}
-	err := s.pool.QueryRow(ctx, `SELECT duration, fragment_hourly, target_fps, apply_filter FROM sessions WHERE id = @id`,
-		pgx.NamedArgs{"id": id}).Scan(&p.Duration, &p.FragmentHourly, &p.TargetFPS, &p.ApplyFilter)
-	if err != nil {
-		return p, notFound(err)
+	type row struct {
+		Duration       int64 `db:"duration"`
+		FragmentHourly bool  `db:"fragment_hourly"`
+		TargetFPS      int   `db:"target_fps"`
+		ApplyFilter    bool  `db:"apply_filter"`
 	}
-	rows, err := s.pool.Query(ctx, `
+	r, err := queryOne(ctx, s.pool, `SELECT duration, fragment_hourly, target_fps, apply_filter FROM sessions WHERE id = @id`,
+		pgx.NamedArgs{"id": id}, pgx.RowToStructByName[row])
+	p := SessionPlan{ID: id, Duration: r.Duration, FragmentHourly: r.FragmentHourly, TargetFPS: r.TargetFPS, ApplyFilter: r.ApplyFilter}
+	if err != nil {
+		return p, failed(notFound(err), "SessionPlan session %d", id)
+	}
+	p.Devices, err = queryAll(ctx, s.pool, `
 		SELECT sd.device_id, d.name, sd.file_prefix FROM session_devices sd JOIN devices d ON d.id = sd.device_id
-		WHERE sd.session_id = @id AND NOT sd.refused ORDER BY d.name`, pgx.NamedArgs{"id": id})
-	if err != nil {
-		return p, err
-	}
-	p.Devices, err = pgx.CollectRows(rows, pgx.RowToStructByPos[PlannedDevice])
-	return p, err
+		WHERE sd.session_id = @id AND NOT sd.refused ORDER BY d.name`, pgx.NamedArgs{"id": id}, pgx.RowToStructByName[PlannedDevice])
+	return p, failed(err, "SessionPlan session %d", id)
 }

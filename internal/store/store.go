@@ -7,7 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -64,6 +67,16 @@ func isUniqueViolation(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
 
+// failed says what failed: err wrapped with the store method and its key argument (format and
+// args), so a log line or an activity failure names it; nil stays nil. Callers still match the
+// sentinel errors (ErrNotFound, ...) through it with errors.Is.
+func failed(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("store."+format+": %w", append(args, err)...)
+}
+
 // notFound turns pgx.ErrNoRows into ErrNotFound.
 func notFound(err error) error {
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -79,6 +92,43 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
+// byName reads a row by column name into the row type R (its db tags) and converts it with to:
+// each row type has one conversion to what the store returns.
+func byName[R, T any](to func(R) T) pgx.RowToFunc[T] {
+	return byNameChecked(func(r R) (T, error) { return to(r), nil })
+}
+
+// byNameChecked is byName for a conversion that can fail (a JSON column, an address).
+func byNameChecked[R, T any](to func(R) (T, error)) pgx.RowToFunc[T] {
+	return func(row pgx.CollectableRow) (T, error) {
+		r, err := pgx.RowToStructByName[R](row)
+		if err != nil {
+			var zero T
+			return zero, err
+		}
+		return to(r)
+	}
+}
+
+// queryOne runs a query of exactly one row, read by read (pgx.ErrNoRows when there is none).
+func queryOne[T any](ctx context.Context, q querier, sql string, args pgx.NamedArgs, read pgx.RowToFunc[T]) (T, error) {
+	rows, err := q.Query(ctx, sql, args)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return pgx.CollectExactlyOneRow(rows, read)
+}
+
+// queryAll runs a query and reads its every row by read.
+func queryAll[T any](ctx context.Context, q querier, sql string, args pgx.NamedArgs, read pgx.RowToFunc[T]) ([]T, error) {
+	rows, err := q.Query(ctx, sql, args)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, read)
+}
+
 // tx runs fn in a transaction.
 func (s *Store) tx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, s.pool, fn)
@@ -91,4 +141,24 @@ func (s *Store) execOne(ctx context.Context, sql string, args pgx.NamedArgs) err
 		return ErrNotFound
 	}
 	return err
+}
+
+// Unavailable reports an error that means the database cannot be reached or is going away
+// (connection refused or lost, shutting down, not accepting connections), rather than a fault
+// of the request: the caller should try again later.
+func Unavailable(err error) bool {
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
+		return false
+	case errors.As(err, &connectErr), errors.As(err, &netErr), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return true
+	case errors.As(err, &pgErr):
+		// Class 08: connection exception; 57P01-57P03: admin shutdown, crash shutdown, cannot connect now.
+		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+	}
+	return false
 }

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -30,51 +29,64 @@ var ErrLinkToken = errors.New("invalid or expired token")
 // ErrTokenReused reports a rotated refresh token presented again: its whole family is revoked.
 var ErrTokenReused = errors.New("refresh token reused after rotation")
 
-const userColumns = `id, email, coalesce(password_hash, ''), admin, disabled, token_generation, created_at`
+const userColumns = `id, email, coalesce(password_hash, '') AS password_hash, admin, disabled, token_generation, created_at`
 
-func scanUser(row pgx.Row) (User, error) {
-	var u User
-	err := row.Scan(&u.ID, &u.Email, &u.PasswordHash, &u.Admin, &u.Disabled, &u.TokenGeneration, &u.CreatedAt)
+// userRow is a users row as userColumns reads it.
+type userRow struct {
+	ID              int64     `db:"id"`
+	Email           string    `db:"email"`
+	PasswordHash    string    `db:"password_hash"`
+	Admin           bool      `db:"admin"`
+	Disabled        bool      `db:"disabled"`
+	TokenGeneration int       `db:"token_generation"`
+	CreatedAt       time.Time `db:"created_at"`
+}
+
+func (r userRow) user() User { return User(r) }
+
+// queryUser reads the one account sql returns: ErrNotFound when there is none.
+func queryUser(ctx context.Context, q querier, sql string, args pgx.NamedArgs) (User, error) {
+	u, err := queryOne(ctx, q, sql, args, byName(userRow.user))
 	return u, notFound(err)
 }
 
 // CreateUser adds an account; passwordHash may be empty (invited, no password yet).
 func (s *Store) CreateUser(ctx context.Context, email, passwordHash string, admin bool) (User, error) {
-	u, err := scanUser(s.pool.QueryRow(ctx, `
+	u, err := queryUser(ctx, s.pool, `
 		INSERT INTO users (email, password_hash, admin)
 		VALUES (@email, nullif(@password_hash, ''), @admin)
 		RETURNING `+userColumns,
-		pgx.NamedArgs{"email": strings.TrimSpace(email), "password_hash": passwordHash, "admin": admin}))
+		pgx.NamedArgs{"email": strings.TrimSpace(email), "password_hash": passwordHash, "admin": admin})
 	if isUniqueViolation(err) {
-		return User{}, ErrConflict
+		err = ErrConflict
 	}
-	return u, err
+	return u, failed(err, "CreateUser %s", email)
 }
 
 // UserByEmail finds an account by e-mail, ignoring case.
 func (s *Store) UserByEmail(ctx context.Context, email string) (User, error) {
-	return scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE lower(email) = lower(@email)`,
-		pgx.NamedArgs{"email": strings.TrimSpace(email)}))
+	u, err := queryUser(ctx, s.pool, `SELECT `+userColumns+` FROM users WHERE lower(email) = lower(@email)`,
+		pgx.NamedArgs{"email": strings.TrimSpace(email)})
+	return u, failed(err, "UserByEmail %s", email)
 }
 
 // UserByID finds an account by id.
 func (s *Store) UserByID(ctx context.Context, id int64) (User, error) {
-	return scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = @id`, pgx.NamedArgs{"id": id}))
+	u, err := queryUser(ctx, s.pool, `SELECT `+userColumns+` FROM users WHERE id = @id`, pgx.NamedArgs{"id": id})
+	return u, failed(err, "UserByID %d", id)
 }
 
 // ListUsers returns every account ordered by e-mail.
 func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+userColumns+` FROM users ORDER BY lower(email)`)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (User, error) { return scanUser(r) })
+	users, err := queryAll(ctx, s.pool, `SELECT `+userColumns+` FROM users ORDER BY lower(email)`, nil, byName(userRow.user))
+	return users, failed(err, "ListUsers")
 }
 
 // SetPassword stores a new password hash (a user changing it) and revokes the user's refresh
 // and link tokens; access tokens run out within their short lifetime.
 func (s *Store) SetPassword(ctx context.Context, id int64, passwordHash string) error {
-	return s.tx(ctx, func(tx pgx.Tx) error { return setPassword(ctx, tx, id, passwordHash, false) })
+	err := s.tx(ctx, func(tx pgx.Tx) error { return setPassword(ctx, tx, id, passwordHash, false) })
+	return failed(err, "SetPassword user %d", id)
 }
 
 // setPassword stores a password hash and revokes tokens; newGeneration also invalidates every
@@ -122,7 +134,7 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, ch UserChange) (User, 
 			return err
 		}
 		var err error
-		u, err = scanUser(tx.QueryRow(ctx, `
+		u, err = queryUser(ctx, tx, `
 			UPDATE users SET
 				admin = coalesce(@admin, admin),
 				disabled = coalesce(@disabled, disabled),
@@ -130,7 +142,7 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, ch UserChange) (User, 
 				updated_at = now()
 			WHERE id = @id
 			RETURNING `+userColumns,
-			pgx.NamedArgs{"id": id, "admin": ch.Admin, "disabled": ch.Disabled}))
+			pgx.NamedArgs{"id": id, "admin": ch.Admin, "disabled": ch.Disabled})
 		if err != nil {
 			return err
 		}
@@ -146,7 +158,7 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, ch UserChange) (User, 
 		}
 		return nil
 	})
-	return u, err
+	return u, failed(err, "UpdateUser %d", id)
 }
 
 // SaveRefreshToken records the refresh token of a login (the first of its family) so it can be
@@ -154,7 +166,7 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, ch UserChange) (User, 
 func (s *Store) SaveRefreshToken(ctx context.Context, jti string, userID int64, expires time.Time) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO refresh_tokens (id, user_id, expires_at, family) VALUES (@id, @user_id, @expires_at, @id)`,
 		pgx.NamedArgs{"id": jti, "user_id": userID, "expires_at": expires})
-	return err
+	return failed(err, "SaveRefreshToken user %d", userID)
 }
 
 // RotateRefreshToken spends the active refresh token oldJTI of userID and records newJTI in
@@ -189,12 +201,9 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldJTI string, userID in
 		return err
 	})
 	if err == nil && reused {
-		return ErrTokenReused
+		err = ErrTokenReused
 	}
-	if err != nil {
-		return fmt.Errorf("RotateRefreshToken: %w", err)
-	}
-	return nil
+	return failed(err, "RotateRefreshToken user %d", userID)
 }
 
 // RefreshTokenActive reports whether a refresh token is known, unexpired and not revoked.
@@ -204,14 +213,14 @@ func (s *Store) RefreshTokenActive(ctx context.Context, jti string, userID int64
 		SELECT EXISTS (SELECT 1 FROM refresh_tokens
 		               WHERE id = @id AND user_id = @user_id AND revoked_at IS NULL AND expires_at > now())`,
 		pgx.NamedArgs{"id": jti, "user_id": userID}).Scan(&ok)
-	return ok, err
+	return ok, failed(err, "RefreshTokenActive user %d", userID)
 }
 
 // RevokeRefreshToken ends one refresh token (logout).
 func (s *Store) RevokeRefreshToken(ctx context.Context, jti string) error {
 	_, err := s.pool.Exec(ctx, `UPDATE refresh_tokens SET revoked_at = now() WHERE id = @id AND revoked_at IS NULL`,
 		pgx.NamedArgs{"id": jti})
-	return err
+	return failed(err, "RevokeRefreshToken")
 }
 
 // Link token purposes.
@@ -226,32 +235,31 @@ func (s *Store) CreateLinkToken(ctx context.Context, userID int64, purpose strin
 		INSERT INTO user_tokens (user_id, purpose, token_hash, expires_at)
 		VALUES (@user_id, @purpose, @token_hash, @expires_at)`,
 		pgx.NamedArgs{"user_id": userID, "purpose": purpose, "token_hash": hash, "expires_at": expires})
-	return err
+	return failed(err, "CreateLinkToken user %d %s", userID, purpose)
 }
 
 // DropUnsentLink undoes a link whose mail could not be sent (an invitation, a reset): its token
 // is spent and, with deleteUser, the account the invitation created is removed (only while it
 // has no password, so a user who set one meanwhile is kept).
 func (s *Store) DropUnsentLink(ctx context.Context, userID int64, tokenHash []byte, deleteUser bool) error {
-	return s.tx(ctx, func(tx pgx.Tx) error {
+	err := s.tx(ctx, func(tx pgx.Tx) error {
 		args := pgx.NamedArgs{"user_id": userID, "token_hash": tokenHash}
 		if _, err := tx.Exec(ctx, `UPDATE user_tokens SET used_at = now() WHERE user_id = @user_id AND token_hash = @token_hash AND used_at IS NULL`, args); err != nil {
-			return fmt.Errorf("DropUnsentLink: %w", err)
+			return err
 		}
 		if !deleteUser {
 			return nil
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM users WHERE id = @user_id AND password_hash IS NULL`, args); err != nil {
-			return fmt.Errorf("DropUnsentLink: %w", err)
-		}
-		return nil
+		_, err := tx.Exec(ctx, `DELETE FROM users WHERE id = @user_id AND password_hash IS NULL`, args)
+		return err
 	})
+	return failed(err, "DropUnsentLink user %d", userID)
 }
 
 // ResetPassword spends a link token of userID and sets the new password, in one transaction:
 // ErrNotFound when the user does not exist, ErrLinkToken when the token is not usable.
 func (s *Store) ResetPassword(ctx context.Context, userID int64, tokenHash []byte, passwordHash string, now time.Time) error {
-	return s.tx(ctx, func(tx pgx.Tx) error {
+	err := s.tx(ctx, func(tx pgx.Tx) error {
 		var exists bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = @id)`, pgx.NamedArgs{"id": userID}).Scan(&exists); err != nil {
 			return err
@@ -271,6 +279,7 @@ func (s *Store) ResetPassword(ctx context.Context, userID int64, tokenHash []byt
 		}
 		return setPassword(ctx, tx, userID, passwordHash, true)
 	})
+	return failed(err, "ResetPassword user %d", userID)
 }
 
 // PurgeExpiredAuth deletes refresh and link tokens that expired before cutoff.
@@ -278,11 +287,11 @@ func (s *Store) PurgeExpiredAuth(ctx context.Context, cutoff time.Time) (int64, 
 	args := pgx.NamedArgs{"cutoff": cutoff}
 	a, err := s.pool.Exec(ctx, `DELETE FROM refresh_tokens WHERE expires_at < @cutoff`, args)
 	if err != nil {
-		return 0, err
+		return 0, failed(err, "PurgeExpiredAuth refresh tokens before %s", cutoff)
 	}
 	b, err := s.pool.Exec(ctx, `DELETE FROM user_tokens WHERE expires_at < @cutoff`, args)
 	if err != nil {
-		return 0, err
+		return 0, failed(err, "PurgeExpiredAuth link tokens before %s", cutoff)
 	}
 	return a.RowsAffected() + b.RowsAffected(), nil
 }
@@ -293,5 +302,5 @@ func (s *Store) Audit(ctx context.Context, actorID int64, action, subject, clien
 		INSERT INTO audit_log (actor_id, action, subject, client_ip)
 		VALUES (nullif(@actor_id, 0), @action, @subject, @client_ip)`,
 		pgx.NamedArgs{"actor_id": actorID, "action": action, "subject": subject, "client_ip": clientIP})
-	return err
+	return failed(err, "Audit %s %s", action, subject)
 }
