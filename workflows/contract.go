@@ -296,7 +296,7 @@ type AlertLifecycleState struct {
 	AckNote       string
 	SilencedUntil time.Time
 	ResolvedAt    time.Time
-	Notified      []activities.Recipient // everyone told, for the recovery notice
-	Seq           int                    // transitions so far
+	Notified      []activities.Recipient  // everyone told, for the recovery notice
+	Seq           int                     // transitions so far
 	Pending       []activities.AlertEvent `json:",omitempty"` // transitions not yet recorded
 }
