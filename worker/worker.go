@@ -28,6 +28,9 @@ type Deps struct {
 	Workflow  activities.WorkflowStatus
 	Files     activities.FileManifest
 	Storage   activities.FileReader // nil: no storage; file verification fails
+	Alerts    activities.AlertStore
+	// Channels are the alert notification channels and recipients (Store is set from Alerts).
+	Channels activities.Alerts
 }
 
 // Register adds every workflow and activity to r.
@@ -41,6 +44,10 @@ func Register(r sdkworker.Registry, d Deps) {
 	r.RegisterActivity(&activities.Fleet{Devices: d.Devices, Orphans: d.Orphans, Workflow: d.Workflow,
 		SessionWorkflowID: workflows.SessionWorkflowID})
 	r.RegisterActivity(&activities.Files{Manifest: d.Files, Storage: d.Storage})
+	r.RegisterWorkflow(workflows.AlertLifecycle)
+	alerts := d.Channels
+	alerts.Store = d.Alerts
+	r.RegisterActivity(&alerts)
 }
 
 // New returns a worker on taskQueue with everything registered.
