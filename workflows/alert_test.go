@@ -51,7 +51,9 @@ func (m *memAlerts) Admins(context.Context) ([]activities.Person, error) {
 	return []activities.Person{{UserID: 1, Email: "admin@lab.example"}}, nil
 }
 
-func (m *memAlerts) PeopleByEmail(context.Context, []string) ([]activities.Person, error) { return nil, nil }
+func (m *memAlerts) PeopleByEmail(context.Context, []string) ([]activities.Person, error) {
+	return nil, nil
+}
 
 func (m *memAlerts) Send(_ context.Context, msg mail.Message) error {
 	m.mu.Lock()
