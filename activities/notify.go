@@ -258,10 +258,14 @@ func (a *Alerts) Notify(ctx context.Context, req NotifyRequest) error {
 	if rerr := a.Store.RecordDelivery(ctx, rec); rerr != nil {
 		activity.GetLogger(ctx).Error("recording a delivery", "error", rerr)
 	}
-	if err != nil {
-		return fmt.Errorf("Notify %s %s: %w", req.To.Channel, req.To.Target, err)
+	var final *temporal.ApplicationError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &final) && final.NonRetryable():
+		return final // wrapped, it would lose its non-retryable mark (its message names the channel)
 	}
-	return nil
+	return fmt.Errorf("Notify %s %s: %w", req.To.Channel, req.To.Target, err)
 }
 
 func (a *Alerts) deliver(ctx context.Context, req NotifyRequest) error {
