@@ -127,6 +127,10 @@ func TestAlertLifecycleThroughTheAPI(t *testing.T) {
 	require.Equal(t, http.StatusConflict, res.status)
 	require.Contains(t, res.json(t)["message"], "is resolved")
 	require.NoError(t, alerts.Clear(ctx, subject), "clearing what is not open is harmless")
+	cut := strings.LastIndex(a[0].Key, "/")
+	wid, run := a[0].Key[:cut], a[0].Key[cut+1:]
+	require.NoError(t, c.GetWorkflow(ctx, wid, run).Get(ctx, nil), "the run ends once its recovery notices are out")
+	testenv.RecordHistory(t, c, wid, run, "alert_silenced_acknowledged_resolved")
 
 	require.Contains(t, h.metrics(), `mba_notifications_total{channel="email",outcome="sent"} 2`)
 	require.Contains(t, h.metrics(), `mba_alerts_open{kind="enclosure_down"} 0`)

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -53,7 +54,9 @@ func newAlert(ctx workflow.Context, in AlertInput) *alert {
 	}
 	info := workflow.GetInfo(ctx)
 	now := workflow.Now(ctx)
-	a.s = AlertLifecycleState{Key: info.WorkflowExecution.ID + "/" + info.FirstRunID, State: recording.AlertOpen,
+	// The run that opens the alert names it: continue-as-new keeps the key in the state, and a
+	// condition returning after the resolution opens a new alert in a new run (see run).
+	a.s = AlertLifecycleState{Key: info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID, State: recording.AlertOpen,
 		Active: true, Summary: in.Summary, OpenedAt: now}
 	a.event(ctx, recording.AlertOpen, "", in.Summary)
 	return a
@@ -85,12 +88,31 @@ func (a *alert) run(ctx workflow.Context) (AlertLifecycleState, error) {
 		if a.s.State == recording.AlertResolved {
 			// The recovery notices are activities of this run: they must finish before it does.
 			_ = workflow.Await(ctx, func() bool { return a.inflight == 0 })
+			if c, ok := a.raisedAgain(); ok {
+				// Raised while this run was ending (SignalWithStart reached it, not a new run):
+				// a new alert, in a new run, so the raise is not lost.
+				return a.s, workflow.NewContinueAsNewError(ctx, AlertLifecycle, AlertInput{Kind: a.in.Kind,
+					SessionID: a.in.SessionID, DeviceID: a.in.DeviceID, Summary: cmp.Or(c.Summary, a.s.Summary), Policy: a.in.Policy})
+			}
 			return a.s, nil
 		}
 		if a.historyFull(ctx) {
 			return a.s, a.continueAsNew(ctx)
 		}
 		a.wait(ctx)
+	}
+}
+
+// raisedAgain drains the condition signals that arrived after the resolution and reports
+// whether the last one raised the condition again.
+func (a *alert) raisedAgain() (AlertCondition, bool) {
+	var last AlertCondition
+	for {
+		var c AlertCondition
+		if !a.cond.ReceiveAsync(&c) {
+			return last, last.Active
+		}
+		last = c
 	}
 }
 

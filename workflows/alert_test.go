@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
@@ -344,4 +345,28 @@ func TestAlertContinuesAsNewWithItsState(t *testing.T) {
 	require.Empty(t, next.State.Pending, "recorded before handing over")
 	require.Equal(t, []string{"ann@lab.example ALERT"}, a.mem.sent())
 	require.Equal(t, notify.NoticeOpened, a.mem.deliveries[0].Notice)
+}
+
+// TestAlertRaisedWhileEndingOpensANewAlert: a raise that reaches the run while it sends its
+// recovery notices (the workflow still runs, so SignalWithStart signals it) is not lost.
+func TestAlertRaisedWhileEndingOpensANewAlert(t *testing.T) {
+	a := newAlertTest(t)
+	a.at(3*time.Minute, func() { a.condition(false) })
+	raised := false
+	a.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, args converter.EncodedValues) {
+		var req activities.NotifyRequest
+		if info.ActivityType.Name == "Notify" && args.Get(&req) == nil && req.Notice.Notice == notify.NoticeRecovered && !raised {
+			raised = true
+			a.env.SignalWorkflow(SignalAlertCondition, AlertCondition{Active: true, Summary: "NV3 is DOWN again"})
+		}
+	})
+	a.env.ExecuteWorkflow(AlertLifecycle, AlertInput{Kind: recording.AlertEnclosureDown, SessionID: 7, DeviceID: 3,
+		Summary: "NV3 is DOWN", Policy: testAlertPolicy})
+	var can *workflow.ContinueAsNewError
+	require.True(t, errors.As(a.env.GetWorkflowError(), &can), "got %v", a.env.GetWorkflowError())
+	var next AlertInput
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	require.Nil(t, next.State, "a new alert")
+	require.Equal(t, "NV3 is DOWN again", next.Summary)
+	require.Equal(t, recording.AlertResolved, a.mem.records[len(a.mem.records)-1].State, "the first one stays resolved")
 }
