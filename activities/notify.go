@@ -157,6 +157,34 @@ type Alerts struct {
 	Tiers [][]string
 	HTTP  *http.Client     // nil: a client with a 30 s timeout
 	Now   func() time.Time // nil: time.Now
+	// Raiser opens and clears alerts for the workflows that watch conditions; nil: alerts
+	// are not raised (SignalAlert does nothing).
+	Raiser AlertRaiser
+}
+
+// AlertRaiser opens an alert (SignalWithStart: one per condition and subject) or clears it.
+type AlertRaiser interface {
+	SignalAlert(ctx context.Context, s AlertSignal) error
+}
+
+// AlertSignal says a condition holds (Active) or cleared, for a subject.
+type AlertSignal struct {
+	Kind      recording.AlertKind
+	SessionID int64 // 0: a fleet alert
+	DeviceID  int64
+	Active    bool
+	Summary   string
+}
+
+// SignalAlert raises or clears an alert.
+func (a *Alerts) SignalAlert(ctx context.Context, s AlertSignal) error {
+	if a.Raiser == nil {
+		return nil
+	}
+	if err := a.Raiser.SignalAlert(ctx, s); err != nil {
+		return fmt.Errorf("SignalAlert %s: %w", s.Kind, err)
+	}
+	return nil
 }
 
 // RecordAlert writes an alert's row and its new transitions (idempotent by event Seq).

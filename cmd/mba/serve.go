@@ -81,6 +81,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 		deps := worker.StoreDeps(st)
 		deps.Storage = files
 		deps.Channels = cfg.alertChannels(newMailer(cfg, st, log))
+		deps.AlertPolicy = cfg.alertPolicy()
 		w := worker.New(tc, cfg.Temporal.TaskQueue, deps)
 		if err := w.Start(); err != nil {
 			return fmt.Errorf("starting the Temporal worker: %w", err)

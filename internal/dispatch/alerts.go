@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
+	"github.com/jax-mba/mba/activities"
 	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/workflows"
 )
@@ -55,6 +56,15 @@ func (a Alerts) Clear(ctx context.Context, s AlertSubject) error {
 		return fmt.Errorf("Alerts.Clear %s: %w", a.id(s), err)
 	}
 	return nil
+}
+
+// SignalAlert raises or clears an alert for the alert activities (activities.AlertRaiser).
+func (a Alerts) SignalAlert(ctx context.Context, s activities.AlertSignal) error {
+	subject := AlertSubject{Kind: s.Kind, SessionID: s.SessionID, DeviceID: s.DeviceID}
+	if s.Active {
+		return a.Raise(ctx, subject, s.Summary)
+	}
+	return a.Clear(ctx, subject)
 }
 
 // ErrAlertClosed: the alert's workflow is no longer running (it resolved).
