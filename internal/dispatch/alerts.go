@@ -8,6 +8,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/jax-mba/mba/activities"
 	"github.com/jax-mba/mba/internal/recording"
@@ -93,7 +94,7 @@ func (a Alerts) update(ctx context.Context, workflowID, name string, arg any) (w
 		err = h.Get(ctx, &st)
 	}
 	var nf *serviceerror.NotFound
-	var app interface{ Message() string }
+	var app *temporal.ApplicationError
 	switch {
 	case err == nil:
 		return st, nil
