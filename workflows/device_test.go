@@ -531,13 +531,17 @@ func TestEnclosureThatFinishedBeforeItsWorkflowRan(t *testing.T) {
 func TestSilenceRaisesTheDownAlertAndReturnClearsIt(t *testing.T) {
 	dt := newDeviceTest(t)
 	dt.startsAfter(time.Second)
-	dt.at(time.Minute, recording.Event{ID: 9, Kind: recording.EventSilent})
-	dt.at(2*time.Minute, recording.Event{ID: 9, Kind: recording.EventSilent}) // delivered twice
-	dt.at(3*time.Minute, recording.Event{ID: 10, Kind: recording.EventReturned})
-	dt.at(time.Hour, recording.Event{ID: 11, Kind: recording.EventEnded, Duration: 3600})
+	// Silent (delivered twice: one alert), back, silent and back again: two raises, two clears.
+	for i, kind := range []recording.EventKind{recording.EventSilent, recording.EventSilent, recording.EventReturned,
+		recording.EventSilent, recording.EventReturned} {
+		dt.at(time.Duration(i+1)*10*time.Minute, recording.Event{ID: int64(1 + max(i, 1)), Kind: kind})
+	}
+	dt.at(time.Hour, recording.Event{ID: 9, Kind: recording.EventEnded, Duration: 3600})
 	require.Equal(t, recording.DeviceComplete, dt.run(time.Hour).Status)
 
-	require.Len(t, dt.alerts, 2, "one raise, one clear: %+v", dt.alerts)
+	require.Len(t, dt.alerts, 4, "%+v", dt.alerts)
+	require.Equal(t, []bool{true, false, true, false}, []bool{dt.alerts[0].Active, dt.alerts[1].Active,
+		dt.alerts[2].Active, dt.alerts[3].Active})
 	raised, cleared := dt.alerts[0], dt.alerts[1]
 	require.Regexp(t, `^NV3 is DOWN in session 7 \(marked \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: no heartbeat past the DOWN threshold\)$`, raised.Summary)
 	raised.Summary = ""
