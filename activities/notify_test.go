@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -174,6 +175,17 @@ func TestAlertNoticesReachRealChannels(t *testing.T) {
 		}
 	}
 	require.Equal(t, 2, broken)
+
+	// The administrators' view: the refusing receiver first, as broken.
+	health, err := w.st.ChannelHealth(ctx, time.Now().Add(-time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, "broken", health[0].Target)
+	require.Equal(t, "failed", health[0].LastOutcome)
+	require.Equal(t, int64(2), health[0].Failures)
+	require.Contains(t, health[0].LastError, "400 Bad Request")
+	i := slices.IndexFunc(health, func(h store.ChannelHealth) bool { return h.Target == "lab-receiver" })
+	require.Equal(t, store.ChannelHealth{Channel: "webhook", Target: "lab-receiver", Attempts: 4, Failures: 2,
+		LastOutcome: "sent", LastAt: health[i].LastAt}, health[i], "it recovered")
 }
 
 // TestRecipientsFollowPreferences: a session's alerts go to its creator, fleet alerts to the

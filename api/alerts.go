@@ -24,6 +24,7 @@ type AlertStore interface {
 	ListAlerts(ctx context.Context, f store.AlertFilter) ([]store.Alert, error)
 	AlertByID(ctx context.Context, id int64) (store.Alert, error)
 	AlertEvents(ctx context.Context, id int64) ([]store.AlertEvent, error)
+	ChannelHealth(ctx context.Context, since time.Time) ([]store.ChannelHealth, error)
 }
 
 // AlertWorkflows runs people's requests on the alert workflows (dispatch.Alerts): as
@@ -41,6 +42,7 @@ const (
 
 func alertRoutes(r chi.Router, s *Server) {
 	r.Get("/alerts", s.handle(s.listAlerts))
+	r.With(s.adminOnly).Get("/alerts/channels", s.handle(s.channelHealth))
 	r.Get("/alerts/{aid}", s.handle(s.getAlert))
 	r.Post("/alerts/{aid}/acknowledge", s.handle(s.acknowledgeAlert))
 	r.Post("/alerts/{aid}/silence", s.handle(s.silenceAlert))
@@ -86,6 +88,25 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) error {
 		return invalid(problems)
 	}
 	list, err := s.alerts.ListAlerts(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, list)
+	return nil
+}
+
+// channelHealth shows administrators which notification channels work: every target's
+// attempts and failures over the last ?days (default 7), failing ones first.
+func (s *Server) channelHealth(w http.ResponseWriter, r *http.Request) error {
+	days := 7
+	if raw := r.URL.Query().Get("days"); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > 365 {
+			return invalid(map[string]string{"days": "must be between 1 and 365"})
+		}
+		days = n
+	}
+	list, err := s.alerts.ChannelHealth(r.Context(), s.now().Add(-time.Duration(days)*24*time.Hour))
 	if err != nil {
 		return err
 	}

@@ -133,6 +133,19 @@ func TestAlertLifecycleThroughTheAPI(t *testing.T) {
 	testenv.RecordHistory(t, c, wid, run, "alert_silenced_acknowledged_resolved")
 
 	require.Contains(t, h.metrics(), `mba_notifications_total{channel="email",outcome="sent"} 2`)
+	h.user("admin@lab.example", "correct horse", true)
+	admin, _ := h.login("admin@lab.example", "correct horse")
+	res = h.do("GET", "/api/alerts/channels?days=1", admin, nil)
+	require.Equal(t, http.StatusOK, res.status, "%s", res.body)
+	var health []store.ChannelHealth
+	require.NoError(t, json.Unmarshal(res.body, &health))
+	require.Len(t, health, 1)
+	require.Equal(t, "email", health[0].Channel)
+	require.Equal(t, carlEmail, health[0].Target)
+	require.Equal(t, int64(2), health[0].Attempts)
+	require.Equal(t, "sent", health[0].LastOutcome)
+	require.Equal(t, http.StatusForbidden, h.do("GET", "/api/alerts/channels", ann, nil).status)
+	require.Equal(t, http.StatusBadRequest, h.do("GET", "/api/alerts/channels?days=0", admin, nil).status)
 	require.Contains(t, h.metrics(), `mba_alerts_open{kind="enclosure_down"} 0`)
 
 	// The condition returning after the resolution is a new alert.

@@ -89,6 +89,7 @@ var routeAccess = map[string]access{
 	"PATCH /api/agent/uploads/{upload}":                       enclosureToken,
 	"GET /api/files/{sid}/{device}/{name}":                    ownCredential, // a signed download link
 	"GET /api/alerts":                                         signedIn,
+	"GET /api/alerts/channels":                                adminOnly,
 	"GET /api/alerts/{aid}":                                   signedIn,
 	"POST /api/alerts/{aid}/acknowledge":                      signedIn, // whoever answers at 3 a.m.
 	"POST /api/alerts/{aid}/silence":                          signedIn,

@@ -281,3 +281,29 @@ func alertErr(method string, err error) error {
 	}
 	return fmt.Errorf("%s: %w", method, err)
 }
+
+// ChannelHealth sums up the deliveries of one channel target.
+type ChannelHealth struct {
+	Channel     string    `json:"channel"`
+	Target      string    `json:"target"`
+	Attempts    int64     `json:"attempts"`
+	Failures    int64     `json:"failures"`
+	LastOutcome string    `json:"last_outcome"`
+	LastError   string    `json:"last_error"` // of the last attempt; '' when it was sent
+	LastAt      time.Time `json:"last_at"`
+}
+
+// ChannelHealth lists every channel target with deliveries since since, worst first (the last
+// attempt failed), then by name.
+func (s *Store) ChannelHealth(ctx context.Context, since time.Time) ([]ChannelHealth, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT channel, target, count(*), count(*) FILTER (WHERE outcome = 'failed'),
+		       (array_agg(outcome ORDER BY id DESC))[1], (array_agg(error ORDER BY id DESC))[1], max(at)
+		FROM notification_deliveries WHERE at >= @since
+		GROUP BY channel, target
+		ORDER BY (array_agg(outcome ORDER BY id DESC))[1] = 'sent', channel, target`, pgx.NamedArgs{"since": since})
+	if err != nil {
+		return nil, fmt.Errorf("ChannelHealth: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[ChannelHealth])
+}
