@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/jax-mba/mba/activities"
+	"github.com/jax-mba/mba/internal/dispatch"
 	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/internal/testenv"
@@ -85,4 +87,63 @@ func TestDownEnclosureAlertOpensAndResolves(t *testing.T) {
 	require.Eventually(t, func() bool { s, n := state(); return s == recording.AlertResolved && n == 1 }, 30*time.Second, 50*time.Millisecond)
 	mails = mailpit.WaitForMessages(creator, 2)
 	require.Equal(t, "[MBA RESOLVED] enclosure_down: NV1 is DOWN in session", mails[1].Subject)
+}
+
+// TestEscalationSurvivesAWorkerRestart: the escalation timer is Temporal's, so an alert opened
+// by one worker escalates on the next after the first stopped, and acknowledging and
+// resolving it work there too.
+func TestEscalationSurvivesAWorkerRestart(t *testing.T) {
+	ctx := context.Background()
+	st := store.New(testenv.MigratedPool(t))
+	creator := testenv.RandomName("carl-") + "@lab.example"
+	boss := testenv.RandomName("boss-") + "@lab.example"
+	u, err := st.CreateUser(ctx, creator, "", false)
+	require.NoError(t, err)
+	var sid int64
+	require.NoError(t, st.Pool().QueryRow(ctx, `
+		INSERT INTO sessions (name, duration, fragment_hourly, target_fps, apply_filter, created_by)
+		VALUES ('night', 3600, false, 30, false, @uid) RETURNING id`, pgx.NamedArgs{"uid": u.ID}).Scan(&sid))
+	c, err := client.Dial(client.Options{HostPort: testenv.TemporalAddress(t)})
+	require.NoError(t, err)
+	defer c.Close()
+	mailpit := testenv.NewMailpit(t)
+	queue := testenv.RandomName("alerts-")
+	deps := worker.StoreDeps(st)
+	deps.Channels = activities.Alerts{Mail: mailpit.Sender(), Tiers: [][]string{{boss}}}
+	deps.AlertPolicy = workflows.AlertPolicy{EscalateAfter: 2 * time.Second, Tiers: 2, Damping: time.Second,
+		MaxSilence: time.Hour, NotifyAttempts: 3}
+	alerts := dispatch.Alerts{Temporal: c, TaskQueue: queue, Policy: deps.AlertPolicy}
+
+	first := worker.New(c, queue, deps)
+	require.NoError(t, first.Start())
+	subject := dispatch.AlertSubject{Kind: recording.AlertEnclosureLost, SessionID: sid}
+	require.NoError(t, alerts.Raise(ctx, subject, "NV2 is lost"))
+	mailpit.WaitForMessages(creator, 1)
+	first.Stop()
+
+	second := worker.New(c, queue, deps)
+	require.NoError(t, second.Start())
+	defer second.Stop()
+	mails := mailpit.WaitForMessages(boss, 1)
+	require.Equal(t, "[MBA ESCALATED] enclosure_lost: NV2 is lost", mails[0].Subject)
+
+	list, err := st.ListAlerts(ctx, store.AlertFilter{SessionID: sid})
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	got, err := alerts.Acknowledge(ctx, list[0].WorkflowID, workflows.AckRequest{Key: list[0].Key, Who: "boss", Note: "on it"})
+	require.NoError(t, err)
+	require.Equal(t, recording.AlertAcknowledged, got.State)
+	require.Equal(t, 1, got.Tier)
+	_, err = alerts.Acknowledge(ctx, list[0].WorkflowID, workflows.AckRequest{Key: list[0].Key, Who: ""})
+	var refused *dispatch.RefusedError
+	require.ErrorAs(t, err, &refused)
+	require.Contains(t, refused.Reason, "who must name the person")
+
+	require.NoError(t, alerts.Clear(ctx, subject))
+	require.Equal(t, "[MBA RESOLVED] enclosure_lost: NV2 is lost", mailpit.WaitForMessages(creator, 2)[1].Subject)
+	require.Equal(t, "[MBA RESOLVED] enclosure_lost: NV2 is lost", mailpit.WaitForMessages(boss, 2)[1].Subject)
+	require.Eventually(t, func() bool {
+		_, err = alerts.Acknowledge(ctx, list[0].WorkflowID, workflows.AckRequest{Key: list[0].Key, Who: "boss"})
+		return errors.Is(err, dispatch.ErrAlertClosed)
+	}, 30*time.Second, 50*time.Millisecond, "a resolved alert's workflow is closed: %v", err)
 }
