@@ -32,26 +32,41 @@ func signalAlerts(ctx workflow.Context, sigs []activities.AlertSignal) error {
 	return nil
 }
 
+// alertFixture is a database with a session created by a user of its own, a Temporal client,
+// the suite's Mailpit and a task queue of the test's own.
+type alertFixture struct {
+	st      *store.Store
+	c       client.Client
+	mailpit *testenv.Mailpit
+	queue   string
+	creator string
+	sid     int64
+}
+
+func newAlertFixture(t *testing.T) alertFixture {
+	ctx := context.Background()
+	f := alertFixture{st: store.New(testenv.MigratedPool(t)), mailpit: testenv.NewMailpit(t),
+		queue: testenv.RandomName("alerts-"), creator: testenv.RandomName("carl-") + "@lab.example"}
+	u, err := f.st.CreateUser(ctx, f.creator, "", false)
+	require.NoError(t, err)
+	require.NoError(t, f.st.Pool().QueryRow(ctx, `
+		INSERT INTO sessions (name, duration, fragment_hourly, target_fps, apply_filter, created_by)
+		VALUES ('night', 3600, false, 30, false, @uid) RETURNING id`, pgx.NamedArgs{"uid": u.ID}).Scan(&f.sid))
+	f.c, err = client.Dial(client.Options{HostPort: testenv.TemporalAddress(t)})
+	require.NoError(t, err)
+	t.Cleanup(f.c.Close)
+	return f
+}
+
 // TestDownEnclosureAlertOpensAndResolves: the worker's SignalAlert, on a real Temporal and
 // database, opens one alert for an enclosure that went DOWN in a session (raised twice), mails
 // the session's creator through Mailpit, and resolves it with a recovery mail when it returns.
 func TestDownEnclosureAlertOpensAndResolves(t *testing.T) {
 	ctx := context.Background()
-	st := store.New(testenv.MigratedPool(t))
-	creator := testenv.RandomName("carl-") + "@lab.example"
-	u, err := st.CreateUser(ctx, creator, "", false)
-	require.NoError(t, err)
-	var sid, did int64
+	f := newAlertFixture(t)
+	st, c, mailpit, queue, creator, sid := f.st, f.c, f.mailpit, f.queue, f.creator, f.sid
+	var did int64
 	require.NoError(t, st.Pool().QueryRow(ctx, `INSERT INTO devices (name) VALUES ('NV1') RETURNING id`).Scan(&did))
-	require.NoError(t, st.Pool().QueryRow(ctx, `
-		INSERT INTO sessions (name, duration, fragment_hourly, target_fps, apply_filter, created_by)
-		VALUES ('night', 3600, false, 30, false, @uid) RETURNING id`, pgx.NamedArgs{"uid": u.ID}).Scan(&sid))
-
-	c, err := client.Dial(client.Options{HostPort: testenv.TemporalAddress(t)})
-	require.NoError(t, err)
-	defer c.Close()
-	mailpit := testenv.NewMailpit(t)
-	queue := testenv.RandomName("alerts-")
 	deps := worker.StoreDeps(st)
 	deps.Channels = activities.Alerts{Mail: mailpit.Sender()}
 	deps.AlertPolicy = workflows.AlertPolicy{EscalateAfter: time.Hour, Tiers: 1, Damping: time.Second, MaxSilence: time.Hour, NotifyAttempts: 3}
@@ -94,20 +109,9 @@ func TestDownEnclosureAlertOpensAndResolves(t *testing.T) {
 // resolving it work there too.
 func TestEscalationSurvivesAWorkerRestart(t *testing.T) {
 	ctx := context.Background()
-	st := store.New(testenv.MigratedPool(t))
-	creator := testenv.RandomName("carl-") + "@lab.example"
+	f := newAlertFixture(t)
+	st, c, mailpit, queue, creator, sid := f.st, f.c, f.mailpit, f.queue, f.creator, f.sid
 	boss := testenv.RandomName("boss-") + "@lab.example"
-	u, err := st.CreateUser(ctx, creator, "", false)
-	require.NoError(t, err)
-	var sid int64
-	require.NoError(t, st.Pool().QueryRow(ctx, `
-		INSERT INTO sessions (name, duration, fragment_hourly, target_fps, apply_filter, created_by)
-		VALUES ('night', 3600, false, 30, false, @uid) RETURNING id`, pgx.NamedArgs{"uid": u.ID}).Scan(&sid))
-	c, err := client.Dial(client.Options{HostPort: testenv.TemporalAddress(t)})
-	require.NoError(t, err)
-	defer c.Close()
-	mailpit := testenv.NewMailpit(t)
-	queue := testenv.RandomName("alerts-")
 	deps := worker.StoreDeps(st)
 	deps.Channels = activities.Alerts{Mail: mailpit.Sender(), Tiers: [][]string{{boss}}}
 	deps.AlertPolicy = workflows.AlertPolicy{EscalateAfter: 2 * time.Second, Tiers: 2, Damping: time.Second,
