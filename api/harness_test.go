@@ -134,6 +134,7 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		Hasher: testHasher,
 		Now:    clk.Now,
 		Files:  st,
+		Alerts: st,
 	}
 	for _, o := range opts {
 		o(&d)

@@ -60,7 +60,8 @@ func newMetrics(pool *pgxpool.Pool, now func() time.Time, down time.Duration) *m
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if pool != nil {
 		m.registry.MustRegister(poolCollector{pool}, outboxCollector{pool}, filesCollector{pool},
-			fleetCollector{pool: pool, now: now, down: down}, sessionsCollector{pool})
+			fleetCollector{pool: pool, now: now, down: down}, sessionsCollector{pool},
+			alertsCollector{pool})
 	}
 	return m
 }

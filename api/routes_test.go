@@ -88,6 +88,11 @@ var routeAccess = map[string]access{
 	"HEAD /api/agent/uploads/{upload}":                        enclosureToken,
 	"PATCH /api/agent/uploads/{upload}":                       enclosureToken,
 	"GET /api/files/{sid}/{device}/{name}":                    ownCredential, // a signed download link
+	"GET /api/alerts":                                         signedIn,
+	"GET /api/alerts/channels":                                adminOnly,
+	"GET /api/alerts/{aid}":                                   signedIn,
+	"POST /api/alerts/{aid}/acknowledge":                      signedIn, // whoever answers at 3 a.m.
+	"POST /api/alerts/{aid}/silence":                          signedIn,
 }
 
 func walkRoutes(t *testing.T, h http.Handler) []string {
@@ -131,7 +136,7 @@ func TestRoutesEnforceAuthentication(t *testing.T) {
 		method, pattern, _ := strings.Cut(route, " ")
 		// Each caller names itself where a route takes a user id, so only the role decides.
 		path := func(uid int64) string {
-			return strings.NewReplacer("{uid}", fmt.Sprint(uid), "{token}", "x", "{device}", "1", "{sid}", "1", "{did}", "1", "{upload}", "x", "{name}", "x.avi", "*", "index.html").Replace(pattern)
+			return strings.NewReplacer("{uid}", fmt.Sprint(uid), "{token}", "x", "{device}", "1", "{sid}", "1", "{did}", "1", "{upload}", "x", "{name}", "x.avi", "{aid}", "1", "*", "index.html").Replace(pattern)
 		}
 		var body any
 		if method != http.MethodGet {

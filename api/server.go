@@ -71,6 +71,11 @@ type Deps struct {
 	Files      FileStore
 	Storage    storage.Storage  // nil: uploads and downloads are off
 	Now        func() time.Time // time.Now when nil
+
+	// Alerts are read from the store; AlertWorkflows acknowledges and silences them (nil:
+	// those routes answer 503).
+	Alerts         AlertStore
+	AlertWorkflows AlertWorkflows
 }
 
 // Server serves the API.
@@ -103,6 +108,9 @@ type Server struct {
 	refusals  *refusalLog
 
 	loginPerAccount, loginPerClient, resetPerAccount, resetPerClient *throttle
+
+	alerts         AlertStore
+	alertWorkflows AlertWorkflows
 }
 
 // NewServer builds a Server from its dependencies.
@@ -126,6 +134,8 @@ func NewServer(d Deps) *Server {
 		files:           d.Files,
 		storage:         d.Storage,
 		unavailableLog:  &everyLog{period: 30 * time.Second},
+
+		alerts: d.Alerts, alertWorkflows: d.AlertWorkflows,
 	}
 	if d.Config.Enclosures.RegisterRate.Burst > 0 {
 		s.registrations = newThrottle(d.Config.Enclosures.RegisterRate, now)
@@ -204,6 +214,7 @@ func (s *Server) Handler() http.Handler {
 				r.Get("/recording-session/{sid}/live", s.handle(s.sessionLive))
 				r.Get("/recording-session/{sid}/device-status/{did}", s.handle(s.getSessionDevice))
 				r.Delete("/recording-session/{sid}/device-status/{did}", s.handle(s.removeSessionDevice))
+				alertRoutes(r, s)
 				r.Group(func(r chi.Router) {
 					r.Use(s.adminOnly)
 					r.Get("/user", s.handle(s.listUsers))

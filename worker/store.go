@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/jax-mba/mba/activities"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/store"
 )
 
@@ -13,7 +14,8 @@ import (
 // workflows that call them never depend on the store: the conversions live here, at the one
 // place that sees both.
 func StoreDeps(st *store.Store) Deps {
-	return Deps{Auth: st, Mailbox: st, ReadModel: readModel{st}, Devices: st, Orphans: orphanStore{st}, Files: fileManifest{st}}
+	return Deps{Auth: st, Mailbox: st, ReadModel: readModel{st}, Devices: st, Orphans: orphanStore{st}, Files: fileManifest{st},
+		Alerts: alertStore{st}}
 }
 
 // readModel adapts the store to activities.ReadModel; the methods it does not redefine are the
@@ -90,4 +92,54 @@ func (o orphanStore) Orphans(ctx context.Context, settle time.Time) ([]activitie
 
 func (o orphanStore) ReleaseOrphan(ctx context.Context, x activities.Orphan, reason string, now time.Time) error {
 	return o.Store.ReleaseOrphan(ctx, store.Orphan(x), reason, now)
+}
+
+// alertStore adapts the store to activities.AlertStore.
+type alertStore struct{ *store.Store }
+
+func (a alertStore) RecordAlert(ctx context.Context, r activities.AlertRecord) error {
+	events := make([]store.AlertEvent, len(r.Events))
+	for i, e := range r.Events {
+		events[i] = store.AlertEvent(e)
+	}
+	return a.Store.RecordAlert(ctx, store.AlertRecord{Key: r.Key, WorkflowID: r.WorkflowID, Kind: r.Kind,
+		SessionID: r.SessionID, DeviceID: r.DeviceID, Summary: r.Summary, State: r.State, Tier: r.Tier,
+		Reopens: r.Reopens, AckedBy: r.AckedBy, AckedAt: r.AckedAt, AckNote: r.AckNote, SilencedUntil: r.SilencedUntil,
+		OpenedAt: r.OpenedAt, UpdatedAt: r.UpdatedAt, ResolvedAt: r.ResolvedAt, Events: events})
+}
+
+func (a alertStore) RecordDelivery(ctx context.Context, d activities.DeliveryRecord) error {
+	return a.Store.RecordDelivery(ctx, store.Delivery(d))
+}
+
+func (a alertStore) SessionCreator(ctx context.Context, sessionID int64) (activities.Person, bool, error) {
+	r, ok, err := a.Store.SessionCreator(ctx, sessionID)
+	return person(r), ok, err
+}
+
+func (a alertStore) Admins(ctx context.Context) ([]activities.Person, error) {
+	list, err := a.Store.Admins(ctx)
+	return people(list), err
+}
+
+func (a alertStore) PeopleByEmail(ctx context.Context, emails []string) ([]activities.Person, error) {
+	list, err := a.Store.RecipientsByEmail(ctx, emails)
+	return people(list), err
+}
+
+func people(list []store.Recipient) []activities.Person {
+	out := make([]activities.Person, len(list))
+	for i, r := range list {
+		out[i] = person(r)
+	}
+	return out
+}
+
+func person(r store.Recipient) activities.Person {
+	kinds := make([]recording.AlertKind, len(r.Prefs.Kinds))
+	for i, k := range r.Prefs.Kinds {
+		kinds[i] = recording.AlertKind(k)
+	}
+	return activities.Person{UserID: r.UserID, Email: r.Email, Prefs: activities.NotificationPrefs{Kinds: kinds,
+		Channel: r.Prefs.Channel, QuietStart: r.Prefs.QuietStart, QuietEnd: r.Prefs.QuietEnd, TZ: r.Prefs.TZ}}
 }

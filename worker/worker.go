@@ -15,6 +15,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/jax-mba/mba/activities"
+	"github.com/jax-mba/mba/internal/dispatch"
 	"github.com/jax-mba/mba/workflows"
 )
 
@@ -28,6 +29,12 @@ type Deps struct {
 	Workflow  activities.WorkflowStatus
 	Files     activities.FileManifest
 	Storage   activities.FileReader // nil: no storage; file verification fails
+	Alerts    activities.AlertStore
+	// Channels are the alert notification channels and recipients (Store is set from Alerts;
+	// New sets Raiser, on the worker's client and task queue, when nil).
+	Channels activities.Alerts
+	// AlertPolicy is the timing of the alerts the workflows raise; zero: the default.
+	AlertPolicy workflows.AlertPolicy
 }
 
 // Register adds every workflow and activity to r.
@@ -41,12 +48,23 @@ func Register(r sdkworker.Registry, d Deps) {
 	r.RegisterActivity(&activities.Fleet{Devices: d.Devices, Orphans: d.Orphans, Workflow: d.Workflow,
 		SessionWorkflowID: workflows.SessionWorkflowID})
 	r.RegisterActivity(&activities.Files{Manifest: d.Files, Storage: d.Storage})
+	r.RegisterWorkflow(workflows.AlertLifecycle)
+	alerts := d.Channels
+	alerts.Store = d.Alerts
+	r.RegisterActivity(&alerts)
 }
 
 // New returns a worker on taskQueue with everything registered.
 func New(c client.Client, taskQueue string, d Deps) sdkworker.Worker {
 	if d.Workflow == nil {
 		d.Workflow = WorkflowStatusOf(c)
+	}
+	if d.Channels.Raiser == nil {
+		policy := d.AlertPolicy
+		if policy == (workflows.AlertPolicy{}) {
+			policy = workflows.DefaultAlertPolicy
+		}
+		d.Channels.Raiser = dispatch.Alerts{Temporal: c, TaskQueue: taskQueue, Policy: policy}
 	}
 	w := sdkworker.New(c, taskQueue, sdkworker.Options{})
 	Register(w, d)

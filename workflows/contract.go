@@ -7,6 +7,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/jax-mba/mba/activities"
 	"github.com/jax-mba/mba/internal/recording"
 )
 
@@ -205,4 +206,97 @@ type FileChecks struct {
 type HousekeepingInput struct {
 	Every time.Duration // time between rounds
 	Keep  time.Duration // how long expired tokens stay for audits
+}
+
+// ---- Alerts (issue 15) ----
+
+// AlertWorkflowID is the ID of the one alert lifecycle of a condition kind and subject in a
+// deployment (taskQueue, as the singletons): raising a condition that is already open
+// signals the running alert instead of opening a second one.
+func AlertWorkflowID(taskQueue string, kind recording.AlertKind, sessionID, deviceID int64) string {
+	return fmt.Sprintf("mba-alert-%s-%s-session-%d-device-%d", taskQueue, kind, sessionID, deviceID)
+}
+
+// SignalAlertCondition carries an AlertCondition to an AlertLifecycle.
+const SignalAlertCondition = "alert-condition"
+
+// Updates of an AlertLifecycle; each returns the AlertLifecycleState after it. Their
+// validators refuse a bad request before it is written to the history.
+const (
+	UpdateAcknowledge = "acknowledge" // an AckRequest
+	UpdateSilence     = "silence"     // a SilenceRequest
+)
+
+// AlertCondition says whether an alert's condition holds now (raised) or cleared.
+type AlertCondition struct {
+	Active  bool
+	Summary string // what is wrong, in words; empty keeps the last one
+}
+
+// AckRequest acknowledges an alert: a person took it; escalation stops.
+type AckRequest struct {
+	Key  string // the alert's key: refuses an ack meant for an earlier alert of the same ID
+	Who  string
+	Note string
+}
+
+// SilenceRequest mutes an alert until Until; if its condition still holds then, it notifies again.
+type SilenceRequest struct {
+	Key   string
+	Who   string
+	Note  string
+	Until time.Time
+}
+
+// AlertPolicy is an alert's timing, fixed when it opens.
+type AlertPolicy struct {
+	// EscalateAfter: unacknowledged this long after a notice, the next tier is told.
+	EscalateAfter time.Duration
+	// Tiers is how many recipient tiers there are (the first plus the escalation tiers).
+	Tiers int
+	// Damping: a condition that clears and returns within this time does not notify again;
+	// it resolves only once it stayed clear this long.
+	Damping time.Duration
+	// MaxSilence is the longest a person may silence an alert for.
+	MaxSilence time.Duration
+	// NotifyAttempts bounds the delivery attempts of one notice (backoff between them).
+	NotifyAttempts int
+	// HistoryLimit continues as new once the history has this many events; 0: the server's
+	// suggestion.
+	HistoryLimit int
+}
+
+// DefaultAlertPolicy suits a lab's night: a person has a quarter of an hour to react.
+var DefaultAlertPolicy = AlertPolicy{EscalateAfter: 15 * time.Minute, Tiers: 1, Damping: 2 * time.Minute,
+	MaxSilence: 7 * 24 * time.Hour, NotifyAttempts: 8}
+
+// AlertInput opens, or continues as new, an alert.
+type AlertInput struct {
+	Kind      recording.AlertKind
+	SessionID int64 // 0: a fleet alert
+	DeviceID  int64
+	Summary   string
+	Policy    AlertPolicy
+	State     *AlertLifecycleState // carried across continue-as-new
+}
+
+// AlertLifecycleState is an alert's progress; the status query returns it.
+type AlertLifecycleState struct {
+	Key           string // workflow ID + first run ID: the alert row's key
+	State         recording.AlertState
+	Active        bool // the condition holds now
+	Summary       string
+	Tier          int // the last tier told
+	Reopens       int // times the condition returned within the damping window
+	OpenedAt      time.Time
+	NotifiedAt    time.Time // the last notice: escalation counts from here
+	ClearedAt     time.Time // zero while the condition holds
+	AckedBy       string
+	AckedAt       time.Time
+	AckNote       string
+	SilencedUntil time.Time
+	ResolvedAt    time.Time
+	Notified      []activities.Recipient  // everyone told, for the recovery notice
+	Seq           int                     // transitions so far
+	Pending       []activities.AlertEvent `json:",omitempty"` // transitions not yet recorded
 }

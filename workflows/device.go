@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -455,6 +456,7 @@ func (d *device) onEvent(ctx workflow.Context, ev recording.Event) {
 	case recording.EventSilent:
 		d.st.SilentSince = ev.At
 		d.update(ctx, activities.DeviceUpdate{Event: "silent", EventMessage: "no heartbeat; waiting for the enclosure to return", At: ev.At})
+		d.alertDown(ctx, true, ev.At)
 	case recording.EventFileUploaded:
 		d.files.uploaded(ctx, ev) // a finished fragment: checked while the recording goes on
 	case recording.EventReturned:
@@ -465,6 +467,29 @@ func (d *device) onEvent(ctx workflow.Context, ev recording.Event) {
 		gap := ev.At.Sub(d.st.SilentSince).Round(time.Second)
 		d.st.SilentSince = time.Time{}
 		d.update(ctx, activities.DeviceUpdate{Event: "returned", EventMessage: fmt.Sprintf("heartbeats again after %s", gap), At: ev.At})
+		d.alertDown(ctx, false, ev.At)
+	}
+}
+
+// changeAlerts is the version change that raises an enclosure-DOWN alert when the enclosure
+// goes silent mid-session and clears it when it returns.
+const changeAlerts = "alerts"
+
+// alertDown raises (down) or clears the session's DOWN alert of this enclosure. An alert is
+// no reason to hold up the recording: a few attempts, then it is only logged.
+func (d *device) alertDown(ctx workflow.Context, down bool, at time.Time) {
+	if workflow.GetVersion(ctx, changeAlerts, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return
+	}
+	name := cmp.Or(d.in.DeviceName, fmt.Sprintf("enclosure %d", d.in.DeviceID))
+	sig := activities.AlertSignal{Kind: recording.AlertEnclosureDown, SessionID: d.in.SessionID, DeviceID: d.in.DeviceID,
+		Active: down, Summary: fmt.Sprintf("%s is DOWN in session %d (marked %s: no heartbeat past the DOWN threshold)", name, d.in.SessionID,
+			at.UTC().Format(time.RFC3339))}
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 5}})
+	var a *activities.Alerts
+	if err := workflow.ExecuteLocalActivity(lctx, a.SignalAlert, sig).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Error("raising the DOWN alert", "down", down, "error", err)
 	}
 }
 

@@ -29,6 +29,15 @@ type deviceTest struct {
 	plans   []activities.ResumePlan
 	// endState is what the service last heard when the end timer fires (nil: an overrun).
 	endState func() activities.EndState
+	alerts   alertSignals
+}
+
+// alertSignals keeps the alerts a workflow raised and cleared.
+type alertSignals []activities.AlertSignal
+
+func (s *alertSignals) SignalAlert(_ context.Context, sig activities.AlertSignal) error {
+	*s = append(*s, sig)
+	return nil
 }
 
 var testSettings = Settings{StartDeadline: time.Hour, EndGrace: 5 * time.Minute, SilenceTimeout: 30 * time.Minute,
@@ -38,6 +47,7 @@ func newDeviceTest(t *testing.T) *deviceTest {
 	var s testsuite.WorkflowTestSuite
 	dt := &deviceTest{t: t, env: s.NewTestWorkflowEnvironment(), files: newFakeFiles()}
 	dt.env.RegisterActivity(dt.a)
+	dt.env.RegisterActivity(&activities.Alerts{Raiser: &dt.alerts})
 	dt.files.register(dt.env)
 	dt.env.OnActivity(dt.a.UpdateDevice, mock.Anything, mock.Anything).Return(func(_ context.Context, u activities.DeviceUpdate) error {
 		dt.updates = append(dt.updates, u)
@@ -516,4 +526,27 @@ func TestEnclosureThatFinishedBeforeItsWorkflowRan(t *testing.T) {
 		recording.Event{Kind: recording.EventEnded, At: time.Now(), Duration: 3}, nil)
 	res := dt.run(3 * time.Second)
 	require.Equal(t, DeviceResult{Status: recording.DeviceComplete, Recorded: 3, Segments: 1}, res)
+}
+
+func TestSilenceRaisesTheDownAlertAndReturnClearsIt(t *testing.T) {
+	dt := newDeviceTest(t)
+	dt.startsAfter(time.Second)
+	// Silent (delivered twice: one alert), back, silent and back again: two raises, two clears.
+	for i, kind := range []recording.EventKind{recording.EventSilent, recording.EventSilent, recording.EventReturned,
+		recording.EventSilent, recording.EventReturned} {
+		dt.at(time.Duration(i+1)*10*time.Minute, recording.Event{ID: int64(1 + max(i, 1)), Kind: kind})
+	}
+	dt.at(time.Hour, recording.Event{ID: 9, Kind: recording.EventEnded, Duration: 3600})
+	require.Equal(t, recording.DeviceComplete, dt.run(time.Hour).Status)
+
+	require.Len(t, dt.alerts, 4, "%+v", dt.alerts)
+	require.Equal(t, []bool{true, false, true, false}, []bool{dt.alerts[0].Active, dt.alerts[1].Active,
+		dt.alerts[2].Active, dt.alerts[3].Active})
+	raised, cleared := dt.alerts[0], dt.alerts[1]
+	require.Regexp(t, `^NV3 is DOWN in session 7 \(marked \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: no heartbeat past the DOWN threshold\)$`, raised.Summary)
+	raised.Summary = ""
+	require.Equal(t, activities.AlertSignal{Kind: recording.AlertEnclosureDown, SessionID: 7, DeviceID: 3, Active: true}, raised)
+	require.False(t, cleared.Active)
+	require.Equal(t, raised.Kind, cleared.Kind)
+	require.Equal(t, raised.DeviceID, cleared.DeviceID)
 }

@@ -20,6 +20,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflow(RecordingSession)
 			r.RegisterWorkflow(DeviceRecording)
+			r.RegisterWorkflow(AlertLifecycle)
 			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
 		})
 	}

@@ -152,6 +152,7 @@ type config struct {
 		From      string `conf:"default:MBA <mba@localhost>,help:sender address" yaml:"from"`
 		LogBodies bool   `conf:"default:false,help:without SMTP also write whole messages (working invite and reset links) to the log; development only" yaml:"log_bodies"`
 	} `yaml:"mail"`
+	Alerts alertsConfig `yaml:"alerts"`
 }
 
 const production = "production"
@@ -286,6 +287,7 @@ func (c *config) validate() error {
 	if !ok {
 		problems = append(problems, fmt.Sprintf("http public-url %q must be an absolute http(s) URL", c.HTTP.PublicURL))
 	}
+	c.validateAlerts(&problems)
 	c.HTTP.LinkOrigins = origins("http link-origins", c.HTTP.LinkOrigins, &problems)
 	c.HTTP.CORSOrigins = origins("http cors-origins", c.HTTP.CORSOrigins, &problems)
 	slices.Sort(problems)

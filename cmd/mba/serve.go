@@ -80,6 +80,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 	if !withAPI || cfg.Temporal.RunWorker {
 		deps := worker.StoreDeps(st)
 		deps.Storage = files
+		deps.Channels = cfg.alertChannels(newMailer(cfg, st, log))
+		deps.AlertPolicy = cfg.alertPolicy()
 		w := worker.New(tc, cfg.Temporal.TaskQueue, deps)
 		if err := w.Start(); err != nil {
 			return fmt.Errorf("starting the Temporal worker: %w", err)
@@ -154,6 +156,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 		Temporal:   temporalPing{tc},
 		Files:      st,
 		Storage:    files,
+
+		Alerts:         st,
+		AlertWorkflows: dispatch.Alerts{Temporal: tc, TaskQueue: cfg.Temporal.TaskQueue, Policy: cfg.alertPolicy()},
 	})
 	if err := srv.Register(sdkMetrics); err != nil {
 		return fmt.Errorf("registering the Temporal SDK metrics: %w", err)

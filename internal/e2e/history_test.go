@@ -4,16 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	historypb "go.temporal.io/api/history/v1"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/jax-mba/mba/internal/recording"
+	"github.com/jax-mba/mba/internal/testenv"
 	"github.com/jax-mba/mba/workflows"
 )
 
@@ -63,22 +60,8 @@ func TestLongSessionHistoryStaysBounded(t *testing.T) {
 	s.recordHistory(workflows.SessionWorkflowID(sid), "session_canceled")
 }
 
-// recordHistory writes a finished workflow's history to $MBA_RECORD_HISTORIES/<name>.json,
-// for the replay tests in workflows/testdata (make record-histories).
+// recordHistory writes a finished workflow's history for the replay tests (testenv.RecordHistory).
 func (s *stack) recordHistory(workflowID, name string) {
-	dir := os.Getenv("MBA_RECORD_HISTORIES")
-	if dir == "" {
-		return
-	}
 	s.t.Helper()
-	var h historypb.History
-	it := s.temporal.GetWorkflowHistory(context.Background(), workflowID, "", false, 0)
-	for it.HasNext() {
-		ev, err := it.Next()
-		require.NoError(s.t, err)
-		h.Events = append(h.Events, ev)
-	}
-	raw, err := protojson.MarshalOptions{Indent: " "}.Marshal(&h)
-	require.NoError(s.t, err)
-	require.NoError(s.t, os.WriteFile(filepath.Join(dir, name+".json"), raw, 0o644))
+	testenv.RecordHistory(s.t, s.temporal, workflowID, "", name)
 }

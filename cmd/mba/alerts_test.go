@@ -1,0 +1,54 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/jax-mba/mba/activities"
+)
+
+func TestAlertSettings(t *testing.T) {
+	valid := func() config {
+		var c config
+		c.Alerts = alertsConfig{EscalateAfter: 15 * time.Minute, Damping: 2 * time.Minute, MaxSilence: 168 * time.Hour,
+			NotifyAttempts: 8, Webhooks: stringList{"lab=https://hooks.lab.example/mba"},
+			SlackWebhooks: stringList{"chat=https://hooks.slack.com/services/T/B/secret"},
+			WebhookSecret: strings.Repeat("k", 16), Escalation: stringList{"oncall@lab.example chat", "admins"}}
+		return c
+	}
+	problems := func(c config) string {
+		var p []string
+		c.validateAlerts(&p)
+		return strings.Join(p, "; ")
+	}
+	c := valid()
+	require.Empty(t, problems(c))
+	require.Equal(t, 3, c.alertPolicy().Tiers, "the first tier and two escalation tiers")
+	ch := c.alertChannels(nil)
+	require.Equal(t, [][]string{{"oncall@lab.example", "chat"}, {"admins"}}, ch.Tiers)
+	require.Equal(t, []activities.Webhook{
+		{Name: "chat", Kind: activities.ChannelSlack, URL: "https://hooks.slack.com/services/T/B/secret", Secret: []byte(c.Alerts.WebhookSecret)},
+		{Name: "lab", Kind: activities.ChannelWebhook, URL: "https://hooks.lab.example/mba", Secret: []byte(c.Alerts.WebhookSecret)},
+	}, ch.Webhooks)
+
+	for name, tc := range map[string]struct {
+		change func(*config)
+		want   string
+	}{
+		"bad webhook": {func(c *config) { c.Alerts.SlackWebhooks = stringList{"chat=ftp://x/secret-token"} },
+			`each must be name=http(s)://host/path (webhook "chat")`},
+		"short secret":     {func(c *config) { c.Alerts.WebhookSecret = "short" }, "webhook-secret of at least 16 bytes"},
+		"unknown in tier":  {func(c *config) { c.Alerts.Escalation = stringList{"pager"} }, `"pager" is no e-mail address, webhook name or admins`},
+		"name twice":       {func(c *config) { c.Alerts.SlackWebhooks = stringList{"lab=https://x/y"} }, `the name "lab" is used twice`},
+		"no escalate time": {func(c *config) { c.Alerts.EscalateAfter = 0 }, "escalate-after and max-silence must be at least 1m"},
+	} {
+		c := valid()
+		tc.change(&c)
+		got := problems(c)
+		require.Contains(t, got, tc.want, name)
+		require.NotContains(t, got, "secret-token", "a webhook URL is a secret: never echoed")
+	}
+}

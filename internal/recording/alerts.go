@@ -1,0 +1,37 @@
+package recording
+
+// AlertState is where an alert is in its lifecycle (workflows.AlertLifecycle).
+type AlertState string
+
+const (
+	AlertOpen         AlertState = "open"         // the condition holds; nobody told yet
+	AlertNotified     AlertState = "notified"     // the first tier was told
+	AlertEscalated    AlertState = "escalated"    // nobody acknowledged in time: a later tier was told
+	AlertAcknowledged AlertState = "acknowledged" // a person took it: no more escalation
+	AlertSilenced     AlertState = "silenced"     // a person muted it until a time
+	AlertResolved     AlertState = "resolved"     // the condition cleared (and stayed clear)
+)
+
+// AlertStates lists every state, for validating filters.
+var AlertStates = []AlertState{AlertOpen, AlertNotified, AlertEscalated, AlertAcknowledged, AlertSilenced, AlertResolved}
+
+// AlertKind is the condition an alert is about.
+type AlertKind string
+
+const (
+	// AlertEnclosureDown: an enclosure stopped heartbeating (DOWN); in a session, a session
+	// alert; idle, a fleet alert.
+	AlertEnclosureDown AlertKind = "enclosure_down"
+	AlertEnclosureLost AlertKind = "enclosure_lost" // silent past the silence timeout
+	AlertDeviceFailed  AlertKind = "device_failed"
+	AlertLowDisk       AlertKind = "low_disk"
+	AlertLowFPS        AlertKind = "low_fps"
+	AlertClockSkew     AlertKind = "clock_skew"
+	AlertFileBad       AlertKind = "file_bad" // MISSING or CORRUPT
+	AlertUploadBacklog AlertKind = "upload_backlog"
+	AlertChannelBroken AlertKind = "channel_broken" // a notification channel keeps failing
+)
+
+// AlertKinds lists every kind, for validating filters and preferences.
+var AlertKinds = []AlertKind{AlertEnclosureDown, AlertEnclosureLost, AlertDeviceFailed, AlertLowDisk, AlertLowFPS,
+	AlertClockSkew, AlertFileBad, AlertUploadBacklog, AlertChannelBroken}

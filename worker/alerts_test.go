@@ -1,0 +1,153 @@
+package worker_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/jax-mba/mba/activities"
+	"github.com/jax-mba/mba/internal/dispatch"
+	"github.com/jax-mba/mba/internal/recording"
+	"github.com/jax-mba/mba/internal/store"
+	"github.com/jax-mba/mba/internal/testenv"
+	"github.com/jax-mba/mba/worker"
+	"github.com/jax-mba/mba/workflows"
+)
+
+// signalAlerts calls the SignalAlert activity as DeviceRecording does on "silent" and "returned".
+func signalAlerts(ctx workflow.Context, sigs []activities.AlertSignal) error {
+	ctx = workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 30 * time.Second})
+	var a *activities.Alerts
+	for _, s := range sigs {
+		if err := workflow.ExecuteLocalActivity(ctx, a.SignalAlert, s).Get(ctx, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// alertFixture is a database with a session created by a user of its own, a Temporal client,
+// the suite's Mailpit and a task queue of the test's own.
+type alertFixture struct {
+	st      *store.Store
+	c       client.Client
+	mailpit *testenv.Mailpit
+	queue   string
+	creator string
+	sid     int64
+}
+
+func newAlertFixture(t *testing.T) alertFixture {
+	ctx := context.Background()
+	f := alertFixture{st: store.New(testenv.MigratedPool(t)), mailpit: testenv.NewMailpit(t),
+		queue: testenv.RandomName("alerts-"), creator: testenv.RandomName("carl-") + "@lab.example"}
+	u, err := f.st.CreateUser(ctx, f.creator, "", false)
+	require.NoError(t, err)
+	require.NoError(t, f.st.Pool().QueryRow(ctx, `
+		INSERT INTO sessions (name, duration, fragment_hourly, target_fps, apply_filter, created_by)
+		VALUES ('night', 3600, false, 30, false, @uid) RETURNING id`, pgx.NamedArgs{"uid": u.ID}).Scan(&f.sid))
+	f.c, err = client.Dial(client.Options{HostPort: testenv.TemporalAddress(t)})
+	require.NoError(t, err)
+	t.Cleanup(f.c.Close)
+	return f
+}
+
+// TestDownEnclosureAlertOpensAndResolves: the worker's SignalAlert, on a real Temporal and
+// database, opens one alert for an enclosure that went DOWN in a session (raised twice), mails
+// the session's creator through Mailpit, and resolves it with a recovery mail when it returns.
+func TestDownEnclosureAlertOpensAndResolves(t *testing.T) {
+	ctx := context.Background()
+	f := newAlertFixture(t)
+	st, c, mailpit, queue, creator, sid := f.st, f.c, f.mailpit, f.queue, f.creator, f.sid
+	var did int64
+	require.NoError(t, st.Pool().QueryRow(ctx, `INSERT INTO devices (name) VALUES ('NV1') RETURNING id`).Scan(&did))
+	deps := worker.StoreDeps(st)
+	deps.Channels = activities.Alerts{Mail: mailpit.Sender()}
+	deps.AlertPolicy = workflows.AlertPolicy{EscalateAfter: time.Hour, Tiers: 1, Damping: time.Second, MaxSilence: time.Hour, NotifyAttempts: 3}
+	w := worker.New(c, queue, deps)
+	w.RegisterWorkflow(signalAlerts)
+	require.NoError(t, w.Start())
+	defer w.Stop()
+
+	run := func(sigs ...activities.AlertSignal) {
+		t.Helper()
+		r, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: queue}, signalAlerts, sigs)
+		require.NoError(t, err)
+		require.NoError(t, r.Get(ctx, nil))
+	}
+	state := func() (recording.AlertState, int) {
+		list, err := st.ListAlerts(ctx, store.AlertFilter{SessionID: sid, DeviceID: did})
+		require.NoError(t, err)
+		if len(list) != 1 {
+			return "", len(list)
+		}
+		return list[0].State, 1
+	}
+	down := activities.AlertSignal{Kind: recording.AlertEnclosureDown, SessionID: sid, DeviceID: did, Active: true,
+		Summary: "NV1 is DOWN in session"}
+	run(down, down)
+	require.Eventually(t, func() bool { s, _ := state(); return s == recording.AlertNotified }, 30*time.Second, 50*time.Millisecond)
+	mails := mailpit.WaitForMessages(creator, 1)
+	require.Equal(t, "[MBA ALERT] enclosure_down: NV1 is DOWN in session", mails[0].Subject)
+
+	returned := down
+	returned.Active = false
+	run(returned)
+	require.Eventually(t, func() bool { s, n := state(); return s == recording.AlertResolved && n == 1 }, 30*time.Second, 50*time.Millisecond)
+	mails = mailpit.WaitForMessages(creator, 2)
+	require.Equal(t, "[MBA RESOLVED] enclosure_down: NV1 is DOWN in session", mails[1].Subject)
+}
+
+// TestEscalationSurvivesAWorkerRestart: the escalation timer is Temporal's, so an alert opened
+// by one worker escalates on the next after the first stopped, and acknowledging and
+// resolving it work there too.
+func TestEscalationSurvivesAWorkerRestart(t *testing.T) {
+	ctx := context.Background()
+	f := newAlertFixture(t)
+	st, c, mailpit, queue, creator, sid := f.st, f.c, f.mailpit, f.queue, f.creator, f.sid
+	boss := testenv.RandomName("boss-") + "@lab.example"
+	deps := worker.StoreDeps(st)
+	deps.Channels = activities.Alerts{Mail: mailpit.Sender(), Tiers: [][]string{{boss}}}
+	deps.AlertPolicy = workflows.AlertPolicy{EscalateAfter: 2 * time.Second, Tiers: 2, Damping: time.Second,
+		MaxSilence: time.Hour, NotifyAttempts: 3}
+	alerts := dispatch.Alerts{Temporal: c, TaskQueue: queue, Policy: deps.AlertPolicy}
+
+	first := worker.New(c, queue, deps)
+	require.NoError(t, first.Start())
+	subject := dispatch.AlertSubject{Kind: recording.AlertEnclosureLost, SessionID: sid}
+	require.NoError(t, alerts.Raise(ctx, subject, "NV2 is lost"))
+	mailpit.WaitForMessages(creator, 1)
+	first.Stop()
+
+	second := worker.New(c, queue, deps)
+	require.NoError(t, second.Start())
+	defer second.Stop()
+	mails := mailpit.WaitForMessages(boss, 1)
+	require.Equal(t, "[MBA ESCALATED] enclosure_lost: NV2 is lost", mails[0].Subject)
+
+	list, err := st.ListAlerts(ctx, store.AlertFilter{SessionID: sid})
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	got, err := alerts.Acknowledge(ctx, list[0].WorkflowID, workflows.AckRequest{Key: list[0].Key, Who: "boss", Note: "on it"})
+	require.NoError(t, err)
+	require.Equal(t, recording.AlertAcknowledged, got.State)
+	require.Equal(t, 1, got.Tier)
+	_, err = alerts.Acknowledge(ctx, list[0].WorkflowID, workflows.AckRequest{Key: list[0].Key, Who: ""})
+	var refused *dispatch.RefusedError
+	require.ErrorAs(t, err, &refused)
+	require.Contains(t, refused.Reason, "who must name the person")
+
+	require.NoError(t, alerts.Clear(ctx, subject))
+	require.Equal(t, "[MBA RESOLVED] enclosure_lost: NV2 is lost", mailpit.WaitForMessages(creator, 2)[1].Subject)
+	require.Equal(t, "[MBA RESOLVED] enclosure_lost: NV2 is lost", mailpit.WaitForMessages(boss, 2)[1].Subject)
+	require.Eventually(t, func() bool {
+		_, err = alerts.Acknowledge(ctx, list[0].WorkflowID, workflows.AckRequest{Key: list[0].Key, Who: "boss"})
+		return errors.Is(err, dispatch.ErrAlertClosed)
+	}, 30*time.Second, 50*time.Millisecond, "a resolved alert's workflow is closed: %v", err)
+}
