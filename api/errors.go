@@ -26,13 +26,14 @@ import (
 )
 
 // Error is an error with the status and message a client may see. Everything else becomes a
-// 500 whose text never leaves the server.
+// 500 whose text never leaves the server. It is also the wire form of every error body,
+// {"message"} or {"message","errors"}: the status and Retry-After travel as HTTP, not JSON.
 type Error struct {
-	Status  int
-	Message string
-	Fields  map[string]string // for 400 validation errors: field path -> reason
+	Status  int               `json:"-"`
+	Message string            `json:"message"`
+	Fields  map[string]string `json:"errors,omitempty"` // for 400 validation errors: field path -> reason
 	// RetryAfter, when set, is sent as the Retry-After header (429, 503).
-	RetryAfter time.Duration
+	RetryAfter time.Duration `json:"-"`
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -50,12 +51,6 @@ func invalid(fields map[string]string) *Error {
 		reasons = append(reasons, f+": "+fields[f])
 	}
 	return &Error{Status: http.StatusBadRequest, Message: strings.Join(reasons, "; "), Fields: fields}
-}
-
-// errorBody is the wire form of every error: {"message"} or {"message","errors"}.
-type errorBody struct {
-	Message string            `json:"message"`
-	Errors  map[string]string `json:"errors,omitempty"`
 }
 
 // statusOf is the one place that maps errors to HTTP statuses and client-visible messages.
@@ -104,7 +99,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	if e.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="mba"`)
 	}
-	writeJSON(w, e.Status, errorBody{Message: msg, Errors: e.Fields})
+	writeJSON(w, e.Status, &Error{Message: msg, Fields: e.Fields})
 }
 
 // writeJSON sends v as JSON with status.

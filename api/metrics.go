@@ -92,16 +92,6 @@ func (s *Server) metricsOnAPI() http.Handler {
 	})
 }
 
-// Register adds more collectors (the worker, later the heartbeat path) to the same endpoint.
-func (s *Server) Register(c ...prometheus.Collector) error {
-	for _, col := range c {
-		if err := s.metrics.registry.Register(col); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // poolCollector exports the database pool's statistics at scrape time.
 type poolCollector struct{ pool *pgxpool.Pool }
 

@@ -215,7 +215,7 @@ func (s *Server) serveTus(w http.ResponseWriter, r *http.Request, h http.Handler
 		msg = "internal server error"
 	}
 	tw.Header().Del("Content-Length")
-	writeJSON(w, tw.status, errorBody{Message: cmp.Or(msg, http.StatusText(tw.status))})
+	writeJSON(w, tw.status, &Error{Message: cmp.Or(msg, http.StatusText(tw.status))})
 }
 
 // tusErrorWriter holds back an error answer that is not JSON, for serveTus to rewrite.
@@ -408,7 +408,7 @@ func (s *Server) tusError(ctx context.Context, err error) error {
 	if e.Status >= 500 {
 		s.log.ErrorContext(ctx, "upload failed", "error", err.Error())
 	}
-	body, _ := json.Marshal(errorBody{Message: e.Message, Errors: e.Fields})
+	body, _ := json.Marshal(&Error{Message: e.Message, Fields: e.Fields})
 	te := tus.NewError("ERR_MBA", e.Message, e.Status)
 	te.HTTPResponse.Body = string(body)
 	te.HTTPResponse.Header = tus.HTTPHeader{"Content-Type": "application/json"}
