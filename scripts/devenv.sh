@@ -14,7 +14,8 @@ TEMPORAL_CLI_VERSION=1.5.1
 # is the pseudo-version `go install github.com/minio/minio@latest` resolved to.
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 
-# Custom search attributes the workflows use; registered on every start.
+# Custom search attributes the workflows use; registered on every start. Their source is
+# workflows/contract.go: TestSearchAttributesAreDefinedOnce fails when this list drifts from it.
 MBA_SEARCH_ATTRIBUTES=(MbaSessionId=Int MbaDeviceNames=KeywordList MbaStatus=Keyword)
 
 # Extra postgresql.conf lines for pg_up (test.sh trades durability for speed).
