@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/storage"
 	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/protocol"
@@ -50,15 +51,15 @@ type FileRef struct {
 
 func (f FileRef) key() string { return storage.Key(f.SessionID, f.Enclosure, f.Name) }
 
-// Verification outcomes besides store.FileVerified and store.FileCorrupt.
+// Verification outcomes besides recording.FileVerified and recording.FileCorrupt.
 const (
 	// FileAbsent: the manifest says uploaded, but storage has no such file.
-	FileAbsent = "ABSENT"
+	FileAbsent recording.FileState = "ABSENT"
 )
 
 // Verification is what VerifyFile found.
 type Verification struct {
-	State  string // VERIFIED, CORRUPT or ABSENT
+	State  recording.FileState // VERIFIED, CORRUPT or ABSENT
 	Reason string
 	Upload int // the upload it checked (the manifest's count of completed uploads)
 }
@@ -97,7 +98,7 @@ func (a *Files) VerifyFile(ctx context.Context, ref FileRef) (Verification, erro
 		return Verification{}, err
 	}
 	if info.Size != *f.Size {
-		return Verification{State: store.FileCorrupt, Upload: f.Uploads,
+		return Verification{State: recording.FileCorrupt, Upload: f.Uploads,
 			Reason: fmt.Sprintf("stored size %d bytes, the agent sent %d", info.Size, *f.Size)}, nil
 	}
 	sum, err := a.hash(ctx, ref.key(), f.Uploads)
@@ -108,10 +109,10 @@ func (a *Files) VerifyFile(ctx context.Context, ref FileRef) (Verification, erro
 		return Verification{}, err
 	}
 	if sum != *f.SHA256 {
-		return Verification{State: store.FileCorrupt, Upload: f.Uploads,
+		return Verification{State: recording.FileCorrupt, Upload: f.Uploads,
 			Reason: fmt.Sprintf("stored SHA-256 %s, the agent sent %s", sum[:12], (*f.SHA256)[:min(12, len(*f.SHA256))])}, nil
 	}
-	return Verification{State: store.FileVerified, Reason: fmt.Sprintf("%d bytes, SHA-256 %s", info.Size, sum), Upload: f.Uploads}, nil
+	return Verification{State: recording.FileVerified, Reason: fmt.Sprintf("%d bytes, SHA-256 %s", info.Size, sum), Upload: f.Uploads}, nil
 }
 
 // hash streams the file through SHA-256, resuming from the last heartbeat of an earlier

@@ -8,15 +8,15 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/jax-mba/mba/internal/heartbeat"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/store"
-	"github.com/jax-mba/mba/protocol"
 )
 
 // Mailbox is the enclosures' command mailbox, read by the heartbeat path.
 type Mailbox interface {
-	AssignStart(ctx context.Context, deviceID int64, params protocol.StartParams, workflowID, activityID string, now time.Time) (*heartbeat.Event, error)
-	AssignStop(ctx context.Context, deviceID, sessionID int64, activityID string, now time.Time) (*heartbeat.Event, error)
-	AssignComplete(ctx context.Context, deviceID, sessionID int64, activityID string, now time.Time) (*heartbeat.Event, error)
+	AssignStart(ctx context.Context, deviceID int64, params recording.Start, workflowID, activityID string, now time.Time) (*recording.Event, error)
+	AssignStop(ctx context.Context, deviceID, sessionID int64, activityID string, now time.Time) (*recording.Event, error)
+	AssignComplete(ctx context.Context, deviceID, sessionID int64, activityID string, now time.Time) (*recording.Event, error)
 	ClearAssignment(ctx context.Context, deviceID, sessionID int64) error
 	PlanResume(ctx context.Context, deviceID, sessionID int64, plan heartbeat.ResumePlan) error
 }
@@ -25,9 +25,9 @@ type Mailbox interface {
 type ReadModel interface {
 	SessionPlan(ctx context.Context, id int64) (store.SessionPlan, error)
 	UpdateSessionDevice(ctx context.Context, u store.DeviceUpdate) error
-	SetSessionStatus(ctx context.Context, id int64, status string, endedAt *time.Time) error
+	SetSessionStatus(ctx context.Context, id int64, status recording.SessionStatus, endedAt *time.Time) error
 	RequestStop(ctx context.Context, req store.StopRequest, workflowID string, now time.Time) (bool, error)
-	EndState(ctx context.Context, deviceID, sessionID int64) (lastSeen *time.Time, ended *heartbeat.Event, err error)
+	EndState(ctx context.Context, deviceID, sessionID int64) (lastSeen *time.Time, ended *recording.Event, err error)
 }
 
 // Recording holds the activities of recording sessions.
@@ -39,7 +39,7 @@ type Recording struct {
 // StartCommand asks an enclosure to record.
 type StartCommand struct {
 	DeviceID int64
-	Params   protocol.StartParams
+	Params   recording.Start
 }
 
 // DeviceCommand names an enclosure in a session.
@@ -53,10 +53,10 @@ type DeviceCommand struct {
 // heartbeat path completes it by activity id through the outbox. A retry after a timeout
 // writes the mailbox again, so the Web UI shows "SendStart, attempt N" while an enclosure is
 // away.
-func (r *Recording) SendStart(ctx context.Context, cmd StartCommand) (heartbeat.Event, error) {
+func (r *Recording) SendStart(ctx context.Context, cmd StartCommand) (recording.Event, error) {
 	// A START the client cannot take would crash it: refuse it here, for good.
 	if err := cmd.Params.Validate(); err != nil {
-		return heartbeat.Event{}, temporal.NewNonRetryableApplicationError("invalid START parameters", "InvalidStart", err)
+		return recording.Event{}, temporal.NewNonRetryableApplicationError("invalid START parameters", "InvalidStart", err)
 	}
 	info := activity.GetInfo(ctx)
 	return settledOrPending(r.Mailbox.AssignStart(ctx, cmd.DeviceID, cmd.Params, info.WorkflowExecution.ID, completionKey(ctx), time.Now()))
@@ -64,14 +64,14 @@ func (r *Recording) SendStart(ctx context.Context, cmd StartCommand) (heartbeat.
 
 // SendStop asks the enclosure to stop recording the session; it completes when the
 // enclosure reports the recording ended (or at once when there is nothing to stop).
-func (r *Recording) SendStop(ctx context.Context, cmd DeviceCommand) (heartbeat.Event, error) {
+func (r *Recording) SendStop(ctx context.Context, cmd DeviceCommand) (recording.Event, error) {
 	ev, err := r.Mailbox.AssignStop(ctx, cmd.DeviceID, cmd.SessionID, completionKey(ctx), time.Now())
 	return settledOrPending(ev, err)
 }
 
 // SendComplete completes when the enclosure has forgotten the finished session (COMPLETE
 // arrived), so the enclosure is free for the next session.
-func (r *Recording) SendComplete(ctx context.Context, cmd DeviceCommand) (heartbeat.Event, error) {
+func (r *Recording) SendComplete(ctx context.Context, cmd DeviceCommand) (recording.Event, error) {
 	ev, err := r.Mailbox.AssignComplete(ctx, cmd.DeviceID, cmd.SessionID, completionKey(ctx), time.Now())
 	return settledOrPending(ev, err)
 }
@@ -85,14 +85,14 @@ func completionKey(ctx context.Context) string {
 	return info.WorkflowExecution.RunID + "/" + info.ActivityID
 }
 
-func settledOrPending(ev *heartbeat.Event, err error) (heartbeat.Event, error) {
+func settledOrPending(ev *recording.Event, err error) (recording.Event, error) {
 	switch {
 	case err != nil:
-		return heartbeat.Event{}, err
+		return recording.Event{}, err
 	case ev != nil:
 		return *ev, nil
 	}
-	return heartbeat.Event{}, activity.ErrResultPending
+	return recording.Event{}, activity.ErrResultPending
 }
 
 // ClearAssignment empties the enclosure's mailbox of the session (clean-up).
@@ -125,7 +125,7 @@ func (r *Recording) UpdateDevice(ctx context.Context, u store.DeviceUpdate) erro
 // EndState is what the service last heard of an enclosure in a session.
 type EndState struct {
 	LastSeen time.Time        // its last heartbeat (zero: never)
-	Ended    *heartbeat.Event // the end of its recording it reported, if it did
+	Ended    *recording.Event // the end of its recording it reported, if it did
 }
 
 // EndState reads what the enclosure last reported, for a deadline judged by its reports.
@@ -155,7 +155,7 @@ type SessionCancel struct {
 // SessionStatus is a session's status change.
 type SessionStatus struct {
 	SessionID int64
-	Status    string
+	Status    recording.SessionStatus
 	EndedAt   *time.Time
 }
 

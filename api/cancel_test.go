@@ -10,8 +10,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/store"
-	"github.com/jax-mba/mba/protocol"
 )
 
 // sessionOf reads a session as the API shows it, with its enclosures by name.
@@ -60,11 +60,11 @@ func TestCancelTakesEffectAtOnce(t *testing.T) {
 	path := fmt.Sprintf("/api/recording-session/%d", sid)
 	require.Equal(t, http.StatusNoContent, h.do("DELETE", path, token, nil).status)
 	x, devs := h.sessionOf(token, sid)
-	require.Equal(t, store.SessionCanceled, x.Status, "canceled in the request itself")
+	require.Equal(t, recording.SessionCanceled, x.Status, "canceled in the request itself")
 	require.Equal(t, "ann@lab.example", *x.CanceledBy)
-	require.Equal(t, store.DeviceCanceled, devs["NV21"].Status)
+	require.Equal(t, recording.DeviceCanceled, devs["NV21"].Status)
 	require.True(t, devs["NV21"].StopPending, "STOP is still to reach the recording enclosure")
-	require.Equal(t, store.DeviceCanceled, devs["NV22"].Status)
+	require.Equal(t, recording.DeviceCanceled, devs["NV22"].Status)
 	require.False(t, devs["NV22"].StopPending, "nothing to stop on an enclosure that never started")
 	require.Equal(t, []string{store.KindStartSession + "/", store.KindCancelSession + "/"}, h.outbox())
 	require.Equal(t, http.StatusNoContent, h.do("DELETE", path, token, nil).status, "a second cancel changes nothing")
@@ -74,7 +74,7 @@ func TestCancelTakesEffectAtOnce(t *testing.T) {
 	require.Equal(t, "", command(t, h.send(beat("NV22", 0, false, ""))))
 	d, err := h.store.DeviceByName(ctx, "NV22", time.Now(), time.Minute)
 	require.NoError(t, err)
-	require.Equal(t, store.DeviceIdle, d.State)
+	require.Equal(t, recording.EnclosureIdle, d.State)
 	// The recording one gets STOP, then COMPLETE.
 	require.Equal(t, "STOP", command(t, h.send(beat("NV21", sid, true, ""))))
 	require.Equal(t, "COMPLETE", command(t, h.send(beat("NV21", sid, false, ""))))
@@ -87,11 +87,11 @@ func TestCancelTakesEffectAtOnce(t *testing.T) {
 	require.Equal(t, http.StatusOK, res.status, "%s", res.body)
 	next := int64(res.json(t)["id"].(float64))
 	_, nextDevs := h.sessionOf(token, next)
-	require.Equal(t, store.DevicePending, nextDevs["NV22"].Status)
+	require.Equal(t, recording.DevicePending, nextDevs["NV22"].Status)
 
 	// The old session's workflow, learning of the cancel late: its START is settled as stopped
 	// and leaves the new session's mailbox alone; its read-model writes keep CANCELED.
-	settled, err := h.store.AssignStart(ctx, nv22, protocol.StartParams{SessionID: sid, Duration: 3600, FilePrefix: "p1", TargetFPS: 30},
+	settled, err := h.store.AssignStart(ctx, nv22, recording.Start{SessionID: sid, Duration: 3600, FilePrefix: "p1", TargetFPS: 30},
 		"wf-old", "start-late", time.Now())
 	require.NoError(t, err)
 	require.NotNil(t, settled)
@@ -99,16 +99,16 @@ func TestCancelTakesEffectAtOnce(t *testing.T) {
 	require.Equal(t, "START", command(t, h.send(beat("NV22", 0, false, ""))), "the new session's START")
 	recorded := int64(150) // more than its heartbeats showed live (a live figure is never taken back)
 	require.NoError(t, h.store.UpdateSessionDevice(ctx, store.DeviceUpdate{SessionID: sid, DeviceID: nv21,
-		Status: store.DeviceRecording, RecordingTime: &recorded}))
+		Status: recording.DeviceRecording, RecordingTime: &recorded}))
 	require.NoError(t, h.store.UpdateSessionDevice(ctx, store.DeviceUpdate{SessionID: sid, DeviceID: nv22,
-		Status: store.DeviceRecording}), "would break the one-session-per-enclosure index if it were applied")
+		Status: recording.DeviceRecording}), "would break the one-session-per-enclosure index if it were applied")
 	ended := time.Now()
-	require.NoError(t, h.store.SetSessionStatus(ctx, sid, store.SessionFailed, &ended))
+	require.NoError(t, h.store.SetSessionStatus(ctx, sid, recording.SessionFailed, &ended))
 	x, devs = h.sessionOf(token, sid)
-	require.Equal(t, store.SessionCanceled, x.Status)
-	require.Equal(t, store.DeviceCanceled, devs["NV21"].Status)
+	require.Equal(t, recording.SessionCanceled, x.Status)
+	require.Equal(t, recording.DeviceCanceled, devs["NV21"].Status)
 	require.Equal(t, recorded, devs["NV21"].RecordingTime, "what it recorded is still added")
-	require.Equal(t, store.DeviceCanceled, devs["NV22"].Status)
+	require.Equal(t, recording.DeviceCanceled, devs["NV22"].Status)
 }
 
 // TestRemoveTakesEffectAtOnce: removing a pending enclosure releases it in the request; the
@@ -120,9 +120,9 @@ func TestRemoveTakesEffectAtOnce(t *testing.T) {
 
 	require.Equal(t, http.StatusNoContent, h.do("DELETE", fmt.Sprintf("/api/recording-session/%d/device-status/%d", sid, nv24), token, nil).status)
 	x, devs := h.sessionOf(token, sid)
-	require.Equal(t, store.SessionInProgress, x.Status)
-	require.Equal(t, store.DevicePending, devs["NV23"].Status)
-	require.Equal(t, store.DeviceCanceled, devs["NV24"].Status)
+	require.Equal(t, recording.SessionInProgress, x.Status)
+	require.Equal(t, recording.DevicePending, devs["NV23"].Status)
+	require.Equal(t, recording.DeviceCanceled, devs["NV24"].Status)
 	require.Equal(t, "removed from the session by ann@lab.example", devs["NV24"].Message)
 	require.Equal(t, []string{store.KindStartSession + "/", store.KindRemoveDevice + "/"}, h.outbox())
 	require.Equal(t, "", command(t, h.send(beat("NV24", 0, false, ""))), "no START for the removed enclosure")

@@ -15,6 +15,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/jax-mba/mba/internal/auth"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/protocol"
 )
@@ -221,7 +222,7 @@ func (s *Server) streamDevice(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if !d.SensorStatus.Camera.Recording || d.State == store.DeviceDown {
+	if !d.SensorStatus.Camera.Recording || d.State == recording.EnclosureDown {
 		return errorf(http.StatusServiceUnavailable, "device %s is not recording; live video is only available while it records", d.Name)
 	}
 	until := s.now().Add(s.cfg.Enclosures.StreamKeepAlive)

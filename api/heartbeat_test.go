@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jax-mba/mba/internal/heartbeat"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/protocol"
 )
@@ -68,7 +69,7 @@ func (h *harness) deviceID(name string) int64 {
 }
 
 // assignStart registers the START activity as the workflow would.
-func (h *harness) assignStart(dev int64, params protocol.StartParams, workflowID, activityID string, now time.Time) {
+func (h *harness) assignStart(dev int64, params recording.Start, workflowID, activityID string, now time.Time) {
 	h.t.Helper()
 	settled, err := h.store.AssignStart(context.Background(), dev, params, workflowID, activityID, now)
 	require.NoError(h.t, err)
@@ -100,14 +101,14 @@ func TestHeartbeatHandshake(t *testing.T) {
 	sid := h.session(dev)
 	require.Equal(t, "START", command(t, h.send(beat("NV7", 0, false, ""))),
 		"START goes out on the first heartbeat after the session is created, before any workflow runs")
-	params := protocol.StartParams{SessionID: sid, Duration: 3600, FragmentHourly: true, FilePrefix: "cage", TargetFPS: 30}
+	params := recording.Start{SessionID: sid, Duration: 3600, FragmentHourly: true, FilePrefix: "cage", TargetFPS: 30}
 	h.assignStart(dev, params, "wf-dev", "start-1", time.Now())
 
 	// 5.1: START on every heartbeat without a session, until acknowledged.
 	for i := 0; i < 2; i++ {
 		res := h.send(beat("NV7", 0, false, ""))
 		require.Equal(t, "START", command(t, res))
-		var got protocol.StartParams
+		var got recording.Start
 		require.NoError(t, json.Unmarshal([]byte(res.json(t)["parameters"].(string)), &got))
 		require.Equal(t, params, got)
 	}
@@ -127,7 +128,7 @@ func TestHeartbeatHandshake(t *testing.T) {
 	require.Equal(t, []string{store.KindStartSession + "/", "started/start-1", "ended/"}, h.outbox(), "one ended signal, not one per COMPLETE")
 	rows, err := h.store.PendingOutbox(ctx, 10)
 	require.NoError(t, err)
-	var ev heartbeat.Event
+	var ev recording.Event
 	require.NoError(t, json.Unmarshal(rows[2].Payload, &ev))
 	require.Equal(t, "camera lost", ev.ErrMsg)
 
@@ -146,7 +147,7 @@ func TestHeartbeatStop(t *testing.T) {
 	h.send(beat("NV8", 0, false, ""))
 	dev := h.deviceID("NV8")
 	sid := h.session(dev)
-	h.assignStart(dev, protocol.StartParams{SessionID: sid, Duration: 60, FilePrefix: "p", TargetFPS: 30}, "wf", "start-1", time.Now())
+	h.assignStart(dev, recording.Start{SessionID: sid, Duration: 60, FilePrefix: "p", TargetFPS: 30}, "wf", "start-1", time.Now())
 	h.send(beat("NV8", sid, true, ""))
 
 	settled, err := h.store.AssignStop(ctx, dev, sid, "stop-1", time.Now())
@@ -172,7 +173,7 @@ func TestHeartbeatRebootAndSilence(t *testing.T) {
 	h.send(beat("NV10", 0, false, ""))
 	dev := h.deviceID("NV10")
 	sid := h.session(dev)
-	h.assignStart(dev, protocol.StartParams{SessionID: sid, Duration: 60, FilePrefix: "p", TargetFPS: 30}, "wf", "a", time.Now())
+	h.assignStart(dev, recording.Start{SessionID: sid, Duration: 60, FilePrefix: "p", TargetFPS: 30}, "wf", "a", time.Now())
 	h.send(beat("NV10", sid, true, ""))
 
 	// 5.6: the enclosure comes back without its session.
@@ -280,10 +281,10 @@ func TestRequestStopReachesTheNextHeartbeat(t *testing.T) {
 	require.Equal(t, "COMPLETE", command(t, h.send(beat("NV13", sid, false, ""))))
 
 	// The workflow's START activity, running late, learns the enclosure already acknowledged.
-	settled, err := h.store.AssignStart(context.Background(), dev, protocol.StartParams{SessionID: sid, Duration: 60, FilePrefix: "p", TargetFPS: 30}, "wf", "late", time.Now())
+	settled, err := h.store.AssignStart(context.Background(), dev, recording.Start{SessionID: sid, Duration: 60, FilePrefix: "p", TargetFPS: 30}, "wf", "late", time.Now())
 	require.NoError(t, err)
 	require.NotNil(t, settled)
-	require.Equal(t, heartbeat.EventEnded, settled.Kind)
+	require.Equal(t, recording.EventEnded, settled.Kind)
 }
 
 // TestRequestStopByTheWorkflow: a cancel the session's workflow learned of from Temporal (the
@@ -304,8 +305,8 @@ func TestRequestStopByTheWorkflow(t *testing.T) {
 	require.Equal(t, queued, h.outbox(), "nothing queued for the workflows")
 	x, err := h.store.Session(ctx, sid, time.Now(), time.Minute)
 	require.NoError(t, err)
-	require.Equal(t, store.SessionCanceled, x.Status)
-	require.Equal(t, store.DeviceCanceled, x.DeviceStatuses[0].Status)
+	require.Equal(t, recording.SessionCanceled, x.Status)
+	require.Equal(t, recording.DeviceCanceled, x.DeviceStatuses[0].Status)
 	require.True(t, x.DeviceStatuses[0].StopPending)
 	require.Equal(t, "STOP", command(t, h.send(beat("NV15", sid, true, ""))), "the cancel reaches the enclosure at once")
 
@@ -412,7 +413,7 @@ func TestHeartbeatResumesAtOnce(t *testing.T) {
 	h.send(beat("NV11", 0, false, ""))
 	dev := h.deviceID("NV11")
 	sid := h.session(dev)
-	first := protocol.StartParams{SessionID: sid, Duration: 3600, FragmentHourly: true, FilePrefix: "cage", TargetFPS: 30}
+	first := recording.Start{SessionID: sid, Duration: 3600, FragmentHourly: true, FilePrefix: "cage", TargetFPS: 30}
 	h.assignStart(dev, first, "wf", "start-1", h.clock.Now())
 	h.send(beat("NV11", sid, true, ""))
 	end := h.clock.Now().Add(time.Hour)
@@ -422,10 +423,10 @@ func TestHeartbeatResumesAtOnce(t *testing.T) {
 
 	h.clock.Advance(20 * time.Minute)
 	resumed := first.Resumed(2, 40*60)
-	startOf := func(res response) protocol.StartParams {
+	startOf := func(res response) recording.Start {
 		t.Helper()
 		require.Equal(t, "START", command(t, res))
-		var got protocol.StartParams
+		var got recording.Start
 		require.NoError(t, json.Unmarshal([]byte(res.json(t)["parameters"].(string)), &got))
 		return got
 	}
@@ -435,7 +436,7 @@ func TestHeartbeatResumesAtOnce(t *testing.T) {
 	last := rows[len(rows)-1]
 	require.Equal(t, "reset", last.Kind)
 	require.Empty(t, last.ActivityID)
-	var ev heartbeat.Event
+	var ev recording.Event
 	require.NoError(t, json.Unmarshal(last.Payload, &ev))
 	require.True(t, ev.Resumed)
 	require.Equal(t, int64(120), ev.Duration, "the lost segment's last report")
@@ -452,7 +453,7 @@ func TestHeartbeatResumesAtOnce(t *testing.T) {
 	require.Equal(t, "started/start-2", out[len(out)-1])
 	settled, err := h.store.AssignStart(ctx, dev, later, "wf", "start-3", h.clock.Now())
 	require.NoError(t, err)
-	require.Equal(t, heartbeat.EventStarted, settled.Kind, "a SendStart after the acknowledgement settles at once")
+	require.Equal(t, recording.EventStarted, settled.Kind, "a SendStart after the acknowledgement settles at once")
 
 	// A second reboot resumes segment 3, for what is left; past the planned end nothing is resumed.
 	h.clock.Advance(10 * time.Minute)
@@ -480,11 +481,11 @@ func TestHeartbeatRebootBeforeTheWorkflowRan(t *testing.T) {
 	h.clock.Advance(time.Minute)
 	require.Equal(t, "", command(t, h.send(beat("NV12", 0, false, ""))), "rebooted: reset, for the workflow")
 
-	first := protocol.StartParams{SessionID: sid, Duration: 3600, FilePrefix: "cage", TargetFPS: 30}
+	first := recording.Start{SessionID: sid, Duration: 3600, FilePrefix: "cage", TargetFPS: 30}
 	settled, err := h.store.AssignStart(ctx, dev, first, "wf", "start-1", h.clock.Now())
 	require.NoError(t, err)
 	require.NotNil(t, settled)
-	require.Equal(t, heartbeat.EventStarted, settled.Kind)
+	require.Equal(t, recording.EventStarted, settled.Kind)
 	require.WithinDuration(t, started, settled.At, time.Second, "when it started, not when it rebooted")
 	require.Equal(t, "", command(t, h.send(beat("NV12", 0, false, ""))), "no second START of the first segment")
 

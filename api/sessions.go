@@ -14,8 +14,8 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/store"
-	"github.com/jax-mba/mba/protocol"
 	"github.com/jax-mba/mba/workflows"
 )
 
@@ -104,7 +104,7 @@ func (s *Server) validate(req newSessionRequest) map[string]string {
 		default:
 			seen[*d.DeviceID] = true
 		}
-		if reason := protocol.ValidFilePrefix(d.FilenamePrefix); reason != "" {
+		if reason := recording.ValidFilePrefix(d.FilenamePrefix); reason != "" {
 			errs[field+".filename_prefix"] = reason
 		} else if len(d.FilenamePrefix) > maxPrefix {
 			errs[field+".filename_prefix"] = fmt.Sprintf("must be at most %d characters (room for a resume suffix)", maxPrefix)
@@ -184,9 +184,9 @@ func (s *Server) admission(req newSessionRequest, byID map[int64]store.Device) (
 	for i, spec := range req.DeviceSpec {
 		d := byID[*spec.DeviceID]
 		switch d.State {
-		case store.DeviceBusy:
+		case recording.EnclosureBusy:
 			warnings = append(warnings, fmt.Sprintf("%s is busy in session %d: it is listed FAILED", d.Name, *d.SessionID))
-		case store.DeviceDown:
+		case recording.EnclosureDown:
 			warnings = append(warnings, fmt.Sprintf("%s is DOWN: it starts recording when it returns", d.Name))
 		}
 		free := d.SystemInfo.FreeDisk
@@ -316,7 +316,7 @@ func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	me := currentUser(r)
-	if x.Status == store.SessionInProgress {
+	if x.Status == recording.SessionInProgress {
 		// CANCELED at once, in the request's own transaction; the workflow learns of it through
 		// the outbox, so Temporal being down neither delays nor fails the answer.
 		req := store.StopRequest{SessionID: x.ID, UserID: me.ID, Reason: "session canceled by " + me.Email}
@@ -387,7 +387,7 @@ func (s *Server) removeSessionDevice(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	if d.Status == store.DevicePending || d.Status == store.DeviceRecording {
+	if d.Status == recording.DevicePending || d.Status == recording.DeviceRecording {
 		me := currentUser(r)
 		req := store.StopRequest{SessionID: d.SessionID, DeviceID: d.Device.ID, UserID: me.ID,
 			Reason: "removed from the session by " + me.Email}

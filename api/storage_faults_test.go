@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jax-mba/mba/internal/auth"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/storage"
 	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/internal/testenv"
@@ -139,7 +140,7 @@ func TestFullDiskUploadsHeal(t *testing.T) {
 	offset, err := strconv.Atoi(res.header.Get("Upload-Offset"))
 	require.NoError(t, err)
 	require.Equal(t, http.StatusNoContent, u.patch(path, offset, content[offset:]).status)
-	require.Equal(t, store.FileUploaded, u.file(t).State)
+	require.Equal(t, recording.FileUploaded, u.file(t).State)
 	r, err := u.files.Open(context.Background(), storage.Key(u.sid, "NV31", "cage_.avi"), 0)
 	require.NoError(t, err)
 	defer r.Close()
@@ -172,12 +173,12 @@ func TestFinishAfterAFullDiskHeals(t *testing.T) {
 	require.Equal(t, http.StatusCreated, res.status, "%s", res.body)
 	path := uploadPath(res)
 	requireFull(t, u.patch(path, 0, content), root)
-	require.Equal(t, store.FileUploading, u.file(t).State)
+	require.Equal(t, recording.FileUploading, u.file(t).State)
 
 	res = u.head(path)
 	require.Equal(t, http.StatusOK, res.status, "%s", res.body)
 	require.Equal(t, strconv.Itoa(len(content)), res.header.Get("Upload-Offset"))
-	require.Equal(t, store.FileUploaded, u.file(t).State, "the HEAD finished it")
+	require.Equal(t, recording.FileUploaded, u.file(t).State, "the HEAD finished it")
 	_, err := u.files.Stat(context.Background(), storage.Key(u.sid, "NV31", "cage_.avi"))
 	require.NoError(t, err)
 	require.Contains(t, u.h.outbox(), "file-uploaded/", "the workflow is told, and verifies it")

@@ -24,6 +24,7 @@ import (
 	expslog "golang.org/x/exp/slog"
 
 	"github.com/jax-mba/mba/internal/auth"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/storage"
 	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/workflows"
@@ -153,12 +154,12 @@ func (s *Server) authenticateEnclosure(next http.Handler) http.Handler {
 
 // agentFile is a file in the agent's manifest.
 type agentFile struct {
-	Name      string  `json:"name"`
-	State     string  `json:"state"`
-	Size      *int64  `json:"size"`
-	SHA256    *string `json:"sha256"`
-	UploadURL string  `json:"upload_url,omitempty"`
-	Reupload  bool    `json:"reupload"`
+	Name      string              `json:"name"`
+	State     recording.FileState `json:"state"`
+	Size      *int64              `json:"size"`
+	SHA256    *string             `json:"sha256"`
+	UploadURL string              `json:"upload_url,omitempty"`
+	Reupload  bool                `json:"reupload"`
 }
 
 type agentSession struct {
@@ -178,7 +179,7 @@ func (s *Server) agentManifest(w http.ResponseWriter, r *http.Request) error {
 		out[i] = agentSession{AgentSession: a, Files: make([]agentFile, len(a.Files))}
 		for j, f := range a.Files {
 			af := agentFile{Name: f.Name, State: f.State, Size: f.Size, SHA256: f.SHA256, Reupload: f.Reupload}
-			if f.State == store.FileUploading && f.UploadID != nil {
+			if f.State == recording.FileUploading && f.UploadID != nil {
 				af.UploadURL = uploadsRoute + *f.UploadID
 			}
 			out[i].Files[j] = af
@@ -257,16 +258,16 @@ func (s *Server) tusUpload(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if f.State == store.FileUploading && f.UploadID != nil {
+	if f.State == recording.FileUploading && f.UploadID != nil {
 		done, err := s.finishStaged(r.Context(), f, enclosureOf(r.Context()).Name)
 		if err != nil {
 			return err
 		}
 		if done {
-			f.State = store.FileUploaded
+			f.State = recording.FileUploaded
 		}
 	}
-	if f.State != store.FileUploading {
+	if f.State != recording.FileUploading {
 		size := strconv.FormatInt(*f.Size, 10)
 		w.Header().Set("Tus-Resumable", "1.0.0")
 		w.Header().Set("Upload-Offset", size)
@@ -340,7 +341,7 @@ func (s *Server) beginUpload(hook tus.HookEvent) (tus.HTTPResponse, tus.FileInfo
 func (s *Server) finishUpload(hook tus.HookEvent) (tus.HTTPResponse, error) {
 	ctx := context.WithoutCancel(hook.Context)
 	f, err := s.files.UploadFile(ctx, hook.Upload.ID)
-	if err == nil && f.State != store.FileUploading {
+	if err == nil && f.State != recording.FileUploading {
 		// Finished (or verified) already: its bytes in storage stay as they are.
 		err = errorf(http.StatusConflict, "upload %s of %s is %s already", hook.Upload.ID, f.Name, f.State)
 	}
@@ -387,7 +388,7 @@ func (s *Server) finishStaged(ctx context.Context, f store.SessionFile, enclosur
 		return false, nil // busy with a PATCH: tusd answers (and the PATCH finishes it)
 	}
 	defer lock.Unlock() //nolint:errcheck
-	if f, err = s.files.UploadFile(ctx, *f.UploadID); err != nil || f.State != store.FileUploading {
+	if f, err = s.files.UploadFile(ctx, *f.UploadID); err != nil || f.State != recording.FileUploading {
 		return err == nil, err
 	}
 	up, err := s.staging.GetUpload(ctx, *f.UploadID)

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jax-mba/mba/internal/auth"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/storage"
 	"github.com/jax-mba/mba/internal/store"
 )
@@ -123,7 +124,7 @@ func TestUploadsAuthenticateAndValidate(t *testing.T) {
 	require.Equal(t, content, stored)
 	f, err := h.store.SessionFile(context.Background(), sid, dev, "cage_.avi")
 	require.NoError(t, err)
-	require.Equal(t, store.FileUploaded, f.State)
+	require.Equal(t, recording.FileUploaded, f.State)
 	require.Equal(t, sha, *f.SHA256)
 	require.Contains(t, h.outbox(), "file-uploaded/")
 	metrics := h.metrics()
@@ -145,7 +146,7 @@ func TestUploadsAuthenticateAndValidate(t *testing.T) {
 
 	// Once verified, the same content is refused as done.
 	require.NoError(t, h.store.RecordFileResult(context.Background(), store.FileResult{SessionID: sid, DeviceID: dev,
-		Name: "cage_.avi", State: store.FileVerified, At: time.Now()}))
+		Name: "cage_.avi", State: recording.FileVerified, At: time.Now()}))
 	require.Equal(t, http.StatusConflict, create(len(content), tusMetadata("session_id", fmt.Sprint(sid), "filename", "cage_.avi", "sha256", sha)).status)
 
 	// A verified file is immutable: other bytes under its name are refused and recorded, and the
@@ -161,7 +162,7 @@ func TestUploadsAuthenticateAndValidate(t *testing.T) {
 	require.Equal(t, 1, refusals)
 	f, err = h.store.SessionFile(context.Background(), sid, dev, "cage_.avi")
 	require.NoError(t, err)
-	require.Equal(t, store.FileVerified, f.State)
+	require.Equal(t, recording.FileVerified, f.State)
 	require.Equal(t, sha, *f.SHA256)
 	r, err = files.Open(context.Background(), storage.Key(sid, "NV7", "cage_.avi"), 0)
 	require.NoError(t, err)

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jax-mba/mba/internal/recording"
 )
 
 // Heartbeat is one enclosure heartbeat (PROTOCOL.md section 2), validated.
@@ -69,13 +71,13 @@ func ParseHeartbeat(body []byte) (Heartbeat, error) {
 	var camDuration []byte // read last: whether it means anything depends on the rest
 	if s, ok := f.str("name", top.name, true); ok {
 		h.Name = strings.TrimSpace(s)
-		if r := safeName(h.Name, maxName); r != "" {
+		if r := recording.SafeName(h.Name, maxName); r != "" {
 			f.fail("name", r)
 		}
 	}
 	if s, ok := f.str("location", top.location, false); ok {
 		h.Location = s
-		if r := boundedText(s, maxLocation); r != "" {
+		if r := recording.BoundedText(s, maxLocation); r != "" {
 			f.fail("location", r)
 		}
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/jax-mba/mba/internal/recording"
 )
 
 // realBody is what a recording enclosure sends, with the client's "state" and fields a simulator
@@ -457,8 +459,8 @@ func FuzzParseHeartbeat(f *testing.F) {
 			require.Equal(t, Heartbeat{}, h)
 			return
 		}
-		require.Empty(t, safeName(h.Name, maxName))
-		require.Empty(t, boundedText(h.Location, maxLocation))
+		require.Empty(t, recording.SafeName(h.Name, maxName))
+		require.Empty(t, recording.BoundedText(h.Location, maxLocation))
 		require.Equal(t, time.UTC, h.Timestamp.Location())
 		for _, n := range []int64{h.SessionID, h.Duration, h.Uptime, h.TotalRAM, h.FreeRAM, h.TotalDisk, h.FreeDisk} {
 			require.GreaterOrEqual(t, n, int64(0))

@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
+
+	"github.com/jax-mba/mba/internal/recording"
 )
 
 // Command is a reply's command_name. The zero value "" means no command: reply 204 with an empty
@@ -26,42 +27,9 @@ func (c Command) known() bool {
 	return false
 }
 
-// StartParams are the parameters of START. The field order is the wire order of PROTOCOL.md.
-type StartParams struct {
-	SessionID      int64  `json:"session_id"`
-	Duration       int64  `json:"duration"` // seconds
-	FragmentHourly bool   `json:"fragment_hourly"`
-	FilePrefix     string `json:"file_prefix"`
-	TargetFPS      int64  `json:"target_fps"`
-	ApplyFilter    bool   `json:"apply_filter"`
-}
-
-// Resumed is the START of segment n (2, 3, ...) of a recording whose first START is p, for
-// seconds: the same recording, on a prefix of its own so the earlier segments' files are not
-// overwritten (PROTOCOL.md 5.6). The workflow and the heartbeat path both build it here.
-func (p StartParams) Resumed(segment int, seconds int64) StartParams {
-	p.FilePrefix = fmt.Sprintf("%s_s%d", p.FilePrefix, segment)
-	p.Duration = seconds
-	return p
-}
-
-// Validate returns a *FieldErrors if p could crash or confuse the client. Integers must fit a
-// 32-bit C++ int: a client that narrows a larger duration could see one below 1 and crash.
-func (p StartParams) Validate() error {
-	var f fields
-	for _, n := range []struct {
-		path  string
-		value int64
-	}{{"session_id", p.SessionID}, {"duration", p.Duration}, {"target_fps", p.TargetFPS}} {
-		if n.value < 1 || n.value > math.MaxInt32 {
-			f.fail(n.path, "must be between 1 and 2147483647")
-		}
-	}
-	if r := ValidFilePrefix(p.FilePrefix); r != "" {
-		f.fail("file_prefix", r)
-	}
-	return f.err()
-}
+// StartParams are the parameters of START: the recording vocabulary's Start, under the
+// name the wire code knows.
+type StartParams = recording.Start
 
 // Reply is a command for the enclosure. Start is set for START and only for START.
 type Reply struct {

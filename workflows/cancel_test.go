@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/store"
 )
 
@@ -24,6 +25,6 @@ func TestSessionCanceledFromTheCLIWritesCanceled(t *testing.T) {
 		require.True(t, st.env.IsWorkflowCompleted())
 		var canceled *temporal.CanceledError
 		require.True(t, errors.As(st.env.GetWorkflowError(), &canceled), "%v", st.env.GetWorkflowError())
-		require.Equal(t, []string{"cancel: workflow canceled", store.SessionCanceled}, st.statuses, "%d enclosures", len(devices))
+		require.Equal(t, []string{"cancel: workflow canceled", string(recording.SessionCanceled)}, st.statuses, "%d enclosures", len(devices))
 	}
 }

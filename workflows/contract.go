@@ -6,6 +6,8 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/jax-mba/mba/internal/recording"
 )
 
 // Workflow IDs are deterministic, so an operator finds a session's workflows by its id and
@@ -21,7 +23,7 @@ func DeviceWorkflowID(sessionID, deviceID int64) string {
 
 // Signals.
 const (
-	// SignalDeviceEvent carries a heartbeat.Event from the outbox to a DeviceRecording.
+	// SignalDeviceEvent carries a recording.Event from the outbox to a DeviceRecording.
 	SignalDeviceEvent = "device-event"
 	// SignalStop asks a DeviceRecording to stop its enclosure (session canceled, enclosure removed).
 	SignalStop = "stop"
@@ -61,11 +63,11 @@ func SearchAttributes() []string {
 const changeFinalStatus = "final-status"
 
 // tagStatus sets the workflow's MbaStatus to status, so a search by status finds what ended.
-func tagStatus(ctx workflow.Context, status string) {
+func tagStatus[S recording.SessionStatus | recording.DeviceStatus](ctx workflow.Context, status S) {
 	if workflow.GetVersion(ctx, changeFinalStatus, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return
 	}
-	if err := workflow.UpsertTypedSearchAttributes(ctx, AttrStatus.ValueSet(status)); err != nil {
+	if err := workflow.UpsertTypedSearchAttributes(ctx, AttrStatus.ValueSet(string(status))); err != nil {
 		workflow.GetLogger(ctx).Error("search attributes", "error", err)
 	}
 }
@@ -131,15 +133,15 @@ type RemoveRequest struct {
 // DeviceEnded reports an enclosure's end status to its session.
 type DeviceEnded struct {
 	DeviceID int64
-	Status   string
+	Status   recording.DeviceStatus
 	Lost     int64 // seconds it did not record between segments
 }
 
 // SessionState is what the session's status query returns.
 type SessionState struct {
 	SessionID int64
-	Status    string
-	Devices   map[int64]string // device id -> RUNNING, or its end status
+	Status    recording.SessionStatus
+	Devices   map[int64]recording.DeviceStatus // device id -> RUNNING, or its end status
 	Canceled  bool
 	// Removed are the enclosures a user took out of the session on purpose: their CANCELED is
 	// no failure of the session.

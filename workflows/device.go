@@ -11,8 +11,8 @@ import (
 
 	"github.com/jax-mba/mba/activities"
 	"github.com/jax-mba/mba/internal/heartbeat"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/store"
-	"github.com/jax-mba/mba/protocol"
 )
 
 // DeviceInput starts, or continues as new, one enclosure's recording in a session.
@@ -31,7 +31,7 @@ type DeviceInput struct {
 
 // DeviceState is the enclosure's progress; the status query returns it.
 type DeviceState struct {
-	Status       string // PENDING, RECORDING, COMPLETE, FAILED, CANCELED
+	Status       recording.DeviceStatus
 	Message      string
 	Segments     int       // recordings started (1 + resumes)
 	StartedAt    time.Time // first START acknowledged
@@ -43,16 +43,16 @@ type DeviceState struct {
 	SilentSince  time.Time   // zero unless the enclosure is silent now
 	LastEventID  int64       // outbox ids at or below this were handled (at-least-once delivery)
 	// Pending holds signals drained before continue-as-new, handled first by the next run.
-	Pending []heartbeat.Event
+	Pending []recording.Event
 	// Reset is a reset that arrived while a START was pending, handled once it started.
-	Reset *heartbeat.Event
+	Reset *recording.Event
 	Stop  *StopRequest
 	Files FileChecks // the checks of the recording's uploaded files
 }
 
 // DeviceResult is how an enclosure's recording ended.
 type DeviceResult struct {
-	Status   string
+	Status   recording.DeviceStatus
 	Message  string
 	Recorded int64
 	Segments int
@@ -73,7 +73,7 @@ func DeviceRecording(ctx workflow.Context, in DeviceInput) (DeviceResult, error)
 		// Canceled from outside (the session, or an operator with the temporal CLI): stop the
 		// enclosure and record why, on a context the cancellation does not reach.
 		cleanup, _ := workflow.NewDisconnectedContext(ctx)
-		d.stopAndEnd(cleanup, store.DeviceCanceled, "workflow canceled")
+		d.stopAndEnd(cleanup, recording.DeviceCanceled, "workflow canceled")
 		d.record(cleanup)
 		tagStatus(cleanup, d.st.Status)
 		d.clear(cleanup)
@@ -127,7 +127,7 @@ func newDevice(ctx workflow.Context, in DeviceInput) *device {
 		events: workflow.GetSignalChannel(ctx, SignalDeviceEvent),
 		stops:  workflow.GetSignalChannel(ctx, SignalStop)}
 	if d.st.Status == "" {
-		d.st.Status = store.DevicePending
+		d.st.Status = recording.DevicePending
 	}
 	d.files = newVerifier(d)
 	return d
@@ -138,12 +138,12 @@ func (d *device) result() DeviceResult {
 }
 
 func (d *device) ended() bool {
-	return d.st.Status != store.DevicePending && d.st.Status != store.DeviceRecording
+	return d.st.Status != recording.DevicePending && d.st.Status != recording.DeviceRecording
 }
 
 // run drives the enclosure until its recording ended, or continues as new.
 func (d *device) run(ctx workflow.Context) error {
-	if d.st.Status == store.DevicePending && d.st.Stop == nil {
+	if d.st.Status == recording.DevicePending && d.st.Stop == nil {
 		d.start(ctx, d.firstStart(), d.in.Settings.StartDeadline)
 	}
 	for !d.ended() {
@@ -151,7 +151,7 @@ func (d *device) run(ctx workflow.Context) error {
 			return ctx.Err()
 		}
 		if d.st.Stop != nil {
-			d.stopAndEnd(ctx, store.DeviceCanceled, d.st.Stop.Reason)
+			d.stopAndEnd(ctx, recording.DeviceCanceled, d.st.Stop.Reason)
 			break
 		}
 		// Pending signals carry over too; each run handles at least one thing, so it moves on.
@@ -176,7 +176,7 @@ func (d *device) historyFull(ctx workflow.Context) bool {
 // starts a fresh run with a short history.
 func (d *device) continueAsNew(ctx workflow.Context) error {
 	for {
-		var ev heartbeat.Event
+		var ev recording.Event
 		if !d.events.ReceiveAsync(&ev) {
 			break
 		}
@@ -252,15 +252,15 @@ func (d *device) update(ctx workflow.Context, u store.DeviceUpdate) {
 }
 
 // firstStart is the START of the recording's first segment; resumed segments derive from it
-// (protocol.StartParams.Resumed).
-func (d *device) firstStart() protocol.StartParams {
-	return protocol.StartParams{SessionID: d.in.SessionID, Duration: d.in.Duration, FragmentHourly: d.in.FragmentHourly,
-		FilePrefix: d.in.FilePrefix, TargetFPS: int64(d.in.TargetFPS), ApplyFilter: d.in.ApplyFilter}
+// (recording.Start.Resumed).
+func (d *device) firstStart() recording.Start {
+	return recording.Plan{Duration: d.in.Duration, FragmentHourly: d.in.FragmentHourly, FilePrefix: d.in.FilePrefix,
+		TargetFPS: d.in.TargetFPS, ApplyFilter: d.in.ApplyFilter}.Start(d.in.SessionID)
 }
 
 // start sends START with params and waits for the enclosure to acknowledge it, for the
 // deadline, or for a stop request.
-func (d *device) start(ctx workflow.Context, params protocol.StartParams, deadline time.Duration) {
+func (d *device) start(ctx workflow.Context, params recording.Start, deadline time.Duration) {
 	actCtx, cancelStart := workflow.WithCancel(ctx)
 	defer cancelStart()
 	// Each attempt waits commandAttempt, then the retry writes the mailbox again (the attempt count
@@ -276,10 +276,10 @@ func (d *device) start(ctx workflow.Context, params protocol.StartParams, deadli
 		sel := workflow.NewSelector(ctx)
 		sel.AddFuture(started, func(f workflow.Future) {
 			done = true
-			var ev heartbeat.Event
+			var ev recording.Event
 			if err := f.Get(ctx, &ev); err != nil {
 				if ctx.Err() == nil {
-					d.end(store.DeviceFailed, fmt.Sprintf("could not command the enclosure: %v", err))
+					d.end(recording.DeviceFailed, fmt.Sprintf("could not command the enclosure: %v", err))
 				}
 				return
 			}
@@ -288,7 +288,7 @@ func (d *device) start(ctx workflow.Context, params protocol.StartParams, deadli
 		sel.AddFuture(timeout, func(workflow.Future) {
 			done = true
 			cancelStart()
-			d.stopAndEnd(ctx, store.DeviceFailed, fmt.Sprintf("did not start recording within %s", deadline))
+			d.stopAndEnd(ctx, recording.DeviceFailed, fmt.Sprintf("did not start recording within %s", deadline))
 		})
 		sel.AddReceive(d.stops, func(c workflow.ReceiveChannel, _ bool) {
 			var req StopRequest
@@ -298,20 +298,20 @@ func (d *device) start(ctx workflow.Context, params protocol.StartParams, deadli
 			cancelStart()
 		})
 		sel.AddReceive(d.events, func(c workflow.ReceiveChannel, _ bool) {
-			var ev heartbeat.Event
+			var ev recording.Event
 			c.Receive(ctx, &ev)
 			if !d.fresh(ev) {
 				return
 			}
 			switch ev.Kind {
-			case heartbeat.EventStarted, heartbeat.EventEnded:
+			case recording.EventStarted, recording.EventEnded:
 				// A START settled after its activity timed out arrives as a signal instead.
 				done = true
 				cancelStart()
 				d.onStartResult(ctx, ev)
-			case heartbeat.EventFileUploaded: // a fragment of an earlier segment
+			case recording.EventFileUploaded: // a fragment of an earlier segment
 				d.files.uploaded(ctx, ev)
-			case heartbeat.EventReset:
+			case recording.EventReset:
 				// It rebooted again before this START settled (two reboots while Temporal was slow:
 				// the heartbeat path resumed both): handled once this segment is known started.
 				if workflow.GetVersion(ctx, changeResetWhileStarting, workflow.DefaultVersion, 1) == 1 {
@@ -332,7 +332,7 @@ const changeResumedSegmentEnded = "resumed-segment-ended"
 const changeResetWhileStarting = "reset-while-starting"
 
 // fresh reports whether an outbox event is new (delivery is at least once).
-func (d *device) fresh(ev heartbeat.Event) bool {
+func (d *device) fresh(ev recording.Event) bool {
 	if ev.ID != 0 && ev.ID <= d.st.LastEventID {
 		return false
 	}
@@ -343,14 +343,14 @@ func (d *device) fresh(ev heartbeat.Event) bool {
 }
 
 // onStartResult handles how a START ended: recording, or a recording that ended at once.
-func (d *device) onStartResult(ctx workflow.Context, ev heartbeat.Event) {
+func (d *device) onStartResult(ctx workflow.Context, ev recording.Event) {
 	d.fresh(ev)
 	switch ev.Kind {
-	case heartbeat.EventStarted:
+	case recording.EventStarted:
 		first := d.st.Segments == 0
 		d.st.Segments++
 		d.st.SegmentStart = ev.At
-		d.st.Status = store.DeviceRecording
+		d.st.Status = recording.DeviceRecording
 		kind, msg := "started", "recording"
 		if first {
 			d.st.StartedAt = ev.At
@@ -359,12 +359,12 @@ func (d *device) onStartResult(ctx workflow.Context, ev heartbeat.Event) {
 			kind, msg = "resumed", fmt.Sprintf("recording again (segment %d)", d.st.Segments)
 		}
 		segments := d.st.Segments
-		d.update(ctx, store.DeviceUpdate{Status: store.DeviceRecording, StartedAt: &d.st.StartedAt, Segments: &segments,
+		d.update(ctx, store.DeviceUpdate{Status: recording.DeviceRecording, StartedAt: &d.st.StartedAt, Segments: &segments,
 			Event: kind, EventMessage: msg, At: ev.At})
 		if first && d.in.Settings.Resume && workflow.GetVersion(ctx, changeResumeAtOnce, workflow.DefaultVersion, 1) == 1 {
 			d.planResume(ctx)
 		}
-	case heartbeat.EventEnded:
+	case recording.EventEnded:
 		if d.st.Segments == 0 && ev.Duration > 0 {
 			// It recorded, and finished, before this workflow got to it (a short session).
 			d.st.Segments = 1
@@ -377,7 +377,7 @@ func (d *device) onStartResult(ctx workflow.Context, ev heartbeat.Event) {
 		}
 		d.onEnded(ev)
 	default: // released: the mailbox was taken over; the enclosure never recorded for us
-		d.end(store.DeviceFailed, "the enclosure was reassigned before it started")
+		d.end(recording.DeviceFailed, "the enclosure was reassigned before it started")
 	}
 }
 
@@ -404,7 +404,7 @@ func (d *device) waitRecording(ctx workflow.Context) {
 	}
 	sel := workflow.NewSelector(ctx)
 	sel.AddReceive(d.events, func(c workflow.ReceiveChannel, _ bool) {
-		var ev heartbeat.Event
+		var ev recording.Event
 		c.Receive(ctx, &ev)
 		d.onEvent(ctx, ev)
 	})
@@ -415,7 +415,7 @@ func (d *device) waitRecording(ctx workflow.Context) {
 	})
 	sel.AddFuture(d.endTimer, func(f workflow.Future) {
 		if f.Get(ctx, nil) == nil && d.endOverdue(ctx) {
-			d.stopAndEnd(ctx, store.DeviceFailed, fmt.Sprintf("did not report the end of its recording by %s (planned end + %s)",
+			d.stopAndEnd(ctx, recording.DeviceFailed, fmt.Sprintf("did not report the end of its recording by %s (planned end + %s)",
 				d.st.PlannedEnd.Format(time.RFC3339), d.in.Settings.EndGrace))
 		}
 	})
@@ -424,7 +424,7 @@ func (d *device) waitRecording(ctx workflow.Context) {
 			d.silence = nil
 			if f.Get(ctx, nil) == nil {
 				d.clear(ctx)
-				d.end(store.DeviceFailed, fmt.Sprintf("lost: silent since %s for %s", d.st.SilentSince.Format(time.RFC3339), d.in.Settings.SilenceTimeout))
+				d.end(recording.DeviceFailed, fmt.Sprintf("lost: silent since %s for %s", d.st.SilentSince.Format(time.RFC3339), d.in.Settings.SilenceTimeout))
 			}
 		})
 	}
@@ -463,21 +463,21 @@ func (d *device) endOverdue(ctx workflow.Context) bool {
 }
 
 // onEvent handles a transition of a recording enclosure.
-func (d *device) onEvent(ctx workflow.Context, ev heartbeat.Event) {
+func (d *device) onEvent(ctx workflow.Context, ev recording.Event) {
 	if !d.fresh(ev) {
 		return
 	}
 	switch ev.Kind {
-	case heartbeat.EventEnded:
+	case recording.EventEnded:
 		d.onEnded(ev)
-	case heartbeat.EventReset:
+	case recording.EventReset:
 		d.onReset(ctx, ev)
-	case heartbeat.EventSilent:
+	case recording.EventSilent:
 		d.st.SilentSince = ev.At
 		d.update(ctx, store.DeviceUpdate{Event: "silent", EventMessage: "no heartbeat; waiting for the enclosure to return", At: ev.At})
-	case heartbeat.EventFileUploaded:
+	case recording.EventFileUploaded:
 		d.files.uploaded(ctx, ev) // a finished fragment: checked while the recording goes on
-	case heartbeat.EventReturned:
+	case recording.EventReturned:
 		if d.cancelSilence != nil {
 			d.cancelSilence()
 			d.silence, d.cancelSilence = nil, nil
@@ -489,16 +489,16 @@ func (d *device) onEvent(ctx workflow.Context, ev heartbeat.Event) {
 }
 
 // onEnded closes the recording with the enclosure's report.
-func (d *device) onEnded(ev heartbeat.Event) {
+func (d *device) onEnded(ev recording.Event) {
 	d.st.Recorded += ev.Duration
 	d.endedAt = ev.At
 	switch {
 	case ev.ErrMsg != "":
-		d.end(store.DeviceFailed, ev.ErrMsg)
+		d.end(recording.DeviceFailed, ev.ErrMsg)
 	case ev.Stopped:
-		d.end(store.DeviceCanceled, "stopped")
+		d.end(recording.DeviceCanceled, "stopped")
 	default:
-		d.end(store.DeviceComplete, "")
+		d.end(recording.DeviceComplete, "")
 	}
 }
 
@@ -523,7 +523,7 @@ func (d *device) planResume(ctx workflow.Context) {
 }
 
 // onReset handles an enclosure that lost its session mid-recording (PROTOCOL.md 5.6).
-func (d *device) onReset(ctx workflow.Context, ev heartbeat.Event) {
+func (d *device) onReset(ctx workflow.Context, ev recording.Event) {
 	honest := workflow.GetVersion(ctx, changeHonestGaps, workflow.DefaultVersion, 1) == 1 && !ev.LastHeard.IsZero()
 	gapFrom := ev.At
 	if honest {
@@ -543,27 +543,27 @@ func (d *device) onReset(ctx workflow.Context, ev heartbeat.Event) {
 	d.update(ctx, store.DeviceUpdate{Event: "reset", EventMessage: "the enclosure lost its session (rebooted or client restarted)", At: ev.At})
 	if !d.in.Settings.Resume {
 		d.clear(ctx)
-		d.end(store.DeviceFailed, "the enclosure rebooted mid-recording")
+		d.end(recording.DeviceFailed, "the enclosure rebooted mid-recording")
 		return
 	}
 	if remaining < d.in.Settings.MinSegment {
 		d.clear(ctx)
 		if honest {
 			d.addGap(ctx, gapFrom, d.st.PlannedEnd)
-			d.end(store.DeviceComplete, fmt.Sprintf("rebooted %s before the planned end; its last file is unfinalised; not resumed",
+			d.end(recording.DeviceComplete, fmt.Sprintf("rebooted %s before the planned end; its last file is unfinalised; not resumed",
 				d.st.PlannedEnd.Sub(gapFrom).Round(time.Second)))
 			return
 		}
-		d.end(store.DeviceComplete, fmt.Sprintf("rebooted %s before the planned end; not resumed", remaining.Round(time.Second)))
+		d.end(recording.DeviceComplete, fmt.Sprintf("rebooted %s before the planned end; not resumed", remaining.Round(time.Second)))
 		return
 	}
-	d.st.Status = store.DevicePending // until the new segment starts
+	d.st.Status = recording.DevicePending // until the new segment starts
 	segments := d.st.Segments
 	d.start(ctx, d.firstStart().Resumed(d.st.Segments+1, int64(remaining/time.Second)), min(remaining, d.in.Settings.StartDeadline))
 	switch {
-	case (d.st.Status == store.DeviceRecording || d.st.Segments > segments) && honest:
+	case (d.st.Status == recording.DeviceRecording || d.st.Segments > segments) && honest:
 		d.addGap(ctx, gapFrom, d.st.SegmentStart)
-	case d.st.Status == store.DeviceRecording:
+	case d.st.Status == recording.DeviceRecording:
 		d.update(ctx, store.DeviceUpdate{Event: "gap", EventMessage: fmt.Sprintf("not recorded for %s", d.st.SegmentStart.Sub(ev.At).Round(time.Second)), At: d.st.SegmentStart})
 	}
 }
@@ -579,7 +579,7 @@ func (d *device) addGap(ctx workflow.Context, from, to time.Time) {
 }
 
 // end sets the final status (once).
-func (d *device) end(status, message string) {
+func (d *device) end(status recording.DeviceStatus, message string) {
 	if d.ended() {
 		return
 	}
@@ -596,7 +596,7 @@ func (d *device) clear(ctx workflow.Context) {
 
 // stopAndEnd sends STOP, waits (bounded) for the enclosure to confirm, and ends with status.
 // An enclosure that is away gets the STOP when it returns; the mailbox keeps it.
-func (d *device) stopAndEnd(ctx workflow.Context, status, message string) {
+func (d *device) stopAndEnd(ctx workflow.Context, status recording.DeviceStatus, message string) {
 	cmd := activities.DeviceCommand{DeviceID: d.in.DeviceID, SessionID: d.in.SessionID}
 	// A silent enclosure gets the STOP when it returns (the mailbox keeps it); the session
 	// need not wait for that.
@@ -606,11 +606,11 @@ func (d *device) stopAndEnd(ctx workflow.Context, status, message string) {
 	}
 	stopCtx := d.command(ctx, "stop", min(wait, commandAttempt), &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute})
 	stopCtx = workflow.WithScheduleToCloseTimeout(stopCtx, wait)
-	var ev heartbeat.Event
+	var ev recording.Event
 	if err := workflow.ExecuteActivity(stopCtx, d.a.SendStop, cmd).Get(ctx, &ev); err == nil {
 		d.fresh(ev)
 		d.st.Recorded += ev.Duration
-		if ev.Kind == heartbeat.EventEnded && ev.ErrMsg != "" && status == store.DeviceCanceled {
+		if ev.Kind == recording.EventEnded && ev.ErrMsg != "" && status == recording.DeviceCanceled {
 			message = message + "; the enclosure reported: " + ev.ErrMsg
 		}
 	} else {
@@ -625,14 +625,14 @@ func (d *device) record(ctx workflow.Context) {
 	if d.endedAt.IsZero() {
 		d.endedAt = workflow.Now(ctx)
 	}
-	if d.st.Lost > 0 && d.st.Status == store.DeviceComplete && !strings.Contains(d.st.Message, "lost") {
+	if d.st.Lost > 0 && d.st.Status == recording.DeviceComplete && !strings.Contains(d.st.Message, "lost") {
 		// It recorded to the end, but not all of it: say so (the session is PARTIAL).
 		d.st.Message = strings.TrimPrefix(strings.Join([]string{d.st.Message, fmt.Sprintf("recorded %ds of %ds planned; lost %ds in %d gap(s)",
 			d.st.Recorded, d.in.Duration, d.st.Lost, len(d.st.Gaps))}, "; "), "; ")
 	}
 	recorded, segments := d.st.Recorded, d.st.Segments
 	d.update(ctx, store.DeviceUpdate{Status: d.st.Status, Message: d.st.Message, EndedAt: &d.endedAt, Final: true,
-		RecordingTime: &recorded, Segments: &segments, Event: "ended", EventMessage: strings.TrimSpace(d.st.Status + " " + d.st.Message)})
+		RecordingTime: &recorded, Segments: &segments, Event: "ended", EventMessage: strings.TrimSpace(string(d.st.Status) + " " + d.st.Message)})
 }
 
 // tellSession reports the end to the parent session at once, so the session's status does

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jax-mba/mba/activities"
 	"github.com/jax-mba/mba/internal/heartbeat"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/store"
 )
 
@@ -43,7 +44,7 @@ func newDeviceTest(t *testing.T) *deviceTest {
 		dt.updates = append(dt.updates, u)
 		return nil
 	})
-	dt.env.OnActivity(dt.a.SendComplete, mock.Anything, mock.Anything).Return(heartbeat.Event{Kind: heartbeat.EventReleased}, nil)
+	dt.env.OnActivity(dt.a.SendComplete, mock.Anything, mock.Anything).Return(recording.Event{Kind: recording.EventReleased}, nil)
 	dt.env.OnActivity(dt.a.ClearAssignment, mock.Anything, mock.Anything).Return(nil)
 	dt.env.OnActivity(dt.a.PlanResume, mock.Anything, mock.Anything).Return(func(_ context.Context, p activities.ResumePlan) error {
 		dt.plans = append(dt.plans, p)
@@ -61,21 +62,21 @@ func newDeviceTest(t *testing.T) *deviceTest {
 
 // startsAfter makes every START acknowledged after delay.
 func (dt *deviceTest) startsAfter(delay time.Duration) {
-	dt.env.OnActivity(dt.a.SendStart, mock.Anything, mock.Anything).Return(func(_ context.Context, cmd activities.StartCommand) (heartbeat.Event, error) {
+	dt.env.OnActivity(dt.a.SendStart, mock.Anything, mock.Anything).Return(func(_ context.Context, cmd activities.StartCommand) (recording.Event, error) {
 		dt.starts = append(dt.starts, cmd)
-		return heartbeat.Event{Kind: heartbeat.EventStarted, At: dt.env.Now(), SessionID: cmd.Params.SessionID}, nil
+		return recording.Event{Kind: recording.EventStarted, At: dt.env.Now(), SessionID: cmd.Params.SessionID}, nil
 	}).After(delay)
 }
 
-func (dt *deviceTest) stopsWith(ev heartbeat.Event) {
-	dt.env.OnActivity(dt.a.SendStop, mock.Anything, mock.Anything).Return(func(context.Context, activities.DeviceCommand) (heartbeat.Event, error) {
+func (dt *deviceTest) stopsWith(ev recording.Event) {
+	dt.env.OnActivity(dt.a.SendStop, mock.Anything, mock.Anything).Return(func(context.Context, activities.DeviceCommand) (recording.Event, error) {
 		dt.stops++
 		return ev, nil
 	})
 }
 
 // at sends a device event after d of test time.
-func (dt *deviceTest) at(d time.Duration, ev heartbeat.Event) {
+func (dt *deviceTest) at(d time.Duration, ev recording.Event) {
 	dt.env.RegisterDelayedCallback(func() {
 		ev.At = dt.env.Now()
 		dt.env.SignalWorkflow(SignalDeviceEvent, ev)
@@ -134,29 +135,29 @@ func TestSevenDaySessionCompletes(t *testing.T) {
 	dt := newDeviceTest(t)
 	dt.startsAfter(10 * time.Second)
 	week := 7 * 24 * time.Hour
-	dt.at(10*time.Second+week, heartbeat.Event{ID: 5, Kind: heartbeat.EventEnded, Duration: int64(week / time.Second)})
+	dt.at(10*time.Second+week, recording.Event{ID: 5, Kind: recording.EventEnded, Duration: int64(week / time.Second)})
 
 	res := dt.run(week)
-	require.Equal(t, DeviceResult{Status: store.DeviceComplete, Recorded: int64(week / time.Second), Segments: 1}, res)
+	require.Equal(t, DeviceResult{Status: recording.DeviceComplete, Recorded: int64(week / time.Second), Segments: 1}, res)
 	require.Len(t, dt.starts, 1)
 	require.Equal(t, int64(week/time.Second), dt.starts[0].Params.Duration)
 	require.Equal(t, "cage3", dt.starts[0].Params.FilePrefix)
 	require.Equal(t, []string{"started", "ended"}, dt.events())
 	final := dt.final()
-	require.Equal(t, store.DeviceComplete, final.Status)
+	require.Equal(t, recording.DeviceComplete, final.Status)
 	require.Equal(t, int64(week/time.Second), *final.RecordingTime)
 }
 
 func TestDuplicateEventsAreIgnored(t *testing.T) {
 	dt := newDeviceTest(t)
 	dt.startsAfter(time.Second)
-	dt.at(time.Minute, heartbeat.Event{ID: 9, Kind: heartbeat.EventSilent})
-	dt.at(2*time.Minute, heartbeat.Event{ID: 9, Kind: heartbeat.EventSilent}) // delivered twice
-	dt.at(3*time.Minute, heartbeat.Event{ID: 10, Kind: heartbeat.EventReturned})
-	dt.at(time.Hour, heartbeat.Event{ID: 11, Kind: heartbeat.EventEnded, Duration: 3600})
-	dt.at(time.Hour+time.Second, heartbeat.Event{ID: 11, Kind: heartbeat.EventEnded, Duration: 3600})
+	dt.at(time.Minute, recording.Event{ID: 9, Kind: recording.EventSilent})
+	dt.at(2*time.Minute, recording.Event{ID: 9, Kind: recording.EventSilent}) // delivered twice
+	dt.at(3*time.Minute, recording.Event{ID: 10, Kind: recording.EventReturned})
+	dt.at(time.Hour, recording.Event{ID: 11, Kind: recording.EventEnded, Duration: 3600})
+	dt.at(time.Hour+time.Second, recording.Event{ID: 11, Kind: recording.EventEnded, Duration: 3600})
 	res := dt.run(time.Hour)
-	require.Equal(t, store.DeviceComplete, res.Status)
+	require.Equal(t, recording.DeviceComplete, res.Status)
 	require.Equal(t, int64(3600), res.Recorded, "the repeated end is not counted twice")
 	require.Equal(t, []string{"started", "silent", "returned", "ended"}, dt.events())
 }
@@ -164,12 +165,12 @@ func TestDuplicateEventsAreIgnored(t *testing.T) {
 func TestRebootResumesForTheRemainingTime(t *testing.T) {
 	dt := newDeviceTest(t)
 	dt.startsAfter(10 * time.Second)
-	dt.at(10*time.Second+time.Hour, heartbeat.Event{ID: 1, Kind: heartbeat.EventReset})
+	dt.at(10*time.Second+time.Hour, recording.Event{ID: 1, Kind: recording.EventReset})
 	// The second segment starts 10 s after the reset and ends at the planned end.
-	dt.at(10*time.Second+3*time.Hour, heartbeat.Event{ID: 2, Kind: heartbeat.EventEnded, Duration: 7180})
+	dt.at(10*time.Second+3*time.Hour, recording.Event{ID: 2, Kind: recording.EventEnded, Duration: 7180})
 
 	res := dt.run(3 * time.Hour)
-	require.Equal(t, store.DeviceComplete, res.Status)
+	require.Equal(t, recording.DeviceComplete, res.Status)
 	require.Equal(t, 2, res.Segments)
 	require.Len(t, dt.starts, 2)
 	require.Equal(t, "cage3_s2", dt.starts[1].Params.FilePrefix, "a new prefix so the first segment's files are kept")
@@ -188,13 +189,13 @@ func TestRebootResumedByTheHeartbeat(t *testing.T) {
 	const late = 40 * time.Second // the reset reached the workflow late (Temporal was slow)
 	dt.env.RegisterDelayedCallback(func() {
 		now := dt.env.Now()
-		dt.env.SignalWorkflow(SignalDeviceEvent, heartbeat.Event{ID: 1, Kind: heartbeat.EventReset, At: now.Add(-late),
+		dt.env.SignalWorkflow(SignalDeviceEvent, recording.Event{ID: 1, Kind: recording.EventReset, At: now.Add(-late),
 			Duration: 3590, LastHeard: now.Add(-late - 10*time.Second), Resumed: true})
 	}, 10*time.Second+time.Hour)
-	dt.at(10*time.Second+3*time.Hour, heartbeat.Event{ID: 2, Kind: heartbeat.EventEnded, Duration: 7180})
+	dt.at(10*time.Second+3*time.Hour, recording.Event{ID: 2, Kind: recording.EventEnded, Duration: 7180})
 
 	res := dt.run(3 * time.Hour)
-	require.Equal(t, store.DeviceComplete, res.Status)
+	require.Equal(t, recording.DeviceComplete, res.Status)
 	require.Equal(t, 2, res.Segments)
 	require.Len(t, dt.plans, 1, "written once, when the recording started")
 	plan := dt.plans[0]
@@ -219,16 +220,16 @@ func TestSecondRebootWhileTheResumeIsPending(t *testing.T) {
 	reset := func(id int64, after time.Duration, recorded int64) {
 		dt.env.RegisterDelayedCallback(func() {
 			now := dt.env.Now()
-			dt.env.SignalWorkflow(SignalDeviceEvent, heartbeat.Event{ID: id, Kind: heartbeat.EventReset, At: now,
+			dt.env.SignalWorkflow(SignalDeviceEvent, recording.Event{ID: id, Kind: recording.EventReset, At: now,
 				Duration: recorded, LastHeard: now.Add(-time.Second), Resumed: true})
 		}, after)
 	}
 	reset(1, 10*time.Second+time.Hour, 3599)
 	reset(2, 15*time.Second+time.Hour, 4) // while the second segment's START is pending
-	dt.at(10*time.Second+3*time.Hour, heartbeat.Event{ID: 3, Kind: heartbeat.EventEnded, Duration: 7100})
+	dt.at(10*time.Second+3*time.Hour, recording.Event{ID: 3, Kind: recording.EventEnded, Duration: 7100})
 
 	res := dt.run(3 * time.Hour)
-	require.Equal(t, store.DeviceComplete, res.Status)
+	require.Equal(t, recording.DeviceComplete, res.Status)
 	require.Equal(t, 3, res.Segments)
 	require.Len(t, dt.starts, 3)
 	require.Equal(t, "cage3_s3", dt.starts[2].Params.FilePrefix)
@@ -242,24 +243,24 @@ func TestSecondRebootWhileTheResumeIsPending(t *testing.T) {
 func TestResumedSegmentEndedBeforeTheWorkflowHeard(t *testing.T) {
 	dt := newDeviceTest(t)
 	var resumedEnd time.Time
-	dt.env.OnActivity(dt.a.SendStart, mock.Anything, mock.Anything).Return(func(_ context.Context, cmd activities.StartCommand) (heartbeat.Event, error) {
+	dt.env.OnActivity(dt.a.SendStart, mock.Anything, mock.Anything).Return(func(_ context.Context, cmd activities.StartCommand) (recording.Event, error) {
 		dt.starts = append(dt.starts, cmd)
 		if len(dt.starts) == 1 {
-			return heartbeat.Event{Kind: heartbeat.EventStarted, At: dt.env.Now(), SessionID: cmd.Params.SessionID}, nil
+			return recording.Event{Kind: recording.EventStarted, At: dt.env.Now(), SessionID: cmd.Params.SessionID}, nil
 		}
 		// The mailbox holds the end the enclosure reported at the planned end.
-		return heartbeat.Event{Kind: heartbeat.EventEnded, At: resumedEnd, SessionID: cmd.Params.SessionID, Duration: 3590}, nil
+		return recording.Event{Kind: recording.EventEnded, At: resumedEnd, SessionID: cmd.Params.SessionID, Duration: 3590}, nil
 	})
 	dt.env.RegisterDelayedCallback(func() {
 		now := dt.env.Now()
 		resumedEnd = now // the planned end
 		at := now.Add(-3590 * time.Second)
-		dt.env.SignalWorkflow(SignalDeviceEvent, heartbeat.Event{ID: 1, Kind: heartbeat.EventReset, At: at,
+		dt.env.SignalWorkflow(SignalDeviceEvent, recording.Event{ID: 1, Kind: recording.EventReset, At: at,
 			Duration: 3600, LastHeard: at.Add(-10 * time.Second), Resumed: true})
 	}, 2*time.Hour)
 
 	res := dt.run(2 * time.Hour)
-	require.Equal(t, store.DeviceComplete, res.Status)
+	require.Equal(t, recording.DeviceComplete, res.Status)
 	require.Equal(t, 2, res.Segments)
 	require.Equal(t, int64(3600+3590), res.Recorded)
 	require.Equal(t, int64(10), res.Lost)
@@ -270,7 +271,7 @@ func TestResumedSegmentEndedBeforeTheWorkflowHeard(t *testing.T) {
 func TestNoResumePlanWhenResumeIsOff(t *testing.T) {
 	dt := newDeviceTest(t)
 	dt.startsAfter(time.Second)
-	dt.at(time.Hour, heartbeat.Event{ID: 1, Kind: heartbeat.EventEnded, Duration: 3600})
+	dt.at(time.Hour, recording.Event{ID: 1, Kind: recording.EventEnded, Duration: 3600})
 	dt.env.ExecuteWorkflow(DeviceRecording, DeviceInput{SessionID: 7, DeviceID: 3, FilePrefix: "p", Duration: 3600, TargetFPS: 30,
 		Settings: Settings{StartDeadline: time.Hour, EndGrace: time.Minute, SilenceTimeout: time.Hour, ReleaseTimeout: time.Hour}})
 	require.NoError(t, dt.env.GetWorkflowError())
@@ -286,14 +287,14 @@ func TestRebootAccountingByTheEnclosuresReports(t *testing.T) {
 	const silent = 84 * time.Second // from its last heartbeat to the restarted client's first
 	dt.env.RegisterDelayedCallback(func() {
 		now := dt.env.Now()
-		dt.env.SignalWorkflow(SignalDeviceEvent, heartbeat.Event{ID: 1, Kind: heartbeat.EventReset, At: now,
+		dt.env.SignalWorkflow(SignalDeviceEvent, recording.Event{ID: 1, Kind: recording.EventReset, At: now,
 			Duration: int64((time.Hour - silent) / time.Second), LastHeard: now.Add(-silent)})
 	}, 10*time.Second+time.Hour)
 	// The second segment starts 10 s after the reset and runs to the planned end.
-	dt.at(10*time.Second+3*time.Hour, heartbeat.Event{ID: 2, Kind: heartbeat.EventEnded, Duration: 7190})
+	dt.at(10*time.Second+3*time.Hour, recording.Event{ID: 2, Kind: recording.EventEnded, Duration: 7190})
 
 	res := dt.run(3 * time.Hour)
-	require.Equal(t, store.DeviceComplete, res.Status)
+	require.Equal(t, recording.DeviceComplete, res.Status)
 	require.Equal(t, 2, res.Segments)
 	require.Equal(t, int64(3516+7190), res.Recorded)
 	require.Equal(t, int64(84+10), res.Lost, "from the last heartbeat of the lost segment to the next one's start")
@@ -320,11 +321,11 @@ func TestRebootInTheLastSecondsSaysSo(t *testing.T) {
 	dt.startsAfter(time.Second)
 	dt.env.RegisterDelayedCallback(func() {
 		now := dt.env.Now()
-		dt.env.SignalWorkflow(SignalDeviceEvent, heartbeat.Event{ID: 1, Kind: heartbeat.EventReset, At: now,
+		dt.env.SignalWorkflow(SignalDeviceEvent, recording.Event{ID: 1, Kind: recording.EventReset, At: now,
 			Duration: 3590, LastHeard: now.Add(-5 * time.Second)})
 	}, time.Second+time.Hour-5*time.Second)
 	res := dt.run(time.Hour)
-	require.Equal(t, store.DeviceComplete, res.Status)
+	require.Equal(t, recording.DeviceComplete, res.Status)
 	require.Contains(t, res.Message, "its last file is unfinalised")
 	require.Equal(t, int64(3590), res.Recorded)
 	require.Equal(t, int64(10), res.Lost)
@@ -333,21 +334,21 @@ func TestRebootInTheLastSecondsSaysSo(t *testing.T) {
 func TestRebootFailsWhenResumeIsOff(t *testing.T) {
 	dt := newDeviceTest(t)
 	dt.startsAfter(time.Second)
-	dt.at(time.Hour, heartbeat.Event{ID: 1, Kind: heartbeat.EventReset})
+	dt.at(time.Hour, recording.Event{ID: 1, Kind: recording.EventReset})
 	dt.env.ExecuteWorkflow(DeviceRecording, DeviceInput{SessionID: 7, DeviceID: 3, FilePrefix: "p", Duration: 7200,
 		Settings: Settings{StartDeadline: time.Hour, EndGrace: time.Minute, SilenceTimeout: time.Hour, ReleaseTimeout: time.Hour}})
 	var res DeviceResult
 	require.NoError(t, dt.env.GetWorkflowResult(&res))
-	require.Equal(t, store.DeviceFailed, res.Status)
+	require.Equal(t, recording.DeviceFailed, res.Status)
 	require.Contains(t, res.Message, "rebooted")
 }
 
 func TestStartDeadline(t *testing.T) {
 	dt := newDeviceTest(t)
 	dt.startsAfter(2 * time.Hour) // never within the hour
-	dt.stopsWith(heartbeat.Event{Kind: heartbeat.EventEnded, Stopped: true})
+	dt.stopsWith(recording.Event{Kind: recording.EventEnded, Stopped: true})
 	res := dt.run(time.Hour)
-	require.Equal(t, store.DeviceFailed, res.Status)
+	require.Equal(t, recording.DeviceFailed, res.Status)
 	require.Equal(t, "did not start recording within 1h0m0s", res.Message)
 	require.Equal(t, 1, dt.stops, "the START left in the mailbox is withdrawn")
 }
@@ -355,36 +356,36 @@ func TestStartDeadline(t *testing.T) {
 func TestFailureReportedByTheEnclosure(t *testing.T) {
 	dt := newDeviceTest(t)
 	dt.startsAfter(time.Second)
-	dt.at(time.Minute, heartbeat.Event{ID: 1, Kind: heartbeat.EventEnded, Duration: 59, ErrMsg: "camera disconnected"})
+	dt.at(time.Minute, recording.Event{ID: 1, Kind: recording.EventEnded, Duration: 59, ErrMsg: "camera disconnected"})
 	res := dt.run(time.Hour)
-	require.Equal(t, DeviceResult{Status: store.DeviceFailed, Message: "camera disconnected", Recorded: 59, Segments: 1}, res)
+	require.Equal(t, DeviceResult{Status: recording.DeviceFailed, Message: "camera disconnected", Recorded: 59, Segments: 1}, res)
 }
 
 func TestSilenceThenReturn(t *testing.T) {
 	dt := newDeviceTest(t)
 	dt.startsAfter(time.Second)
-	dt.at(time.Hour, heartbeat.Event{ID: 1, Kind: heartbeat.EventSilent})
-	dt.at(time.Hour+20*time.Minute, heartbeat.Event{ID: 2, Kind: heartbeat.EventReturned})
-	dt.at(2*time.Hour+time.Second, heartbeat.Event{ID: 3, Kind: heartbeat.EventEnded, Duration: 7200})
+	dt.at(time.Hour, recording.Event{ID: 1, Kind: recording.EventSilent})
+	dt.at(time.Hour+20*time.Minute, recording.Event{ID: 2, Kind: recording.EventReturned})
+	dt.at(2*time.Hour+time.Second, recording.Event{ID: 3, Kind: recording.EventEnded, Duration: 7200})
 	res := dt.run(2 * time.Hour)
-	require.Equal(t, store.DeviceComplete, res.Status, "back within the silence timeout")
+	require.Equal(t, recording.DeviceComplete, res.Status, "back within the silence timeout")
 }
 
 func TestSilenceThenLost(t *testing.T) {
 	dt := newDeviceTest(t)
 	dt.startsAfter(time.Second)
-	dt.at(time.Hour, heartbeat.Event{ID: 1, Kind: heartbeat.EventSilent})
+	dt.at(time.Hour, recording.Event{ID: 1, Kind: recording.EventSilent})
 	res := dt.run(5 * time.Hour)
-	require.Equal(t, store.DeviceFailed, res.Status)
+	require.Equal(t, recording.DeviceFailed, res.Status)
 	require.Contains(t, res.Message, "lost: silent since")
 }
 
 func TestOverrunIsStopped(t *testing.T) {
 	dt := newDeviceTest(t)
 	dt.startsAfter(time.Second)
-	dt.stopsWith(heartbeat.Event{Kind: heartbeat.EventEnded, Stopped: true, Duration: 4000})
+	dt.stopsWith(recording.Event{Kind: recording.EventEnded, Stopped: true, Duration: 4000})
 	res := dt.run(time.Hour)
-	require.Equal(t, store.DeviceFailed, res.Status)
+	require.Equal(t, recording.DeviceFailed, res.Status)
 	require.Contains(t, res.Message, "did not report the end of its recording")
 	require.Equal(t, 1, dt.stops)
 }
@@ -397,10 +398,10 @@ func TestEndDeadlineJudgedByWhatTheEnclosureReported(t *testing.T) {
 		dt := newDeviceTest(t)
 		dt.startsAfter(time.Second)
 		dt.endState = func() activities.EndState {
-			return activities.EndState{LastSeen: dt.env.Now(), Ended: &heartbeat.Event{Kind: heartbeat.EventEnded, At: dt.env.Now(), Duration: 3600}}
+			return activities.EndState{LastSeen: dt.env.Now(), Ended: &recording.Event{Kind: recording.EventEnded, At: dt.env.Now(), Duration: 3600}}
 		}
 		res := dt.run(time.Hour)
-		require.Equal(t, store.DeviceComplete, res.Status, res.Message)
+		require.Equal(t, recording.DeviceComplete, res.Status, res.Message)
 		require.Equal(t, int64(3600), res.Recorded)
 		require.Zero(t, dt.stops)
 	})
@@ -408,18 +409,18 @@ func TestEndDeadlineJudgedByWhatTheEnclosureReported(t *testing.T) {
 		dt := newDeviceTest(t)
 		dt.startsAfter(time.Second)
 		dt.endState = func() activities.EndState { return activities.EndState{LastSeen: dt.env.Now().Add(-time.Hour)} }
-		dt.at(time.Hour+testSettings.EndGrace+30*time.Second, heartbeat.Event{ID: 1, Kind: heartbeat.EventEnded, Duration: 3600})
+		dt.at(time.Hour+testSettings.EndGrace+30*time.Second, recording.Event{ID: 1, Kind: recording.EventEnded, Duration: 3600})
 		res := dt.run(time.Hour)
-		require.Equal(t, store.DeviceComplete, res.Status, res.Message)
+		require.Equal(t, recording.DeviceComplete, res.Status, res.Message)
 		require.Equal(t, int64(3600), res.Recorded)
 	})
 	t.Run("never heard again", func(t *testing.T) {
 		dt := newDeviceTest(t)
 		dt.startsAfter(time.Second)
-		dt.stopsWith(heartbeat.Event{Kind: heartbeat.EventReleased})
+		dt.stopsWith(recording.Event{Kind: recording.EventReleased})
 		dt.endState = func() activities.EndState { return activities.EndState{LastSeen: dt.env.Now().Add(-time.Hour)} }
 		res := dt.run(time.Hour)
-		require.Equal(t, store.DeviceFailed, res.Status)
+		require.Equal(t, recording.DeviceFailed, res.Status)
 		require.Contains(t, res.Message, "did not report the end of its recording")
 	})
 }
@@ -429,12 +430,12 @@ func TestStopWhilePendingAndWhileRecording(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dt := newDeviceTest(t)
 			dt.startsAfter(30 * time.Minute) // acknowledged after half an hour
-			dt.stopsWith(heartbeat.Event{Kind: heartbeat.EventEnded, Stopped: true, Duration: 42})
+			dt.stopsWith(recording.Event{Kind: recording.EventEnded, Stopped: true, Duration: 42})
 			dt.env.RegisterDelayedCallback(func() {
 				dt.env.SignalWorkflow(SignalStop, StopRequest{UserID: 1, Reason: "session canceled"})
 			}, when)
 			res := dt.run(10 * time.Hour)
-			require.Equal(t, store.DeviceCanceled, res.Status, res.Message)
+			require.Equal(t, recording.DeviceCanceled, res.Status, res.Message)
 			require.Equal(t, "session canceled", res.Message)
 			require.Equal(t, 1, dt.stops)
 		})
@@ -444,42 +445,42 @@ func TestStopWhilePendingAndWhileRecording(t *testing.T) {
 func TestCancelingTheWorkflowStopsTheEnclosure(t *testing.T) {
 	dt := newDeviceTest(t)
 	dt.startsAfter(time.Second)
-	dt.stopsWith(heartbeat.Event{Kind: heartbeat.EventEnded, Stopped: true, Duration: 600})
+	dt.stopsWith(recording.Event{Kind: recording.EventEnded, Stopped: true, Duration: 600})
 	dt.env.RegisterDelayedCallback(dt.env.CancelWorkflow, 10*time.Minute)
 	dt.env.ExecuteWorkflow(DeviceRecording, DeviceInput{SessionID: 7, DeviceID: 3, FilePrefix: "p", Duration: 7200, Settings: testSettings})
 	require.Error(t, dt.env.GetWorkflowError())
 	require.Equal(t, 1, dt.stops, "clean-up runs on a disconnected context")
 	final := dt.final()
-	require.Equal(t, store.DeviceCanceled, final.Status)
+	require.Equal(t, recording.DeviceCanceled, final.Status)
 }
 
 func TestStopAtEveryStage(t *testing.T) {
 	for name, stage := range map[string]func(dt *deviceTest){
 		// Silent: the STOP waits in the mailbox; the session does not wait for it.
 		"silent": func(dt *deviceTest) {
-			dt.at(time.Hour, heartbeat.Event{ID: 1, Kind: heartbeat.EventSilent})
+			dt.at(time.Hour, recording.Event{ID: 1, Kind: recording.EventSilent})
 		},
 		// Rebooted and being started again for the rest of the time.
 		"resuming": func(dt *deviceTest) {
-			dt.at(time.Hour, heartbeat.Event{ID: 1, Kind: heartbeat.EventReset})
+			dt.at(time.Hour, recording.Event{ID: 1, Kind: recording.EventReset})
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			dt := newDeviceTest(t)
-			started := func(_ context.Context, cmd activities.StartCommand) (heartbeat.Event, error) {
+			started := func(_ context.Context, cmd activities.StartCommand) (recording.Event, error) {
 				dt.starts = append(dt.starts, cmd)
-				return heartbeat.Event{Kind: heartbeat.EventStarted, At: dt.env.Now()}, nil
+				return recording.Event{Kind: recording.EventStarted, At: dt.env.Now()}, nil
 			}
 			dt.env.OnActivity(dt.a.SendStart, mock.Anything, mock.Anything).Return(started).Once()
 			// A resumed START is not acknowledged before the stop.
 			dt.env.OnActivity(dt.a.SendStart, mock.Anything, mock.Anything).Return(started).After(100 * time.Hour)
-			dt.stopsWith(heartbeat.Event{Kind: heartbeat.EventEnded, Stopped: true})
+			dt.stopsWith(recording.Event{Kind: recording.EventEnded, Stopped: true})
 			stage(dt)
 			dt.env.RegisterDelayedCallback(func() {
 				dt.env.SignalWorkflow(SignalStop, StopRequest{Reason: "removed from the session"})
 			}, 70*time.Minute)
 			res := dt.run(10 * time.Hour)
-			require.Equal(t, store.DeviceCanceled, res.Status, res.Message)
+			require.Equal(t, recording.DeviceCanceled, res.Status, res.Message)
 			require.Equal(t, 1, dt.stops)
 		})
 	}
@@ -489,11 +490,11 @@ func TestContinueAsNewCarriesTheState(t *testing.T) {
 	dt := newDeviceTest(t)
 	dt.startsAfter(time.Second)
 	for i := int64(1); i <= 20; i++ {
-		kind := heartbeat.EventSilent
+		kind := recording.EventSilent
 		if i%2 == 0 {
-			kind = heartbeat.EventReturned
+			kind = recording.EventReturned
 		}
-		dt.at(time.Duration(i)*time.Minute, heartbeat.Event{ID: i, Kind: kind})
+		dt.at(time.Duration(i)*time.Minute, recording.Event{ID: i, Kind: kind})
 	}
 	dt.env.RegisterDelayedCallback(func() { dt.env.SetContinueAsNewSuggested(true) }, 10*time.Minute+30*time.Second)
 	dt.env.ExecuteWorkflow(DeviceRecording, DeviceInput{SessionID: 7, DeviceID: 3, FilePrefix: "p", Duration: 30 * 24 * 3600, Settings: testSettings})
@@ -503,7 +504,7 @@ func TestContinueAsNewCarriesTheState(t *testing.T) {
 
 	var next DeviceInput
 	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
-	require.Equal(t, store.DeviceRecording, next.State.Status)
+	require.Equal(t, recording.DeviceRecording, next.State.Status)
 	require.Equal(t, 30*24*time.Hour, next.State.PlannedEnd.Sub(next.State.StartedAt))
 	require.Equal(t, 1, next.State.Segments)
 	require.GreaterOrEqual(t, next.State.LastEventID, int64(10), "the dedup mark carries over")
@@ -513,7 +514,7 @@ func TestContinueAsNewCarriesTheState(t *testing.T) {
 func TestEnclosureThatFinishedBeforeItsWorkflowRan(t *testing.T) {
 	dt := newDeviceTest(t)
 	dt.env.OnActivity(dt.a.SendStart, mock.Anything, mock.Anything).Return(
-		heartbeat.Event{Kind: heartbeat.EventEnded, At: time.Now(), Duration: 3}, nil)
+		recording.Event{Kind: recording.EventEnded, At: time.Now(), Duration: 3}, nil)
 	res := dt.run(3 * time.Second)
-	require.Equal(t, DeviceResult{Status: store.DeviceComplete, Recorded: 3, Segments: 1}, res)
+	require.Equal(t, DeviceResult{Status: recording.DeviceComplete, Recorded: 3, Segments: 1}, res)
 }

@@ -9,7 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/jax-mba/mba/activities"
-	"github.com/jax-mba/mba/internal/heartbeat"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/protocol"
 )
@@ -22,13 +22,13 @@ const verifyAtOnce = 4
 
 // FileChecks is the state of the recording's file checks, carried across continue-as-new.
 type FileChecks struct {
-	Uploads map[string]int    // file -> completed uploads known
-	Checked map[string]int    // file -> the upload last verified
-	Asked   map[string]int    // file -> new copies asked for
-	Last    map[string]string // file -> the state of its last bad check (CORRUPT or MISSING)
-	Reason  map[string]string // file -> why
-	Final   map[string]string // file -> final state
-	Names   []string          // files whose check started, in that order (never range over the maps)
+	Uploads map[string]int                 // file -> completed uploads known
+	Checked map[string]int                 // file -> the upload last verified
+	Asked   map[string]int                 // file -> new copies asked for
+	Last    map[string]recording.FileState // file -> the state of its last bad check (CORRUPT or MISSING)
+	Reason  map[string]string              // file -> why
+	Final   map[string]recording.FileState // file -> final state
+	Names   []string                       // files whose check started, in that order (never range over the maps)
 }
 
 // verifier checks every file of an enclosure's recording: each fragment as soon as the agent
@@ -56,9 +56,12 @@ func newVerifier(d *device) *verifier {
 			*m = map[string]int{}
 		}
 	}
-	for _, m := range []*map[string]string{&st.Last, &st.Reason, &st.Final} {
+	if st.Reason == nil {
+		st.Reason = map[string]string{}
+	}
+	for _, m := range []*map[string]recording.FileState{&st.Last, &st.Final} {
 		if *m == nil {
-			*m = map[string]string{}
+			*m = map[string]recording.FileState{}
 		}
 	}
 	return &verifier{d: d, st: st, wake: map[string]workflow.Channel{}}
@@ -83,7 +86,7 @@ func (v *verifier) wakeAll() {
 }
 
 // uploaded records a file-uploaded event and starts or wakes the file's check.
-func (v *verifier) uploaded(ctx workflow.Context, ev heartbeat.Event) {
+func (v *verifier) uploaded(ctx workflow.Context, ev recording.Event) {
 	if v.d.in.Settings.SkipFileChecks {
 		return
 	}
@@ -107,7 +110,7 @@ func (d *device) verifyFiles(ctx workflow.Context) {
 		workflow.GetLogger(ctx).Error("reading the file manifest", "error", err)
 	}
 	for _, f := range known {
-		if f.State != store.FilePending && f.State != store.FileUploading || f.Uploads > 0 {
+		if f.State != recording.FilePending && f.State != recording.FileUploading || f.Uploads > 0 {
 			v.st.Uploads[f.Name] = max(v.st.Uploads[f.Name], f.Uploads)
 		}
 	}
@@ -140,11 +143,11 @@ func (d *device) fileRef(name string) activities.FileRef {
 // runs, the recording's own loop does).
 func (v *verifier) listen(ctx workflow.Context) {
 	for {
-		var ev heartbeat.Event
+		var ev recording.Event
 		if !v.d.events.Receive(ctx, &ev) {
 			return
 		}
-		if v.d.fresh(ev) && ev.Kind == heartbeat.EventFileUploaded {
+		if v.d.fresh(ev) && ev.Kind == recording.EventFileUploaded {
 			v.uploaded(ctx, ev)
 		}
 	}
@@ -215,32 +218,32 @@ func (v *verifier) check(ctx workflow.Context, name string) {
 		if st.Uploads[name] <= st.Checked[name] { // the deadline passed first
 			state, reason := st.Last[name], st.Reason[name]
 			if state == "" {
-				state, reason = store.FileMissing, fmt.Sprintf("not uploaded within %s of the recording's end", v.uploadDeadline())
+				state, reason = recording.FileMissing, fmt.Sprintf("not uploaded within %s of the recording's end", v.uploadDeadline())
 			} else {
 				reason += "; no new copy arrived in time"
 			}
-			v.record(ctx, name, state, reason, false, "file-"+strings.ToLower(state))
+			v.record(ctx, name, state, reason, false, "file-"+strings.ToLower(string(state)))
 			return
 		}
 		res, err := v.verify(ctx, name)
 		if err != nil {
 			if ctx.Err() == nil {
-				v.record(ctx, name, store.FileMissing, fmt.Sprintf("could not be read from storage: %v", err), false, "file-missing")
+				v.record(ctx, name, recording.FileMissing, fmt.Sprintf("could not be read from storage: %v", err), false, "file-missing")
 			}
 			return
 		}
 		st.Checked[name] = max(res.Upload, st.Checked[name]+1)
-		if res.State == store.FileVerified {
-			v.record(ctx, name, store.FileVerified, res.Reason, false, "")
+		if res.State == recording.FileVerified {
+			v.record(ctx, name, recording.FileVerified, res.Reason, false, "")
 			return
 		}
-		state := store.FileCorrupt
+		state := recording.FileCorrupt
 		if res.State == activities.FileAbsent {
-			state = store.FileMissing
+			state = recording.FileMissing
 		}
 		st.Last[name], st.Reason[name] = state, res.Reason
 		if st.Asked[name] >= v.d.in.Settings.Reuploads {
-			v.record(ctx, name, state, fmt.Sprintf("%s (after %d new copies)", res.Reason, st.Asked[name]), false, "file-"+strings.ToLower(state))
+			v.record(ctx, name, state, fmt.Sprintf("%s (after %d new copies)", res.Reason, st.Asked[name]), false, "file-"+strings.ToLower(string(state)))
 			return
 		}
 		st.Asked[name]++
@@ -273,7 +276,7 @@ func (v *verifier) verify(ctx workflow.Context, name string) (activities.Verific
 }
 
 // record writes a file's state; a final one ends its check.
-func (v *verifier) record(ctx workflow.Context, name, state, reason string, reupload bool, event string) {
+func (v *verifier) record(ctx workflow.Context, name string, state recording.FileState, reason string, reupload bool, event string) {
 	if !reupload {
 		v.st.Final[name] = state
 	}
@@ -287,17 +290,17 @@ func (v *verifier) record(ctx workflow.Context, name, state, reason string, reup
 // summarize puts one line about the recording's files on the timeline, and flags files that
 // cover less than was recorded.
 func (v *verifier) summarize(ctx workflow.Context) {
-	counts := map[string]int{}
+	counts := map[recording.FileState]int{}
 	for _, name := range v.st.Names {
 		counts[v.st.Final[name]]++
 	}
 	n := len(v.st.Names)
 	kind := "files-verified"
 	msg := fmt.Sprintf("all %d files verified", n)
-	if counts[store.FileVerified] != n {
+	if counts[recording.FileVerified] != n {
 		kind = "files-incomplete"
-		msg = fmt.Sprintf("%d of %d files verified, %d missing, %d corrupt", counts[store.FileVerified], n,
-			counts[store.FileMissing], counts[store.FileCorrupt])
+		msg = fmt.Sprintf("%d of %d files verified, %d missing, %d corrupt", counts[recording.FileVerified], n,
+			counts[recording.FileMissing], counts[recording.FileCorrupt])
 	}
 	reported := time.Duration(v.d.st.Recorded) * time.Second
 	if v.recorded > 0 && v.recorded < reported*9/10 {

@@ -18,7 +18,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/jax-mba/mba/activities"
-	"github.com/jax-mba/mba/internal/heartbeat"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/storage"
 	"github.com/jax-mba/mba/internal/store"
 )
@@ -51,7 +51,7 @@ func (f *fakeFiles) upload(sessionID int64, enclosure, name string, content []by
 	}
 	r := f.row(name)
 	size := int64(len(content))
-	r.Size, r.SHA256, r.State = &size, &sha, store.FileUploaded
+	r.Size, r.SHA256, r.State = &size, &sha, recording.FileUploaded
 	r.Uploads++
 	f.objects[storage.Key(sessionID, enclosure, name)] = bytes.Clone(content)
 	return r.Uploads
@@ -60,16 +60,16 @@ func (f *fakeFiles) upload(sessionID int64, enclosure, name string, content []by
 func (f *fakeFiles) row(name string) *store.SessionFile {
 	r, ok := f.rows[name]
 	if !ok {
-		r = &store.SessionFile{Name: name, State: store.FilePending}
+		r = &store.SessionFile{Name: name, State: recording.FilePending}
 		f.rows[name] = r
 	}
 	return r
 }
 
-func (f *fakeFiles) states() map[string]string {
+func (f *fakeFiles) states() map[string]recording.FileState {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := map[string]string{}
+	out := map[string]recording.FileState{}
 	for name, r := range f.rows {
 		out[name] = r.State
 	}
@@ -150,7 +150,7 @@ func (dt *deviceTest) recordingFiles(start time.Time, d time.Duration) []string 
 
 func (dt *deviceTest) endsAfter(d time.Duration) {
 	dt.startsAfter(time.Second)
-	dt.at(time.Second+d, heartbeat.Event{ID: 5, Kind: heartbeat.EventEnded, Duration: int64(d / time.Second)})
+	dt.at(time.Second+d, recording.Event{ID: 5, Kind: recording.EventEnded, Duration: int64(d / time.Second)})
 }
 
 func TestEveryFileOfTheRecordingIsVerified(t *testing.T) {
@@ -163,7 +163,7 @@ func TestEveryFileOfTheRecordingIsVerified(t *testing.T) {
 	states := dt.files.states()
 	require.Len(t, states, len(names))
 	for _, n := range names {
-		require.Equal(t, store.FileVerified, states[n], n)
+		require.Equal(t, recording.FileVerified, states[n], n)
 	}
 	require.Equal(t, "files-verified", dt.updates[len(dt.updates)-1].Event)
 }
@@ -178,11 +178,11 @@ func TestCorruptFileIsAskedForAgainAndHealed(t *testing.T) {
 	// The agent sends a good copy an hour after the recording ended.
 	dt.env.RegisterDelayedCallback(func() {
 		n := dt.files.upload(7, "NV3", video, []byte("the real video"), "")
-		dt.env.SignalWorkflow(SignalDeviceEvent, heartbeat.Event{ID: 100, Kind: heartbeat.EventFileUploaded, File: video, Upload: n})
+		dt.env.SignalWorkflow(SignalDeviceEvent, recording.Event{ID: 100, Kind: recording.EventFileUploaded, File: video, Upload: n})
 	}, 90*time.Minute)
 
 	dt.run(30 * time.Minute)
-	require.Equal(t, store.FileVerified, dt.files.states()[video])
+	require.Equal(t, recording.FileVerified, dt.files.states()[video])
 	var states []string
 	for _, r := range dt.files.results {
 		if r.Name == video {
@@ -206,8 +206,8 @@ func TestFilesThatNeverArriveAreMissing(t *testing.T) {
 
 	dt.run(2 * time.Hour)
 	states := dt.files.states()
-	require.Equal(t, store.FileMissing, states[lost], "expected from the timestamp files though never uploaded")
-	require.Equal(t, store.FileVerified, states[names[2]])
+	require.Equal(t, recording.FileMissing, states[lost], "expected from the timestamp files though never uploaded")
+	require.Equal(t, recording.FileVerified, states[names[2]])
 	require.Contains(t, dt.allEvents(), "file-missing")
 	require.Equal(t, "files-incomplete", dt.updates[len(dt.updates)-1].Event)
 }
@@ -221,12 +221,12 @@ func TestCorruptForGoodAfterTheReuploads(t *testing.T) {
 	for i := 1; i <= testSettings.Reuploads; i++ {
 		dt.env.RegisterDelayedCallback(func() {
 			n := dt.files.upload(7, "NV3", names[2], []byte("still bad"), bad)
-			dt.env.SignalWorkflow(SignalDeviceEvent, heartbeat.Event{ID: int64(100 + i), Kind: heartbeat.EventFileUploaded, File: names[2], Upload: n})
+			dt.env.SignalWorkflow(SignalDeviceEvent, recording.Event{ID: int64(100 + i), Kind: recording.EventFileUploaded, File: names[2], Upload: n})
 		}, time.Duration(i)*time.Hour)
 	}
 
 	dt.run(10 * time.Minute)
-	require.Equal(t, store.FileCorrupt, dt.files.states()[names[2]])
+	require.Equal(t, recording.FileCorrupt, dt.files.states()[names[2]])
 	require.Contains(t, dt.allEvents(), "file-corrupt")
 }
 
@@ -237,14 +237,14 @@ func TestFragmentsAreVerifiedWhileTheRecordingGoesOn(t *testing.T) {
 	first := names[2]
 	// The agent sends the first fragment once the second exists, 40 minutes in.
 	dt.env.RegisterDelayedCallback(func() {
-		dt.env.SignalWorkflow(SignalDeviceEvent, heartbeat.Event{ID: 3, Kind: heartbeat.EventFileUploaded, File: first, Upload: 1})
+		dt.env.SignalWorkflow(SignalDeviceEvent, recording.Event{ID: 3, Kind: recording.EventFileUploaded, File: first, Upload: 1})
 	}, 40*time.Minute)
 	begin := dt.env.Now()
 
-	require.Equal(t, store.DeviceComplete, dt.run(3*time.Hour).Status)
+	require.Equal(t, recording.DeviceComplete, dt.run(3*time.Hour).Status)
 	var verifiedAt time.Time
 	for _, r := range dt.files.results {
-		if r.Name == first && r.State == store.FileVerified {
+		if r.Name == first && r.State == recording.FileVerified {
 			verifiedAt = r.At
 		}
 	}
@@ -252,7 +252,7 @@ func TestFragmentsAreVerifiedWhileTheRecordingGoesOn(t *testing.T) {
 	require.Less(t, verifiedAt.Sub(begin), time.Hour, "verified during the recording, not after its end")
 	require.Equal(t, "files-verified", dt.updates[len(dt.updates)-1].Event)
 	for _, n := range names {
-		require.Equal(t, store.FileVerified, dt.files.states()[n], n)
+		require.Equal(t, recording.FileVerified, dt.files.states()[n], n)
 	}
 }
 
@@ -262,10 +262,10 @@ func TestContinueAsNewCarriesTheFileChecks(t *testing.T) {
 	names := dt.recordingFiles(time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC), 5*time.Hour)
 	bad := hex.EncodeToString(make([]byte, 32))
 	dt.files.upload(7, "NV3", names[2], []byte("bad"), bad) // corrupt: asked again
-	dt.at(time.Hour, heartbeat.Event{ID: 10, Kind: heartbeat.EventFileUploaded, File: names[2], Upload: 1})
-	dt.at(2*time.Hour, heartbeat.Event{ID: 11, Kind: heartbeat.EventFileUploaded, File: names[3], Upload: 1})
+	dt.at(time.Hour, recording.Event{ID: 10, Kind: recording.EventFileUploaded, File: names[2], Upload: 1})
+	dt.at(2*time.Hour, recording.Event{ID: 11, Kind: recording.EventFileUploaded, File: names[3], Upload: 1})
 	dt.env.RegisterDelayedCallback(func() { dt.env.SetContinueAsNewSuggested(true) }, 3*time.Hour)
-	dt.at(3*time.Hour+time.Minute, heartbeat.Event{ID: 12, Kind: heartbeat.EventSilent})
+	dt.at(3*time.Hour+time.Minute, recording.Event{ID: 12, Kind: recording.EventSilent})
 	dt.env.ExecuteWorkflow(DeviceRecording, DeviceInput{SessionID: 7, DeviceID: 3, DeviceName: "NV3", FilePrefix: "cage3",
 		Duration: 30 * 24 * 3600, FragmentHourly: true, Settings: testSettings})
 	var can *workflow.ContinueAsNewError
@@ -275,10 +275,10 @@ func TestContinueAsNewCarriesTheFileChecks(t *testing.T) {
 	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
 	f := next.State.Files
 	require.Equal(t, []string{names[2], names[3]}, f.Names)
-	require.Equal(t, store.FileVerified, f.Final[names[3]])
+	require.Equal(t, recording.FileVerified, f.Final[names[3]])
 	require.Empty(t, f.Final[names[2]], "still waiting for a good copy")
 	require.Equal(t, 1, f.Asked[names[2]])
-	require.Equal(t, store.FileCorrupt, f.Last[names[2]])
+	require.Equal(t, recording.FileCorrupt, f.Last[names[2]])
 	require.Equal(t, 2, f.Checked[names[2]], "the copy it checked (the second upload)")
 }
 
@@ -287,19 +287,19 @@ func TestAContinuedRunFinishesTheChecksItCarries(t *testing.T) {
 	start := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
 	names := dt.recordingFiles(start, 2*time.Hour)
 	// The run before continue-as-new verified the first fragment and was checking the second.
-	state := DeviceState{Status: store.DeviceRecording, Segments: 1, StartedAt: start, SegmentStart: start,
+	state := DeviceState{Status: recording.DeviceRecording, Segments: 1, StartedAt: start, SegmentStart: start,
 		PlannedEnd: start.Add(2 * time.Hour), LastEventID: 20,
 		Files: FileChecks{Names: []string{names[2], names[3]}, Uploads: map[string]int{names[2]: 1, names[3]: 1},
-			Checked: map[string]int{names[2]: 1}, Final: map[string]string{names[2]: store.FileVerified}}}
-	dt.files.rows[names[2]].State = store.FileVerified // as the earlier run recorded it
+			Checked: map[string]int{names[2]: 1}, Final: map[string]recording.FileState{names[2]: recording.FileVerified}}}
+	dt.files.rows[names[2]].State = recording.FileVerified // as the earlier run recorded it
 	dt.env.SetStartTime(start.Add(90 * time.Minute))
-	dt.at(30*time.Minute, heartbeat.Event{ID: 21, Kind: heartbeat.EventEnded, Duration: 7200})
+	dt.at(30*time.Minute, recording.Event{ID: 21, Kind: recording.EventEnded, Duration: 7200})
 	dt.env.ExecuteWorkflow(DeviceRecording, DeviceInput{SessionID: 7, DeviceID: 3, DeviceName: "NV3", FilePrefix: "cage3",
 		Duration: 7200, FragmentHourly: true, Settings: testSettings, State: state})
 	require.True(t, dt.env.IsWorkflowCompleted())
 	require.NoError(t, dt.env.GetWorkflowError())
 	for _, n := range names {
-		require.Equal(t, store.FileVerified, dt.files.states()[n], n)
+		require.Equal(t, recording.FileVerified, dt.files.states()[n], n)
 	}
 	var again int
 	for _, r := range dt.files.results {
@@ -315,7 +315,7 @@ func TestNoFileChecksWhenTurnedOff(t *testing.T) {
 	dt := newDeviceTest(t)
 	dt.endsAfter(2 * time.Hour)
 	names := dt.recordingFiles(time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC), 2*time.Hour)
-	dt.at(time.Hour, heartbeat.Event{ID: 3, Kind: heartbeat.EventFileUploaded, File: names[2], Upload: 1})
+	dt.at(time.Hour, recording.Event{ID: 3, Kind: recording.EventFileUploaded, File: names[2], Upload: 1})
 	settings := testSettings
 	settings.SkipFileChecks = true
 	dt.env.ExecuteWorkflow(DeviceRecording, DeviceInput{SessionID: 7, DeviceID: 3, DeviceName: "NV3", FilePrefix: "cage3",
@@ -323,5 +323,5 @@ func TestNoFileChecksWhenTurnedOff(t *testing.T) {
 	require.True(t, dt.env.IsWorkflowCompleted())
 	require.NoError(t, dt.env.GetWorkflowError())
 	require.Empty(t, dt.files.results, "nothing checked, nothing MISSING")
-	require.Equal(t, store.DeviceComplete, dt.final().Status)
+	require.Equal(t, recording.DeviceComplete, dt.final().Status)
 }

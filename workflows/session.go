@@ -9,13 +9,14 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/jax-mba/mba/activities"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/store"
 )
 
 // RecordingSession runs one session: a DeviceRecording child per enclosure, cancel and
 // remove-enclosure requests, and the session's status the moment its last enclosure ends.
 func RecordingSession(ctx workflow.Context, in SessionInput) (SessionState, error) {
-	s := &session{in: in, st: SessionState{SessionID: in.SessionID, Status: store.SessionInProgress, Devices: map[int64]string{}}}
+	s := &session{in: in, st: SessionState{SessionID: in.SessionID, Status: recording.SessionInProgress, Devices: map[int64]recording.DeviceStatus{}}}
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (SessionState, error) { return s.st, nil }); err != nil {
 		return s.st, err
 	}
@@ -38,7 +39,7 @@ func RecordingSession(ctx workflow.Context, in SessionInput) (SessionState, erro
 			}
 		}
 		s.waitChildren(cleanup)
-		s.setStatus(cleanup, store.SessionCanceled)
+		s.setStatus(cleanup, recording.SessionCanceled)
 		return s.st, temporal.NewCanceledError()
 	}
 	return s.st, err
@@ -64,7 +65,7 @@ func (s *session) run(ctx workflow.Context) error {
 	if err := dbWrite(ctx, s.a.LoadSessionPlan, "LoadSessionPlan", s.in.SessionID, &plan); err != nil {
 		return err
 	}
-	attrs := []temporal.SearchAttributeUpdate{AttrSessionID.ValueSet(s.in.SessionID), AttrStatus.ValueSet(store.SessionInProgress)}
+	attrs := []temporal.SearchAttributeUpdate{AttrSessionID.ValueSet(s.in.SessionID), AttrStatus.ValueSet(string(recording.SessionInProgress))}
 	if names := deviceNames(plan); names != nil {
 		attrs = append(attrs, AttrDeviceNames.ValueSet(names))
 	}
@@ -77,7 +78,7 @@ func (s *session) run(ctx workflow.Context) error {
 	removals := workflow.GetSignalChannel(ctx, SignalRemoveDevice)
 	ends := workflow.GetSignalChannel(ctx, SignalDeviceEnded)
 	if len(plan.Devices) == 0 {
-		s.setStatus(ctx, store.SessionFailed)
+		s.setStatus(ctx, recording.SessionFailed)
 	}
 	for (len(s.children) > 0 || len(s.adopted) > 0) && ctx.Err() == nil {
 		sel := workflow.NewSelector(ctx)
@@ -88,10 +89,10 @@ func (s *session) run(ctx workflow.Context) error {
 				if err := f.Get(ctx, &res); s.adopt(ctx, id, err) {
 					return
 				} else if err != nil {
-					res.Status = store.DeviceFailed
+					res.Status = recording.DeviceFailed
 					var canceled *temporal.CanceledError
 					if errors.As(err, &canceled) {
-						res.Status = store.DeviceCanceled
+						res.Status = recording.DeviceCanceled
 					}
 				}
 				s.noteLost(id, res.Lost)
@@ -154,7 +155,7 @@ func (s *session) startChildren(ctx workflow.Context, plan store.SessionPlan) {
 			WorkflowID:        DeviceWorkflowID(s.in.SessionID, d.DeviceID),
 			ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
 			TypedSearchAttributes: temporal.NewSearchAttributes(AttrSessionID.ValueSet(s.in.SessionID),
-				AttrDeviceNames.ValueSet([]string{d.Name}), AttrStatus.ValueSet(store.SessionInProgress)),
+				AttrDeviceNames.ValueSet([]string{d.Name}), AttrStatus.ValueSet(string(recording.SessionInProgress))),
 		})
 		s.children[d.DeviceID] = workflow.ExecuteChildWorkflow(childCtx, DeviceRecording, DeviceInput{
 			SessionID: s.in.SessionID, DeviceID: d.DeviceID, DeviceName: d.Name, FilePrefix: d.FilePrefix,
@@ -222,7 +223,7 @@ func (s *session) noteLost(id, lost int64) {
 }
 
 // deviceEnded records an enclosure's end; the last one decides the session's status.
-func (s *session) deviceEnded(ctx workflow.Context, id int64, status string) {
+func (s *session) deviceEnded(ctx workflow.Context, id int64, status recording.DeviceStatus) {
 	delete(s.adopted, id)
 	if old, ok := s.st.Devices[id]; !ok || old != running {
 		return
@@ -246,17 +247,17 @@ const changeRemovedNoFailure = "removed-is-no-failure"
 // outcome: CANCELED when canceled (or every enclosure was removed); COMPLETE when every
 // enclosure that stayed recorded all of its time; FAILED when none recorded; PARTIAL otherwise
 // (some failed, or lost time to a reboot).
-func (s *session) outcome() string {
+func (s *session) outcome() recording.SessionStatus {
 	if s.st.Canceled {
-		return store.SessionCanceled
+		return recording.SessionCanceled
 	}
 	clean, recorded, counted := 0, 0, 0
 	for _, id := range s.order {
-		if s.st.Removed[id] && s.st.Devices[id] == store.DeviceCanceled {
+		if s.st.Removed[id] && s.st.Devices[id] == recording.DeviceCanceled {
 			continue
 		}
 		counted++
-		if s.st.Devices[id] == store.DeviceComplete {
+		if s.st.Devices[id] == recording.DeviceComplete {
 			recorded++
 			if s.st.Lost[id] == 0 {
 				clean++
@@ -265,13 +266,13 @@ func (s *session) outcome() string {
 	}
 	switch {
 	case clean == counted && counted == 0 && len(s.order) > 0:
-		return store.SessionCanceled
+		return recording.SessionCanceled
 	case clean == counted:
-		return store.SessionComplete
+		return recording.SessionComplete
 	case recorded == 0:
-		return store.SessionFailed
+		return recording.SessionFailed
 	}
-	return store.SessionPartial
+	return recording.SessionPartial
 }
 
 // changeCancelWrite is the version change that writes the status of a session canceled from
@@ -282,15 +283,15 @@ const changeCancelWrite = "cancel-status-write"
 // changeCancelAtOnce: a cancel from Temporal writes the read model before the clean-up.
 const changeCancelAtOnce = "cancel-read-model-at-once"
 
-func (s *session) setStatus(ctx workflow.Context, status string) {
-	if s.st.Status != store.SessionInProgress {
+func (s *session) setStatus(ctx workflow.Context, status recording.SessionStatus) {
+	if s.st.Status != recording.SessionInProgress {
 		return
 	}
 	if ctx.Err() != nil && workflow.GetVersion(ctx, changeCancelWrite, workflow.DefaultVersion, 1) == 1 {
 		// The last enclosure ended because the session itself was canceled.
 		ctx, _ = workflow.NewDisconnectedContext(ctx)
 		s.st.Canceled = true
-		status = store.SessionCanceled
+		status = recording.SessionCanceled
 	}
 	s.st.Status = status
 	now := workflow.Now(ctx)
@@ -298,7 +299,7 @@ func (s *session) setStatus(ctx workflow.Context, status string) {
 		activities.SessionStatus{SessionID: s.in.SessionID, Status: status, EndedAt: &now}, nil); err != nil {
 		workflow.GetLogger(ctx).Error("writing the session status", "error", err)
 	}
-	if err := workflow.UpsertTypedSearchAttributes(ctx, AttrStatus.ValueSet(status)); err != nil {
+	if err := workflow.UpsertTypedSearchAttributes(ctx, AttrStatus.ValueSet(string(status))); err != nil {
 		workflow.GetLogger(ctx).Error("search attributes", "error", err)
 	}
 }
@@ -311,7 +312,7 @@ func (s *session) waitChildren(ctx workflow.Context) {
 		timerCtx, cancel := workflow.WithCancel(ctx)
 		timer := workflow.NewTimer(timerCtx, deadline.Sub(workflow.Now(ctx)))
 		sel := workflow.NewSelector(ctx)
-		sel.AddFuture(f, func(workflow.Future) { s.deviceEnded(ctx, id, store.DeviceCanceled) })
+		sel.AddFuture(f, func(workflow.Future) { s.deviceEnded(ctx, id, recording.DeviceCanceled) })
 		sel.AddFuture(timer, func(workflow.Future) {})
 		sel.Select(ctx)
 		cancel()

@@ -11,7 +11,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/jax-mba/mba/activities"
-	"github.com/jax-mba/mba/internal/heartbeat"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/store"
 )
 
@@ -31,15 +31,15 @@ func newSessionTest(t *testing.T, devices ...store.PlannedDevice) *sessionTest {
 	env.RegisterActivity(st.a)
 	newFakeFiles().register(env)
 	env.OnActivity(st.a.LoadSessionPlan, mock.Anything, int64(7)).Return(store.SessionPlan{ID: 7, Duration: 3600, TargetFPS: 30, Devices: devices}, nil)
-	env.OnActivity(st.a.SendStart, mock.Anything, mock.Anything).Return(func(_ context.Context, cmd activities.StartCommand) (heartbeat.Event, error) {
-		return heartbeat.Event{Kind: heartbeat.EventStarted, At: env.Now()}, nil
+	env.OnActivity(st.a.SendStart, mock.Anything, mock.Anything).Return(func(_ context.Context, cmd activities.StartCommand) (recording.Event, error) {
+		return recording.Event{Kind: recording.EventStarted, At: env.Now()}, nil
 	})
-	env.OnActivity(st.a.SendStop, mock.Anything, mock.Anything).Return(heartbeat.Event{Kind: heartbeat.EventEnded, Stopped: true, Duration: 60}, nil)
-	env.OnActivity(st.a.SendComplete, mock.Anything, mock.Anything).Return(heartbeat.Event{Kind: heartbeat.EventReleased}, nil)
+	env.OnActivity(st.a.SendStop, mock.Anything, mock.Anything).Return(recording.Event{Kind: recording.EventEnded, Stopped: true, Duration: 60}, nil)
+	env.OnActivity(st.a.SendComplete, mock.Anything, mock.Anything).Return(recording.Event{Kind: recording.EventReleased}, nil)
 	env.OnActivity(st.a.UpdateDevice, mock.Anything, mock.Anything).Return(nil)
 	env.OnActivity(st.a.ClearAssignment, mock.Anything, mock.Anything).Return(nil)
 	env.OnActivity(st.a.SetSessionStatus, mock.Anything, mock.Anything).Return(func(_ context.Context, s activities.SessionStatus) error {
-		st.statuses = append(st.statuses, s.Status)
+		st.statuses = append(st.statuses, string(s.Status))
 		return nil
 	})
 	// A cancel from Temporal is written as the API writes one (activities.CancelSession),
@@ -54,7 +54,7 @@ func newSessionTest(t *testing.T, devices ...store.PlannedDevice) *sessionTest {
 }
 
 // deviceEvent signals a child workflow after d.
-func (st *sessionTest) deviceEvent(d time.Duration, deviceID int64, ev heartbeat.Event) {
+func (st *sessionTest) deviceEvent(d time.Duration, deviceID int64, ev recording.Event) {
 	st.env.RegisterDelayedCallback(func() {
 		ev.At = st.env.Now()
 		require.NoError(st.t, st.env.SignalWorkflowByID(DeviceWorkflowID(7, deviceID), SignalDeviceEvent, ev))
@@ -75,62 +75,62 @@ var nv3 = store.PlannedDevice{DeviceID: 3, Name: "NV3", FilePrefix: "c"}
 
 func TestSessionCompletesWhenEveryEnclosureDid(t *testing.T) {
 	st := newSessionTest(t, nv1, nv2)
-	st.deviceEvent(time.Hour, 1, heartbeat.Event{ID: 1, Kind: heartbeat.EventEnded, Duration: 3600})
-	st.deviceEvent(time.Hour+time.Second, 2, heartbeat.Event{ID: 2, Kind: heartbeat.EventEnded, Duration: 3600})
+	st.deviceEvent(time.Hour, 1, recording.Event{ID: 1, Kind: recording.EventEnded, Duration: 3600})
+	st.deviceEvent(time.Hour+time.Second, 2, recording.Event{ID: 2, Kind: recording.EventEnded, Duration: 3600})
 	res := st.run()
-	require.Equal(t, store.SessionComplete, res.Status)
-	require.Equal(t, []string{store.SessionComplete}, st.statuses, "written once, when the last enclosure ended")
+	require.Equal(t, recording.SessionComplete, res.Status)
+	require.Equal(t, []string{string(recording.SessionComplete)}, st.statuses, "written once, when the last enclosure ended")
 }
 
 func TestSessionPartialWhenSomeFailed(t *testing.T) {
 	st := newSessionTest(t, nv1, nv2)
-	st.deviceEvent(time.Hour, 1, heartbeat.Event{ID: 1, Kind: heartbeat.EventEnded, Duration: 3600})
-	st.deviceEvent(time.Minute, 2, heartbeat.Event{ID: 2, Kind: heartbeat.EventEnded, Duration: 60, ErrMsg: "disk full"})
+	st.deviceEvent(time.Hour, 1, recording.Event{ID: 1, Kind: recording.EventEnded, Duration: 3600})
+	st.deviceEvent(time.Minute, 2, recording.Event{ID: 2, Kind: recording.EventEnded, Duration: 60, ErrMsg: "disk full"})
 	res := st.run()
-	require.Equal(t, store.SessionPartial, res.Status)
-	require.Equal(t, map[int64]string{1: store.DeviceComplete, 2: store.DeviceFailed}, res.Devices)
+	require.Equal(t, recording.SessionPartial, res.Status)
+	require.Equal(t, map[int64]recording.DeviceStatus{1: recording.DeviceComplete, 2: recording.DeviceFailed}, res.Devices)
 }
 
 func TestSessionCancel(t *testing.T) {
 	st := newSessionTest(t, nv1, nv2)
-	st.deviceEvent(time.Minute, 1, heartbeat.Event{ID: 1, Kind: heartbeat.EventEnded, Duration: 60, ErrMsg: "early failure"})
+	st.deviceEvent(time.Minute, 1, recording.Event{ID: 1, Kind: recording.EventEnded, Duration: 60, ErrMsg: "early failure"})
 	st.env.RegisterDelayedCallback(func() { st.env.SignalWorkflow(SignalCancel, StopRequest{UserID: 1, Reason: "canceled"}) }, 10*time.Minute)
 	res := st.run()
-	require.Equal(t, store.SessionCanceled, res.Status)
-	require.Equal(t, map[int64]string{1: store.DeviceFailed, 2: store.DeviceCanceled}, res.Devices,
+	require.Equal(t, recording.SessionCanceled, res.Status)
+	require.Equal(t, map[int64]recording.DeviceStatus{1: recording.DeviceFailed, 2: recording.DeviceCanceled}, res.Devices,
 		"cancel stops only what still runs; the failed enclosure keeps its status")
 }
 
 func TestSessionRemoveOneEnclosure(t *testing.T) {
 	st := newSessionTest(t, nv1, nv2)
 	st.env.RegisterDelayedCallback(func() { st.env.SignalWorkflow(SignalRemoveDevice, RemoveRequest{DeviceID: 2, UserID: 1}) }, 10*time.Minute)
-	st.deviceEvent(time.Hour, 1, heartbeat.Event{ID: 1, Kind: heartbeat.EventEnded, Duration: 3600})
+	st.deviceEvent(time.Hour, 1, recording.Event{ID: 1, Kind: recording.EventEnded, Duration: 3600})
 	res := st.run()
-	require.Equal(t, map[int64]string{1: store.DeviceComplete, 2: store.DeviceCanceled}, res.Devices)
-	require.Equal(t, store.SessionComplete, res.Status, "an enclosure removed on purpose is no failure")
+	require.Equal(t, map[int64]recording.DeviceStatus{1: recording.DeviceComplete, 2: recording.DeviceCanceled}, res.Devices)
+	require.Equal(t, recording.SessionComplete, res.Status, "an enclosure removed on purpose is no failure")
 	require.Equal(t, map[int64]bool{2: true}, res.Removed)
 }
 
 func TestSessionRemovedAndFailedIsPartial(t *testing.T) {
 	st := newSessionTest(t, nv1, nv2, nv3)
 	st.env.RegisterDelayedCallback(func() { st.env.SignalWorkflow(SignalRemoveDevice, RemoveRequest{DeviceID: 3, UserID: 1}) }, 10*time.Minute)
-	st.deviceEvent(time.Hour, 1, heartbeat.Event{ID: 1, Kind: heartbeat.EventEnded, Duration: 3600})
-	st.deviceEvent(time.Minute, 2, heartbeat.Event{ID: 2, Kind: heartbeat.EventEnded, Duration: 60, ErrMsg: "disk full"})
+	st.deviceEvent(time.Hour, 1, recording.Event{ID: 1, Kind: recording.EventEnded, Duration: 3600})
+	st.deviceEvent(time.Minute, 2, recording.Event{ID: 2, Kind: recording.EventEnded, Duration: 60, ErrMsg: "disk full"})
 	res := st.run()
-	require.Equal(t, store.SessionPartial, res.Status, "the enclosure that failed still counts")
+	require.Equal(t, recording.SessionPartial, res.Status, "the enclosure that failed still counts")
 }
 
 func TestSessionEveryEnclosureRemovedIsCanceled(t *testing.T) {
 	st := newSessionTest(t, nv1)
 	st.env.RegisterDelayedCallback(func() { st.env.SignalWorkflow(SignalRemoveDevice, RemoveRequest{DeviceID: 1, UserID: 1}) }, 10*time.Minute)
 	res := st.run()
-	require.Equal(t, store.SessionCanceled, res.Status)
+	require.Equal(t, recording.SessionCanceled, res.Status)
 }
 
 func TestSessionWithoutEnclosuresFails(t *testing.T) {
 	st := newSessionTest(t)
 	res := st.run()
-	require.Equal(t, store.SessionFailed, res.Status)
+	require.Equal(t, recording.SessionFailed, res.Status)
 }
 
 func TestLargeSessionsLeaveNamesToTheirEnclosures(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/simulator"
 	"github.com/jax-mba/mba/internal/store"
 )
@@ -56,7 +57,7 @@ func fanout(ctx context.Context, r *runner) (any, []TargetOutcome, error) {
 	f.CreateMS = ms(t0.Sub(sent))
 	f.StartReceived = summarize(firstSeen(sim, t0, 3*interval, func(s simulator.EnclosureState) bool { return s.StartsReceived > 0 }))
 	// The read model follows the workflows, which the dev server starts at 40-90 a second.
-	f.AllRecordingS, f.RecordingAtS = readModelCatchUp(ctx, r.stack, session.ID, t0, store.DeviceRecording, 6*interval+3*time.Minute)
+	f.AllRecordingS, f.RecordingAtS = readModelCatchUp(ctx, r.stack, session.ID, t0, recording.DeviceRecording, 6*interval+3*time.Minute)
 	r.printf("%d enclosures at %s: create %.0f ms; START received p50 %.2f s p99 %.2f s max %.2f s; all RECORDING in the API after %.1f s\n",
 		m, interval, f.CreateMS, f.StartReceived.P50MS/1000, f.StartReceived.P99MS/1000, f.StartReceived.MaxMS/1000, f.AllRecordingS)
 
@@ -66,7 +67,7 @@ func fanout(ctx context.Context, r *runner) (any, []TargetOutcome, error) {
 	}
 	f.CancelMS = ms(time.Since(t1))
 	f.StopReceived = summarize(firstSeen(sim, t1, 3*interval, func(s simulator.EnclosureState) bool { return s.StopsReceived > 0 }))
-	f.AllCanceledS, _ = readModelCatchUp(ctx, r.stack, session.ID, t1, store.DeviceCanceled, 6*interval+3*time.Minute)
+	f.AllCanceledS, _ = readModelCatchUp(ctx, r.stack, session.ID, t1, recording.DeviceCanceled, 6*interval+3*time.Minute)
 	r.printf("cancel %.0f ms; STOP received p50 %.2f s p99 %.2f s max %.2f s; all CANCELED in the API after %.1f s\n",
 		f.CancelMS, f.StopReceived.P50MS/1000, f.StopReceived.P99MS/1000, f.StopReceived.MaxMS/1000, f.AllCanceledS)
 
@@ -79,7 +80,7 @@ func fanout(ctx context.Context, r *runner) (any, []TargetOutcome, error) {
 
 // readModelCatchUp waits until every enclosure of the session has status in the API and
 // returns the seconds since t0, or -1 and how many had it when the window closed.
-func readModelCatchUp(ctx context.Context, s *Stack, id int64, t0 time.Time, status string, within time.Duration) (float64, int) {
+func readModelCatchUp(ctx context.Context, s *Stack, id int64, t0 time.Time, status recording.DeviceStatus, within time.Duration) (float64, int) {
 	secs, err := waitAll(ctx, s, id, t0, status, within)
 	if err == nil {
 		return secs, 0
@@ -141,7 +142,7 @@ func firstSeen(sim *simulator.Simulator, t0 time.Time, within time.Duration, con
 }
 
 // waitAll waits until every enclosure of the session has status in the API; seconds since t0.
-func waitAll(ctx context.Context, s *Stack, id int64, t0 time.Time, status string, within time.Duration) (float64, error) {
+func waitAll(ctx context.Context, s *Stack, id int64, t0 time.Time, status recording.DeviceStatus, within time.Duration) (float64, error) {
 	others := map[string]int{}
 	for time.Since(t0) < within {
 		var x store.Session
@@ -151,7 +152,7 @@ func waitAll(ctx context.Context, s *Stack, id int64, t0 time.Time, status strin
 		clear(others)
 		for _, d := range x.DeviceStatuses {
 			if d.Status != status {
-				others[d.Status+" "+d.Message]++
+				others[string(d.Status)+" "+d.Message]++
 			}
 		}
 		if len(others) == 0 {

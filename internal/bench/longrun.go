@@ -7,6 +7,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/simulator"
 	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/workflows"
@@ -65,7 +66,7 @@ func longRun(ctx context.Context, r *runner) (any, []TargetOutcome, error) {
 	sampler := Sample(r.processes())
 	deadline := time.Now().Add(time.Duration(duration)*time.Second + 2*time.Minute)
 	for _, id := range sids {
-		if _, err := waitAll(ctx, r.stack, id, time.Now(), store.DeviceComplete, time.Until(deadline)); err != nil {
+		if _, err := waitAll(ctx, r.stack, id, time.Now(), recording.DeviceComplete, time.Until(deadline)); err != nil {
 			sampler.Stop()
 			return nil, nil, err
 		}
@@ -88,7 +89,7 @@ func longRun(ctx context.Context, r *runner) (any, []TargetOutcome, error) {
 	}
 	for _, id := range sids {
 		var x store.Session
-		if err := r.stack.Call(ctx, "GET", fmt.Sprintf("/api/recording-session/%d", id), nil, &x); err == nil && x.Status == store.SessionComplete {
+		if err := r.stack.Call(ctx, "GET", fmt.Sprintf("/api/recording-session/%d", id), nil, &x); err == nil && x.Status == recording.SessionComplete {
 			f.SessionsComplete++
 		}
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/jax-mba/mba/activities"
 	"github.com/jax-mba/mba/internal/agent"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/simulator"
 	"github.com/jax-mba/mba/internal/storage"
 	"github.com/jax-mba/mba/internal/store"
@@ -172,7 +173,7 @@ func (m *benchManifest) DeviceFiles(context.Context, int64, int64) ([]store.Sess
 
 func (m *benchManifest) SessionFile(_ context.Context, sid, did int64, name string) (store.SessionFile, error) {
 	size, sum := m.size, m.sum
-	return store.SessionFile{SessionID: sid, DeviceID: did, Name: name, State: store.FileUploaded,
+	return store.SessionFile{SessionID: sid, DeviceID: did, Name: name, State: recording.FileUploaded,
 		Size: &size, SHA256: &sum, Uploads: 1}, nil
 }
 
@@ -244,7 +245,7 @@ func benchVerify(ctx context.Context, dir string, size int64) (VerificationFigur
 		if err := val.Get(&res); err != nil {
 			return fig, err
 		}
-		if res.State != store.FileVerified {
+		if res.State != recording.FileVerified {
 			return fig, fmt.Errorf("VerifyFile says %s: %s", res.State, res.Reason)
 		}
 		fig.VerifyS = append(fig.VerifyS, round3(elapsed))
@@ -330,7 +331,7 @@ func benchUpload(ctx context.Context, r *runner, dir string, size int64) (Upload
 		return fig, err
 	}
 	defer os.RemoveAll(filepath.Join(r.stack.workDir, "files", "sessions", fmt.Sprint(x.ID)))
-	if _, err := waitAll(ctx, r.stack, x.ID, started, store.DeviceComplete, 2*time.Minute); err != nil {
+	if _, err := waitAll(ctx, r.stack, x.ID, started, recording.DeviceComplete, 2*time.Minute); err != nil {
 		return fig, err
 	}
 	// The enclosures take COMPLETE, go idle and say so in their next heartbeats (the workflow
@@ -437,11 +438,11 @@ func verifiedIn(ctx context.Context, s *Stack, sid int64, enclosure, name string
 				if f.Name != name {
 					continue
 				}
-				last = f.State + " " + f.Reason
+				last = string(f.State) + " " + f.Reason
 				switch {
-				case f.State == store.FileVerified && f.UploadedAt != nil && f.VerifiedAt != nil:
+				case f.State == recording.FileVerified && f.UploadedAt != nil && f.VerifiedAt != nil:
 					return round3(f.VerifiedAt.Sub(*f.UploadedAt).Seconds()), nil
-				case f.State == store.FileCorrupt || f.State == store.FileMissing:
+				case f.State == recording.FileCorrupt || f.State == recording.FileMissing:
 					return 0, fmt.Errorf("%s of %s: %s", name, enclosure, last)
 				}
 			}

@@ -20,7 +20,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
-	"github.com/jax-mba/mba/internal/heartbeat"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/workflows"
 )
@@ -30,7 +30,7 @@ type Outbox interface {
 	PendingOutbox(ctx context.Context, limit int) ([]store.OutboxRow, error)
 	MarkDispatched(ctx context.Context, id int64, now time.Time) error
 	MarkOutboxFailed(ctx context.Context, id int64, reason string) error
-	ResolveUndeliverable(ctx context.Context, row store.OutboxRow, deviceID int64, ev heartbeat.Event, reason string, now time.Time) error
+	ResolveUndeliverable(ctx context.Context, row store.OutboxRow, deviceID int64, ev recording.Event, reason string, now time.Time) error
 	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
 	ReleaseLease(ctx context.Context, name, holder string) error
 }
@@ -212,7 +212,7 @@ func (d *Dispatcher) dispatch(ctx context.Context, row store.OutboxRow) error {
 	case store.KindStartSession, store.KindCancelSession, store.KindRemoveDevice:
 		return d.sessionRequest(ctx, row)
 	}
-	var ev heartbeat.Event
+	var ev recording.Event
 	if err := json.Unmarshal(row.Payload, &ev); err != nil {
 		return d.undeliverable(ctx, row, ev, "unreadable payload: "+err.Error())
 	}
@@ -237,7 +237,7 @@ func (d *Dispatcher) dispatch(ctx context.Context, row store.OutboxRow) error {
 func (d *Dispatcher) sessionRequest(ctx context.Context, row store.OutboxRow) error {
 	var req store.StopRequest
 	if err := json.Unmarshal(row.Payload, &req); err != nil {
-		return d.undeliverable(ctx, row, heartbeat.Event{}, "unreadable payload: "+err.Error())
+		return d.undeliverable(ctx, row, recording.Event{}, "unreadable payload: "+err.Error())
 	}
 	switch row.Kind {
 	case store.KindCancelSession:
@@ -250,7 +250,7 @@ func (d *Dispatcher) sessionRequest(ctx context.Context, row store.OutboxRow) er
 
 // undeliverable resolves a row that can never be delivered by the rule that keeps what the
 // enclosure reported (store.ResolveUndeliverable), loudly.
-func (d *Dispatcher) undeliverable(ctx context.Context, row store.OutboxRow, ev heartbeat.Event, reason string) error {
+func (d *Dispatcher) undeliverable(ctx context.Context, row store.OutboxRow, ev recording.Event, reason string) error {
 	deviceID, _ := strconv.ParseInt(strings.TrimPrefix(row.WorkflowID, workflows.SessionWorkflowID(ev.SessionID)+"-device-"), 10, 64)
 	d.Log.Error("outbox row undeliverable: resolved in the read model", "id", row.ID, "kind", row.Kind,
 		"workflow_id", row.WorkflowID, "reason", reason)

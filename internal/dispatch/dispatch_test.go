@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 
-	"github.com/jax-mba/mba/internal/heartbeat"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/internal/testenv"
 	"github.com/jax-mba/mba/workflows"
@@ -123,7 +123,7 @@ func TestUndeliverableRowIsResolvedFromTheReport(t *testing.T) {
 	sid, dev := f.session(t)
 	_, err := f.pool.Exec(ctx, `UPDATE outbox SET dispatched_at = now()`) // no workflow for this session
 	require.NoError(t, err)
-	ev, err := json.Marshal(heartbeat.Event{Kind: heartbeat.EventEnded, At: time.Now(), SessionID: sid, Duration: 641})
+	ev, err := json.Marshal(recording.Event{Kind: recording.EventEnded, At: time.Now(), SessionID: sid, Duration: 641})
 	require.NoError(t, err)
 	var ended int64
 	require.NoError(t, f.pool.QueryRow(ctx, `INSERT INTO outbox (workflow_id, kind, payload) VALUES ($1, 'ended', $2) RETURNING id`,
@@ -138,7 +138,7 @@ func TestUndeliverableRowIsResolvedFromTheReport(t *testing.T) {
 	x, err := f.store.Session(ctx, sid, time.Now(), time.Minute)
 	require.NoError(t, err)
 	require.Equal(t, int64(641), x.DeviceStatuses[0].RecordingTime, "the seconds the enclosure reported are kept")
-	require.Equal(t, store.DeviceComplete, x.DeviceStatuses[0].Status)
+	require.Equal(t, recording.DeviceComplete, x.DeviceStatuses[0].Status)
 	events, err := f.store.SessionEvents(ctx, sid)
 	require.NoError(t, err)
 	require.Equal(t, "undeliverable", events[len(events)-1].Kind)

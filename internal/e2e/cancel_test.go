@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 
-	"github.com/jax-mba/mba/internal/store"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/workflows"
 )
 
@@ -19,7 +19,7 @@ func (s *stack) waitRecording(sid int64) {
 	s.t.Helper()
 	require.Eventually(s.t, func() bool {
 		for _, d := range s.session(sid).DeviceStatuses {
-			if d.Status != store.DeviceRecording {
+			if d.Status != recording.DeviceRecording {
 				return false
 			}
 		}
@@ -54,9 +54,9 @@ func TestCancelDuringATemporalOutage(t *testing.T) {
 	s.stopDispatcher()
 	require.Equal(t, http.StatusNoContent, s.call("DELETE", fmt.Sprintf("/api/recording-session/%d", sid), nil, nil))
 	x := s.session(sid)
-	require.Equal(t, store.SessionCanceled, x.Status, "canceled in the request")
+	require.Equal(t, recording.SessionCanceled, x.Status, "canceled in the request")
 	for _, d := range x.DeviceStatuses {
-		require.Equal(t, store.DeviceCanceled, d.Status, d.Device.Name)
+		require.Equal(t, recording.DeviceCanceled, d.Status, d.Device.Name)
 	}
 	require.Eventually(t, func() bool {
 		for _, e := range sim.Enclosures() {
@@ -73,9 +73,9 @@ func TestCancelDuringATemporalOutage(t *testing.T) {
 		s.waitClosed(workflows.DeviceWorkflowID(sid, id))
 	}
 	x = s.session(sid)
-	require.Equal(t, store.SessionCanceled, x.Status, "the workflow's end keeps CANCELED")
+	require.Equal(t, recording.SessionCanceled, x.Status, "the workflow's end keeps CANCELED")
 	for _, d := range x.DeviceStatuses {
-		require.Equal(t, store.DeviceCanceled, d.Status, d.Device.Name)
+		require.Equal(t, recording.DeviceCanceled, d.Status, d.Device.Name)
 		require.False(t, d.StopPending)
 	}
 }
@@ -89,7 +89,7 @@ func TestCancelFromTheCLI(t *testing.T) {
 	s.waitRecording(sid)
 
 	require.NoError(t, s.temporal.CancelWorkflow(context.Background(), workflows.SessionWorkflowID(sid), ""))
-	x := s.waitSession(sid, store.SessionCanceled, 30*time.Second)
+	x := s.waitSession(sid, recording.SessionCanceled, 30*time.Second)
 	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, s.waitClosed(workflows.SessionWorkflowID(sid)))
 	require.Eventually(t, func() bool { return !sim.Enclosures()[0].State().Recording }, 30*time.Second, 100*time.Millisecond,
 		"the enclosure is stopped")
@@ -111,9 +111,9 @@ func TestCancelFromTheCLIAtOnce(t *testing.T) {
 	t.Cleanup(func() { away.GoSilent(0) })
 
 	s.temporalCLI("workflow", "cancel", "-w", workflows.SessionWorkflowID(sid))
-	x := s.waitSession(sid, store.SessionCanceled, time.Minute)
+	x := s.waitSession(sid, recording.SessionCanceled, time.Minute)
 	for _, d := range x.DeviceStatuses {
-		require.Equal(t, store.DeviceCanceled, d.Status, d.Device.Name)
+		require.Equal(t, recording.DeviceCanceled, d.Status, d.Device.Name)
 	}
 	require.NotNil(t, x.EndedAt)
 	require.Eventually(t, func() bool {
@@ -130,12 +130,12 @@ func TestCancelFromTheCLIAtOnce(t *testing.T) {
 		"both enclosures stop")
 	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, s.waitClosed(workflows.SessionWorkflowID(sid)))
 	x = s.session(sid)
-	require.Equal(t, store.SessionCanceled, x.Status, "the workflow's end keeps CANCELED")
+	require.Equal(t, recording.SessionCanceled, x.Status, "the workflow's end keeps CANCELED")
 	for _, d := range x.DeviceStatuses {
-		require.Equal(t, store.DeviceCanceled, d.Status, d.Device.Name)
+		require.Equal(t, recording.DeviceCanceled, d.Status, d.Device.Name)
 		require.False(t, d.StopPending, d.Device.Name)
 	}
 	_, _, tag := s.runOf(workflows.SessionWorkflowID(sid))
-	require.Equal(t, store.SessionCanceled, tag)
+	require.Equal(t, string(recording.SessionCanceled), tag)
 	s.recordHistory(workflows.SessionWorkflowID(sid), "session_canceled_at_once")
 }

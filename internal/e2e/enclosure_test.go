@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jax-mba/mba/internal/agent"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/simulator"
-	"github.com/jax-mba/mba/internal/store"
 )
 
 // The unmodified client's progress: recording_time grows from its heartbeats while it records
@@ -33,12 +33,12 @@ func TestRecordingTimeIsLiveWhileRecording(t *testing.T) {
 	require.Eventually(t, func() bool {
 		x := s.session(sid)
 		st := x.DeviceStatuses[0]
-		if x.Status == store.SessionInProgress && st.Status == store.DeviceRecording {
+		if x.Status == recording.SessionInProgress && st.Status == recording.DeviceRecording {
 			live = max(live, st.RecordingTime)
 		}
 		return live >= 3
 	}, 30*time.Second, 100*time.Millisecond, "recording_time stayed at 0 while recording")
-	x := s.waitSession(sid, store.SessionComplete, time.Minute)
+	x := s.waitSession(sid, recording.SessionComplete, time.Minute)
 	require.GreaterOrEqual(t, x.DeviceStatuses[0].RecordingTime, max(live, 8), "the final figure never goes back")
 }
 
@@ -78,8 +78,8 @@ func TestRelayedEnclosureRecords(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 
 	sid := s.createSession(ids, 3)
-	x := s.waitSession(sid, store.SessionComplete, time.Minute)
-	require.Equal(t, store.DeviceComplete, x.DeviceStatuses[0].Status, x.DeviceStatuses[0].Message)
+	x := s.waitSession(sid, recording.SessionComplete, time.Minute)
+	require.Equal(t, recording.DeviceComplete, x.DeviceStatuses[0].Status, x.DeviceStatuses[0].Message)
 	require.Zero(t, sim.Stats().Violations, "the relay's replies are ones the client survives")
 	require.Equal(t, http.StatusUnauthorized, beat(), "a relayed enclosure must authenticate")
 }

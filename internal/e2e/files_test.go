@@ -19,6 +19,7 @@ import (
 
 	"github.com/jax-mba/mba/internal/agent"
 	"github.com/jax-mba/mba/internal/auth"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/simulator"
 	"github.com/jax-mba/mba/internal/storage"
 	"github.com/jax-mba/mba/internal/store"
@@ -125,12 +126,12 @@ func TestFragmentsVerifiedDuringTheRecording(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 
 	sid := s.createSession([]int64{dev.ID}, 3*3600)
-	s.waitSession(sid, store.SessionComplete, time.Minute)
+	s.waitSession(sid, recording.SessionComplete, time.Minute)
 	require.Eventually(t, func() bool { return slices.Contains(s.eventKinds(sid), "files-verified") }, time.Minute, 200*time.Millisecond)
 	d := s.session(sid).DeviceStatuses[0]
 	early := 0
 	for _, f := range d.Files {
-		require.Equal(t, store.FileVerified, f.State, f.Name)
+		require.Equal(t, recording.FileVerified, f.State, f.Name)
 		if f.VerifiedAt.Before(*d.EndedAt) {
 			early++
 		}
@@ -147,7 +148,7 @@ func testUploads(t *testing.T, files storage.Storage, history string) {
 
 	// Three simulated hours with hourly fragments: four fragments of up to 3.6 MB.
 	sid := s.createSession([]int64{dev.ID}, 3*3600)
-	s.waitSession(sid, store.SessionComplete, time.Minute)
+	s.waitSession(sid, recording.SessionComplete, time.Minute)
 
 	// What the enclosure wrote.
 	local := map[string]string{} // name -> path
@@ -207,9 +208,9 @@ func testUploads(t *testing.T, files storage.Storage, history string) {
 	}
 	require.Len(t, d.Files, len(local)+1, "every file written, and the lost one")
 	for n := range local {
-		require.Equal(t, store.FileVerified, states[n].State, "%s: %s", n, states[n].Reason)
+		require.Equal(t, recording.FileVerified, states[n].State, "%s: %s", n, states[n].Reason)
 	}
-	require.Equal(t, store.FileMissing, states[lost].State)
+	require.Equal(t, recording.FileMissing, states[lost].State)
 	require.Contains(t, states[lost].Reason, "not uploaded")
 	require.Equal(t, 2, states[fragments[0]].Uploads, "the corrupt copy was replaced")
 	require.Equal(t, store.FilesSummary{Expected: len(local) + 1, Verified: len(local), Missing: 1}, *d.FilesSummary)
@@ -248,7 +249,7 @@ func testUploads(t *testing.T, files storage.Storage, history string) {
 	defer cancelWait()
 	var result workflows.DeviceResult
 	require.NoError(t, s.temporal.GetWorkflow(ctx, workflows.DeviceWorkflowID(sid, dev.ID), "").Get(ctx, &result))
-	require.Equal(t, store.DeviceComplete, result.Status)
+	require.Equal(t, recording.DeviceComplete, result.Status)
 	require.NoError(t, s.temporal.GetWorkflow(ctx, workflows.SessionWorkflowID(sid), "").Get(ctx, nil))
 	if history != "" {
 		s.recordHistory(workflows.DeviceWorkflowID(sid, dev.ID), history)

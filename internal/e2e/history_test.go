@@ -13,8 +13,7 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/jax-mba/mba/internal/heartbeat"
-	"github.com/jax-mba/mba/internal/store"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/workflows"
 )
 
@@ -38,10 +37,10 @@ func TestLongSessionHistoryStaysBounded(t *testing.T) {
 	var st workflows.DeviceState
 	for batch := 0; batch < 12; batch++ {
 		for i := 0; i < 5; i++ {
-			for _, kind := range []string{heartbeat.EventSilent, heartbeat.EventReturned} {
+			for _, kind := range []recording.EventKind{recording.EventSilent, recording.EventReturned} {
 				id++
 				require.NoError(t, s.temporal.SignalWorkflow(ctx, wid, "", workflows.SignalDeviceEvent,
-					heartbeat.Event{ID: id, Kind: kind, At: time.Now(), SessionID: sid}))
+					recording.Event{ID: id, Kind: kind, At: time.Now(), SessionID: sid}))
 			}
 		}
 		require.Eventually(t, func() bool {
@@ -54,12 +53,12 @@ func TestLongSessionHistoryStaysBounded(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEqual(t, first.WorkflowExecutionInfo.Execution.RunId, now.WorkflowExecutionInfo.Execution.RunId, "continued as new")
 	require.Less(t, now.WorkflowExecutionInfo.HistoryLength, int64(limit+60), "history bounded, not growing with the incidents")
-	require.Equal(t, store.DeviceRecording, st.Status)
+	require.Equal(t, recording.DeviceRecording, st.Status)
 	require.Equal(t, 30*24*time.Hour, st.PlannedEnd.Sub(st.StartedAt), "the plan survives each new run")
 	require.True(t, st.SilentSince.IsZero())
 
 	require.Equal(t, http.StatusNoContent, s.call("DELETE", fmt.Sprintf("/api/recording-session/%d", sid), nil, nil))
-	s.waitSession(sid, store.SessionCanceled, 30*time.Second)
+	s.waitSession(sid, recording.SessionCanceled, 30*time.Second)
 	s.recordHistory(wid, "device_continued_then_canceled")
 	s.recordHistory(workflows.SessionWorkflowID(sid), "session_canceled")
 }

@@ -16,7 +16,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 
-	"github.com/jax-mba/mba/internal/store"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/testenv"
 	"github.com/jax-mba/mba/workflows"
 )
@@ -75,7 +75,7 @@ func TestOpsRecipesRunAsPrinted(t *testing.T) {
 	other := s.createSession(all[3:], 3600)   // canceled from the CLI while recording
 	require.Eventually(t, func() bool {
 		for _, st := range append(s.session(live).DeviceStatuses, s.session(other).DeviceStatuses...) {
-			if st.Status != store.DeviceRecording {
+			if st.Status != recording.DeviceRecording {
 				return false
 			}
 		}
@@ -147,14 +147,14 @@ func TestOpsRecipesRunAsPrinted(t *testing.T) {
 	// bounded time (not IN_PROGRESS until its enclosures answer), and its workflows' tags say so.
 	canceled := func(sid, did int64) {
 		t.Helper()
-		x := s.waitSession(sid, store.SessionCanceled, time.Minute)
+		x := s.waitSession(sid, recording.SessionCanceled, time.Minute)
 		require.Len(t, x.DeviceStatuses, 1)
-		require.Equal(t, store.DeviceCanceled, x.DeviceStatuses[0].Status, x.DeviceStatuses[0].Message)
+		require.Equal(t, recording.DeviceCanceled, x.DeviceStatuses[0].Status, x.DeviceStatuses[0].Message)
 		require.NotNil(t, x.EndedAt)
 		require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, s.waitClosed(sessionWF(sid)))
-		tagEventually(sessionWF(sid), store.SessionCanceled)
-		tagEventually(deviceWF(sid, did), store.DeviceCanceled)
-		require.Equal(t, store.SessionCanceled, s.session(sid).Status, "the workflows' ends keep CANCELED")
+		tagEventually(sessionWF(sid), string(recording.SessionCanceled))
+		tagEventually(deviceWF(sid, did), string(recording.DeviceCanceled))
+		require.Equal(t, recording.SessionCanceled, s.session(sid).Status, "the workflows' ends keep CANCELED")
 	}
 
 	// What each action fills in, and what is checked after it ran.
@@ -200,7 +200,7 @@ func TestOpsRecipesRunAsPrinted(t *testing.T) {
 				require.Eventually(t, func() bool {
 					for _, st := range s.session(live).DeviceStatuses {
 						if st.Device.ID == ids[2] {
-							return st.Status == store.DeviceCanceled
+							return st.Status == recording.DeviceCanceled
 						}
 					}
 					return false
@@ -208,7 +208,7 @@ func TestOpsRecipesRunAsPrinted(t *testing.T) {
 				require.Eventually(t, func() bool { return !sim.Enclosures()[2].State().Recording }, time.Minute, 100*time.Millisecond,
 					"the removed enclosure is stopped")
 				// Its ended workflow says so, not IN_PROGRESS.
-				tagEventually(deviceWF(live, ids[2]), store.DeviceCanceled)
+				tagEventually(deviceWF(live, ids[2]), string(recording.DeviceCanceled))
 			}},
 		"retry a stuck command now (attempts start again)": {
 			vars: func() map[string]string {
@@ -247,9 +247,9 @@ func TestOpsRecipesRunAsPrinted(t *testing.T) {
 					if !assert.NoError(c, v.Get(&st)) {
 						return
 					}
-					assert.Equal(c, store.SessionInProgress, st.Status)
+					assert.Equal(c, recording.SessionInProgress, st.Status)
 					assert.True(c, st.Removed[ids[2]], "the removal survives the reset: %+v", st)
-					assert.Equal(c, store.DeviceCanceled, st.Devices[ids[2]], "%+v", st)
+					assert.Equal(c, recording.DeviceCanceled, st.Devices[ids[2]], "%+v", st)
 				}, 30*time.Second, 200*time.Millisecond)
 			}},
 		"batch reset by query (no prompt)": {
@@ -291,7 +291,7 @@ func TestOpsRecipesRunAsPrinted(t *testing.T) {
 				before: func() string {
 					require.Eventually(t, func() bool {
 						x := s.session(down)
-						return x.Status == store.SessionInProgress && x.DeviceStatuses[0].Device.State == store.DeviceDown
+						return x.Status == recording.SessionInProgress && x.DeviceStatuses[0].Device.State == recording.EnclosureDown
 					}, time.Minute, 200*time.Millisecond, "the silent enclosure is DOWN")
 					require.Eventually(t, func() bool { // and the fleet monitor told its workflow
 						var marked bool
@@ -314,9 +314,9 @@ func TestOpsRecipesRunAsPrinted(t *testing.T) {
 				require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED, d.WorkflowExecutionInfo.Status)
 				// Its enclosure's workflow is canceled with it and cleans up (tagged CANCELED); the
 				// fleet monitor releases what the terminated workflow itself left.
-				tagEventually(deviceWF(stuck, quiet[0]), store.DeviceCanceled)
-				x := s.waitSession(stuck, store.SessionCanceled, time.Minute)
-				require.Equal(t, store.DeviceCanceled, x.DeviceStatuses[0].Status)
+				tagEventually(deviceWF(stuck, quiet[0]), string(recording.DeviceCanceled))
+				x := s.waitSession(stuck, recording.SessionCanceled, time.Minute)
+				require.Equal(t, recording.DeviceCanceled, x.DeviceStatuses[0].Status)
 			}},
 	}
 
@@ -345,19 +345,19 @@ func TestOpsRecipesRunAsPrinted(t *testing.T) {
 	// After every kind of reset the live session ends on its own, right: the enclosures that
 	// recorded to the end COMPLETE with the whole duration in one segment, the removed one
 	// CANCELED (a removal is no failure, so COMPLETE), each started once.
-	x := s.waitSession(live, store.SessionComplete, 3*duration*time.Second)
+	x := s.waitSession(live, recording.SessionComplete, 3*duration*time.Second)
 	for _, d := range x.DeviceStatuses {
 		if d.Device.ID == ids[2] {
-			require.Equal(t, store.DeviceCanceled, d.Status, d.Message)
+			require.Equal(t, recording.DeviceCanceled, d.Status, d.Message)
 			continue
 		}
-		require.Equal(t, store.DeviceComplete, d.Status, "%s: %s", d.Device.Name, d.Message)
+		require.Equal(t, recording.DeviceComplete, d.Status, "%s: %s", d.Device.Name, d.Message)
 		require.Equal(t, 1, d.Segments, d.Device.Name)
 		require.GreaterOrEqual(t, d.RecordingTime, int64(duration), d.Device.Name)
 	}
-	require.Equal(t, store.SessionComplete, s.waitCompleted(sessionWF(live)))
-	require.Equal(t, store.DeviceComplete, s.waitCompleted(wf1))
-	require.Equal(t, store.DeviceComplete, s.waitCompleted(wf2))
+	require.Equal(t, string(recording.SessionComplete), s.waitCompleted(sessionWF(live)))
+	require.Equal(t, string(recording.DeviceComplete), s.waitCompleted(wf1))
+	require.Equal(t, string(recording.DeviceComplete), s.waitCompleted(wf2))
 	require.Eventually(t, func() bool {
 		for _, e := range sim.Enclosures() {
 			if e.State().SessionID != 0 {

@@ -14,6 +14,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/simulator"
 	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/internal/testenv"
@@ -96,12 +97,12 @@ func TestResetFinishedWorkflowsWithTheCLI(t *testing.T) {
 	s := newStack(t)
 	sim, ids := s.enclosures(1, "E2EX")
 	sid := s.createSession(ids, 2)
-	s.waitSession(sid, store.SessionComplete, 60*time.Second)
+	s.waitSession(sid, recording.SessionComplete, 60*time.Second)
 	e := sim.Enclosures()[0]
 	require.Eventually(t, func() bool { return e.State().SessionID == 0 }, 30*time.Second, 100*time.Millisecond)
 	dwid, swid := workflows.DeviceWorkflowID(sid, ids[0]), workflows.SessionWorkflowID(sid)
-	require.Equal(t, store.DeviceComplete, s.waitCompleted(dwid), "an ended enclosure workflow is tagged with its end")
-	require.Equal(t, store.SessionComplete, s.waitCompleted(swid))
+	require.Equal(t, string(recording.DeviceComplete), s.waitCompleted(dwid), "an ended enclosure workflow is tagged with its end")
+	require.Equal(t, string(recording.SessionComplete), s.waitCompleted(swid))
 	before := s.session(sid).DeviceStatuses[0]
 
 	for _, reset := range [][]string{
@@ -115,13 +116,13 @@ func TestResetFinishedWorkflowsWithTheCLI(t *testing.T) {
 		s.temporalCLI(append([]string{"workflow", "reset", "--reason", "e2e test"}, reset...)...)
 		s.waitNewRun(reset[1], old)
 		require.NotEmpty(t, s.waitCompleted(reset[1]))
-		require.Equal(t, store.DeviceComplete, s.waitCompleted(dwid))
+		require.Equal(t, string(recording.DeviceComplete), s.waitCompleted(dwid))
 	}
-	require.Equal(t, store.SessionComplete, s.waitCompleted(swid))
+	require.Equal(t, string(recording.SessionComplete), s.waitCompleted(swid))
 	x := s.session(sid)
-	require.Equal(t, store.SessionComplete, x.Status)
+	require.Equal(t, recording.SessionComplete, x.Status)
 	after := x.DeviceStatuses[0]
-	require.Equal(t, store.DeviceComplete, after.Status, after.Message)
+	require.Equal(t, recording.DeviceComplete, after.Status, after.Message)
 	require.Equal(t, before.RecordingTime, after.RecordingTime, "the recorded time is what the enclosure reported")
 	require.Equal(t, 1, after.Segments)
 	time.Sleep(time.Second) // a START sent by mistake would have gone out on these heartbeats
@@ -140,7 +141,7 @@ func TestResetRunningWorkflowsWithTheCLI(t *testing.T) {
 	sid := s.createSession(ids, duration)
 	require.Eventually(t, func() bool {
 		for _, d := range s.session(sid).DeviceStatuses {
-			if d.Status != store.DeviceRecording { // written by the workflow once START is acknowledged
+			if d.Status != recording.DeviceRecording { // written by the workflow once START is acknowledged
 				return false
 			}
 		}
@@ -195,9 +196,9 @@ func TestResetRunningWorkflowsWithTheCLI(t *testing.T) {
 		s.waitNewRun(id, old)
 	}
 
-	x := s.waitSession(sid, store.SessionComplete, 2*duration*time.Second)
+	x := s.waitSession(sid, recording.SessionComplete, 2*duration*time.Second)
 	for _, d := range x.DeviceStatuses {
-		require.Equal(t, store.DeviceComplete, d.Status, "%s: %s", d.Device.Name, d.Message)
+		require.Equal(t, recording.DeviceComplete, d.Status, "%s: %s", d.Device.Name, d.Message)
 		require.Equal(t, 1, d.Segments)
 		require.GreaterOrEqual(t, d.RecordingTime, int64(duration))
 	}
@@ -210,8 +211,8 @@ func TestResetRunningWorkflowsWithTheCLI(t *testing.T) {
 		return true
 	}, 30*time.Second, 100*time.Millisecond)
 	onlyOnce(t, sim)
-	require.Equal(t, store.SessionComplete, s.waitCompleted(swid))
-	require.Equal(t, store.DeviceComplete, s.waitCompleted(dwid))
+	require.Equal(t, string(recording.SessionComplete), s.waitCompleted(swid))
+	require.Equal(t, string(recording.DeviceComplete), s.waitCompleted(dwid))
 	s.recordHistory(dwid, "device_reset_while_recording")
 	s.recordHistory(swid, "session_reset_adopted_children")
 }
@@ -233,17 +234,17 @@ func TestSessionEndsBeforeItsWorkflowRuns(t *testing.T) {
 		}
 		return true
 	}, 60*time.Second, 100*time.Millisecond, "recorded and released without any workflow")
-	require.Equal(t, store.SessionInProgress, s.session(sid).Status)
+	require.Equal(t, recording.SessionInProgress, s.session(sid).Status)
 
 	s.startWorker()
-	x := s.waitSession(sid, store.SessionComplete, 60*time.Second)
+	x := s.waitSession(sid, recording.SessionComplete, 60*time.Second)
 	for _, d := range x.DeviceStatuses {
-		require.Equal(t, store.DeviceComplete, d.Status, "%s: %s", d.Device.Name, d.Message)
+		require.Equal(t, recording.DeviceComplete, d.Status, "%s: %s", d.Device.Name, d.Message)
 		require.Equal(t, 1, d.Segments)
 		require.GreaterOrEqual(t, d.RecordingTime, int64(duration))
 	}
 	for _, id := range ids {
-		require.Equal(t, store.DeviceComplete, s.waitCompleted(workflows.DeviceWorkflowID(sid, id)))
+		require.Equal(t, string(recording.DeviceComplete), s.waitCompleted(workflows.DeviceWorkflowID(sid, id)))
 	}
 	time.Sleep(time.Second) // a second START would have gone out on these heartbeats
 	onlyOnce(t, sim)
@@ -263,7 +264,7 @@ func TestLateReportsStillCount(t *testing.T) {
 	away.GoSilent(s.settings.EndGrace + 15*time.Second)
 
 	require.Equal(t, 204, s.call("DELETE", fmt.Sprintf("/api/recording-session/%d", sid), nil, nil))
-	s.waitSession(sid, store.SessionCanceled, 60*time.Second)
+	s.waitSession(sid, recording.SessionCanceled, 60*time.Second)
 	require.Eventually(t, func() bool {
 		st := away.State()
 		return !st.Silent && !st.Recording && st.SessionID == 0
@@ -278,12 +279,12 @@ func TestLateReportsStillCount(t *testing.T) {
 		}
 		return d.RecordingTime > 0
 	}, 30*time.Second, 100*time.Millisecond, "the late report counted")
-	require.Equal(t, store.DeviceCanceled, d.Status)
+	require.Equal(t, recording.DeviceCanceled, d.Status)
 	require.GreaterOrEqual(t, d.RecordingTime, int64(2))
 	if recorded > 0 {
 		require.Equal(t, recorded, d.RecordingTime, "what the enclosure reported")
 	}
-	require.Equal(t, store.SessionCanceled, s.session(sid).Status)
+	require.Equal(t, recording.SessionCanceled, s.session(sid).Status)
 }
 
 // TestOutageAcrossThePlannedEnd takes the API down (every request refused, as with serve
@@ -304,9 +305,9 @@ func TestOutageAcrossThePlannedEnd(t *testing.T) {
 	time.Sleep(duration*time.Second + s.settings.EndGrace + 3*time.Second)
 	s.handler.Store(&up)
 
-	x := s.waitSession(sid, store.SessionComplete, 60*time.Second)
+	x := s.waitSession(sid, recording.SessionComplete, 60*time.Second)
 	for _, d := range x.DeviceStatuses {
-		require.Equal(t, store.DeviceComplete, d.Status, "%s: %s", d.Device.Name, d.Message)
+		require.Equal(t, recording.DeviceComplete, d.Status, "%s: %s", d.Device.Name, d.Message)
 		require.GreaterOrEqual(t, d.RecordingTime, int64(duration))
 	}
 	require.Eventually(t, func() bool { return sim.Stats().Recording == 0 }, 30*time.Second, 100*time.Millisecond)
@@ -324,7 +325,7 @@ func TestCanceledSessionsAreTaggedCanceled(t *testing.T) {
 	byAPI, byCLI := s.createSession(ids[:1], 600), s.createSession(ids[1:], 600)
 	require.Eventually(t, func() bool {
 		for _, sid := range []int64{byAPI, byCLI} {
-			if s.session(sid).DeviceStatuses[0].Status != store.DeviceRecording {
+			if s.session(sid).DeviceStatuses[0].Status != recording.DeviceRecording {
 				return false
 			}
 		}
@@ -334,18 +335,18 @@ func TestCanceledSessionsAreTaggedCanceled(t *testing.T) {
 	require.Equal(t, http.StatusNoContent, s.call("DELETE", fmt.Sprintf("/api/recording-session/%d", byAPI), nil, nil))
 	s.temporalCLI("workflow", "cancel", "-w", workflows.SessionWorkflowID(byCLI))
 	for i, sid := range []int64{byAPI, byCLI} {
-		x := s.waitSession(sid, store.SessionCanceled, 60*time.Second)
-		require.Equal(t, store.DeviceCanceled, x.DeviceStatuses[0].Status)
+		x := s.waitSession(sid, recording.SessionCanceled, 60*time.Second)
+		require.Equal(t, recording.DeviceCanceled, x.DeviceStatuses[0].Status)
 		var tag string
 		require.Eventually(t, func() bool {
 			var st enumspb.WorkflowExecutionStatus
 			_, st, tag = s.runOf(workflows.SessionWorkflowID(sid))
 			return st != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
 		}, 60*time.Second, 200*time.Millisecond)
-		require.Equal(t, store.SessionCanceled, tag, "session %d's MbaStatus", sid)
+		require.Equal(t, string(recording.SessionCanceled), tag, "session %d's MbaStatus", sid)
 		require.Eventually(t, func() bool {
 			_, _, tag = s.runOf(workflows.DeviceWorkflowID(sid, ids[i]))
-			return tag == store.DeviceCanceled
+			return tag == string(recording.DeviceCanceled)
 		}, 60*time.Second, 200*time.Millisecond, "the enclosure workflow's MbaStatus")
 	}
 	require.Eventually(t, func() bool { return sim.Stats().Recording == 0 }, 30*time.Second, 100*time.Millisecond)

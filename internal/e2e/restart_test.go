@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 
-	"github.com/jax-mba/mba/internal/store"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/workflows"
 )
 
@@ -92,9 +92,9 @@ func TestRestartsMidSession(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	temporal.start()
 
-	x := s.waitSession(sid, store.SessionComplete, 90*time.Second)
+	x := s.waitSession(sid, recording.SessionComplete, 90*time.Second)
 	for _, d := range x.DeviceStatuses {
-		require.Equal(t, store.DeviceComplete, d.Status, "%s: %s", d.Device.Name, d.Message)
+		require.Equal(t, recording.DeviceComplete, d.Status, "%s: %s", d.Device.Name, d.Message)
 	}
 	require.Eventually(t, func() bool {
 		for _, e := range sim.Enclosures() {

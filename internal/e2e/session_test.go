@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jax-mba/mba/activities"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/simulator"
 	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/worker"
@@ -68,10 +69,10 @@ func TestSessionOfTwentyEnclosuresCompletes(t *testing.T) {
 	sim, ids := s.enclosures(20, "E2EA")
 	sid := s.createSession(ids, 3)
 
-	x := s.waitSession(sid, store.SessionComplete, 60*time.Second)
+	x := s.waitSession(sid, recording.SessionComplete, 60*time.Second)
 	require.Len(t, x.DeviceStatuses, 20)
 	for _, d := range x.DeviceStatuses {
-		require.Equal(t, store.DeviceComplete, d.Status, "%s: %s", d.Device.Name, d.Message)
+		require.Equal(t, recording.DeviceComplete, d.Status, "%s: %s", d.Device.Name, d.Message)
 		require.Equal(t, 1, d.Segments)
 		require.GreaterOrEqual(t, d.RecordingTime, int64(3))
 	}
@@ -117,15 +118,15 @@ func TestCancelAndRemove(t *testing.T) {
 	require.Eventually(t, func() bool {
 		for _, d := range s.session(sid).DeviceStatuses {
 			if d.Device.ID == ids[0] {
-				return d.Status == store.DeviceCanceled
+				return d.Status == recording.DeviceCanceled
 			}
 		}
 		return false
 	}, 30*time.Second, 100*time.Millisecond)
-	require.Equal(t, store.SessionInProgress, s.session(sid).Status, "the others go on")
+	require.Equal(t, recording.SessionInProgress, s.session(sid).Status, "the others go on")
 
 	require.Equal(t, http.StatusNoContent, s.call("DELETE", path, nil, nil))
-	x := s.waitSession(sid, store.SessionCanceled, 30*time.Second)
+	x := s.waitSession(sid, recording.SessionCanceled, 30*time.Second)
 	require.Equal(t, "ann@lab.example", *x.CanceledBy)
 	require.Eventually(t, func() bool {
 		for _, e := range sim.Enclosures() {
@@ -169,9 +170,9 @@ func TestRebootResumes(t *testing.T) {
 			t.Logf("session: %+v", s.session(sid))
 		}
 	})
-	x := s.waitSession(sid, store.SessionPartial, 60*time.Second)
+	x := s.waitSession(sid, recording.SessionPartial, 60*time.Second)
 	d := x.DeviceStatuses[0]
-	require.Equal(t, store.DeviceComplete, d.Status)
+	require.Equal(t, recording.DeviceComplete, d.Status)
 	require.Equal(t, 2, d.Segments, "resumed once")
 	require.Len(t, d.Gaps, 1)
 	require.GreaterOrEqual(t, d.SecondsLost, int64(3), "from its last heartbeat to the next segment's start")
@@ -234,9 +235,9 @@ func TestTerminatedWorkflowsAreCleanedUp(t *testing.T) {
 	require.Eventually(t, func() bool { return sim.Stats().Recording == 2 }, 30*time.Second, 50*time.Millisecond)
 
 	require.NoError(t, s.temporal.TerminateWorkflow(context.Background(), workflows.SessionWorkflowID(sid), "", "operator"))
-	x := s.waitSession(sid, store.SessionCanceled, 30*time.Second)
+	x := s.waitSession(sid, recording.SessionCanceled, 30*time.Second)
 	for _, d := range x.DeviceStatuses {
-		require.Equal(t, store.DeviceCanceled, d.Status)
+		require.Equal(t, recording.DeviceCanceled, d.Status)
 	}
 	require.Eventually(t, func() bool { return sim.Stats().Recording == 0 }, 30*time.Second, 50*time.Millisecond, "enclosures stopped")
 	var left int

@@ -25,6 +25,7 @@ import (
 	"github.com/jax-mba/mba/internal/auth"
 	"github.com/jax-mba/mba/internal/dispatch"
 	"github.com/jax-mba/mba/internal/mail"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/storage"
 	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/internal/testenv"
@@ -205,7 +206,7 @@ func (s *stack) session(id int64) store.Session {
 }
 
 // waitSession waits until the session has status.
-func (s *stack) waitSession(id int64, status string, within time.Duration) store.Session {
+func (s *stack) waitSession(id int64, status recording.SessionStatus, within time.Duration) store.Session {
 	s.t.Helper()
 	var x store.Session
 	require.Eventually(s.t, func() bool {

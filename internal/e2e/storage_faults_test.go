@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jax-mba/mba/internal/agent"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/storage"
-	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/internal/testenv"
 )
 
@@ -30,7 +30,7 @@ func TestUploadsOntoAFullDiskAreVerifiedOnceSpaceReturns(t *testing.T) {
 	s.restartAPI()
 
 	sid := s.createSession([]int64{dev.ID}, 3600)
-	s.waitSession(sid, store.SessionComplete, time.Minute)
+	s.waitSession(sid, recording.SessionComplete, time.Minute)
 	cfg := agent.Config{ServerURL: s.api.URL, Enclosure: dev.Name, Token: token, VideoDir: videoDir, StateDir: t.TempDir(),
 		ChunkBytes: 256 << 10, StableFor: time.Millisecond, ScanEvery: 100 * time.Millisecond,
 		RetryBase: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond}
@@ -42,7 +42,7 @@ func TestUploadsOntoAFullDiskAreVerifiedOnceSpaceReturns(t *testing.T) {
 	stop()
 	require.Error(t, err, "nothing can be stored on a full disk")
 	for _, f := range s.session(sid).DeviceStatuses[0].Files {
-		require.NotEqual(t, store.FileVerified, f.State, f.Name)
+		require.NotEqual(t, recording.FileVerified, f.State, f.Name)
 	}
 	infos, _ := filepath.Glob(filepath.Join(s.staging, "*.info"))
 	for _, p := range infos {
@@ -66,7 +66,7 @@ func TestUploadsOntoAFullDiskAreVerifiedOnceSpaceReturns(t *testing.T) {
 	d := s.session(sid).DeviceStatuses[0]
 	require.Len(t, d.Files, len(local))
 	for _, f := range d.Files {
-		require.Equal(t, store.FileVerified, f.State, "%s: %s", f.Name, f.Reason)
+		require.Equal(t, recording.FileVerified, f.State, "%s: %s", f.Name, f.Reason)
 		require.Contains(t, local, f.Name)
 	}
 }

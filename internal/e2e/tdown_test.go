@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 
-	"github.com/jax-mba/mba/internal/store"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/testenv"
 	"github.com/jax-mba/mba/workflows"
 )
@@ -57,18 +57,18 @@ func TestTemporalOutageAcrossThePlannedEnd(t *testing.T) {
 	for _, kind := range []string{"error", "network", "violation"} {
 		require.Equal(t, before.Replies[kind], during.Replies[kind], "%s replies to heartbeats while Temporal was down", kind)
 	}
-	require.Equal(t, store.SessionInProgress, s.session(sid).Status, "nothing ends the session while Temporal is down")
+	require.Equal(t, recording.SessionInProgress, s.session(sid).Status, "nothing ends the session while Temporal is down")
 	temporal.End()
 
-	x := s.waitSession(sid, store.SessionComplete, 90*time.Second)
+	x := s.waitSession(sid, recording.SessionComplete, 90*time.Second)
 	for _, d := range x.DeviceStatuses {
-		require.Equal(t, store.DeviceComplete, d.Status, "%s: %s", d.Device.Name, d.Message)
+		require.Equal(t, recording.DeviceComplete, d.Status, "%s: %s", d.Device.Name, d.Message)
 		require.GreaterOrEqual(t, d.RecordingTime, int64(duration), d.Device.Name)
 	}
 	require.Eventually(t, func() bool { return sim.Stats().Recording == 0 }, 30*time.Second, 100*time.Millisecond)
 	onlyOnce(t, sim)
-	require.Equal(t, store.SessionComplete, s.waitCompleted(workflows.SessionWorkflowID(sid)), "the session's MbaStatus")
+	require.Equal(t, string(recording.SessionComplete), s.waitCompleted(workflows.SessionWorkflowID(sid)), "the session's MbaStatus")
 	for _, id := range ids {
-		require.Equal(t, store.DeviceComplete, s.waitCompleted(workflows.DeviceWorkflowID(sid, id)), "enclosure %d's MbaStatus", id)
+		require.Equal(t, string(recording.DeviceComplete), s.waitCompleted(workflows.DeviceWorkflowID(sid, id)), "enclosure %d's MbaStatus", id)
 	}
 }

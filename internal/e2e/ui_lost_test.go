@@ -8,7 +8,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
-	"github.com/jax-mba/mba/internal/store"
+	"github.com/jax-mba/mba/internal/recording"
 )
 
 // TestUIShowsSecondsLost: an enclosure reboots mid-recording and is resumed; the session's page
@@ -29,7 +29,7 @@ func TestUIShowsSecondsLost(t *testing.T) {
 			t.Logf("enclosure: %+v", e.State())
 		}
 	})
-	x := s.waitSession(sid, store.SessionPartial, 60*time.Second)
+	x := s.waitSession(sid, recording.SessionPartial, 60*time.Second)
 	require.Positive(t, x.SecondsLost)
 	require.Equal(t, x.DeviceStatuses[0].SecondsLost, x.SecondsLost)
 

@@ -7,32 +7,15 @@ package heartbeat
 import (
 	"time"
 
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/protocol"
-)
-
-// Phase is where an assigned enclosure is in the handshake.
-type Phase string
-
-const (
-	// Starting: START goes out on every heartbeat without a session until the enclosure
-	// reports recording the assigned session.
-	Starting Phase = "starting"
-	// Recording: the enclosure acknowledged START and records.
-	Recording Phase = "recording"
-	// Stopping: STOP goes out while the enclosure still records the session.
-	Stopping Phase = "stopping"
-	// Completing: the recording is over; COMPLETE goes out until the enclosure forgets it.
-	Completing Phase = "completing"
-	// Reset: the enclosure lost its session mid-recording (reboot); the workflow decides
-	// whether to resume.
-	Reset Phase = "reset"
 )
 
 // Assignment is an enclosure's mailbox row.
 type Assignment struct {
 	SessionID  int64
-	Phase      Phase
-	Start      *protocol.StartParams // the START to send while Starting
+	Phase      recording.Phase
+	Start      *recording.Start // the START to send while Starting
 	WorkflowID string
 	ActivityID string    // the pending command activity the next transition completes, if any
 	UpdatedAt  time.Time // when the phase last changed
@@ -44,10 +27,10 @@ type Assignment struct {
 // ResumePlan is what the heartbeat path needs to resume a rebooted enclosure itself: the
 // workflow's policy (PROTOCOL.md 5.6) and the recording's plan.
 type ResumePlan struct {
-	PlannedEnd time.Time            `json:"planned_end"`
-	MinSegment time.Duration        `json:"min_segment"`
-	Segments   int                  `json:"segments"` // segments whose START went out
-	First      protocol.StartParams `json:"first"`    // the first segment's START
+	PlannedEnd time.Time       `json:"planned_end"`
+	MinSegment time.Duration   `json:"min_segment"`
+	Segments   int             `json:"segments"` // segments whose START went out
+	First      recording.Start `json:"first"`    // the first segment's START
 }
 
 // ResumeSeconds is how long a segment resumed at is to record, or 0 when no resume is due:
@@ -62,7 +45,7 @@ func ResumeSeconds(plannedEnd, at time.Time, minSegment time.Duration) int64 {
 }
 
 // next is the resume START of a reset seen at, and the plan after it; nil when none is due.
-func (p *ResumePlan) next(at time.Time) (*protocol.StartParams, *ResumePlan) {
+func (p *ResumePlan) next(at time.Time) (*recording.Start, *ResumePlan) {
 	if p == nil {
 		return nil, nil
 	}
@@ -85,34 +68,22 @@ type Report struct {
 	At        time.Time // when the heartbeat arrived (server clock)
 }
 
-// Transition kinds sent to the device workflow.
-const (
-	EventStarted  = "started"  // recording the assigned session
-	EventEnded    = "ended"    // the recording is over (finished, failed or stopped)
-	EventReset    = "reset"    // lost the session mid-recording
-	EventReleased = "released" // forgot the finished session after COMPLETE
-	EventSilent   = "silent"   // no heartbeat past the DOWN threshold (fleet monitor)
-	EventReturned = "returned" // heartbeats again after being silent
-	// EventFileUploaded: the upload agent finished sending one of the recording's files.
-	EventFileUploaded = "file-uploaded"
-)
-
 // Outcome is the decision for one heartbeat.
 type Outcome struct {
 	Reply protocol.Reply // Command "" means 204, no command
 	// NewPhase, when set, replaces the assignment's phase (and clears its activity: the
 	// transition below has settled it). Delete ends the assignment.
-	NewPhase Phase
+	NewPhase recording.Phase
 	Delete   bool
 	// Event, when set, is a transition for the workflow; CompleteActivity says it completes
 	// the assignment's pending activity rather than arriving as a signal. "started" and
 	// "released" only ever complete an activity: with none registered yet, the activity finds
 	// the mailbox already moved on when it runs, so a signal would only lengthen the history.
-	Event            string
+	Event            recording.EventKind
 	CompleteActivity bool
 	// Start and Resume (with NewPhase Starting): the resume START this heartbeat sent, and the
 	// plan after it, for the mailbox.
-	Start  *protocol.StartParams
+	Start  *recording.Start
 	Resume *ResumePlan
 }
 
@@ -125,7 +96,7 @@ func Decide(a *Assignment, r Report, streaming bool) Outcome {
 	case r.SessionID == 0:
 		return withoutSession(a, r.At)
 	case r.Recording:
-		return recording(a, streaming)
+		return whileRecording(a, streaming)
 	default:
 		return ended(a)
 	}
@@ -146,37 +117,37 @@ func stale(r Report) Outcome {
 // withoutSession: the enclosure reports no session.
 func withoutSession(a *Assignment, at time.Time) Outcome {
 	switch a.Phase {
-	case Starting:
+	case recording.PhaseStarting:
 		return Outcome{Reply: protocol.Reply{Command: protocol.Start, Start: a.Start}}
-	case Recording:
+	case recording.PhaseRecording:
 		// 5.6: it recorded our session and lost it: rebooted or its client restarted. When the
 		// session resumes and time is left, the resume START goes out on this very heartbeat
 		// (the workflow learns it from the reset and settles its START with the acknowledgement).
 		if start, plan := a.Resume.next(at); start != nil {
-			return Outcome{Reply: protocol.Reply{Command: protocol.Start, Start: start}, NewPhase: Starting,
-				Start: start, Resume: plan, Event: EventReset}
+			return Outcome{Reply: protocol.Reply{Command: protocol.Start, Start: start}, NewPhase: recording.PhaseStarting,
+				Start: start, Resume: plan, Event: recording.EventReset}
 		}
-		return Outcome{NewPhase: Reset, Event: EventReset}
-	case Stopping:
+		return Outcome{NewPhase: recording.PhaseReset, Event: recording.EventReset}
+	case recording.PhaseStopping:
 		// Not recording any more (never started, or rebooted): the STOP has nothing left to do.
-		return Outcome{Delete: true, Event: EventEnded, CompleteActivity: a.ActivityID != ""}
-	case Completing:
+		return Outcome{Delete: true, Event: recording.EventEnded, CompleteActivity: a.ActivityID != ""}
+	case recording.PhaseCompleting:
 		// It forgot the finished session: COMPLETE arrived.
-		return settleOnly(Outcome{Delete: true}, EventReleased, a.ActivityID)
+		return settleOnly(Outcome{Delete: true}, recording.EventReleased, a.ActivityID)
 	}
 	return Outcome{} // Reset: the workflow decides
 }
 
-// recording: the enclosure records the assigned session.
-func recording(a *Assignment, streaming bool) Outcome {
+// whileRecording: the enclosure records the assigned session.
+func whileRecording(a *Assignment, streaming bool) Outcome {
 	switch a.Phase {
-	case Starting, Reset:
+	case recording.PhaseStarting, recording.PhaseReset:
 		activity := ""
-		if a.Phase == Starting {
+		if a.Phase == recording.PhaseStarting {
 			activity = a.ActivityID
 		}
-		return settleOnly(Outcome{NewPhase: Recording, Reply: streamReply(streaming)}, EventStarted, activity)
-	case Recording:
+		return settleOnly(Outcome{NewPhase: recording.PhaseRecording, Reply: streamReply(streaming)}, recording.EventStarted, activity)
+	case recording.PhaseRecording:
 		return Outcome{Reply: streamReply(streaming)}
 	}
 	// Stopping, or Completing and somehow recording again: it must stop.
@@ -187,19 +158,19 @@ func recording(a *Assignment, streaming bool) Outcome {
 // out on this and every later heartbeat that carries the session.
 func ended(a *Assignment) Outcome {
 	out := Outcome{Reply: protocol.Reply{Command: protocol.Complete}}
-	if a.Phase == Completing {
+	if a.Phase == recording.PhaseCompleting {
 		return out
 	}
-	out.NewPhase = Completing
-	out.Event = EventEnded
+	out.NewPhase = recording.PhaseCompleting
+	out.Event = recording.EventEnded
 	// A pending START (it failed at once) or STOP learns the outcome as its result; a
 	// recording that ends on its own arrives as a signal.
-	out.CompleteActivity = (a.Phase == Starting || a.Phase == Stopping) && a.ActivityID != ""
+	out.CompleteActivity = (a.Phase == recording.PhaseStarting || a.Phase == recording.PhaseStopping) && a.ActivityID != ""
 	return out
 }
 
 // settleOnly adds event to out only when it completes a pending activity.
-func settleOnly(out Outcome, event, activityID string) Outcome {
+func settleOnly(out Outcome, event recording.EventKind, activityID string) Outcome {
 	if activityID != "" {
 		out.Event, out.CompleteActivity = event, true
 	}
@@ -211,25 +182,4 @@ func streamReply(streaming bool) protocol.Reply {
 		return protocol.Reply{Command: protocol.Stream}
 	}
 	return protocol.Reply{}
-}
-
-// Event is a transition as the device workflow receives it: a signal payload, or the result
-// of the command activity it completes.
-type Event struct {
-	// ID is the outbox row's id. Delivery is at least once and in id order per enclosure, so
-	// the workflow ignores ids it has already seen.
-	ID        int64     `json:"id"`
-	Kind      string    `json:"kind"`
-	At        time.Time `json:"at"` // server clock
-	SessionID int64     `json:"session_id"`
-	Duration  int64     `json:"duration,omitempty"` // recorded seconds the enclosure reported (reset: of the lost segment)
-	// LastHeard (reset): the last heartbeat of the lost segment, where its gap begins.
-	LastHeard time.Time `json:"last_heard,omitzero"`
-	ErrMsg    string    `json:"err_msg,omitempty"`
-	Stopped   bool      `json:"stopped,omitempty"` // ended because of our STOP
-	File      string    `json:"file,omitempty"`    // file-uploaded: the file's name
-	Upload    int       `json:"upload,omitempty"`  // file-uploaded: how many uploads of it completed
-	// Resumed (reset): the heartbeat that showed the reset already sent the resume START, for
-	// the time left at At.
-	Resumed bool `json:"resumed,omitempty"`
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/jax-mba/mba/internal/heartbeat"
-	"github.com/jax-mba/mba/protocol"
+	"github.com/jax-mba/mba/internal/recording"
 )
 
 // The command mailbox, written by the command activities. Each returns the event that settles
@@ -39,7 +39,7 @@ func assignmentOf(ctx context.Context, tx pgx.Tx, deviceID int64) (*heartbeat.As
 		a.ActivityID = *activityID
 	}
 	if len(params) > 0 {
-		a.Start = new(protocol.StartParams)
+		a.Start = new(recording.Start)
 		if err := json.Unmarshal(params, a.Start); err != nil {
 			return nil, fmt.Errorf("assignmentOf: %w", err)
 		}
@@ -58,8 +58,8 @@ func assignmentOf(ctx context.Context, tx pgx.Tx, deviceID int64) (*heartbeat.As
 // An enclosure whose part in the session is already over is never started again: when its
 // workflow runs late (the enclosure recorded, finished and forgot the session first) or again
 // (an operator reset the workflow), the START settles with what the enclosure reported.
-func (s *Store) AssignStart(ctx context.Context, deviceID int64, params protocol.StartParams, workflowID, activityID string, now time.Time) (*heartbeat.Event, error) {
-	var settled *heartbeat.Event
+func (s *Store) AssignStart(ctx context.Context, deviceID int64, params recording.Start, workflowID, activityID string, now time.Time) (*recording.Event, error) {
+	var settled *recording.Event
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		old, err := assignmentOf(ctx, tx, deviceID)
 		if err != nil {
@@ -67,14 +67,14 @@ func (s *Store) AssignStart(ctx context.Context, deviceID int64, params protocol
 		}
 		// Canceled or removed by a user (RequestStop) before the workflow knew: no START may go
 		// out any more, and the mailbox may already be another session's.
-		var status string
+		var status recording.DeviceStatus
 		if err := tx.QueryRow(ctx, `SELECT status FROM session_devices WHERE session_id = @session_id AND device_id = @device_id`,
 			pgx.NamedArgs{"session_id": params.SessionID, "device_id": deviceID}).Scan(&status); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
-		if status == DeviceCanceled {
-			settled = &heartbeat.Event{Kind: heartbeat.EventEnded, At: now, SessionID: params.SessionID, Stopped: true}
-			if old != nil && old.SessionID == params.SessionID && old.Phase == heartbeat.Completing {
+		if status == recording.DeviceCanceled {
+			settled = &recording.Event{Kind: recording.EventEnded, At: now, SessionID: params.SessionID, Stopped: true}
+			if old != nil && old.SessionID == params.SessionID && old.Phase == recording.PhaseCompleting {
 				// It recorded and ended before the cancel: report what it reported.
 				return tx.QueryRow(ctx, `SELECT coalesce(rec_duration, 0) FROM devices WHERE id = @id`,
 					pgx.NamedArgs{"id": deviceID}).Scan(&settled.Duration)
@@ -83,23 +83,23 @@ func (s *Store) AssignStart(ctx context.Context, deviceID int64, params protocol
 		}
 		if old != nil && old.SessionID == params.SessionID {
 			switch old.Phase {
-			case heartbeat.Recording:
-				settled = &heartbeat.Event{Kind: heartbeat.EventStarted, At: old.UpdatedAt, SessionID: params.SessionID}
+			case recording.PhaseRecording:
+				settled = &recording.Event{Kind: recording.EventStarted, At: old.UpdatedAt, SessionID: params.SessionID}
 				return nil
-			case heartbeat.Reset:
+			case recording.PhaseReset:
 				if old.Start != nil && old.Start.FilePrefix == params.FilePrefix {
 					// It acknowledged this very START and lost the recording since (it rebooted before
 					// this workflow ran): the START settles as started, when it started, and the queued
 					// reset resumes it on a prefix of its own. This prefix again would overwrite its files.
-					settled = &heartbeat.Event{Kind: heartbeat.EventStarted, At: old.UpdatedAt, SessionID: params.SessionID}
+					settled = &recording.Event{Kind: recording.EventStarted, At: old.UpdatedAt, SessionID: params.SessionID}
 					return nil
 				}
-			case heartbeat.Completing:
+			case recording.PhaseCompleting:
 				// It recorded and finished before its workflow ran: report what it reported.
 				settled, err = endReport(ctx, tx, deviceID, params.SessionID, old.UpdatedAt)
 				return err
-			case heartbeat.Stopping:
-				settled = &heartbeat.Event{Kind: heartbeat.EventEnded, At: now, SessionID: params.SessionID, Stopped: true}
+			case recording.PhaseStopping:
+				settled = &recording.Event{Kind: recording.EventEnded, At: now, SessionID: params.SessionID, Stopped: true}
 				return nil
 			}
 		}
@@ -116,9 +116,9 @@ func (s *Store) AssignStart(ctx context.Context, deviceID int64, params protocol
 // endReport is the end of the recording as the enclosure reported it (session_devices.end_report,
 // written by the heartbeat that showed it), or, for rows from before it was kept, the
 // enclosure's latest telemetry.
-func endReport(ctx context.Context, tx pgx.Tx, deviceID, sessionID int64, at time.Time) (*heartbeat.Event, error) {
+func endReport(ctx context.Context, tx pgx.Tx, deviceID, sessionID int64, at time.Time) (*recording.Event, error) {
 	var report []byte
-	ev := &heartbeat.Event{Kind: heartbeat.EventEnded, At: at, SessionID: sessionID}
+	ev := &recording.Event{Kind: recording.EventEnded, At: at, SessionID: sessionID}
 	err := tx.QueryRow(ctx, `
 		SELECT sd.end_report, coalesce(d.rec_duration, 0), d.err_msg
 		FROM devices d LEFT JOIN session_devices sd ON sd.device_id = d.id AND sd.session_id = @session_id
@@ -128,7 +128,7 @@ func endReport(ctx context.Context, tx pgx.Tx, deviceID, sessionID int64, at tim
 		return nil, fmt.Errorf("endReport: %w", err)
 	}
 	if report != nil {
-		*ev = heartbeat.Event{}
+		*ev = recording.Event{}
 		if err := json.Unmarshal(report, ev); err != nil {
 			return nil, fmt.Errorf("endReport: %w", err)
 		}
@@ -139,9 +139,10 @@ func endReport(ctx context.Context, tx pgx.Tx, deviceID, sessionID int64, at tim
 // partOver settles a START for an enclosure whose part in the session is over although its
 // mailbox no longer says so: it reported the end (and may have forgotten the session since), or
 // its session row is final. nil: it is not over, the START goes out.
-func partOver(ctx context.Context, tx pgx.Tx, deviceID, sessionID int64) (*heartbeat.Event, error) {
+func partOver(ctx context.Context, tx pgx.Tx, deviceID, sessionID int64) (*recording.Event, error) {
 	var report []byte
-	var status, message string
+	var status recording.DeviceStatus
+	var message string
 	var recorded int64
 	var endedAt *time.Time
 	err := tx.QueryRow(ctx, `
@@ -154,20 +155,20 @@ func partOver(ctx context.Context, tx pgx.Tx, deviceID, sessionID int64) (*heart
 	case err != nil:
 		return nil, fmt.Errorf("partOver: %w", err)
 	case report != nil:
-		var ev heartbeat.Event
+		var ev recording.Event
 		if err := json.Unmarshal(report, &ev); err != nil {
 			return nil, fmt.Errorf("partOver: %w", err)
 		}
 		return &ev, nil
-	case status == DevicePending || status == DeviceRecording:
+	case status == recording.DevicePending || status == recording.DeviceRecording:
 		return nil, nil
 	}
 	// Ended by the service (canceled, failed, released) without a report: it stays ended.
-	ev := &heartbeat.Event{Kind: heartbeat.EventEnded, SessionID: sessionID, Duration: recorded, Stopped: status == DeviceCanceled}
+	ev := &recording.Event{Kind: recording.EventEnded, SessionID: sessionID, Duration: recorded, Stopped: status == recording.DeviceCanceled}
 	if endedAt != nil {
 		ev.At = *endedAt
 	}
-	if status == DeviceFailed {
+	if status == recording.DeviceFailed {
 		ev.ErrMsg = message
 	}
 	return ev, nil
@@ -175,7 +176,7 @@ func partOver(ctx context.Context, tx pgx.Tx, deviceID, sessionID int64) (*heart
 
 // EndState is what the service last heard of an enclosure in a session: when its last
 // heartbeat arrived (nil: never) and the end of its recording it reported, if any.
-func (s *Store) EndState(ctx context.Context, deviceID, sessionID int64) (*time.Time, *heartbeat.Event, error) {
+func (s *Store) EndState(ctx context.Context, deviceID, sessionID int64) (*time.Time, *recording.Event, error) {
 	var lastSeen *time.Time
 	var report []byte
 	err := s.pool.QueryRow(ctx, `
@@ -188,7 +189,7 @@ func (s *Store) EndState(ctx context.Context, deviceID, sessionID int64) (*time.
 	if report == nil {
 		return lastSeen, nil, nil
 	}
-	var ev heartbeat.Event
+	var ev recording.Event
 	if err := json.Unmarshal(report, &ev); err != nil {
 		return nil, nil, fmt.Errorf("EndState: %w", err)
 	}
@@ -200,7 +201,7 @@ func (s *Store) EndState(ctx context.Context, deviceID, sessionID int64) (*time.
 // the enclosure's end without it (the enclosure was away when the session was canceled, so the
 // STOP was never confirmed), the reported seconds are added there, so they are not lost; a
 // workflow still running writes the total itself afterwards.
-func queueEndReport(b *pgx.Batch, deviceID int64, ev heartbeat.Event) error {
+func queueEndReport(b *pgx.Batch, deviceID int64, ev recording.Event) error {
 	report, err := json.Marshal(ev)
 	if err != nil {
 		return err
@@ -223,13 +224,13 @@ func queueEndReport(b *pgx.Batch, deviceID int64, ev heartbeat.Event) error {
 }
 
 // assignStart writes START in a locked mailbox (old is its current content).
-func assignStart(ctx context.Context, tx pgx.Tx, deviceID int64, old *heartbeat.Assignment, params protocol.StartParams, workflowID, activityID string, now time.Time) error {
+func assignStart(ctx context.Context, tx pgx.Tx, deviceID int64, old *heartbeat.Assignment, params recording.Start, workflowID, activityID string, now time.Time) error {
 	body, err := json.Marshal(params)
 	if err != nil {
 		return err
 	}
 	if old != nil && old.SessionID != params.SessionID && old.ActivityID != "" {
-		ev := heartbeat.Event{Kind: heartbeat.EventReleased, At: now, SessionID: old.SessionID}
+		ev := recording.Event{Kind: recording.EventReleased, At: now, SessionID: old.SessionID}
 		if err := addOutbox(ctx, tx, old.WorkflowID, old.ActivityID, ev); err != nil {
 			return err
 		}
@@ -317,7 +318,7 @@ func (s *Store) RequestStop(ctx context.Context, req StopRequest, workflowID str
 			if r.ActivityID == "" || workflowID == "" {
 				continue
 			}
-			ev := heartbeat.Event{Kind: heartbeat.EventEnded, At: now, SessionID: req.SessionID, Stopped: true}
+			ev := recording.Event{Kind: recording.EventEnded, At: now, SessionID: req.SessionID, Stopped: true}
 			if err := addOutbox(ctx, tx, r.WorkflowID, r.ActivityID, ev); err != nil {
 				return err
 			}
@@ -359,8 +360,8 @@ func (s *Store) RequestStop(ctx context.Context, req StopRequest, workflowID str
 }
 
 // AssignStop asks the enclosure to stop recording sessionID.
-func (s *Store) AssignStop(ctx context.Context, deviceID, sessionID int64, activityID string, now time.Time) (*heartbeat.Event, error) {
-	var settled *heartbeat.Event
+func (s *Store) AssignStop(ctx context.Context, deviceID, sessionID int64, activityID string, now time.Time) (*recording.Event, error) {
+	var settled *recording.Event
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		a, err := assignmentOf(ctx, tx, deviceID)
 		if err != nil {
@@ -369,16 +370,16 @@ func (s *Store) AssignStop(ctx context.Context, deviceID, sessionID int64, activ
 		args := pgx.NamedArgs{"device_id": deviceID, "activity_id": activityID, "now": now}
 		switch {
 		case a == nil || a.SessionID != sessionID:
-			settled = &heartbeat.Event{Kind: heartbeat.EventReleased, At: now, SessionID: sessionID}
+			settled = &recording.Event{Kind: recording.EventReleased, At: now, SessionID: sessionID}
 			return nil
-		case a.Phase == heartbeat.Completing:
+		case a.Phase == recording.PhaseCompleting:
 			// It ended on its own before the STOP: settle with what it reported, duration included.
 			settled, err = endReport(ctx, tx, deviceID, sessionID, a.UpdatedAt)
 			return err
-		case a.Phase == heartbeat.Reset || a.Phase == heartbeat.Starting:
+		case a.Phase == recording.PhaseReset || a.Phase == recording.PhaseStarting:
 			// Not recording for us (it lost the recording, or never acknowledged START): nothing to
 			// wait for. Should a START already be on its way, the stale-session rule stops it.
-			settled = &heartbeat.Event{Kind: heartbeat.EventEnded, At: now, SessionID: sessionID, Stopped: true}
+			settled = &recording.Event{Kind: recording.EventEnded, At: now, SessionID: sessionID, Stopped: true}
 			_, err := tx.Exec(ctx, `DELETE FROM device_assignments WHERE device_id = @device_id`, args)
 			return err
 		}
@@ -392,15 +393,15 @@ func (s *Store) AssignStop(ctx context.Context, deviceID, sessionID int64, activ
 
 // AssignComplete waits for the enclosure to forget sessionID after COMPLETE, which the
 // heartbeat path already sends once the recording ended.
-func (s *Store) AssignComplete(ctx context.Context, deviceID, sessionID int64, activityID string, now time.Time) (*heartbeat.Event, error) {
-	var settled *heartbeat.Event
+func (s *Store) AssignComplete(ctx context.Context, deviceID, sessionID int64, activityID string, now time.Time) (*recording.Event, error) {
+	var settled *recording.Event
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		a, err := assignmentOf(ctx, tx, deviceID)
 		if err != nil {
 			return err
 		}
-		if a == nil || a.SessionID != sessionID || a.Phase != heartbeat.Completing {
-			settled = &heartbeat.Event{Kind: heartbeat.EventReleased, At: now, SessionID: sessionID}
+		if a == nil || a.SessionID != sessionID || a.Phase != recording.PhaseCompleting {
+			settled = &recording.Event{Kind: recording.EventReleased, At: now, SessionID: sessionID}
 			return nil
 		}
 		_, err = tx.Exec(ctx, `UPDATE device_assignments SET activity_id = @activity_id, updated_at = @now WHERE device_id = @device_id`,
@@ -459,7 +460,7 @@ func (s *Store) MarkOutboxFailed(ctx context.Context, id int64, reason string) e
 // adds its recorded seconds to the read model (and ends an enclosure still shown running),
 // the session's timeline says what happened, and the row is marked undeliverable for the
 // metrics.
-func (s *Store) ResolveUndeliverable(ctx context.Context, row OutboxRow, deviceID int64, ev heartbeat.Event, reason string, now time.Time) error {
+func (s *Store) ResolveUndeliverable(ctx context.Context, row OutboxRow, deviceID int64, ev recording.Event, reason string, now time.Time) error {
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		// Only rows that exist get the timeline entry: a malformed row must not block the outbox.
 		var known bool
@@ -469,13 +470,13 @@ func (s *Store) ResolveUndeliverable(ctx context.Context, row OutboxRow, deviceI
 			pgx.NamedArgs{"session_id": ev.SessionID, "device_id": deviceID}).Scan(&known); err != nil {
 			return err
 		}
-		if known && deviceID != 0 && ev.Kind == heartbeat.EventEnded {
-			status := DeviceComplete
+		if known && deviceID != 0 && ev.Kind == recording.EventEnded {
+			status := recording.DeviceComplete
 			switch {
 			case ev.ErrMsg != "":
-				status = DeviceFailed
+				status = recording.DeviceFailed
 			case ev.Stopped:
-				status = DeviceCanceled
+				status = recording.DeviceCanceled
 			}
 			if _, err := tx.Exec(ctx, `
 				UPDATE session_devices SET recording_time = greatest(recording_time, @duration),

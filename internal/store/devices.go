@@ -12,17 +12,17 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/jax-mba/mba/internal/heartbeat"
+	"github.com/jax-mba/mba/internal/recording"
 )
 
 // Device is an enclosure as the API shows it.
 type Device struct {
-	ID           int64      `json:"id"`
-	Name         string     `json:"name"`
-	Location     string     `json:"location"`
-	LastUpdate   *time.Time `json:"last_update"`
-	SessionID    *int64     `json:"session_id"` // current assignment
-	State        string     `json:"state"`      // IDLE, BUSY or DOWN
+	ID           int64                    `json:"id"`
+	Name         string                   `json:"name"`
+	Location     string                   `json:"location"`
+	LastUpdate   *time.Time               `json:"last_update"`
+	SessionID    *int64                   `json:"session_id"` // current assignment
+	State        recording.EnclosureState `json:"state"`
 	SensorStatus struct {
 		Camera struct {
 			Recording bool     `json:"recording"`
@@ -64,13 +64,6 @@ func (d Device) Usable() string {
 	}
 	return ""
 }
-
-// Device states.
-const (
-	DeviceIdle = "IDLE"
-	DeviceBusy = "BUSY"
-	DeviceDown = "DOWN"
-)
 
 // deviceSelect reads devices with their state computed on the server clock: @now and @down
 // (the silence after which an enclosure is DOWN) are its arguments.
@@ -183,7 +176,7 @@ func (s *Store) MarkSilent(ctx context.Context, cutoff, now time.Time) ([]string
 			if f.WorkflowID == nil {
 				continue
 			}
-			ev := heartbeat.Event{Kind: heartbeat.EventSilent, At: now, SessionID: *f.SessionID}
+			ev := recording.Event{Kind: recording.EventSilent, At: now, SessionID: *f.SessionID}
 			if err := addOutbox(ctx, tx, *f.WorkflowID, "", ev); err != nil {
 				return err
 			}

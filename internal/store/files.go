@@ -8,18 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/jax-mba/mba/internal/heartbeat"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/protocol"
-)
-
-// File states.
-const (
-	FilePending   = "PENDING"   // expected, nothing received
-	FileUploading = "UPLOADING" // an upload is under way
-	FileUploaded  = "UPLOADED"  // received, not verified yet
-	FileVerified  = "VERIFIED"
-	FileCorrupt   = "CORRUPT"
-	FileMissing   = "MISSING"
 )
 
 // Upload refusals.
@@ -35,20 +25,20 @@ var (
 
 // SessionFile is one file of an enclosure's recording.
 type SessionFile struct {
-	SessionID  int64      `json:"-"`
-	DeviceID   int64      `json:"-"`
-	Name       string     `json:"name"`
-	State      string     `json:"state"`
-	Reason     string     `json:"reason"`
-	Expected   bool       `json:"expected"`
-	Size       *int64     `json:"size"`
-	SHA256     *string    `json:"sha256"`
-	UploadID   *string    `json:"-"`
-	Uploads    int        `json:"uploads"`
-	Reupload   bool       `json:"reupload"`
-	UploadedAt *time.Time `json:"uploaded_at"`
-	VerifiedAt *time.Time `json:"verified_at"`
-	UpdatedAt  time.Time  `json:"updated_at"`
+	SessionID  int64               `json:"-"`
+	DeviceID   int64               `json:"-"`
+	Name       string              `json:"name"`
+	State      recording.FileState `json:"state"`
+	Reason     string              `json:"reason"`
+	Expected   bool                `json:"expected"`
+	Size       *int64              `json:"size"`
+	SHA256     *string             `json:"sha256"`
+	UploadID   *string             `json:"-"`
+	Uploads    int                 `json:"uploads"`
+	Reupload   bool                `json:"reupload"`
+	UploadedAt *time.Time          `json:"uploaded_at"`
+	VerifiedAt *time.Time          `json:"verified_at"`
+	UpdatedAt  time.Time           `json:"updated_at"`
 	// DownloadURL is a signed link the API adds for people.
 	DownloadURL string `json:"download_url,omitempty"`
 }
@@ -70,11 +60,11 @@ func Summarize(files []SessionFile) FilesSummary {
 			n.Expected++
 		}
 		switch f.State {
-		case FileVerified:
+		case recording.FileVerified:
 			n.Verified++
-		case FileMissing:
+		case recording.FileMissing:
 			n.Missing++
-		case FileCorrupt:
+		case recording.FileCorrupt:
 			n.Corrupt++
 		default:
 			n.Pending++
@@ -214,7 +204,7 @@ func (s *Store) FinishUpload(ctx context.Context, uploadID, workflowID string, n
 		if err != nil {
 			return err
 		}
-		ev := heartbeat.Event{Kind: heartbeat.EventFileUploaded, At: now, SessionID: f.SessionID, File: f.Name, Upload: f.Uploads}
+		ev := recording.Event{Kind: recording.EventFileUploaded, At: now, SessionID: f.SessionID, File: f.Name, Upload: f.Uploads}
 		if err := addOutbox(ctx, tx, workflowID, "", ev); err != nil {
 			return err
 		}
@@ -238,7 +228,7 @@ func (s *Store) ExpectFiles(ctx context.Context, sessionID, deviceID int64, name
 type FileResult struct {
 	SessionID, DeviceID int64
 	Name                string
-	State               string // VERIFIED, CORRUPT or MISSING
+	State               recording.FileState // VERIFIED, CORRUPT or MISSING
 	Reason              string
 	// Reupload asks the agent to send the file again (a corrupt or vanished copy).
 	Reupload bool

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/jax-mba/mba/internal/heartbeat"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/protocol"
 )
 
@@ -127,13 +128,13 @@ const (
 	notifySQL = `SELECT pg_notify(@channel, '')`
 )
 
-func outboxArgs(workflowID, activityID string, ev heartbeat.Event) (pgx.NamedArgs, error) {
+func outboxArgs(workflowID, activityID string, ev recording.Event) (pgx.NamedArgs, error) {
 	payload, err := json.Marshal(ev)
 	return pgx.NamedArgs{"workflow_id": workflowID, "activity_id": activityID, "kind": ev.Kind, "payload": payload}, err
 }
 
 // addOutbox queues a transition: a signal to workflowID, or the completion of its activity.
-func addOutbox(ctx context.Context, q querier, workflowID, activityID string, ev heartbeat.Event) error {
+func addOutbox(ctx context.Context, q querier, workflowID, activityID string, ev recording.Event) error {
 	args, err := outboxArgs(workflowID, activityID, ev)
 	if err != nil {
 		return err
@@ -143,7 +144,7 @@ func addOutbox(ctx context.Context, q querier, workflowID, activityID string, ev
 }
 
 // queueOutbox is addOutbox in a batch.
-func queueOutbox(b *pgx.Batch, workflowID, activityID string, ev heartbeat.Event) error {
+func queueOutbox(b *pgx.Batch, workflowID, activityID string, ev recording.Event) error {
 	args, err := outboxArgs(workflowID, activityID, ev)
 	if err == nil {
 		b.Queue(outboxSQL, args)

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/jax-mba/mba/internal/heartbeat"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/protocol"
 )
 
@@ -182,7 +183,7 @@ func (s *Store) heartbeats(ctx context.Context, batch []*beatRequest) error {
 			r.reply = out.Reply
 			if a := d.assignment; (a == nil || a.SessionID != hb.SessionID) && hb.SessionID != 0 && !hb.Recording && hb.Duration > 0 {
 				// The end of a session no longer assigned: its seconds still count.
-				late := heartbeat.Event{Kind: heartbeat.EventEnded, At: r.now, SessionID: hb.SessionID, Duration: hb.Duration, ErrMsg: hb.ErrMsg}
+				late := recording.Event{Kind: recording.EventEnded, At: r.now, SessionID: hb.SessionID, Duration: hb.Duration, ErrMsg: hb.ErrMsg}
 				if err := queueEndReport(wb, d.id, late); err != nil {
 					return err
 				}
@@ -262,9 +263,9 @@ func lockDevices(ctx context.Context, tx pgx.Tx, batch []*beatRequest) (devices 
 				}
 			}
 			if sessionID != nil {
-				d.assignment = &heartbeat.Assignment{SessionID: *sessionID, Phase: heartbeat.Phase(*phase), WorkflowID: *workflowID, ActivityID: activityID}
+				d.assignment = &heartbeat.Assignment{SessionID: *sessionID, Phase: recording.Phase(*phase), WorkflowID: *workflowID, ActivityID: activityID}
 				if len(params) > 0 {
-					d.assignment.Start = new(protocol.StartParams)
+					d.assignment.Start = new(recording.Start)
 					if err := json.Unmarshal(params, d.assignment.Start); err != nil {
 						return nil, err
 					}
@@ -392,11 +393,11 @@ func queueLiveRecordingTime(wb *pgx.Batch, deviceID int64, a *heartbeat.Assignme
 
 // queueEvents queues a heartbeat's transitions for the outbox and returns how many.
 func queueEvents(wb *pgx.Batch, d lockedDevice, a *heartbeat.Assignment, out heartbeat.Outcome, hb protocol.Heartbeat, now time.Time) (int, error) {
-	var events []heartbeat.Event
+	var events []recording.Event
 	if out.Event != "" {
-		ev := heartbeat.Event{Kind: out.Event, At: now, SessionID: a.SessionID, Duration: hb.Duration,
-			ErrMsg: hb.ErrMsg, Stopped: a.Phase == heartbeat.Stopping, Resumed: out.Start != nil}
-		if ev.Kind == heartbeat.EventReset {
+		ev := recording.Event{Kind: out.Event, At: now, SessionID: a.SessionID, Duration: hb.Duration,
+			ErrMsg: hb.ErrMsg, Stopped: a.Phase == recording.PhaseStopping, Resumed: out.Start != nil}
+		if ev.Kind == recording.EventReset {
 			// The restarted client's duration means nothing: the lost segment is measured by the
 			// enclosure's last report before the loss, and its gap begins at that heartbeat.
 			ev.Duration = 0
@@ -410,10 +411,10 @@ func queueEvents(wb *pgx.Batch, d lockedDevice, a *heartbeat.Assignment, out hea
 		events = append(events, ev)
 	}
 	if d.downSince != nil && !out.Delete {
-		events = append(events, heartbeat.Event{Kind: heartbeat.EventReturned, At: now, SessionID: a.SessionID})
+		events = append(events, recording.Event{Kind: recording.EventReturned, At: now, SessionID: a.SessionID})
 	}
 	for i, ev := range events {
-		if ev.Kind == heartbeat.EventEnded {
+		if ev.Kind == recording.EventEnded {
 			if err := queueEndReport(wb, d.id, ev); err != nil {
 				return 0, err
 			}

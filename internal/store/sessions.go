@@ -8,26 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/jax-mba/mba/protocol"
-)
-
-// Session statuses. IN_PROGRESS, COMPLETE and CANCELED keep the original's meaning; FAILED
-// (no enclosure recorded) and PARTIAL (some recorded, some failed) are new.
-const (
-	SessionInProgress = "IN_PROGRESS"
-	SessionComplete   = "COMPLETE"
-	SessionCanceled   = "CANCELED"
-	SessionPartial    = "PARTIAL"
-	SessionFailed     = "FAILED"
-)
-
-// Per-enclosure statuses.
-const (
-	DevicePending   = "PENDING"
-	DeviceRecording = "RECORDING"
-	DeviceComplete  = "COMPLETE"
-	DeviceFailed    = "FAILED"
-	DeviceCanceled  = "CANCELED"
+	"github.com/jax-mba/mba/internal/recording"
 )
 
 // KindStartSession is the outbox kind that starts a session's workflow: queued in the
@@ -52,18 +33,18 @@ type StopRequest struct {
 
 // Session is a recording session with its enclosures, as the API shows it.
 type Session struct {
-	ID             int64      `json:"id"`
-	Name           string     `json:"name"`
-	Duration       int64      `json:"duration"`
-	FragmentHourly bool       `json:"fragment_hourly"`
-	TargetFPS      int        `json:"target_fps"`
-	ApplyFilter    bool       `json:"apply_filter"`
-	CreationTime   time.Time  `json:"creation_time"`
-	Status         string     `json:"status"`
-	Archived       bool       `json:"archived"`
-	CreatedBy      *string    `json:"created_by"`
-	CanceledBy     *string    `json:"canceled_by"`
-	EndedAt        *time.Time `json:"ended_at"`
+	ID             int64                   `json:"id"`
+	Name           string                  `json:"name"`
+	Duration       int64                   `json:"duration"`
+	FragmentHourly bool                    `json:"fragment_hourly"`
+	TargetFPS      int                     `json:"target_fps"`
+	ApplyFilter    bool                    `json:"apply_filter"`
+	CreationTime   time.Time               `json:"creation_time"`
+	Status         recording.SessionStatus `json:"status"`
+	Archived       bool                    `json:"archived"`
+	CreatedBy      *string                 `json:"created_by"`
+	CanceledBy     *string                 `json:"canceled_by"`
+	EndedAt        *time.Time              `json:"ended_at"`
 	// SecondsLost is what reboots and restarts cost the session: its enclosures' seconds_lost.
 	SecondsLost    int64          `json:"seconds_lost"`
 	DeviceStatuses []DeviceStatus `json:"device_statuses"`
@@ -71,15 +52,15 @@ type Session struct {
 
 // DeviceStatus is one enclosure's part in a session.
 type DeviceStatus struct {
-	SessionID      int64      `json:"session_id"`
-	Device         Device     `json:"device"`
-	FilenamePrefix string     `json:"filename_prefix"`
-	RecordingTime  int64      `json:"recording_time"`
-	Status         string     `json:"status"`
-	Message        string     `json:"message"`
-	StartedAt      *time.Time `json:"started_at"`
-	EndedAt        *time.Time `json:"ended_at"`
-	Segments       int        `json:"segments"`
+	SessionID      int64                  `json:"session_id"`
+	Device         Device                 `json:"device"`
+	FilenamePrefix string                 `json:"filename_prefix"`
+	RecordingTime  int64                  `json:"recording_time"`
+	Status         recording.DeviceStatus `json:"status"`
+	Message        string                 `json:"message"`
+	StartedAt      *time.Time             `json:"started_at"`
+	EndedAt        *time.Time             `json:"ended_at"`
+	Segments       int                    `json:"segments"`
 	// StopPending: STOP is waiting for the enclosure's next heartbeat (a cancel or removal that
 	// is already CANCELED here).
 	StopPending bool `json:"stop_pending"`
@@ -164,8 +145,8 @@ func (s *Store) CreateSession(ctx context.Context, ns NewSession, ids WorkflowID
 				if err != nil {
 					return err
 				}
-				params := protocol.StartParams{SessionID: id, Duration: ns.Duration, FragmentHourly: ns.FragmentHourly,
-					FilePrefix: d.FilePrefix, TargetFPS: int64(ns.TargetFPS), ApplyFilter: ns.ApplyFilter}
+				params := recording.Plan{Duration: ns.Duration, FragmentHourly: ns.FragmentHourly, FilePrefix: d.FilePrefix,
+					TargetFPS: ns.TargetFPS, ApplyFilter: ns.ApplyFilter}.Start(id)
 				if err := assignStart(ctx, tx, d.DeviceID, old, params, ids.Device(id, d.DeviceID), "", time.Now()); err != nil {
 					return err
 				}
@@ -339,7 +320,7 @@ func (s *Store) SessionEvents(ctx context.Context, id int64) ([]SessionEvent, er
 type DeviceUpdate struct {
 	SessionID     int64
 	DeviceID      int64
-	Status        string
+	Status        recording.DeviceStatus
 	Message       string
 	StartedAt     *time.Time
 	EndedAt       *time.Time
@@ -393,7 +374,7 @@ func gapsArg(gaps []Gap) []byte {
 }
 
 // SetSessionStatus records a session's status (and its end, for final statuses).
-func (s *Store) SetSessionStatus(ctx context.Context, id int64, status string, endedAt *time.Time) error {
+func (s *Store) SetSessionStatus(ctx context.Context, id int64, status recording.SessionStatus, endedAt *time.Time) error {
 	return s.tx(ctx, func(tx pgx.Tx) error {
 		// A cancel the API recorded stands, whatever the workflow computes afterwards.
 		if _, err := tx.Exec(ctx, `UPDATE sessions SET status = CASE WHEN status = 'CANCELED' THEN status ELSE @status END,
@@ -405,7 +386,7 @@ func (s *Store) SetSessionStatus(ctx context.Context, id int64, status string, e
 		if endedAt != nil {
 			at = *endedAt
 		}
-		return addEvent(ctx, tx, id, 0, "status", status, at)
+		return addEvent(ctx, tx, id, 0, "status", string(status), at)
 	})
 }
 

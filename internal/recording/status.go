@@ -1,0 +1,46 @@
+package recording
+
+// SessionStatus is a session's status. IN_PROGRESS, COMPLETE and CANCELED keep the original's
+// meaning; FAILED (no enclosure recorded) and PARTIAL (some recorded, some failed) are new.
+type SessionStatus string
+
+const (
+	SessionInProgress SessionStatus = "IN_PROGRESS"
+	SessionComplete   SessionStatus = "COMPLETE"
+	SessionCanceled   SessionStatus = "CANCELED"
+	SessionPartial    SessionStatus = "PARTIAL"
+	SessionFailed     SessionStatus = "FAILED"
+)
+
+// DeviceStatus is the status of one enclosure's part in a session.
+type DeviceStatus string
+
+const (
+	DevicePending   DeviceStatus = "PENDING"
+	DeviceRecording DeviceStatus = "RECORDING"
+	DeviceComplete  DeviceStatus = "COMPLETE"
+	DeviceFailed    DeviceStatus = "FAILED"
+	DeviceCanceled  DeviceStatus = "CANCELED"
+)
+
+// EnclosureState is an enclosure's state in the fleet, computed from its last heartbeat and
+// its assignment.
+type EnclosureState string
+
+const (
+	EnclosureIdle EnclosureState = "IDLE"
+	EnclosureBusy EnclosureState = "BUSY"
+	EnclosureDown EnclosureState = "DOWN"
+)
+
+// FileState is the state of one file of an enclosure's recording.
+type FileState string
+
+const (
+	FilePending   FileState = "PENDING"   // expected, nothing received
+	FileUploading FileState = "UPLOADING" // an upload is under way
+	FileUploaded  FileState = "UPLOADED"  // received, not verified yet
+	FileVerified  FileState = "VERIFIED"
+	FileCorrupt   FileState = "CORRUPT"
+	FileMissing   FileState = "MISSING"
+)
