@@ -9,11 +9,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"mime"
 	"net/http"
 	"reflect"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/go-chi/chi/v5/middleware"
 
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/storage"
 	"github.com/jax-mba/mba/internal/store"
 )
@@ -45,21 +44,22 @@ func errorf(status int, format string, args ...any) *Error {
 
 // invalid reports request fields that fail validation (400). The message names every reason
 // too, since front ends (the lab's original one) show only message.
+// The message is built as the rules of a new session build theirs.
 func invalid(fields map[string]string) *Error {
-	reasons := make([]string, 0, len(fields))
-	for _, f := range slices.Sorted(maps.Keys(fields)) {
-		reasons = append(reasons, f+": "+fields[f])
-	}
-	return &Error{Status: http.StatusBadRequest, Message: strings.Join(reasons, "; "), Fields: fields}
+	r := recording.Refuse(fields)
+	return &Error{Status: http.StatusBadRequest, Message: r.Message, Fields: r.Fields}
 }
 
 // statusOf is the one place that maps errors to HTTP statuses and client-visible messages.
 func statusOf(err error) *Error {
 	var apiErr *Error
+	var refusal *recording.Refusal
 	var maxBytes *http.MaxBytesError
 	switch {
 	case errors.As(err, &apiErr):
 		return apiErr
+	case errors.As(err, &refusal):
+		return &Error{Status: http.StatusBadRequest, Message: refusal.Message, Fields: refusal.Fields}
 	case errors.As(err, &maxBytes):
 		return errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", maxBytes.Limit)
 	case errors.Is(err, store.ErrNotFound):

@@ -304,7 +304,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, users)
+	writeJSON(w, http.StatusOK, views(users, userView))
 	return nil
 }
 
@@ -321,7 +321,7 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, u)
+	writeJSON(w, http.StatusOK, userView(u))
 	return nil
 }
 
@@ -346,6 +346,6 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.audit(r, currentUser(r).ID, fmt.Sprintf("user.update admin=%v disabled=%v", u.Admin, u.Disabled), u.Email)
-	writeJSON(w, http.StatusOK, u)
+	writeJSON(w, http.StatusOK, userView(u))
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/jax-mba/mba/activities"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/workflows"
 )
 
@@ -28,6 +29,11 @@ type Deps struct {
 	Workflow  activities.WorkflowStatus
 	Files     activities.FileManifest
 	Storage   activities.FileReader // nil: no storage; file verification fails
+	// Sessions creates sessions with the deployment's rules (the API's), judging enclosures
+	// silent for DownAfter DOWN.
+	Sessions     activities.SessionCreator
+	SessionRules recording.Rules
+	DownAfter    time.Duration
 }
 
 // Register adds every workflow and activity to r.
@@ -41,6 +47,8 @@ func Register(r sdkworker.Registry, d Deps) {
 	r.RegisterActivity(&activities.Fleet{Devices: d.Devices, Orphans: d.Orphans, Workflow: d.Workflow,
 		SessionWorkflowID: workflows.SessionWorkflowID})
 	r.RegisterActivity(&activities.Files{Manifest: d.Files, Storage: d.Storage})
+	r.RegisterActivity(&activities.Sessions{Store: d.Sessions, Rules: d.SessionRules, Down: d.DownAfter,
+		SessionWorkflowID: workflows.SessionWorkflowID, DeviceWorkflowID: workflows.DeviceWorkflowID})
 }
 
 // New returns a worker on taskQueue with everything registered.

@@ -81,102 +81,133 @@ type Gap struct {
 	Seconds int64     `json:"seconds"`
 }
 
-// NewSession is what a researcher asks for; Devices are already validated.
-type NewSession struct {
-	Name           string
-	Duration       int64
-	FragmentHourly bool
-	TargetFPS      int
-	ApplyFilter    bool
-	CreatedBy      int64
-	Devices        []NewSessionDevice
-}
-
-// NewSessionDevice is one enclosure of a new session.
-type NewSessionDevice struct {
-	DeviceID   int64
-	FilePrefix string
-}
-
 // WorkflowIDs names a session's workflows (the store does not import the workflows).
 type WorkflowIDs struct {
 	Session func(sessionID int64) string
 	Device  func(sessionID, deviceID int64) string
 }
 
-// CreateSession stores the session and its enclosures, puts START in each free enclosure's
-// mailbox (so it goes out on the enclosure's first heartbeat, before the workflows even start)
-// and queues the workflow start, in one transaction. An enclosure busy in another session is
-// listed FAILED with the original's message, and the session goes ahead with the others.
-func (s *Store) CreateSession(ctx context.Context, ns NewSession, ids WorkflowIDs) (int64, error) {
-	var id int64
-	err := s.tx(ctx, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `
-			INSERT INTO sessions (name, duration, fragment_hourly, target_fps, apply_filter, created_by)
-			VALUES (@name, @duration, @fragment_hourly, @target_fps, @apply_filter, nullif(@created_by, 0))
-			RETURNING id`,
-			pgx.NamedArgs{"name": ns.Name, "duration": ns.Duration, "fragment_hourly": ns.FragmentHourly,
-				"target_fps": ns.TargetFPS, "apply_filter": ns.ApplyFilter, "created_by": ns.CreatedBy}).Scan(&id)
-		if err != nil {
-			return err
-		}
+// CreatedSession is a session CreateSession wrote, with what admission warns of.
+type CreatedSession struct {
+	ID       int64
+	Warnings []string
+}
+
+// CreateSession is the one way a session comes to be, for the API and the activities alike: it
+// runs the rules of a new session (recording.Rules: validation, then admission of the
+// enclosures as they are now) and, if they pass, stores the session and its enclosures, puts
+// START in each free enclosure's mailbox (so it goes out on the enclosure's first heartbeat,
+// before the workflows even start) and queues the workflow start, in one transaction. An
+// enclosure busy in another session is listed FAILED with the original's message, and the
+// session goes ahead with the others. A refusal is a *recording.Refusal.
+func (s *Store) CreateSession(ctx context.Context, ns recording.NewSession, rules recording.Rules, ids WorkflowIDs,
+	now time.Time, down time.Duration) (CreatedSession, error) {
+	ns, err := rules.Validate(ns)
+	if err != nil {
+		return CreatedSession{}, err
+	}
+	var created CreatedSession
+	err = s.tx(ctx, func(tx pgx.Tx) error {
 		// Lock the enclosures first, in id order as the heartbeat batch does: taking them one by
 		// one in the request's order (each insert below also locks its enclosure's key) deadlocked
-		// with a batch of the same enclosures' heartbeats.
-		deviceIDs := make([]int64, len(ns.Devices))
-		for i, d := range ns.Devices {
-			deviceIDs[i] = d.DeviceID
-		}
+		// with a batch of the same enclosures' heartbeats. Admission then judges them as they are.
+		deviceIDs := ns.DeviceIDs()
 		if _, err := tx.Exec(ctx, `SELECT id FROM devices WHERE id = ANY(@ids) ORDER BY id FOR UPDATE`,
 			pgx.NamedArgs{"ids": deviceIDs}); err != nil {
 			return fmt.Errorf("locking the enclosures: %w", err)
 		}
-		for _, d := range ns.Devices {
-			args := pgx.NamedArgs{"session_id": id, "device_id": d.DeviceID, "file_prefix": d.FilePrefix}
-			tag, err := tx.Exec(ctx, `
-				INSERT INTO session_devices (session_id, device_id, file_prefix)
-				VALUES (@session_id, @device_id, @file_prefix)
-				ON CONFLICT (device_id) WHERE status IN ('PENDING', 'RECORDING') DO NOTHING`, args)
-			if err != nil {
-				return err
-			}
-			if tag.RowsAffected() == 1 {
-				old, err := assignmentOf(ctx, tx, d.DeviceID)
-				if err != nil {
-					return err
-				}
-				params := recording.Plan{Duration: ns.Duration, FragmentHourly: ns.FragmentHourly, FilePrefix: d.FilePrefix,
-					TargetFPS: ns.TargetFPS, ApplyFilter: ns.ApplyFilter}.Start(id)
-				if err := assignStart(ctx, tx, d.DeviceID, old, params, ids.Device(id, d.DeviceID), "", time.Now()); err != nil {
-					return err
-				}
-				continue
-			}
-			var name string
-			var other int64
-			if err := tx.QueryRow(ctx, `
-				SELECT d.name, sd.session_id FROM session_devices sd JOIN devices d ON d.id = sd.device_id
-				WHERE sd.device_id = @device_id AND sd.status IN ('PENDING', 'RECORDING')`, args).Scan(&name, &other); err != nil {
-				return err
-			}
-			args["message"] = fmt.Sprintf("device %s is already assigned to a recording session (%d)", name, other)
-			if _, err := tx.Exec(ctx, `
-				INSERT INTO session_devices (session_id, device_id, file_prefix, status, message, ended_at, refused)
-				VALUES (@session_id, @device_id, @file_prefix, 'FAILED', @message, now(), true)`, args); err != nil {
-				return err
-			}
-		}
-		if err := addEvent(ctx, tx, id, 0, "created", "", time.Time{}); err != nil {
+		found, err := candidates(ctx, tx, deviceIDs, now, down)
+		if err != nil {
 			return err
 		}
-		payload, _ := json.Marshal(map[string]int64{"session_id": id})
-		if _, err := tx.Exec(ctx, `INSERT INTO outbox (workflow_id, kind, payload) VALUES (@workflow_id, @kind, @payload)`,
-			pgx.NamedArgs{"workflow_id": ids.Session(id), "kind": KindStartSession, "payload": payload}); err != nil {
+		if created.Warnings, err = rules.Admit(ns, found); err != nil {
 			return err
 		}
-		return notifyOutbox(ctx, tx)
+		id, err := insertSession(ctx, tx, ns, ids)
+		created.ID = id
+		return err
 	})
-	return id, err
+	if err != nil {
+		return CreatedSession{}, err
+	}
+	return created, nil
+}
+
+// candidates reads the enclosures of a new session as admission judges them.
+func candidates(ctx context.Context, q querier, ids []int64, now time.Time, down time.Duration) (map[int64]recording.Candidate, error) {
+	rows, err := q.Query(ctx, deviceSelect+` WHERE d.id = ANY(@ids)`, deviceArgs(now, down, pgx.NamedArgs{"ids": ids}))
+	if err != nil {
+		return nil, err
+	}
+	devices, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Device, error) { return scanDevice(r) })
+	if err != nil {
+		return nil, err
+	}
+	found := make(map[int64]recording.Candidate, len(devices))
+	for _, d := range devices {
+		found[d.ID] = recording.Candidate{ID: d.ID, Name: d.Name, State: d.State, SessionID: d.SessionID,
+			FreeDiskMB: d.SystemInfo.FreeDisk, Unusable: d.Usable()}
+	}
+	return found, nil
+}
+
+// insertSession writes an admitted session: its row, its enclosures with their first START,
+// its timeline's first entry and the outbox row that starts its workflow.
+func insertSession(ctx context.Context, tx pgx.Tx, ns recording.NewSession, ids WorkflowIDs) (int64, error) {
+	var id int64
+	err := tx.QueryRow(ctx, `
+		INSERT INTO sessions (name, duration, fragment_hourly, target_fps, apply_filter, created_by)
+		VALUES (@name, @duration, @fragment_hourly, @target_fps, @apply_filter, nullif(@created_by, 0))
+		RETURNING id`,
+		pgx.NamedArgs{"name": ns.Name, "duration": ns.Duration, "fragment_hourly": ns.FragmentHourly,
+			"target_fps": ns.TargetFPS, "apply_filter": ns.ApplyFilter, "created_by": ns.CreatedBy}).Scan(&id)
+	if err != nil {
+		return 0, err
+	}
+	for _, d := range ns.Devices {
+		args := pgx.NamedArgs{"session_id": id, "device_id": *d.DeviceID, "file_prefix": d.FilePrefix}
+		tag, err := tx.Exec(ctx, `
+			INSERT INTO session_devices (session_id, device_id, file_prefix)
+			VALUES (@session_id, @device_id, @file_prefix)
+			ON CONFLICT (device_id) WHERE status IN ('PENDING', 'RECORDING') DO NOTHING`, args)
+		if err != nil {
+			return 0, err
+		}
+		if tag.RowsAffected() == 1 {
+			old, err := assignmentOf(ctx, tx, *d.DeviceID)
+			if err != nil {
+				return 0, err
+			}
+			params := recording.Plan{Duration: ns.Duration, FragmentHourly: ns.FragmentHourly, FilePrefix: d.FilePrefix,
+				TargetFPS: ns.TargetFPS, ApplyFilter: ns.ApplyFilter}.Start(id)
+			if err := assignStart(ctx, tx, *d.DeviceID, old, params, ids.Device(id, *d.DeviceID), "", time.Now()); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		var name string
+		var other int64
+		if err := tx.QueryRow(ctx, `
+			SELECT d.name, sd.session_id FROM session_devices sd JOIN devices d ON d.id = sd.device_id
+			WHERE sd.device_id = @device_id AND sd.status IN ('PENDING', 'RECORDING')`, args).Scan(&name, &other); err != nil {
+			return 0, err
+		}
+		args["message"] = fmt.Sprintf("device %s is already assigned to a recording session (%d)", name, other)
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO session_devices (session_id, device_id, file_prefix, status, message, ended_at, refused)
+			VALUES (@session_id, @device_id, @file_prefix, 'FAILED', @message, now(), true)`, args); err != nil {
+			return 0, err
+		}
+	}
+	if err := addEvent(ctx, tx, id, 0, "created", "", time.Time{}); err != nil {
+		return 0, err
+	}
+	payload, _ := json.Marshal(map[string]int64{"session_id": id})
+	if _, err := tx.Exec(ctx, `INSERT INTO outbox (workflow_id, kind, payload) VALUES (@workflow_id, @kind, @payload)`,
+		pgx.NamedArgs{"workflow_id": ids.Session(id), "kind": KindStartSession, "payload": payload}); err != nil {
+		return 0, err
+	}
+	return id, notifyOutbox(ctx, tx)
 }
 
 func notifyOutbox(ctx context.Context, q querier) error {
