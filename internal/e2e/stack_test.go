@@ -205,17 +205,17 @@ func (s *stack) call(method, path string, body, out any) int {
 }
 
 // session reads a session through the API.
-func (s *stack) session(id int64) store.Session {
+func (s *stack) session(id int64) api.SessionView {
 	s.t.Helper()
-	var x store.Session
+	var x api.SessionView
 	require.Equal(s.t, http.StatusOK, s.call("GET", fmt.Sprintf("/api/recording-session/%d", id), nil, &x))
 	return x
 }
 
 // waitSession waits until the session has status.
-func (s *stack) waitSession(id int64, status recording.SessionStatus, within time.Duration) store.Session {
+func (s *stack) waitSession(id int64, status recording.SessionStatus, within time.Duration) api.SessionView {
 	s.t.Helper()
-	var x store.Session
+	var x api.SessionView
 	require.Eventually(s.t, func() bool {
 		x = s.session(id)
 		return x.Status == status

@@ -15,41 +15,41 @@ import (
 	"github.com/jax-mba/mba/internal/recording"
 )
 
-// Device is an enclosure as the API shows it.
+// Device is an enclosure in the read model (the API sends its own view of it: api.DeviceView).
 type Device struct {
-	ID           int64                    `json:"id"`
-	Name         string                   `json:"name"`
-	Location     string                   `json:"location"`
-	LastUpdate   *time.Time               `json:"last_update"`
-	SessionID    *int64                   `json:"session_id"` // current assignment
-	State        recording.EnclosureState `json:"state"`
+	ID           int64
+	Name         string
+	Location     string
+	LastUpdate   *time.Time
+	SessionID    *int64 // current assignment
+	State        recording.EnclosureState
 	SensorStatus struct {
 		Camera struct {
-			Recording bool     `json:"recording"`
-			Duration  *int64   `json:"duration"`
-			FPS       *float64 `json:"fps"`
-		} `json:"camera"`
-	} `json:"sensor_status"`
+			Recording bool
+			Duration  *int64
+			FPS       *float64
+		}
+	}
 	SystemInfo struct {
-		Uptime    *int64   `json:"uptime"`
-		Load      *float64 `json:"load"`
-		TotalRAM  *int64   `json:"total_ram"`
-		FreeRAM   *int64   `json:"free_ram"`
-		FreeDisk  *int64   `json:"free_disk"`
-		TotalDisk *int64   `json:"total_disk"`
-		Release   string   `json:"release"`
-	} `json:"system_info"`
-	ReportedSessionID *int64 `json:"reported_session_id"` // what the enclosure believes
-	ClockSkewMS       *int64 `json:"clock_skew_ms"`
-	ErrMsg            string `json:"err_msg,omitempty"`
+		Uptime    *int64
+		Load      *float64
+		TotalRAM  *int64
+		FreeRAM   *int64
+		FreeDisk  *int64
+		TotalDisk *int64
+		Release   string
+	}
+	ReportedSessionID *int64 // what the enclosure believes
+	ClockSkewMS       *int64
+	ErrMsg            string
 	// Admission (PROTOCOL.md section 8): approved, pending (a new name waiting for an
 	// administrator) or rejected; Retired is when it left the fleet.
-	Admission      string     `json:"admission"`
-	Retired        *time.Time `json:"retired_at"`
-	Relayed        bool       `json:"relayed"`       // heartbeats must come through its relay with its token
-	HasToken       bool       `json:"has_token"`     // it has a token of its own (relay, upload agent)
-	BoundAddress   *string    `json:"bound_address"` // tokenless heartbeats only from this address
-	RegisteredFrom *string    `json:"registered_from"`
+	Admission      string
+	Retired        *time.Time
+	Relayed        bool    // heartbeats must come through its relay with its token
+	HasToken       bool    // it has a token of its own (relay, upload agent)
+	BoundAddress   *string // tokenless heartbeats only from this address
+	RegisteredFrom *string
 }
 
 // Usable says why the enclosure cannot be put in a session, or "" when it can.
@@ -300,16 +300,16 @@ func (s *Store) RetireDevice(ctx context.Context, id int64, now time.Time) (dele
 
 // TelemetryPoint is one downsampled sample of an enclosure, for plots.
 type TelemetryPoint struct {
-	At          time.Time `json:"at"`
-	Recording   bool      `json:"recording"`
-	FPS         *float64  `json:"fps"`
-	Load        *float64  `json:"load"`
-	FreeRAM     *int64    `json:"free_ram"`
-	FreeDisk    *int64    `json:"free_disk"`
-	ClockSkewMS *int64    `json:"clock_skew_ms"`
+	At          time.Time
+	Recording   bool
+	FPS         *float64
+	Load        *float64
+	FreeRAM     *int64
+	FreeDisk    *int64
+	ClockSkewMS *int64
 	// MaxGapMS is the longest time between two heartbeats in the bucket (the latest bucket's
 	// so far): silences and network trouble show as spikes.
-	MaxGapMS *int64 `json:"max_gap_ms"`
+	MaxGapMS *int64
 }
 
 // Telemetry returns an enclosure's downsampled history in [since, until), oldest first.

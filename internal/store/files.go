@@ -23,7 +23,8 @@ var (
 	ErrNotRecordingFile = errors.New("not a file of this enclosure's recording")
 )
 
-// SessionFile is one file of an enclosure's recording.
+// SessionFile is one file of an enclosure's recording. Its JSON tags are for the workflows,
+// which receive it from an activity (recorded histories hold it); the API sends api.FileView.
 type SessionFile struct {
 	SessionID  int64               `json:"-"`
 	DeviceID   int64               `json:"-"`
@@ -39,17 +40,15 @@ type SessionFile struct {
 	UploadedAt *time.Time          `json:"uploaded_at"`
 	VerifiedAt *time.Time          `json:"verified_at"`
 	UpdatedAt  time.Time           `json:"updated_at"`
-	// DownloadURL is a signed link the API adds for people.
-	DownloadURL string `json:"download_url,omitempty"`
 }
 
 // FilesSummary counts an enclosure's files by state.
 type FilesSummary struct {
-	Expected int `json:"expected"` // files the recording is known to have produced so far
-	Verified int `json:"verified"`
-	Missing  int `json:"missing"`
-	Corrupt  int `json:"corrupt"`
-	Pending  int `json:"pending"` // expected or received, not verified yet
+	Expected int // files the recording is known to have produced so far
+	Verified int
+	Missing  int
+	Corrupt  int
+	Pending  int // expected or received, not verified yet
 }
 
 // Summarize counts files by state.
@@ -258,13 +257,13 @@ func (s *Store) RecordFileResult(ctx context.Context, r FileResult) error {
 
 // AgentSession is a session whose files an enclosure's agent is to upload.
 type AgentSession struct {
-	SessionID      int64         `json:"session_id"`
-	StartedAt      *time.Time    `json:"started_at"`
-	EndedAt        *time.Time    `json:"ended_at"`
-	Recording      bool          `json:"recording"`
-	FragmentHourly bool          `json:"fragment_hourly"`
-	Prefixes       []string      `json:"prefixes"`
-	Files          []SessionFile `json:"files"`
+	SessionID      int64
+	StartedAt      *time.Time
+	EndedAt        *time.Time
+	Recording      bool
+	FragmentHourly bool
+	Prefixes       []string
+	Files          []SessionFile
 }
 
 // AgentSessions lists an enclosure's sessions still recording, or ended since since: their

@@ -31,50 +31,49 @@ type StopRequest struct {
 	Reason    string `json:"reason"`
 }
 
-// Session is a recording session with its enclosures, as the API shows it.
+// Session is a recording session with its enclosures, in the read model (the API sends its
+// own view of it: api.SessionView).
 type Session struct {
-	ID             int64                   `json:"id"`
-	Name           string                  `json:"name"`
-	Duration       int64                   `json:"duration"`
-	FragmentHourly bool                    `json:"fragment_hourly"`
-	TargetFPS      int                     `json:"target_fps"`
-	ApplyFilter    bool                    `json:"apply_filter"`
-	CreationTime   time.Time               `json:"creation_time"`
-	Status         recording.SessionStatus `json:"status"`
-	Archived       bool                    `json:"archived"`
-	CreatedBy      *string                 `json:"created_by"`
-	CanceledBy     *string                 `json:"canceled_by"`
-	EndedAt        *time.Time              `json:"ended_at"`
+	ID             int64
+	Name           string
+	Duration       int64
+	FragmentHourly bool
+	TargetFPS      int
+	ApplyFilter    bool
+	CreationTime   time.Time
+	Status         recording.SessionStatus
+	Archived       bool
+	CreatedBy      *string
+	CanceledBy     *string
+	EndedAt        *time.Time
 	// SecondsLost is what reboots and restarts cost the session: its enclosures' seconds_lost.
-	SecondsLost    int64          `json:"seconds_lost"`
-	DeviceStatuses []DeviceStatus `json:"device_statuses"`
+	SecondsLost    int64
+	DeviceStatuses []DeviceStatus
 }
 
 // DeviceStatus is one enclosure's part in a session.
 type DeviceStatus struct {
-	SessionID      int64                  `json:"session_id"`
-	Device         Device                 `json:"device"`
-	FilenamePrefix string                 `json:"filename_prefix"`
-	RecordingTime  int64                  `json:"recording_time"`
-	Status         recording.DeviceStatus `json:"status"`
-	Message        string                 `json:"message"`
-	StartedAt      *time.Time             `json:"started_at"`
-	EndedAt        *time.Time             `json:"ended_at"`
-	Segments       int                    `json:"segments"`
+	SessionID      int64
+	Device         Device
+	FilenamePrefix string
+	RecordingTime  int64
+	Status         recording.DeviceStatus
+	Message        string
+	StartedAt      *time.Time
+	EndedAt        *time.Time
+	Segments       int
 	// StopPending: STOP is waiting for the enclosure's next heartbeat (a cancel or removal that
 	// is already CANCELED here).
-	StopPending bool `json:"stop_pending"`
+	StopPending bool
 	// SecondsLost and Gaps account for what a reboot or a restart of the client cost: the
 	// seconds between the last heartbeat of a lost segment and the start of the next.
-	SecondsLost int64 `json:"seconds_lost"`
-	Gaps        []Gap `json:"gaps"`
-	// Files and their summary are added by the API's session detail.
-	Files        []SessionFile `json:"files,omitempty"`
-	FilesSummary *FilesSummary `json:"files_summary,omitempty"`
+	SecondsLost int64
+	Gaps        []Gap
 }
 
 // Gap is a time an enclosure of a session did not record: from the last heartbeat of a lost
-// segment to the start of the next one (or to the planned end, when none followed).
+// segment to the start of the next one (or to the planned end, when none followed). Its JSON
+// is the gaps column's and the workflows' payloads' (recorded histories): keep its names.
 type Gap struct {
 	From    time.Time `json:"from"`
 	To      time.Time `json:"to"`
@@ -328,10 +327,10 @@ func (s *Store) SetArchived(ctx context.Context, id int64, archived bool) error 
 
 // SessionEvent is one entry of a session's timeline.
 type SessionEvent struct {
-	At      time.Time `json:"at"`
-	Device  *string   `json:"device"`
-	Kind    string    `json:"kind"`
-	Message string    `json:"message"`
+	At      time.Time
+	Device  *string
+	Kind    string
+	Message string
 }
 
 // SessionEvents returns a session's timeline, oldest first.

@@ -12,13 +12,13 @@ import (
 
 // User is an account. PasswordHash is empty until the user sets a password.
 type User struct {
-	ID              int64     `json:"id"`
-	Email           string    `json:"email"`
-	PasswordHash    string    `json:"-"`
-	Admin           bool      `json:"admin"`
-	Disabled        bool      `json:"disabled"`
-	TokenGeneration int       `json:"-"`
-	CreatedAt       time.Time `json:"created_at"`
+	ID              int64
+	Email           string
+	PasswordHash    string
+	Admin           bool
+	Disabled        bool
+	TokenGeneration int
+	CreatedAt       time.Time
 }
 
 // ErrLastAdmin refuses to leave the service without an enabled administrator.
