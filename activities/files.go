@@ -17,16 +17,46 @@ import (
 
 	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/storage"
-	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/protocol"
 )
 
-// FileManifest is what the server knows of a recording's files.
+// FileManifest is what the server knows of a recording's files, in the activities' own types
+// (worker.StoreDeps adapts the store to it).
 type FileManifest interface {
-	DeviceFiles(ctx context.Context, sessionID, deviceID int64) ([]store.SessionFile, error)
-	SessionFile(ctx context.Context, sessionID, deviceID int64, name string) (store.SessionFile, error)
+	DeviceFiles(ctx context.Context, sessionID, deviceID int64) ([]KnownFile, error)
+	SessionFile(ctx context.Context, sessionID, deviceID int64, name string) (KnownFile, error)
 	ExpectFiles(ctx context.Context, sessionID, deviceID int64, names []string) error
-	RecordFileResult(ctx context.Context, r store.FileResult) error
+	RecordFileResult(ctx context.Context, r FileResult) error
+}
+
+// KnownFile is what the manifest knows of one file of an enclosure's recording (FileStates'
+// result). Its JSON is that of the manifest rows recorded in histories; the session and the
+// enclosure are the request's.
+type KnownFile struct {
+	Name       string              `json:"name"`
+	State      recording.FileState `json:"state"`
+	Reason     string              `json:"reason"`
+	Expected   bool                `json:"expected"`
+	Size       *int64              `json:"size"`
+	SHA256     *string             `json:"sha256"`
+	Uploads    int                 `json:"uploads"`
+	Reupload   bool                `json:"reupload"`
+	UploadedAt *time.Time          `json:"uploaded_at"`
+	VerifiedAt *time.Time          `json:"verified_at"`
+	UpdatedAt  time.Time           `json:"updated_at"`
+}
+
+// FileResult is what verification found for a file (RecordFileResult's input).
+type FileResult struct {
+	SessionID, DeviceID int64
+	Name                string
+	State               recording.FileState // VERIFIED, CORRUPT or MISSING
+	Reason              string
+	// Reupload asks the agent to send the file again (a corrupt or vanished copy).
+	Reupload bool
+	// Event, when set, goes on the session's timeline with Reason.
+	Event string
+	At    time.Time
 }
 
 // FileReader reads stored files.
@@ -257,12 +287,12 @@ func (a *Files) lastTimestamp(ctx context.Context, ref FileRef, name string) (ti
 }
 
 // FileStates lists what the manifest knows of an enclosure's files (a local activity).
-func (a *Files) FileStates(ctx context.Context, ref FileRef) ([]store.SessionFile, error) {
+func (a *Files) FileStates(ctx context.Context, ref FileRef) ([]KnownFile, error) {
 	return a.Manifest.DeviceFiles(ctx, ref.SessionID, ref.DeviceID)
 }
 
 // RecordFileResult writes a verification result (a local activity).
-func (a *Files) RecordFileResult(ctx context.Context, r store.FileResult) error {
+func (a *Files) RecordFileResult(ctx context.Context, r FileResult) error {
 	return a.Manifest.RecordFileResult(ctx, r)
 }
 

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
-
-	"github.com/jax-mba/mba/internal/store"
 )
 
 // SilenceMarker flags enclosures silent since cutoff and queues a transition for each
@@ -21,8 +19,15 @@ type SilenceMarker interface {
 
 // OrphanStore finds and releases recording state whose workflow is gone.
 type OrphanStore interface {
-	Orphans(ctx context.Context, settle time.Time) ([]store.Orphan, error)
-	ReleaseOrphan(ctx context.Context, o store.Orphan, reason string, now time.Time) error
+	Orphans(ctx context.Context, settle time.Time) ([]Orphan, error)
+	ReleaseOrphan(ctx context.Context, o Orphan, reason string, now time.Time) error
+}
+
+// Orphan is a mailbox, or a session in progress, that a workflow should hold.
+type Orphan struct {
+	SessionID  int64
+	DeviceID   int64  // 0 for a whole session
+	WorkflowID string // the mailbox's workflow; empty for a session (its id derives from SessionID)
 }
 
 // WorkflowStatus tells whether a workflow still runs: "" when it does, NotStarted when Temporal

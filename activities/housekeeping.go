@@ -1,5 +1,3 @@
-// Package activities holds every side effect the workflows cause. Each activity struct
-// depends on the narrow interfaces it declares; worker/ wires in the real implementations.
 package activities
 
 import (

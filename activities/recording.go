@@ -9,7 +9,6 @@ import (
 
 	"github.com/jax-mba/mba/internal/heartbeat"
 	"github.com/jax-mba/mba/internal/recording"
-	"github.com/jax-mba/mba/internal/store"
 )
 
 // Mailbox is the enclosures' command mailbox, read by the heartbeat path.
@@ -22,11 +21,13 @@ type Mailbox interface {
 }
 
 // ReadModel is the session read model the API lists from; the workflows are its only writers.
+// It speaks the activities' own types: the worker adapts the store to it (worker.StoreDeps).
 type ReadModel interface {
-	SessionPlan(ctx context.Context, id int64) (store.SessionPlan, error)
-	UpdateSessionDevice(ctx context.Context, u store.DeviceUpdate) error
+	SessionPlan(ctx context.Context, id int64) (SessionPlan, error)
+	UpdateSessionDevice(ctx context.Context, u DeviceUpdate) error
 	SetSessionStatus(ctx context.Context, id int64, status recording.SessionStatus, endedAt *time.Time) error
-	RequestStop(ctx context.Context, req store.StopRequest, workflowID string, now time.Time) (bool, error)
+	// CancelSession records a cancel as the API's does (the store's RequestStop).
+	CancelSession(ctx context.Context, c SessionCancel, now time.Time) error
 	EndState(ctx context.Context, deviceID, sessionID int64) (lastSeen *time.Time, ended *recording.Event, err error)
 }
 
@@ -112,13 +113,51 @@ func (r *Recording) PlanResume(ctx context.Context, p ResumePlan) error {
 	return r.Mailbox.PlanResume(ctx, p.DeviceID, p.SessionID, p.Plan)
 }
 
+// SessionPlan is what the session workflow needs to run (LoadSessionPlan's result).
+type SessionPlan struct {
+	ID             int64
+	Duration       int64
+	FragmentHourly bool
+	TargetFPS      int
+	ApplyFilter    bool
+	Devices        []PlannedDevice
+}
+
+// PlannedDevice is an enclosure the workflow drives (the ones not FAILED at admission).
+type PlannedDevice struct {
+	DeviceID   int64
+	Name       string
+	FilePrefix string
+}
+
 // LoadSessionPlan reads what a session workflow drives.
-func (r *Recording) LoadSessionPlan(ctx context.Context, sessionID int64) (store.SessionPlan, error) {
+func (r *Recording) LoadSessionPlan(ctx context.Context, sessionID int64) (SessionPlan, error) {
 	return r.ReadModel.SessionPlan(ctx, sessionID)
 }
 
+// DeviceUpdate is a change of one enclosure's part in a session; nil fields stay. Field names
+// are those of the payloads in recorded histories.
+type DeviceUpdate struct {
+	SessionID     int64
+	DeviceID      int64
+	Status        recording.DeviceStatus
+	Message       string
+	StartedAt     *time.Time
+	EndedAt       *time.Time
+	RecordingTime *int64
+	Segments      *int
+	SecondsLost   *int64
+	Gaps          []recording.Gap // nil: unchanged
+	// Final marks the workflow's last write of the enclosure's part: later reports are the
+	// heartbeat path's to count.
+	Final        bool
+	Event        string // timeline entry kind; empty for none
+	EventMessage string
+	At           time.Time
+}
+
 // UpdateDevice writes an enclosure's status in the session read model and its timeline.
-func (r *Recording) UpdateDevice(ctx context.Context, u store.DeviceUpdate) error {
+func (r *Recording) UpdateDevice(ctx context.Context, u DeviceUpdate) error {
 	return r.ReadModel.UpdateSessionDevice(ctx, u)
 }
 
@@ -142,8 +181,7 @@ func (r *Recording) EndState(ctx context.Context, cmd DeviceCommand) (EndState, 
 // temporal CLI) as the API's cancel does, in the read model at once: the session and its
 // running enclosures CANCELED, STOP pending for those that record, those never started released.
 func (r *Recording) CancelSession(ctx context.Context, c SessionCancel) error {
-	_, err := r.ReadModel.RequestStop(ctx, store.StopRequest{SessionID: c.SessionID, Reason: c.Reason}, "", time.Now())
-	return err
+	return r.ReadModel.CancelSession(ctx, c, time.Now())
 }
 
 // SessionCancel is a cancel of a session the workflow learned of from Temporal.

@@ -3,7 +3,6 @@ package activities_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"testing"
 	"time"
 
@@ -15,6 +14,8 @@ import (
 	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/internal/testenv"
+	"github.com/jax-mba/mba/worker"
+	"github.com/jax-mba/mba/workflows"
 )
 
 // TestCreateSessionActivityTakesTheAPIsRoad: a workflow (scheduled sessions) creates a session
@@ -25,10 +26,8 @@ func TestCreateSessionActivityTakesTheAPIsRoad(t *testing.T) {
 	ctx := context.Background()
 	var deviceID int64
 	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO devices (name, last_seen_at) VALUES ('NV1', now()) RETURNING id`).Scan(&deviceID))
-	a := &activities.Sessions{Store: store.New(pool), Down: time.Minute,
-		Rules:             recording.Rules{MaxEnclosures: 5, MinFPS: 1, MaxFPS: 120, MaxDuration: 24 * time.Hour},
-		SessionWorkflowID: func(sid int64) string { return fmt.Sprint("session-", sid) },
-		DeviceWorkflowID:  func(sid, did int64) string { return fmt.Sprint("session-", sid, "-device-", did) }}
+	rules := recording.Rules{MaxEnclosures: 5, MinFPS: 1, MaxFPS: 120, MaxDuration: 24 * time.Hour}
+	a := &activities.Sessions{Creator: worker.StoreSessions(store.New(pool), rules, time.Minute)}
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(a)
@@ -47,7 +46,7 @@ func TestCreateSessionActivityTakesTheAPIsRoad(t *testing.T) {
 		JOIN session_devices sd ON sd.session_id = s.id WHERE s.id = $1`, created.ID).Scan(&name, &status, &prefix))
 	require.Equal(t, []string{"nightly", "PENDING", "cage1"}, []string{name, status, prefix})
 	require.NoError(t, pool.QueryRow(ctx, `SELECT workflow_id, kind FROM outbox WHERE workflow_id = $1`,
-		fmt.Sprint("session-", created.ID)).Scan(&workflowID, &kind))
+		workflows.SessionWorkflowID(created.ID)).Scan(&workflowID, &kind))
 	require.Equal(t, store.KindStartSession, kind, "the workflow starts through the outbox")
 	var phase string
 	require.NoError(t, pool.QueryRow(ctx, `SELECT phase FROM device_assignments WHERE device_id = $1`, deviceID).Scan(&phase))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/store"
 )
 
@@ -167,7 +168,7 @@ func TestSessionSecondsLost(t *testing.T) {
 	ctx := context.Background()
 	for id, lost := range map[int64]int64{nv1: 7, nv2: 35} {
 		require.NoError(t, h.store.UpdateSessionDevice(ctx, store.DeviceUpdate{SessionID: lossy, DeviceID: id, SecondsLost: &lost,
-			Gaps: []store.Gap{{From: time.Now().Add(-time.Minute), To: time.Now(), Seconds: lost}}, At: time.Now()}))
+			Gaps: []recording.Gap{{From: time.Now().Add(-time.Minute), To: time.Now(), Seconds: lost}}, At: time.Now()}))
 	}
 
 	res := h.do("GET", fmt.Sprintf("/api/recording-session/%d", lossy), token, nil)

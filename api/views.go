@@ -71,7 +71,7 @@ type GapView struct {
 	Seconds int64     `json:"seconds"`
 }
 
-func gapView(g store.Gap) GapView { return GapView(g) }
+func gapView(g recording.Gap) GapView { return GapView(g) }
 
 // EnclosureView is an enclosure as a session's detail shows it.
 type EnclosureView struct {

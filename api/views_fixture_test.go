@@ -3,6 +3,7 @@ package api
 import (
 	"time"
 
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/store"
 )
 
@@ -40,8 +41,8 @@ func fxSession(full bool) store.Session {
 	x.CreatedBy, x.CanceledBy, x.EndedAt = fxPtr("ann@lab.example"), fxPtr("bob@lab.example"), fxPtr(fxAt)
 	x.DeviceStatuses = append(x.DeviceStatuses, store.DeviceStatus{SessionID: 11, Device: fxDevice(true), FilenamePrefix: "cage",
 		RecordingTime: 100, Status: "RECORDING", Message: "ok", StartedAt: fxPtr(fxAt), EndedAt: fxPtr(fxAt), Segments: 2,
-		StopPending: true, SecondsLost: 9, Gaps: []store.Gap{{From: fxAt, To: fxAt.Add(time.Second), Seconds: 1}}},
-		store.DeviceStatus{SessionID: 11, Device: fxDevice(false), Status: "FAILED", Gaps: []store.Gap{}})
+		StopPending: true, SecondsLost: 9, Gaps: []recording.Gap{{From: fxAt, To: fxAt.Add(time.Second), Seconds: 1}}},
+		store.DeviceStatus{SessionID: 11, Device: fxDevice(false), Status: "FAILED", Gaps: []recording.Gap{}})
 	return x
 }
 

@@ -15,7 +15,6 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/jax-mba/mba/activities"
-	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/workflows"
 )
 
@@ -28,12 +27,8 @@ type Deps struct {
 	Orphans   activities.OrphanStore
 	Workflow  activities.WorkflowStatus
 	Files     activities.FileManifest
-	Storage   activities.FileReader // nil: no storage; file verification fails
-	// Sessions creates sessions with the deployment's rules (the API's), judging enclosures
-	// silent for DownAfter DOWN.
-	Sessions     activities.SessionCreator
-	SessionRules recording.Rules
-	DownAfter    time.Duration
+	Storage   activities.FileReader     // nil: no storage; file verification fails
+	Sessions  activities.SessionCreator // StoreSessions: with the deployment's rules
 }
 
 // Register adds every workflow and activity to r.
@@ -47,8 +42,7 @@ func Register(r sdkworker.Registry, d Deps) {
 	r.RegisterActivity(&activities.Fleet{Devices: d.Devices, Orphans: d.Orphans, Workflow: d.Workflow,
 		SessionWorkflowID: workflows.SessionWorkflowID})
 	r.RegisterActivity(&activities.Files{Manifest: d.Files, Storage: d.Storage})
-	r.RegisterActivity(&activities.Sessions{Store: d.Sessions, Rules: d.SessionRules, Down: d.DownAfter,
-		SessionWorkflowID: workflows.SessionWorkflowID, DeviceWorkflowID: workflows.DeviceWorkflowID})
+	r.RegisterActivity(&activities.Sessions{Creator: d.Sessions})
 }
 
 // New returns a worker on taskQueue with everything registered.

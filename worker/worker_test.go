@@ -31,7 +31,7 @@ func TestWorkerRunsHousekeepingOnTheDevServer(t *testing.T) {
 	require.NoError(t, err)
 	defer c.Close()
 	queue := testenv.RandomName("housekeeping-")
-	w := worker.New(c, queue, worker.Deps{Auth: st, Mailbox: st, ReadModel: st, Devices: st, Orphans: st})
+	w := worker.New(c, queue, worker.StoreDeps(st))
 	require.NoError(t, w.Start())
 	defer w.Stop()
 

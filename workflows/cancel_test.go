@@ -8,8 +8,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/jax-mba/mba/activities"
 	"github.com/jax-mba/mba/internal/recording"
-	"github.com/jax-mba/mba/internal/store"
 )
 
 // TestSessionCanceledFromTheCLIWritesCanceled: `temporal workflow cancel` cancels the session
@@ -18,7 +18,7 @@ import (
 // and the read model said IN_PROGRESS until the orphan sweep), and it says CANCELED, not FAILED. The cancel itself is
 // written first, as the API's cancel is (the clean-up may wait for an enclosure out of reach).
 func TestSessionCanceledFromTheCLIWritesCanceled(t *testing.T) {
-	for _, devices := range [][]store.PlannedDevice{{nv1}, {nv1, nv2}} {
+	for _, devices := range [][]activities.PlannedDevice{{nv1}, {nv1, nv2}} {
 		st := newSessionTest(t, devices...)
 		st.env.RegisterDelayedCallback(st.env.CancelWorkflow, 10*time.Minute)
 		st.env.ExecuteWorkflow(RecordingSession, SessionInput{SessionID: 7, Settings: testSettings})

@@ -21,6 +21,13 @@ func DeviceWorkflowID(sessionID, deviceID int64) string {
 	return fmt.Sprintf("recording-session-%d-device-%d", sessionID, deviceID)
 }
 
+// HousekeepingWorkflowID is the ID of the one housekeeping workflow of a deployment (each
+// deployment has its own database and task queue).
+func HousekeepingWorkflowID(taskQueue string) string { return "mba-housekeeping-" + taskQueue }
+
+// FleetMonitorWorkflowID is the ID of the one fleet monitor of a deployment.
+func FleetMonitorWorkflowID(taskQueue string) string { return "mba-fleet-monitor-" + taskQueue }
+
 // Signals.
 const (
 	// SignalDeviceEvent carries a recording.Event from the outbox to a DeviceRecording.
@@ -149,4 +156,65 @@ type SessionState struct {
 	// Lost are the seconds each enclosure did not record between segments: a session that lost
 	// time is PARTIAL, not COMPLETE.
 	Lost map[int64]int64 `json:",omitempty"`
+}
+
+// DeviceInput starts, or continues as new, one enclosure's recording in a session.
+type DeviceInput struct {
+	SessionID      int64
+	DeviceID       int64
+	DeviceName     string
+	FilePrefix     string
+	Duration       int64 // planned seconds
+	FragmentHourly bool
+	TargetFPS      int
+	ApplyFilter    bool
+	Settings       Settings
+	State          DeviceState // carried across continue-as-new
+}
+
+// DeviceState is the enclosure's progress; the status query returns it.
+type DeviceState struct {
+	Status       recording.DeviceStatus
+	Message      string
+	Segments     int       // recordings started (1 + resumes)
+	StartedAt    time.Time // first START acknowledged
+	PlannedEnd   time.Time // StartedAt + Duration: resumed segments still end here
+	SegmentStart time.Time
+	Recorded     int64           // seconds recorded in finished segments
+	Lost         int64           // seconds not recorded between segments (reboots, restarts)
+	Gaps         []recording.Gap // each of them
+	SilentSince  time.Time       // zero unless the enclosure is silent now
+	LastEventID  int64           // outbox ids at or below this were handled (at-least-once delivery)
+	// Pending holds signals drained before continue-as-new, handled first by the next run.
+	Pending []recording.Event
+	// Reset is a reset that arrived while a START was pending, handled once it started.
+	Reset *recording.Event
+	Stop  *StopRequest
+	Files FileChecks // the checks of the recording's uploaded files
+}
+
+// DeviceResult is how an enclosure's recording ended.
+type DeviceResult struct {
+	Status   recording.DeviceStatus
+	Message  string
+	Recorded int64
+	Segments int
+	Lost     int64
+}
+
+// FileChecks is the state of the recording's file checks, carried across continue-as-new.
+type FileChecks struct {
+	Uploads map[string]int                 // file -> completed uploads known
+	Checked map[string]int                 // file -> the upload last verified
+	Asked   map[string]int                 // file -> new copies asked for
+	Last    map[string]recording.FileState // file -> the state of its last bad check (CORRUPT or MISSING)
+	Reason  map[string]string              // file -> why
+	Final   map[string]recording.FileState // file -> final state
+	Names   []string                       // files whose check started, in that order (never range over the maps)
+}
+
+// HousekeepingInput configures the clean-up loop.
+type HousekeepingInput struct {
+	Every time.Duration // time between rounds
+	Keep  time.Duration // how long expired tokens stay for audits
 }

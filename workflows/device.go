@@ -12,52 +12,7 @@ import (
 	"github.com/jax-mba/mba/activities"
 	"github.com/jax-mba/mba/internal/heartbeat"
 	"github.com/jax-mba/mba/internal/recording"
-	"github.com/jax-mba/mba/internal/store"
 )
-
-// DeviceInput starts, or continues as new, one enclosure's recording in a session.
-type DeviceInput struct {
-	SessionID      int64
-	DeviceID       int64
-	DeviceName     string
-	FilePrefix     string
-	Duration       int64 // planned seconds
-	FragmentHourly bool
-	TargetFPS      int
-	ApplyFilter    bool
-	Settings       Settings
-	State          DeviceState // carried across continue-as-new
-}
-
-// DeviceState is the enclosure's progress; the status query returns it.
-type DeviceState struct {
-	Status       recording.DeviceStatus
-	Message      string
-	Segments     int       // recordings started (1 + resumes)
-	StartedAt    time.Time // first START acknowledged
-	PlannedEnd   time.Time // StartedAt + Duration: resumed segments still end here
-	SegmentStart time.Time
-	Recorded     int64       // seconds recorded in finished segments
-	Lost         int64       // seconds not recorded between segments (reboots, restarts)
-	Gaps         []store.Gap // each of them
-	SilentSince  time.Time   // zero unless the enclosure is silent now
-	LastEventID  int64       // outbox ids at or below this were handled (at-least-once delivery)
-	// Pending holds signals drained before continue-as-new, handled first by the next run.
-	Pending []recording.Event
-	// Reset is a reset that arrived while a START was pending, handled once it started.
-	Reset *recording.Event
-	Stop  *StopRequest
-	Files FileChecks // the checks of the recording's uploaded files
-}
-
-// DeviceResult is how an enclosure's recording ended.
-type DeviceResult struct {
-	Status   recording.DeviceStatus
-	Message  string
-	Recorded int64
-	Segments int
-	Lost     int64
-}
 
 // DeviceRecording drives one enclosure through START, recording (with resumes after reboots,
 // silences and the planned end) and COMPLETE, writing its status to the read model; then it
@@ -110,7 +65,6 @@ type device struct {
 	st      *DeviceState
 	events  workflow.ReceiveChannel
 	stops   workflow.ReceiveChannel
-	a       *activities.Recording
 	files   *verifier
 	endedAt time.Time
 	// endTimer fires at the planned end plus grace; silence fires when a silent enclosure is
@@ -229,24 +183,26 @@ const changeLocalDB = "local-read-model-writes"
 // answers. Since version 1 it is a local activity: one marker event in the history instead of
 // three events and a workflow task, which keeps an enclosure's history to a few dozen events.
 // Runs recorded before the change replay it as the regular activity it was.
-func dbWrite(ctx workflow.Context, activity any, name string, arg, result any) error {
+func dbWrite(ctx workflow.Context, activity any, arg, result any) error {
 	retry := &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute}
 	if workflow.GetVersion(ctx, changeLocalDB, workflow.DefaultVersion, 1) == 1 {
 		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 			StartToCloseTimeout: 30 * time.Second, RetryPolicy: retry})
-		return workflow.ExecuteLocalActivity(lctx, name, arg).Get(ctx, result)
+		// A method of a nil *activities.X: the SDK runs the worker's registered one by its name.
+		return workflow.ExecuteLocalActivity(lctx, activity, arg).Get(ctx, result)
 	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second, RetryPolicy: retry})
 	return workflow.ExecuteActivity(actx, activity, arg).Get(ctx, result)
 }
 
 // update writes the read model; it retries until the database answers.
-func (d *device) update(ctx workflow.Context, u store.DeviceUpdate) {
+func (d *device) update(ctx workflow.Context, u activities.DeviceUpdate) {
+	var a *activities.Recording
 	u.SessionID, u.DeviceID = d.in.SessionID, d.in.DeviceID
 	if u.At.IsZero() {
 		u.At = workflow.Now(ctx)
 	}
-	if err := dbWrite(ctx, d.a.UpdateDevice, "UpdateDevice", u, nil); err != nil {
+	if err := dbWrite(ctx, a.UpdateDevice, u, nil); err != nil {
 		workflow.GetLogger(ctx).Error("updating the read model", "error", err)
 	}
 }
@@ -261,12 +217,13 @@ func (d *device) firstStart() recording.Start {
 // start sends START with params and waits for the enclosure to acknowledge it, for the
 // deadline, or for a stop request.
 func (d *device) start(ctx workflow.Context, params recording.Start, deadline time.Duration) {
+	var a *activities.Recording
 	actCtx, cancelStart := workflow.WithCancel(ctx)
 	defer cancelStart()
 	// Each attempt waits commandAttempt, then the retry writes the mailbox again (the attempt count
 	// in the Web UI shows an enclosure that does not answer).
 	retry := &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute}
-	started := workflow.ExecuteActivity(d.command(actCtx, "start", commandAttempt, retry), d.a.SendStart,
+	started := workflow.ExecuteActivity(d.command(actCtx, "start", commandAttempt, retry), a.SendStart,
 		activities.StartCommand{DeviceID: d.in.DeviceID, Params: params})
 	timerCtx, cancelTimer := workflow.WithCancel(ctx)
 	defer cancelTimer()
@@ -359,7 +316,7 @@ func (d *device) onStartResult(ctx workflow.Context, ev recording.Event) {
 			kind, msg = "resumed", fmt.Sprintf("recording again (segment %d)", d.st.Segments)
 		}
 		segments := d.st.Segments
-		d.update(ctx, store.DeviceUpdate{Status: recording.DeviceRecording, StartedAt: &d.st.StartedAt, Segments: &segments,
+		d.update(ctx, activities.DeviceUpdate{Status: recording.DeviceRecording, StartedAt: &d.st.StartedAt, Segments: &segments,
 			Event: kind, EventMessage: msg, At: ev.At})
 		if first && d.in.Settings.Resume && workflow.GetVersion(ctx, changeResumeAtOnce, workflow.DefaultVersion, 1) == 1 {
 			d.planResume(ctx)
@@ -441,12 +398,13 @@ const changeEndByReport = "end-deadline-by-report"
 // service has not heard it since the deadline: it then gets a window of fresh heartbeats
 // (bounded by the grace), and the deadline is judged again.
 func (d *device) endOverdue(ctx workflow.Context) bool {
+	var a *activities.Recording
 	if workflow.GetVersion(ctx, changeEndByReport, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return true
 	}
 	var st activities.EndState
 	cmd := activities.DeviceCommand{DeviceID: d.in.DeviceID, SessionID: d.in.SessionID}
-	if err := dbWrite(ctx, d.a.EndState, "EndState", cmd, &st); err != nil {
+	if err := dbWrite(ctx, a.EndState, cmd, &st); err != nil {
 		return true
 	}
 	if st.Ended != nil {
@@ -474,7 +432,7 @@ func (d *device) onEvent(ctx workflow.Context, ev recording.Event) {
 		d.onReset(ctx, ev)
 	case recording.EventSilent:
 		d.st.SilentSince = ev.At
-		d.update(ctx, store.DeviceUpdate{Event: "silent", EventMessage: "no heartbeat; waiting for the enclosure to return", At: ev.At})
+		d.update(ctx, activities.DeviceUpdate{Event: "silent", EventMessage: "no heartbeat; waiting for the enclosure to return", At: ev.At})
 	case recording.EventFileUploaded:
 		d.files.uploaded(ctx, ev) // a finished fragment: checked while the recording goes on
 	case recording.EventReturned:
@@ -484,7 +442,7 @@ func (d *device) onEvent(ctx workflow.Context, ev recording.Event) {
 		}
 		gap := ev.At.Sub(d.st.SilentSince).Round(time.Second)
 		d.st.SilentSince = time.Time{}
-		d.update(ctx, store.DeviceUpdate{Event: "returned", EventMessage: fmt.Sprintf("heartbeats again after %s", gap), At: ev.At})
+		d.update(ctx, activities.DeviceUpdate{Event: "returned", EventMessage: fmt.Sprintf("heartbeats again after %s", gap), At: ev.At})
 	}
 }
 
@@ -515,9 +473,10 @@ const changeResumeAtOnce = "resume-at-once"
 // planResume writes the resume plan in the mailbox (heartbeat.ResumePlan): the workflow's
 // policy (resume on, the minimum segment) and the planned end.
 func (d *device) planResume(ctx workflow.Context) {
+	var a *activities.Recording
 	p := activities.ResumePlan{DeviceID: d.in.DeviceID, SessionID: d.in.SessionID, Plan: heartbeat.ResumePlan{
 		PlannedEnd: d.st.PlannedEnd, MinSegment: d.in.Settings.MinSegment, Segments: d.st.Segments, First: d.firstStart()}}
-	if err := dbWrite(ctx, d.a.PlanResume, "PlanResume", p, nil); err != nil {
+	if err := dbWrite(ctx, a.PlanResume, p, nil); err != nil {
 		workflow.GetLogger(ctx).Error("writing the resume plan", "error", err)
 	}
 }
@@ -540,7 +499,7 @@ func (d *device) onReset(ctx workflow.Context, ev recording.Event) {
 		at = ev.At
 	}
 	remaining := d.st.PlannedEnd.Sub(at)
-	d.update(ctx, store.DeviceUpdate{Event: "reset", EventMessage: "the enclosure lost its session (rebooted or client restarted)", At: ev.At})
+	d.update(ctx, activities.DeviceUpdate{Event: "reset", EventMessage: "the enclosure lost its session (rebooted or client restarted)", At: ev.At})
 	if !d.in.Settings.Resume {
 		d.clear(ctx)
 		d.end(recording.DeviceFailed, "the enclosure rebooted mid-recording")
@@ -564,7 +523,7 @@ func (d *device) onReset(ctx workflow.Context, ev recording.Event) {
 	case (d.st.Status == recording.DeviceRecording || d.st.Segments > segments) && honest:
 		d.addGap(ctx, gapFrom, d.st.SegmentStart)
 	case d.st.Status == recording.DeviceRecording:
-		d.update(ctx, store.DeviceUpdate{Event: "gap", EventMessage: fmt.Sprintf("not recorded for %s", d.st.SegmentStart.Sub(ev.At).Round(time.Second)), At: d.st.SegmentStart})
+		d.update(ctx, activities.DeviceUpdate{Event: "gap", EventMessage: fmt.Sprintf("not recorded for %s", d.st.SegmentStart.Sub(ev.At).Round(time.Second)), At: d.st.SegmentStart})
 	}
 }
 
@@ -572,9 +531,9 @@ func (d *device) onReset(ctx workflow.Context, ev recording.Event) {
 func (d *device) addGap(ctx workflow.Context, from, to time.Time) {
 	secs := max(int64(to.Sub(from)/time.Second), 0)
 	d.st.Lost += secs
-	d.st.Gaps = append(d.st.Gaps, store.Gap{From: from, To: to, Seconds: secs})
+	d.st.Gaps = append(d.st.Gaps, recording.Gap{From: from, To: to, Seconds: secs})
 	lost := d.st.Lost
-	d.update(ctx, store.DeviceUpdate{SecondsLost: &lost, Gaps: d.st.Gaps, Event: "gap",
+	d.update(ctx, activities.DeviceUpdate{SecondsLost: &lost, Gaps: d.st.Gaps, Event: "gap",
 		EventMessage: fmt.Sprintf("not recorded from %s to %s (%ds)", from.Format(time.RFC3339), to.Format(time.RFC3339), secs), At: to})
 }
 
@@ -588,8 +547,9 @@ func (d *device) end(status recording.DeviceStatus, message string) {
 
 // clear empties the enclosure's mailbox of this session.
 func (d *device) clear(ctx workflow.Context) {
+	var a *activities.Recording
 	cmd := activities.DeviceCommand{DeviceID: d.in.DeviceID, SessionID: d.in.SessionID}
-	if err := dbWrite(ctx, d.a.ClearAssignment, "ClearAssignment", cmd, nil); err != nil {
+	if err := dbWrite(ctx, a.ClearAssignment, cmd, nil); err != nil {
 		workflow.GetLogger(ctx).Error("clearing the mailbox", "error", err)
 	}
 }
@@ -597,6 +557,7 @@ func (d *device) clear(ctx workflow.Context) {
 // stopAndEnd sends STOP, waits (bounded) for the enclosure to confirm, and ends with status.
 // An enclosure that is away gets the STOP when it returns; the mailbox keeps it.
 func (d *device) stopAndEnd(ctx workflow.Context, status recording.DeviceStatus, message string) {
+	var a *activities.Recording
 	cmd := activities.DeviceCommand{DeviceID: d.in.DeviceID, SessionID: d.in.SessionID}
 	// A silent enclosure gets the STOP when it returns (the mailbox keeps it); the session
 	// need not wait for that.
@@ -607,7 +568,7 @@ func (d *device) stopAndEnd(ctx workflow.Context, status recording.DeviceStatus,
 	stopCtx := d.command(ctx, "stop", min(wait, commandAttempt), &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute})
 	stopCtx = workflow.WithScheduleToCloseTimeout(stopCtx, wait)
 	var ev recording.Event
-	if err := workflow.ExecuteActivity(stopCtx, d.a.SendStop, cmd).Get(ctx, &ev); err == nil {
+	if err := workflow.ExecuteActivity(stopCtx, a.SendStop, cmd).Get(ctx, &ev); err == nil {
 		d.fresh(ev)
 		d.st.Recorded += ev.Duration
 		if ev.Kind == recording.EventEnded && ev.ErrMsg != "" && status == recording.DeviceCanceled {
@@ -631,7 +592,7 @@ func (d *device) record(ctx workflow.Context) {
 			d.st.Recorded, d.in.Duration, d.st.Lost, len(d.st.Gaps))}, "; "), "; ")
 	}
 	recorded, segments := d.st.Recorded, d.st.Segments
-	d.update(ctx, store.DeviceUpdate{Status: d.st.Status, Message: d.st.Message, EndedAt: &d.endedAt, Final: true,
+	d.update(ctx, activities.DeviceUpdate{Status: d.st.Status, Message: d.st.Message, EndedAt: &d.endedAt, Final: true,
 		RecordingTime: &recorded, Segments: &segments, Event: "ended", EventMessage: strings.TrimSpace(string(d.st.Status) + " " + d.st.Message)})
 }
 
@@ -652,13 +613,14 @@ func (d *device) tellSession(ctx workflow.Context) {
 // release waits (bounded) for the enclosure to forget the session after COMPLETE, so it is
 // free for the next one.
 func (d *device) release(ctx workflow.Context) {
+	var a *activities.Recording
 	// Attempts of a few minutes within the release timeout: a completion lost (a VM paused, an
 	// outage) costs one attempt, whose retry finds the enclosure already released.
 	attempt := min(commandAttempt, d.in.Settings.ReleaseTimeout)
 	retry := &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute}
 	releaseCtx := workflow.WithScheduleToCloseTimeout(d.command(ctx, "complete", attempt, retry), d.in.Settings.ReleaseTimeout)
 	cmd := activities.DeviceCommand{DeviceID: d.in.DeviceID, SessionID: d.in.SessionID}
-	if err := workflow.ExecuteActivity(releaseCtx, d.a.SendComplete, cmd).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(releaseCtx, a.SendComplete, cmd).Get(ctx, nil); err != nil {
 		// COMPLETE keeps going out on the enclosure's heartbeats regardless (stale-session rule).
 		workflow.GetLogger(ctx).Warn("the enclosure did not confirm COMPLETE", "error", err)
 		d.clear(ctx)

@@ -15,7 +15,6 @@ import (
 	"github.com/jax-mba/mba/activities"
 	"github.com/jax-mba/mba/internal/heartbeat"
 	"github.com/jax-mba/mba/internal/recording"
-	"github.com/jax-mba/mba/internal/store"
 )
 
 // deviceTest runs DeviceRecording with its activities mocked and time skipping.
@@ -25,7 +24,7 @@ type deviceTest struct {
 	a       *activities.Recording
 	files   *fakeFiles
 	starts  []activities.StartCommand
-	updates []store.DeviceUpdate
+	updates []activities.DeviceUpdate
 	stops   int
 	plans   []activities.ResumePlan
 	// endState is what the service last heard when the end timer fires (nil: an overrun).
@@ -40,7 +39,7 @@ func newDeviceTest(t *testing.T) *deviceTest {
 	dt := &deviceTest{t: t, env: s.NewTestWorkflowEnvironment(), files: newFakeFiles()}
 	dt.env.RegisterActivity(dt.a)
 	dt.files.register(dt.env)
-	dt.env.OnActivity(dt.a.UpdateDevice, mock.Anything, mock.Anything).Return(func(_ context.Context, u store.DeviceUpdate) error {
+	dt.env.OnActivity(dt.a.UpdateDevice, mock.Anything, mock.Anything).Return(func(_ context.Context, u activities.DeviceUpdate) error {
 		dt.updates = append(dt.updates, u)
 		return nil
 	})
@@ -121,14 +120,14 @@ func (dt *deviceTest) allEvents() []string {
 }
 
 // final is the last status the workflow wrote.
-func (dt *deviceTest) final() store.DeviceUpdate {
+func (dt *deviceTest) final() activities.DeviceUpdate {
 	for i := len(dt.updates) - 1; i >= 0; i-- {
 		if dt.updates[i].Status != "" {
 			return dt.updates[i]
 		}
 	}
 	dt.t.Fatal("no status written")
-	return store.DeviceUpdate{}
+	return activities.DeviceUpdate{}
 }
 
 func TestSevenDaySessionCompletes(t *testing.T) {
@@ -300,7 +299,7 @@ func TestRebootAccountingByTheEnclosuresReports(t *testing.T) {
 	require.Equal(t, int64(84+10), res.Lost, "from the last heartbeat of the lost segment to the next one's start")
 	require.Equal(t, int64(3*3600), res.Recorded+res.Lost)
 	require.Contains(t, res.Message, "lost 94s in 1 gap(s)")
-	var gaps []store.Gap
+	var gaps []recording.Gap
 	for _, u := range dt.updates {
 		if u.Gaps != nil {
 			gaps = u.Gaps

@@ -10,7 +10,6 @@ import (
 
 	"github.com/jax-mba/mba/activities"
 	"github.com/jax-mba/mba/internal/recording"
-	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/protocol"
 )
 
@@ -20,17 +19,6 @@ const changeVerifyFiles = "verify-files"
 // verifyAtOnce bounds the files of one enclosure hashed at the same time.
 const verifyAtOnce = 4
 
-// FileChecks is the state of the recording's file checks, carried across continue-as-new.
-type FileChecks struct {
-	Uploads map[string]int                 // file -> completed uploads known
-	Checked map[string]int                 // file -> the upload last verified
-	Asked   map[string]int                 // file -> new copies asked for
-	Last    map[string]recording.FileState // file -> the state of its last bad check (CORRUPT or MISSING)
-	Reason  map[string]string              // file -> why
-	Final   map[string]recording.FileState // file -> final state
-	Names   []string                       // files whose check started, in that order (never range over the maps)
-}
-
 // verifier checks every file of an enclosure's recording: each fragment as soon as the agent
 // has sent it, the rest once the recording is over. For each file it waits for the upload,
 // has it hashed from storage and records VERIFIED, or asks the agent for it again, and
@@ -39,7 +27,6 @@ type FileChecks struct {
 type verifier struct {
 	d        *device
 	st       *FileChecks
-	a        *activities.Files
 	deadline workflow.Future // set when the recording is over: the last moment an upload may arrive
 	expired  bool
 	wake     map[string]workflow.Channel // file -> its goroutine's wake-up
@@ -100,13 +87,14 @@ func (v *verifier) uploaded(ctx workflow.Context, ev recording.Event) {
 
 // verifyFiles checks the recording's files once it is over, to the last one.
 func (d *device) verifyFiles(ctx workflow.Context) {
+	var a *activities.Files
 	if d.st.Segments == 0 || d.in.Settings.SkipFileChecks {
 		return
 	}
 	v := d.files
 	v.deadline = workflow.NewTimer(ctx, v.uploadDeadline())
-	var known []store.SessionFile
-	if err := dbWrite(ctx, v.a.FileStates, "FileStates", d.fileRef(""), &known); err != nil {
+	var known []activities.KnownFile
+	if err := dbWrite(ctx, a.FileStates, d.fileRef(""), &known); err != nil {
 		workflow.GetLogger(ctx).Error("reading the file manifest", "error", err)
 	}
 	for _, f := range known {
@@ -156,8 +144,9 @@ func (v *verifier) listen(ctx workflow.Context) {
 // segment checks the files of one segment: the timestamp files first, since they tell
 // which hourly fragments there must be.
 func (v *verifier) segment(ctx workflow.Context, prefix string) {
+	var a *activities.Files
 	fixed := protocol.SegmentFiles(prefix, v.d.in.FragmentHourly)
-	if err := dbWrite(ctx, v.a.ExpectFiles, "ExpectFiles",
+	if err := dbWrite(ctx, a.ExpectFiles,
 		activities.ExpectRequest{SessionID: v.d.in.SessionID, DeviceID: v.d.in.DeviceID, Names: fixed}, nil); err != nil {
 		workflow.GetLogger(ctx).Error("recording the expected files", "error", err)
 	}
@@ -171,7 +160,7 @@ func (v *verifier) segment(ctx workflow.Context, prefix string) {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 10 * time.Second, MaximumInterval: 5 * time.Minute, MaximumAttempts: 10}})
 	var plan activities.SegmentPlan
-	err := workflow.ExecuteActivity(actx, v.a.PlanSegment, activities.SegmentRequest{SessionID: v.d.in.SessionID,
+	err := workflow.ExecuteActivity(actx, a.PlanSegment, activities.SegmentRequest{SessionID: v.d.in.SessionID,
 		DeviceID: v.d.in.DeviceID, Enclosure: v.d.in.DeviceName, Prefix: prefix, Hourly: v.d.in.FragmentHourly}).Get(ctx, &plan)
 	if err != nil {
 		plan.Problem = fmt.Sprintf("could not work out the video files: %v", err)
@@ -261,6 +250,7 @@ func (v *verifier) uploadDeadline() time.Duration {
 
 // verify runs VerifyFile, a few files of the enclosure at a time.
 func (v *verifier) verify(ctx workflow.Context, name string) (activities.Verification, error) {
+	var a *activities.Files
 	_ = workflow.Await(ctx, func() bool { return v.active < verifyAtOnce })
 	v.active++
 	defer func() { v.active-- }()
@@ -271,18 +261,19 @@ func (v *verifier) verify(ctx workflow.Context, name string) (activities.Verific
 			MaximumInterval: 10 * time.Minute, MaximumAttempts: 10},
 	})
 	var res activities.Verification
-	err := workflow.ExecuteActivity(actx, v.a.VerifyFile, v.d.fileRef(name)).Get(ctx, &res)
+	err := workflow.ExecuteActivity(actx, a.VerifyFile, v.d.fileRef(name)).Get(ctx, &res)
 	return res, err
 }
 
 // record writes a file's state; a final one ends its check.
 func (v *verifier) record(ctx workflow.Context, name string, state recording.FileState, reason string, reupload bool, event string) {
+	var a *activities.Files
 	if !reupload {
 		v.st.Final[name] = state
 	}
-	r := store.FileResult{SessionID: v.d.in.SessionID, DeviceID: v.d.in.DeviceID, Name: name, State: state,
+	r := activities.FileResult{SessionID: v.d.in.SessionID, DeviceID: v.d.in.DeviceID, Name: name, State: state,
 		Reason: reason, Reupload: reupload, Event: event, At: workflow.Now(ctx)}
-	if err := dbWrite(ctx, v.a.RecordFileResult, "RecordFileResult", r, nil); err != nil {
+	if err := dbWrite(ctx, a.RecordFileResult, r, nil); err != nil {
 		workflow.GetLogger(ctx).Error("recording a file's state", "file", name, "error", err)
 	}
 }
@@ -310,5 +301,5 @@ func (v *verifier) summarize(ctx workflow.Context) {
 	if len(v.problems) > 0 {
 		msg += "; " + strings.Join(v.problems, "; ")
 	}
-	v.d.update(ctx, store.DeviceUpdate{Event: kind, EventMessage: msg})
+	v.d.update(ctx, activities.DeviceUpdate{Event: kind, EventMessage: msg})
 }

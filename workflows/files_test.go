@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -20,19 +21,18 @@ import (
 	"github.com/jax-mba/mba/activities"
 	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/storage"
-	"github.com/jax-mba/mba/internal/store"
 )
 
 // fakeFiles is an in-memory file manifest and storage behind the real Files activities.
 type fakeFiles struct {
 	mu      sync.Mutex
-	rows    map[string]*store.SessionFile // by name (one enclosure)
-	objects map[string][]byte             // by storage key
-	results []store.FileResult
+	rows    map[string]*activities.KnownFile // by name (one enclosure)
+	objects map[string][]byte                // by storage key
+	results []activities.FileResult
 }
 
 func newFakeFiles() *fakeFiles {
-	return &fakeFiles{rows: map[string]*store.SessionFile{}, objects: map[string][]byte{}}
+	return &fakeFiles{rows: map[string]*activities.KnownFile{}, objects: map[string][]byte{}}
 }
 
 // register adds the Files activities over f to env.
@@ -57,10 +57,10 @@ func (f *fakeFiles) upload(sessionID int64, enclosure, name string, content []by
 	return r.Uploads
 }
 
-func (f *fakeFiles) row(name string) *store.SessionFile {
+func (f *fakeFiles) row(name string) *activities.KnownFile {
 	r, ok := f.rows[name]
 	if !ok {
-		r = &store.SessionFile{Name: name, State: recording.FilePending}
+		r = &activities.KnownFile{Name: name, State: recording.FilePending}
 		f.rows[name] = r
 	}
 	return r
@@ -76,25 +76,29 @@ func (f *fakeFiles) states() map[string]recording.FileState {
 	return out
 }
 
-func (f *fakeFiles) DeviceFiles(_ context.Context, _, _ int64) ([]store.SessionFile, error) {
+func (f *fakeFiles) DeviceFiles(_ context.Context, _, _ int64) ([]activities.KnownFile, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []store.SessionFile
+	var out []activities.KnownFile
 	for _, r := range f.rows {
 		out = append(out, *r)
 	}
-	slices.SortFunc(out, func(a, b store.SessionFile) int { return bytes.Compare([]byte(a.Name), []byte(b.Name)) })
+	slices.SortFunc(out, func(a, b activities.KnownFile) int { return bytes.Compare([]byte(a.Name), []byte(b.Name)) })
 	return out, nil
 }
 
-func (f *fakeFiles) SessionFile(_ context.Context, _, _ int64, name string) (store.SessionFile, error) {
+func (f *fakeFiles) SessionFile(_ context.Context, _, _ int64, name string) (activities.KnownFile, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if r, ok := f.rows[name]; ok {
 		return *r, nil
 	}
-	return store.SessionFile{}, store.ErrNotFound
+	return activities.KnownFile{}, errNoFile
 }
+
+// errNoFile is the fake manifest's answer for a file it does not know (the store's is
+// store.ErrNotFound; workflows and their tests never import the store).
+var errNoFile = errors.New("no such file in the manifest")
 
 func (f *fakeFiles) ExpectFiles(_ context.Context, _, _ int64, names []string) error {
 	f.mu.Lock()
@@ -105,7 +109,7 @@ func (f *fakeFiles) ExpectFiles(_ context.Context, _, _ int64, names []string) e
 	return nil
 }
 
-func (f *fakeFiles) RecordFileResult(_ context.Context, r store.FileResult) error {
+func (f *fakeFiles) RecordFileResult(_ context.Context, r activities.FileResult) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	row := f.row(r.Name)

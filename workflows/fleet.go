@@ -9,9 +9,6 @@ import (
 	"github.com/jax-mba/mba/activities"
 )
 
-// FleetMonitorWorkflowID is the ID of the one fleet monitor of a deployment.
-func FleetMonitorWorkflowID(taskQueue string) string { return "mba-fleet-monitor-" + taskQueue }
-
 // FleetMonitor keeps one long-running, heartbeating scan of the fleet going, restarting it
 // after each run, and continues as new to keep its history short.
 func FleetMonitor(ctx workflow.Context, w activities.FleetWatch) error {

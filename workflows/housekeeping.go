@@ -1,5 +1,3 @@
-// Package workflows holds the deterministic orchestration code: workflow functions, their
-// contract names and types, tests and recorded histories. No I/O happens here.
 package workflows
 
 import (
@@ -10,16 +8,6 @@ import (
 
 	"github.com/jax-mba/mba/activities"
 )
-
-// HousekeepingWorkflowID is the ID of the one housekeeping workflow of a deployment (each
-// deployment has its own database and task queue).
-func HousekeepingWorkflowID(taskQueue string) string { return "mba-housekeeping-" + taskQueue }
-
-// HousekeepingInput configures the clean-up loop.
-type HousekeepingInput struct {
-	Every time.Duration // time between rounds
-	Keep  time.Duration // how long expired tokens stay for audits
-}
 
 // housekeepingRoundsPerRun bounds the history of one run; the loop then continues as new.
 const housekeepingRoundsPerRun = 100

@@ -10,12 +10,12 @@ import (
 
 	"github.com/jax-mba/mba/activities"
 	"github.com/jax-mba/mba/internal/recording"
-	"github.com/jax-mba/mba/internal/store"
 )
 
 // RecordingSession runs one session: a DeviceRecording child per enclosure, cancel and
 // remove-enclosure requests, and the session's status the moment its last enclosure ends.
 func RecordingSession(ctx workflow.Context, in SessionInput) (SessionState, error) {
+	var a *activities.Recording
 	s := &session{in: in, st: SessionState{SessionID: in.SessionID, Status: recording.SessionInProgress, Devices: map[int64]recording.DeviceStatus{}}}
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (SessionState, error) { return s.st, nil }); err != nil {
 		return s.st, err
@@ -28,7 +28,7 @@ func RecordingSession(ctx workflow.Context, in SessionInput) (SessionState, erro
 		if workflow.GetVersion(cleanup, changeCancelAtOnce, workflow.DefaultVersion, 1) == 1 {
 			// As the API's cancel: CANCELED in the read model now, not once every enclosure
 			// confirmed STOP (one out of reach would hold it IN_PROGRESS for the end grace).
-			if err := dbWrite(cleanup, s.a.CancelSession, "CancelSession",
+			if err := dbWrite(cleanup, a.CancelSession,
 				activities.SessionCancel{SessionID: in.SessionID, Reason: "workflow canceled"}, nil); err != nil {
 				workflow.GetLogger(ctx).Error("writing the cancel", "error", err)
 			}
@@ -57,12 +57,12 @@ type session struct {
 	// (this run is a reset): they report their end with SignalDeviceEnded like any other.
 	adopted map[int64]bool
 	order   []int64 // device ids in plan order: never range over the map (replay must be deterministic)
-	a       *activities.Recording
 }
 
 func (s *session) run(ctx workflow.Context) error {
-	var plan store.SessionPlan
-	if err := dbWrite(ctx, s.a.LoadSessionPlan, "LoadSessionPlan", s.in.SessionID, &plan); err != nil {
+	var a *activities.Recording
+	var plan activities.SessionPlan
+	if err := dbWrite(ctx, a.LoadSessionPlan, s.in.SessionID, &plan); err != nil {
 		return err
 	}
 	attrs := []temporal.SearchAttributeUpdate{AttrSessionID.ValueSet(s.in.SessionID), AttrStatus.ValueSet(string(recording.SessionInProgress))}
@@ -135,7 +135,7 @@ func (s *session) run(ctx workflow.Context) error {
 const maxNamesBytes = 1800
 
 // deviceNames is the session's MbaDeviceNames, or nil when the list would be too large.
-func deviceNames(plan store.SessionPlan) []string {
+func deviceNames(plan activities.SessionPlan) []string {
 	names := make([]string, len(plan.Devices))
 	size := 0
 	for i, d := range plan.Devices {
@@ -148,7 +148,7 @@ func deviceNames(plan store.SessionPlan) []string {
 	return names
 }
 
-func (s *session) startChildren(ctx workflow.Context, plan store.SessionPlan) {
+func (s *session) startChildren(ctx workflow.Context, plan activities.SessionPlan) {
 	s.children = map[int64]workflow.ChildWorkflowFuture{}
 	for _, d := range plan.Devices {
 		childCtx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
@@ -284,6 +284,7 @@ const changeCancelWrite = "cancel-status-write"
 const changeCancelAtOnce = "cancel-read-model-at-once"
 
 func (s *session) setStatus(ctx workflow.Context, status recording.SessionStatus) {
+	var a *activities.Recording
 	if s.st.Status != recording.SessionInProgress {
 		return
 	}
@@ -295,7 +296,7 @@ func (s *session) setStatus(ctx workflow.Context, status recording.SessionStatus
 	}
 	s.st.Status = status
 	now := workflow.Now(ctx)
-	if err := dbWrite(ctx, s.a.SetSessionStatus, "SetSessionStatus",
+	if err := dbWrite(ctx, a.SetSessionStatus,
 		activities.SessionStatus{SessionID: s.in.SessionID, Status: status, EndedAt: &now}, nil); err != nil {
 		workflow.GetLogger(ctx).Error("writing the session status", "error", err)
 	}

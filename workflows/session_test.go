@@ -12,7 +12,6 @@ import (
 
 	"github.com/jax-mba/mba/activities"
 	"github.com/jax-mba/mba/internal/recording"
-	"github.com/jax-mba/mba/internal/store"
 )
 
 // sessionTest runs RecordingSession with real DeviceRecording children and mocked activities.
@@ -23,14 +22,14 @@ type sessionTest struct {
 	statuses []string
 }
 
-func newSessionTest(t *testing.T, devices ...store.PlannedDevice) *sessionTest {
+func newSessionTest(t *testing.T, devices ...activities.PlannedDevice) *sessionTest {
 	var s testsuite.WorkflowTestSuite
 	st := &sessionTest{t: t, env: s.NewTestWorkflowEnvironment()}
 	env := st.env
 	env.RegisterWorkflow(DeviceRecording)
 	env.RegisterActivity(st.a)
 	newFakeFiles().register(env)
-	env.OnActivity(st.a.LoadSessionPlan, mock.Anything, int64(7)).Return(store.SessionPlan{ID: 7, Duration: 3600, TargetFPS: 30, Devices: devices}, nil)
+	env.OnActivity(st.a.LoadSessionPlan, mock.Anything, int64(7)).Return(activities.SessionPlan{ID: 7, Duration: 3600, TargetFPS: 30, Devices: devices}, nil)
 	env.OnActivity(st.a.SendStart, mock.Anything, mock.Anything).Return(func(_ context.Context, cmd activities.StartCommand) (recording.Event, error) {
 		return recording.Event{Kind: recording.EventStarted, At: env.Now()}, nil
 	})
@@ -70,8 +69,8 @@ func (st *sessionTest) run() SessionState {
 	return res
 }
 
-var nv1, nv2 = store.PlannedDevice{DeviceID: 1, Name: "NV1", FilePrefix: "a"}, store.PlannedDevice{DeviceID: 2, Name: "NV2", FilePrefix: "b"}
-var nv3 = store.PlannedDevice{DeviceID: 3, Name: "NV3", FilePrefix: "c"}
+var nv1, nv2 = activities.PlannedDevice{DeviceID: 1, Name: "NV1", FilePrefix: "a"}, activities.PlannedDevice{DeviceID: 2, Name: "NV2", FilePrefix: "b"}
+var nv3 = activities.PlannedDevice{DeviceID: 3, Name: "NV3", FilePrefix: "c"}
 
 func TestSessionCompletesWhenEveryEnclosureDid(t *testing.T) {
 	st := newSessionTest(t, nv1, nv2)
@@ -134,11 +133,11 @@ func TestSessionWithoutEnclosuresFails(t *testing.T) {
 }
 
 func TestLargeSessionsLeaveNamesToTheirEnclosures(t *testing.T) {
-	small := store.SessionPlan{Devices: []store.PlannedDevice{nv1, nv2}}
+	small := activities.SessionPlan{Devices: []activities.PlannedDevice{nv1, nv2}}
 	require.Equal(t, []string{"NV1", "NV2"}, deviceNames(small))
-	var large store.SessionPlan
+	var large activities.SessionPlan
 	for i := 0; i < 1000; i++ {
-		large.Devices = append(large.Devices, store.PlannedDevice{DeviceID: int64(i), Name: fmt.Sprint("NV", i)})
+		large.Devices = append(large.Devices, activities.PlannedDevice{DeviceID: int64(i), Name: fmt.Sprint("NV", i)})
 	}
 	require.Nil(t, deviceNames(large), "over Temporal's 2 KB limit of a search attribute value")
 }

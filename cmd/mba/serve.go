@@ -71,8 +71,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 	defer tc.Close()
 
 	if !withAPI || cfg.Temporal.RunWorker {
-		w := worker.New(tc, cfg.Temporal.TaskQueue, worker.Deps{Auth: st, Mailbox: st, ReadModel: st, Devices: st, Orphans: st,
-			Files: st, Storage: files, Sessions: st, SessionRules: sessionRules(cfg), DownAfter: cfg.Enclosures.DownAfter})
+		deps := worker.StoreDeps(st)
+		deps.Storage = files
+		deps.Sessions = worker.StoreSessions(st, sessionRules(cfg), cfg.Enclosures.DownAfter)
+		w := worker.New(tc, cfg.Temporal.TaskQueue, deps)
 		if err := w.Start(); err != nil {
 			return fmt.Errorf("starting the Temporal worker: %w", err)
 		}

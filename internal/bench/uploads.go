@@ -24,7 +24,6 @@ import (
 	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/simulator"
 	"github.com/jax-mba/mba/internal/storage"
-	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/protocol"
 )
 
@@ -168,19 +167,18 @@ type benchManifest struct {
 	sum  string
 }
 
-func (m *benchManifest) DeviceFiles(context.Context, int64, int64) ([]store.SessionFile, error) {
+func (m *benchManifest) DeviceFiles(context.Context, int64, int64) ([]activities.KnownFile, error) {
 	return nil, nil
 }
 
-func (m *benchManifest) SessionFile(_ context.Context, sid, did int64, name string) (store.SessionFile, error) {
+func (m *benchManifest) SessionFile(_ context.Context, _, _ int64, name string) (activities.KnownFile, error) {
 	size, sum := m.size, m.sum
-	return store.SessionFile{SessionID: sid, DeviceID: did, Name: name, State: recording.FileUploaded,
-		Size: &size, SHA256: &sum, Uploads: 1}, nil
+	return activities.KnownFile{Name: name, State: recording.FileUploaded, Size: &size, SHA256: &sum, Uploads: 1}, nil
 }
 
 func (m *benchManifest) ExpectFiles(context.Context, int64, int64, []string) error { return nil }
 
-func (m *benchManifest) RecordFileResult(context.Context, store.FileResult) error { return nil }
+func (m *benchManifest) RecordFileResult(context.Context, activities.FileResult) error { return nil }
 
 func benchVerify(ctx context.Context, dir string, size int64) (VerificationFigures, error) {
 	fig := VerificationFigures{FileBytes: size}

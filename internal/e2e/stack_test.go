@@ -107,8 +107,8 @@ var sessionRules = recording.Rules{MaxEnclosures: 100, MinFPS: 1, MaxFPS: 120, M
 const downAfter = 5 * time.Second
 
 func (s *stack) startWorker() {
-	deps := worker.Deps{Auth: s.store, Mailbox: s.store, ReadModel: s.store, Devices: s.store, Orphans: s.store, Files: s.store,
-		Sessions: s.store, SessionRules: sessionRules, DownAfter: downAfter}
+	deps := worker.StoreDeps(s.store)
+	deps.Sessions = worker.StoreSessions(s.store, sessionRules, downAfter)
 	if s.files != nil {
 		deps.Storage = s.files
 	}

@@ -1,5 +1,7 @@
 package recording
 
+import "time"
+
 // SessionStatus is a session's status. IN_PROGRESS, COMPLETE and CANCELED keep the original's
 // meaning; FAILED (no enclosure recorded) and PARTIAL (some recorded, some failed) are new.
 type SessionStatus string
@@ -44,3 +46,12 @@ const (
 	FileCorrupt   FileState = "CORRUPT"
 	FileMissing   FileState = "MISSING"
 )
+
+// Gap is a time an enclosure of a session did not record: from the last heartbeat of a lost
+// segment to the start of the next one (or to the planned end, when none followed). Its JSON
+// is in the read model (session_devices.gaps) and in the device workflow's state.
+type Gap struct {
+	From    time.Time `json:"from"`
+	To      time.Time `json:"to"`
+	Seconds int64     `json:"seconds"`
+}

@@ -68,16 +68,7 @@ type DeviceStatus struct {
 	// SecondsLost and Gaps account for what a reboot or a restart of the client cost: the
 	// seconds between the last heartbeat of a lost segment and the start of the next.
 	SecondsLost int64
-	Gaps        []Gap
-}
-
-// Gap is a time an enclosure of a session did not record: from the last heartbeat of a lost
-// segment to the start of the next one (or to the planned end, when none followed). Its JSON
-// is the gaps column's and the workflows' payloads' (recorded histories): keep its names.
-type Gap struct {
-	From    time.Time `json:"from"`
-	To      time.Time `json:"to"`
-	Seconds int64     `json:"seconds"`
+	Gaps        []recording.Gap
 }
 
 // WorkflowIDs names a session's workflows (the store does not import the workflows).
@@ -357,7 +348,7 @@ type DeviceUpdate struct {
 	RecordingTime *int64
 	Segments      *int
 	SecondsLost   *int64
-	Gaps          []Gap // nil: unchanged
+	Gaps          []recording.Gap // nil: unchanged
 	// Final marks the workflow's last write of the enclosure's part: later reports are the
 	// heartbeat path's to count (queueEndReport).
 	Final        bool
@@ -395,7 +386,7 @@ func (s *Store) UpdateSessionDevice(ctx context.Context, u DeviceUpdate) error {
 }
 
 // gapsArg is the gaps column's new value, or nil to keep it.
-func gapsArg(gaps []Gap) []byte {
+func gapsArg(gaps []recording.Gap) []byte {
 	if gaps == nil {
 		return nil
 	}

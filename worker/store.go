@@ -1,0 +1,113 @@
+package worker
+
+import (
+	"context"
+	"time"
+
+	"github.com/jax-mba/mba/activities"
+	"github.com/jax-mba/mba/internal/recording"
+	"github.com/jax-mba/mba/internal/store"
+	"github.com/jax-mba/mba/workflows"
+)
+
+// StoreDeps are the activities' dependencies served by the one PostgreSQL store; the caller
+// adds Storage (and may set Workflow). The activities speak types of their own, so the
+// workflows that call them never depend on the store: the conversions live here, at the one
+// place that sees both.
+func StoreDeps(st *store.Store) Deps {
+	return Deps{Auth: st, Mailbox: st, ReadModel: readModel{st}, Devices: st, Orphans: orphanStore{st}, Files: fileManifest{st}}
+}
+
+// readModel adapts the store to activities.ReadModel; the methods it does not redefine are the
+// store's own (they already speak the recording vocabulary).
+type readModel struct{ *store.Store }
+
+func (r readModel) SessionPlan(ctx context.Context, id int64) (activities.SessionPlan, error) {
+	p, err := r.Store.SessionPlan(ctx, id)
+	out := activities.SessionPlan{ID: p.ID, Duration: p.Duration, FragmentHourly: p.FragmentHourly,
+		TargetFPS: p.TargetFPS, ApplyFilter: p.ApplyFilter}
+	if p.Devices != nil { // an empty list stays one: the payload stays the store's
+		out.Devices = make([]activities.PlannedDevice, len(p.Devices))
+	}
+	for i, d := range p.Devices {
+		out.Devices[i] = activities.PlannedDevice(d)
+	}
+	return out, err
+}
+
+// UpdateSessionDevice: the two types have the same fields, so the conversion is checked by the
+// compiler; a field added to one and not the other breaks the build, not a payload.
+func (r readModel) UpdateSessionDevice(ctx context.Context, u activities.DeviceUpdate) error {
+	return r.Store.UpdateSessionDevice(ctx, store.DeviceUpdate(u))
+}
+
+func (r readModel) CancelSession(ctx context.Context, c activities.SessionCancel, now time.Time) error {
+	_, err := r.RequestStop(ctx, store.StopRequest{SessionID: c.SessionID, Reason: c.Reason}, "", now)
+	return err
+}
+
+// fileManifest adapts the store to activities.FileManifest.
+type fileManifest struct{ *store.Store }
+
+func (m fileManifest) DeviceFiles(ctx context.Context, sessionID, deviceID int64) ([]activities.KnownFile, error) {
+	files, err := m.Store.DeviceFiles(ctx, sessionID, deviceID)
+	var out []activities.KnownFile
+	if files != nil { // as above: an empty list stays one
+		out = make([]activities.KnownFile, len(files))
+	}
+	for i, f := range files {
+		out[i] = knownFile(f)
+	}
+	return out, err
+}
+
+func (m fileManifest) SessionFile(ctx context.Context, sessionID, deviceID int64, name string) (activities.KnownFile, error) {
+	f, err := m.Store.SessionFile(ctx, sessionID, deviceID, name)
+	return knownFile(f), err
+}
+
+func (m fileManifest) RecordFileResult(ctx context.Context, r activities.FileResult) error {
+	return m.Store.RecordFileResult(ctx, store.FileResult(r))
+}
+
+// knownFile is a manifest row as the activities see it: without the ids the request already
+// names, the upload's id (the API's) and the download link (the API adds it for people).
+func knownFile(f store.SessionFile) activities.KnownFile {
+	return activities.KnownFile{Name: f.Name, State: f.State, Reason: f.Reason, Expected: f.Expected, Size: f.Size,
+		SHA256: f.SHA256, Uploads: f.Uploads, Reupload: f.Reupload, UploadedAt: f.UploadedAt, VerifiedAt: f.VerifiedAt,
+		UpdatedAt: f.UpdatedAt}
+}
+
+// orphanStore adapts the store to activities.OrphanStore.
+type orphanStore struct{ *store.Store }
+
+func (o orphanStore) Orphans(ctx context.Context, settle time.Time) ([]activities.Orphan, error) {
+	list, err := o.Store.Orphans(ctx, settle)
+	out := make([]activities.Orphan, len(list))
+	for i, x := range list {
+		out[i] = activities.Orphan(x)
+	}
+	return out, err
+}
+
+func (o orphanStore) ReleaseOrphan(ctx context.Context, x activities.Orphan, reason string, now time.Time) error {
+	return o.Store.ReleaseOrphan(ctx, store.Orphan(x), reason, now)
+}
+
+// StoreSessions creates sessions through the store with the deployment's rules (the API's),
+// judging enclosures silent for down DOWN, for the activity Sessions.CreateSession.
+func StoreSessions(st *store.Store, rules recording.Rules, down time.Duration) activities.SessionCreator {
+	return sessionCreator{st: st, rules: rules, down: down}
+}
+
+type sessionCreator struct {
+	st    *store.Store
+	rules recording.Rules
+	down  time.Duration
+}
+
+func (c sessionCreator) CreateSession(ctx context.Context, ns recording.NewSession, now time.Time) (activities.CreatedSession, error) {
+	ids := store.WorkflowIDs{Session: workflows.SessionWorkflowID, Device: workflows.DeviceWorkflowID}
+	created, err := c.st.CreateSession(ctx, ns, c.rules, ids, now, c.down)
+	return activities.CreatedSession(created), err
+}
