@@ -331,10 +331,14 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var ch store.UserChange
-	if err := decodeJSON(r, &ch); err != nil {
+	var req struct {
+		Admin    *bool `json:"admin"`
+		Disabled *bool `json:"disabled"`
+	}
+	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
+	ch := store.UserChange{Admin: req.Admin, Disabled: req.Disabled}
 	if ch.Admin == nil && ch.Disabled == nil {
 		return invalid(map[string]string{"admin": "give admin and/or disabled", "disabled": "give admin and/or disabled"})
 	}

@@ -23,23 +23,23 @@ var (
 	ErrNotRecordingFile = errors.New("not a file of this enclosure's recording")
 )
 
-// SessionFile is one file of an enclosure's recording. Its JSON tags are for the workflows,
-// which receive it from an activity (recorded histories hold it); the API sends api.FileView.
+// SessionFile is one file of an enclosure's recording (the activities see activities.KnownFile,
+// the API sends api.FileView).
 type SessionFile struct {
-	SessionID  int64               `json:"-"`
-	DeviceID   int64               `json:"-"`
-	Name       string              `json:"name"`
-	State      recording.FileState `json:"state"`
-	Reason     string              `json:"reason"`
-	Expected   bool                `json:"expected"`
-	Size       *int64              `json:"size"`
-	SHA256     *string             `json:"sha256"`
-	UploadID   *string             `json:"-"`
-	Uploads    int                 `json:"uploads"`
-	Reupload   bool                `json:"reupload"`
-	UploadedAt *time.Time          `json:"uploaded_at"`
-	VerifiedAt *time.Time          `json:"verified_at"`
-	UpdatedAt  time.Time           `json:"updated_at"`
+	SessionID  int64
+	DeviceID   int64
+	Name       string
+	State      recording.FileState
+	Reason     string
+	Expected   bool
+	Size       *int64
+	SHA256     *string
+	UploadID   *string
+	Uploads    int
+	Reupload   bool
+	UploadedAt *time.Time
+	VerifiedAt *time.Time
+	UpdatedAt  time.Time
 }
 
 // FilesSummary counts an enclosure's files by state.

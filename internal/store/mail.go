@@ -9,11 +9,11 @@ import (
 
 // Mail is a message kept in mail_log instead of being sent (no SMTP configured).
 type Mail struct {
-	ID        int64     `json:"id"`
-	Recipient string    `json:"recipient"`
-	Subject   string    `json:"subject"`
-	Body      string    `json:"body"`
-	CreatedAt time.Time `json:"created_at"`
+	ID        int64
+	Recipient string
+	Subject   string
+	Body      string
+	CreatedAt time.Time
 }
 
 // LogMail keeps a message in mail_log.

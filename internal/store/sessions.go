@@ -23,7 +23,8 @@ const (
 	KindRemoveDevice  = "remove_device"
 )
 
-// StopRequest is a cancel of a whole session (DeviceID 0) or the removal of one enclosure.
+// StopRequest is a cancel of a whole session (DeviceID 0) or the removal of one enclosure. Its
+// JSON is the payload of the outbox row the dispatcher reads.
 type StopRequest struct {
 	SessionID int64  `json:"session_id"`
 	DeviceID  int64  `json:"device_id,omitempty"`

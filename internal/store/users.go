@@ -106,8 +106,8 @@ func revokeUserTokens(ctx context.Context, tx pgx.Tx, id int64) error {
 
 // UserChange is a partial update by an administrator; nil fields stay as they are.
 type UserChange struct {
-	Admin    *bool `json:"admin"`
-	Disabled *bool `json:"disabled"`
+	Admin    *bool
+	Disabled *bool
 }
 
 // UpdateUser applies an administrator's change. Disabling revokes the user's tokens and starts
