@@ -128,15 +128,6 @@ func (s *Store) DeviceByRef(ctx context.Context, ref string, now time.Time, down
 	return s.DeviceByName(ctx, ref, now, down)
 }
 
-// DevicesByIDs returns the enclosures among ids that exist.
-func (s *Store) DevicesByIDs(ctx context.Context, ids []int64, now time.Time, down time.Duration) ([]Device, error) {
-	rows, err := s.pool.Query(ctx, deviceSelect+` WHERE d.id = ANY(@ids) ORDER BY d.name`, deviceArgs(now, down, pgx.NamedArgs{"ids": ids}))
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Device, error) { return scanDevice(r) })
-}
-
 // KeepStreamAlive asks for STREAM on the enclosure's heartbeats until until.
 func (s *Store) KeepStreamAlive(ctx context.Context, id int64, until time.Time) error {
 	_, err := s.pool.Exec(ctx, `UPDATE devices SET stream_until = greatest(coalesce(stream_until, @until), @until) WHERE id = @id`,
