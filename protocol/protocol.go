@@ -1,5 +1,6 @@
 // Package protocol is the enclosure wire format: heartbeat bodies and command replies; standard
-// library only.
+// library only, besides the recording vocabulary (internal/recording, itself standard library
+// only), which holds START's parameters, their validation and the safe-name rules.
 //
 // It follows PROTOCOL.md, sections 2 and 3: ParseHeartbeat reads a heartbeat as
 // leniently as the unmodified C++ client may write it, EncodeReply writes the only replies the

@@ -18,25 +18,45 @@ import (
 // silences and the planned end) and COMPLETE, writing its status to the read model; then it
 // verifies every file of the recording as the upload agent sends it.
 func DeviceRecording(ctx workflow.Context, in DeviceInput) (DeviceResult, error) {
-	d := newDevice(ctx, in)
-	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (DeviceState, error) { return *d.st, nil }); err != nil {
+	d, err := setUpDevice(ctx, in)
+	if err != nil {
 		return DeviceResult{}, err
 	}
+	err = d.run(ctx)
+	switch {
+	case errors.Is(ctx.Err(), workflow.ErrCanceled):
+		return d.canceled(ctx)
+	case err != nil:
+		return d.result(), err // continue-as-new
+	}
+	return d.finish(ctx)
+}
+
+// setUpDevice makes the workflow's state, answers the status query, and restarts the file
+// checks an earlier run left unfinished.
+func setUpDevice(ctx workflow.Context, in DeviceInput) (*device, error) {
+	d := newDevice(ctx, in)
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (DeviceState, error) { return *d.st, nil }); err != nil {
+		return nil, err
+	}
 	d.files.resume(ctx)
-	err := d.run(ctx)
-	if errors.Is(ctx.Err(), workflow.ErrCanceled) {
-		// Canceled from outside (the session, or an operator with the temporal CLI): stop the
-		// enclosure and record why, on a context the cancellation does not reach.
-		cleanup, _ := workflow.NewDisconnectedContext(ctx)
-		d.stopAndEnd(cleanup, recording.DeviceCanceled, "workflow canceled")
-		d.record(cleanup)
-		tagStatus(cleanup, d.st.Status)
-		d.clear(cleanup)
-		return d.result(), temporal.NewCanceledError()
-	}
-	if err != nil {
-		return d.result(), err
-	}
+	return d, nil
+}
+
+// canceled: canceled from outside (the session, or an operator with the temporal CLI), stop
+// the enclosure and record why, on a context the cancellation does not reach.
+func (d *device) canceled(ctx workflow.Context) (DeviceResult, error) {
+	cleanup, _ := workflow.NewDisconnectedContext(ctx)
+	d.stopAndEnd(cleanup, recording.DeviceCanceled, "workflow canceled")
+	d.record(cleanup)
+	tagStatus(cleanup, d.st.Status)
+	d.clear(cleanup)
+	return d.result(), temporal.NewCanceledError()
+}
+
+// finish records how the recording ended, tells the session, then releases the enclosure
+// while its files are checked.
+func (d *device) finish(ctx workflow.Context) (DeviceResult, error) {
 	d.record(ctx)
 	tagStatus(ctx, d.st.Status)
 	d.tellSession(ctx)
@@ -51,7 +71,7 @@ func DeviceRecording(ctx workflow.Context, in DeviceInput) (DeviceResult, error)
 		d.release(ctx)
 		released = true
 	})
-	d.verifyFiles(ctx)
+	d.files.checkAll(ctx, d.st.Segments, d.st.Recorded)
 	_ = workflow.Await(ctx, func() bool { return released })
 	if errors.Is(ctx.Err(), workflow.ErrCanceled) {
 		return d.result(), temporal.NewCanceledError() // the recording is over: nothing to stop
@@ -83,7 +103,9 @@ func newDevice(ctx workflow.Context, in DeviceInput) *device {
 	if d.st.Status == "" {
 		d.st.Status = recording.DevicePending
 	}
-	d.files = newVerifier(d)
+	d.files = newVerifier(fileScope{SessionID: in.SessionID, DeviceID: in.DeviceID, Enclosure: in.DeviceName,
+		FilePrefix: in.FilePrefix, Hourly: in.FragmentHourly, Settings: in.Settings,
+		Update: d.update, Events: d.events, Fresh: d.fresh}, &d.st.Files)
 	return d
 }
 

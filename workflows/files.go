@@ -19,13 +19,29 @@ const changeVerifyFiles = "verify-files"
 // verifyAtOnce bounds the files of one enclosure hashed at the same time.
 const verifyAtOnce = 4
 
+// fileScope is all the file checks know of the enclosure's recording, given once by the
+// device workflow: the checks never reach into the device.
+type fileScope struct {
+	SessionID, DeviceID int64
+	Enclosure           string // the enclosure's name, part of the storage key
+	FilePrefix          string // the first segment's (protocol.SegmentPrefix derives the others)
+	Hourly              bool   // the recording is fragmented by the hour
+	Settings            Settings
+	// Update writes the enclosure's part of the read model (the timeline's summary line).
+	Update func(ctx workflow.Context, u activities.DeviceUpdate)
+	// Events are the device's transitions, read once its recording is over; Fresh says
+	// whether one is new (delivery is at least once) and marks it seen.
+	Events workflow.ReceiveChannel
+	Fresh  func(recording.Event) bool
+}
+
 // verifier checks every file of an enclosure's recording: each fragment as soon as the agent
 // has sent it, the rest once the recording is over. For each file it waits for the upload,
 // has it hashed from storage and records VERIFIED, or asks the agent for it again, and
 // finally records MISSING or CORRUPT. One file's trouble never holds up another: each file
 // has a goroutine of its own.
 type verifier struct {
-	d        *device
+	scope    fileScope
 	st       *FileChecks
 	deadline workflow.Future // set when the recording is over: the last moment an upload may arrive
 	expired  bool
@@ -33,11 +49,13 @@ type verifier struct {
 	running  int                         // file goroutines not finished
 	active   int                         // VerifyFile activities running
 	recorded time.Duration               // what the timestamp files say, all segments
+	reported time.Duration               // what the enclosure reported recording, all segments
 	problems []string                    // segments whose file list may be incomplete
 }
 
-func newVerifier(d *device) *verifier {
-	st := &d.st.Files
+// newVerifier checks the files of scope's recording, keeping its state in st (the device's,
+// carried across continue-as-new).
+func newVerifier(scope fileScope, st *FileChecks) *verifier {
 	for _, m := range []*map[string]int{&st.Uploads, &st.Checked, &st.Asked} {
 		if *m == nil {
 			*m = map[string]int{}
@@ -51,7 +69,7 @@ func newVerifier(d *device) *verifier {
 			*m = map[string]recording.FileState{}
 		}
 	}
-	return &verifier{d: d, st: st, wake: map[string]workflow.Channel{}}
+	return &verifier{scope: scope, st: st, wake: map[string]workflow.Channel{}}
 }
 
 // resume restarts the checks an earlier run (before continue-as-new) left unfinished.
@@ -74,7 +92,7 @@ func (v *verifier) wakeAll() {
 
 // uploaded records a file-uploaded event and starts or wakes the file's check.
 func (v *verifier) uploaded(ctx workflow.Context, ev recording.Event) {
-	if v.d.in.Settings.SkipFileChecks {
+	if v.scope.Settings.SkipFileChecks {
 		return
 	}
 	v.st.Uploads[ev.File] = max(v.st.Uploads[ev.File], ev.Upload)
@@ -85,16 +103,17 @@ func (v *verifier) uploaded(ctx workflow.Context, ev recording.Event) {
 	v.start(ctx, ev.File)
 }
 
-// verifyFiles checks the recording's files once it is over, to the last one.
-func (d *device) verifyFiles(ctx workflow.Context) {
+// checkAll checks the recording's files once it is over, to the last one: segments were
+// started, recorded is what the enclosure reported recording (seconds).
+func (v *verifier) checkAll(ctx workflow.Context, segments int, recorded int64) {
 	var a *activities.Files
-	if d.st.Segments == 0 || d.in.Settings.SkipFileChecks {
+	if segments == 0 || v.scope.Settings.SkipFileChecks {
 		return
 	}
-	v := d.files
+	v.reported = time.Duration(recorded) * time.Second
 	v.deadline = workflow.NewTimer(ctx, v.uploadDeadline())
 	var known []activities.KnownFile
-	if err := dbWrite(ctx, a.FileStates, d.fileRef(""), &known); err != nil {
+	if err := dbWrite(ctx, a.FileStates, v.ref(""), &known); err != nil {
 		workflow.GetLogger(ctx).Error("reading the file manifest", "error", err)
 	}
 	for _, f := range known {
@@ -110,11 +129,11 @@ func (d *device) verifyFiles(ctx workflow.Context) {
 			v.wakeAll()
 		}
 	})
-	for seg := 1; seg <= d.st.Segments; seg++ {
+	for seg := 1; seg <= segments; seg++ {
 		v.running++
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer func() { v.running-- }()
-			v.segment(ctx, protocol.FileNamePrefix(protocol.SegmentPrefix(d.in.FilePrefix, seg)))
+			v.segment(ctx, protocol.FileNamePrefix(protocol.SegmentPrefix(v.scope.FilePrefix, seg)))
 		})
 	}
 	_ = workflow.Await(ctx, func() bool { return v.running == 0 })
@@ -123,8 +142,9 @@ func (d *device) verifyFiles(ctx workflow.Context) {
 	}
 }
 
-func (d *device) fileRef(name string) activities.FileRef {
-	return activities.FileRef{SessionID: d.in.SessionID, DeviceID: d.in.DeviceID, Enclosure: d.in.DeviceName, Name: name}
+// ref names one of the recording's files for the file activities.
+func (v *verifier) ref(name string) activities.FileRef {
+	return activities.FileRef{SessionID: v.scope.SessionID, DeviceID: v.scope.DeviceID, Enclosure: v.scope.Enclosure, Name: name}
 }
 
 // listen routes file-uploaded events to the files' checks once the recording is over (while it
@@ -132,10 +152,10 @@ func (d *device) fileRef(name string) activities.FileRef {
 func (v *verifier) listen(ctx workflow.Context) {
 	for {
 		var ev recording.Event
-		if !v.d.events.Receive(ctx, &ev) {
+		if !v.scope.Events.Receive(ctx, &ev) {
 			return
 		}
-		if v.d.fresh(ev) && ev.Kind == recording.EventFileUploaded {
+		if v.scope.Fresh(ev) && ev.Kind == recording.EventFileUploaded {
 			v.uploaded(ctx, ev)
 		}
 	}
@@ -145,9 +165,9 @@ func (v *verifier) listen(ctx workflow.Context) {
 // which hourly fragments there must be.
 func (v *verifier) segment(ctx workflow.Context, prefix string) {
 	var a *activities.Files
-	fixed := protocol.SegmentFiles(prefix, v.d.in.FragmentHourly)
+	fixed := protocol.SegmentFiles(prefix, v.scope.Hourly)
 	if err := dbWrite(ctx, a.ExpectFiles,
-		activities.ExpectRequest{SessionID: v.d.in.SessionID, DeviceID: v.d.in.DeviceID, Names: fixed}, nil); err != nil {
+		activities.ExpectRequest{SessionID: v.scope.SessionID, DeviceID: v.scope.DeviceID, Names: fixed}, nil); err != nil {
 		workflow.GetLogger(ctx).Error("recording the expected files", "error", err)
 	}
 	for _, name := range fixed {
@@ -160,8 +180,8 @@ func (v *verifier) segment(ctx workflow.Context, prefix string) {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 10 * time.Second, MaximumInterval: 5 * time.Minute, MaximumAttempts: 10}})
 	var plan activities.SegmentPlan
-	err := workflow.ExecuteActivity(actx, a.PlanSegment, activities.SegmentRequest{SessionID: v.d.in.SessionID,
-		DeviceID: v.d.in.DeviceID, Enclosure: v.d.in.DeviceName, Prefix: prefix, Hourly: v.d.in.FragmentHourly}).Get(ctx, &plan)
+	err := workflow.ExecuteActivity(actx, a.PlanSegment, activities.SegmentRequest{SessionID: v.scope.SessionID,
+		DeviceID: v.scope.DeviceID, Enclosure: v.scope.Enclosure, Prefix: prefix, Hourly: v.scope.Hourly}).Get(ctx, &plan)
 	if err != nil {
 		plan.Problem = fmt.Sprintf("could not work out the video files: %v", err)
 	}
@@ -231,7 +251,7 @@ func (v *verifier) check(ctx workflow.Context, name string) {
 			state = recording.FileMissing
 		}
 		st.Last[name], st.Reason[name] = state, res.Reason
-		if st.Asked[name] >= v.d.in.Settings.Reuploads {
+		if st.Asked[name] >= v.scope.Settings.Reuploads {
 			v.record(ctx, name, state, fmt.Sprintf("%s (after %d new copies)", res.Reason, st.Asked[name]), false, "file-"+strings.ToLower(string(state)))
 			return
 		}
@@ -242,7 +262,7 @@ func (v *verifier) check(ctx workflow.Context, name string) {
 }
 
 func (v *verifier) uploadDeadline() time.Duration {
-	if d := v.d.in.Settings.UploadDeadline; d > 0 {
+	if d := v.scope.Settings.UploadDeadline; d > 0 {
 		return d
 	}
 	return DefaultSettings.UploadDeadline
@@ -261,7 +281,7 @@ func (v *verifier) verify(ctx workflow.Context, name string) (activities.Verific
 			MaximumInterval: 10 * time.Minute, MaximumAttempts: 10},
 	})
 	var res activities.Verification
-	err := workflow.ExecuteActivity(actx, a.VerifyFile, v.d.fileRef(name)).Get(ctx, &res)
+	err := workflow.ExecuteActivity(actx, a.VerifyFile, v.ref(name)).Get(ctx, &res)
 	return res, err
 }
 
@@ -271,7 +291,7 @@ func (v *verifier) record(ctx workflow.Context, name string, state recording.Fil
 	if !reupload {
 		v.st.Final[name] = state
 	}
-	r := activities.FileResult{SessionID: v.d.in.SessionID, DeviceID: v.d.in.DeviceID, Name: name, State: state,
+	r := activities.FileResult{SessionID: v.scope.SessionID, DeviceID: v.scope.DeviceID, Name: name, State: state,
 		Reason: reason, Reupload: reupload, Event: event, At: workflow.Now(ctx)}
 	if err := dbWrite(ctx, a.RecordFileResult, r, nil); err != nil {
 		workflow.GetLogger(ctx).Error("recording a file's state", "file", name, "error", err)
@@ -293,7 +313,7 @@ func (v *verifier) summarize(ctx workflow.Context) {
 		msg = fmt.Sprintf("%d of %d files verified, %d missing, %d corrupt", counts[recording.FileVerified], n,
 			counts[recording.FileMissing], counts[recording.FileCorrupt])
 	}
-	reported := time.Duration(v.d.st.Recorded) * time.Second
+	reported := v.reported
 	if v.recorded > 0 && v.recorded < reported*9/10 {
 		kind = "files-incomplete"
 		msg += fmt.Sprintf("; the timestamp files cover %s of the %s recorded", v.recorded.Round(time.Second), reported)
@@ -301,5 +321,5 @@ func (v *verifier) summarize(ctx workflow.Context) {
 	if len(v.problems) > 0 {
 		msg += "; " + strings.Join(v.problems, "; ")
 	}
-	v.d.update(ctx, activities.DeviceUpdate{Event: kind, EventMessage: msg})
+	v.scope.Update(ctx, activities.DeviceUpdate{Event: kind, EventMessage: msg})
 }
