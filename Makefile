@@ -3,25 +3,41 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
-.PHONY: run test build lint bench bench-full bench-go bench-faults temporal mailpit-ui clean-data record-histories
+.PHONY: run help test test-unit build lint bench bench-full bench-go bench-faults temporal mailpit-ui clean-data record-histories
+
+# workflowcheck (make lint) at a fixed version, so a new release cannot fail or pass lint unseen.
+WORKFLOWCHECK_VERSION := v0.6.0
 
 # PostgreSQL, Temporal dev server (UI :8233), Mailpit (inbox :8025) and the API on :8080
 # (metrics :9464); state in .data/.
 run:
 	scripts/run.sh
 
+# Lists the targets, each with the first line of the comment above it.
+help:
+	@awk '/^# / { if (doc == "") doc = substr($$0, 3); next } \
+		/^[a-z][a-z-]*:/ { if (doc != "") printf "  %-17s %s\n", substr($$1, 1, length($$1) - 1), doc } \
+		{ doc = "" }' $(MAKEFILE_LIST)
+
 # Full suite (-race) against throw-away servers. Extra flags: GOTESTFLAGS=-v make test
 test:
 	scripts/test.sh
 
+# Unit tests only, no servers: -short skips the tests that need PostgreSQL, Temporal or MinIO.
+# testenv skips them (the integration tests), so this runs anywhere Go does, in about a minute.
+test-unit:
+	go test -short ./...
+
+# Build the binary into bin/mba.
 build:
 	go build -o bin/mba ./cmd/mba
 
+# go vet, gofmt and workflowcheck (the workflows' determinism rules).
 lint:
 	go vet ./...
 	@unformatted=$$(gofmt -l .); \
 	if [[ -n $$unformatted ]]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
-	go run go.temporal.io/sdk/contrib/tools/workflowcheck@latest ./workflows/...
+	go run go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION) ./workflows/...
 
 # Load scenarios against the real stack (quick: about a minute and a half); see BENCHMARKS.md.
 bench:
@@ -55,7 +71,7 @@ clean-data:
 	if dir_in_use .data; then echo ".data is in use (is make run up?); stop it first" >&2; exit 1; fi; \
 	rm -rf .data && echo "removed .data"
 
-# Re-record the workflow histories replayed by the tests (after an intended workflow change,
-# guarded by workflow.GetVersion): runs the end-to-end tests and keeps their histories.
+# Re-record the workflow histories the replay tests replay, from the end-to-end tests.
+# After an intended workflow change, guarded by workflow.GetVersion.
 record-histories:
 	MBA_RECORD_HISTORIES=$(CURDIR)/workflows/testdata scripts/test.sh -run . ./internal/e2e/

@@ -15,13 +15,13 @@ import (
 )
 
 // sessionOf reads a session as the API shows it, with its enclosures by name.
-func (h *harness) sessionOf(token string, sid int64) (store.Session, map[string]store.DeviceStatus) {
+func (h *harness) sessionOf(token string, sid int64) (SessionView, map[string]SessionDeviceView) {
 	h.t.Helper()
 	res := h.do("GET", fmt.Sprintf("/api/recording-session/%d", sid), token, nil)
 	require.Equal(h.t, http.StatusOK, res.status, "%s", res.body)
-	var x store.Session
+	var x SessionView
 	require.NoError(h.t, json.Unmarshal(res.body, &x))
-	byName := map[string]store.DeviceStatus{}
+	byName := map[string]SessionDeviceView{}
 	for _, d := range x.DeviceStatuses {
 		byName[d.Device.Name] = d
 	}

@@ -44,28 +44,12 @@ type EnclosureStore interface {
 	ListDevices(ctx context.Context, now time.Time, down time.Duration, retired bool) ([]store.Device, error)
 	DeviceByID(ctx context.Context, id int64, now time.Time, down time.Duration) (store.Device, error)
 	DeviceByRef(ctx context.Context, ref string, now time.Time, down time.Duration) (store.Device, error)
-	DevicesByIDs(ctx context.Context, ids []int64, now time.Time, down time.Duration) ([]store.Device, error)
 	KeepStreamAlive(ctx context.Context, id int64, until time.Time) error
 	SetDeviceToken(ctx context.Context, id int64, hash []byte) error
 	UpdateDevice(ctx context.Context, id int64, set store.DeviceSettings) error
 	SetDeviceAdmission(ctx context.Context, id int64, approve bool) error
 	RetireDevice(ctx context.Context, id int64, now time.Time) (deleted bool, err error)
 	Telemetry(ctx context.Context, id int64, since, until time.Time) ([]store.TelemetryPoint, error)
-}
-
-// deviceView is a device as the API returns it: the stored device plus what the API flags.
-type deviceView struct {
-	store.Device
-	ClockSkewFlagged bool `json:"clock_skew_flagged"`
-}
-
-func (s *Server) view(d store.Device) deviceView {
-	v := deviceView{Device: d}
-	if d.ClockSkewMS != nil {
-		skew := time.Duration(*d.ClockSkewMS) * time.Millisecond
-		v.ClockSkewFlagged = skew > s.cfg.Enclosures.ClockSkewWarning || -skew > s.cfg.Enclosures.ClockSkewWarning
-	}
-	return v
 }
 
 // heartbeat serves POST /api/device/heartbeat: one Postgres transaction, never a Temporal call.
@@ -188,11 +172,7 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	views := make([]deviceView, len(devices))
-	for i, d := range devices {
-		views[i] = s.view(d)
-	}
-	writeJSON(w, http.StatusOK, views)
+	writeJSON(w, http.StatusOK, views(devices, s.deviceView))
 	return nil
 }
 
@@ -211,7 +191,7 @@ func (s *Server) getDevice(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.view(d))
+	writeJSON(w, http.StatusOK, s.deviceView(d))
 	return nil
 }
 
@@ -298,7 +278,7 @@ func (s *Server) deviceTelemetry(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"device": d.Name, "since": since, "until": until, "points": points})
+	writeJSON(w, http.StatusOK, map[string]any{"device": d.Name, "since": since, "until": until, "points": views(points, telemetryPointView)})
 	return nil
 }
 
@@ -386,17 +366,6 @@ func (s *Server) writeDevice(w http.ResponseWriter, r *http.Request, id int64) e
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.view(d))
+	writeJSON(w, http.StatusOK, s.deviceView(d))
 	return nil
-}
-
-// unusableDevices names the enclosures that cannot be put in a session and why.
-func unusableDevices(devices map[int64]store.Device) map[string]string {
-	bad := map[string]string{}
-	for _, d := range devices {
-		if why := d.Usable(); why != "" {
-			bad[d.Name] = why
-		}
-	}
-	return bad
 }

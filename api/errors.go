@@ -9,11 +9,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"mime"
 	"net/http"
 	"reflect"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,18 +19,20 @@ import (
 
 	"github.com/go-chi/chi/v5/middleware"
 
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/storage"
 	"github.com/jax-mba/mba/internal/store"
 )
 
 // Error is an error with the status and message a client may see. Everything else becomes a
-// 500 whose text never leaves the server.
+// 500 whose text never leaves the server. It is also the wire form of every error body,
+// {"message"} or {"message","errors"}: the status and Retry-After travel as HTTP, not JSON.
 type Error struct {
-	Status  int
-	Message string
-	Fields  map[string]string // for 400 validation errors: field path -> reason
+	Status  int               `json:"-"`
+	Message string            `json:"message"`
+	Fields  map[string]string `json:"errors,omitempty"` // for 400 validation errors: field path -> reason
 	// RetryAfter, when set, is sent as the Retry-After header (429, 503).
-	RetryAfter time.Duration
+	RetryAfter time.Duration `json:"-"`
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -44,27 +44,22 @@ func errorf(status int, format string, args ...any) *Error {
 
 // invalid reports request fields that fail validation (400). The message names every reason
 // too, since front ends (the lab's original one) show only message.
+// The message is built as the rules of a new session build theirs.
 func invalid(fields map[string]string) *Error {
-	reasons := make([]string, 0, len(fields))
-	for _, f := range slices.Sorted(maps.Keys(fields)) {
-		reasons = append(reasons, f+": "+fields[f])
-	}
-	return &Error{Status: http.StatusBadRequest, Message: strings.Join(reasons, "; "), Fields: fields}
-}
-
-// errorBody is the wire form of every error: {"message"} or {"message","errors"}.
-type errorBody struct {
-	Message string            `json:"message"`
-	Errors  map[string]string `json:"errors,omitempty"`
+	r := recording.Refuse(fields)
+	return &Error{Status: http.StatusBadRequest, Message: r.Message, Fields: r.Fields}
 }
 
 // statusOf is the one place that maps errors to HTTP statuses and client-visible messages.
 func statusOf(err error) *Error {
 	var apiErr *Error
+	var refusal *recording.Refusal
 	var maxBytes *http.MaxBytesError
 	switch {
 	case errors.As(err, &apiErr):
 		return apiErr
+	case errors.As(err, &refusal):
+		return &Error{Status: http.StatusBadRequest, Message: refusal.Message, Fields: refusal.Fields}
 	case errors.As(err, &maxBytes):
 		return errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", maxBytes.Limit)
 	case errors.Is(err, store.ErrNotFound):
@@ -104,7 +99,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	if e.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="mba"`)
 	}
-	writeJSON(w, e.Status, errorBody{Message: msg, Errors: e.Fields})
+	writeJSON(w, e.Status, &Error{Message: msg, Fields: e.Fields})
 }
 
 // writeJSON sends v as JSON with status.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/jax-mba/mba/internal/auth"
 	"github.com/jax-mba/mba/internal/mail"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/internal/testenv"
 	"github.com/jax-mba/mba/workflows"
@@ -119,8 +120,8 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 			Enclosures: EnclosureConfig{AutoRegister: true, DownAfter: time.Minute, StreamKeepAlive: 10 * time.Second,
 				TelemetryBucket: 5 * time.Minute, ClockSkewWarning: 30 * time.Second,
 				AllowedNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}},
-			Sessions: SessionConfig{MaxEnclosures: 5, MinFPS: 1, MaxFPS: 120, MaxDuration: 90 * 24 * time.Hour,
-				BytesPerSecond: 1_000_000},
+			Sessions: SessionConfig{Rules: recording.Rules{MaxEnclosures: 5, MinFPS: 1, MaxFPS: 120, MaxDuration: 90 * 24 * time.Hour,
+				BytesPerSecond: 1_000_000}},
 		},
 		Log:        log,
 		Pool:       pool,

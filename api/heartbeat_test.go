@@ -85,11 +85,12 @@ func (h *harness) session(deviceID int64) int64 {
 // sessionBy makes a session created by user uid (0: nobody) with the enclosure in it.
 func (h *harness) sessionBy(uid, deviceID int64) int64 {
 	h.t.Helper()
-	id, err := h.store.CreateSession(context.Background(), store.NewSession{Name: "s", Duration: 3600, TargetFPS: 30, CreatedBy: uid,
-		Devices: []store.NewSessionDevice{{DeviceID: deviceID, FilePrefix: "cage"}}},
-		store.WorkflowIDs{Session: func(id int64) string { return fmt.Sprint("wf-", id) }, Device: func(s, d int64) string { return fmt.Sprint("wf-", s, "-", d) }})
+	created, err := h.store.CreateSession(context.Background(), recording.NewSession{Name: "s", Duration: 3600, TargetFPS: 30, CreatedBy: uid,
+		Devices: []recording.NewSessionDevice{{DeviceID: &deviceID, FilePrefix: "cage"}}}, h.srv.cfg.Sessions.Rules,
+		store.WorkflowIDs{Session: func(id int64) string { return fmt.Sprint("wf-", id) }, Device: func(s, d int64) string { return fmt.Sprint("wf-", s, "-", d) }},
+		h.srv.now(), h.srv.cfg.Enclosures.DownAfter)
 	require.NoError(h.t, err)
-	return id
+	return created.ID
 }
 
 func TestHeartbeatHandshake(t *testing.T) {

@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 
@@ -19,13 +17,10 @@ import (
 	"github.com/jax-mba/mba/workflows"
 )
 
-// SessionConfig are the admission rules of new sessions.
+// SessionConfig are the rules of new sessions, which the store runs (the worker's session
+// activity gets the same), and who may stop a session.
 type SessionConfig struct {
-	MaxEnclosures  int           // per session, well below Temporal's 2 000 pending children
-	MinFPS, MaxFPS int           // accepted target frame rates
-	MaxDuration    time.Duration // longest session
-	BytesPerSecond int64         // video an enclosure writes per second, for the disk projection
-	RejectLowDisk  bool          // refuse (instead of warn about) enclosures without the disk space
+	recording.Rules
 	// AnyoneMayStop lets every signed-in user cancel, remove enclosures from and archive any
 	// session, as the original service did; otherwise only its creator or an administrator.
 	AnyoneMayStop bool
@@ -33,7 +28,8 @@ type SessionConfig struct {
 
 // SessionStore is the storage of the session routes.
 type SessionStore interface {
-	CreateSession(ctx context.Context, ns store.NewSession, ids store.WorkflowIDs) (int64, error)
+	CreateSession(ctx context.Context, ns recording.NewSession, rules recording.Rules, ids store.WorkflowIDs,
+		now time.Time, down time.Duration) (store.CreatedSession, error)
 	RequestStop(ctx context.Context, req store.StopRequest, workflowID string, now time.Time) (bool, error)
 	ListSessions(ctx context.Context, archived bool, now time.Time, down time.Duration) ([]store.Session, error)
 	Session(ctx context.Context, id int64, now time.Time, down time.Duration) (store.Session, error)
@@ -42,15 +38,14 @@ type SessionStore interface {
 	SetArchived(ctx context.Context, id int64, archived bool) error
 }
 
-// SessionWorkflows reaches the running session workflows (cancel and removal go through the
-// outbox: RequestStop).
+// SessionWorkflows reaches the running session workflows, to ask them only (a query). Every
+// change goes by one road, the outbox: creating a session queues start_session
+// (CreateSession), a cancel or a removal cancel_session or remove_device (RequestStop), in the
+// request's transaction. So the answer never waits for Temporal nor fails with it, and what the
+// user was told is what the workflow is eventually asked.
 type SessionWorkflows interface {
 	Status(ctx context.Context, sessionID int64) (workflows.SessionState, error)
 }
-
-// maxPrefix leaves room for the segment suffix a resume adds ("_s12") within the protocol's
-// 100-byte limit.
-const maxPrefix = 90
 
 type deviceSpec struct {
 	DeviceID       *int64 `json:"device_id"`
@@ -66,141 +61,38 @@ type newSessionRequest struct {
 	DeviceSpec     []deviceSpec `json:"device_spec"`
 }
 
-// sessionView is a session as the API returns it, with admission warnings on creation.
-type sessionView struct {
-	store.Session
-	Warnings []string `json:"warnings,omitempty"`
+// newSession is the request as the rules of a new session take it.
+func (req newSessionRequest) newSession(createdBy int64) recording.NewSession {
+	ns := recording.NewSession{Name: req.Name, Duration: req.Duration, FragmentHourly: req.FragmentHourly,
+		TargetFPS: req.TargetFPS, ApplyFilter: req.ApplyFilter, CreatedBy: createdBy}
+	for _, d := range req.DeviceSpec {
+		ns.Devices = append(ns.Devices, recording.NewSessionDevice{DeviceID: d.DeviceID, FilePrefix: d.FilenamePrefix})
+	}
+	return ns
 }
 
-// validate checks everything that needs no database, naming each bad field.
-func (s *Server) validate(req newSessionRequest) map[string]string {
-	errs := map[string]string{}
-	cfg := s.cfg.Sessions
-	if n := utf8.RuneCountInString(strings.TrimSpace(req.Name)); n == 0 || n > 200 {
-		errs["name"] = "is required, at most 200 characters"
-	}
-	if req.Duration < 1 {
-		errs["duration"] = "must be at least 1 second"
-	} else if req.Duration > int64(cfg.MaxDuration/time.Second) { // compared in seconds: a huge value must not wrap
-		errs["duration"] = fmt.Sprintf("must be at most %d seconds (%s)", int64(cfg.MaxDuration/time.Second), cfg.MaxDuration)
-	}
-	if req.TargetFPS < cfg.MinFPS || req.TargetFPS > cfg.MaxFPS {
-		errs["target_fps"] = fmt.Sprintf("must be between %d and %d", cfg.MinFPS, cfg.MaxFPS)
-	}
-	switch {
-	case len(req.DeviceSpec) == 0:
-		errs["device_spec"] = "must list at least one enclosure"
-	case len(req.DeviceSpec) > cfg.MaxEnclosures:
-		errs["device_spec"] = fmt.Sprintf("at most %d enclosures per session", cfg.MaxEnclosures)
-	}
-	seen := map[int64]bool{}
-	for i, d := range req.DeviceSpec {
-		field := fmt.Sprintf("device_spec[%d]", i)
-		switch {
-		case d.DeviceID == nil:
-			errs[field+".device_id"] = "is required"
-		case seen[*d.DeviceID]:
-			errs[field+".device_id"] = fmt.Sprintf("device %d is listed twice", *d.DeviceID)
-		default:
-			seen[*d.DeviceID] = true
-		}
-		if reason := recording.ValidFilePrefix(d.FilenamePrefix); reason != "" {
-			errs[field+".filename_prefix"] = reason
-		} else if len(d.FilenamePrefix) > maxPrefix {
-			errs[field+".filename_prefix"] = fmt.Sprintf("must be at most %d characters (room for a resume suffix)", maxPrefix)
-		}
-	}
-	return errs
-}
-
+// createSession decodes the request; the store validates, admits and writes it in one
+// transaction (store.CreateSession), and its refusals are 400s naming the fields.
 func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 	var req newSessionRequest
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	if errs := s.validate(req); len(errs) > 0 {
-		return invalid(errs)
-	}
-	ids := make([]int64, len(req.DeviceSpec))
-	for i, d := range req.DeviceSpec {
-		ids[i] = *d.DeviceID
-	}
 	now := s.now()
-	devices, err := s.enclosures.DevicesByIDs(r.Context(), ids, now, s.cfg.Enclosures.DownAfter)
+	created, err := s.sessions.CreateSession(r.Context(), req.newSession(currentUser(r).ID), s.cfg.Sessions.Rules,
+		store.WorkflowIDs{Session: workflows.SessionWorkflowID, Device: workflows.DeviceWorkflowID}, now, s.cfg.Enclosures.DownAfter)
 	if err != nil {
 		return err
 	}
-	byID := map[int64]store.Device{}
-	for _, d := range devices {
-		byID[d.ID] = d
-	}
-	var unknown []string
-	for _, id := range ids {
-		if _, ok := byID[id]; !ok {
-			unknown = append(unknown, strconv.FormatInt(id, 10))
-		}
-	}
-	if len(unknown) > 0 {
-		return &Error{Status: http.StatusBadRequest, Message: "Invalid device IDs: [" + strings.Join(unknown, ", ") + "]",
-			Fields: map[string]string{"device_spec": "unknown device ids: " + strings.Join(unknown, ", ")}}
-	}
-	if bad := unusableDevices(byID); len(bad) > 0 {
-		names := slices.Sorted(maps.Keys(bad))
-		parts := make([]string, len(names))
-		for i, n := range names {
-			parts[i] = n + " (" + bad[n] + ")"
-		}
-		msg := "enclosures that cannot record: " + strings.Join(parts, ", ")
-		return &Error{Status: http.StatusBadRequest, Message: msg, Fields: map[string]string{"device_spec": msg}}
-	}
-
-	warnings, diskErrs := s.admission(req, byID)
-	if len(diskErrs) > 0 {
-		return invalid(diskErrs)
-	}
-	ns := store.NewSession{Name: strings.TrimSpace(req.Name), Duration: req.Duration, FragmentHourly: req.FragmentHourly,
-		TargetFPS: req.TargetFPS, ApplyFilter: req.ApplyFilter, CreatedBy: currentUser(r).ID}
-	for _, d := range req.DeviceSpec {
-		ns.Devices = append(ns.Devices, store.NewSessionDevice{DeviceID: *d.DeviceID, FilePrefix: d.FilenamePrefix})
-	}
-	id, err := s.sessions.CreateSession(r.Context(), ns, store.WorkflowIDs{Session: workflows.SessionWorkflowID, Device: workflows.DeviceWorkflowID})
+	session, err := s.sessions.Session(r.Context(), created.ID, now, s.cfg.Enclosures.DownAfter)
 	if err != nil {
 		return err
 	}
-	session, err := s.sessions.Session(r.Context(), id, now, s.cfg.Enclosures.DownAfter)
-	if err != nil {
-		return err
-	}
-	s.audit(r, currentUser(r).ID, "session.create", strconv.FormatInt(id, 10))
-	writeJSON(w, http.StatusOK, sessionView{Session: session, Warnings: warnings})
+	s.audit(r, currentUser(r).ID, "session.create", strconv.FormatInt(created.ID, 10))
+	v := sessionView(session)
+	v.Warnings = created.Warnings
+	writeJSON(w, http.StatusOK, v)
 	return nil
-}
-
-// admission reports enclosures that are busy, silent, or short of disk for the whole
-// recording: warnings, or field errors when low disk is configured to refuse.
-func (s *Server) admission(req newSessionRequest, byID map[int64]store.Device) (warnings []string, errs map[string]string) {
-	errs = map[string]string{}
-	needMB := req.Duration * s.cfg.Sessions.BytesPerSecond / 1_000_000
-	for i, spec := range req.DeviceSpec {
-		d := byID[*spec.DeviceID]
-		switch d.State {
-		case recording.EnclosureBusy:
-			warnings = append(warnings, fmt.Sprintf("%s is busy in session %d: it is listed FAILED", d.Name, *d.SessionID))
-		case recording.EnclosureDown:
-			warnings = append(warnings, fmt.Sprintf("%s is DOWN: it starts recording when it returns", d.Name))
-		}
-		free := d.SystemInfo.FreeDisk
-		if free == nil || *free >= needMB {
-			continue
-		}
-		msg := fmt.Sprintf("%s needs about %d MB for %d s of video but reports %d MB free", d.Name, needMB, req.Duration, *free)
-		if s.cfg.Sessions.RejectLowDisk {
-			errs[fmt.Sprintf("device_spec[%d].device_id", i)] = msg
-		} else {
-			warnings = append(warnings, msg)
-		}
-	}
-	return warnings, errs
 }
 
 func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) error {
@@ -212,7 +104,7 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, list)
+	writeJSON(w, http.StatusOK, views(list, sessionView))
 	return nil
 }
 
@@ -266,16 +158,17 @@ func (s *Server) getSession(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.addFiles(r, &x); err != nil {
+	v := sessionView(x)
+	if err := s.addFiles(r, &v); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, x)
+	writeJSON(w, http.StatusOK, v)
 	return nil
 }
 
 // addFiles lists each enclosure's files, with download links for the user and a summary
 // that makes an expected-but-missing file impossible to overlook.
-func (s *Server) addFiles(r *http.Request, x *store.Session) error {
+func (s *Server) addFiles(r *http.Request, x *SessionView) error {
 	if s.files == nil {
 		return nil
 	}
@@ -290,12 +183,13 @@ func (s *Server) addFiles(r *http.Request, x *store.Session) error {
 	me := currentUser(r)
 	for i := range x.DeviceStatuses {
 		d := &x.DeviceStatuses[i]
-		d.Files = byDevice[d.Device.ID]
+		files := byDevice[d.Device.ID]
+		d.Files = views(files, fileView)
 		if d.Files == nil {
-			d.Files = []store.SessionFile{}
+			d.Files = []FileView{}
 		}
 		s.fileLinks(me, x.ID, d.Device.Name, d.Files)
-		summary := store.Summarize(d.Files)
+		summary := FilesSummaryView(store.Summarize(files))
 		d.FilesSummary = &summary
 	}
 	return nil
@@ -377,7 +271,7 @@ func (s *Server) getSessionDevice(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, d)
+	writeJSON(w, http.StatusOK, sessionDeviceView(d))
 	return nil
 }
 
@@ -409,7 +303,7 @@ func (s *Server) sessionEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, events)
+	writeJSON(w, http.StatusOK, views(events, sessionEventView))
 	return nil
 }
 

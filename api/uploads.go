@@ -162,9 +162,15 @@ type agentFile struct {
 	Reupload  bool                `json:"reupload"`
 }
 
+// agentSession is a session whose files the agent is to upload.
 type agentSession struct {
-	store.AgentSession
-	Files []agentFile `json:"files"`
+	SessionID      int64       `json:"session_id"`
+	StartedAt      *time.Time  `json:"started_at"`
+	EndedAt        *time.Time  `json:"ended_at"`
+	Recording      bool        `json:"recording"`
+	FragmentHourly bool        `json:"fragment_hourly"`
+	Prefixes       []string    `json:"prefixes"`
+	Files          []agentFile `json:"files"`
 }
 
 // agentManifest tells the agent which sessions' files to send and what the server has.
@@ -174,9 +180,17 @@ func (s *Server) agentManifest(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]agentSession, len(sessions))
-	for i, a := range sessions {
-		out[i] = agentSession{AgentSession: a, Files: make([]agentFile, len(a.Files))}
+	writeJSON(w, http.StatusOK, map[string]any{"enclosure": e.Name, "sessions": agentSessions(sessions)})
+	return nil
+}
+
+// agentSessions are the manifest's sessions ([] when none), each file with where to resume
+// its upload.
+func agentSessions(list []store.AgentSession) []agentSession {
+	out := make([]agentSession, len(list))
+	for i, a := range list {
+		out[i] = agentSession{SessionID: a.SessionID, StartedAt: a.StartedAt, EndedAt: a.EndedAt, Recording: a.Recording,
+			FragmentHourly: a.FragmentHourly, Prefixes: a.Prefixes, Files: make([]agentFile, len(a.Files))}
 		for j, f := range a.Files {
 			af := agentFile{Name: f.Name, State: f.State, Size: f.Size, SHA256: f.SHA256, Reupload: f.Reupload}
 			if f.State == recording.FileUploading && f.UploadID != nil {
@@ -185,8 +199,7 @@ func (s *Server) agentManifest(w http.ResponseWriter, r *http.Request) error {
 			out[i].Files[j] = af
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"enclosure": e.Name, "sessions": out})
-	return nil
+	return out
 }
 
 var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -216,7 +229,7 @@ func (s *Server) serveTus(w http.ResponseWriter, r *http.Request, h http.Handler
 		msg = "internal server error"
 	}
 	tw.Header().Del("Content-Length")
-	writeJSON(w, tw.status, errorBody{Message: cmp.Or(msg, http.StatusText(tw.status))})
+	writeJSON(w, tw.status, &Error{Message: cmp.Or(msg, http.StatusText(tw.status))})
 }
 
 // tusErrorWriter holds back an error answer that is not JSON, for serveTus to rewrite.
@@ -409,7 +422,7 @@ func (s *Server) tusError(ctx context.Context, err error) error {
 	if e.Status >= 500 {
 		s.log.ErrorContext(ctx, "upload failed", "error", err.Error())
 	}
-	body, _ := json.Marshal(errorBody{Message: e.Message, Errors: e.Fields})
+	body, _ := json.Marshal(&Error{Message: e.Message, Fields: e.Fields})
 	te := tus.NewError("ERR_MBA", e.Message, e.Status)
 	te.HTTPResponse.Body = string(body)
 	te.HTTPResponse.Header = tus.HTTPHeader{"Content-Type": "application/json"}
@@ -466,7 +479,7 @@ func (s *Server) downloadFile(w http.ResponseWriter, r *http.Request) error {
 }
 
 // fileLinks adds signed download links to files of a session, for user u.
-func (s *Server) fileLinks(u store.User, sessionID int64, enclosure string, files []store.SessionFile) {
+func (s *Server) fileLinks(u store.User, sessionID int64, enclosure string, files []FileView) {
 	for i, f := range files {
 		if f.UploadedAt == nil {
 			continue

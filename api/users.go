@@ -304,7 +304,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, users)
+	writeJSON(w, http.StatusOK, views(users, userView))
 	return nil
 }
 
@@ -321,7 +321,7 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, u)
+	writeJSON(w, http.StatusOK, userView(u))
 	return nil
 }
 
@@ -331,10 +331,14 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var ch store.UserChange
-	if err := decodeJSON(r, &ch); err != nil {
+	var req struct {
+		Admin    *bool `json:"admin"`
+		Disabled *bool `json:"disabled"`
+	}
+	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
+	ch := store.UserChange{Admin: req.Admin, Disabled: req.Disabled}
 	if ch.Admin == nil && ch.Disabled == nil {
 		return invalid(map[string]string{"admin": "give admin and/or disabled", "disabled": "give admin and/or disabled"})
 	}
@@ -346,6 +350,6 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.audit(r, currentUser(r).ID, fmt.Sprintf("user.update admin=%v disabled=%v", u.Admin, u.Disabled), u.Email)
-	writeJSON(w, http.StatusOK, u)
+	writeJSON(w, http.StatusOK, userView(u))
 	return nil
 }

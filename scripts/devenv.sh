@@ -18,7 +18,8 @@ MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 # make run's mail and the tests that read what the service sent.
 MAILPIT_VERSION=v1.33.1
 
-# Custom search attributes the workflows use; registered on every start.
+# Custom search attributes the workflows use; registered on every start. Their source is
+# workflows/contract.go: TestSearchAttributesAreDefinedOnce fails when this list drifts from it.
 MBA_SEARCH_ATTRIBUTES=(MbaSessionId=Int MbaDeviceNames=KeywordList MbaStatus=Keyword)
 
 # Extra postgresql.conf lines for pg_up (test.sh trades durability for speed).

@@ -7,6 +7,7 @@ import (
 	"github.com/jax-mba/mba/activities"
 	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/store"
+	"github.com/jax-mba/mba/workflows"
 )
 
 // StoreDeps are the activities' dependencies served by the one PostgreSQL store; the caller
@@ -142,4 +143,22 @@ func person(r store.Recipient) activities.Person {
 	}
 	return activities.Person{UserID: r.UserID, Email: r.Email, Prefs: activities.NotificationPrefs{Kinds: kinds,
 		Channel: r.Prefs.Channel, QuietStart: r.Prefs.QuietStart, QuietEnd: r.Prefs.QuietEnd, TZ: r.Prefs.TZ}}
+}
+
+// StoreSessions creates sessions through the store with the deployment's rules (the API's),
+// judging enclosures silent for down DOWN, for the activity Sessions.CreateSession.
+func StoreSessions(st *store.Store, rules recording.Rules, down time.Duration) activities.SessionCreator {
+	return sessionCreator{st: st, rules: rules, down: down}
+}
+
+type sessionCreator struct {
+	st    *store.Store
+	rules recording.Rules
+	down  time.Duration
+}
+
+func (c sessionCreator) CreateSession(ctx context.Context, ns recording.NewSession, now time.Time) (activities.CreatedSession, error) {
+	ids := store.WorkflowIDs{Session: workflows.SessionWorkflowID, Device: workflows.DeviceWorkflowID}
+	created, err := c.st.CreateSession(ctx, ns, c.rules, ids, now, c.down)
+	return activities.CreatedSession(created), err
 }

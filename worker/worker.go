@@ -35,6 +35,7 @@ type Deps struct {
 	Channels activities.Alerts
 	// AlertPolicy is the timing of the alerts the workflows raise; zero: the default.
 	AlertPolicy workflows.AlertPolicy
+	Sessions    activities.SessionCreator // StoreSessions: with the deployment's rules
 }
 
 // Register adds every workflow and activity to r.
@@ -52,6 +53,7 @@ func Register(r sdkworker.Registry, d Deps) {
 	alerts := d.Channels
 	alerts.Store = d.Alerts
 	r.RegisterActivity(&alerts)
+	r.RegisterActivity(&activities.Sessions{Creator: d.Sessions})
 }
 
 // New returns a worker on taskQueue with everything registered.

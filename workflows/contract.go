@@ -47,12 +47,24 @@ const (
 const QueryStatus = "status"
 
 // Custom search attributes, registered on the namespace by `make run`, the test set-up and
-// the deployment notes.
+// the deployment notes. These are their one definition: SearchAttributes lists them for the
+// tests' servers, and a test checks scripts/devenv.sh and deploy/temporal/README.md against it.
 var (
 	AttrSessionID   = temporal.NewSearchAttributeKeyInt64("MbaSessionId")
 	AttrDeviceNames = temporal.NewSearchAttributeKeyKeywordList("MbaDeviceNames")
 	AttrStatus      = temporal.NewSearchAttributeKeyKeyword("MbaStatus")
 )
+
+// SearchAttributes are the custom search attributes as the Temporal CLI names them
+// (`--search-attribute Name=Type`): MbaSessionId=Int, MbaDeviceNames=KeywordList, ...
+func SearchAttributes() []string {
+	keys := []temporal.SearchAttributeKey{AttrSessionID, AttrDeviceNames, AttrStatus}
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = k.GetName() + "=" + k.GetValueType().String() // the API's enum names are the CLI's: KeywordList
+	}
+	return out
+}
 
 // changeFinalStatus is the version change that tags an ended enclosure workflow with its end
 // status (it kept IN_PROGRESS), and keeps a session canceled from the temporal CLI CANCELED.

@@ -26,6 +26,7 @@ import (
 	"github.com/jax-mba/mba/internal/dispatch"
 	"github.com/jax-mba/mba/internal/mail"
 	"github.com/jax-mba/mba/internal/sdkmetrics"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/storage"
 	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/migrations"
@@ -82,6 +83,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 		deps.Storage = files
 		deps.Channels = cfg.alertChannels(newMailer(cfg, st, log))
 		deps.AlertPolicy = cfg.alertPolicy()
+		deps.Sessions = worker.StoreSessions(st, sessionRules(cfg), cfg.Enclosures.DownAfter)
 		w := worker.New(tc, cfg.Temporal.TaskQueue, deps)
 		if err := w.Start(); err != nil {
 			return fmt.Errorf("starting the Temporal worker: %w", err)
@@ -137,10 +139,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 				ClockSkewWarning: cfg.Enclosures.ClockSkewWarning, StreamURL: cfg.Enclosures.StreamURL,
 				AllowedNetworks: networks, ApproveNew: cfg.Enclosures.ApproveNew, BindOnRegister: cfg.Enclosures.BindOnRegister,
 				RegisterRate: cfg.Enclosures.RegisterRate},
-			Sessions: api.SessionConfig{MaxEnclosures: cfg.Sessions.MaxEnclosures, MinFPS: cfg.Sessions.MinFPS,
-				MaxFPS: cfg.Sessions.MaxFPS, MaxDuration: cfg.Sessions.MaxDuration,
-				BytesPerSecond: cfg.Sessions.BytesPerSecond, RejectLowDisk: cfg.Sessions.RejectLowDisk,
-				AnyoneMayStop: cfg.Sessions.AnyoneMayStop},
+			Sessions: api.SessionConfig{Rules: sessionRules(cfg), AnyoneMayStop: cfg.Sessions.AnyoneMayStop},
 			Uploads: api.UploadConfig{StagingDir: cfg.Storage.StagingDir, MaxFileBytes: cfg.Storage.MaxFileBytes,
 				ManifestSince: 14 * 24 * time.Hour, DownloadTTL: time.Hour},
 		},
@@ -235,6 +234,13 @@ func sessionSettings(cfg config) workflows.Settings {
 	return workflows.Settings{StartDeadline: c.StartDeadline, EndGrace: c.EndGrace, SilenceTimeout: c.SilenceTimeout,
 		Resume: c.Resume, MinSegment: c.MinSegment, ReleaseTimeout: c.ReleaseTimeout,
 		UploadDeadline: cfg.Storage.UploadDeadline, Reuploads: cfg.Storage.Reuploads, SkipFileChecks: !cfg.Storage.Verify}
+}
+
+// sessionRules are the rules of new sessions, the same for the API and the worker's activity.
+func sessionRules(cfg config) recording.Rules {
+	c := cfg.Sessions
+	return recording.Rules{MaxEnclosures: c.MaxEnclosures, MinFPS: c.MinFPS, MaxFPS: c.MaxFPS, MaxDuration: c.MaxDuration,
+		BytesPerSecond: c.BytesPerSecond, RejectLowDisk: c.RejectLowDisk}
 }
 
 // listenGap: the API renews its listening mark every listenGap/3; the fleet monitor counts

@@ -6,9 +6,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jax-mba/mba/api"
 	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/simulator"
-	"github.com/jax-mba/mba/internal/store"
 )
 
 // FanoutFigures are scenario 3's results: delays from the API call to each enclosure.
@@ -46,7 +46,7 @@ func fanout(ctx context.Context, r *runner) (any, []TargetOutcome, error) {
 	for i, id := range ids {
 		spec = append(spec, map[string]any{"device_id": id, "filename_prefix": fmt.Sprintf("fan%d", i)})
 	}
-	var session store.Session
+	var session api.SessionView
 	sent := time.Now()
 	if err := r.stack.Call(ctx, "POST", "/api/recording-session", map[string]any{"name": "fan-out", "duration": 3600,
 		"target_fps": 30, "device_spec": spec}, &session); err != nil {
@@ -85,7 +85,7 @@ func readModelCatchUp(ctx context.Context, s *Stack, id int64, t0 time.Time, sta
 	if err == nil {
 		return secs, 0
 	}
-	var x store.Session
+	var x api.SessionView
 	n := 0
 	if s.Call(ctx, "GET", fmt.Sprintf("/api/recording-session/%d", id), nil, &x) == nil {
 		for _, d := range x.DeviceStatuses {
@@ -145,7 +145,7 @@ func firstSeen(sim *simulator.Simulator, t0 time.Time, within time.Duration, con
 func waitAll(ctx context.Context, s *Stack, id int64, t0 time.Time, status recording.DeviceStatus, within time.Duration) (float64, error) {
 	others := map[string]int{}
 	for time.Since(t0) < within {
-		var x store.Session
+		var x api.SessionView
 		if err := s.Call(ctx, "GET", fmt.Sprintf("/api/recording-session/%d", id), nil, &x); err != nil {
 			return 0, err
 		}

@@ -7,9 +7,9 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/jax-mba/mba/api"
 	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/simulator"
-	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/workflows"
 )
 
@@ -56,7 +56,7 @@ func longRun(ctx context.Context, r *runner) (any, []TargetOutcome, error) {
 		for i, id := range ids[s*per : (s+1)*per] {
 			spec = append(spec, map[string]any{"device_id": id, "filename_prefix": fmt.Sprintf("long%d_%d", s, i)})
 		}
-		var x store.Session
+		var x api.SessionView
 		if err := r.stack.Call(ctx, "POST", "/api/recording-session", map[string]any{"name": fmt.Sprint("long ", s),
 			"duration": duration, "target_fps": 30, "device_spec": spec}, &x); err != nil {
 			return nil, nil, err
@@ -88,7 +88,7 @@ func longRun(ctx context.Context, r *runner) (any, []TargetOutcome, error) {
 		}
 	}
 	for _, id := range sids {
-		var x store.Session
+		var x api.SessionView
 		if err := r.stack.Call(ctx, "GET", fmt.Sprintf("/api/recording-session/%d", id), nil, &x); err == nil && x.Status == recording.SessionComplete {
 			f.SessionsComplete++
 		}

@@ -19,11 +19,11 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/jax-mba/mba/activities"
+	"github.com/jax-mba/mba/api"
 	"github.com/jax-mba/mba/internal/agent"
 	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/simulator"
 	"github.com/jax-mba/mba/internal/storage"
-	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/protocol"
 )
 
@@ -324,7 +324,7 @@ func benchUpload(ctx context.Context, r *runner, dir string, size int64) (Upload
 	for _, id := range ids {
 		spec = append(spec, map[string]any{"device_id": id, "filename_prefix": "bench"})
 	}
-	var x store.Session
+	var x api.SessionView
 	if err := r.stack.Call(ctx, "POST", "/api/recording-session", map[string]any{"name": "uploads",
 		"duration": 1, "target_fps": 30, "fragment_hourly": false, "device_spec": spec}, &x); err != nil {
 		return fig, err
@@ -425,7 +425,7 @@ func benchUpload(ctx context.Context, r *runner, dir string, size int64) (Upload
 func verifiedIn(ctx context.Context, s *Stack, sid int64, enclosure, name string, within time.Duration) (float64, error) {
 	last := "not listed"
 	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		var x store.Session
+		var x api.SessionView
 		if err := s.Call(ctx, "GET", fmt.Sprintf("/api/recording-session/%d", sid), nil, &x); err != nil {
 			return 0, err
 		}

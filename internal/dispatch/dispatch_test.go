@@ -49,11 +49,12 @@ func (f *fixture) session(t *testing.T) (sessionID, deviceID int64) {
 	ctx := context.Background()
 	name := testenv.RandomName("nv")
 	require.NoError(t, f.pool.QueryRow(ctx, `INSERT INTO devices (name) VALUES ($1) RETURNING id`, name).Scan(&deviceID))
-	sid, err := f.store.CreateSession(ctx, store.NewSession{Name: "s", Duration: 3600, TargetFPS: 30,
-		Devices: []store.NewSessionDevice{{DeviceID: deviceID, FilePrefix: "p"}}},
-		store.WorkflowIDs{Session: workflows.SessionWorkflowID, Device: workflows.DeviceWorkflowID})
+	created, err := f.store.CreateSession(ctx, recording.NewSession{Name: "s", Duration: 3600, TargetFPS: 30,
+		Devices: []recording.NewSessionDevice{{DeviceID: &deviceID, FilePrefix: "p"}}},
+		recording.Rules{MaxEnclosures: 1, MinFPS: 1, MaxFPS: 120, MaxDuration: 24 * time.Hour},
+		store.WorkflowIDs{Session: workflows.SessionWorkflowID, Device: workflows.DeviceWorkflowID}, time.Now(), time.Minute)
 	require.NoError(t, err)
-	return sid, deviceID
+	return created.ID, deviceID
 }
 
 type outboxState struct {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/jax-mba/mba/api"
 	"github.com/jax-mba/mba/internal/agent"
 	"github.com/jax-mba/mba/internal/auth"
 	"github.com/jax-mba/mba/internal/recording"
@@ -202,7 +203,7 @@ func testUploads(t *testing.T, files storage.Storage, history string) {
 
 	x := s.session(sid)
 	d := x.DeviceStatuses[0]
-	states := map[string]store.SessionFile{}
+	states := map[string]api.FileView{}
 	for _, f := range d.Files {
 		states[f.Name] = f
 	}
@@ -213,7 +214,7 @@ func testUploads(t *testing.T, files storage.Storage, history string) {
 	require.Equal(t, recording.FileMissing, states[lost].State)
 	require.Contains(t, states[lost].Reason, "not uploaded")
 	require.Equal(t, 2, states[fragments[0]].Uploads, "the corrupt copy was replaced")
-	require.Equal(t, store.FilesSummary{Expected: len(local) + 1, Verified: len(local), Missing: 1}, *d.FilesSummary)
+	require.Equal(t, api.FilesSummaryView{Expected: len(local) + 1, Verified: len(local), Missing: 1}, *d.FilesSummary)
 
 	kinds := s.eventKinds(sid)
 	require.Contains(t, kinds, "file-reupload")
@@ -259,7 +260,7 @@ func testUploads(t *testing.T, files storage.Storage, history string) {
 // eventKinds lists the kinds of a session's timeline events.
 func (s *stack) eventKinds(sid int64) []string {
 	s.t.Helper()
-	var events []store.SessionEvent
+	var events []api.SessionEventView
 	require.Equal(s.t, http.StatusOK, s.call("GET", fmt.Sprintf("/api/recording-session/%d/events", sid), nil, &events))
 	var kinds []string
 	for _, e := range events {

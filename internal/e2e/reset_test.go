@@ -14,9 +14,9 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 
+	"github.com/jax-mba/mba/api"
 	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/simulator"
-	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/internal/testenv"
 	"github.com/jax-mba/mba/workflows"
 )
@@ -270,7 +270,7 @@ func TestLateReportsStillCount(t *testing.T) {
 		return !st.Silent && !st.Recording && st.SessionID == 0
 	}, 90*time.Second, 100*time.Millisecond, "the enclosure came back, stopped and forgot the session")
 	recorded := away.State().Elapsed
-	var d store.DeviceStatus
+	var d api.SessionDeviceView
 	require.Eventually(t, func() bool {
 		for _, x := range s.session(sid).DeviceStatuses {
 			if x.Device.Name == away.Name() {

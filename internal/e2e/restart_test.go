@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/jax-mba/mba/internal/recording"
+	"github.com/jax-mba/mba/workflows"
 )
 
 // devServer is a Temporal dev server of the test's own, so the test can restart it.
@@ -44,10 +45,12 @@ func newDevServer(t *testing.T) *devServer {
 func (d *devServer) address() string { return fmt.Sprintf("127.0.0.1:%d", d.port) }
 
 func (d *devServer) start() {
-	d.cmd = exec.Command(d.bin, "server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", fmt.Sprint(d.port),
-		"--http-port", "0", "--metrics-port", "0", "--db-filename", d.db, "--log-level", "error",
-		"--search-attribute", "MbaSessionId=Int", "--search-attribute", "MbaDeviceNames=KeywordList",
-		"--search-attribute", "MbaStatus=Keyword")
+	args := []string{"server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", fmt.Sprint(d.port),
+		"--http-port", "0", "--metrics-port", "0", "--db-filename", d.db, "--log-level", "error"}
+	for _, sa := range workflows.SearchAttributes() {
+		args = append(args, "--search-attribute", sa)
+	}
+	d.cmd = exec.Command(d.bin, args...)
 	require.NoError(d.t, d.cmd.Start())
 	require.Eventually(d.t, func() bool {
 		c, err := client.Dial(client.Options{HostPort: d.address(), Logger: quietTemporal()})

@@ -11,9 +11,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jax-mba/mba/activities"
+	"github.com/jax-mba/mba/api"
 	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/simulator"
-	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/worker"
 	"github.com/jax-mba/mba/workflows"
 )
@@ -58,7 +58,7 @@ func (s *stack) createSession(ids []int64, duration int) int64 {
 	for i, id := range ids {
 		spec = append(spec, map[string]any{"device_id": id, "filename_prefix": fmt.Sprintf("cage%d", i)})
 	}
-	var x store.Session
+	var x api.SessionView
 	require.Equal(s.t, http.StatusOK, s.call("POST", "/api/recording-session",
 		map[string]any{"name": "e2e", "duration": duration, "target_fps": 30, "fragment_hourly": true, "device_spec": spec}, &x))
 	return x.ID
@@ -198,7 +198,7 @@ func TestRebootResumes(t *testing.T) {
 	require.Equal(t, int64(1), afterReboot[0].Heartbeat, "the reply to the first heartbeat after the reboot: %+v", st.Starts)
 	require.True(t, afterReboot[0].Started)
 	require.LessOrEqual(t, afterReboot[0].Duration, int64(8-2-3), "the time left to the planned end")
-	var events []store.SessionEvent
+	var events []api.SessionEventView
 	require.Equal(t, http.StatusOK, s.call("GET", fmt.Sprintf("/api/recording-session/%d/events", sid), nil, &events))
 	var kinds []string
 	for _, ev := range events {

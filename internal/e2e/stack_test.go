@@ -100,8 +100,15 @@ func (s *stack) sessions() dispatch.Sessions {
 	return dispatch.Sessions{Temporal: s.temporal, TaskQueue: s.queue, Settings: s.settings}
 }
 
+// sessionRules are the rules of new sessions of the stack's API and worker.
+var sessionRules = recording.Rules{MaxEnclosures: 100, MinFPS: 1, MaxFPS: 120, MaxDuration: 31 * 24 * time.Hour, BytesPerSecond: 1}
+
+// downAfter is the silence after which the stack's API counts an enclosure DOWN.
+const downAfter = 5 * time.Second
+
 func (s *stack) startWorker() {
 	deps := worker.StoreDeps(s.store)
+	deps.Sessions = worker.StoreSessions(s.store, sessionRules, downAfter)
 	if s.files != nil {
 		deps.Storage = s.files
 	}
@@ -151,10 +158,10 @@ func (s *stack) setAPI() {
 		Config: api.Config{MaxBodyBytes: 1 << 20, RequestTimeout: 10 * time.Second, LinkTTL: time.Hour,
 			LoginPerAccount: api.Rate{Burst: 100, Every: time.Second}, LoginPerClient: api.Rate{Burst: 100, Every: time.Second},
 			ResetPerAccount: api.Rate{Burst: 1, Every: time.Hour}, ResetPerClient: api.Rate{Burst: 1, Every: time.Hour},
-			Enclosures: api.EnclosureConfig{AutoRegister: true, DownAfter: 5 * time.Second, StreamKeepAlive: 10 * time.Second,
+			Enclosures: api.EnclosureConfig{AutoRegister: true, DownAfter: downAfter, StreamKeepAlive: 10 * time.Second,
 				TelemetryBucket: time.Minute, ClockSkewWarning: 30 * time.Second,
 				AllowedNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}},
-			Sessions: api.SessionConfig{MaxEnclosures: 100, MinFPS: 1, MaxFPS: 120, MaxDuration: 31 * 24 * time.Hour, BytesPerSecond: 1},
+			Sessions: api.SessionConfig{Rules: sessionRules},
 			Info:     api.InfoConfig{TemporalUIURL: "http://127.0.0.1:8233", TemporalNamespace: "default", Version: "e2e"}},
 		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})), Pool: s.pool, Users: s.store, Enclosures: store.BatchedStore{Store: s.store, Batcher: batcher}, Sessions: s.store, Workflows: s.sessions(),
 		Mailer: mail.Log{Store: s.store, Logger: quietTemporal()},
@@ -198,17 +205,17 @@ func (s *stack) call(method, path string, body, out any) int {
 }
 
 // session reads a session through the API.
-func (s *stack) session(id int64) store.Session {
+func (s *stack) session(id int64) api.SessionView {
 	s.t.Helper()
-	var x store.Session
+	var x api.SessionView
 	require.Equal(s.t, http.StatusOK, s.call("GET", fmt.Sprintf("/api/recording-session/%d", id), nil, &x))
 	return x
 }
 
 // waitSession waits until the session has status.
-func (s *stack) waitSession(id int64, status recording.SessionStatus, within time.Duration) store.Session {
+func (s *stack) waitSession(id int64, status recording.SessionStatus, within time.Duration) api.SessionView {
 	s.t.Helper()
-	var x store.Session
+	var x api.SessionView
 	require.Eventually(s.t, func() bool {
 		x = s.session(id)
 		return x.Status == status

@@ -14,41 +14,41 @@ import (
 	"github.com/jax-mba/mba/internal/recording"
 )
 
-// Device is an enclosure as the API shows it.
+// Device is an enclosure in the read model (the API sends its own view of it: api.DeviceView).
 type Device struct {
-	ID           int64                    `json:"id"`
-	Name         string                   `json:"name"`
-	Location     string                   `json:"location"`
-	LastUpdate   *time.Time               `json:"last_update"`
-	SessionID    *int64                   `json:"session_id"` // current assignment
-	State        recording.EnclosureState `json:"state"`
+	ID           int64
+	Name         string
+	Location     string
+	LastUpdate   *time.Time
+	SessionID    *int64 // current assignment
+	State        recording.EnclosureState
 	SensorStatus struct {
 		Camera struct {
-			Recording bool     `json:"recording"`
-			Duration  *int64   `json:"duration"`
-			FPS       *float64 `json:"fps"`
-		} `json:"camera"`
-	} `json:"sensor_status"`
+			Recording bool
+			Duration  *int64
+			FPS       *float64
+		}
+	}
 	SystemInfo struct {
-		Uptime    *int64   `json:"uptime"`
-		Load      *float64 `json:"load"`
-		TotalRAM  *int64   `json:"total_ram"`
-		FreeRAM   *int64   `json:"free_ram"`
-		FreeDisk  *int64   `json:"free_disk"`
-		TotalDisk *int64   `json:"total_disk"`
-		Release   string   `json:"release"`
-	} `json:"system_info"`
-	ReportedSessionID *int64 `json:"reported_session_id"` // what the enclosure believes
-	ClockSkewMS       *int64 `json:"clock_skew_ms"`
-	ErrMsg            string `json:"err_msg,omitempty"`
+		Uptime    *int64
+		Load      *float64
+		TotalRAM  *int64
+		FreeRAM   *int64
+		FreeDisk  *int64
+		TotalDisk *int64
+		Release   string
+	}
+	ReportedSessionID *int64 // what the enclosure believes
+	ClockSkewMS       *int64
+	ErrMsg            string
 	// Admission (PROTOCOL.md section 8): approved, pending (a new name waiting for an
 	// administrator) or rejected; Retired is when it left the fleet.
-	Admission      string     `json:"admission"`
-	Retired        *time.Time `json:"retired_at"`
-	Relayed        bool       `json:"relayed"`       // heartbeats must come through its relay with its token
-	HasToken       bool       `json:"has_token"`     // it has a token of its own (relay, upload agent)
-	BoundAddress   *string    `json:"bound_address"` // tokenless heartbeats only from this address
-	RegisteredFrom *string    `json:"registered_from"`
+	Admission      string
+	Retired        *time.Time
+	Relayed        bool    // heartbeats must come through its relay with its token
+	HasToken       bool    // it has a token of its own (relay, upload agent)
+	BoundAddress   *string // tokenless heartbeats only from this address
+	RegisteredFrom *string
 }
 
 // Usable says why the enclosure cannot be put in a session, or "" when it can.
@@ -163,12 +163,6 @@ func (s *Store) DeviceByRef(ctx context.Context, ref string, now time.Time, down
 		return s.DeviceByID(ctx, id, now, down)
 	}
 	return s.DeviceByName(ctx, ref, now, down)
-}
-
-// DevicesByIDs returns the enclosures among ids that exist.
-func (s *Store) DevicesByIDs(ctx context.Context, ids []int64, now time.Time, down time.Duration) ([]Device, error) {
-	devices, err := s.queryDevices(ctx, ` WHERE d.id = ANY(@ids) ORDER BY d.name`, now, down, pgx.NamedArgs{"ids": ids})
-	return devices, failed(err, "DevicesByIDs %v", ids)
 }
 
 // KeepStreamAlive asks for STREAM on the enclosure's heartbeats until until.
@@ -334,16 +328,16 @@ func (s *Store) RetireDevice(ctx context.Context, id int64, now time.Time) (dele
 
 // TelemetryPoint is one downsampled sample of an enclosure, for plots.
 type TelemetryPoint struct {
-	At          time.Time `json:"at" db:"bucket"`
-	Recording   bool      `json:"recording" db:"recording"`
-	FPS         *float64  `json:"fps" db:"fps"`
-	Load        *float64  `json:"load" db:"load"`
-	FreeRAM     *int64    `json:"free_ram" db:"free_ram"`
-	FreeDisk    *int64    `json:"free_disk" db:"free_disk"`
-	ClockSkewMS *int64    `json:"clock_skew_ms" db:"clock_skew_ms"`
+	At          time.Time `db:"bucket"`
+	Recording   bool      `db:"recording"`
+	FPS         *float64  `db:"fps"`
+	Load        *float64  `db:"load"`
+	FreeRAM     *int64    `db:"free_ram"`
+	FreeDisk    *int64    `db:"free_disk"`
+	ClockSkewMS *int64    `db:"clock_skew_ms"`
 	// MaxGapMS is the longest time between two heartbeats in the bucket (the latest bucket's
 	// so far): silences and network trouble show as spikes.
-	MaxGapMS *int64 `json:"max_gap_ms" db:"max_gap_ms"`
+	MaxGapMS *int64 `db:"max_gap_ms"`
 }
 
 // Telemetry returns an enclosure's downsampled history in [since, until), oldest first.

@@ -23,33 +23,32 @@ var (
 	ErrNotRecordingFile = errors.New("not a file of this enclosure's recording")
 )
 
-// SessionFile is one file of an enclosure's recording.
+// SessionFile is one file of an enclosure's recording (the activities see activities.KnownFile,
+// the API sends api.FileView).
 type SessionFile struct {
-	SessionID  int64               `json:"-"`
-	DeviceID   int64               `json:"-"`
-	Name       string              `json:"name"`
-	State      recording.FileState `json:"state"`
-	Reason     string              `json:"reason"`
-	Expected   bool                `json:"expected"`
-	Size       *int64              `json:"size"`
-	SHA256     *string             `json:"sha256"`
-	UploadID   *string             `json:"-"`
-	Uploads    int                 `json:"uploads"`
-	Reupload   bool                `json:"reupload"`
-	UploadedAt *time.Time          `json:"uploaded_at"`
-	VerifiedAt *time.Time          `json:"verified_at"`
-	UpdatedAt  time.Time           `json:"updated_at"`
-	// DownloadURL is a signed link the API adds for people.
-	DownloadURL string `json:"download_url,omitempty"`
+	SessionID  int64
+	DeviceID   int64
+	Name       string
+	State      recording.FileState
+	Reason     string
+	Expected   bool
+	Size       *int64
+	SHA256     *string
+	UploadID   *string
+	Uploads    int
+	Reupload   bool
+	UploadedAt *time.Time
+	VerifiedAt *time.Time
+	UpdatedAt  time.Time
 }
 
 // FilesSummary counts an enclosure's files by state.
 type FilesSummary struct {
-	Expected int `json:"expected"` // files the recording is known to have produced so far
-	Verified int `json:"verified"`
-	Missing  int `json:"missing"`
-	Corrupt  int `json:"corrupt"`
-	Pending  int `json:"pending"` // expected or received, not verified yet
+	Expected int // files the recording is known to have produced so far
+	Verified int
+	Missing  int
+	Corrupt  int
+	Pending  int // expected or received, not verified yet
 }
 
 // Summarize counts files by state.
@@ -278,13 +277,13 @@ func (s *Store) RecordFileResult(ctx context.Context, r FileResult) error {
 
 // AgentSession is a session whose files an enclosure's agent is to upload.
 type AgentSession struct {
-	SessionID      int64         `json:"session_id"`
-	StartedAt      *time.Time    `json:"started_at"`
-	EndedAt        *time.Time    `json:"ended_at"`
-	Recording      bool          `json:"recording"`
-	FragmentHourly bool          `json:"fragment_hourly"`
-	Prefixes       []string      `json:"prefixes"`
-	Files          []SessionFile `json:"files"`
+	SessionID      int64
+	StartedAt      *time.Time
+	EndedAt        *time.Time
+	Recording      bool
+	FragmentHourly bool
+	Prefixes       []string
+	Files          []SessionFile
 }
 
 // AgentSessions lists an enclosure's sessions still recording, or ended since since: their

@@ -9,11 +9,11 @@ import (
 
 // Mail is a message kept in mail_log instead of being sent (no SMTP configured).
 type Mail struct {
-	ID        int64     `json:"id" db:"id"`
-	Recipient string    `json:"recipient" db:"recipient"`
-	Subject   string    `json:"subject" db:"subject"`
-	Body      string    `json:"body" db:"body"`
-	CreatedAt time.Time `json:"created_at" db:"created_at"`
+	ID        int64     `db:"id"`
+	Recipient string    `db:"recipient"`
+	Subject   string    `db:"subject"`
+	Body      string    `db:"body"`
+	CreatedAt time.Time `db:"created_at"`
 }
 
 // LogMail keeps a message in mail_log.

@@ -11,7 +11,8 @@ import (
 	"github.com/jax-mba/mba/internal/recording"
 )
 
-// StopRequest is a cancel of a whole session (DeviceID 0) or the removal of one enclosure.
+// StopRequest is a cancel of a whole session (DeviceID 0) or the removal of one enclosure. Its
+// JSON is the payload of the outbox row the dispatcher reads (stopRequestEntry).
 type StopRequest struct {
 	SessionID int64  `json:"session_id"`
 	DeviceID  int64  `json:"device_id,omitempty"`
@@ -19,63 +20,44 @@ type StopRequest struct {
 	Reason    string `json:"reason"`
 }
 
-// Session is a recording session with its enclosures, as the API shows it.
+// Session is a recording session with its enclosures, in the read model (the API sends its
+// own view of it: api.SessionView).
 type Session struct {
-	ID             int64                   `json:"id"`
-	Name           string                  `json:"name"`
-	Duration       int64                   `json:"duration"`
-	FragmentHourly bool                    `json:"fragment_hourly"`
-	TargetFPS      int                     `json:"target_fps"`
-	ApplyFilter    bool                    `json:"apply_filter"`
-	CreationTime   time.Time               `json:"creation_time"`
-	Status         recording.SessionStatus `json:"status"`
-	Archived       bool                    `json:"archived"`
-	CreatedBy      *string                 `json:"created_by"`
-	CanceledBy     *string                 `json:"canceled_by"`
-	EndedAt        *time.Time              `json:"ended_at"`
-	// SecondsLost is what reboots and restarts cost the session: its enclosures' seconds_lost.
-	SecondsLost    int64          `json:"seconds_lost"`
-	DeviceStatuses []DeviceStatus `json:"device_statuses"`
-}
-
-// DeviceStatus is one enclosure's part in a session.
-type DeviceStatus struct {
-	SessionID      int64                  `json:"session_id"`
-	Device         Device                 `json:"device"`
-	FilenamePrefix string                 `json:"filename_prefix"`
-	RecordingTime  int64                  `json:"recording_time"`
-	Status         recording.DeviceStatus `json:"status"`
-	Message        string                 `json:"message"`
-	StartedAt      *time.Time             `json:"started_at"`
-	EndedAt        *time.Time             `json:"ended_at"`
-	Segments       int                    `json:"segments"`
-	// StopPending: STOP is waiting for the enclosure's next heartbeat (a cancel or removal that
-	// is already CANCELED here).
-	StopPending bool `json:"stop_pending"`
-	// SecondsLost and Gaps account for what a reboot or a restart of the client cost: the
-	// seconds between the last heartbeat of a lost segment and the start of the next.
-	SecondsLost int64           `json:"seconds_lost"`
-	Gaps        []recording.Gap `json:"gaps"`
-	// Files and their summary are added by the API's session detail.
-	Files        []SessionFile `json:"files,omitempty"`
-	FilesSummary *FilesSummary `json:"files_summary,omitempty"`
-}
-
-// NewSession is what a researcher asks for; Devices are already validated.
-type NewSession struct {
+	ID             int64
 	Name           string
 	Duration       int64
 	FragmentHourly bool
 	TargetFPS      int
 	ApplyFilter    bool
-	CreatedBy      int64
-	Devices        []NewSessionDevice
+	CreationTime   time.Time
+	Status         recording.SessionStatus
+	Archived       bool
+	CreatedBy      *string
+	CanceledBy     *string
+	EndedAt        *time.Time
+	// SecondsLost is what reboots and restarts cost the session: its enclosures' seconds_lost.
+	SecondsLost    int64
+	DeviceStatuses []DeviceStatus
 }
 
-// NewSessionDevice is one enclosure of a new session.
-type NewSessionDevice struct {
-	DeviceID   int64
-	FilePrefix string
+// DeviceStatus is one enclosure's part in a session.
+type DeviceStatus struct {
+	SessionID      int64
+	Device         Device
+	FilenamePrefix string
+	RecordingTime  int64
+	Status         recording.DeviceStatus
+	Message        string
+	StartedAt      *time.Time
+	EndedAt        *time.Time
+	Segments       int
+	// StopPending: STOP is waiting for the enclosure's next heartbeat (a cancel or removal that
+	// is already CANCELED here).
+	StopPending bool
+	// SecondsLost and Gaps account for what a reboot or a restart of the client cost: the
+	// seconds between the last heartbeat of a lost segment and the start of the next.
+	SecondsLost int64
+	Gaps        []recording.Gap
 }
 
 // WorkflowIDs names a session's workflows (the store does not import the workflows).
@@ -84,79 +66,119 @@ type WorkflowIDs struct {
 	Device  func(sessionID, deviceID int64) string
 }
 
-// CreateSession stores the session and its enclosures, puts START in each free enclosure's
-// mailbox (so it goes out on the enclosure's first heartbeat, before the workflows even start)
-// and queues the workflow start, in one transaction. An enclosure busy in another session is
-// listed FAILED with the original's message, and the session goes ahead with the others.
-func (s *Store) CreateSession(ctx context.Context, ns NewSession, ids WorkflowIDs) (int64, error) {
-	var id int64
-	err := s.tx(ctx, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `
-			INSERT INTO sessions (name, duration, fragment_hourly, target_fps, apply_filter, created_by)
-			VALUES (@name, @duration, @fragment_hourly, @target_fps, @apply_filter, nullif(@created_by, 0))
-			RETURNING id`,
-			pgx.NamedArgs{"name": ns.Name, "duration": ns.Duration, "fragment_hourly": ns.FragmentHourly,
-				"target_fps": ns.TargetFPS, "apply_filter": ns.ApplyFilter, "created_by": ns.CreatedBy}).Scan(&id)
-		if err != nil {
-			return err
-		}
+// CreatedSession is a session CreateSession wrote, with what admission warns of.
+type CreatedSession struct {
+	ID       int64
+	Warnings []string
+}
+
+// CreateSession is the one way a session comes to be, for the API and the activities alike: it
+// runs the rules of a new session (recording.Rules: validation, then admission of the
+// enclosures as they are now) and, if they pass, stores the session and its enclosures, puts
+// START in each free enclosure's mailbox (so it goes out on the enclosure's first heartbeat,
+// before the workflows even start) and queues the workflow start, in one transaction. An
+// enclosure busy in another session is listed FAILED with the original's message, and the
+// session goes ahead with the others. A refusal is a *recording.Refusal.
+func (s *Store) CreateSession(ctx context.Context, ns recording.NewSession, rules recording.Rules, ids WorkflowIDs,
+	now time.Time, down time.Duration) (CreatedSession, error) {
+	ns, err := rules.Validate(ns)
+	if err != nil {
+		return CreatedSession{}, err
+	}
+	var created CreatedSession
+	err = s.tx(ctx, func(tx pgx.Tx) error {
 		// Lock the enclosures first, in id order as the heartbeat batch does: taking them one by
 		// one in the request's order (each insert below also locks its enclosure's key) deadlocked
-		// with a batch of the same enclosures' heartbeats.
-		deviceIDs := make([]int64, len(ns.Devices))
-		for i, d := range ns.Devices {
-			deviceIDs[i] = d.DeviceID
-		}
+		// with a batch of the same enclosures' heartbeats. Admission then judges them as they are.
+		deviceIDs := ns.DeviceIDs()
 		if _, err := tx.Exec(ctx, `SELECT id FROM devices WHERE id = ANY(@ids) ORDER BY id FOR UPDATE`,
 			pgx.NamedArgs{"ids": deviceIDs}); err != nil {
 			return fmt.Errorf("locking the enclosures: %w", err)
 		}
-		for _, d := range ns.Devices {
-			args := pgx.NamedArgs{"session_id": id, "device_id": d.DeviceID, "file_prefix": d.FilePrefix}
-			tag, err := tx.Exec(ctx, `
-				INSERT INTO session_devices (session_id, device_id, file_prefix)
-				VALUES (@session_id, @device_id, @file_prefix)
-				ON CONFLICT (device_id) WHERE status IN ('PENDING', 'RECORDING') DO NOTHING`, args)
-			if err != nil {
-				return err
-			}
-			if tag.RowsAffected() == 1 {
-				old, err := assignmentOf(ctx, tx, d.DeviceID)
-				if err != nil {
-					return err
-				}
-				params := recording.Plan{Duration: ns.Duration, FragmentHourly: ns.FragmentHourly, FilePrefix: d.FilePrefix,
-					TargetFPS: ns.TargetFPS, ApplyFilter: ns.ApplyFilter}.Start(id)
-				if err := assignStart(ctx, tx, d.DeviceID, old, params, ids.Device(id, d.DeviceID), "", time.Now()); err != nil {
-					return err
-				}
-				continue
-			}
-			var name string
-			var other int64
-			if err := tx.QueryRow(ctx, `
-				SELECT d.name, sd.session_id FROM session_devices sd JOIN devices d ON d.id = sd.device_id
-				WHERE sd.device_id = @device_id AND sd.status IN ('PENDING', 'RECORDING')`, args).Scan(&name, &other); err != nil {
-				return err
-			}
-			args["message"] = fmt.Sprintf("device %s is already assigned to a recording session (%d)", name, other)
-			if _, err := tx.Exec(ctx, `
-				INSERT INTO session_devices (session_id, device_id, file_prefix, status, message, ended_at, refused)
-				VALUES (@session_id, @device_id, @file_prefix, 'FAILED', @message, now(), true)`, args); err != nil {
-				return err
-			}
-		}
-		if err := addEvent(ctx, tx, id, 0, "created", "", time.Time{}); err != nil {
+		found, err := candidates(ctx, tx, deviceIDs, now, down)
+		if err != nil {
 			return err
 		}
-		payload, _ := json.Marshal(map[string]int64{"session_id": id})
-		if _, err := tx.Exec(ctx, `INSERT INTO outbox (workflow_id, kind, payload) VALUES (@workflow_id, @kind, @payload)`,
-			pgx.NamedArgs{"workflow_id": ids.Session(id), "kind": KindStartSession, "payload": payload}); err != nil {
+		if created.Warnings, err = rules.Admit(ns, found); err != nil {
 			return err
 		}
-		return notifyOutbox(ctx, tx)
+		id, err := insertSession(ctx, tx, ns, ids)
+		created.ID = id
+		return err
 	})
-	return id, err
+	if err != nil {
+		// A refusal stays a *recording.Refusal through the wrapping (errors.As), for the API's 400.
+		return CreatedSession{}, failed(err, "CreateSession %q", ns.Name)
+	}
+	return created, nil
+}
+
+// candidates reads the enclosures of a new session as admission judges them.
+func candidates(ctx context.Context, q querier, ids []int64, now time.Time, down time.Duration) (map[int64]recording.Candidate, error) {
+	devices, err := queryAll(ctx, q, deviceSelect+` WHERE d.id = ANY(@ids)`, deviceArgs(now, down, pgx.NamedArgs{"ids": ids}), readDevice)
+	if err != nil {
+		return nil, err
+	}
+	found := make(map[int64]recording.Candidate, len(devices))
+	for _, d := range devices {
+		found[d.ID] = recording.Candidate{ID: d.ID, Name: d.Name, State: d.State, SessionID: d.SessionID,
+			FreeDiskMB: d.SystemInfo.FreeDisk, Unusable: d.Usable()}
+	}
+	return found, nil
+}
+
+// insertSession writes an admitted session: its row, its enclosures with their first START,
+// its timeline's first entry and the outbox row that starts its workflow.
+func insertSession(ctx context.Context, tx pgx.Tx, ns recording.NewSession, ids WorkflowIDs) (int64, error) {
+	var id int64
+	err := tx.QueryRow(ctx, `
+		INSERT INTO sessions (name, duration, fragment_hourly, target_fps, apply_filter, created_by)
+		VALUES (@name, @duration, @fragment_hourly, @target_fps, @apply_filter, nullif(@created_by, 0))
+		RETURNING id`,
+		pgx.NamedArgs{"name": ns.Name, "duration": ns.Duration, "fragment_hourly": ns.FragmentHourly,
+			"target_fps": ns.TargetFPS, "apply_filter": ns.ApplyFilter, "created_by": ns.CreatedBy}).Scan(&id)
+	if err != nil {
+		return 0, err
+	}
+	for _, d := range ns.Devices {
+		args := pgx.NamedArgs{"session_id": id, "device_id": *d.DeviceID, "file_prefix": d.FilePrefix}
+		tag, err := tx.Exec(ctx, `
+			INSERT INTO session_devices (session_id, device_id, file_prefix)
+			VALUES (@session_id, @device_id, @file_prefix)
+			ON CONFLICT (device_id) WHERE status IN ('PENDING', 'RECORDING') DO NOTHING`, args)
+		if err != nil {
+			return 0, err
+		}
+		if tag.RowsAffected() == 1 {
+			old, err := assignmentOf(ctx, tx, *d.DeviceID)
+			if err != nil {
+				return 0, err
+			}
+			params := recording.Plan{Duration: ns.Duration, FragmentHourly: ns.FragmentHourly, FilePrefix: d.FilePrefix,
+				TargetFPS: ns.TargetFPS, ApplyFilter: ns.ApplyFilter}.Start(id)
+			if err := assignStart(ctx, tx, *d.DeviceID, old, params, ids.Device(id, *d.DeviceID), "", time.Now()); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		var name string
+		var other int64
+		if err := tx.QueryRow(ctx, `
+			SELECT d.name, sd.session_id FROM session_devices sd JOIN devices d ON d.id = sd.device_id
+			WHERE sd.device_id = @device_id AND sd.status IN ('PENDING', 'RECORDING')`, args).Scan(&name, &other); err != nil {
+			return 0, err
+		}
+		args["message"] = fmt.Sprintf("device %s is already assigned to a recording session (%d)", name, other)
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO session_devices (session_id, device_id, file_prefix, status, message, ended_at, refused)
+			VALUES (@session_id, @device_id, @file_prefix, 'FAILED', @message, now(), true)`, args); err != nil {
+			return 0, err
+		}
+	}
+	if err := addEvent(ctx, tx, id, 0, "created", "", time.Time{}); err != nil {
+		return 0, err
+	}
+	return id, enqueueOutbox(ctx, tx, sessionStartEntry(ids.Session(id), id))
 }
 
 // addEvent appends to a session's timeline; a zero at means now().
@@ -293,10 +315,10 @@ func (s *Store) SetArchived(ctx context.Context, id int64, archived bool) error 
 
 // SessionEvent is one entry of a session's timeline.
 type SessionEvent struct {
-	At      time.Time `json:"at" db:"at"`
-	Device  *string   `json:"device" db:"device"` // its name
-	Kind    string    `json:"kind" db:"kind"`
-	Message string    `json:"message" db:"message"`
+	At      time.Time `db:"at"`
+	Device  *string   `db:"device"` // its name
+	Kind    string    `db:"kind"`
+	Message string    `db:"message"`
 }
 
 // SessionEvents returns a session's timeline, oldest first.

@@ -50,10 +50,12 @@ func deviceWorkflow(s, d int64) string { return fmt.Sprint("wf-", s, "-device-",
 // its id and the START.
 func (f *fixture) session(deviceID int64) (int64, recording.Start) {
 	f.t.Helper()
-	id, err := f.store.CreateSession(context.Background(), store.NewSession{Name: "s", Duration: 3600, TargetFPS: 30,
-		Devices: []store.NewSessionDevice{{DeviceID: deviceID, FilePrefix: "cage"}}},
-		store.WorkflowIDs{Session: sessionWorkflow, Device: deviceWorkflow})
+	created, err := f.store.CreateSession(context.Background(), recording.NewSession{Name: "s", Duration: 3600, TargetFPS: 30,
+		Devices: []recording.NewSessionDevice{{DeviceID: &deviceID, FilePrefix: "cage"}}},
+		recording.Rules{MaxEnclosures: 1, MinFPS: 1, MaxFPS: 120, MaxDuration: 24 * time.Hour},
+		store.WorkflowIDs{Session: sessionWorkflow, Device: deviceWorkflow}, time.Now(), time.Minute)
 	require.NoError(f.t, err)
+	id := created.ID
 	return id, recording.Start{SessionID: id, Duration: 3600, FilePrefix: "cage", TargetFPS: 30}
 }
 

@@ -11,13 +11,13 @@ import (
 
 // User is an account. PasswordHash is empty until the user sets a password.
 type User struct {
-	ID              int64     `json:"id"`
-	Email           string    `json:"email"`
-	PasswordHash    string    `json:"-"`
-	Admin           bool      `json:"admin"`
-	Disabled        bool      `json:"disabled"`
-	TokenGeneration int       `json:"-"`
-	CreatedAt       time.Time `json:"created_at"`
+	ID              int64
+	Email           string
+	PasswordHash    string
+	Admin           bool
+	Disabled        bool
+	TokenGeneration int
+	CreatedAt       time.Time
 }
 
 // ErrLastAdmin refuses to leave the service without an enabled administrator.
@@ -118,8 +118,8 @@ func revokeUserTokens(ctx context.Context, tx pgx.Tx, id int64) error {
 
 // UserChange is a partial update by an administrator; nil fields stay as they are.
 type UserChange struct {
-	Admin    *bool `json:"admin"`
-	Disabled *bool `json:"disabled"`
+	Admin    *bool
+	Disabled *bool
 }
 
 // UpdateUser applies an administrator's change. Disabling revokes the user's tokens and starts

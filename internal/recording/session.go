@@ -1,0 +1,186 @@
+package recording
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// The rules of a new session, pure functions the store runs in the transaction that writes it
+// (store.CreateSession), whoever asks: the REST API or a workflow activity. A refusal names its
+// fields as the REST API does (device_spec[2].filename_prefix), since that is where a person
+// reads it; other callers get the same text.
+
+// Rules are the deployment's limits on new sessions.
+type Rules struct {
+	MaxEnclosures  int           // per session, well below Temporal's 2 000 pending children
+	MinFPS, MaxFPS int           // accepted target frame rates
+	MaxDuration    time.Duration // longest session
+	BytesPerSecond int64         // video an enclosure writes per second, for the disk projection
+	RejectLowDisk  bool          // refuse (instead of warn about) enclosures without the disk space
+}
+
+// NewSession is what a researcher (or, later, a schedule) asks for.
+type NewSession struct {
+	Name           string
+	Duration       int64 // seconds
+	FragmentHourly bool
+	TargetFPS      int
+	ApplyFilter    bool
+	Devices        []NewSessionDevice
+	CreatedBy      int64 // the user who asks; 0 for none
+}
+
+// NewSessionDevice is one enclosure of a new session.
+type NewSessionDevice struct {
+	DeviceID   *int64 // nil: the request names none (refused)
+	FilePrefix string
+}
+
+// MaxPrefix leaves room for the segment suffix a resume adds ("_s12") within the protocol's
+// 100-byte limit.
+const MaxPrefix = 90
+
+// Refusal is a new session the rules refuse: a message naming every reason, and for each
+// field at fault why (the REST API's 400 body: message and errors).
+type Refusal struct {
+	Message string
+	Fields  map[string]string
+}
+
+func (r *Refusal) Error() string { return r.Message }
+
+// Refuse reports fields that fail validation. The message names every reason too, in field
+// order, since front ends (the lab's original one) show only the message.
+func Refuse(fields map[string]string) *Refusal {
+	reasons := make([]string, 0, len(fields))
+	for _, f := range slices.Sorted(maps.Keys(fields)) {
+		reasons = append(reasons, f+": "+fields[f])
+	}
+	return &Refusal{Message: strings.Join(reasons, "; "), Fields: fields}
+}
+
+// Validate checks everything that needs no database, naming each bad field, and returns the
+// session as it is stored (its name trimmed). The error is a *Refusal.
+func (r Rules) Validate(ns NewSession) (NewSession, error) {
+	errs := map[string]string{}
+	if n := utf8.RuneCountInString(strings.TrimSpace(ns.Name)); n == 0 || n > 200 {
+		errs["name"] = "is required, at most 200 characters"
+	}
+	if ns.Duration < 1 {
+		errs["duration"] = "must be at least 1 second"
+	} else if maxSecs := int64(r.MaxDuration / time.Second); ns.Duration > maxSecs { // in seconds: a huge value must not wrap
+		errs["duration"] = fmt.Sprintf("must be at most %d seconds (%s)", maxSecs, r.MaxDuration)
+	}
+	if ns.TargetFPS < r.MinFPS || ns.TargetFPS > r.MaxFPS {
+		errs["target_fps"] = fmt.Sprintf("must be between %d and %d", r.MinFPS, r.MaxFPS)
+	}
+	switch {
+	case len(ns.Devices) == 0:
+		errs["device_spec"] = "must list at least one enclosure"
+	case len(ns.Devices) > r.MaxEnclosures:
+		errs["device_spec"] = fmt.Sprintf("at most %d enclosures per session", r.MaxEnclosures)
+	}
+	seen := map[int64]bool{}
+	for i, d := range ns.Devices {
+		field := fmt.Sprintf("device_spec[%d]", i)
+		switch {
+		case d.DeviceID == nil:
+			errs[field+".device_id"] = "is required"
+		case seen[*d.DeviceID]:
+			errs[field+".device_id"] = fmt.Sprintf("device %d is listed twice", *d.DeviceID)
+		default:
+			seen[*d.DeviceID] = true
+		}
+		if reason := ValidFilePrefix(d.FilePrefix); reason != "" {
+			errs[field+".filename_prefix"] = reason
+		} else if len(d.FilePrefix) > MaxPrefix {
+			errs[field+".filename_prefix"] = fmt.Sprintf("must be at most %d characters (room for a resume suffix)", MaxPrefix)
+		}
+	}
+	if len(errs) > 0 {
+		return ns, Refuse(errs)
+	}
+	ns.Name = strings.TrimSpace(ns.Name)
+	return ns, nil
+}
+
+// DeviceIDs are the enclosures a validated session lists, in its order.
+func (ns NewSession) DeviceIDs() []int64 {
+	ids := make([]int64, len(ns.Devices))
+	for i, d := range ns.Devices {
+		ids[i] = *d.DeviceID
+	}
+	return ids
+}
+
+// Candidate is an enclosure of a new session as admission sees it.
+type Candidate struct {
+	ID         int64
+	Name       string
+	State      EnclosureState
+	SessionID  *int64 // the session it is busy in
+	FreeDiskMB *int64 // as last reported; nil: unknown
+	Unusable   string // why it cannot be in any session (retired, ...); "" when it can
+}
+
+// Admit judges a validated session's enclosures, found by id: unknown or unusable ones refuse
+// the session; busy, silent and short-of-disk ones are warnings, or (low disk, when the rules
+// say so) field errors. The error is a *Refusal.
+func (r Rules) Admit(ns NewSession, found map[int64]Candidate) (warnings []string, err error) {
+	var unknown []string
+	for _, d := range ns.Devices {
+		if _, ok := found[*d.DeviceID]; !ok {
+			unknown = append(unknown, strconv.FormatInt(*d.DeviceID, 10))
+		}
+	}
+	if len(unknown) > 0 {
+		return nil, &Refusal{Message: "Invalid device IDs: [" + strings.Join(unknown, ", ") + "]",
+			Fields: map[string]string{"device_spec": "unknown device ids: " + strings.Join(unknown, ", ")}}
+	}
+	bad := map[string]string{}
+	for _, c := range found {
+		if c.Unusable != "" {
+			bad[c.Name] = c.Unusable
+		}
+	}
+	if len(bad) > 0 {
+		names := slices.Sorted(maps.Keys(bad))
+		parts := make([]string, len(names))
+		for i, n := range names {
+			parts[i] = n + " (" + bad[n] + ")"
+		}
+		msg := "enclosures that cannot record: " + strings.Join(parts, ", ")
+		return nil, &Refusal{Message: msg, Fields: map[string]string{"device_spec": msg}}
+	}
+
+	errs := map[string]string{}
+	needMB := ns.Duration * r.BytesPerSecond / 1_000_000
+	for i, spec := range ns.Devices {
+		c := found[*spec.DeviceID]
+		switch c.State {
+		case EnclosureBusy:
+			warnings = append(warnings, fmt.Sprintf("%s is busy in session %d: it is listed FAILED", c.Name, *c.SessionID))
+		case EnclosureDown:
+			warnings = append(warnings, fmt.Sprintf("%s is DOWN: it starts recording when it returns", c.Name))
+		}
+		free := c.FreeDiskMB
+		if free == nil || *free >= needMB {
+			continue
+		}
+		msg := fmt.Sprintf("%s needs about %d MB for %d s of video but reports %d MB free", c.Name, needMB, ns.Duration, *free)
+		if r.RejectLowDisk {
+			errs[fmt.Sprintf("device_spec[%d].device_id", i)] = msg
+		} else {
+			warnings = append(warnings, msg)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, Refuse(errs)
+	}
+	return warnings, nil
+}
