@@ -91,7 +91,7 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, list)
+	writeJSON(w, http.StatusOK, views(list, alertView))
 	return nil
 }
 
@@ -110,7 +110,7 @@ func (s *Server) channelHealth(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, list)
+	writeJSON(w, http.StatusOK, views(list, channelHealthView))
 	return nil
 }
 
@@ -120,12 +120,6 @@ func joinStates() string {
 		names[i] = string(st)
 	}
 	return strings.Join(names, ", ")
-}
-
-// alertView is an alert with its transitions.
-type alertView struct {
-	store.Alert
-	Events []store.AlertEvent `json:"events"`
 }
 
 func (s *Server) alertParam(r *http.Request) (store.Alert, error) {
@@ -149,7 +143,7 @@ func (s *Server) getAlert(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, alertView{Alert: a, Events: events})
+	writeJSON(w, http.StatusOK, AlertDetailView{AlertView: alertView(a), Events: views(events, alertEventView)})
 	return nil
 }
 
@@ -237,7 +231,7 @@ func (s *Server) alertUpdate(w http.ResponseWriter, r *http.Request, action stri
 	// answer with the workflow's word, on the row's identity.
 	a.State, a.Tier, a.Reopens = st.State, st.Tier, st.Reopens
 	a.AckedBy, a.AckedAt, a.AckNote, a.SilencedUntil = optString(st.AckedBy), optTime(st.AckedAt), optString(st.AckNote), optTime(st.SilencedUntil)
-	writeJSON(w, http.StatusOK, a)
+	writeJSON(w, http.StatusOK, alertView(a))
 	return nil
 }
 
