@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -34,11 +35,16 @@ type AlertWorkflows interface {
 	Silence(ctx context.Context, workflowID string, req workflows.SilenceRequest) (workflows.AlertLifecycleState, error)
 }
 
-// Limits of an acknowledgement or silence (the workflow checks them too).
-const (
-	maxAlertNote   = 2000
-	maxSilenceDays = 7
-)
+// maxSilenceDays bounds a silence (the workflow checks its policy's MaxSilence too).
+const maxSilenceDays = 7
+
+// checkNote refuses a note over the workflows' limit with a 400, before it reaches the workflow.
+func checkNote(note string) error {
+	if len(note) > workflows.MaxAlertNote {
+		return invalid(map[string]string{"note": fmt.Sprintf("must be at most %d bytes", workflows.MaxAlertNote)})
+	}
+	return nil
+}
 
 func alertRoutes(r chi.Router, s *Server) {
 	r.Get("/alerts", s.handle(s.listAlerts))
@@ -157,8 +163,8 @@ func (s *Server) acknowledgeAlert(w http.ResponseWriter, r *http.Request) error 
 	if err := decodeJSON(r, &body); err != nil {
 		return err
 	}
-	if len(body.Note) > maxAlertNote {
-		return invalid(map[string]string{"note": "must be at most 2000 bytes"})
+	if err := checkNote(body.Note); err != nil {
+		return err
 	}
 	return s.alertUpdate(w, r, "alert.acknowledge", func(ctx context.Context, a store.Alert, who string) (workflows.AlertLifecycleState, error) {
 		return s.alertWorkflows.Acknowledge(ctx, a.WorkflowID, workflows.AckRequest{Key: a.Key, Who: who, Note: body.Note})
@@ -193,8 +199,8 @@ func (s *Server) silenceAlert(w http.ResponseWriter, r *http.Request) error {
 			return invalid(map[string]string{"until": "must be in the future, within 7 days"})
 		}
 	}
-	if len(body.Note) > maxAlertNote {
-		return invalid(map[string]string{"note": "must be at most 2000 bytes"})
+	if err := checkNote(body.Note); err != nil {
+		return err
 	}
 	return s.alertUpdate(w, r, "alert.silence", func(ctx context.Context, a store.Alert, who string) (workflows.AlertLifecycleState, error) {
 		return s.alertWorkflows.Silence(ctx, a.WorkflowID, workflows.SilenceRequest{Key: a.Key, Who: who, Note: body.Note, Until: until})

@@ -59,15 +59,16 @@ func (s *Store) RecordAlert(ctx context.Context, r AlertRecord) error {
 		err := tx.QueryRow(ctx, `
 			INSERT INTO alerts (alert_key, workflow_id, kind, session_id, device_id, summary, state, tier, reopens,
 			                    acked_by, acked_at, ack_note, silenced_until, opened_at, updated_at, resolved_at)
-			VALUES (@key, @workflow_id, @kind, @session_id, @device_id, @summary, @state, @tier, @reopens,
-			        NULLIF(@acked_by, ''), @acked_at, NULLIF(@ack_note, ''), @silenced_until, @opened_at, @updated_at, @resolved_at)
+			VALUES (@key, @workflow_id, @kind, nullif(@session_id::bigint, 0), nullif(@device_id::bigint, 0), @summary, @state,
+			        @tier, @reopens, nullif(@acked_by, ''), @acked_at, nullif(@ack_note, ''), @silenced_until, @opened_at,
+			        @updated_at, @resolved_at)
 			ON CONFLICT (alert_key) DO UPDATE SET summary = EXCLUDED.summary, state = EXCLUDED.state,
 			    tier = EXCLUDED.tier, reopens = EXCLUDED.reopens, acked_by = EXCLUDED.acked_by,
 			    acked_at = EXCLUDED.acked_at, ack_note = EXCLUDED.ack_note, silenced_until = EXCLUDED.silenced_until,
 			    updated_at = EXCLUDED.updated_at, resolved_at = EXCLUDED.resolved_at
 			RETURNING id`,
-			pgx.NamedArgs{"key": r.Key, "workflow_id": r.WorkflowID, "kind": r.Kind, "session_id": alertNullID(r.SessionID),
-				"device_id": alertNullID(r.DeviceID), "summary": r.Summary, "state": r.State, "tier": r.Tier,
+			pgx.NamedArgs{"key": r.Key, "workflow_id": r.WorkflowID, "kind": r.Kind, "session_id": r.SessionID,
+				"device_id": r.DeviceID, "summary": r.Summary, "state": r.State, "tier": r.Tier,
 				"reopens": r.Reopens, "acked_by": r.AckedBy, "acked_at": r.AckedAt, "ack_note": r.AckNote,
 				"silenced_until": r.SilencedUntil, "opened_at": r.OpenedAt, "updated_at": r.UpdatedAt,
 				"resolved_at": r.ResolvedAt}).Scan(&id)
@@ -86,14 +87,6 @@ func (s *Store) RecordAlert(ctx context.Context, r AlertRecord) error {
 		return nil
 	})
 	return failed(err, "RecordAlert %s", r.Key)
-}
-
-// alertNullID stores 0 as NULL (no session, no enclosure).
-func alertNullID(id int64) *int64 {
-	if id == 0 {
-		return nil
-	}
-	return &id
 }
 
 // Delivery is one attempt to deliver a notice.
@@ -149,21 +142,21 @@ type NotificationPrefs struct {
 	TZ         string
 }
 
-// Recipient is a user who may be notified, with their preferences.
-type Recipient struct {
+// Person is a user who may be notified, with their preferences.
+type Person struct {
 	UserID int64
 	Email  string
 	Prefs  NotificationPrefs
 }
 
-// recipientSelect reads users with their preferences (defaults for those without a row).
-const recipientSelect = `
+// personSelect reads users with their preferences (defaults for those without a row).
+const personSelect = `
 	SELECT u.id, u.email, coalesce(p.kinds, '{}') AS kinds, coalesce(p.channel, 'email') AS channel,
 	       coalesce(p.quiet_start, 0) AS quiet_start, coalesce(p.quiet_end, 0) AS quiet_end, coalesce(p.tz, 'UTC') AS tz
 	FROM users u LEFT JOIN user_notification_prefs p ON p.user_id = u.id`
 
-// recipientRow is a user with their preferences as recipientSelect reads them.
-type recipientRow struct {
+// personRow is a user with their preferences as personSelect reads them.
+type personRow struct {
 	ID         int64    `db:"id"`
 	Email      string   `db:"email"`
 	Kinds      []string `db:"kinds"`
@@ -173,36 +166,36 @@ type recipientRow struct {
 	TZ         string   `db:"tz"`
 }
 
-func (r recipientRow) recipient() Recipient {
-	return Recipient{UserID: r.ID, Email: r.Email, Prefs: NotificationPrefs{Kinds: r.Kinds, Channel: r.Channel,
+func (r personRow) person() Person {
+	return Person{UserID: r.ID, Email: r.Email, Prefs: NotificationPrefs{Kinds: r.Kinds, Channel: r.Channel,
 		QuietStart: r.QuietStart, QuietEnd: r.QuietEnd, TZ: r.TZ}}
 }
 
-func (s *Store) recipients(ctx context.Context, where string, args pgx.NamedArgs) ([]Recipient, error) {
-	return queryAll(ctx, s.pool, recipientSelect+" WHERE NOT u.disabled AND "+where+" ORDER BY u.id", args,
-		byName(recipientRow.recipient))
+func (s *Store) people(ctx context.Context, where string, args pgx.NamedArgs) ([]Person, error) {
+	return queryAll(ctx, s.pool, personSelect+" WHERE NOT u.disabled AND "+where+" ORDER BY u.id", args,
+		byName(personRow.person))
 }
 
 // SessionCreator is the (enabled) user who created a session; ok is false when there is none.
-func (s *Store) SessionCreator(ctx context.Context, sessionID int64) (Recipient, bool, error) {
-	list, err := s.recipients(ctx, "u.id = (SELECT created_by FROM sessions WHERE id = @id)", pgx.NamedArgs{"id": sessionID})
+func (s *Store) SessionCreator(ctx context.Context, sessionID int64) (Person, bool, error) {
+	list, err := s.people(ctx, "u.id = (SELECT created_by FROM sessions WHERE id = @id)", pgx.NamedArgs{"id": sessionID})
 	if err != nil || len(list) == 0 {
-		return Recipient{}, false, failed(err, "SessionCreator session %d", sessionID)
+		return Person{}, false, failed(err, "SessionCreator session %d", sessionID)
 	}
 	return list[0], true, nil
 }
 
 // Admins lists the enabled administrators.
-func (s *Store) Admins(ctx context.Context) ([]Recipient, error) {
-	list, err := s.recipients(ctx, "u.admin", nil)
+func (s *Store) Admins(ctx context.Context) ([]Person, error) {
+	list, err := s.people(ctx, "u.admin", nil)
 	return list, failed(err, "Admins")
 }
 
-// RecipientsByEmail finds the enabled users among addresses (case-insensitive).
-func (s *Store) RecipientsByEmail(ctx context.Context, emails []string) ([]Recipient, error) {
-	list, err := s.recipients(ctx, "lower(u.email) IN (SELECT lower(e) FROM unnest(@emails::text[]) e)",
+// PeopleByEmail finds the enabled users among addresses (case-insensitive).
+func (s *Store) PeopleByEmail(ctx context.Context, emails []string) ([]Person, error) {
+	list, err := s.people(ctx, "lower(u.email) IN (SELECT lower(e) FROM unnest(@emails::text[]) e)",
 		pgx.NamedArgs{"emails": emails})
-	return list, failed(err, "RecipientsByEmail %d addresses", len(emails))
+	return list, failed(err, "PeopleByEmail %d addresses", len(emails))
 }
 
 // SetNotificationPrefs replaces a user's preferences.
