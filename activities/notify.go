@@ -189,10 +189,7 @@ func (a *Alerts) SignalAlert(ctx context.Context, s AlertSignal) error {
 
 // RecordAlert writes an alert's row and its new transitions (idempotent by event Seq).
 func (a *Alerts) RecordAlert(ctx context.Context, r AlertRecord) error {
-	if err := a.Store.RecordAlert(ctx, r); err != nil {
-		return fmt.Errorf("RecordAlert %s: %w", r.Key, err)
-	}
-	return nil
+	return a.Store.RecordAlert(ctx, r) // the store's error names the method and the alert
 }
 
 // AlertRecipients lists who to tell at q.Tier, honouring people's preferences now; none

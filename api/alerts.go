@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -34,11 +35,16 @@ type AlertWorkflows interface {
 	Silence(ctx context.Context, workflowID string, req workflows.SilenceRequest) (workflows.AlertLifecycleState, error)
 }
 
-// Limits of an acknowledgement or silence (the workflow checks them too).
-const (
-	maxAlertNote   = 2000
-	maxSilenceDays = 7
-)
+// maxSilenceDays bounds a silence (the workflow checks its policy's MaxSilence too).
+const maxSilenceDays = 7
+
+// checkNote refuses a note over the workflows' limit with a 400, before it reaches the workflow.
+func checkNote(note string) error {
+	if len(note) > workflows.MaxAlertNote {
+		return invalid(map[string]string{"note": fmt.Sprintf("must be at most %d bytes", workflows.MaxAlertNote)})
+	}
+	return nil
+}
 
 func alertRoutes(r chi.Router, s *Server) {
 	r.Get("/alerts", s.handle(s.listAlerts))
@@ -91,7 +97,7 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, list)
+	writeJSON(w, http.StatusOK, views(list, alertView))
 	return nil
 }
 
@@ -110,7 +116,7 @@ func (s *Server) channelHealth(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, list)
+	writeJSON(w, http.StatusOK, views(list, channelHealthView))
 	return nil
 }
 
@@ -120,12 +126,6 @@ func joinStates() string {
 		names[i] = string(st)
 	}
 	return strings.Join(names, ", ")
-}
-
-// alertView is an alert with its transitions.
-type alertView struct {
-	store.Alert
-	Events []store.AlertEvent `json:"events"`
 }
 
 func (s *Server) alertParam(r *http.Request) (store.Alert, error) {
@@ -149,7 +149,7 @@ func (s *Server) getAlert(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, alertView{Alert: a, Events: events})
+	writeJSON(w, http.StatusOK, AlertDetailView{AlertView: alertView(a), Events: views(events, alertEventView)})
 	return nil
 }
 
@@ -163,8 +163,8 @@ func (s *Server) acknowledgeAlert(w http.ResponseWriter, r *http.Request) error 
 	if err := decodeJSON(r, &body); err != nil {
 		return err
 	}
-	if len(body.Note) > maxAlertNote {
-		return invalid(map[string]string{"note": "must be at most 2000 bytes"})
+	if err := checkNote(body.Note); err != nil {
+		return err
 	}
 	return s.alertUpdate(w, r, "alert.acknowledge", func(ctx context.Context, a store.Alert, who string) (workflows.AlertLifecycleState, error) {
 		return s.alertWorkflows.Acknowledge(ctx, a.WorkflowID, workflows.AckRequest{Key: a.Key, Who: who, Note: body.Note})
@@ -199,8 +199,8 @@ func (s *Server) silenceAlert(w http.ResponseWriter, r *http.Request) error {
 			return invalid(map[string]string{"until": "must be in the future, within 7 days"})
 		}
 	}
-	if len(body.Note) > maxAlertNote {
-		return invalid(map[string]string{"note": "must be at most 2000 bytes"})
+	if err := checkNote(body.Note); err != nil {
+		return err
 	}
 	return s.alertUpdate(w, r, "alert.silence", func(ctx context.Context, a store.Alert, who string) (workflows.AlertLifecycleState, error) {
 		return s.alertWorkflows.Silence(ctx, a.WorkflowID, workflows.SilenceRequest{Key: a.Key, Who: who, Note: body.Note, Until: until})
@@ -237,7 +237,7 @@ func (s *Server) alertUpdate(w http.ResponseWriter, r *http.Request, action stri
 	// answer with the workflow's word, on the row's identity.
 	a.State, a.Tier, a.Reopens = st.State, st.Tier, st.Reopens
 	a.AckedBy, a.AckedAt, a.AckNote, a.SilencedUntil = optString(st.AckedBy), optTime(st.AckedAt), optString(st.AckNote), optTime(st.SilencedUntil)
-	writeJSON(w, http.StatusOK, a)
+	writeJSON(w, http.StatusOK, alertView(a))
 	return nil
 }
 

@@ -15,7 +15,6 @@ import (
 	"github.com/jax-mba/mba/activities"
 	"github.com/jax-mba/mba/internal/dispatch"
 	"github.com/jax-mba/mba/internal/recording"
-	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/internal/testenv"
 	"github.com/jax-mba/mba/worker"
 	"github.com/jax-mba/mba/workflows"
@@ -55,9 +54,9 @@ func TestAlertLifecycleThroughTheAPI(t *testing.T) {
 		_ = c.TerminateWorkflow(context.Background(), workflows.AlertWorkflowID(queue, subject.Kind, sid, subject.DeviceID), "", "test done")
 	})
 
-	list := func(query string) []store.Alert {
+	list := func(query string) []AlertView {
 		t.Helper()
-		var out []store.Alert
+		var out []AlertView
 		res := h.do("GET", "/api/alerts"+query, ann, nil)
 		require.Equal(t, http.StatusOK, res.status, "%s", res.body)
 		require.NoError(t, json.Unmarshal(res.body, &out))
@@ -108,7 +107,7 @@ func TestAlertLifecycleThroughTheAPI(t *testing.T) {
 	require.Contains(t, res.json(t)["message"], "already acknowledged by ann@lab.example")
 
 	require.Eventually(t, func() bool {
-		var v alertView
+		var v AlertDetailView
 		require.NoError(t, json.Unmarshal(h.do("GET", fmt.Sprintf("/api/alerts/%d", id), ann, nil).body, &v))
 		for _, e := range v.Events {
 			if e.State == recording.AlertAcknowledged && e.Actor == "ann@lab.example" && e.Note == "on my way" {
@@ -137,7 +136,7 @@ func TestAlertLifecycleThroughTheAPI(t *testing.T) {
 	admin, _ := h.login("admin@lab.example", "correct horse")
 	res = h.do("GET", "/api/alerts/channels?days=1", admin, nil)
 	require.Equal(t, http.StatusOK, res.status, "%s", res.body)
-	var health []store.ChannelHealth
+	var health []ChannelHealthView
 	require.NoError(t, json.Unmarshal(res.body, &health))
 	require.Len(t, health, 1)
 	require.Equal(t, "email", health[0].Channel)

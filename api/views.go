@@ -208,6 +208,61 @@ type TelemetryPointView struct {
 
 func telemetryPointView(p store.TelemetryPoint) TelemetryPointView { return TelemetryPointView(p) }
 
+// AlertView is an alert as its lifecycle workflow recorded it: in the list, and as the answer
+// to an acknowledgement or a silence.
+type AlertView struct {
+	ID            int64                `json:"id"`
+	Key           string               `json:"key"`
+	WorkflowID    string               `json:"workflow_id"`
+	Kind          recording.AlertKind  `json:"kind"`
+	SessionID     *int64               `json:"session_id"`
+	DeviceID      *int64               `json:"device_id"`
+	DeviceName    *string              `json:"device_name"`
+	Summary       string               `json:"summary"`
+	State         recording.AlertState `json:"state"`
+	Tier          int                  `json:"tier"`
+	Reopens       int                  `json:"reopens"`
+	AckedBy       *string              `json:"acked_by"`
+	AckedAt       *time.Time           `json:"acked_at"`
+	AckNote       *string              `json:"ack_note"`
+	SilencedUntil *time.Time           `json:"silenced_until"`
+	OpenedAt      time.Time            `json:"opened_at"`
+	UpdatedAt     time.Time            `json:"updated_at"`
+	ResolvedAt    *time.Time           `json:"resolved_at"`
+}
+
+func alertView(a store.Alert) AlertView { return AlertView(a) }
+
+// AlertDetailView is an alert with its transitions.
+type AlertDetailView struct {
+	AlertView
+	Events []AlertEventView `json:"events"`
+}
+
+// AlertEventView is one transition of an alert.
+type AlertEventView struct {
+	Seq   int                  `json:"seq"`
+	State recording.AlertState `json:"state"`
+	Actor string               `json:"actor"`
+	Note  string               `json:"note"`
+	At    time.Time            `json:"at"`
+}
+
+func alertEventView(e store.AlertEvent) AlertEventView { return AlertEventView(e) }
+
+// ChannelHealthView sums up the deliveries of one notification channel target.
+type ChannelHealthView struct {
+	Channel     string    `json:"channel"`
+	Target      string    `json:"target"`
+	Attempts    int64     `json:"attempts"`
+	Failures    int64     `json:"failures"`
+	LastOutcome string    `json:"last_outcome"`
+	LastError   string    `json:"last_error"` // of the last attempt; '' when it was sent
+	LastAt      time.Time `json:"last_at"`
+}
+
+func channelHealthView(h store.ChannelHealth) ChannelHealthView { return ChannelHealthView(h) }
+
 // views converts a list with one view's conversion, nil to nil (null) and empty to empty ([]),
 // as the store returned it.
 func views[T, V any](list []T, view func(T) V) []V {

@@ -76,3 +76,23 @@ func fxAgentSessions() []store.AgentSession {
 		Prefixes: []string{"cage", "cage_s1"}, Files: append(fxFiles(true), store.SessionFile{Name: "cage_s1.avi", State: "UPLOADING",
 			UploadID: fxPtr("abc"), Size: fxPtr(int64(5))})}, {SessionID: 12, Prefixes: []string{}, Files: []store.SessionFile{}}}
 }
+
+func fxAlert(full bool) store.Alert {
+	a := store.Alert{ID: 3, Key: "alert/k/run", WorkflowID: "alert/k", Kind: "enclosure_down", Summary: "NV7 is DOWN",
+		State: "open", OpenedAt: fxAt, UpdatedAt: fxAt}
+	if !full {
+		return a
+	}
+	a.SessionID, a.DeviceID, a.DeviceName, a.State, a.Tier, a.Reopens = fxPtr(int64(11)), fxPtr(int64(7)), fxPtr("NV7"), "resolved", 2, 1
+	a.AckedBy, a.AckedAt, a.AckNote, a.SilencedUntil, a.ResolvedAt = fxPtr("ann@lab.example"), fxPtr(fxAt), fxPtr("n"), fxPtr(fxAt), fxPtr(fxAt)
+	return a
+}
+
+func fxAlertEvents() []store.AlertEvent {
+	return []store.AlertEvent{{Seq: 1, State: "open", At: fxAt}, {Seq: 2, State: "acknowledged", Actor: "ann@lab.example", Note: "n", At: fxAt}}
+}
+
+func fxChannelHealth() []store.ChannelHealth {
+	return []store.ChannelHealth{{Channel: "webhook", Target: "lab", Attempts: 4, Failures: 2, LastOutcome: "failed", LastError: "503", LastAt: fxAt},
+		{Channel: "email", Target: "ann@lab.example", Attempts: 1, LastOutcome: "sent", LastAt: fxAt}}
+}

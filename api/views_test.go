@@ -40,7 +40,13 @@ func TestViewsKeepTheWireFormat(t *testing.T) {
 			d.FilesSummary = &sum
 		}
 		got["detail/"+k] = detail
+		got["alerts/"+k] = views([]store.Alert{fxAlert(full)}, alertView)
+		got["alert/"+k] = alertView(fxAlert(full))
+		got["alert_detail/"+k] = AlertDetailView{AlertView: alertView(fxAlert(full)),
+			Events: views(map[bool][]store.AlertEvent{true: fxAlertEvents()}[full], alertEventView)}
 	}
+	got["alert_detail/empty"] = AlertDetailView{AlertView: alertView(fxAlert(false)), Events: views(fxAlertEvents()[:0], alertEventView)}
+	got["channels"] = views(fxChannelHealth(), channelHealthView)
 	got["events"] = views(fxEvents(), sessionEventView)
 	got["users"] = views(fxUsers(), userView)
 	got["user"] = userView(fxUsers()[0])

@@ -124,11 +124,11 @@ func (a alertStore) Admins(ctx context.Context) ([]activities.Person, error) {
 }
 
 func (a alertStore) PeopleByEmail(ctx context.Context, emails []string) ([]activities.Person, error) {
-	list, err := a.Store.RecipientsByEmail(ctx, emails)
+	list, err := a.Store.PeopleByEmail(ctx, emails)
 	return people(list), err
 }
 
-func people(list []store.Recipient) []activities.Person {
+func people(list []store.Person) []activities.Person {
 	out := make([]activities.Person, len(list))
 	for i, r := range list {
 		out[i] = person(r)
@@ -136,7 +136,7 @@ func people(list []store.Recipient) []activities.Person {
 	return out
 }
 
-func person(r store.Recipient) activities.Person {
+func person(r store.Person) activities.Person {
 	kinds := make([]recording.AlertKind, len(r.Prefs.Kinds))
 	for i, k := range r.Prefs.Kinds {
 		kinds[i] = recording.AlertKind(k)

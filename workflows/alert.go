@@ -16,12 +16,6 @@ import (
 	"github.com/jax-mba/mba/internal/recording"
 )
 
-// Limits of what a person writes into an alert (they are kept in the history and the store).
-const (
-	maxAlertWho  = 200
-	maxAlertNote = 2000
-)
-
 // AlertLifecycle is one alert, from its condition being raised to its resolution:
 // open → notified → escalated (tier after tier while nobody acknowledges) → acknowledged or
 // silenced by a person → resolved once the condition cleared and stayed clear for the
@@ -254,10 +248,10 @@ func (a *alert) validatePerson(key, who, note string) error {
 		return errors.New("the alert is resolved (this is a later alert of the same condition)")
 	case strings.TrimSpace(who) == "":
 		return errors.New("who must name the person")
-	case len(who) > maxAlertWho:
-		return fmt.Errorf("who must be at most %d bytes", maxAlertWho)
-	case len(note) > maxAlertNote:
-		return fmt.Errorf("note must be at most %d bytes", maxAlertNote)
+	case len(who) > MaxAlertWho:
+		return fmt.Errorf("who must be at most %d bytes", MaxAlertWho)
+	case len(note) > MaxAlertNote:
+		return fmt.Errorf("note must be at most %d bytes", MaxAlertNote)
 	}
 	return nil
 }

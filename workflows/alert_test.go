@@ -286,7 +286,7 @@ func TestAlertUpdatesRefuseBadRequests(t *testing.T) {
 			a.update(UpdateAcknowledge, AckRequest{Key: "other/run", Who: "ann"}),
 			a.update(UpdateSilence, SilenceRequest{Who: "ann", Until: a.env.Now().Add(-time.Minute)}),
 			a.update(UpdateSilence, SilenceRequest{Who: "ann", Until: a.env.Now().Add(48 * time.Hour)}),
-			a.update(UpdateAcknowledge, AckRequest{Who: "ann", Note: strings.Repeat("x", maxAlertNote+1)}),
+			a.update(UpdateAcknowledge, AckRequest{Who: "ann", Note: strings.Repeat("x", MaxAlertNote+1)}),
 		}
 	})
 	var ack *updateResult

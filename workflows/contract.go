@@ -245,6 +245,13 @@ type AlertCondition struct {
 	Summary string // what is wrong, in words; empty keeps the last one
 }
 
+// Limits of what a person writes into an alert (kept in the history and the store): the
+// update validators refuse more, and the API checks the note first, for a 400.
+const (
+	MaxAlertWho  = 200
+	MaxAlertNote = 2000
+)
+
 // AckRequest acknowledges an alert: a person took it; escalation stops.
 type AckRequest struct {
 	Key  string // the alert's key: refuses an ack meant for an earlier alert of the same ID
