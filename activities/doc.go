@@ -12,5 +12,7 @@
 // Inputs and results are payloads recorded in workflow histories: keep their field names and
 // JSON, or change them behind workflow.GetVersion (see package workflows). Activities run
 // outside the workflow's determinism rules, but may run more than once (retries): each is
-// safe to repeat. The short database writes are run as local activities (workflows.dbWrite).
+// safe to repeat, except Sessions.CreateSession (a retry after a lost reply creates a second
+// session; its caller checks first). The short database writes are run as local activities
+// (workflows.dbWrite).
 package activities
