@@ -231,7 +231,7 @@ func (s *Server) setDeviceToken(w http.ResponseWriter, r *http.Request) error {
 	if err := s.enclosures.SetDeviceToken(r.Context(), d.ID, hash); err != nil {
 		return err
 	}
-	s.audit(r, currentUser(r).ID, "device.token.set", d.Name)
+	s.audit(r, currentUser(r).ID, recording.AuditDeviceTokenSet, d.Name)
 	writeJSON(w, http.StatusOK, map[string]string{"device": d.Name, "token": token})
 	return nil
 }
@@ -244,7 +244,7 @@ func (s *Server) deleteDeviceToken(w http.ResponseWriter, r *http.Request) error
 	if err := s.enclosures.SetDeviceToken(r.Context(), d.ID, nil); err != nil {
 		return err
 	}
-	s.audit(r, currentUser(r).ID, "device.token.delete", d.Name)
+	s.audit(r, currentUser(r).ID, recording.AuditDeviceTokenDelete, d.Name)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -311,7 +311,7 @@ func (s *Server) updateDevice(w http.ResponseWriter, r *http.Request) error {
 	if err := s.enclosures.UpdateDevice(r.Context(), d.ID, set); err != nil {
 		return err
 	}
-	s.audit(r, currentUser(r).ID, "device.update", d.Name)
+	s.audit(r, currentUser(r).ID, recording.AuditDeviceUpdate, d.Name)
 	return s.writeDevice(w, r, d.ID)
 }
 
@@ -333,9 +333,9 @@ func (s *Server) setAdmission(w http.ResponseWriter, r *http.Request, approve bo
 	if err := s.enclosures.SetDeviceAdmission(r.Context(), d.ID, approve); err != nil {
 		return err
 	}
-	action := "device.reject"
+	action := recording.AuditDeviceReject
 	if approve {
-		action = "device.approve"
+		action = recording.AuditDeviceApprove
 	}
 	s.audit(r, currentUser(r).ID, action, d.Name)
 	return s.writeDevice(w, r, d.ID)
@@ -352,9 +352,9 @@ func (s *Server) retireDevice(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	action := "device.retire"
+	action := recording.AuditDeviceRetire
 	if deleted {
-		action = "device.delete"
+		action = recording.AuditDeviceDelete
 	}
 	s.audit(r, currentUser(r).ID, action, d.Name)
 	w.WriteHeader(http.StatusNoContent)

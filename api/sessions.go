@@ -88,7 +88,7 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.audit(r, currentUser(r).ID, "session.create", strconv.FormatInt(created.ID, 10))
+	s.audit(r, currentUser(r).ID, recording.AuditSessionCreate, strconv.FormatInt(created.ID, 10))
 	v := sessionView(session)
 	v.Warnings = created.Warnings
 	writeJSON(w, http.StatusOK, v)
@@ -217,7 +217,7 @@ func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request) error {
 		if _, err := s.sessions.RequestStop(r.Context(), req, workflows.SessionWorkflowID(x.ID), s.now()); err != nil {
 			return err
 		}
-		s.audit(r, me.ID, "session.cancel", strconv.FormatInt(x.ID, 10))
+		s.audit(r, me.ID, recording.AuditSessionCancel, strconv.FormatInt(x.ID, 10))
 	}
 	if archive {
 		if err := s.sessions.SetArchived(r.Context(), x.ID, true); err != nil {
@@ -288,7 +288,7 @@ func (s *Server) removeSessionDevice(w http.ResponseWriter, r *http.Request) err
 		if _, err := s.sessions.RequestStop(r.Context(), req, workflows.SessionWorkflowID(d.SessionID), s.now()); err != nil {
 			return err
 		}
-		s.audit(r, me.ID, "session.remove_device", fmt.Sprintf("%d/%s", d.SessionID, d.Device.Name))
+		s.audit(r, me.ID, recording.AuditSessionRemoveDevice, fmt.Sprintf("%d/%s", d.SessionID, d.Device.Name))
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jax-mba/mba/internal/auth"
 	imail "github.com/jax-mba/mba/internal/mail"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/store"
 )
 
@@ -120,7 +121,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 		return err
 	})
 	if errors.Is(err, errWrongOldPassword) {
-		s.audit(r, me.ID, "password.change_failed", me.Email)
+		s.audit(r, me.ID, recording.AuditPasswordChangeFailed, me.Email)
 	}
 	if err != nil {
 		return err
@@ -128,7 +129,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 	if err := s.users.SetPassword(r.Context(), me.ID, hash); err != nil {
 		return err
 	}
-	s.audit(r, me.ID, "password.change", me.Email)
+	s.audit(r, me.ID, recording.AuditPasswordChange, me.Email)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -195,7 +196,7 @@ func (s *Server) invite(w http.ResponseWriter, r *http.Request) error {
 		}
 		return errorf(http.StatusBadGateway, "the invitation could not be e-mailed; try again later")
 	}
-	s.audit(r, currentUser(r).ID, "user.invite", u.Email)
+	s.audit(r, currentUser(r).ID, recording.AuditUserInvite, u.Email)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -245,7 +246,7 @@ func (s *Server) mailReset(ctx context.Context, email, base, ip string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.users.Audit(ctx, 0, "password.reset_requested", u.Email, ip); err != nil {
+	if err := s.users.Audit(ctx, 0, recording.AuditPasswordResetAsked, u.Email, ip); err != nil {
 		return err
 	}
 	err = s.mailer.Send(ctx, imail.Message{To: u.Email, Subject: "Reset your Mouse Behavior Analysis password",
@@ -294,7 +295,7 @@ func (s *Server) resetPassword(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return err
 	}
-	s.audit(r, uid, "password.reset", strconv.FormatInt(uid, 10))
+	s.audit(r, uid, recording.AuditPasswordReset, strconv.FormatInt(uid, 10))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -349,7 +350,7 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.audit(r, currentUser(r).ID, fmt.Sprintf("user.update admin=%v disabled=%v", u.Admin, u.Disabled), u.Email)
+	s.audit(r, currentUser(r).ID, recording.AuditUserUpdate, u.Email)
 	writeJSON(w, http.StatusOK, userView(u))
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jax-mba/mba/internal/recording"
 )
 
 // User is an account. PasswordHash is empty until the user sets a password.
@@ -297,7 +298,7 @@ func (s *Store) PurgeExpiredAuth(ctx context.Context, cutoff time.Time) (int64, 
 }
 
 // Audit records a security-relevant action. actorID 0 means no signed-in actor.
-func (s *Store) Audit(ctx context.Context, actorID int64, action, subject, clientIP string) error {
+func (s *Store) Audit(ctx context.Context, actorID int64, action recording.AuditAction, subject, clientIP string) error {
 	_, err := s.pool.Exec(ctx, `
 		INSERT INTO audit_log (actor_id, action, subject, client_ip)
 		VALUES (nullif(@actor_id, 0), @action, @subject, @client_ip)`,
