@@ -28,7 +28,7 @@ type UserStore interface {
 	CreateLinkToken(ctx context.Context, userID int64, purpose string, hash []byte, expires time.Time) error
 	DropUnsentLink(ctx context.Context, userID int64, tokenHash []byte, deleteUser bool) error
 	ResetPassword(ctx context.Context, userID int64, tokenHash []byte, passwordHash string, now time.Time) error
-	Audit(ctx context.Context, actorID int64, action recording.AuditAction, subject, clientIP string) error
+	Audit(ctx context.Context, e store.AuditEntry) error
 }
 
 var errUnauthenticated = errorf(http.StatusUnauthorized, "unable to authenticate user")
@@ -274,12 +274,21 @@ func (s *Server) adminOnly(next http.Handler) http.Handler {
 	})
 }
 
-// audit records an action; a failure to audit is logged, never shown to the user. It outlives
-// the request: a client that hangs up does not take its failed login out of the audit log.
+// audit records an action that changes nothing else (a login, a failed one); a failure to audit
+// is logged, never shown to the user. It outlives the request: a client that hangs up does not
+// take its failed login out of the audit log.
 func (s *Server) audit(r *http.Request, actorID int64, action recording.AuditAction, subject string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
 	defer cancel()
-	if err := s.users.Audit(ctx, actorID, action, subject, s.clientIP(r)); err != nil {
+	e := store.AuditEntry{ActorID: actorID, Action: action, Subject: subject, ClientIP: s.clientIP(r)}
+	if err := s.users.Audit(ctx, e); err != nil {
 		s.log.ErrorContext(r.Context(), "writing audit log", "action", action, "error", err.Error())
 	}
+}
+
+// audited is the request's context carrying its audit entry, for the one store write that makes
+// the change (store.Audited): the change and its audit row commit together, or neither.
+func (s *Server) audited(r *http.Request, actorID int64, action recording.AuditAction, subject, detail string) context.Context {
+	return store.Audited(r.Context(), store.AuditEntry{ActorID: actorID, Action: action, Subject: subject,
+		Detail: detail, ClientIP: s.clientIP(r)})
 }

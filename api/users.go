@@ -126,10 +126,9 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.users.SetPassword(r.Context(), me.ID, hash); err != nil {
+	if err := s.users.SetPassword(s.audited(r, me.ID, recording.AuditPasswordChange, me.Email, ""), me.ID, hash); err != nil {
 		return err
 	}
-	s.audit(r, me.ID, recording.AuditPasswordChange, me.Email)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -246,7 +245,7 @@ func (s *Server) mailReset(ctx context.Context, email, base, ip string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.users.Audit(ctx, 0, recording.AuditPasswordResetAsked, u.Email, ip); err != nil {
+	if err := s.users.Audit(ctx, store.AuditEntry{Action: recording.AuditPasswordResetAsked, Subject: u.Email, ClientIP: ip}); err != nil {
 		return err
 	}
 	err = s.mailer.Send(ctx, imail.Message{To: u.Email, Subject: "Reset your Mouse Behavior Analysis password",
@@ -288,14 +287,13 @@ func (s *Server) resetPassword(w http.ResponseWriter, r *http.Request) error {
 	if err := s.hashing(r.Context(), func() (err error) { hash, err = s.hasher.Hash(req.Password); return err }); err != nil {
 		return err
 	}
-	err = s.users.ResetPassword(r.Context(), uid, auth.HashLinkToken(chi.URLParam(r, "token")), hash, s.now())
+	err = s.users.ResetPassword(s.audited(r, uid, recording.AuditPasswordReset, strconv.FormatInt(uid, 10), ""), uid, auth.HashLinkToken(chi.URLParam(r, "token")), hash, s.now())
 	switch {
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrLinkToken):
 		return errorf(http.StatusUnauthorized, "the link is invalid, used or expired; ask for a new one")
 	case err != nil:
 		return err
 	}
-	s.audit(r, uid, recording.AuditPasswordReset, strconv.FormatInt(uid, 10))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -343,14 +341,14 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) error {
 	if ch.Admin == nil && ch.Disabled == nil {
 		return invalid(map[string]string{"admin": "give admin and/or disabled", "disabled": "give admin and/or disabled"})
 	}
-	if _, err := s.userByID(r.Context(), uid); err != nil {
-		return err
-	}
-	u, err := s.users.UpdateUser(r.Context(), uid, ch)
+	was, err := s.userByID(r.Context(), uid)
 	if err != nil {
 		return err
 	}
-	s.audit(r, currentUser(r).ID, recording.AuditUserUpdate, u.Email)
+	u, err := s.users.UpdateUser(s.audited(r, currentUser(r).ID, recording.AuditUserUpdate, was.Email, ch.String()), uid, ch)
+	if err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusOK, userView(u))
 	return nil
 }
