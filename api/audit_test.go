@@ -2,10 +2,13 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
@@ -143,5 +146,48 @@ func TestEveryMutatingRouteIsAudited(t *testing.T) {
 		_, exempt := notAudited[route]
 		require.True(t, driven[route] || exempt,
 			"%s changes something: drive it in TestEveryMutatingRouteIsAudited with the audit action it must leave, or say in notAudited why it leaves none", route)
+	}
+}
+
+// TestAuditSearch: administrators search the log by who, what, subject and time; bad filters
+// are 400s naming the parameter.
+func TestAuditSearch(t *testing.T) {
+	h := newHarness(t)
+	h.user("admin@lab.example", "correct horse", true)
+	admin, _ := h.login("admin@lab.example", "correct horse")
+	h.user("ann@lab.example", "correct horse", false)
+	h.login("ann@lab.example", "correct horse")
+	dave := h.user("dave@lab.example", "correct horse", false)
+	require.Equal(t, http.StatusOK, h.do("PATCH", fmt.Sprintf("/api/user/%d", dave.ID), admin, map[string]any{"disabled": true}).status)
+
+	search := func(query string) []AuditView {
+		t.Helper()
+		res := h.do("GET", "/api/audit"+query, admin, nil)
+		require.Equal(t, http.StatusOK, res.status, "%s", res.body)
+		var out []AuditView
+		require.NoError(t, json.Unmarshal(res.body, &out))
+		return out
+	}
+	all := search("")
+	require.Len(t, all, 3, "two logins and the update")
+	require.Equal(t, recording.AuditUserUpdate, all[0].Action, "newest first")
+	require.Equal(t, "dave@lab.example", all[0].Subject)
+	require.Equal(t, "disabled=true", all[0].Detail)
+	require.Equal(t, "admin@lab.example", *all[0].ActorEmail)
+
+	require.Len(t, search("?actor=ANN@lab.example"), 1)
+	require.Len(t, search("?action=login"), 2)
+	require.Len(t, search("?subject=dave@lab.example&action=user.update"), 1)
+	require.Len(t, search("?limit=1"), 1)
+	at := all[0].At
+	require.Len(t, search("?since="+url.QueryEscape(at.Format(time.RFC3339Nano))), 1)
+	require.Len(t, search("?until="+url.QueryEscape(at.Format(time.RFC3339Nano))), 2)
+
+	for query, want := range map[string]string{"?action=bogus": "action: is not an audit action",
+		"?since=yesterday": "since: must be an RFC 3339 time", "?limit=501": "limit: must be between 1 and 500",
+		"?since=2026-12-02T00:00:00Z&until=2026-12-01T00:00:00Z": "until: must be after since"} {
+		res := h.do("GET", "/api/audit"+query, admin, nil)
+		require.Equal(t, http.StatusBadRequest, res.status, query)
+		require.Contains(t, res.json(t)["message"], want, query)
 	}
 }

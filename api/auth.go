@@ -29,6 +29,7 @@ type UserStore interface {
 	DropUnsentLink(ctx context.Context, userID int64, tokenHash []byte, deleteUser bool) error
 	ResetPassword(ctx context.Context, userID int64, tokenHash []byte, passwordHash string, now time.Time) error
 	Audit(ctx context.Context, e store.AuditEntry) error
+	AuditLog(ctx context.Context, f store.AuditFilter) ([]store.AuditRecord, error)
 }
 
 var errUnauthenticated = errorf(http.StatusUnauthorized, "unable to authenticate user")
