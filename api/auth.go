@@ -81,14 +81,14 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 		if errors.As(err, &apiErr) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return err // busy or gone: no attempt was made
 		}
-		s.audit(r, u.ID, recording.AuditLoginFailed, req.EmailAddress)
+		s.audit(r, u.ID, recording.AuditLoginFailed, req.EmailAddress, "")
 		return errUnauthenticated
 	}
 	access, err := s.issue(r.Context(), u, true)
 	if err != nil {
 		return err
 	}
-	s.audit(r, u.ID, recording.AuditLogin, u.Email)
+	s.audit(r, u.ID, recording.AuditLogin, u.Email, "")
 	writeJSON(w, http.StatusOK, access)
 	return nil
 }
@@ -214,7 +214,7 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) error {
 	}
 	err = s.users.RotateRefreshToken(r.Context(), claims.ID, u.ID, jti, expires)
 	if errors.Is(err, store.ErrTokenReused) {
-		s.audit(r, u.ID, recording.AuditRefreshReused, u.Email)
+		s.audit(r, u.ID, recording.AuditRefreshReused, u.Email, "")
 	}
 	if errors.Is(err, store.ErrTokenReused) || errors.Is(err, store.ErrNotFound) {
 		return errBadToken(auth.TypeRefresh)
@@ -237,7 +237,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
 	if err := s.users.RevokeRefreshToken(r.Context(), claims.ID); err != nil {
 		return err
 	}
-	s.audit(r, u.ID, recording.AuditLogout, u.Email)
+	s.audit(r, u.ID, recording.AuditLogout, u.Email, "")
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -278,10 +278,10 @@ func (s *Server) adminOnly(next http.Handler) http.Handler {
 // audit records an action that changes nothing else (a login, a failed one); a failure to audit
 // is logged, never shown to the user. It outlives the request: a client that hangs up does not
 // take its failed login out of the audit log.
-func (s *Server) audit(r *http.Request, actorID int64, action recording.AuditAction, subject string) {
+func (s *Server) audit(r *http.Request, actorID int64, action recording.AuditAction, subject, detail string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
 	defer cancel()
-	e := store.AuditEntry{ActorID: actorID, Action: action, Subject: subject, ClientIP: s.clientIP(r)}
+	e := store.AuditEntry{ActorID: actorID, Action: action, Subject: subject, Detail: detail, ClientIP: s.clientIP(r)}
 	if err := s.users.Audit(ctx, e); err != nil {
 		s.log.ErrorContext(r.Context(), "writing audit log", "action", action, "error", err.Error())
 	}

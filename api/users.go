@@ -121,7 +121,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 		return err
 	})
 	if errors.Is(err, errWrongOldPassword) {
-		s.audit(r, me.ID, recording.AuditPasswordChangeFailed, me.Email)
+		s.audit(r, me.ID, recording.AuditPasswordChangeFailed, me.Email, "")
 	}
 	if err != nil {
 		return err
@@ -195,7 +195,7 @@ func (s *Server) invite(w http.ResponseWriter, r *http.Request) error {
 		}
 		return errorf(http.StatusBadGateway, "the invitation could not be e-mailed; try again later")
 	}
-	s.audit(r, currentUser(r).ID, recording.AuditUserInvite, u.Email)
+	s.audit(r, currentUser(r).ID, recording.AuditUserInvite, u.Email, fmt.Sprintf("admin=%v", req.Admin))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
