@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/protocol"
 )
@@ -138,7 +139,7 @@ func TestBoundEnclosureRefusesOtherAddresses(t *testing.T) {
 	require.NotContains(t, string(h.do("GET", "/api/device/NV5", admin, nil).body), "made up", "nothing of it was stored")
 	var n int
 	require.NoError(t, h.store.Pool().QueryRow(context.Background(),
-		`SELECT count(*) FROM audit_log WHERE action = $1 AND subject = 'NV5' AND client_ip = '10.0.0.66'`, store.AuditWrongAddress).Scan(&n))
+		`SELECT count(*) FROM audit_log WHERE action = $1 AND subject = 'NV5' AND client_ip = '10.0.0.66'`, recording.AuditDeviceWrongAddress).Scan(&n))
 	require.Equal(t, 1, n, "an alert in the audit log, once a minute, not one row per heartbeat")
 	require.Contains(t, h.metric("mba_heartbeats_refused_total"), `reason="address"} 3`)
 	require.Equal(t, http.StatusNoContent, h.beatFrom("10.0.0.5", "", beat("NV5", 0, false, "")).status)

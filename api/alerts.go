@@ -166,7 +166,7 @@ func (s *Server) acknowledgeAlert(w http.ResponseWriter, r *http.Request) error 
 	if err := checkNote(body.Note); err != nil {
 		return err
 	}
-	return s.alertUpdate(w, r, "alert.acknowledge", func(ctx context.Context, a store.Alert, who string) (workflows.AlertLifecycleState, error) {
+	return s.alertUpdate(w, r, recording.AuditAlertAcknowledge, body.Note, func(ctx context.Context, a store.Alert, who string) (workflows.AlertLifecycleState, error) {
 		return s.alertWorkflows.Acknowledge(ctx, a.WorkflowID, workflows.AckRequest{Key: a.Key, Who: who, Note: body.Note})
 	})
 }
@@ -202,14 +202,14 @@ func (s *Server) silenceAlert(w http.ResponseWriter, r *http.Request) error {
 	if err := checkNote(body.Note); err != nil {
 		return err
 	}
-	return s.alertUpdate(w, r, "alert.silence", func(ctx context.Context, a store.Alert, who string) (workflows.AlertLifecycleState, error) {
+	return s.alertUpdate(w, r, recording.AuditAlertSilence, fmt.Sprintf("until %s: %s", until.UTC().Format(time.RFC3339), body.Note), func(ctx context.Context, a store.Alert, who string) (workflows.AlertLifecycleState, error) {
 		return s.alertWorkflows.Silence(ctx, a.WorkflowID, workflows.SilenceRequest{Key: a.Key, Who: who, Note: body.Note, Until: until})
 	})
 }
 
 // alertUpdate runs a person's update on the {aid} alert's workflow and answers with the alert
 // as recorded after it.
-func (s *Server) alertUpdate(w http.ResponseWriter, r *http.Request, action string,
+func (s *Server) alertUpdate(w http.ResponseWriter, r *http.Request, action recording.AuditAction, detail string,
 	run func(context.Context, store.Alert, string) (workflows.AlertLifecycleState, error)) error {
 	a, err := s.alertParam(r)
 	if err != nil {
@@ -232,7 +232,7 @@ func (s *Server) alertUpdate(w http.ResponseWriter, r *http.Request, action stri
 	case err != nil:
 		return err
 	}
-	s.audit(r, me.ID, action, strconv.FormatInt(a.ID, 10))
+	s.audit(r, me.ID, action, strconv.FormatInt(a.ID, 10), detail)
 	// The workflow records its transition through an activity that may not have run yet:
 	// answer with the workflow's word, on the row's identity.
 	a.State, a.Tier, a.Reopens = st.State, st.Tier, st.Reopens

@@ -105,6 +105,8 @@ func TestAlertLifecycleThroughTheAPI(t *testing.T) {
 	res = h.do("POST", ack, ann, map[string]string{})
 	require.Equal(t, http.StatusConflict, res.status, "the workflow's validator refuses a second ack")
 	require.Contains(t, res.json(t)["message"], "already acknowledged by ann@lab.example")
+	require.Equal(t, 1, h.auditCount(string(recording.AuditAlertSilence)), "the silence is audited")
+	require.Equal(t, 1, h.auditCount(string(recording.AuditAlertAcknowledge)), "the ack is audited, the refused one not")
 
 	require.Eventually(t, func() bool {
 		var v AlertDetailView

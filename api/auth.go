@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jax-mba/mba/internal/auth"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/store"
 )
 
@@ -27,7 +28,8 @@ type UserStore interface {
 	CreateLinkToken(ctx context.Context, userID int64, purpose string, hash []byte, expires time.Time) error
 	DropUnsentLink(ctx context.Context, userID int64, tokenHash []byte, deleteUser bool) error
 	ResetPassword(ctx context.Context, userID int64, tokenHash []byte, passwordHash string, now time.Time) error
-	Audit(ctx context.Context, actorID int64, action, subject, clientIP string) error
+	Audit(ctx context.Context, e store.AuditEntry) error
+	AuditLog(ctx context.Context, f store.AuditFilter) ([]store.AuditRecord, error)
 }
 
 var errUnauthenticated = errorf(http.StatusUnauthorized, "unable to authenticate user")
@@ -79,14 +81,14 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 		if errors.As(err, &apiErr) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return err // busy or gone: no attempt was made
 		}
-		s.audit(r, u.ID, "login.failed", req.EmailAddress)
+		s.audit(r, u.ID, recording.AuditLoginFailed, req.EmailAddress, "")
 		return errUnauthenticated
 	}
 	access, err := s.issue(r.Context(), u, true)
 	if err != nil {
 		return err
 	}
-	s.audit(r, u.ID, "login", u.Email)
+	s.audit(r, u.ID, recording.AuditLogin, u.Email, "")
 	writeJSON(w, http.StatusOK, access)
 	return nil
 }
@@ -212,7 +214,7 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) error {
 	}
 	err = s.users.RotateRefreshToken(r.Context(), claims.ID, u.ID, jti, expires)
 	if errors.Is(err, store.ErrTokenReused) {
-		s.audit(r, u.ID, "refresh.reused", u.Email)
+		s.audit(r, u.ID, recording.AuditRefreshReused, u.Email, "")
 	}
 	if errors.Is(err, store.ErrTokenReused) || errors.Is(err, store.ErrNotFound) {
 		return errBadToken(auth.TypeRefresh)
@@ -235,7 +237,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
 	if err := s.users.RevokeRefreshToken(r.Context(), claims.ID); err != nil {
 		return err
 	}
-	s.audit(r, u.ID, "logout", u.Email)
+	s.audit(r, u.ID, recording.AuditLogout, u.Email, "")
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -273,12 +275,21 @@ func (s *Server) adminOnly(next http.Handler) http.Handler {
 	})
 }
 
-// audit records an action; a failure to audit is logged, never shown to the user. It outlives
-// the request: a client that hangs up does not take its failed login out of the audit log.
-func (s *Server) audit(r *http.Request, actorID int64, action, subject string) {
+// audit records an action that changes nothing else (a login, a failed one); a failure to audit
+// is logged, never shown to the user. It outlives the request: a client that hangs up does not
+// take its failed login out of the audit log.
+func (s *Server) audit(r *http.Request, actorID int64, action recording.AuditAction, subject, detail string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
 	defer cancel()
-	if err := s.users.Audit(ctx, actorID, action, subject, s.clientIP(r)); err != nil {
+	e := store.AuditEntry{ActorID: actorID, Action: action, Subject: subject, Detail: detail, ClientIP: s.clientIP(r)}
+	if err := s.users.Audit(ctx, e); err != nil {
 		s.log.ErrorContext(r.Context(), "writing audit log", "action", action, "error", err.Error())
 	}
+}
+
+// audited is the request's context carrying its audit entry, for the one store write that makes
+// the change (store.Audited): the change and its audit row commit together, or neither.
+func (s *Server) audited(r *http.Request, actorID int64, action recording.AuditAction, subject, detail string) context.Context {
+	return store.Audited(r.Context(), store.AuditEntry{ActorID: actorID, Action: action, Subject: subject,
+		Detail: detail, ClientIP: s.clientIP(r)})
 }

@@ -228,10 +228,9 @@ func (s *Server) setDeviceToken(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	token, hash := auth.NewLinkToken()
-	if err := s.enclosures.SetDeviceToken(r.Context(), d.ID, hash); err != nil {
+	if err := s.enclosures.SetDeviceToken(s.audited(r, currentUser(r).ID, recording.AuditDeviceTokenSet, d.Name, ""), d.ID, hash); err != nil {
 		return err
 	}
-	s.audit(r, currentUser(r).ID, "device.token.set", d.Name)
 	writeJSON(w, http.StatusOK, map[string]string{"device": d.Name, "token": token})
 	return nil
 }
@@ -241,10 +240,9 @@ func (s *Server) deleteDeviceToken(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	if err := s.enclosures.SetDeviceToken(r.Context(), d.ID, nil); err != nil {
+	if err := s.enclosures.SetDeviceToken(s.audited(r, currentUser(r).ID, recording.AuditDeviceTokenDelete, d.Name, ""), d.ID, nil); err != nil {
 		return err
 	}
-	s.audit(r, currentUser(r).ID, "device.token.delete", d.Name)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -308,10 +306,9 @@ func (s *Server) updateDevice(w http.ResponseWriter, r *http.Request) error {
 	if set.Relayed != nil && *set.Relayed && !d.HasToken {
 		return invalid(map[string]string{"relayed": "give the enclosure a token first (PUT /api/device/{device}/token): its relay sends it"})
 	}
-	if err := s.enclosures.UpdateDevice(r.Context(), d.ID, set); err != nil {
+	if err := s.enclosures.UpdateDevice(s.audited(r, currentUser(r).ID, recording.AuditDeviceUpdate, d.Name, set.String()), d.ID, set); err != nil {
 		return err
 	}
-	s.audit(r, currentUser(r).ID, "device.update", d.Name)
 	return s.writeDevice(w, r, d.ID)
 }
 
@@ -330,14 +327,13 @@ func (s *Server) setAdmission(w http.ResponseWriter, r *http.Request, approve bo
 	if err != nil {
 		return err
 	}
-	if err := s.enclosures.SetDeviceAdmission(r.Context(), d.ID, approve); err != nil {
+	action := recording.AuditDeviceReject
+	if approve {
+		action = recording.AuditDeviceApprove
+	}
+	if err := s.enclosures.SetDeviceAdmission(s.audited(r, currentUser(r).ID, action, d.Name, ""), d.ID, approve); err != nil {
 		return err
 	}
-	action := "device.reject"
-	if approve {
-		action = "device.approve"
-	}
-	s.audit(r, currentUser(r).ID, action, d.Name)
 	return s.writeDevice(w, r, d.ID)
 }
 
@@ -348,15 +344,10 @@ func (s *Server) retireDevice(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	deleted, err := s.enclosures.RetireDevice(r.Context(), d.ID, s.now())
-	if err != nil {
+	// The store says which it was (retired or deleted) on the audit row it writes.
+	if _, err := s.enclosures.RetireDevice(s.audited(r, currentUser(r).ID, recording.AuditDeviceRetire, d.Name, ""), d.ID, s.now()); err != nil {
 		return err
 	}
-	action := "device.retire"
-	if deleted {
-		action = "device.delete"
-	}
-	s.audit(r, currentUser(r).ID, action, d.Name)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

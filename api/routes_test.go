@@ -80,6 +80,7 @@ var routeAccess = map[string]access{
 	"GET /api/user/{uid}":                                     signedIn,
 	"PUT /api/user/{uid}/change_password":                     signedIn,
 	"GET /api/user":                                           adminOnly,
+	"GET /api/audit":                                          adminOnly,
 	"POST /api/user/invite":                                   adminOnly,
 	"PATCH /api/user/{uid}":                                   adminOnly,
 	"GET /api/agent/manifest":                                 enclosureToken,

@@ -218,6 +218,7 @@ func (s *Server) Handler() http.Handler {
 				r.Group(func(r chi.Router) {
 					r.Use(s.adminOnly)
 					r.Get("/user", s.handle(s.listUsers))
+					r.Get("/audit", s.handle(s.listAudit))
 					r.Post("/user/invite", s.handle(s.invite))
 					r.Patch("/user/{uid}", s.handle(s.updateUser))
 					r.Put("/device/{device}/token", s.handle(s.setDeviceToken))

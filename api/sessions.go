@@ -79,7 +79,8 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	now := s.now()
-	created, err := s.sessions.CreateSession(r.Context(), req.newSession(currentUser(r).ID), s.cfg.Sessions.Rules,
+	// The store names the new session's id as the audit row's subject.
+	created, err := s.sessions.CreateSession(s.audited(r, currentUser(r).ID, recording.AuditSessionCreate, "", req.Name), req.newSession(currentUser(r).ID), s.cfg.Sessions.Rules,
 		store.WorkflowIDs{Session: workflows.SessionWorkflowID, Device: workflows.DeviceWorkflowID}, now, s.cfg.Enclosures.DownAfter)
 	if err != nil {
 		return err
@@ -88,7 +89,6 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.audit(r, currentUser(r).ID, "session.create", strconv.FormatInt(created.ID, 10))
 	v := sessionView(session)
 	v.Warnings = created.Warnings
 	writeJSON(w, http.StatusOK, v)
@@ -214,13 +214,13 @@ func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request) error {
 		// CANCELED at once, in the request's own transaction; the workflow learns of it through
 		// the outbox, so Temporal being down neither delays nor fails the answer.
 		req := store.StopRequest{SessionID: x.ID, UserID: me.ID, Reason: "session canceled by " + me.Email}
-		if _, err := s.sessions.RequestStop(r.Context(), req, workflows.SessionWorkflowID(x.ID), s.now()); err != nil {
+		ctx := s.audited(r, me.ID, recording.AuditSessionCancel, strconv.FormatInt(x.ID, 10), "")
+		if _, err := s.sessions.RequestStop(ctx, req, workflows.SessionWorkflowID(x.ID), s.now()); err != nil {
 			return err
 		}
-		s.audit(r, me.ID, "session.cancel", strconv.FormatInt(x.ID, 10))
 	}
 	if archive {
-		if err := s.sessions.SetArchived(r.Context(), x.ID, true); err != nil {
+		if err := s.sessions.SetArchived(s.audited(r, me.ID, recording.AuditSessionArchive, strconv.FormatInt(x.ID, 10), ""), x.ID, true); err != nil {
 			return err
 		}
 	}
@@ -236,7 +236,8 @@ func (s *Server) unarchiveSession(w http.ResponseWriter, r *http.Request) error 
 	if err := s.mayStop(r, x); err != nil {
 		return err
 	}
-	if err := s.sessions.SetArchived(r.Context(), x.ID, false); err != nil {
+	ctx := s.audited(r, currentUser(r).ID, recording.AuditSessionUnarchive, strconv.FormatInt(x.ID, 10), "")
+	if err := s.sessions.SetArchived(ctx, x.ID, false); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -285,10 +286,10 @@ func (s *Server) removeSessionDevice(w http.ResponseWriter, r *http.Request) err
 		me := currentUser(r)
 		req := store.StopRequest{SessionID: d.SessionID, DeviceID: d.Device.ID, UserID: me.ID,
 			Reason: "removed from the session by " + me.Email}
-		if _, err := s.sessions.RequestStop(r.Context(), req, workflows.SessionWorkflowID(d.SessionID), s.now()); err != nil {
+		ctx := s.audited(r, me.ID, recording.AuditSessionRemoveDevice, fmt.Sprintf("%d/%s", d.SessionID, d.Device.Name), "")
+		if _, err := s.sessions.RequestStop(ctx, req, workflows.SessionWorkflowID(d.SessionID), s.now()); err != nil {
 			return err
 		}
-		s.audit(r, me.ID, "session.remove_device", fmt.Sprintf("%d/%s", d.SessionID, d.Device.Name))
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

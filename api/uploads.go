@@ -336,9 +336,10 @@ func (s *Server) beginUpload(hook tus.HookEvent) (tus.HTTPResponse, tus.FileInfo
 		err = errorf(http.StatusConflict, "%s is %s", name, store.ErrAlreadyVerified)
 	case errors.Is(err, store.ErrVerifiedOtherContent):
 		// Not a retry: other bytes under a verified name. Keep a trace of who tried.
-		if aerr := s.users.Audit(context.WithoutCancel(hook.Context), 0, "upload.refused_verified",
-			fmt.Sprintf("session %d enclosure %s file %s sha256 %s", sid, e.Name, name, meta["sha256"]), ""); aerr != nil {
-			s.log.ErrorContext(hook.Context, "writing audit log", "action", "upload.refused_verified", "error", aerr.Error())
+		refusal := store.AuditEntry{Action: recording.AuditUploadRefusedVerified, Subject: fmt.Sprintf("session %d enclosure %s file %s", sid, e.Name, name),
+			Detail: "sha256 " + meta["sha256"]}
+		if aerr := s.users.Audit(context.WithoutCancel(hook.Context), refusal); aerr != nil {
+			s.log.ErrorContext(hook.Context, "writing audit log", "action", recording.AuditUploadRefusedVerified, "error", aerr.Error())
 		}
 		s.log.WarnContext(hook.Context, "upload refused: the file is verified", "session", sid, "enclosure", e.Name, "file", name)
 		err = errorf(http.StatusConflict, "%s is %s", name, store.ErrVerifiedOtherContent)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jax-mba/mba/internal/auth"
 	imail "github.com/jax-mba/mba/internal/mail"
+	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/store"
 )
 
@@ -120,15 +121,14 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 		return err
 	})
 	if errors.Is(err, errWrongOldPassword) {
-		s.audit(r, me.ID, "password.change_failed", me.Email)
+		s.audit(r, me.ID, recording.AuditPasswordChangeFailed, me.Email, "")
 	}
 	if err != nil {
 		return err
 	}
-	if err := s.users.SetPassword(r.Context(), me.ID, hash); err != nil {
+	if err := s.users.SetPassword(s.audited(r, me.ID, recording.AuditPasswordChange, me.Email, ""), me.ID, hash); err != nil {
 		return err
 	}
-	s.audit(r, me.ID, "password.change", me.Email)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -195,7 +195,7 @@ func (s *Server) invite(w http.ResponseWriter, r *http.Request) error {
 		}
 		return errorf(http.StatusBadGateway, "the invitation could not be e-mailed; try again later")
 	}
-	s.audit(r, currentUser(r).ID, "user.invite", u.Email)
+	s.audit(r, currentUser(r).ID, recording.AuditUserInvite, u.Email, fmt.Sprintf("admin=%v", req.Admin))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -245,7 +245,7 @@ func (s *Server) mailReset(ctx context.Context, email, base, ip string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.users.Audit(ctx, 0, "password.reset_requested", u.Email, ip); err != nil {
+	if err := s.users.Audit(ctx, store.AuditEntry{Action: recording.AuditPasswordResetAsked, Subject: u.Email, ClientIP: ip}); err != nil {
 		return err
 	}
 	err = s.mailer.Send(ctx, imail.Message{To: u.Email, Subject: "Reset your Mouse Behavior Analysis password",
@@ -287,14 +287,13 @@ func (s *Server) resetPassword(w http.ResponseWriter, r *http.Request) error {
 	if err := s.hashing(r.Context(), func() (err error) { hash, err = s.hasher.Hash(req.Password); return err }); err != nil {
 		return err
 	}
-	err = s.users.ResetPassword(r.Context(), uid, auth.HashLinkToken(chi.URLParam(r, "token")), hash, s.now())
+	err = s.users.ResetPassword(s.audited(r, uid, recording.AuditPasswordReset, strconv.FormatInt(uid, 10), ""), uid, auth.HashLinkToken(chi.URLParam(r, "token")), hash, s.now())
 	switch {
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrLinkToken):
 		return errorf(http.StatusUnauthorized, "the link is invalid, used or expired; ask for a new one")
 	case err != nil:
 		return err
 	}
-	s.audit(r, uid, "password.reset", strconv.FormatInt(uid, 10))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -342,14 +341,14 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) error {
 	if ch.Admin == nil && ch.Disabled == nil {
 		return invalid(map[string]string{"admin": "give admin and/or disabled", "disabled": "give admin and/or disabled"})
 	}
-	if _, err := s.userByID(r.Context(), uid); err != nil {
-		return err
-	}
-	u, err := s.users.UpdateUser(r.Context(), uid, ch)
+	was, err := s.userByID(r.Context(), uid)
 	if err != nil {
 		return err
 	}
-	s.audit(r, currentUser(r).ID, fmt.Sprintf("user.update admin=%v disabled=%v", u.Admin, u.Disabled), u.Email)
+	u, err := s.users.UpdateUser(s.audited(r, currentUser(r).ID, recording.AuditUserUpdate, was.Email, ch.String()), uid, ch)
+	if err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusOK, userView(u))
 	return nil
 }

@@ -275,3 +275,18 @@ func views[T, V any](list []T, view func(T) V) []V {
 	}
 	return out
 }
+
+// AuditView is one audit row: who (actor_email null for no signed-in actor or a deleted user)
+// did what to what, from where, when.
+type AuditView struct {
+	ID         int64                 `json:"id"`
+	At         time.Time             `json:"at"`
+	ActorID    *int64                `json:"actor_id"`
+	ActorEmail *string               `json:"actor_email"`
+	Action     recording.AuditAction `json:"action"`
+	Subject    string                `json:"subject"`
+	Detail     string                `json:"detail"`
+	ClientIP   string                `json:"client_ip"`
+}
+
+func auditView(e store.AuditRecord) AuditView { return AuditView(e) }

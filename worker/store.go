@@ -15,7 +15,7 @@ import (
 // workflows that call them never depend on the store: the conversions live here, at the one
 // place that sees both.
 func StoreDeps(st *store.Store) Deps {
-	return Deps{Auth: st, Mailbox: st, ReadModel: readModel{st}, Devices: st, Orphans: orphanStore{st}, Files: fileManifest{st},
+	return Deps{Auth: st, Audit: st, Mailbox: st, ReadModel: readModel{st}, Devices: st, Orphans: orphanStore{st}, Files: fileManifest{st},
 		Alerts: alertStore{st}}
 }
 

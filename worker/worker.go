@@ -21,15 +21,18 @@ import (
 
 // Deps are the implementations the activities need.
 type Deps struct {
-	Auth      activities.AuthPurger
-	Mailbox   activities.Mailbox
-	ReadModel activities.ReadModel
-	Devices   activities.SilenceMarker
-	Orphans   activities.OrphanStore
-	Workflow  activities.WorkflowStatus
-	Files     activities.FileManifest
-	Storage   activities.FileReader // nil: no storage; file verification fails
-	Alerts    activities.AlertStore
+	Auth  activities.AuthPurger
+	Audit activities.AuditPurger
+	// AuditRetention is how long audit rows are kept; zero: forever.
+	AuditRetention time.Duration
+	Mailbox        activities.Mailbox
+	ReadModel      activities.ReadModel
+	Devices        activities.SilenceMarker
+	Orphans        activities.OrphanStore
+	Workflow       activities.WorkflowStatus
+	Files          activities.FileManifest
+	Storage        activities.FileReader // nil: no storage; file verification fails
+	Alerts         activities.AlertStore
 	// Channels are the alert notification channels and recipients (Store is set from Alerts;
 	// New sets Raiser, on the worker's client and task queue, when nil).
 	Channels activities.Alerts
@@ -44,7 +47,7 @@ func Register(r sdkworker.Registry, d Deps) {
 	r.RegisterWorkflow(workflows.RecordingSession)
 	r.RegisterWorkflow(workflows.DeviceRecording)
 	r.RegisterWorkflow(workflows.FleetMonitor)
-	r.RegisterActivity(&activities.Housekeeping{Auth: d.Auth})
+	r.RegisterActivity(&activities.Housekeeping{Auth: d.Auth, Audit: d.Audit, AuditRetention: d.AuditRetention})
 	r.RegisterActivity(&activities.Recording{Mailbox: d.Mailbox, ReadModel: d.ReadModel})
 	r.RegisterActivity(&activities.Fleet{Devices: d.Devices, Orphans: d.Orphans, Workflow: d.Workflow,
 		SessionWorkflowID: workflows.SessionWorkflowID})

@@ -48,3 +48,26 @@ func TestHousekeepingSurvivesAFailingPurge(t *testing.T) {
 	require.True(t, workflow.IsContinueAsNewError(env.GetWorkflowError()), "failures do not end the loop")
 	env.AssertNumberOfCalls(t, "PurgeExpiredAuth", 5*housekeepingRoundsPerRun)
 }
+
+type countingAuditPurger struct{ cutoffs []time.Time }
+
+func (p *countingAuditPurger) PurgeAuditLog(_ context.Context, cutoff time.Time) (int64, error) {
+	p.cutoffs = append(p.cutoffs, cutoff)
+	return 0, nil
+}
+
+// TestHousekeepingPurgesTheAuditLogByRetention: each round deletes the audit rows older than the
+// worker's retention setting.
+func TestHousekeepingPurgesTheAuditLogByRetention(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	audit := &countingAuditPurger{}
+	retention := 365 * 24 * time.Hour
+	env.RegisterActivity(&activities.Housekeeping{Auth: &countingPurger{}, Audit: audit, AuditRetention: retention})
+
+	env.ExecuteWorkflow(Housekeeping, HousekeepingInput{Every: time.Hour, Keep: 24 * time.Hour})
+
+	require.True(t, workflow.IsContinueAsNewError(env.GetWorkflowError()))
+	require.Len(t, audit.cutoffs, housekeepingRoundsPerRun)
+	require.WithinDuration(t, time.Now().Add(-retention), audit.cutoffs[0], time.Minute, "rows older than the retention go")
+}

@@ -109,6 +109,9 @@ type config struct {
 		MinSegment     time.Duration `conf:"default:10s,help:shortest remainder worth resuming" yaml:"min_segment"`
 		ReleaseTimeout time.Duration `conf:"default:1h,help:longest wait for an enclosure to take COMPLETE" yaml:"release_timeout"`
 	} `yaml:"sessions"`
+	Audit struct {
+		Retention time.Duration `conf:"default:8760h,help:how long audit log rows are kept (365 days); 0 = forever" yaml:"retention"`
+	} `yaml:"audit"`
 	Storage struct {
 		Kind           string        `conf:"default:dir,help:where verified video files are kept: dir (a directory; an NFS mount in most labs) or s3" yaml:"kind"`
 		Dir            string        `conf:"default:.data/files,help:root directory of the dir storage" yaml:"dir"`
@@ -244,6 +247,9 @@ func (c *config) validate() error {
 	}
 	if c.HTTP.MaxBodyBytes < 1024 {
 		problems = append(problems, "http max-body-bytes must be at least 1024")
+	}
+	if c.Audit.Retention < 0 {
+		problems = append(problems, "audit retention must not be negative (0 keeps the log forever)")
 	}
 	if c.Sessions.MaxEnclosures < 1 || c.Sessions.MaxEnclosures > 1500 {
 		problems = append(problems, "sessions max-enclosures must be between 1 and 1500 (Temporal allows 2000 pending children per workflow)")

@@ -81,6 +81,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 	if !withAPI || cfg.Temporal.RunWorker {
 		deps := worker.StoreDeps(st)
 		deps.Storage = files
+		deps.AuditRetention = cfg.Audit.Retention
 		deps.Channels = cfg.alertChannels(newMailer(cfg, st, log))
 		deps.AlertPolicy = cfg.alertPolicy()
 		deps.Sessions = worker.StoreSessions(st, sessionRules(cfg), cfg.Enclosures.DownAfter)

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -245,6 +246,18 @@ type DeviceSettings struct {
 	BoundAddress *netip.Addr // the zero Addr unbinds
 }
 
+// String is the change as the audit log's detail says it, e.g. "relayed=true bound_address=10.0.0.5".
+func (set DeviceSettings) String() string {
+	var parts []string
+	if set.Relayed != nil {
+		parts = append(parts, fmt.Sprintf("relayed=%v", *set.Relayed))
+	}
+	if set.BoundAddress != nil {
+		parts = append(parts, "bound_address="+set.BoundAddress.String()) // "invalid IP": unbound
+	}
+	return strings.Join(parts, " ")
+}
+
 // UpdateDevice applies settings.
 func (s *Store) UpdateDevice(ctx context.Context, id int64, set DeviceSettings) error {
 	var bound *string
@@ -320,6 +333,7 @@ func (s *Store) RetireDevice(ctx context.Context, id int64, now time.Time) (dele
 			return err
 		}
 		deleted = true
+		amendAudit(ctx, func(e *AuditEntry) { e.Action = recording.AuditDeviceDelete })
 		_, err := tx.Exec(ctx, `DELETE FROM devices WHERE id = @id`, pgx.NamedArgs{"id": id})
 		return err
 	})

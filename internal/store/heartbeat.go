@@ -299,10 +299,6 @@ const (
 	admissionRejected = "rejected"
 )
 
-// AuditWrongAddress is the audit action of a heartbeat refused for coming from an address its
-// enclosure is not bound to: someone else may be speaking for it.
-const AuditWrongAddress = "device.heartbeat.wrong_address"
-
 // queueAddressAlert records a refused heartbeat from a wrong address in the audit log, once a
 // minute per enclosure and address, so a flood of them cannot flood the log.
 func queueAddressAlert(wb *pgx.Batch, r *beatRequest) {
@@ -311,7 +307,7 @@ func queueAddressAlert(wb *pgx.Batch, r *beatRequest) {
 		SELECT @now, @action, @name, @ip
 		WHERE NOT EXISTS (SELECT 1 FROM audit_log WHERE at > @now::timestamptz - interval '1 minute'
 			AND action = @action AND subject = @name AND client_ip = @ip)`,
-		pgx.NamedArgs{"now": r.now, "action": AuditWrongAddress, "name": r.hb.Name, "ip": r.opts.From.Unmap().String()})
+		pgx.NamedArgs{"now": r.now, "action": recording.AuditDeviceWrongAddress, "name": r.hb.Name, "ip": r.opts.From.Unmap().String()})
 }
 
 // queueOutcome queues the mailbox change of out, if any, conditional on the mailbox still being

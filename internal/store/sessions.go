@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -104,6 +105,7 @@ func (s *Store) CreateSession(ctx context.Context, ns recording.NewSession, rule
 		}
 		id, err := insertSession(ctx, tx, ns, ids)
 		created.ID = id
+		amendAudit(ctx, func(e *AuditEntry) { e.Subject = strconv.FormatInt(id, 10) })
 		return err
 	})
 	if err != nil {

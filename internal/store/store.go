@@ -129,14 +129,29 @@ func queryAll[T any](ctx context.Context, q querier, sql string, args pgx.NamedA
 	return pgx.CollectRows(rows, read)
 }
 
-// tx runs fn in a transaction.
+// tx runs fn in a transaction, with the audit entry ctx carries (Audited), if any.
 func (s *Store) tx(ctx context.Context, fn func(pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, s.pool, fn)
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if e, ok := auditOf(ctx); ok {
+			return writeAudit(ctx, tx, *e)
+		}
+		return nil
+	})
 }
 
 // execOne runs a statement that must touch a row: ErrNotFound when it touched none.
 func (s *Store) execOne(ctx context.Context, sql string, args pgx.NamedArgs) error {
-	tag, err := s.pool.Exec(ctx, sql, args)
+	if _, ok := auditOf(ctx); ok {
+		return s.tx(ctx, func(tx pgx.Tx) error { return execOneOn(ctx, tx, sql, args) })
+	}
+	return execOneOn(ctx, s.pool, sql, args)
+}
+
+func execOneOn(ctx context.Context, q querier, sql string, args pgx.NamedArgs) error {
+	tag, err := q.Exec(ctx, sql, args)
 	if err == nil && tag.RowsAffected() == 0 {
 		return ErrNotFound
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -120,6 +121,18 @@ func revokeUserTokens(ctx context.Context, tx pgx.Tx, id int64) error {
 type UserChange struct {
 	Admin    *bool
 	Disabled *bool
+}
+
+// String is the change as the audit log's detail says it, e.g. "admin=true".
+func (c UserChange) String() string {
+	var parts []string
+	if c.Admin != nil {
+		parts = append(parts, fmt.Sprintf("admin=%v", *c.Admin))
+	}
+	if c.Disabled != nil {
+		parts = append(parts, fmt.Sprintf("disabled=%v", *c.Disabled))
+	}
+	return strings.Join(parts, " ")
 }
 
 // UpdateUser applies an administrator's change. Disabling revokes the user's tokens and starts
@@ -294,13 +307,4 @@ func (s *Store) PurgeExpiredAuth(ctx context.Context, cutoff time.Time) (int64, 
 		return 0, failed(err, "PurgeExpiredAuth link tokens before %s", cutoff)
 	}
 	return a.RowsAffected() + b.RowsAffected(), nil
-}
-
-// Audit records a security-relevant action. actorID 0 means no signed-in actor.
-func (s *Store) Audit(ctx context.Context, actorID int64, action, subject, clientIP string) error {
-	_, err := s.pool.Exec(ctx, `
-		INSERT INTO audit_log (actor_id, action, subject, client_ip)
-		VALUES (nullif(@actor_id, 0), @action, @subject, @client_ip)`,
-		pgx.NamedArgs{"actor_id": actorID, "action": action, "subject": subject, "client_ip": clientIP})
-	return failed(err, "Audit %s %s", action, subject)
 }

@@ -1,0 +1,42 @@
+package recording
+
+// AuditAction is what an audit_log row says was done. One set, so a search by action
+// (GET /api/audit?action=) can list the words it accepts and no writer invents a spelling.
+type AuditAction string
+
+const (
+	AuditLogin                 AuditAction = "login"
+	AuditLoginFailed           AuditAction = "login.failed"
+	AuditRefreshReused         AuditAction = "refresh.reused"
+	AuditLogout                AuditAction = "logout"
+	AuditPasswordChange        AuditAction = "password.change"
+	AuditPasswordChangeFailed  AuditAction = "password.change_failed"
+	AuditPasswordResetAsked    AuditAction = "password.reset_requested"
+	AuditPasswordReset         AuditAction = "password.reset"
+	AuditUserInvite            AuditAction = "user.invite"
+	AuditUserUpdate            AuditAction = "user.update"
+	AuditDeviceTokenSet        AuditAction = "device.token.set"
+	AuditDeviceTokenDelete     AuditAction = "device.token.delete"
+	AuditDeviceUpdate          AuditAction = "device.update"
+	AuditDeviceApprove         AuditAction = "device.approve"
+	AuditDeviceReject          AuditAction = "device.reject"
+	AuditDeviceRetire          AuditAction = "device.retire"
+	AuditDeviceDelete          AuditAction = "device.delete"
+	AuditDeviceWrongAddress    AuditAction = "device.heartbeat.wrong_address" // someone else may speak for it
+	AuditSessionCreate         AuditAction = "session.create"
+	AuditSessionCancel         AuditAction = "session.cancel"
+	AuditSessionArchive        AuditAction = "session.archive"
+	AuditSessionUnarchive      AuditAction = "session.unarchive"
+	AuditSessionRemoveDevice   AuditAction = "session.remove_device"
+	AuditUploadRefusedVerified AuditAction = "upload.refused_verified" // other bytes under a verified name
+	AuditAlertAcknowledge      AuditAction = "alert.acknowledge"
+	AuditAlertSilence          AuditAction = "alert.silence"
+)
+
+// AuditActions lists every action, for validating filters.
+var AuditActions = []AuditAction{AuditLogin, AuditLoginFailed, AuditRefreshReused, AuditLogout,
+	AuditPasswordChange, AuditPasswordChangeFailed, AuditPasswordResetAsked, AuditPasswordReset,
+	AuditUserInvite, AuditUserUpdate, AuditDeviceTokenSet, AuditDeviceTokenDelete, AuditDeviceUpdate,
+	AuditDeviceApprove, AuditDeviceReject, AuditDeviceRetire, AuditDeviceDelete, AuditDeviceWrongAddress,
+	AuditSessionCreate, AuditSessionCancel, AuditSessionArchive, AuditSessionUnarchive,
+	AuditSessionRemoveDevice, AuditUploadRefusedVerified, AuditAlertAcknowledge, AuditAlertSilence}
