@@ -198,6 +198,14 @@ func (s *Store) PeopleByEmail(ctx context.Context, emails []string) ([]Person, e
 	return list, failed(err, "PeopleByEmail %d addresses", len(emails))
 }
 
+// NotificationPrefs reads a user's preferences, the defaults when they never set any
+// (ErrNotFound: no such user).
+func (s *Store) NotificationPrefs(ctx context.Context, userID int64) (NotificationPrefs, error) {
+	p, err := queryOne(ctx, s.pool, personSelect+" WHERE u.id = @id", pgx.NamedArgs{"id": userID},
+		byName(personRow.person))
+	return p.Prefs, failed(notFound(err), "NotificationPrefs user %d", userID)
+}
+
 // SetNotificationPrefs replaces a user's preferences.
 func (s *Store) SetNotificationPrefs(ctx context.Context, userID int64, p NotificationPrefs) error {
 	if p.Kinds == nil {
