@@ -37,7 +37,7 @@ function filterForm(q, devices) {
  * The controls of one alert, kept across refreshes (the list redraws every few seconds; a
  * half-typed note or an open timeline must survive it).
  */
-function controls(a, refresh) {
+function controls(a, refresh, flash) {
   const note = h('input', { type: 'text', id: `alert-note-${a.id}`, maxlength: 2000, placeholder: 'note (optional)', 'aria-label': `note for alert ${a.id}` });
   const minutes = h('select', { id: `alert-minutes-${a.id}`, 'aria-label': `silence alert ${a.id} for` },
     silenceChoices.map(([m, label]) => h('option', { value: String(m), selected: m === 60 }, label)));
@@ -45,10 +45,12 @@ function controls(a, refresh) {
   const timeline = h('ol', { class: 'timeline', hidden: true, id: `alert-events-${a.id}` });
   const act = (button, path, body, done) => button.addEventListener('click', async () => {
     fill(error);
+    flash(null);
     try {
       await busy(button, () => api('POST', `/api/alerts/${a.id}/${path}`, body()));
       note.value = '';
-      fill(error, notice(done, 'success'));
+      // The row may leave this tab (an acknowledged alert is no longer open): say it above the list.
+      flash(notice(`Alert ${a.id} (${a.summary}): ${done}`, 'success'));
       if (!timeline.hidden) await showEvents(a.id, timeline, error);
       await refresh();
     } catch (err) {
@@ -113,12 +115,13 @@ export async function alertsPage(main, _params, ctx) {
   const tab = alertTabs.find((t) => t.id === q.get('tab')) || alertTabs[0];
   const filters = h('div');
   const status = h('div', { 'aria-live': 'polite' });
+  const flashBox = h('div', { 'aria-live': 'polite' });
   const list = h('div');
   const channels = h('div');
   const tabLink = (t) => h('a', { href: alertsHref({ tab: t.id, session: q.get('session'), device: q.get('device'), kind: q.get('kind') }),
     class: t === tab ? 'tab tab-on' : 'tab', 'aria-current': t === tab ? 'page' : false }, t.label);
   fill(main, h('h1', {}, 'Alerts'), h('nav', { class: 'tabs', 'aria-label': 'Alert lists' }, alertTabs.map(tabLink)),
-    filters, status, list, identity()?.admin ? section('Channel health', channels) : null);
+    filters, flashBox, status, list, identity()?.admin ? section('Channel health', channels) : null);
 
   // The enclosure filter names enclosures; without the list it still filters by id.
   const devices = await api('GET', '/api/device').catch(() => []);
@@ -137,7 +140,7 @@ export async function alertsPage(main, _params, ctx) {
       return;
     }
     fill(status);
-    for (const a of alerts) if (!kept.has(a.id)) kept.set(a.id, controls(a, refresh));
+    for (const a of alerts) if (!kept.has(a.id)) kept.set(a.id, controls(a, refresh, (node) => fill(flashBox, node)));
     fill(list, table([
       { label: 'Alert', cell: subject },
       { label: 'State', cell: (a) => badge(a.state) },
