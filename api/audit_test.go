@@ -94,6 +94,10 @@ func TestEveryMutatingRouteIsAudited(t *testing.T) {
 		{"PATCH /api/user/{uid}", []recording.AuditAction{recording.AuditUserUpdate}, func() response {
 			return h.do("PATCH", fmt.Sprintf("/api/user/%d", dave.ID), admin, map[string]any{"admin": true})
 		}},
+		{"PUT /api/users/me/notification-prefs", []recording.AuditAction{recording.AuditUserNotificationPrefs}, func() response {
+			return h.do("PUT", "/api/users/me/notification-prefs", carlToken, map[string]any{"kinds": []string{},
+				"channel": "email", "quiet_start": "22:00", "quiet_end": "07:00", "time_zone": "Europe/Berlin"})
+		}},
 		{"PUT /api/device/{device}/token", []recording.AuditAction{recording.AuditDeviceTokenSet}, func() response {
 			return h.do("PUT", "/api/device/"+dev("NV4")+"/token", admin, nil)
 		}},

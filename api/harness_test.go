@@ -136,6 +136,7 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		Now:    clk.Now,
 		Files:  st,
 		Alerts: st,
+		Prefs:  st,
 	}
 	for _, o := range opts {
 		o(&d)

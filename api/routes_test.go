@@ -94,6 +94,8 @@ var routeAccess = map[string]access{
 	"GET /api/alerts/{aid}":                                   signedIn,
 	"POST /api/alerts/{aid}/acknowledge":                      signedIn, // whoever answers at 3 a.m.
 	"POST /api/alerts/{aid}/silence":                          signedIn,
+	"GET /api/users/me/notification-prefs":                    signedIn, // one's own
+	"PUT /api/users/me/notification-prefs":                    signedIn,
 }
 
 func walkRoutes(t *testing.T, h http.Handler) []string {

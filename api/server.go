@@ -76,6 +76,7 @@ type Deps struct {
 	// those routes answer 503).
 	Alerts         AlertStore
 	AlertWorkflows AlertWorkflows
+	Prefs          PrefsStore // the users' notification preferences
 }
 
 // Server serves the API.
@@ -111,6 +112,7 @@ type Server struct {
 
 	alerts         AlertStore
 	alertWorkflows AlertWorkflows
+	prefs          PrefsStore
 }
 
 // NewServer builds a Server from its dependencies.
@@ -135,7 +137,7 @@ func NewServer(d Deps) *Server {
 		storage:         d.Storage,
 		unavailableLog:  &everyLog{period: 30 * time.Second},
 
-		alerts: d.Alerts, alertWorkflows: d.AlertWorkflows,
+		alerts: d.Alerts, alertWorkflows: d.AlertWorkflows, prefs: d.Prefs,
 	}
 	if d.Config.Enclosures.RegisterRate.Burst > 0 {
 		s.registrations = newThrottle(d.Config.Enclosures.RegisterRate, now)
@@ -215,6 +217,8 @@ func (s *Server) Handler() http.Handler {
 				r.Get("/recording-session/{sid}/device-status/{did}", s.handle(s.getSessionDevice))
 				r.Delete("/recording-session/{sid}/device-status/{did}", s.handle(s.removeSessionDevice))
 				alertRoutes(r, s)
+				r.Get("/users/me/notification-prefs", s.handle(s.getNotificationPrefs))
+				r.Put("/users/me/notification-prefs", s.handle(s.putNotificationPrefs))
 				r.Group(func(r chi.Router) {
 					r.Use(s.adminOnly)
 					r.Get("/user", s.handle(s.listUsers))

@@ -290,3 +290,24 @@ type AuditView struct {
 }
 
 func auditView(e store.AuditRecord) AuditView { return AuditView(e) }
+
+// NotificationPrefsView is a user's notification preferences: the alert kinds they want
+// (empty: all), the channel (email or none) and quiet hours (HH:MM in time_zone; equal: none).
+type NotificationPrefsView struct {
+	Kinds      []string `json:"kinds"`
+	Channel    string   `json:"channel"`
+	QuietStart string   `json:"quiet_start"`
+	QuietEnd   string   `json:"quiet_end"`
+	TimeZone   string   `json:"time_zone"`
+}
+
+func notificationPrefsView(p store.NotificationPrefs) NotificationPrefsView {
+	kinds := p.Kinds
+	if kinds == nil {
+		kinds = []string{}
+	}
+	return NotificationPrefsView{Kinds: kinds, Channel: p.Channel, QuietStart: hhmm(p.QuietStart), QuietEnd: hhmm(p.QuietEnd), TimeZone: p.TZ}
+}
+
+// NotificationPrefsRequest replaces a user's notification preferences (every field).
+type NotificationPrefsRequest NotificationPrefsView

@@ -158,6 +158,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 		Storage:    files,
 
 		Alerts:         st,
+		Prefs:          st,
 		AlertWorkflows: dispatch.Alerts{Temporal: tc, TaskQueue: cfg.Temporal.TaskQueue, Policy: cfg.alertPolicy()},
 	})
 	if err := srv.Register(sdkMetrics); err != nil {

@@ -100,6 +100,11 @@ func (s *stack) sessions() dispatch.Sessions {
 	return dispatch.Sessions{Temporal: s.temporal, TaskQueue: s.queue, Settings: s.settings}
 }
 
+// alerts raises, clears and takes alerts on the stack's worker, with the worker's policy.
+func (s *stack) alerts() dispatch.Alerts {
+	return dispatch.Alerts{Temporal: s.temporal, TaskQueue: s.queue, Policy: workflows.DefaultAlertPolicy}
+}
+
 // sessionRules are the rules of new sessions of the stack's API and worker.
 var sessionRules = recording.Rules{MaxEnclosures: 100, MinFPS: 1, MaxFPS: 120, MaxDuration: 31 * 24 * time.Hour, BytesPerSecond: 1}
 
@@ -168,6 +173,7 @@ func (s *stack) setAPI() {
 		Tokens: auth.Issuer{Secret: []byte("e2e secret e2e secret e2e secret!!"), AccessTTL: time.Hour, RefreshTTL: time.Hour},
 		Hasher: auth.Hasher{MemoryKiB: 1024, Time: 1, Threads: 1},
 		Files:  s.store,
+		Alerts: s.store, AlertWorkflows: s.alerts(), Prefs: s.store,
 	}
 	if s.files != nil {
 		deps.Storage = s.files

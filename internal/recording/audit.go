@@ -15,6 +15,7 @@ const (
 	AuditPasswordReset         AuditAction = "password.reset"
 	AuditUserInvite            AuditAction = "user.invite"
 	AuditUserUpdate            AuditAction = "user.update"
+	AuditUserNotificationPrefs AuditAction = "user.notification_prefs"
 	AuditDeviceTokenSet        AuditAction = "device.token.set"
 	AuditDeviceTokenDelete     AuditAction = "device.token.delete"
 	AuditDeviceUpdate          AuditAction = "device.update"
@@ -36,7 +37,7 @@ const (
 // AuditActions lists every action, for validating filters.
 var AuditActions = []AuditAction{AuditLogin, AuditLoginFailed, AuditRefreshReused, AuditLogout,
 	AuditPasswordChange, AuditPasswordChangeFailed, AuditPasswordResetAsked, AuditPasswordReset,
-	AuditUserInvite, AuditUserUpdate, AuditDeviceTokenSet, AuditDeviceTokenDelete, AuditDeviceUpdate,
+	AuditUserInvite, AuditUserUpdate, AuditUserNotificationPrefs, AuditDeviceTokenSet, AuditDeviceTokenDelete, AuditDeviceUpdate,
 	AuditDeviceApprove, AuditDeviceReject, AuditDeviceRetire, AuditDeviceDelete, AuditDeviceWrongAddress,
 	AuditSessionCreate, AuditSessionCancel, AuditSessionArchive, AuditSessionUnarchive,
 	AuditSessionRemoveDevice, AuditUploadRefusedVerified, AuditAlertAcknowledge, AuditAlertSilence}

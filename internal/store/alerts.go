@@ -198,18 +198,30 @@ func (s *Store) PeopleByEmail(ctx context.Context, emails []string) ([]Person, e
 	return list, failed(err, "PeopleByEmail %d addresses", len(emails))
 }
 
+// NotificationPrefs reads a user's preferences, the defaults when they never set any
+// (ErrNotFound: no such user).
+func (s *Store) NotificationPrefs(ctx context.Context, userID int64) (NotificationPrefs, error) {
+	p, err := queryOne(ctx, s.pool, personSelect+" WHERE u.id = @id", pgx.NamedArgs{"id": userID},
+		byName(personRow.person))
+	return p.Prefs, failed(notFound(err), "NotificationPrefs user %d", userID)
+}
+
 // SetNotificationPrefs replaces a user's preferences.
 func (s *Store) SetNotificationPrefs(ctx context.Context, userID int64, p NotificationPrefs) error {
 	if p.Kinds == nil {
 		p.Kinds = []string{}
 	}
-	_, err := s.pool.Exec(ctx, `
-		INSERT INTO user_notification_prefs (user_id, kinds, channel, quiet_start, quiet_end, tz)
-		VALUES (@user_id, @kinds, @channel, @quiet_start, @quiet_end, @tz)
-		ON CONFLICT (user_id) DO UPDATE SET kinds = EXCLUDED.kinds, channel = EXCLUDED.channel,
-		    quiet_start = EXCLUDED.quiet_start, quiet_end = EXCLUDED.quiet_end, tz = EXCLUDED.tz`,
-		pgx.NamedArgs{"user_id": userID, "kinds": p.Kinds, "channel": p.Channel, "quiet_start": p.QuietStart,
-			"quiet_end": p.QuietEnd, "tz": p.TZ})
+	// In a transaction so the request's audit entry (store.Audited) commits with the change.
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `
+			INSERT INTO user_notification_prefs (user_id, kinds, channel, quiet_start, quiet_end, tz)
+			VALUES (@user_id, @kinds, @channel, @quiet_start, @quiet_end, @tz)
+			ON CONFLICT (user_id) DO UPDATE SET kinds = EXCLUDED.kinds, channel = EXCLUDED.channel,
+			    quiet_start = EXCLUDED.quiet_start, quiet_end = EXCLUDED.quiet_end, tz = EXCLUDED.tz`,
+			pgx.NamedArgs{"user_id": userID, "kinds": p.Kinds, "channel": p.Channel, "quiet_start": p.QuietStart,
+				"quiet_end": p.QuietEnd, "tz": p.TZ})
+		return err
+	})
 	return failed(err, "SetNotificationPrefs user %d", userID)
 }
 

@@ -8,6 +8,7 @@ import { enclosureList, enclosureDetail } from './pages/enclosures.js';
 import { sessionList, sessionDetail } from './pages/sessions.js';
 import { newSession } from './pages/new-session.js';
 import { users } from './pages/users.js';
+import { alertsPage } from './pages/alerts.js';
 
 // [pattern, page, who]: who is 'public' (signed out is fine), 'user' or 'admin'.
 const routes = [
@@ -20,6 +21,7 @@ const routes = [
   ['/sessions', sessionList, 'user'],
   ['/sessions/new', newSession, 'user'],
   ['/sessions/:id', sessionDetail, 'user'],
+  ['/alerts', alertsPage, 'user'],
   ['/users', users, 'admin'],
   ['/account', auth.account, 'user'],
 ];
@@ -96,6 +98,7 @@ function renderNav(me) {
     link('/', 'Dashboard'),
     link('/enclosures', 'Enclosures'),
     link('/sessions', 'Sessions'),
+    link('/alerts', 'Alerts'),
     h('a', { href: '#/sessions/new', class: 'btn btn-small', 'aria-current': path === '/sessions/new' ? 'page' : false }, 'New session'),
     me.admin ? link('/users', 'Users') : null,
     h('span', { class: 'spacer' }),

@@ -76,3 +76,45 @@ export function alerts(devices, sessions) {
   }
   return out.sort((a, b) => (a.level === b.level ? 0 : a.level === 'error' ? -1 : 1));
 }
+
+// The alert kinds of the service (recording.AlertKinds), as people read them.
+const kindLabels = {
+  enclosure_down: 'enclosure DOWN',
+  enclosure_lost: 'enclosure lost',
+  device_failed: 'enclosure failed',
+  low_disk: 'disk running out',
+  low_fps: 'frame rate low',
+  clock_skew: 'clock off',
+  file_bad: 'file missing or corrupt',
+  upload_backlog: 'upload backlog',
+  channel_broken: 'notification channel broken',
+};
+
+export const alertKinds = Object.keys(kindLabels);
+
+export function alertKindLabel(kind) {
+  return kindLabels[kind] || String(kind).replace(/_/g, ' ');
+}
+
+/** The alert states that still need a person (the dashboard and the Open tab). */
+export const openAlertStates = ['open', 'notified', 'escalated'];
+
+/** The Alerts page's tabs: which states each lists. */
+export const alertTabs = [
+  { id: 'open', label: 'Open', states: openAlertStates, empty: 'No open alert: nothing needs a person.' },
+  { id: 'taken', label: 'Acknowledged or silenced', states: ['acknowledged', 'silenced'], empty: 'No alert is acknowledged or silenced.' },
+  { id: 'resolved', label: 'Resolved', states: ['resolved'], empty: 'No alert was resolved yet.' },
+];
+
+/**
+ * Open alert records as items of "Needs attention": escalated ones and session alerts are
+ * errors, fleet alerts warnings.
+ */
+export function alertRecordItems(records) {
+  return records.map((a) => ({
+    level: a.state === 'escalated' || a.session_id ? 'error' : 'warning',
+    href: `#/alerts?${new URLSearchParams({ kind: a.kind, ...(a.device_id ? { device: String(a.device_id) } : {}) })}`,
+    text: `${alertKindLabel(a.kind)}: ${a.summary}${a.state === 'escalated' ? ` (escalated, tier ${a.tier})` : ''} · since ${fmtTime(a.opened_at)}`,
+    record: a.id,
+  }));
+}

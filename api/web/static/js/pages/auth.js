@@ -1,7 +1,8 @@
 // Signing in and out, and passwords: forgot, reset (the link invite and reset e-mails
 // contain), change.
 import { api, publicApi, login as signIn, identity } from '../api.js';
-import { h, fill, field, showErrors, busy, notice, hashQuery } from '../dom.js';
+import { h, fill, field, showErrors, busy, notice, hashQuery, errorBox } from '../dom.js';
+import { alertKinds, alertKindLabel } from '../model.js';
 
 function form(title, fields, submitLabel, onSubmit, ...after) {
   const button = h('button', { type: 'submit', class: 'btn' }, submitLabel);
@@ -75,5 +76,44 @@ export function account(main) {
     old.value = pw.value = '';
     f.querySelector('.form-error').replaceChildren(notice('Password changed. Other devices signed in with the old one must log in again.', 'success'));
   });
-  fill(main, f);
+  const prefs = h('div', { class: 'card narrow' }, h('p', { class: 'muted' }, 'Loading notification settings…'));
+  fill(main, f, prefs);
+  return notificationSettings(prefs);
+}
+
+/** The signed-in user's notification preferences: which alerts, by which channel, and when not. */
+async function notificationSettings(box) {
+  let p;
+  try {
+    p = await api('GET', '/api/users/me/notification-prefs');
+  } catch (err) {
+    fill(box, errorBox(err));
+    return;
+  }
+  const kinds = alertKinds.map((k) => h('input', { type: 'checkbox', value: k, checked: p.kinds.includes(k), id: `pref-kind-${k}` }));
+  const channel = h('select', { id: 'pref-channel' }, [['email', 'e-mail'], ['none', 'none (only this UI)']]
+    .map(([v, label]) => h('option', { value: v, selected: v === p.channel }, label)));
+  const start = h('input', { type: 'time', id: 'pref-quiet-start', value: p.quiet_start });
+  const end = h('input', { type: 'time', id: 'pref-quiet-end', value: p.quiet_end });
+  const tz = h('input', { type: 'text', id: 'pref-tz', value: p.time_zone, autocomplete: 'off', list: 'pref-tz-list' });
+  const zones = typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('timeZone') : [];
+  const f = form('Notifications', [
+    h('fieldset', { class: 'checks' }, h('legend', {}, 'Alerts to tell me about (none ticked: all of them)'),
+      kinds.map((c) => h('label', { class: 'check' }, c, ` ${alertKindLabel(c.value)}`)),
+      h('span', { class: 'field-error', 'data-error-for': 'kinds', id: 'pref-kinds-err' })),
+    field('Channel', channel, 'channel'),
+    h('div', { class: 'duration' }, field('Quiet from', start, 'quiet_start'), field('until', end, 'quiet_end')),
+    h('small', { class: 'hint' }, 'No notification during quiet hours; the same time twice: none.'),
+    field('Time zone', tz, 'time_zone', `Of the quiet hours, e.g. ${Intl.DateTimeFormat().resolvedOptions().timeZone || 'Europe/Berlin'}.`),
+    h('datalist', { id: 'pref-tz-list' }, zones.map((z) => h('option', { value: z }))),
+  ], 'Save notification settings', async () => {
+    await api('PUT', '/api/users/me/notification-prefs', { kinds: kinds.filter((c) => c.checked).map((c) => c.value),
+      channel: channel.value, quiet_start: start.value || '00:00', quiet_end: end.value || '00:00', time_zone: tz.value.trim() });
+    f.querySelector('.form-error').replaceChildren(notice('Notification settings saved.', 'success'));
+  });
+  // The page has one h1 (the tab title names it); this form is a section of it.
+  const title = f.querySelector('h1');
+  title.replaceWith(h('h2', {}, title.textContent));
+  f.id = 'notification-settings';
+  box.replaceWith(f);
 }

@@ -1,7 +1,7 @@
 // The fleet at a glance: enclosures by state, sessions in progress, alerts that need a person.
 import { api } from '../api.js';
 import { h, fill, progress, errorBox, section, badge, fmtTime } from '../dom.js';
-import { alerts, countBy, sessionProgress } from '../model.js';
+import { alerts, alertRecordItems, countBy, openAlertStates, sessionProgress } from '../model.js';
 
 export async function dashboard(main, _params, ctx) {
   const tiles = h('div', { class: 'tiles', 'aria-live': 'polite' });
@@ -23,9 +23,12 @@ export async function dashboard(main, _params, ctx) {
   };
 
   await ctx.every(5000, async () => {
-    let devices, sessions;
+    let devices, sessions, records;
     try {
-      [devices, sessions] = await Promise.all([api('GET', '/api/device'), api('GET', '/api/recording-session?archived=false')]);
+      // The alert records are the workflows' word; the page's own derivations stay beside them
+      // (they see what no alert condition covers yet). Without the records the rest still shows.
+      [devices, sessions, records] = await Promise.all([api('GET', '/api/device'), api('GET', '/api/recording-session?archived=false'),
+        api('GET', `/api/alerts?state=${openAlertStates.join(',')}&limit=50`).catch(() => [])]);
     } catch (err) {
       fill(status, errorBox(err));
       return;
@@ -49,9 +52,11 @@ export async function dashboard(main, _params, ctx) {
         progress(sessionProgress(s), `progress of ${s.name}`))))
       : h('p', { class: 'empty' }, 'No session is recording. ', h('a', { href: '#/sessions/new' }, 'Start one.')));
 
-    const list = alerts(devices, sessions);
+    const list = [...alertRecordItems(records), ...alerts(devices, sessions)]
+      .sort((a, b) => (a.level === b.level ? 0 : a.level === 'error' ? -1 : 1));
     fill(alertList, list.length
-      ? h('ul', { class: 'alerts' }, list.map((a) => h('li', { class: `alert-item alert-${a.level}` }, h('a', { href: a.href }, a.text))))
+      ? [h('ul', { class: 'alerts' }, list.map((a) => h('li', { class: `alert-item alert-${a.level}`, 'data-alert': a.record }, h('a', { href: a.href }, a.text)))),
+        records.length ? h('p', {}, h('a', { href: '#/alerts' }, `All ${records.length} open alert${records.length === 1 ? '' : 's'} →`)) : null]
       : h('p', { class: 'empty' }, devices.length ? 'All clear: nothing needs a person.' : 'No enclosure has reported yet.'));
   });
 }
