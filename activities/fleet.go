@@ -2,10 +2,13 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"go.temporal.io/sdk/activity"
+
+	"github.com/jax-mba/mba/internal/recording"
 )
 
 // SilenceMarker flags enclosures silent since cutoff and queues a transition for each
@@ -44,7 +47,29 @@ type Fleet struct {
 	Workflow WorkflowStatus
 	// SessionWorkflowID names a session's workflow.
 	SessionWorkflowID func(sessionID int64) string
+	// Down and Raiser keep the fleet alerts of idle enclosures that are DOWN; either nil: none.
+	Down   FleetDown
+	Raiser AlertRaiser
 }
+
+// FleetDown finds the fleet alerts of DOWN idle enclosures to raise and to clear.
+type FleetDown interface {
+	// FleetDown lists the idle enclosures DOWN since after since with no open fleet alert,
+	// and the ids of the enclosures with an open one that heartbeat again.
+	FleetDown(ctx context.Context, since time.Time) (raise []DownEnclosure, clear []int64, err error)
+}
+
+// DownEnclosure is an idle enclosure that is DOWN.
+type DownEnclosure struct {
+	ID        int64
+	Name      string
+	DownSince time.Time
+}
+
+// fleetAlertWindow: an idle enclosure DOWN for longer than this when first seen is no news
+// (one shelved long ago, the first time the monitor runs); within it, a raise that failed
+// (Temporal away) is tried again on the next scans.
+const fleetAlertWindow = time.Hour
 
 // FleetWatch is how the fleet monitor scans.
 type FleetWatch struct {
@@ -84,6 +109,9 @@ func (f *Fleet) WatchSilence(ctx context.Context, w FleetWatch) error {
 			log.Warn("scanning for silent enclosures", "error", err)
 		} else if len(names) > 0 {
 			log.Info("enclosures went silent", "names", names)
+		}
+		if err := f.fleetAlerts(ctx, now); err != nil {
+			log.Warn("raising and clearing the fleet's DOWN alerts", "error", err)
 		}
 		activity.RecordHeartbeat(ctx, len(names))
 		select {
@@ -136,6 +164,32 @@ func (f *Fleet) releaseOrphans(ctx context.Context, settle, now time.Time) error
 			return err
 		}
 		activity.GetLogger(ctx).Warn("released orphaned recording state", "workflow_id", o.WorkflowID, "ended", ended)
+	}
+	return nil
+}
+
+// fleetAlerts raises a fleet alert (no session) for each idle enclosure that went DOWN, and
+// clears it once the enclosure heartbeats again (the heartbeat path clears down_since). The
+// store is the truth, so a raise or clear that failed is tried again on the next scan.
+func (f *Fleet) fleetAlerts(ctx context.Context, now time.Time) error {
+	if f.Down == nil || f.Raiser == nil {
+		return nil
+	}
+	raise, clear, err := f.Down.FleetDown(ctx, now.Add(-fleetAlertWindow))
+	if err != nil {
+		return fmt.Errorf("fleetAlerts: %w", err)
+	}
+	var errs []error
+	for _, d := range raise {
+		errs = append(errs, f.Raiser.SignalAlert(ctx, AlertSignal{Kind: recording.AlertEnclosureDown, DeviceID: d.ID, Active: true,
+			Summary: fmt.Sprintf("%s is DOWN (idle; marked %s: no heartbeat past the DOWN threshold)", d.Name,
+				d.DownSince.UTC().Format(time.RFC3339))}))
+	}
+	for _, id := range clear {
+		errs = append(errs, f.Raiser.SignalAlert(ctx, AlertSignal{Kind: recording.AlertEnclosureDown, DeviceID: id}))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("fleetAlerts: %w", err)
 	}
 	return nil
 }

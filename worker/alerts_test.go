@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/jax-mba/mba/activities"
@@ -150,4 +151,57 @@ func TestEscalationSurvivesAWorkerRestart(t *testing.T) {
 		_, err = alerts.Acknowledge(ctx, list[0].WorkflowID, workflows.AckRequest{Key: list[0].Key, Who: "boss"})
 		return errors.Is(err, dispatch.ErrAlertClosed)
 	}, 30*time.Second, 50*time.Millisecond, "a resolved alert's workflow is closed: %v", err)
+}
+
+// TestIdleEnclosureDownIsAFleetAlert: the fleet monitor's scan, on a real database and
+// Temporal, opens a fleet alert (no session) for an idle enclosure that went DOWN, mails the
+// administrators, and resolves it with a recovery mail once the enclosure heartbeats again.
+func TestIdleEnclosureDownIsAFleetAlert(t *testing.T) {
+	ctx := context.Background()
+	f := newAlertFixture(t)
+	st, c, mailpit, queue := f.st, f.c, f.mailpit, f.queue
+	admin := testenv.RandomName("ada-") + "@lab.example"
+	_, err := st.CreateUser(ctx, admin, "", true)
+	require.NoError(t, err)
+	var did int64
+	require.NoError(t, st.Pool().QueryRow(ctx, `
+		INSERT INTO devices (name, last_seen_at) VALUES ('NV9', now() - interval '10 minutes') RETURNING id`).Scan(&did))
+	deps := worker.StoreDeps(st)
+	deps.Channels = activities.Alerts{Mail: mailpit.Sender()}
+	deps.AlertPolicy = workflows.AlertPolicy{EscalateAfter: time.Hour, Tiers: 1, Damping: time.Second, MaxSilence: time.Hour, NotifyAttempts: 3}
+	w := worker.New(c, queue, deps)
+	require.NoError(t, w.Start())
+	defer w.Stop()
+
+	fleet := &activities.Fleet{Devices: st, Down: deps.FleetDown,
+		Raiser: dispatch.Alerts{Temporal: c, TaskQueue: queue, Policy: deps.AlertPolicy}}
+	var s testsuite.WorkflowTestSuite
+	scan := func() {
+		t.Helper()
+		env := s.NewTestActivityEnvironment()
+		env.RegisterActivity(fleet)
+		_, err := env.ExecuteActivity(fleet.WatchSilence, activities.FleetWatch{Every: 20 * time.Millisecond, Down: time.Minute,
+			Run: 100 * time.Millisecond})
+		require.NoError(t, err)
+	}
+	alert := func() store.Alert {
+		list, err := st.ListAlerts(ctx, store.AlertFilter{DeviceID: did})
+		require.NoError(t, err)
+		if len(list) != 1 {
+			return store.Alert{}
+		}
+		return list[0]
+	}
+
+	scan()
+	mails := mailpit.WaitForMessages(admin, 1)
+	require.Regexp(t, `^\[MBA ALERT\] enclosure_down: NV9 is DOWN \(idle; marked \S+Z: no heartbeat past the DOWN threshold\)$`, mails[0].Subject)
+	require.Eventually(t, func() bool { return alert().State == recording.AlertNotified }, 30*time.Second, 50*time.Millisecond)
+	require.Nil(t, alert().SessionID, "a fleet alert")
+
+	// It heartbeats again (the heartbeat path clears down_since): the next scans clear the alert.
+	_, err = st.Pool().Exec(ctx, `UPDATE devices SET down_since = NULL, last_seen_at = now() WHERE id = @id`, pgx.NamedArgs{"id": did})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { scan(); return alert().State == recording.AlertResolved }, 30*time.Second, 50*time.Millisecond)
+	require.Regexp(t, `^\[MBA RESOLVED\] enclosure_down: NV9 is DOWN`, mailpit.WaitForMessages(admin, 2)[1].Subject)
 }

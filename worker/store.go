@@ -16,7 +16,19 @@ import (
 // place that sees both.
 func StoreDeps(st *store.Store) Deps {
 	return Deps{Auth: st, Mailbox: st, ReadModel: readModel{st}, Devices: st, Orphans: orphanStore{st}, Files: fileManifest{st},
-		Alerts: alertStore{st}}
+		Alerts: alertStore{st}, FleetDown: fleetDown{st}}
+}
+
+// fleetDown adapts the store to activities.FleetDown.
+type fleetDown struct{ *store.Store }
+
+func (f fleetDown) FleetDown(ctx context.Context, since time.Time) ([]activities.DownEnclosure, []int64, error) {
+	raise, clear, err := f.Store.FleetDown(ctx, since)
+	out := make([]activities.DownEnclosure, len(raise))
+	for i, d := range raise {
+		out[i] = activities.DownEnclosure(d)
+	}
+	return out, clear, err
 }
 
 // readModel adapts the store to activities.ReadModel; the methods it does not redefine are the

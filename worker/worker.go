@@ -25,6 +25,7 @@ type Deps struct {
 	Mailbox   activities.Mailbox
 	ReadModel activities.ReadModel
 	Devices   activities.SilenceMarker
+	FleetDown activities.FleetDown // nil: no fleet alerts for DOWN idle enclosures
 	Orphans   activities.OrphanStore
 	Workflow  activities.WorkflowStatus
 	Files     activities.FileManifest
@@ -47,7 +48,7 @@ func Register(r sdkworker.Registry, d Deps) {
 	r.RegisterActivity(&activities.Housekeeping{Auth: d.Auth})
 	r.RegisterActivity(&activities.Recording{Mailbox: d.Mailbox, ReadModel: d.ReadModel})
 	r.RegisterActivity(&activities.Fleet{Devices: d.Devices, Orphans: d.Orphans, Workflow: d.Workflow,
-		SessionWorkflowID: workflows.SessionWorkflowID})
+		SessionWorkflowID: workflows.SessionWorkflowID, Down: d.FleetDown, Raiser: d.Channels.Raiser})
 	r.RegisterActivity(&activities.Files{Manifest: d.Files, Storage: d.Storage})
 	r.RegisterWorkflow(workflows.AlertLifecycle)
 	alerts := d.Channels
