@@ -205,3 +205,35 @@ func TestIdleEnclosureDownIsAFleetAlert(t *testing.T) {
 	require.Eventually(t, func() bool { scan(); return alert().State == recording.AlertResolved }, 30*time.Second, 50*time.Millisecond)
 	require.Regexp(t, `^\[MBA RESOLVED\] enclosure_down: NV9 is DOWN`, mailpit.WaitForMessages(admin, 2)[1].Subject)
 }
+
+// TestSessionFinishedNoticeIsMailedOnce: a notice, through the worker's SignalAlert on a real
+// Temporal and database, mails the session's creator once and is resolved at once, with no
+// recovery mail.
+func TestSessionFinishedNoticeIsMailedOnce(t *testing.T) {
+	ctx := context.Background()
+	f := newAlertFixture(t)
+	st, c, mailpit, queue, creator, sid := f.st, f.c, f.mailpit, f.queue, f.creator, f.sid
+	deps := worker.StoreDeps(st)
+	deps.Channels = activities.Alerts{Mail: mailpit.Sender()}
+	deps.AlertPolicy = workflows.AlertPolicy{EscalateAfter: time.Hour, Tiers: 1, Damping: time.Second, MaxSilence: time.Hour, NotifyAttempts: 3}
+	w := worker.New(c, queue, deps)
+	w.RegisterWorkflow(signalAlerts)
+	require.NoError(t, w.Start())
+	defer w.Stop()
+
+	notice := activities.AlertSignal{Kind: recording.AlertSessionFinished, SessionID: sid, Active: true, Notice: true,
+		Summary: "session finished COMPLETE"}
+	r, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: queue}, signalAlerts, []activities.AlertSignal{notice})
+	require.NoError(t, err)
+	require.NoError(t, r.Get(ctx, nil))
+	require.Equal(t, "[MBA ALERT] session_finished: session finished COMPLETE", mailpit.WaitForMessages(creator, 1)[0].Subject)
+	var list []store.Alert
+	require.Eventually(t, func() bool {
+		list, err = st.ListAlerts(ctx, store.AlertFilter{SessionID: sid})
+		require.NoError(t, err)
+		return len(list) == 1 && list[0].State == recording.AlertResolved
+	}, 30*time.Second, 50*time.Millisecond)
+	// Its workflow ended with the notice delivered: nothing more is sent.
+	require.NoError(t, c.GetWorkflow(ctx, list[0].WorkflowID, "").Get(ctx, nil))
+	require.Len(t, mailpit.WaitForMessages(creator, 1), 1)
+}
