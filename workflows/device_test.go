@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,7 +36,14 @@ type deviceTest struct {
 // alertSignals keeps the alerts a workflow raised and cleared.
 type alertSignals []activities.AlertSignal
 
+// alertSignalsMu: local activities run in goroutines of their own (a session's enclosures,
+// the file checks of one enclosure), so the signals are kept under a lock; the tests read
+// them once the workflow ended.
+var alertSignalsMu sync.Mutex
+
 func (s *alertSignals) SignalAlert(_ context.Context, sig activities.AlertSignal) error {
+	alertSignalsMu.Lock()
+	defer alertSignalsMu.Unlock()
 	*s = append(*s, sig)
 	return nil
 }
