@@ -269,7 +269,9 @@ func TestClockSkewInASessionIsAnAlert(t *testing.T) {
 	defer w.Stop()
 	scan := fleetScan(t, st, deps, c, queue, activities.FleetWatch{Every: 20 * time.Millisecond, Down: time.Minute,
 		Run: 100 * time.Millisecond, ClockSkew: 30 * time.Second})
-	alert := func() store.Alert { return onlyAlert(t, st, store.AlertFilter{SessionID: sid, Kind: recording.AlertClockSkew}) }
+	alert := func() store.Alert {
+		return onlyAlert(t, st, store.AlertFilter{SessionID: sid, Kind: recording.AlertClockSkew})
+	}
 
 	scan()
 	require.Equal(t, fmt.Sprintf("[MBA ALERT] clock_skew: NV8's clock is off by 2m0s in session %d (threshold 30s)", sid),
