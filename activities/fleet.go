@@ -2,10 +2,13 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"go.temporal.io/sdk/activity"
+
+	"github.com/jax-mba/mba/internal/recording"
 )
 
 // SilenceMarker flags enclosures silent since cutoff and queues a transition for each
@@ -44,7 +47,48 @@ type Fleet struct {
 	Workflow WorkflowStatus
 	// SessionWorkflowID names a session's workflow.
 	SessionWorkflowID func(sessionID int64) string
+	// Conditions and Raiser keep the alerts the scan watches (idle enclosures DOWN, clocks
+	// off); either nil: none.
+	Conditions FleetConditions
+	Raiser     AlertRaiser
 }
+
+// FleetConditions finds the alerts of the fleet scan to raise and to clear.
+type FleetConditions interface {
+	// FleetDown lists the idle enclosures DOWN since after since with no open fleet alert,
+	// and the ids of the enclosures with an open one that heartbeat again.
+	FleetDown(ctx context.Context, since time.Time) (raise []DownEnclosure, clear []int64, err error)
+	// ClockSkew lists the enclosures in a session whose clock is off by more than threshold
+	// with no open alert, and the open alerts whose enclosure's clock is fine again or that
+	// left the session.
+	ClockSkew(ctx context.Context, threshold time.Duration) (raise []SkewedEnclosure, clear []SessionDevice, err error)
+}
+
+// SkewedEnclosure is an enclosure in a session whose clock is off.
+type SkewedEnclosure struct {
+	SessionID int64
+	DeviceID  int64
+	Name      string
+	SkewMS    int64
+}
+
+// SessionDevice names a session alert's subject.
+type SessionDevice struct {
+	SessionID int64
+	DeviceID  int64
+}
+
+// DownEnclosure is an idle enclosure that is DOWN.
+type DownEnclosure struct {
+	ID        int64
+	Name      string
+	DownSince time.Time
+}
+
+// fleetAlertWindow: an idle enclosure DOWN for longer than this when first seen is no news
+// (one shelved long ago, the first time the monitor runs); within it, a raise that failed
+// (Temporal away) is tried again on the next scans.
+const fleetAlertWindow = time.Hour
 
 // FleetWatch is how the fleet monitor scans.
 type FleetWatch struct {
@@ -59,6 +103,10 @@ type FleetWatch struct {
 	// so an outage of the API (or a worker that starts before it) never marks the fleet DOWN.
 	// 0 turns the check off.
 	ListenGap time.Duration
+	// ClockSkew: an enclosure in a session whose clock is off by more than this raises a
+	// clock_skew alert (the alert's damping absorbs a clock that hovers at the threshold);
+	// 0: not watched.
+	ClockSkew time.Duration
 }
 
 // WatchSilence scans Postgres every w.Every for enclosures silent past w.Down, for w.Run.
@@ -84,6 +132,12 @@ func (f *Fleet) WatchSilence(ctx context.Context, w FleetWatch) error {
 			log.Warn("scanning for silent enclosures", "error", err)
 		} else if len(names) > 0 {
 			log.Info("enclosures went silent", "names", names)
+		}
+		if err := f.fleetAlerts(ctx, now); err != nil {
+			log.Warn("raising and clearing the fleet's DOWN alerts", "error", err)
+		}
+		if err := f.skewAlerts(ctx, w.ClockSkew); err != nil {
+			log.Warn("raising and clearing clock skew alerts", "error", err)
 		}
 		activity.RecordHeartbeat(ctx, len(names))
 		select {
@@ -136,6 +190,59 @@ func (f *Fleet) releaseOrphans(ctx context.Context, settle, now time.Time) error
 			return err
 		}
 		activity.GetLogger(ctx).Warn("released orphaned recording state", "workflow_id", o.WorkflowID, "ended", ended)
+	}
+	return nil
+}
+
+// fleetAlerts raises a fleet alert (no session) for each idle enclosure that went DOWN, and
+// clears it once the enclosure heartbeats again (the heartbeat path clears down_since). The
+// store is the truth, so a raise or clear that failed is tried again on the next scan.
+func (f *Fleet) fleetAlerts(ctx context.Context, now time.Time) error {
+	if f.Conditions == nil || f.Raiser == nil {
+		return nil
+	}
+	raise, clear, err := f.Conditions.FleetDown(ctx, now.Add(-fleetAlertWindow))
+	if err != nil {
+		return fmt.Errorf("fleetAlerts: %w", err)
+	}
+	var errs []error
+	for _, d := range raise {
+		errs = append(errs, f.Raiser.SignalAlert(ctx, AlertSignal{Kind: recording.AlertEnclosureDown, DeviceID: d.ID, Active: true,
+			Summary: fmt.Sprintf("%s is DOWN (idle; marked %s: no heartbeat past the DOWN threshold)", d.Name,
+				d.DownSince.UTC().Format(time.RFC3339))}))
+	}
+	for _, id := range clear {
+		errs = append(errs, f.Raiser.SignalAlert(ctx, AlertSignal{Kind: recording.AlertEnclosureDown, DeviceID: id}))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("fleetAlerts: %w", err)
+	}
+	return nil
+}
+
+// skewAlerts raises a session alert for each enclosure in a session whose clock is off by
+// more than threshold, and clears it once the clock is fine again or the enclosure left the
+// session.
+func (f *Fleet) skewAlerts(ctx context.Context, threshold time.Duration) error {
+	if f.Conditions == nil || f.Raiser == nil || threshold <= 0 {
+		return nil
+	}
+	raise, clear, err := f.Conditions.ClockSkew(ctx, threshold)
+	if err != nil {
+		return fmt.Errorf("skewAlerts: %w", err)
+	}
+	var errs []error
+	for _, d := range raise {
+		off := time.Duration(d.SkewMS) * time.Millisecond
+		errs = append(errs, f.Raiser.SignalAlert(ctx, AlertSignal{Kind: recording.AlertClockSkew, SessionID: d.SessionID,
+			DeviceID: d.DeviceID, Active: true, Summary: fmt.Sprintf("%s's clock is off by %s in session %d (threshold %s)",
+				d.Name, off.Round(time.Second), d.SessionID, threshold)}))
+	}
+	for _, s := range clear {
+		errs = append(errs, f.Raiser.SignalAlert(ctx, AlertSignal{Kind: recording.AlertClockSkew, SessionID: s.SessionID, DeviceID: s.DeviceID}))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("skewAlerts: %w", err)
 	}
 	return nil
 }

@@ -174,6 +174,9 @@ type AlertSignal struct {
 	DeviceID  int64
 	Active    bool
 	Summary   string
+	// Notice: the alert is told once and resolves at once (an event, not a condition that
+	// clears: a session finished); only with Active.
+	Notice bool
 }
 
 // SignalAlert raises or clears an alert.

@@ -3,12 +3,14 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/jax-mba/mba/activities"
@@ -150,4 +152,135 @@ func TestEscalationSurvivesAWorkerRestart(t *testing.T) {
 		_, err = alerts.Acknowledge(ctx, list[0].WorkflowID, workflows.AckRequest{Key: list[0].Key, Who: "boss"})
 		return errors.Is(err, dispatch.ErrAlertClosed)
 	}, 30*time.Second, 50*time.Millisecond, "a resolved alert's workflow is closed: %v", err)
+}
+
+// TestIdleEnclosureDownIsAFleetAlert: the fleet monitor's scan, on a real database and
+// Temporal, opens a fleet alert (no session) for an idle enclosure that went DOWN, mails the
+// administrators, and resolves it with a recovery mail once the enclosure heartbeats again.
+func TestIdleEnclosureDownIsAFleetAlert(t *testing.T) {
+	ctx := context.Background()
+	f := newAlertFixture(t)
+	st, c, mailpit, queue := f.st, f.c, f.mailpit, f.queue
+	admin := testenv.RandomName("ada-") + "@lab.example"
+	_, err := st.CreateUser(ctx, admin, "", true)
+	require.NoError(t, err)
+	var did int64
+	require.NoError(t, st.Pool().QueryRow(ctx, `
+		INSERT INTO devices (name, last_seen_at) VALUES ('NV9', now() - interval '10 minutes') RETURNING id`).Scan(&did))
+	deps := worker.StoreDeps(st)
+	deps.Channels = activities.Alerts{Mail: mailpit.Sender()}
+	deps.AlertPolicy = workflows.AlertPolicy{EscalateAfter: time.Hour, Tiers: 1, Damping: time.Second, MaxSilence: time.Hour, NotifyAttempts: 3}
+	w := worker.New(c, queue, deps)
+	require.NoError(t, w.Start())
+	defer w.Stop()
+
+	scan := fleetScan(t, st, deps, c, queue, activities.FleetWatch{Every: 20 * time.Millisecond, Down: time.Minute,
+		Run: 100 * time.Millisecond})
+	alert := func() store.Alert { return onlyAlert(t, st, store.AlertFilter{DeviceID: did}) }
+
+	scan()
+	mails := mailpit.WaitForMessages(admin, 1)
+	require.Regexp(t, `^\[MBA ALERT\] enclosure_down: NV9 is DOWN \(idle; marked \S+Z: no heartbeat past the DOWN threshold\)$`, mails[0].Subject)
+	require.Eventually(t, func() bool { return alert().State == recording.AlertNotified }, 30*time.Second, 50*time.Millisecond)
+	require.Nil(t, alert().SessionID, "a fleet alert")
+
+	// It heartbeats again (the heartbeat path clears down_since): the next scans clear the alert.
+	_, err = st.Pool().Exec(ctx, `UPDATE devices SET down_since = NULL, last_seen_at = now() WHERE id = @id`, pgx.NamedArgs{"id": did})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { scan(); return alert().State == recording.AlertResolved }, 30*time.Second, 50*time.Millisecond)
+	require.Regexp(t, `^\[MBA RESOLVED\] enclosure_down: NV9 is DOWN`, mailpit.WaitForMessages(admin, 2)[1].Subject)
+}
+
+// TestSessionFinishedNoticeIsMailedOnce: a notice, through the worker's SignalAlert on a real
+// Temporal and database, mails the session's creator once and is resolved at once, with no
+// recovery mail.
+func TestSessionFinishedNoticeIsMailedOnce(t *testing.T) {
+	ctx := context.Background()
+	f := newAlertFixture(t)
+	st, c, mailpit, queue, creator, sid := f.st, f.c, f.mailpit, f.queue, f.creator, f.sid
+	deps := worker.StoreDeps(st)
+	deps.Channels = activities.Alerts{Mail: mailpit.Sender()}
+	deps.AlertPolicy = workflows.AlertPolicy{EscalateAfter: time.Hour, Tiers: 1, Damping: time.Second, MaxSilence: time.Hour, NotifyAttempts: 3}
+	w := worker.New(c, queue, deps)
+	w.RegisterWorkflow(signalAlerts)
+	require.NoError(t, w.Start())
+	defer w.Stop()
+
+	notice := activities.AlertSignal{Kind: recording.AlertSessionFinished, SessionID: sid, Active: true, Notice: true,
+		Summary: "session finished COMPLETE"}
+	r, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: queue}, signalAlerts, []activities.AlertSignal{notice})
+	require.NoError(t, err)
+	require.NoError(t, r.Get(ctx, nil))
+	require.Equal(t, "[MBA ALERT] session_finished: session finished COMPLETE", mailpit.WaitForMessages(creator, 1)[0].Subject)
+	var list []store.Alert
+	require.Eventually(t, func() bool {
+		list, err = st.ListAlerts(ctx, store.AlertFilter{SessionID: sid})
+		require.NoError(t, err)
+		return len(list) == 1 && list[0].State == recording.AlertResolved
+	}, 30*time.Second, 50*time.Millisecond)
+	// Its workflow ended with the notice delivered: nothing more is sent.
+	require.NoError(t, c.GetWorkflow(ctx, list[0].WorkflowID, "").Get(ctx, nil))
+	require.Len(t, mailpit.WaitForMessages(creator, 1), 1)
+}
+
+// fleetScan returns a function that runs one short fleet scan (the fleet monitor's activity)
+// with w, raising alerts on the worker's task queue.
+func fleetScan(t *testing.T, st *store.Store, deps worker.Deps, c client.Client, queue string, w activities.FleetWatch) func() {
+	fleet := &activities.Fleet{Devices: st, Conditions: deps.FleetConditions,
+		Raiser: dispatch.Alerts{Temporal: c, TaskQueue: queue, Policy: deps.AlertPolicy}}
+	var s testsuite.WorkflowTestSuite
+	return func() {
+		t.Helper()
+		env := s.NewTestActivityEnvironment()
+		env.RegisterActivity(fleet)
+		_, err := env.ExecuteActivity(fleet.WatchSilence, w)
+		require.NoError(t, err)
+	}
+}
+
+// onlyAlert is the one alert matching filter, or the zero Alert while there is not exactly one.
+func onlyAlert(t *testing.T, st *store.Store, filter store.AlertFilter) store.Alert {
+	list, err := st.ListAlerts(context.Background(), filter)
+	require.NoError(t, err)
+	if len(list) != 1 {
+		return store.Alert{}
+	}
+	return list[0]
+}
+
+// TestClockSkewInASessionIsAnAlert: the fleet scan raises a session alert for an enclosure in
+// a session whose clock is off past the threshold, mailing the session's creator, and clears
+// it once its clock is back within.
+func TestClockSkewInASessionIsAnAlert(t *testing.T) {
+	ctx := context.Background()
+	f := newAlertFixture(t)
+	st, c, mailpit, queue, creator, sid := f.st, f.c, f.mailpit, f.queue, f.creator, f.sid
+	var did int64
+	require.NoError(t, st.Pool().QueryRow(ctx, `
+		INSERT INTO devices (name, last_seen_at, clock_skew_ms) VALUES ('NV8', now(), 120000) RETURNING id`).Scan(&did))
+	_, err := st.Pool().Exec(ctx, `INSERT INTO device_assignments (device_id, session_id, phase, workflow_id)
+		VALUES (@did, @sid, 'recording', 'clock-skew-test')`, pgx.NamedArgs{"did": did, "sid": sid})
+	require.NoError(t, err)
+	deps := worker.StoreDeps(st)
+	deps.Channels = activities.Alerts{Mail: mailpit.Sender()}
+	deps.AlertPolicy = workflows.AlertPolicy{EscalateAfter: time.Hour, Tiers: 1, Damping: time.Second, MaxSilence: time.Hour, NotifyAttempts: 3}
+	w := worker.New(c, queue, deps)
+	require.NoError(t, w.Start())
+	defer w.Stop()
+	scan := fleetScan(t, st, deps, c, queue, activities.FleetWatch{Every: 20 * time.Millisecond, Down: time.Minute,
+		Run: 100 * time.Millisecond, ClockSkew: 30 * time.Second})
+	alert := func() store.Alert {
+		return onlyAlert(t, st, store.AlertFilter{SessionID: sid, Kind: recording.AlertClockSkew})
+	}
+
+	scan()
+	require.Equal(t, fmt.Sprintf("[MBA ALERT] clock_skew: NV8's clock is off by 2m0s in session %d (threshold 30s)", sid),
+		mailpit.WaitForMessages(creator, 1)[0].Subject)
+	require.Eventually(t, func() bool { return alert().State == recording.AlertNotified }, 30*time.Second, 50*time.Millisecond)
+	require.Equal(t, did, *alert().DeviceID)
+
+	_, err = st.Pool().Exec(ctx, `UPDATE devices SET clock_skew_ms = 1000 WHERE id = @id`, pgx.NamedArgs{"id": did})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { scan(); return alert().State == recording.AlertResolved }, 30*time.Second, 50*time.Millisecond)
+	require.Regexp(t, `^\[MBA RESOLVED\] clock_skew: NV8's clock is off`, mailpit.WaitForMessages(creator, 2)[1].Subject)
 }

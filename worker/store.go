@@ -16,7 +16,32 @@ import (
 // place that sees both.
 func StoreDeps(st *store.Store) Deps {
 	return Deps{Auth: st, Audit: st, Mailbox: st, ReadModel: readModel{st}, Devices: st, Orphans: orphanStore{st}, Files: fileManifest{st},
-		Alerts: alertStore{st}}
+		Alerts: alertStore{st}, FleetConditions: fleetConditions{st}}
+}
+
+// fleetConditions adapts the store to activities.FleetConditions.
+type fleetConditions struct{ *store.Store }
+
+func (f fleetConditions) FleetDown(ctx context.Context, since time.Time) ([]activities.DownEnclosure, []int64, error) {
+	raise, clear, err := f.Store.FleetDown(ctx, since)
+	out := make([]activities.DownEnclosure, len(raise))
+	for i, d := range raise {
+		out[i] = activities.DownEnclosure(d)
+	}
+	return out, clear, err
+}
+
+func (f fleetConditions) ClockSkew(ctx context.Context, threshold time.Duration) ([]activities.SkewedEnclosure, []activities.SessionDevice, error) {
+	raise, clear, err := f.Store.ClockSkew(ctx, threshold)
+	skewed := make([]activities.SkewedEnclosure, len(raise))
+	for i, d := range raise {
+		skewed[i] = activities.SkewedEnclosure(d)
+	}
+	cleared := make([]activities.SessionDevice, len(clear))
+	for i, c := range clear {
+		cleared[i] = activities.SessionDevice(c)
+	}
+	return skewed, cleared, err
 }
 
 // readModel adapts the store to activities.ReadModel; the methods it does not redefine are the

@@ -28,11 +28,13 @@ type Deps struct {
 	Mailbox        activities.Mailbox
 	ReadModel      activities.ReadModel
 	Devices        activities.SilenceMarker
-	Orphans        activities.OrphanStore
-	Workflow       activities.WorkflowStatus
-	Files          activities.FileManifest
-	Storage        activities.FileReader // nil: no storage; file verification fails
-	Alerts         activities.AlertStore
+	// FleetConditions: nil, the fleet scan raises no alerts (idle enclosures DOWN, clocks off).
+	FleetConditions activities.FleetConditions
+	Orphans         activities.OrphanStore
+	Workflow        activities.WorkflowStatus
+	Files           activities.FileManifest
+	Storage         activities.FileReader // nil: no storage; file verification fails
+	Alerts          activities.AlertStore
 	// Channels are the alert notification channels and recipients (Store is set from Alerts;
 	// New sets Raiser, on the worker's client and task queue, when nil).
 	Channels activities.Alerts
@@ -50,7 +52,7 @@ func Register(r sdkworker.Registry, d Deps) {
 	r.RegisterActivity(&activities.Housekeeping{Auth: d.Auth, Audit: d.Audit, AuditRetention: d.AuditRetention})
 	r.RegisterActivity(&activities.Recording{Mailbox: d.Mailbox, ReadModel: d.ReadModel})
 	r.RegisterActivity(&activities.Fleet{Devices: d.Devices, Orphans: d.Orphans, Workflow: d.Workflow,
-		SessionWorkflowID: workflows.SessionWorkflowID})
+		SessionWorkflowID: workflows.SessionWorkflowID, Conditions: d.FleetConditions, Raiser: d.Channels.Raiser})
 	r.RegisterActivity(&activities.Files{Manifest: d.Files, Storage: d.Storage})
 	r.RegisterWorkflow(workflows.AlertLifecycle)
 	alerts := d.Channels

@@ -77,6 +77,11 @@ func (a *alert) run(ctx workflow.Context) (AlertLifecycleState, error) {
 			a.s.State, a.s.NotifiedAt = recording.AlertNotified, workflow.Now(ctx)
 			a.event(ctx, recording.AlertNotified, "", "")
 			a.send(ctx, notify.NoticeOpened, nil)
+			if a.in.Notice {
+				now := workflow.Now(ctx)
+				a.s.Active, a.s.ClearedAt, a.s.State, a.s.ResolvedAt = false, now, recording.AlertResolved, now
+				a.event(ctx, recording.AlertResolved, "", "a notice: resolved once told")
+			}
 		}
 		a.flush(ctx)
 		if a.s.State == recording.AlertResolved {
@@ -100,6 +105,9 @@ func (a *alert) run(ctx workflow.Context) (AlertLifecycleState, error) {
 // raisedAgain drains the condition signals that arrived after the resolution and reports
 // whether the last one raised the condition again.
 func (a *alert) raisedAgain() (AlertCondition, bool) {
+	if a.in.Notice {
+		return AlertCondition{}, false // its own raise (SignalWithStart) is still queued: a notice never reopens
+	}
 	var last AlertCondition
 	for {
 		var c AlertCondition

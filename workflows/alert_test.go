@@ -370,3 +370,25 @@ func TestAlertRaisedWhileEndingOpensANewAlert(t *testing.T) {
 	require.Equal(t, "NV3 is DOWN again", next.Summary)
 	require.Equal(t, recording.AlertResolved, a.mem.records[len(a.mem.records)-1].State, "the first one stays resolved")
 }
+
+// A notice (a session finished) is told once and resolves at once: no escalation, no
+// recovery notice, and its own raise, still queued, does not reopen it.
+func TestNoticeIsToldOnceAndResolves(t *testing.T) {
+	a := newAlertTest(t)
+	a.env.ExecuteWorkflow(AlertLifecycle, AlertInput{Kind: recording.AlertSessionFinished, SessionID: 7,
+		Summary: "session 7 finished COMPLETE", Policy: testAlertPolicy, Notice: true})
+	require.True(t, a.env.IsWorkflowCompleted())
+	require.NoError(t, a.env.GetWorkflowError())
+	var st AlertLifecycleState
+	require.NoError(t, a.env.GetWorkflowResult(&st))
+
+	require.Equal(t, recording.AlertResolved, st.State)
+	require.False(t, st.Active)
+	require.Zero(t, st.Tier)
+	a.requireSent([]string{"ann@lab.example ALERT"})
+	var states []recording.AlertState
+	for _, e := range a.mem.events() {
+		states = append(states, e.State)
+	}
+	require.Equal(t, []recording.AlertState{recording.AlertOpen, recording.AlertNotified, recording.AlertResolved}, states)
+}

@@ -297,6 +297,9 @@ type AlertInput struct {
 	Summary   string
 	Policy    AlertPolicy
 	State     *AlertLifecycleState // carried across continue-as-new
+	// Notice: told once, then resolved at once, with no escalation and no recovery notice
+	// (an event such as a session finishing, which no later signal clears).
+	Notice bool
 }
 
 // AlertLifecycleState is an alert's progress; the status query returns it.

@@ -60,6 +60,9 @@ func (d *device) canceled(ctx workflow.Context) (DeviceResult, error) {
 func (d *device) finish(ctx workflow.Context) (DeviceResult, error) {
 	d.record(ctx)
 	tagStatus(ctx, d.st.Status)
+	if d.st.Status == recording.DeviceFailed && !d.lost { // lost has its own alert
+		d.raise(ctx, recording.AlertDeviceFailed, "FAILED: "+d.st.Message)
+	}
 	d.tellSession(ctx)
 	if workflow.GetVersion(ctx, changeVerifyFiles, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		d.release(ctx)
@@ -95,6 +98,7 @@ type device struct {
 	commands          int  // command activities scheduled in this run
 	endRechecked      bool // the end deadline was extended once for an enclosure not heard since
 	steps             int  // waits of this run
+	lost              bool // ended lost, and its alert raised (it ends in this run: not state)
 }
 
 func newDevice(ctx workflow.Context, in DeviceInput) *device {
@@ -404,7 +408,10 @@ func (d *device) waitRecording(ctx workflow.Context) {
 			d.silence = nil
 			if f.Get(ctx, nil) == nil {
 				d.clear(ctx)
-				d.end(recording.DeviceFailed, fmt.Sprintf("lost: silent since %s for %s", d.st.SilentSince.Format(time.RFC3339), d.in.Settings.SilenceTimeout))
+				msg := fmt.Sprintf("lost: silent since %s for %s", d.st.SilentSince.Format(time.RFC3339), d.in.Settings.SilenceTimeout)
+				d.end(recording.DeviceFailed, msg)
+				d.raise(ctx, recording.AlertEnclosureLost, msg)
+				d.lost = true
 			}
 		})
 	}
@@ -475,22 +482,55 @@ func (d *device) onEvent(ctx workflow.Context, ev recording.Event) {
 // goes silent mid-session and clears it when it returns.
 const changeAlerts = "alerts"
 
-// alertDown raises (down) or clears the session's DOWN alert of this enclosure. An alert is
-// no reason to hold up the recording: a few attempts, then it is only logged.
+// alertDown raises (down) or clears the session's DOWN alert of this enclosure.
 func (d *device) alertDown(ctx workflow.Context, down bool, at time.Time) {
 	if workflow.GetVersion(ctx, changeAlerts, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return
 	}
-	name := cmp.Or(d.in.DeviceName, fmt.Sprintf("enclosure %d", d.in.DeviceID))
 	sig := activities.AlertSignal{Kind: recording.AlertEnclosureDown, SessionID: d.in.SessionID, DeviceID: d.in.DeviceID,
-		Active: down, Summary: fmt.Sprintf("%s is DOWN in session %d (marked %s: no heartbeat past the DOWN threshold)", name, d.in.SessionID,
+		Active: down, Summary: fmt.Sprintf("%s is DOWN in session %d (marked %s: no heartbeat past the DOWN threshold)", d.name(), d.in.SessionID,
 			at.UTC().Format(time.RFC3339))}
+	signalAlert(ctx, sig)
+}
+
+// signalAlert raises or clears an alert. An alert is no reason to hold up a recording or a
+// session: a few attempts of a local activity, then it is only logged.
+func signalAlert(ctx workflow.Context, sig activities.AlertSignal) {
 	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 5}})
 	var a *activities.Alerts
 	if err := workflow.ExecuteLocalActivity(lctx, a.SignalAlert, sig).Get(ctx, nil); err != nil {
-		workflow.GetLogger(ctx).Error("raising the DOWN alert", "down", down, "error", err)
+		workflow.GetLogger(ctx).Error("signalling an alert", "kind", sig.Kind, "active", sig.Active, "error", err)
 	}
+}
+
+// changeAlertConditions is the version change that raises the alerts of the other conditions
+// of an enclosure in a session: lost (silent past the silence timeout), FAILED, recorded time
+// lost in a reboot gap, a file MISSING or CORRUPT; and the session's finished notice.
+const changeAlertConditions = "alert-conditions"
+
+// alertConditions says whether this run raises those alerts (recorded at the first one).
+func alertConditions(ctx workflow.Context) bool {
+	return workflow.GetVersion(ctx, changeAlertConditions, workflow.DefaultVersion, 1) == 1
+}
+
+// raise raises one of this enclosure's session alerts, if this run raises them. These
+// conditions do not clear by themselves (a lost recording stays lost): a person acknowledges them.
+func (d *device) raise(ctx workflow.Context, kind recording.AlertKind, summary string) {
+	if !alertConditions(ctx) {
+		return
+	}
+	signalAlert(ctx, activities.AlertSignal{Kind: kind, SessionID: d.in.SessionID, DeviceID: d.in.DeviceID, Active: true,
+		Summary: fmt.Sprintf("%s in session %d: %s", d.name(), d.in.SessionID, summary)})
+}
+
+func (d *device) name() string {
+	return enclosureName(d.in.DeviceName, d.in.DeviceID)
+}
+
+// enclosureName names an enclosure in an alert's summary, by its id if it has no name.
+func enclosureName(name string, id int64) string {
+	return cmp.Or(name, fmt.Sprintf("enclosure %d", id))
 }
 
 // onEnded closes the recording with the enclosure's report.
@@ -582,6 +622,9 @@ func (d *device) addGap(ctx workflow.Context, from, to time.Time) {
 	lost := d.st.Lost
 	d.update(ctx, activities.DeviceUpdate{SecondsLost: &lost, Gaps: d.st.Gaps, Event: "gap",
 		EventMessage: fmt.Sprintf("not recorded from %s to %s (%ds)", from.Format(time.RFC3339), to.Format(time.RFC3339), secs), At: to})
+	// One alert per enclosure and session: a later gap updates its summary with the total.
+	d.raise(ctx, recording.AlertTimeLost, fmt.Sprintf("lost %ds of recording in %d gap(s), the last from %s to %s (a reboot or a client restart)",
+		lost, len(d.st.Gaps), from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339)))
 }
 
 // end sets the final status (once).

@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,7 +36,14 @@ type deviceTest struct {
 // alertSignals keeps the alerts a workflow raised and cleared.
 type alertSignals []activities.AlertSignal
 
+// alertSignalsMu: local activities run in goroutines of their own (a session's enclosures,
+// the file checks of one enclosure), so the signals are kept under a lock; the tests read
+// them once the workflow ended.
+var alertSignalsMu sync.Mutex
+
 func (s *alertSignals) SignalAlert(_ context.Context, sig activities.AlertSignal) error {
+	alertSignalsMu.Lock()
+	defer alertSignalsMu.Unlock()
 	*s = append(*s, sig)
 	return nil
 }
@@ -537,6 +545,7 @@ func TestSilenceRaisesTheDownAlertAndReturnClearsIt(t *testing.T) {
 		dt.at(time.Duration(i+1)*10*time.Minute, recording.Event{ID: int64(1 + max(i, 1)), Kind: kind})
 	}
 	dt.at(time.Hour, recording.Event{ID: 9, Kind: recording.EventEnded, Duration: 3600})
+	dt.recordingFiles(time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC), time.Hour) // its files are fine: no file alert
 	require.Equal(t, recording.DeviceComplete, dt.run(time.Hour).Status)
 
 	require.Len(t, dt.alerts, 4, "%+v", dt.alerts)
@@ -549,4 +558,75 @@ func TestSilenceRaisesTheDownAlertAndReturnClearsIt(t *testing.T) {
 	require.False(t, cleared.Active)
 	require.Equal(t, raised.Kind, cleared.Kind)
 	require.Equal(t, raised.DeviceID, cleared.DeviceID)
+}
+
+// raised are the kinds of the alerts raised (Active), in order, but the files' (these tests
+// upload no files: they are all MISSING).
+func (dt *deviceTest) raised() []recording.AlertKind {
+	var kinds []recording.AlertKind
+	for _, s := range dt.alerts {
+		if s.Active && s.Kind != recording.AlertFileBad {
+			kinds = append(kinds, s.Kind)
+		}
+	}
+	return kinds
+}
+
+// alert is the last signal of kind.
+func (dt *deviceTest) alert(kind recording.AlertKind) activities.AlertSignal {
+	for i := len(dt.alerts) - 1; i >= 0; i-- {
+		if dt.alerts[i].Kind == kind {
+			return dt.alerts[i]
+		}
+	}
+	dt.t.Fatalf("no %s alert in %+v", kind, dt.alerts)
+	return activities.AlertSignal{}
+}
+
+func TestLostEnclosureRaisesTheLostAlertNotAFailedOne(t *testing.T) {
+	dt := newDeviceTest(t)
+	dt.startsAfter(time.Second)
+	dt.at(time.Hour, recording.Event{ID: 1, Kind: recording.EventSilent})
+	require.Equal(t, recording.DeviceFailed, dt.run(5*time.Hour).Status)
+
+	require.Equal(t, []recording.AlertKind{recording.AlertEnclosureDown, recording.AlertEnclosureLost}, dt.raised())
+	lost := dt.alert(recording.AlertEnclosureLost)
+	require.Equal(t, int64(7), lost.SessionID)
+	require.Equal(t, int64(3), lost.DeviceID)
+	require.Regexp(t, `^NV3 in session 7: lost: silent since \S+ for 30m0s$`, lost.Summary)
+}
+
+func TestFailedEnclosureRaisesTheFailedAlert(t *testing.T) {
+	dt := newDeviceTest(t)
+	dt.startsAfter(time.Second)
+	dt.at(time.Minute, recording.Event{ID: 1, Kind: recording.EventEnded, Duration: 59, ErrMsg: "camera disconnected"})
+	require.Equal(t, recording.DeviceFailed, dt.run(time.Hour).Status)
+
+	require.Equal(t, []recording.AlertKind{recording.AlertDeviceFailed}, dt.raised())
+	require.Equal(t, activities.AlertSignal{Kind: recording.AlertDeviceFailed, SessionID: 7, DeviceID: 3, Active: true,
+		Summary: "NV3 in session 7: FAILED: camera disconnected"}, dt.alert(recording.AlertDeviceFailed))
+}
+
+func TestRebootGapRaisesTimeLost(t *testing.T) {
+	dt := newDeviceTest(t)
+	dt.startsAfter(10 * time.Second)
+	dt.env.RegisterDelayedCallback(func() {
+		now := dt.env.Now()
+		dt.env.SignalWorkflow(SignalDeviceEvent, recording.Event{ID: 1, Kind: recording.EventReset, At: now,
+			Duration: 3516, LastHeard: now.Add(-84 * time.Second)})
+	}, 10*time.Second+time.Hour)
+	dt.at(10*time.Second+3*time.Hour, recording.Event{ID: 2, Kind: recording.EventEnded, Duration: 7190})
+	require.Equal(t, recording.DeviceComplete, dt.run(3*time.Hour).Status)
+
+	require.Equal(t, []recording.AlertKind{recording.AlertTimeLost}, dt.raised(), "a gap, not a failure")
+	require.Regexp(t, `^NV3 in session 7: lost 94s of recording in 1 gap\(s\), the last from \S+Z to \S+Z \(a reboot or a client restart\)$`,
+		dt.alert(recording.AlertTimeLost).Summary)
+}
+
+func TestCompleteRecordingRaisesNoAlert(t *testing.T) {
+	dt := newDeviceTest(t)
+	dt.startsAfter(time.Second)
+	dt.at(time.Hour, recording.Event{ID: 1, Kind: recording.EventEnded, Duration: 3600})
+	require.Equal(t, recording.DeviceComplete, dt.run(time.Hour).Status)
+	require.Empty(t, dt.raised())
 }

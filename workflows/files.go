@@ -296,6 +296,12 @@ func (v *verifier) record(ctx workflow.Context, name string, state recording.Fil
 	if err := dbWrite(ctx, a.RecordFileResult, r, nil); err != nil {
 		workflow.GetLogger(ctx).Error("recording a file's state", "file", name, "error", err)
 	}
+	if !reupload && (state == recording.FileMissing || state == recording.FileCorrupt) && alertConditions(ctx) {
+		// One alert per enclosure and session: a later bad file updates its summary.
+		signalAlert(ctx, activities.AlertSignal{Kind: recording.AlertFileBad, SessionID: v.scope.SessionID, DeviceID: v.scope.DeviceID,
+			Active: true, Summary: fmt.Sprintf("%s in session %d: %s is %s: %s",
+				enclosureName(v.scope.Enclosure, v.scope.DeviceID), v.scope.SessionID, name, state, reason)})
+	}
 }
 
 // summarize puts one line about the recording's files on the timeline, and flags files that

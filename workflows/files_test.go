@@ -329,3 +329,20 @@ func TestNoFileChecksWhenTurnedOff(t *testing.T) {
 	require.Empty(t, dt.files.results, "nothing checked, nothing MISSING")
 	require.Equal(t, recording.DeviceComplete, dt.final().Status)
 }
+
+func TestBadFileRaisesTheFileAlert(t *testing.T) {
+	dt := newDeviceTest(t)
+	dt.endsAfter(2 * time.Hour)
+	names := dt.recordingFiles(time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC), 2*time.Hour)
+	dt.files.mu.Lock()
+	delete(dt.files.rows, names[3]) // never uploaded
+	dt.files.mu.Unlock()
+	dt.run(2 * time.Hour)
+
+	require.Len(t, dt.alerts, 1, "one raise, for the one bad file: %+v", dt.alerts)
+	bad := dt.alert(recording.AlertFileBad)
+	require.True(t, bad.Active)
+	require.Equal(t, int64(7), bad.SessionID)
+	require.Equal(t, int64(3), bad.DeviceID)
+	require.Equal(t, "NV3 in session 7: "+names[3]+" is MISSING: not uploaded within 24h0m0s of the recording's end", bad.Summary)
+}

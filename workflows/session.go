@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -303,6 +304,25 @@ func (s *session) setStatus(ctx workflow.Context, status recording.SessionStatus
 	if err := workflow.UpsertTypedSearchAttributes(ctx, AttrStatus.ValueSet(string(status))); err != nil {
 		workflow.GetLogger(ctx).Error("search attributes", "error", err)
 	}
+	s.noticeFinished(ctx, status)
+}
+
+// noticeFinished tells the session's people it finished (not when canceled: a person did that).
+func (s *session) noticeFinished(ctx workflow.Context, status recording.SessionStatus) {
+	if status != recording.SessionComplete && status != recording.SessionPartial && status != recording.SessionFailed {
+		return
+	}
+	if !alertConditions(ctx) {
+		return
+	}
+	complete := 0
+	for _, id := range s.order {
+		if st := s.st.Devices[id]; st == recording.DeviceComplete {
+			complete++
+		}
+	}
+	signalAlert(ctx, activities.AlertSignal{Kind: recording.AlertSessionFinished, SessionID: s.in.SessionID, Active: true, Notice: true,
+		Summary: fmt.Sprintf("session %d finished %s (%d of %d enclosures COMPLETE)", s.in.SessionID, status, complete, len(s.order))})
 }
 
 // waitChildren waits (bounded) for the children to finish their own clean-up.

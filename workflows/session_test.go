@@ -20,6 +20,7 @@ type sessionTest struct {
 	env      *testsuite.TestWorkflowEnvironment
 	a        *activities.Recording
 	statuses []string
+	alerts   alertSignals
 }
 
 func newSessionTest(t *testing.T, devices ...activities.PlannedDevice) *sessionTest {
@@ -28,6 +29,7 @@ func newSessionTest(t *testing.T, devices ...activities.PlannedDevice) *sessionT
 	env := st.env
 	env.RegisterWorkflow(DeviceRecording)
 	env.RegisterActivity(st.a)
+	env.RegisterActivity(&activities.Alerts{Raiser: &st.alerts})
 	newFakeFiles().register(env)
 	env.OnActivity(st.a.LoadSessionPlan, mock.Anything, int64(7)).Return(activities.SessionPlan{ID: 7, Duration: 3600, TargetFPS: 30, Devices: devices}, nil)
 	env.OnActivity(st.a.SendStart, mock.Anything, mock.Anything).Return(func(_ context.Context, cmd activities.StartCommand) (recording.Event, error) {
@@ -140,4 +142,31 @@ func TestLargeSessionsLeaveNamesToTheirEnclosures(t *testing.T) {
 		large.Devices = append(large.Devices, activities.PlannedDevice{DeviceID: int64(i), Name: fmt.Sprint("NV", i)})
 	}
 	require.Nil(t, deviceNames(large), "over Temporal's 2 KB limit of a search attribute value")
+}
+
+// notices are the session_finished alerts raised.
+func (st *sessionTest) notices() []activities.AlertSignal {
+	var out []activities.AlertSignal
+	for _, s := range st.alerts {
+		if s.Kind == recording.AlertSessionFinished {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func TestSessionFinishedIsANotice(t *testing.T) {
+	st := newSessionTest(t, nv1, nv2)
+	st.deviceEvent(time.Hour, 1, recording.Event{ID: 1, Kind: recording.EventEnded, Duration: 3600})
+	st.deviceEvent(time.Hour, 2, recording.Event{ID: 1, Kind: recording.EventEnded, Duration: 3600, ErrMsg: "camera disconnected"})
+	require.Equal(t, recording.SessionPartial, st.run().Status)
+	require.Equal(t, []activities.AlertSignal{{Kind: recording.AlertSessionFinished, SessionID: 7, Active: true, Notice: true,
+		Summary: "session 7 finished PARTIAL (1 of 2 enclosures COMPLETE)"}}, st.notices())
+}
+
+func TestCanceledSessionHasNoFinishedNotice(t *testing.T) {
+	st := newSessionTest(t, nv1)
+	st.env.RegisterDelayedCallback(func() { st.env.SignalWorkflow(SignalCancel, StopRequest{UserID: 1, Reason: "done early"}) }, time.Minute)
+	require.Equal(t, recording.SessionCanceled, st.run().Status)
+	require.Empty(t, st.notices(), "a person canceled it")
 }

@@ -92,7 +92,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 		defer w.Stop()
 		if err := worker.StartSingletons(ctx, tc, cfg.Temporal.TaskQueue, activities.FleetWatch{
 			Every: cfg.Enclosures.ScanEvery, Down: cfg.Enclosures.DownAfter, Run: time.Hour,
-			ReconcileEvery: time.Minute, Settle: time.Minute, ListenGap: listenGap}); err != nil {
+			ReconcileEvery: time.Minute, Settle: time.Minute, ListenGap: listenGap,
+			ClockSkew: cfg.Enclosures.ClockSkewWarning}); err != nil {
 			return err
 		}
 		log.Info("temporal worker running", "task_queue", cfg.Temporal.TaskQueue, "namespace", cfg.Temporal.Namespace)

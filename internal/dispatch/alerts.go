@@ -36,7 +36,17 @@ func (a Alerts) id(s AlertSubject) string {
 // Raise says the condition holds: it opens the subject's alert, or tells the open one (one
 // alert per condition and subject: SignalWithStart is atomic, so raising twice is harmless).
 func (a Alerts) Raise(ctx context.Context, s AlertSubject, summary string) error {
-	in := workflows.AlertInput{Kind: s.Kind, SessionID: s.SessionID, DeviceID: s.DeviceID, Summary: summary, Policy: a.Policy}
+	return a.raise(ctx, s, summary, false)
+}
+
+// Notice opens an alert that is told once and resolves by itself (workflows.AlertInput.Notice).
+func (a Alerts) Notice(ctx context.Context, s AlertSubject, summary string) error {
+	return a.raise(ctx, s, summary, true)
+}
+
+func (a Alerts) raise(ctx context.Context, s AlertSubject, summary string, notice bool) error {
+	in := workflows.AlertInput{Kind: s.Kind, SessionID: s.SessionID, DeviceID: s.DeviceID, Summary: summary, Policy: a.Policy,
+		Notice: notice}
 	_, err := a.Temporal.SignalWithStartWorkflow(ctx, a.id(s), workflows.SignalAlertCondition,
 		workflows.AlertCondition{Active: true, Summary: summary},
 		client.StartWorkflowOptions{TaskQueue: a.TaskQueue,
@@ -63,7 +73,7 @@ func (a Alerts) Clear(ctx context.Context, s AlertSubject) error {
 func (a Alerts) SignalAlert(ctx context.Context, s activities.AlertSignal) error {
 	subject := AlertSubject{Kind: s.Kind, SessionID: s.SessionID, DeviceID: s.DeviceID}
 	if s.Active {
-		return a.Raise(ctx, subject, s.Summary)
+		return a.raise(ctx, subject, s.Summary, s.Notice)
 	}
 	return a.Clear(ctx, subject)
 }

@@ -30,8 +30,11 @@ const (
 	AlertFileBad       AlertKind = "file_bad" // MISSING or CORRUPT
 	AlertUploadBacklog AlertKind = "upload_backlog"
 	AlertChannelBroken AlertKind = "channel_broken" // a notification channel keeps failing
+	AlertTimeLost      AlertKind = "time_lost"      // a reboot gap: recorded time lost between segments
+	// AlertSessionFinished is a notice (COMPLETE, PARTIAL, FAILED): told once, resolved at once.
+	AlertSessionFinished AlertKind = "session_finished"
 )
 
 // AlertKinds lists every kind, for validating filters and preferences.
 var AlertKinds = []AlertKind{AlertEnclosureDown, AlertEnclosureLost, AlertDeviceFailed, AlertLowDisk, AlertLowFPS,
-	AlertClockSkew, AlertFileBad, AlertUploadBacklog, AlertChannelBroken}
+	AlertClockSkew, AlertFileBad, AlertUploadBacklog, AlertChannelBroken, AlertTimeLost, AlertSessionFinished}

@@ -358,3 +358,97 @@ func (s *Store) ChannelHealth(ctx context.Context, since time.Time) ([]ChannelHe
 		byName(channelHealthRow.health))
 	return list, failed(err, "ChannelHealth since %s", since.Format(time.RFC3339))
 }
+
+// DownEnclosure is an idle enclosure that is DOWN (fleet alerts).
+type DownEnclosure struct {
+	ID        int64
+	Name      string
+	DownSince time.Time
+}
+
+type downEnclosureRow struct {
+	ID        int64     `db:"id"`
+	Name      string    `db:"name"`
+	DownSince time.Time `db:"down_since"`
+}
+
+func (r downEnclosureRow) enclosure() DownEnclosure { return DownEnclosure(r) }
+
+// FleetDown lists what the fleet alerts of DOWN enclosures lack: the idle (unassigned, not
+// retired) enclosures DOWN since after since with no open fleet alert (to raise), and the
+// enclosures with an open fleet alert that heartbeat again (to clear). An enclosure DOWN
+// since before since is no news (one shelved long ago, when this first runs). Raising or
+// clearing twice is harmless, so the lists may repeat until the alert's row catches up.
+func (s *Store) FleetDown(ctx context.Context, since time.Time) (raise []DownEnclosure, clear []int64, err error) {
+	const open = `
+		SELECT 1 FROM alerts al
+		WHERE al.device_id = d.id AND al.session_id IS NULL AND al.kind = @kind AND al.state <> @resolved`
+	args := pgx.NamedArgs{"since": since, "kind": string(recording.AlertEnclosureDown), "resolved": string(recording.AlertResolved)}
+	raise, err = queryAll(ctx, s.pool, `
+		SELECT d.id, d.name, d.down_since FROM devices d
+		WHERE d.down_since > @since AND d.retired_at IS NULL
+		  AND NOT EXISTS (SELECT 1 FROM device_assignments a WHERE a.device_id = d.id)
+		  AND NOT EXISTS (`+open+`)
+		ORDER BY d.id`, args, byName(downEnclosureRow.enclosure))
+	if err == nil {
+		clear, err = queryAll(ctx, s.pool, `
+			SELECT d.id FROM devices d WHERE d.down_since IS NULL AND EXISTS (`+open+`) ORDER BY d.id`,
+			args, pgx.RowTo[int64])
+	}
+	return raise, clear, failed(err, "FleetDown since %s", since)
+}
+
+// SkewedEnclosure is an enclosure in a session whose clock is off (clock_skew alerts).
+type SkewedEnclosure struct {
+	SessionID int64
+	DeviceID  int64
+	Name      string
+	SkewMS    int64
+}
+
+type skewedEnclosureRow struct {
+	SessionID int64  `db:"session_id"`
+	DeviceID  int64  `db:"device_id"`
+	Name      string `db:"name"`
+	SkewMS    int64  `db:"clock_skew_ms"`
+}
+
+func (r skewedEnclosureRow) enclosure() SkewedEnclosure { return SkewedEnclosure(r) }
+
+// AlertSubjectIDs names a session alert's subject.
+type AlertSubjectIDs struct {
+	SessionID int64
+	DeviceID  int64
+}
+
+type alertSubjectRow struct {
+	SessionID int64 `db:"session_id"`
+	DeviceID  int64 `db:"device_id"`
+}
+
+func (r alertSubjectRow) subject() AlertSubjectIDs { return AlertSubjectIDs(r) }
+
+// ClockSkew lists what the clock_skew alerts lack: the enclosures in a session whose last
+// reported clock is off by more than threshold with no open alert (to raise), and the open
+// alerts whose enclosure's clock is back within it or that left the session (to clear). As
+// with FleetDown, the lists may repeat until the alert's row catches up.
+func (s *Store) ClockSkew(ctx context.Context, threshold time.Duration) (raise []SkewedEnclosure, clear []AlertSubjectIDs, err error) {
+	args := pgx.NamedArgs{"ms": threshold.Milliseconds(), "kind": string(recording.AlertClockSkew), "resolved": string(recording.AlertResolved)}
+	raise, err = queryAll(ctx, s.pool, `
+		SELECT a.session_id, d.id AS device_id, d.name, d.clock_skew_ms
+		FROM device_assignments a JOIN devices d ON d.id = a.device_id
+		WHERE abs(d.clock_skew_ms) > @ms AND d.down_since IS NULL
+		  AND NOT EXISTS (SELECT 1 FROM alerts al WHERE al.session_id = a.session_id AND al.device_id = d.id
+		                  AND al.kind = @kind AND al.state <> @resolved)
+		ORDER BY d.id`, args, byName(skewedEnclosureRow.enclosure))
+	if err == nil {
+		clear, err = queryAll(ctx, s.pool, `
+			SELECT DISTINCT al.session_id, al.device_id
+			FROM alerts al JOIN devices d ON d.id = al.device_id
+			LEFT JOIN device_assignments a ON a.device_id = d.id AND a.session_id = al.session_id
+			WHERE al.kind = @kind AND al.state <> @resolved AND al.session_id IS NOT NULL
+			  AND (a.device_id IS NULL OR coalesce(abs(d.clock_skew_ms), 0) <= @ms)
+			ORDER BY al.session_id, al.device_id`, args, byName(alertSubjectRow.subject))
+	}
+	return raise, clear, failed(err, "ClockSkew threshold %s", threshold)
+}
