@@ -23,10 +23,10 @@ import (
 	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/jax-mba/mba/api"
 	"github.com/jax-mba/mba/internal/apiclient"
 	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/simulator"
-	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/workflows"
 )
 
@@ -670,7 +670,7 @@ func (fr *faultRun) create(ctx context.Context, s *phaseSession, phase int, with
 	}
 	body := map[string]any{"name": fmt.Sprintf("fault %d: %s", phase, s.role), "duration": s.duration, "target_fps": 30, "device_spec": spec}
 	return fr.retry(ctx, within, func(cctx context.Context) error {
-		var x store.Session
+		var x api.SessionView
 		s.requested = time.Now()
 		if err := fr.api.Call(cctx, http.MethodPost, "/api/recording-session", body, &x); err != nil {
 			s.requested = time.Time{}
@@ -723,7 +723,7 @@ func (fr *faultRun) waitEnded(ctx context.Context, sessions []*phaseSession, wit
 	deadline := time.Now().Add(within)
 	for _, s := range sessions {
 		for s.id != 0 && time.Now().Before(deadline) {
-			var x store.Session
+			var x api.SessionView
 			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			err := fr.api.Call(cctx, http.MethodGet, fmt.Sprintf("/api/recording-session/%d", s.id), nil, &x)
 			cancel()
@@ -752,7 +752,7 @@ func (fr *faultRun) waitReleased(sessions []*phaseSession, within time.Duration)
 func (fr *faultRun) compare(ctx context.Context, p *FaultPhase, sessions []*phaseSession, events []beatEvent) {
 	for _, s := range sessions {
 		so := SessionOutcome{Role: s.role, ID: s.id, Want: s.want}
-		var x store.Session
+		var x api.SessionView
 		if s.id != 0 {
 			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			if err := fr.api.Call(cctx, http.MethodGet, fmt.Sprintf("/api/recording-session/%d", s.id), nil, &x); err != nil {
@@ -766,7 +766,7 @@ func (fr *faultRun) compare(ctx context.Context, p *FaultPhase, sessions []*phas
 			p.Mismatched++
 		}
 		p.Sessions = append(p.Sessions, so)
-		reported := map[string]store.DeviceStatus{}
+		reported := map[string]api.SessionDeviceView{}
 		for _, d := range x.DeviceStatuses {
 			reported[d.Device.Name] = d
 		}
