@@ -88,6 +88,8 @@ const kindLabels = {
   file_bad: 'file missing or corrupt',
   upload_backlog: 'upload backlog',
   channel_broken: 'notification channel broken',
+  time_lost: 'recorded time lost',
+  session_finished: 'session finished',
 };
 
 export const alertKinds = Object.keys(kindLabels);
