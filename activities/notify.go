@@ -94,14 +94,8 @@ type AlertRecord struct {
 	Events        []AlertEvent
 }
 
-// AlertEvent is one transition of an alert; Seq numbers them within the alert.
-type AlertEvent struct {
-	Seq   int
-	State recording.AlertState
-	Actor string
-	Note  string
-	At    time.Time
-}
+// AlertEvent is one transition of an alert (the vocabulary's: the store keeps the same).
+type AlertEvent = recording.AlertEvent
 
 // DeliveryRecord is one attempt to deliver a notice.
 type DeliveryRecord struct {

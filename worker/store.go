@@ -124,14 +124,7 @@ func (o orphanStore) ReleaseOrphan(ctx context.Context, x activities.Orphan, rea
 type alertStore struct{ *store.Store }
 
 func (a alertStore) RecordAlert(ctx context.Context, r activities.AlertRecord) error {
-	events := make([]store.AlertEvent, len(r.Events))
-	for i, e := range r.Events {
-		events[i] = store.AlertEvent(e)
-	}
-	return a.Store.RecordAlert(ctx, store.AlertRecord{Key: r.Key, WorkflowID: r.WorkflowID, Kind: r.Kind,
-		SessionID: r.SessionID, DeviceID: r.DeviceID, Summary: r.Summary, State: r.State, Tier: r.Tier,
-		Reopens: r.Reopens, AckedBy: r.AckedBy, AckedAt: r.AckedAt, AckNote: r.AckNote, SilencedUntil: r.SilencedUntil,
-		OpenedAt: r.OpenedAt, UpdatedAt: r.UpdatedAt, ResolvedAt: r.ResolvedAt, Events: events})
+	return a.Store.RecordAlert(ctx, store.AlertRecord(r))
 }
 
 func (a alertStore) RecordDelivery(ctx context.Context, d activities.DeliveryRecord) error {

@@ -1,5 +1,7 @@
 package recording
 
+import "time"
+
 // AlertState is where an alert is in its lifecycle (workflows.AlertLifecycle).
 type AlertState string
 
@@ -38,3 +40,13 @@ const (
 // AlertKinds lists every kind, for validating filters and preferences.
 var AlertKinds = []AlertKind{AlertEnclosureDown, AlertEnclosureLost, AlertDeviceFailed, AlertLowDisk, AlertLowFPS,
 	AlertClockSkew, AlertFileBad, AlertUploadBacklog, AlertChannelBroken, AlertTimeLost, AlertSessionFinished}
+
+// AlertEvent is one transition of an alert: its state, who made it (empty: the service) and
+// their note. Seq numbers them within the alert, so recording one twice is harmless.
+type AlertEvent struct {
+	Seq   int
+	State AlertState
+	Actor string
+	Note  string
+	At    time.Time
+}

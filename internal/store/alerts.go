@@ -31,14 +31,8 @@ type AlertRecord struct {
 	Events        []AlertEvent
 }
 
-// AlertEvent is one transition of an alert.
-type AlertEvent struct {
-	Seq   int
-	State recording.AlertState
-	Actor string
-	Note  string
-	At    time.Time
-}
+// AlertEvent is one transition of an alert (the vocabulary's: the workflow writes the same).
+type AlertEvent = recording.AlertEvent
 
 // alertEventRow is an alert_events row as AlertEvents reads it.
 type alertEventRow struct {
