@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 
+	"github.com/jax-mba/mba/internal/dispatch"
 	"github.com/jax-mba/mba/internal/testenv"
 )
 
@@ -272,14 +273,20 @@ func TestReadyz(t *testing.T) {
 	require.NoError(t, err)
 	defer c.Close()
 	h = newHarness(t, func(d *Deps) {
-		d.Temporal = pingFunc(func(ctx context.Context) error {
-			_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})
-			return err
-		})
+		d.Temporal = pingFunc(func(ctx context.Context) error { return dispatch.Ready(ctx, c, "default") })
 	})
 	res = h.do("GET", "/readyz", "", nil)
 	require.Equal(t, http.StatusOK, res.status, "%s", res.body)
 	require.Equal(t, map[string]any{"postgres": "ok", "temporal": "ok"}, res.json(t)["checks"])
+
+	// A server that answers but lacks the configured namespace is no use: 503, saying why.
+	h = newHarness(t, func(d *Deps) {
+		d.Temporal = pingFunc(func(ctx context.Context) error { return dispatch.Ready(ctx, c, "mba-typo") })
+	})
+	res = h.do("GET", "/readyz", "", nil)
+	require.Equal(t, http.StatusServiceUnavailable, res.status, "%s", res.body)
+	require.Equal(t, `namespace "mba-typo" does not exist on the Temporal server`,
+		res.json(t)["checks"].(map[string]any)["temporal"])
 }
 
 type pingFunc func(ctx context.Context) error

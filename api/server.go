@@ -5,6 +5,7 @@ package api
 import (
 	"cmp"
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	tus "github.com/tus/tusd/v2/pkg/handler"
 
 	"github.com/jax-mba/mba/internal/auth"
+	"github.com/jax-mba/mba/internal/dispatch"
 	"github.com/jax-mba/mba/internal/mail"
 	"github.com/jax-mba/mba/internal/storage"
 )
@@ -262,7 +264,8 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz reports whether the service can do its work: Postgres and Temporal both answer.
+// readyz reports whether the service can do its work: Postgres and Temporal both answer, and
+// Temporal has the namespace and search attributes the workflows need.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
@@ -276,6 +279,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		checks["temporal"], status = "not configured", http.StatusServiceUnavailable
 	} else if err := s.temporal.Ping(ctx); err != nil {
 		checks["temporal"], status = "unreachable", http.StatusServiceUnavailable
+		// A server that answers but cannot run our workflows says why (an operator's setting).
+		if notReady := (*dispatch.NotReady)(nil); errors.As(err, &notReady) {
+			checks["temporal"] = notReady.Problem
+		}
 		s.log.WarnContext(ctx, "readiness: temporal", "error", err.Error())
 	}
 	word := "ready"

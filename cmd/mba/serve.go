@@ -112,7 +112,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 	sessions := dispatch.Sessions{Temporal: tc, TaskQueue: cfg.Temporal.TaskQueue, Settings: sessionSettings(cfg)}
 	dispatcher := &dispatch.Dispatcher{Pool: pool, Outbox: st, Temporal: tc, Namespace: cfg.Temporal.Namespace,
 		Sessions: sessions, Log: log.With("component", "outbox"), Poll: time.Second,
-		Backoff: time.Second, MaxBackoff: time.Minute, Lease: cfg.DB.DispatchLease, Holder: holderName()}
+		Backoff: time.Second, MaxBackoff: time.Minute, Lease: cfg.DB.DispatchLease, Holder: holderName(),
+		Ready: temporalReady{tc, cfg.Temporal.Namespace}.Ping}
 	dispatchCtx, stopDispatch := context.WithCancel(context.Background())
 	dispatched := make(chan struct{})
 	go func() { defer close(dispatched); _ = dispatcher.Run(dispatchCtx) }()
@@ -154,7 +155,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 		Mailer:     newMailer(cfg, st, log),
 		Tokens:     auth.Issuer{Secret: secret, AccessTTL: cfg.Auth.AccessTTL, RefreshTTL: cfg.Auth.RefreshTTL},
 		Hasher:     hasher(cfg),
-		Temporal:   temporalPing{tc},
+		Temporal:   temporalReady{tc, cfg.Temporal.Namespace},
 		Files:      st,
 		Storage:    files,
 
@@ -361,10 +362,11 @@ func dialTemporal(cfg config, opts client.Options) (client.Client, error) {
 	return c, nil
 }
 
-// temporalPing adapts the Temporal client to api.HealthChecker.
-type temporalPing struct{ c client.Client }
-
-func (p temporalPing) Ping(ctx context.Context) error {
-	_, err := p.c.CheckHealth(ctx, &client.CheckHealthRequest{})
-	return err
+// temporalReady adapts dispatch.Ready to api.HealthChecker: /readyz is 503 on a wrong namespace
+// or missing search attributes, not only when the server is down.
+type temporalReady struct {
+	c         client.Client
+	namespace string
 }
+
+func (p temporalReady) Ping(ctx context.Context) error { return dispatch.Ready(ctx, p.c, p.namespace) }

@@ -6,6 +6,7 @@
 package dispatch
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -55,6 +56,10 @@ type Dispatcher struct {
 	Holder string
 	// CallTimeout bounds one delivery (default 10 s).
 	CallTimeout time.Duration
+	// Ready, when set, says whether this process can deliver (dispatch.Ready): one that cannot
+	// (wrong namespace, search attributes missing) never takes the lease, and gives it up, so a
+	// process that can deliver leads instead.
+	Ready func(ctx context.Context) error
 
 	leading atomic.Bool
 	// freeze, when set (tests), runs before every renewal and every delivery: a blocked
@@ -70,8 +75,18 @@ func (d *Dispatcher) Leading() bool { return d.leading.Load() }
 
 // Run dispatches until ctx ends, taking over when the leader's lease expires.
 func (d *Dispatcher) Run(ctx context.Context) error {
+	var notReady string // the last problem logged, so a lasting one is logged once
 	for ctx.Err() == nil {
 		d.hold(ctx)
+		if err := d.ready(ctx); err != nil {
+			if err.Error() != notReady && ctx.Err() == nil {
+				notReady = err.Error()
+				d.Log.Error("outbox dispatcher not leading: this process cannot deliver to Temporal", "error", notReady)
+			}
+			sleep(ctx, d.Lease/3)
+			continue
+		}
+		notReady = ""
 		asked := time.Now() // the lease runs from before the database set it
 		got, err := d.Outbox.AcquireLease(ctx, leaseName, d.Holder, d.Lease)
 		if err != nil && ctx.Err() == nil {
@@ -88,6 +103,15 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	defer cancel()
 	_ = d.Outbox.ReleaseLease(releaseCtx, leaseName, d.Holder)
 	return nil
+}
+
+func (d *Dispatcher) ready(ctx context.Context) error {
+	if d.Ready == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.callTimeout())
+	defer cancel()
+	return d.Ready(ctx)
 }
 
 func (d *Dispatcher) hold(ctx context.Context) {
@@ -114,6 +138,13 @@ func (d *Dispatcher) lead(ctx context.Context, acquired time.Time) error {
 		for sleep(ctx, d.Lease/3) {
 			d.hold(ctx)
 			start := time.Since(acquired)
+			if err := d.ready(ctx); err != nil {
+				var notReady *NotReady
+				if errors.As(err, &notReady) {
+					d.Log.Error("outbox dispatcher stepping down: this process cannot deliver to Temporal", "error", err.Error())
+					return
+				}
+			}
 			got, err := d.Outbox.AcquireLease(ctx, leaseName, d.Holder, d.Lease)
 			if err != nil || !got || !valid() {
 				d.Log.Warn("outbox dispatcher lost its lease", "renewed", got, "error", fmt.Sprint(err))
@@ -199,14 +230,12 @@ func (d *Dispatcher) backoff(attempts int) time.Duration {
 	return min(wait, d.MaxBackoff)
 }
 
+func (d *Dispatcher) callTimeout() time.Duration { return cmp.Or(d.CallTimeout, 10*time.Second) }
+
 // dispatch delivers one row. Delivering it twice is harmless: session starts use the
 // existing run, and workflows ignore event ids and requests they have seen.
 func (d *Dispatcher) dispatch(ctx context.Context, row store.OutboxRow) error {
-	timeout := d.CallTimeout
-	if timeout == 0 {
-		timeout = 10 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, d.callTimeout())
 	defer cancel()
 	switch row.Kind {
 	case store.KindStartSession, store.KindCancelSession, store.KindRemoveDevice:

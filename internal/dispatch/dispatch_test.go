@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -196,4 +197,42 @@ func TestFrozenLeaderIsReplaced(t *testing.T) {
 	g.thaw()
 	require.Eventually(t, func() bool { return !a.Leading() }, 30*time.Second, 10*time.Millisecond, "the thawed leader steps down")
 	require.Equal(t, 1, f.row(t, row).Attempts, "delivered once, by the new leader only")
+}
+
+// TestAProcessThatCannotDeliverNeverLeads: a process configured with a namespace the server
+// lacks is not ready (the reason names the namespace) and never takes the lease, so the
+// process that can deliver leads and the row reaches Temporal.
+func TestAProcessThatCannotDeliverNeverLeads(t *testing.T) {
+	f := newFixture(t)
+	c := temporalClient(t, testenv.TemporalAddress(t))
+	ctx := context.Background()
+	require.NoError(t, Ready(ctx, c, "default"), "the test server has the namespace and search attributes")
+	var notReady *NotReady
+	require.ErrorAs(t, Ready(ctx, c, "no-such-namespace"), &notReady)
+	require.Contains(t, notReady.Problem, `namespace "no-such-namespace" does not exist`)
+
+	wrong := f.dispatcher(c, "wrong")
+	wrong.Ready = func(ctx context.Context) error { return Ready(ctx, c, "no-such-namespace") }
+	looped := make(chan struct{})
+	var calls atomic.Int32
+	// hold runs first in each turn of Run's loop: its second call means the wrong process has
+	// had a whole turn, with the lease free, before the right one starts.
+	wrong.freeze = func(context.Context) {
+		if calls.Add(1) == 2 {
+			close(looped)
+		}
+	}
+	f.run(t, wrong)
+	<-looped
+	right := f.dispatcher(c, "right")
+	right.Ready = func(ctx context.Context) error { return Ready(ctx, c, "default") }
+	f.run(t, right)
+
+	f.session(t)
+	row := f.lastRow(t)
+	require.Eventually(t, func() bool { return f.row(t, row).Dispatched }, 30*time.Second, 10*time.Millisecond)
+	require.False(t, wrong.Leading())
+	var holder string
+	require.NoError(t, f.pool.QueryRow(ctx, `SELECT holder FROM leases`).Scan(&holder))
+	require.Equal(t, "right", holder)
 }
