@@ -114,6 +114,7 @@ const downAfter = 5 * time.Second
 func (s *stack) startWorker() {
 	deps := worker.StoreDeps(s.store)
 	deps.Sessions = worker.StoreSessions(s.store, sessionRules, downAfter)
+	deps.Schedules = worker.StoreSchedules(s.store, downAfter)
 	if s.files != nil {
 		deps.Storage = s.files
 	}
