@@ -128,6 +128,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 		return err
 	}
 
+	labZone, err := time.LoadLocation(cfg.Schedules.TimeZone) // checked by validate
+	if err != nil {
+		return err
+	}
 	srv := api.NewServer(api.Deps{
 		Config: api.Config{
 			MaxBodyBytes: cfg.HTTP.MaxBodyBytes, RequestTimeout: cfg.HTTP.RequestTimeout,
@@ -145,6 +149,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 			Sessions: api.SessionConfig{Rules: sessionRules(cfg), AnyoneMayStop: cfg.Sessions.AnyoneMayStop},
 			Uploads: api.UploadConfig{StagingDir: cfg.Storage.StagingDir, MaxFileBytes: cfg.Storage.MaxFileBytes,
 				ManifestSince: 14 * 24 * time.Hour, DownloadTTL: time.Hour},
+			Schedules: api.ScheduleConfig{TimeZone: labZone, MinInterval: cfg.Schedules.MinInterval},
 		},
 		Log:        log,
 		Pool:       pool,
@@ -162,6 +167,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 		Alerts:         st,
 		Prefs:          st,
 		AlertWorkflows: dispatch.Alerts{Temporal: tc, TaskQueue: cfg.Temporal.TaskQueue, Policy: cfg.alertPolicy()},
+
+		Schedules:        st,
+		ScheduleTemporal: dispatch.Schedules{Temporal: tc, TaskQueue: cfg.Temporal.TaskQueue},
 	})
 	if err := srv.Register(sdkMetrics); err != nil {
 		return fmt.Errorf("registering the Temporal SDK metrics: %w", err)
