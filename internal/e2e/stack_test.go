@@ -175,6 +175,7 @@ func (s *stack) setAPI() {
 		Hasher: auth.Hasher{MemoryKiB: 1024, Time: 1, Threads: 1},
 		Files:  s.store,
 		Alerts: s.store, AlertWorkflows: s.alerts(), Prefs: s.store,
+		Schedules: s.store, ScheduleTemporal: dispatch.Schedules{Temporal: s.temporal, TaskQueue: s.queue},
 	}
 	if s.files != nil {
 		deps.Storage = s.files
