@@ -15,7 +15,9 @@ import (
 
 // ScheduleID is the ID of the Temporal Schedule of schedule id (one per deployment's task
 // queue, as the other singleton IDs); `temporal schedule list` shows it.
-func ScheduleID(taskQueue string, id int64) string { return fmt.Sprintf("mba-%s-schedule-%d", taskQueue, id) }
+func ScheduleID(taskQueue string, id int64) string {
+	return fmt.Sprintf("mba-%s-schedule-%d", taskQueue, id)
+}
 
 // ScheduleFireWorkflowID is the ID of the schedule's action: Temporal appends each fire's
 // time to it, so every fire has an ID of its own (its idempotency key).
