@@ -8,7 +8,9 @@ import { h, fill, table, badge, errorBox, notice, section, busy, field, showErro
 /** A time in the lab's time zone, with the zone's short name. */
 function labTime(iso, tz) {
   if (!iso) return '–';
-  return new Date(iso).toLocaleString(undefined, { timeZone: tz, dateStyle: 'medium', timeStyle: 'short', timeZoneName: 'short' });
+  // dateStyle/timeStyle cannot be combined with timeZoneName: the fields one by one.
+  return new Date(iso).toLocaleString(undefined, { timeZone: tz, year: 'numeric', month: 'short', day: 'numeric',
+    hour: '2-digit', minute: '2-digit', timeZoneName: 'short' });
 }
 
 const dayNames = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
@@ -122,8 +124,7 @@ function newScheduleForm(devices, tz, created) {
     if (busyPolicy.value === 'wait') body.wait_limit = num(waitMin) * 60;
     try {
       const x = await busy(submit, () => api('POST', '/api/schedules', body), 'Creating…');
-      form.reset();
-      show();
+      name.value = '';
       await created(x);
     } catch (err) {
       showErrors(form, err);
