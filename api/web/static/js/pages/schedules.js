@@ -47,7 +47,7 @@ function actions(x, done, flash) {
   return h('span', { class: 'actions-inline' },
     x.paused ? act('Resume', 'resume') : act('Pause', 'pause', 'POST', () => ({ note: prompt('Why pause it? (optional)') || '' })),
     act('Run now', 'trigger'),
-    act('Delete', ''));
+    act('Delete', '', 'DELETE'));
 }
 
 export async function scheduleList(main, _params, ctx) {
