@@ -121,6 +121,7 @@ type RecipientQuery struct {
 	SessionID int64
 	DeviceID  int64
 	Tier      int
+	Owner     string // AlertSignal.Owner
 }
 
 // NotifyRequest is one notice to one recipient.
@@ -171,6 +172,9 @@ type AlertSignal struct {
 	// Notice: the alert is told once and resolves at once (an event, not a condition that
 	// clears: a session finished); only with Active.
 	Notice bool
+	// Owner is told at the first tier instead of the session's creator or the fleet's
+	// recipients (a schedule's owner, for its skipped runs); "" for the usual ones.
+	Owner string
 }
 
 // SignalAlert raises or clears an alert.
@@ -213,6 +217,10 @@ func (a *Alerts) AlertRecipients(ctx context.Context, q RecipientQuery) ([]Recip
 // tier is the people and webhooks of q's tier.
 func (a *Alerts) tier(ctx context.Context, q RecipientQuery) ([]Person, []Webhook, error) {
 	if q.Tier == 0 {
+		if q.Owner != "" {
+			people, err := a.targets(ctx, []string{q.Owner})
+			return people, a.Webhooks, err
+		}
 		if q.SessionID != 0 {
 			p, ok, err := a.Store.SessionCreator(ctx, q.SessionID)
 			if err != nil || ok {

@@ -27,20 +27,32 @@ type Sessions struct {
 type CreatedSession struct {
 	ID       int64
 	Warnings []string
+	Replayed bool // ns.IdempotencyKey named a session created before: this is that one
 }
 
 // ErrSessionRefused is the application error type of a session the rules refuse; its details
 // are the fields at fault and why.
 const ErrSessionRefused = "SessionRefused"
 
+// ErrIdempotencyMismatch is the application error type of an idempotency key that names a
+// session created from another request.
+const ErrIdempotencyMismatch = "IdempotencyMismatch"
+
 // CreateSession creates a session as a POST /api/recording-session does. A refusal is final
-// (not retried): the same request would be refused again. A retry after a lost reply creates
-// a second session, so a caller that must create exactly one checks first.
+// (not retried): the same request would be refused again. With ns.IdempotencyKey set (a
+// schedule's fire sets one of its own), a retry after a lost reply returns the session the
+// first attempt created instead of a second one.
 func (a *Sessions) CreateSession(ctx context.Context, ns recording.NewSession) (CreatedSession, error) {
 	created, err := a.Creator.CreateSession(ctx, ns, time.Now())
 	var refusal *recording.Refusal
-	if errors.As(err, &refusal) {
+	switch {
+	case errors.As(err, &refusal):
 		return CreatedSession{}, temporal.NewNonRetryableApplicationError(refusal.Message, ErrSessionRefused, err, refusal.Fields)
+	case errors.Is(err, ErrKeyMismatch):
+		return CreatedSession{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrIdempotencyMismatch, err)
 	}
 	return created, err
 }
+
+// ErrKeyMismatch is what a SessionCreator returns (wrapped) for a key used with another request.
+var ErrKeyMismatch = errors.New("idempotency key used for a different request")

@@ -28,6 +28,13 @@ var notAudited = map[string]string{
 	// They need an alert workflow on Temporal: TestAlertLifecycleThroughTheAPI checks their rows.
 	"POST /api/alerts/{aid}/acknowledge": "audited; checked by TestAlertLifecycleThroughTheAPI",
 	"POST /api/alerts/{aid}/silence":     "audited; checked by TestAlertLifecycleThroughTheAPI",
+	// They need Temporal Schedules: TestSchedulesOnTemporal checks their rows.
+	"POST /api/schedules":                 "audited; checked by TestSchedulesOnTemporal",
+	"PUT /api/schedules/{schid}":          "audited; checked by TestSchedulesOnTemporal",
+	"DELETE /api/schedules/{schid}":       "audited; checked by TestSchedulesOnTemporal",
+	"POST /api/schedules/{schid}/pause":   "audited; checked by TestSchedulesOnTemporal",
+	"POST /api/schedules/{schid}/resume":  "audited; checked by TestSchedulesOnTemporal",
+	"POST /api/schedules/{schid}/trigger": "audited; checked by TestSchedulesOnTemporal",
 }
 
 // auditActionsSince lists the actions of the audit rows after row id after.

@@ -132,11 +132,12 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		Mailer:     mail.Log{Store: st, Logger: log},
 		Tokens: auth.Issuer{Secret: []byte("test secret test secret test secret!"), AccessTTL: 15 * time.Minute,
 			RefreshTTL: 30 * 24 * time.Hour, Now: clk.Now},
-		Hasher: testHasher,
-		Now:    clk.Now,
-		Files:  st,
-		Alerts: st,
-		Prefs:  st,
+		Hasher:    testHasher,
+		Now:       clk.Now,
+		Files:     st,
+		Alerts:    st,
+		Prefs:     st,
+		Schedules: st,
 	}
 	for _, o := range opts {
 		o(&d)

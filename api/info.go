@@ -19,12 +19,13 @@ type infoView struct {
 	TemporalUIURL     string `json:"temporal_ui_url"`
 	TemporalNamespace string `json:"temporal_namespace"`
 	Version           string `json:"version"`
+	TimeZone          string `json:"time_zone"` // the lab's: schedules' times are in it
 }
 
 func (s *Server) info(w http.ResponseWriter, r *http.Request) error {
 	i := s.cfg.Info
 	writeJSON(w, http.StatusOK, infoView{TemporalUIURL: strings.TrimRight(i.TemporalUIURL, "/"),
-		TemporalNamespace: i.TemporalNamespace, Version: i.Version})
+		TemporalNamespace: i.TemporalNamespace, Version: i.Version, TimeZone: s.location().String()})
 	return nil
 }
 

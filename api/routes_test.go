@@ -36,6 +36,8 @@ const (
 	sessionOwner
 	// metricsToken: the scraper's bearer token on the API listener (or an address of its own).
 	metricsToken
+	// scheduleOwner routes change a schedule: its owner or an administrator.
+	scheduleOwner
 )
 
 // routeAccess lists every route of the router with who may call it. TestEveryRouteIsListed
@@ -97,6 +99,14 @@ var routeAccess = map[string]access{
 	"POST /api/alerts/{aid}/silence":                          signedIn,
 	"GET /api/users/me/notification-prefs":                    signedIn, // one's own
 	"PUT /api/users/me/notification-prefs":                    signedIn,
+	"GET /api/schedules":                                      signedIn,
+	"POST /api/schedules":                                     signedIn,
+	"GET /api/schedules/{schid}":                              signedIn,
+	"PUT /api/schedules/{schid}":                              scheduleOwner,
+	"DELETE /api/schedules/{schid}":                           scheduleOwner,
+	"POST /api/schedules/{schid}/pause":                       scheduleOwner,
+	"POST /api/schedules/{schid}/resume":                      scheduleOwner,
+	"POST /api/schedules/{schid}/trigger":                     scheduleOwner,
 }
 
 func walkRoutes(t *testing.T, h http.Handler) []string {
@@ -135,12 +145,14 @@ func TestRoutesEnforceAuthentication(t *testing.T) {
 	h.send(beat("NV1", 0, false, ""))
 	require.Equal(t, int64(1), h.deviceID("NV1"))
 	require.Equal(t, int64(1), h.sessionBy(carl.ID, 1))
+	// Schedule 1 is carl's too (its Temporal side is absent here: the changes end in a 503).
+	h.scheduleBy(carl.ID)
 
 	for route, who := range routeAccess {
 		method, pattern, _ := strings.Cut(route, " ")
 		// Each caller names itself where a route takes a user id, so only the role decides.
 		path := func(uid int64) string {
-			return strings.NewReplacer("{uid}", fmt.Sprint(uid), "{token}", "x", "{device}", "1", "{sid}", "1", "{did}", "1", "{upload}", "x", "{name}", "x.avi", "{aid}", "1", "*", "index.html").Replace(pattern)
+			return strings.NewReplacer("{uid}", fmt.Sprint(uid), "{token}", "x", "{device}", "1", "{sid}", "1", "{did}", "1", "{upload}", "x", "{name}", "x.avi", "{aid}", "1", "{schid}", "1", "*", "index.html").Replace(pattern)
 		}
 		var body any
 		if method != http.MethodGet {
@@ -164,7 +176,7 @@ func TestRoutesEnforceAuthentication(t *testing.T) {
 				require.Equal(t, http.StatusUnauthorized, anon.status)
 				require.Equal(t, http.StatusForbidden, asUser.status)
 				require.NotContains(t, []int{401, 403}, asAdmin.status, "%s", asAdmin.body)
-			case sessionOwner:
+			case sessionOwner, scheduleOwner:
 				require.Equal(t, http.StatusUnauthorized, anon.status)
 				require.Equal(t, http.StatusForbidden, asUser.status, "a user who did not create the session: %s", asUser.body)
 				require.NotContains(t, []int{401, 403}, h.do(method, path(carl.ID), creatorToken, body).status, "its creator")
@@ -179,7 +191,7 @@ func TestRoutesEnforceAuthentication(t *testing.T) {
 				require.Equal(t, http.StatusUnauthorized, asAdmin.status, "a user's token is not an enclosure's")
 			}
 			// A refresh token is never an access token.
-			if who == signedIn || who == adminOnly || who == sessionOwner {
+			if who == signedIn || who == adminOnly || who == sessionOwner || who == scheduleOwner {
 				require.Equal(t, http.StatusUnauthorized, h.do(method, path(ann.ID), userRefresh, body).status)
 			}
 		})

@@ -50,6 +50,7 @@ type Config struct {
 	Enclosures      EnclosureConfig
 	Sessions        SessionConfig
 	Uploads         UploadConfig
+	Schedules       ScheduleConfig
 }
 
 // HealthChecker is the part of the Temporal client /readyz needs.
@@ -79,6 +80,11 @@ type Deps struct {
 	Alerts         AlertStore
 	AlertWorkflows AlertWorkflows
 	Prefs          PrefsStore // the users' notification preferences
+
+	// Schedules is the read model of scheduled sessions; ScheduleTemporal their Temporal
+	// Schedules (nil: the schedule changes answer 503).
+	Schedules        ScheduleStore
+	ScheduleTemporal Scheduler
 }
 
 // Server serves the API.
@@ -115,6 +121,9 @@ type Server struct {
 	alerts         AlertStore
 	alertWorkflows AlertWorkflows
 	prefs          PrefsStore
+
+	schedules         ScheduleStore
+	schedulesTemporal Scheduler
 }
 
 // NewServer builds a Server from its dependencies.
@@ -140,6 +149,7 @@ func NewServer(d Deps) *Server {
 		unavailableLog:  &everyLog{period: 30 * time.Second},
 
 		alerts: d.Alerts, alertWorkflows: d.AlertWorkflows, prefs: d.Prefs,
+		schedules: d.Schedules, schedulesTemporal: d.ScheduleTemporal,
 	}
 	if d.Config.Enclosures.RegisterRate.Burst > 0 {
 		s.registrations = newThrottle(d.Config.Enclosures.RegisterRate, now)
@@ -219,6 +229,7 @@ func (s *Server) Handler() http.Handler {
 				r.Get("/recording-session/{sid}/device-status/{did}", s.handle(s.getSessionDevice))
 				r.Delete("/recording-session/{sid}/device-status/{did}", s.handle(s.removeSessionDevice))
 				alertRoutes(r, s)
+				scheduleRoutes(r, s)
 				r.Get("/users/me/notification-prefs", s.handle(s.getNotificationPrefs))
 				r.Put("/users/me/notification-prefs", s.handle(s.putNotificationPrefs))
 				r.Group(func(r chi.Router) {

@@ -78,9 +78,15 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
+	key, err := idempotencyKey(r)
+	if err != nil {
+		return err
+	}
+	ns := req.newSession(currentUser(r).ID)
+	ns.IdempotencyKey = key
 	now := s.now()
 	// The store names the new session's id as the audit row's subject.
-	created, err := s.sessions.CreateSession(s.audited(r, currentUser(r).ID, recording.AuditSessionCreate, "", req.Name), req.newSession(currentUser(r).ID), s.cfg.Sessions.Rules,
+	created, err := s.sessions.CreateSession(s.audited(r, currentUser(r).ID, recording.AuditSessionCreate, "", req.Name), ns, s.cfg.Sessions.Rules,
 		store.WorkflowIDs{Session: workflows.SessionWorkflowID, Device: workflows.DeviceWorkflowID}, now, s.cfg.Enclosures.DownAfter)
 	if err != nil {
 		return err
@@ -91,8 +97,40 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 	}
 	v := sessionView(session)
 	v.Warnings = created.Warnings
+	if created.Replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
 	writeJSON(w, http.StatusOK, v)
 	return nil
+}
+
+// idempotencyKey reads the optional Idempotency-Key header: the same user sending the same key
+// gets the session the first request created (200, Idempotent-Replayed: true) instead of a
+// second one; the same key with another body is a 422.
+func idempotencyKey(r *http.Request) (string, error) {
+	key := r.Header.Get("Idempotency-Key")
+	if key == "" {
+		return "", nil
+	}
+	if !validIdempotencyKey(key) {
+		return "", &Error{Status: http.StatusBadRequest, Message: "Idempotency-Key header: " + idempotencyKeyRule,
+			Fields: map[string]string{"Idempotency-Key": idempotencyKeyRule}}
+	}
+	return key, nil
+}
+
+const idempotencyKeyRule = "must be 1 to 100 characters of letters, digits and - _ . :"
+
+func validIdempotencyKey(key string) bool {
+	if len(key) > 100 {
+		return false
+	}
+	for _, c := range key {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_.:", c)) {
+			return false
+		}
+	}
+	return key != ""
 }
 
 func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) error {

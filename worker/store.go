@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jax-mba/mba/activities"
@@ -178,5 +180,37 @@ type sessionCreator struct {
 func (c sessionCreator) CreateSession(ctx context.Context, ns recording.NewSession, now time.Time) (activities.CreatedSession, error) {
 	ids := store.WorkflowIDs{Session: workflows.SessionWorkflowID, Device: workflows.DeviceWorkflowID}
 	created, err := c.st.CreateSession(ctx, ns, c.rules, ids, now, c.down)
+	if errors.Is(err, store.ErrIdempotencyMismatch) {
+		err = fmt.Errorf("%w: %w", activities.ErrKeyMismatch, err)
+	}
 	return activities.CreatedSession(created), err
+}
+
+// StoreSchedules adapts the store to activities.ScheduleStore, judging enclosures silent for
+// down DOWN.
+func StoreSchedules(st *store.Store, down time.Duration) activities.ScheduleStore {
+	return scheduleStore{st: st, down: down}
+}
+
+type scheduleStore struct {
+	st   *store.Store
+	down time.Duration
+}
+
+func (s scheduleStore) EnclosureStates(ctx context.Context, ids []int64, now time.Time) ([]activities.EnclosureState, error) {
+	list, err := s.st.EnclosureStates(ctx, ids, now, s.down)
+	out := make([]activities.EnclosureState, len(list))
+	for i, x := range list {
+		out[i] = activities.EnclosureState(x)
+	}
+	return out, err
+}
+
+func (s scheduleStore) RecordScheduleFire(ctx context.Context, f activities.ScheduleFire) error {
+	var session *int64
+	if f.SessionID != 0 {
+		session = &f.SessionID
+	}
+	return s.st.RecordScheduleFire(ctx, store.ScheduleFire{ScheduleID: f.ScheduleID, WorkflowID: f.WorkflowID, FiredAt: f.FiredAt,
+		Outcome: f.Outcome, Message: f.Message, SessionID: session})
 }

@@ -41,6 +41,7 @@ type Deps struct {
 	// AlertPolicy is the timing of the alerts the workflows raise; zero: the default.
 	AlertPolicy workflows.AlertPolicy
 	Sessions    activities.SessionCreator // StoreSessions: with the deployment's rules
+	Schedules   activities.ScheduleStore  // StoreSchedules: the fires of scheduled sessions
 }
 
 // Register adds every workflow and activity to r.
@@ -59,6 +60,8 @@ func Register(r sdkworker.Registry, d Deps) {
 	alerts.Store = d.Alerts
 	r.RegisterActivity(&alerts)
 	r.RegisterActivity(&activities.Sessions{Creator: d.Sessions})
+	r.RegisterWorkflow(workflows.ScheduledSession)
+	r.RegisterActivity(&activities.Schedules{Store: d.Schedules})
 }
 
 // New returns a worker on taskQueue with everything registered.

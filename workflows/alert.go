@@ -309,7 +309,8 @@ func (a *alert) send(ctx workflow.Context, what string, recipients []activities.
 		defer func() { a.inflight-- }()
 		var act *activities.Alerts
 		if recipients == nil {
-			q := activities.RecipientQuery{Kind: a.in.Kind, SessionID: a.in.SessionID, DeviceID: a.in.DeviceID, Tier: n.Tier}
+			q := activities.RecipientQuery{Kind: a.in.Kind, SessionID: a.in.SessionID, DeviceID: a.in.DeviceID, Tier: n.Tier,
+				Owner: a.in.Owner}
 			if err := dbWrite(ctx, act.AlertRecipients, q, &recipients); err != nil {
 				workflow.GetLogger(ctx).Error("finding the alert's recipients", "error", err)
 				return

@@ -300,6 +300,8 @@ type AlertInput struct {
 	// Notice: told once, then resolved at once, with no escalation and no recovery notice
 	// (an event such as a session finishing, which no later signal clears).
 	Notice bool
+	// Owner is told at the first tier instead of the usual recipients (a schedule's owner).
+	Owner string
 }
 
 // AlertLifecycleState is an alert's progress; the status query returns it.

@@ -109,6 +109,10 @@ type config struct {
 		MinSegment     time.Duration `conf:"default:10s,help:shortest remainder worth resuming" yaml:"min_segment"`
 		ReleaseTimeout time.Duration `conf:"default:1h,help:longest wait for an enclosure to take COMPLETE" yaml:"release_timeout"`
 	} `yaml:"sessions"`
+	Schedules struct {
+		TimeZone    string        `conf:"default:UTC,help:the lab's IANA time zone (e.g. America/New_York): schedules' times are read and shown in it" yaml:"time_zone"`
+		MinInterval time.Duration `conf:"default:10s,help:shortest interval of a recurring schedule" yaml:"min_interval"`
+	} `yaml:"schedules"`
 	Audit struct {
 		Retention time.Duration `conf:"default:8760h,help:how long audit log rows are kept (365 days); 0 = forever" yaml:"retention"`
 	} `yaml:"audit"`
@@ -232,6 +236,9 @@ func (c *config) validate() error {
 	}
 	if err := c.storage().Validate(); err != nil {
 		problems = append(problems, err.Error())
+	}
+	if _, err := time.LoadLocation(c.Schedules.TimeZone); err != nil {
+		problems = append(problems, fmt.Sprintf("schedules time-zone %q is not an IANA time zone", c.Schedules.TimeZone))
 	}
 	if c.Storage.Reuploads < 0 || c.Storage.MaxFileBytes < 1 {
 		problems = append(problems, "storage reuploads must not be negative and max-file-bytes must be positive")

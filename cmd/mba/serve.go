@@ -85,6 +85,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 		deps.Channels = cfg.alertChannels(newMailer(cfg, st, log))
 		deps.AlertPolicy = cfg.alertPolicy()
 		deps.Sessions = worker.StoreSessions(st, sessionRules(cfg), cfg.Enclosures.DownAfter)
+		deps.Schedules = worker.StoreSchedules(st, cfg.Enclosures.DownAfter)
 		w := worker.New(tc, cfg.Temporal.TaskQueue, deps)
 		if err := w.Start(); err != nil {
 			return fmt.Errorf("starting the Temporal worker: %w", err)
@@ -128,6 +129,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 		return err
 	}
 
+	labZone, err := time.LoadLocation(cfg.Schedules.TimeZone) // checked by validate
+	if err != nil {
+		return err
+	}
 	srv := api.NewServer(api.Deps{
 		Config: api.Config{
 			MaxBodyBytes: cfg.HTTP.MaxBodyBytes, RequestTimeout: cfg.HTTP.RequestTimeout,
@@ -145,6 +150,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 			Sessions: api.SessionConfig{Rules: sessionRules(cfg), AnyoneMayStop: cfg.Sessions.AnyoneMayStop},
 			Uploads: api.UploadConfig{StagingDir: cfg.Storage.StagingDir, MaxFileBytes: cfg.Storage.MaxFileBytes,
 				ManifestSince: 14 * 24 * time.Hour, DownloadTTL: time.Hour},
+			Schedules: api.ScheduleConfig{TimeZone: labZone, MinInterval: cfg.Schedules.MinInterval},
 		},
 		Log:        log,
 		Pool:       pool,
@@ -162,6 +168,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 		Alerts:         st,
 		Prefs:          st,
 		AlertWorkflows: dispatch.Alerts{Temporal: tc, TaskQueue: cfg.Temporal.TaskQueue, Policy: cfg.alertPolicy()},
+
+		Schedules:        st,
+		ScheduleTemporal: dispatch.Schedules{Temporal: tc, TaskQueue: cfg.Temporal.TaskQueue},
 	})
 	if err := srv.Register(sdkMetrics); err != nil {
 		return fmt.Errorf("registering the Temporal SDK metrics: %w", err)

@@ -27,6 +27,7 @@ type AlertSubject struct {
 	Kind      recording.AlertKind
 	SessionID int64 // 0: a fleet alert
 	DeviceID  int64
+	Owner     string // told at the first tier instead (activities.AlertSignal.Owner); not part of the alert's id
 }
 
 func (a Alerts) id(s AlertSubject) string {
@@ -46,7 +47,7 @@ func (a Alerts) Notice(ctx context.Context, s AlertSubject, summary string) erro
 
 func (a Alerts) raise(ctx context.Context, s AlertSubject, summary string, notice bool) error {
 	in := workflows.AlertInput{Kind: s.Kind, SessionID: s.SessionID, DeviceID: s.DeviceID, Summary: summary, Policy: a.Policy,
-		Notice: notice}
+		Notice: notice, Owner: s.Owner}
 	_, err := a.Temporal.SignalWithStartWorkflow(ctx, a.id(s), workflows.SignalAlertCondition,
 		workflows.AlertCondition{Active: true, Summary: summary},
 		client.StartWorkflowOptions{TaskQueue: a.TaskQueue,
@@ -71,7 +72,7 @@ func (a Alerts) Clear(ctx context.Context, s AlertSubject) error {
 
 // SignalAlert raises or clears an alert for the alert activities (activities.AlertRaiser).
 func (a Alerts) SignalAlert(ctx context.Context, s activities.AlertSignal) error {
-	subject := AlertSubject{Kind: s.Kind, SessionID: s.SessionID, DeviceID: s.DeviceID}
+	subject := AlertSubject{Kind: s.Kind, SessionID: s.SessionID, DeviceID: s.DeviceID, Owner: s.Owner}
 	if s.Active {
 		return a.raise(ctx, subject, s.Summary, s.Notice)
 	}

@@ -114,6 +114,7 @@ const downAfter = 5 * time.Second
 func (s *stack) startWorker() {
 	deps := worker.StoreDeps(s.store)
 	deps.Sessions = worker.StoreSessions(s.store, sessionRules, downAfter)
+	deps.Schedules = worker.StoreSchedules(s.store, downAfter)
 	if s.files != nil {
 		deps.Storage = s.files
 	}
@@ -174,6 +175,7 @@ func (s *stack) setAPI() {
 		Hasher: auth.Hasher{MemoryKiB: 1024, Time: 1, Threads: 1},
 		Files:  s.store,
 		Alerts: s.store, AlertWorkflows: s.alerts(), Prefs: s.store,
+		Schedules: s.store, ScheduleTemporal: dispatch.Schedules{Temporal: s.temporal, TaskQueue: s.queue},
 	}
 	if s.files != nil {
 		deps.Storage = s.files

@@ -35,11 +35,15 @@ const (
 	AlertTimeLost      AlertKind = "time_lost"      // a reboot gap: recorded time lost between segments
 	// AlertSessionFinished is a notice (COMPLETE, PARTIAL, FAILED): told once, resolved at once.
 	AlertSessionFinished AlertKind = "session_finished"
+	// AlertScheduleSkipped is a notice to a schedule's owner: a fire skipped its run or some of
+	// its enclosures (busy or DOWN).
+	AlertScheduleSkipped AlertKind = "schedule_skipped"
 )
 
 // AlertKinds lists every kind, for validating filters and preferences.
 var AlertKinds = []AlertKind{AlertEnclosureDown, AlertEnclosureLost, AlertDeviceFailed, AlertLowDisk, AlertLowFPS,
-	AlertClockSkew, AlertFileBad, AlertUploadBacklog, AlertChannelBroken, AlertTimeLost, AlertSessionFinished}
+	AlertClockSkew, AlertFileBad, AlertUploadBacklog, AlertChannelBroken, AlertTimeLost, AlertSessionFinished,
+	AlertScheduleSkipped}
 
 // AlertEvent is one transition of an alert: its state, who made it (empty: the service) and
 // their note. Seq numbers them within the alert, so recording one twice is harmless.

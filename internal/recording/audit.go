@@ -32,6 +32,12 @@ const (
 	AuditUploadRefusedVerified AuditAction = "upload.refused_verified" // other bytes under a verified name
 	AuditAlertAcknowledge      AuditAction = "alert.acknowledge"
 	AuditAlertSilence          AuditAction = "alert.silence"
+	AuditScheduleCreate        AuditAction = "schedule.create"
+	AuditScheduleUpdate        AuditAction = "schedule.update"
+	AuditSchedulePause         AuditAction = "schedule.pause"
+	AuditScheduleResume        AuditAction = "schedule.resume"
+	AuditScheduleTrigger       AuditAction = "schedule.trigger"
+	AuditScheduleDelete        AuditAction = "schedule.delete"
 )
 
 // AuditActions lists every action, for validating filters.
@@ -40,4 +46,5 @@ var AuditActions = []AuditAction{AuditLogin, AuditLoginFailed, AuditRefreshReuse
 	AuditUserInvite, AuditUserUpdate, AuditUserNotificationPrefs, AuditDeviceTokenSet, AuditDeviceTokenDelete, AuditDeviceUpdate,
 	AuditDeviceApprove, AuditDeviceReject, AuditDeviceRetire, AuditDeviceDelete, AuditDeviceWrongAddress,
 	AuditSessionCreate, AuditSessionCancel, AuditSessionArchive, AuditSessionUnarchive,
-	AuditSessionRemoveDevice, AuditUploadRefusedVerified, AuditAlertAcknowledge, AuditAlertSilence}
+	AuditSessionRemoveDevice, AuditUploadRefusedVerified, AuditAlertAcknowledge, AuditAlertSilence,
+	AuditScheduleCreate, AuditScheduleUpdate, AuditSchedulePause, AuditScheduleResume, AuditScheduleTrigger, AuditScheduleDelete}

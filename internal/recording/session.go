@@ -33,6 +33,10 @@ type NewSession struct {
 	ApplyFilter    bool
 	Devices        []NewSessionDevice
 	CreatedBy      int64 // the user who asks; 0 for none
+	// IdempotencyKey: the same creator and key is the same session (a retried request or
+	// activity, a double click); "" for none.
+	IdempotencyKey string
+	ScheduleID     int64 // the schedule whose fire asks; 0 for none
 }
 
 // NewSessionDevice is one enclosure of a new session.

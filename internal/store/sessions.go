@@ -2,7 +2,10 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -71,7 +74,14 @@ type WorkflowIDs struct {
 type CreatedSession struct {
 	ID       int64
 	Warnings []string
+	// Replayed: the creator's Idempotency-Key named a session created before; nothing was
+	// written (and admission did not run again: no warnings).
+	Replayed bool
 }
+
+// ErrIdempotencyMismatch: the creator's Idempotency-Key names a session created from another
+// request.
+var ErrIdempotencyMismatch = errors.New("this Idempotency-Key was used for a different request; use a new key for a new session")
 
 // CreateSession is the one way a session comes to be, for the API and the activities alike: it
 // runs the rules of a new session (recording.Rules: validation, then admission of the
@@ -88,6 +98,14 @@ func (s *Store) CreateSession(ctx context.Context, ns recording.NewSession, rule
 	}
 	var created CreatedSession
 	err = s.tx(ctx, func(tx pgx.Tx) error {
+		if ns.IdempotencyKey != "" {
+			id, err := sessionByKey(ctx, tx, ns)
+			if err != nil || id != 0 {
+				created = CreatedSession{ID: id, Replayed: true}
+				amendAudit(ctx, func(e *AuditEntry) { e.Subject, e.Detail = strconv.FormatInt(id, 10), "replayed (Idempotency-Key)" })
+				return err
+			}
+		}
 		// Lock the enclosures first, in id order as the heartbeat batch does: taking them one by
 		// one in the request's order (each insert below also locks its enclosure's key) deadlocked
 		// with a batch of the same enclosures' heartbeats. Admission then judges them as they are.
@@ -115,6 +133,37 @@ func (s *Store) CreateSession(ctx context.Context, ns recording.NewSession, rule
 	return created, nil
 }
 
+// sessionByKey finds the session its creator made with ns's Idempotency-Key (0: none yet), or
+// ErrIdempotencyMismatch when that one came from another request. A transaction-scoped lock
+// on the creator and key makes a second request with them wait for the first to commit.
+func sessionByKey(ctx context.Context, tx pgx.Tx, ns recording.NewSession) (int64, error) {
+	args := pgx.NamedArgs{"created_by": ns.CreatedBy, "key": ns.IdempotencyKey, "hash": requestHash(ns)}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(@key, @created_by))`, args); err != nil {
+		return 0, fmt.Errorf("locking the idempotency key: %w", err)
+	}
+	var id int64
+	var hash string
+	err := tx.QueryRow(ctx, `SELECT id, idempotency_hash FROM sessions
+		WHERE coalesce(created_by, 0) = @created_by AND idempotency_key = @key`, args).Scan(&id, &hash)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return 0, nil
+	case err != nil:
+		return 0, err
+	case hash != args["hash"]:
+		return 0, ErrIdempotencyMismatch
+	}
+	return id, nil
+}
+
+// requestHash identifies what a validated new session asks for, whatever its key.
+func requestHash(ns recording.NewSession) string {
+	ns.IdempotencyKey = ""
+	raw, _ := json.Marshal(ns) // plain fields always encode
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:])
+}
+
 // candidates reads the enclosures of a new session as admission judges them.
 func candidates(ctx context.Context, q querier, ids []int64, now time.Time, down time.Duration) (map[int64]recording.Candidate, error) {
 	devices, err := queryAll(ctx, q, deviceSelect+` WHERE d.id = ANY(@ids)`, deviceArgs(now, down, pgx.NamedArgs{"ids": ids}), readDevice)
@@ -134,11 +183,14 @@ func candidates(ctx context.Context, q querier, ids []int64, now time.Time, down
 func insertSession(ctx context.Context, tx pgx.Tx, ns recording.NewSession, ids WorkflowIDs) (int64, error) {
 	var id int64
 	err := tx.QueryRow(ctx, `
-		INSERT INTO sessions (name, duration, fragment_hourly, target_fps, apply_filter, created_by)
-		VALUES (@name, @duration, @fragment_hourly, @target_fps, @apply_filter, nullif(@created_by, 0))
+		INSERT INTO sessions (name, duration, fragment_hourly, target_fps, apply_filter, created_by,
+		                      schedule_id, idempotency_key, idempotency_hash)
+		VALUES (@name, @duration, @fragment_hourly, @target_fps, @apply_filter, nullif(@created_by, 0),
+		        nullif(@schedule_id, 0), nullif(@key, ''), @hash)
 		RETURNING id`,
 		pgx.NamedArgs{"name": ns.Name, "duration": ns.Duration, "fragment_hourly": ns.FragmentHourly,
-			"target_fps": ns.TargetFPS, "apply_filter": ns.ApplyFilter, "created_by": ns.CreatedBy}).Scan(&id)
+			"target_fps": ns.TargetFPS, "apply_filter": ns.ApplyFilter, "created_by": ns.CreatedBy,
+			"schedule_id": ns.ScheduleID, "key": ns.IdempotencyKey, "hash": requestHash(ns)}).Scan(&id)
 	if err != nil {
 		return 0, err
 	}

@@ -40,8 +40,8 @@ export function identity() {
   }
 }
 
-async function send(method, path, body, token) {
-  const headers = {};
+async function send(method, path, body, token, extra = {}) {
+  const headers = { ...extra };
   if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   let res;
@@ -78,9 +78,9 @@ async function renew() {
 }
 
 /** Calls the API as the signed-in user; resolves to the JSON reply (null when empty). */
-export async function api(method, path, body) {
+export async function api(method, path, body, headers) {
   try {
-    return await send(method, path, body, tokens.access);
+    return await send(method, path, body, tokens.access, headers);
   } catch (err) {
     if (err.status !== 401 || !tokens.refresh) throw err;
     if (!(await renew())) {
@@ -88,8 +88,14 @@ export async function api(method, path, body) {
       window.dispatchEvent(new Event('mba:signedout'));
       throw err;
     }
-    return send(method, path, body, tokens.access);
+    return send(method, path, body, tokens.access, headers);
   }
+}
+
+/** A new Idempotency-Key: one per opening of a form, so a double click creates one thing. */
+export function idempotencyKey() {
+  if (globalThis.crypto?.randomUUID) return crypto.randomUUID();
+  return `k-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
 }
 
 /** Calls a route that needs no token (login, password reset). */

@@ -9,6 +9,7 @@ import { sessionList, sessionDetail } from './pages/sessions.js';
 import { newSession } from './pages/new-session.js';
 import { users } from './pages/users.js';
 import { alertsPage } from './pages/alerts.js';
+import { scheduleList, scheduleDetail } from './pages/schedules.js';
 
 // [pattern, page, who]: who is 'public' (signed out is fine), 'user' or 'admin'.
 const routes = [
@@ -22,6 +23,8 @@ const routes = [
   ['/sessions/new', newSession, 'user'],
   ['/sessions/:id', sessionDetail, 'user'],
   ['/alerts', alertsPage, 'user'],
+  ['/schedules', scheduleList, 'user'],
+  ['/schedules/:id', scheduleDetail, 'user'],
   ['/users', users, 'admin'],
   ['/account', auth.account, 'user'],
 ];
@@ -98,6 +101,7 @@ function renderNav(me) {
     link('/', 'Dashboard'),
     link('/enclosures', 'Enclosures'),
     link('/sessions', 'Sessions'),
+    link('/schedules', 'Schedules'),
     link('/alerts', 'Alerts'),
     h('a', { href: '#/sessions/new', class: 'btn btn-small', 'aria-current': path === '/sessions/new' ? 'page' : false }, 'New session'),
     me.admin ? link('/users', 'Users') : null,

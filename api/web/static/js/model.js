@@ -90,6 +90,7 @@ const kindLabels = {
   channel_broken: 'notification channel broken',
   time_lost: 'recorded time lost',
   session_finished: 'session finished',
+  schedule_skipped: 'schedule skipped',
 };
 
 export const alertKinds = Object.keys(kindLabels);

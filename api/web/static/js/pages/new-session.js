@@ -1,7 +1,7 @@
 // The new-session form: settings, enclosures chosen with a filter, a file prefix for each
 // (typed, or pasted in bulk), busy and DOWN enclosures flagged before submitting, and the
 // server's validation messages next to the fields they are about.
-import { api } from '../api.js';
+import { api, idempotencyKey } from '../api.js';
 import { h, fill, field, showErrors, busy, errorBox, notice, badge, fmtMB, section } from '../dom.js';
 import { deviceFilter, fpsOf, admissionOf } from './enclosures.js';
 import { lowDisk } from '../model.js';
@@ -25,6 +25,9 @@ export async function newSession(main) {
   const chosen = h('p', { class: 'muted', 'aria-live': 'polite' });
   const flags = h('div', { 'aria-live': 'polite' });
   const submit = h('button', { type: 'submit', class: 'btn' }, 'Start session');
+  // One key per opening of the form: a double click (or a retry after a lost reply) gets the
+  // session the first submit created; a refused submit stored nothing, so the key stays good.
+  const key = idempotencyKey();
 
   const prefixInput = (d) => {
     if (!prefixes.has(d.id)) {
@@ -142,7 +145,7 @@ export async function newSession(main) {
       device_spec: selected.map((id) => ({ device_id: id, filename_prefix: prefixes.get(id).value.trim() })),
     };
     try {
-      const s = await busy(submit, () => api('POST', '/api/recording-session', body), 'Starting…');
+      const s = await busy(submit, () => api('POST', '/api/recording-session', body, { 'Idempotency-Key': key }), 'Starting…');
       if (s.warnings?.length) sessionStorage.setItem(`mba.warnings.${s.id}`, JSON.stringify(s.warnings));
       location.hash = `#/sessions/${s.id}`;
     } catch (err) {
