@@ -1,2 +1,0 @@
--- PLACEHOLDER so this branch migrates on its own: the integrator drops it (another branch owns 0014).
-SELECT 1;
