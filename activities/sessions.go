@@ -48,11 +48,8 @@ func (a *Sessions) CreateSession(ctx context.Context, ns recording.NewSession) (
 	switch {
 	case errors.As(err, &refusal):
 		return CreatedSession{}, temporal.NewNonRetryableApplicationError(refusal.Message, ErrSessionRefused, err, refusal.Fields)
-	case errors.Is(err, ErrKeyMismatch):
+	case errors.Is(err, recording.ErrIdempotencyMismatch):
 		return CreatedSession{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrIdempotencyMismatch, err)
 	}
 	return created, err
 }
-
-// ErrKeyMismatch is what a SessionCreator returns (wrapped) for a key used with another request.
-var ErrKeyMismatch = errors.New("idempotency key used for a different request")

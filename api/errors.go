@@ -68,8 +68,8 @@ func statusOf(err error) *Error {
 		return errorf(http.StatusConflict, "already exists")
 	case errors.Is(err, store.ErrDeviceBusy):
 		return errorf(http.StatusConflict, "%s", store.ErrDeviceBusy.Error())
-	case errors.Is(err, store.ErrIdempotencyMismatch):
-		return errorf(http.StatusUnprocessableEntity, "%s", store.ErrIdempotencyMismatch.Error())
+	case errors.Is(err, recording.ErrIdempotencyMismatch):
+		return errorf(http.StatusUnprocessableEntity, "%s", recording.ErrIdempotencyMismatch.Error())
 	case errors.Is(err, store.ErrLastAdmin):
 		return errorf(http.StatusConflict, "%s", store.ErrLastAdmin.Error())
 	case storage.IsFull(err):

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -182,7 +183,7 @@ func (s *Server) plan(req *scheduleRequest, owner store.User) (dispatch.Schedule
 	}
 	busy := workflows.BusyPolicy(sp.BusyPolicy)
 	switch {
-	case !containsPolicy(busy):
+	case !slices.Contains(workflows.BusyPolicies, busy):
 		errs["busy_policy"] = "must be skip_enclosure, skip_run or wait"
 	case busy == workflows.BusyWait && (sp.WaitLimit < 1 || time.Duration(sp.WaitLimit)*time.Second > maxWaitLimit):
 		errs["wait_limit"] = fmt.Sprintf("must be between 1 and %d seconds with busy_policy wait", int64(maxWaitLimit/time.Second))
@@ -203,15 +204,6 @@ func (s *Server) plan(req *scheduleRequest, owner store.User) (dispatch.Schedule
 	p.Fire = workflows.ScheduledSessionInput{Name: req.Name, Owner: owner.Email, Session: ns, Busy: busy,
 		WaitLimit: time.Duration(sp.WaitLimit) * time.Second}
 	return p, nil
-}
-
-func containsPolicy(p workflows.BusyPolicy) bool {
-	for _, x := range workflows.BusyPolicies {
-		if x == p {
-			return true
-		}
-	}
-	return false
 }
 
 // scheduler is the Temporal side of schedules, or a 503 when this server has none.
@@ -363,25 +355,22 @@ func (s *Server) changeSchedule(w http.ResponseWriter, r *http.Request, action r
 }
 
 func (s *Server) pauseSchedule(w http.ResponseWriter, r *http.Request) error {
-	return s.changeSchedule(w, r, recording.AuditSchedulePause,
-		func(note string) store.ScheduleChange {
-			paused := true
-			return store.ScheduleChange{Paused: &paused, Note: &note}
-		},
-		func(t Scheduler, id int64, note string) error {
-			return t.Pause(r.Context(), id, cmpNote(note, "paused"))
-		})
+	return s.setPaused(w, r, true)
 }
 
 func (s *Server) resumeSchedule(w http.ResponseWriter, r *http.Request) error {
-	return s.changeSchedule(w, r, recording.AuditScheduleResume,
-		func(note string) store.ScheduleChange {
-			paused := false
-			return store.ScheduleChange{Paused: &paused, Note: &note}
-		},
-		func(t Scheduler, id int64, note string) error {
-			return t.Resume(r.Context(), id, cmpNote(note, "resumed"))
-		})
+	return s.setPaused(w, r, false)
+}
+
+// setPaused pauses or resumes the schedule, with the person's note (Temporal keeps one too).
+func (s *Server) setPaused(w http.ResponseWriter, r *http.Request, paused bool) error {
+	action, apply, verb := recording.AuditScheduleResume, Scheduler.Resume, "resumed"
+	if paused {
+		action, apply, verb = recording.AuditSchedulePause, Scheduler.Pause, "paused"
+	}
+	return s.changeSchedule(w, r, action,
+		func(note string) store.ScheduleChange { return store.ScheduleChange{Paused: &paused, Note: &note} },
+		func(t Scheduler, id int64, note string) error { return apply(t, r.Context(), id, cmpNote(note, verb)) })
 }
 
 func (s *Server) triggerSchedule(w http.ResponseWriter, r *http.Request) error {

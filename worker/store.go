@@ -2,8 +2,6 @@ package worker
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"time"
 
 	"github.com/jax-mba/mba/activities"
@@ -180,9 +178,6 @@ type sessionCreator struct {
 func (c sessionCreator) CreateSession(ctx context.Context, ns recording.NewSession, now time.Time) (activities.CreatedSession, error) {
 	ids := store.WorkflowIDs{Session: workflows.SessionWorkflowID, Device: workflows.DeviceWorkflowID}
 	created, err := c.st.CreateSession(ctx, ns, c.rules, ids, now, c.down)
-	if errors.Is(err, store.ErrIdempotencyMismatch) {
-		err = fmt.Errorf("%w: %w", activities.ErrKeyMismatch, err)
-	}
 	return activities.CreatedSession(created), err
 }
 

@@ -80,32 +80,9 @@ func ScheduledSession(ctx workflow.Context, in ScheduledSessionInput) (Scheduled
 		firedAt = workflow.Now(ctx)
 	}
 	var sched *activities.Schedules
-	ids := make([]int64, 0, len(in.Session.Devices))
-	for _, d := range in.Session.Devices {
-		if d.DeviceID != nil {
-			ids = append(ids, *d.DeviceID)
-		}
-	}
-	recheck := in.RecheckEvery
-	if recheck <= 0 {
-		recheck = 30 * time.Second
-	}
-	deadline := workflow.Now(ctx).Add(in.WaitLimit)
-	var unavailable []activities.EnclosureState
-	for {
-		var states []activities.EnclosureState
-		if err := dbWrite(ctx, sched.EnclosureStates, ids, &states); err != nil {
-			return ScheduledSessionResult{}, err
-		}
-		unavailable = notFree(ids, states)
-		wait := deadline.Sub(workflow.Now(ctx))
-		if len(unavailable) == 0 || in.Busy != BusyWait || wait <= 0 {
-			break
-		}
-		workflow.GetLogger(ctx).Info("waiting for enclosures", "unavailable", len(unavailable))
-		if err := workflow.Sleep(ctx, min(recheck, wait)); err != nil {
-			return ScheduledSessionResult{}, err
-		}
+	unavailable, err := awaitFree(ctx, in)
+	if err != nil {
+		return ScheduledSessionResult{}, err
 	}
 
 	res := ScheduledSessionResult{}
@@ -155,6 +132,38 @@ func ScheduledSession(ctx workflow.Context, in ScheduledSessionInput) (Scheduled
 		signalAlert(ctx, sig)
 	}
 	return res, nil
+}
+
+// awaitFree checks the schedule's enclosures and returns those that cannot start; with
+// BusyWait it re-checks on a durable timer until none is left or the wait limit passes.
+func awaitFree(ctx workflow.Context, in ScheduledSessionInput) ([]activities.EnclosureState, error) {
+	var sched *activities.Schedules
+	ids := make([]int64, 0, len(in.Session.Devices))
+	for _, d := range in.Session.Devices {
+		if d.DeviceID != nil {
+			ids = append(ids, *d.DeviceID)
+		}
+	}
+	recheck := in.RecheckEvery
+	if recheck <= 0 {
+		recheck = 30 * time.Second
+	}
+	deadline := workflow.Now(ctx).Add(in.WaitLimit)
+	for {
+		var states []activities.EnclosureState
+		if err := dbWrite(ctx, sched.EnclosureStates, ids, &states); err != nil {
+			return nil, err
+		}
+		unavailable := notFree(ids, states)
+		wait := deadline.Sub(workflow.Now(ctx))
+		if len(unavailable) == 0 || in.Busy != BusyWait || wait <= 0 {
+			return unavailable, nil
+		}
+		workflow.GetLogger(ctx).Info("waiting for enclosures", "unavailable", len(unavailable))
+		if err := workflow.Sleep(ctx, min(recheck, wait)); err != nil {
+			return nil, err
+		}
+	}
 }
 
 // notFree lists the enclosures of ids that cannot start now, in the schedule's order; one the

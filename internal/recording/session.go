@@ -1,6 +1,7 @@
 package recording
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -48,6 +49,10 @@ type NewSessionDevice struct {
 // MaxPrefix leaves room for the segment suffix a resume adds ("_s12") within the protocol's
 // 100-byte limit.
 const MaxPrefix = 90
+
+// ErrIdempotencyMismatch: the creator's Idempotency-Key names a session created from another
+// request (the store finds it; the API answers 422, the activity does not retry).
+var ErrIdempotencyMismatch = errors.New("this Idempotency-Key was used for a different request; use a new key for a new session")
 
 // Refusal is a new session the rules refuse: a message naming every reason, and for each
 // field at fault why (the REST API's 400 body: message and errors).

@@ -79,10 +79,6 @@ type CreatedSession struct {
 	Replayed bool
 }
 
-// ErrIdempotencyMismatch: the creator's Idempotency-Key names a session created from another
-// request.
-var ErrIdempotencyMismatch = errors.New("this Idempotency-Key was used for a different request; use a new key for a new session")
-
 // CreateSession is the one way a session comes to be, for the API and the activities alike: it
 // runs the rules of a new session (recording.Rules: validation, then admission of the
 // enclosures as they are now) and, if they pass, stores the session and its enclosures, puts
@@ -100,10 +96,13 @@ func (s *Store) CreateSession(ctx context.Context, ns recording.NewSession, rule
 	err = s.tx(ctx, func(tx pgx.Tx) error {
 		if ns.IdempotencyKey != "" {
 			id, err := sessionByKey(ctx, tx, ns)
-			if err != nil || id != 0 {
+			if err != nil {
+				return err
+			}
+			if id != 0 {
 				created = CreatedSession{ID: id, Replayed: true}
 				amendAudit(ctx, func(e *AuditEntry) { e.Subject, e.Detail = strconv.FormatInt(id, 10), "replayed (Idempotency-Key)" })
-				return err
+				return nil
 			}
 		}
 		// Lock the enclosures first, in id order as the heartbeat batch does: taking them one by
@@ -134,7 +133,7 @@ func (s *Store) CreateSession(ctx context.Context, ns recording.NewSession, rule
 }
 
 // sessionByKey finds the session its creator made with ns's Idempotency-Key (0: none yet), or
-// ErrIdempotencyMismatch when that one came from another request. A transaction-scoped lock
+// recording.ErrIdempotencyMismatch when that one came from another request. A transaction-scoped lock
 // on the creator and key makes a second request with them wait for the first to commit.
 func sessionByKey(ctx context.Context, tx pgx.Tx, ns recording.NewSession) (int64, error) {
 	args := pgx.NamedArgs{"created_by": ns.CreatedBy, "key": ns.IdempotencyKey, "hash": requestHash(ns)}
@@ -151,7 +150,7 @@ func sessionByKey(ctx context.Context, tx pgx.Tx, ns recording.NewSession) (int6
 	case err != nil:
 		return 0, err
 	case hash != args["hash"]:
-		return 0, ErrIdempotencyMismatch
+		return 0, recording.ErrIdempotencyMismatch
 	}
 	return id, nil
 }
