@@ -100,6 +100,7 @@ func TestConfigFailsFastAndClearly(t *testing.T) {
 		"bad storage kind":      {[]string{"MBA_STORAGE_KIND=nfs"}, `storage: kind "nfs" is not dir or s3`},
 		"s3 without a bucket":   {[]string{"MBA_STORAGE_KIND=s3", "MBA_STORAGE_S3_ENDPOINT=127.0.0.1:1"}, "s3_bucket is empty"},
 		"negative reuploads":    {[]string{"MBA_STORAGE_REUPLOADS=-1"}, "storage reuploads must not be negative"},
+		"bad lab time zone":     {[]string{"MBA_SCHEDULES_TIME_ZONE=Mars/Olympus"}, `schedules time-zone "Mars/Olympus" is not an IANA time zone`},
 		"unknown command":       {nil, `unknown command "serv"`},
 	} {
 		t.Run(name, func(t *testing.T) {
