@@ -16,7 +16,8 @@ func TestInfo(t *testing.T) {
 	token, _ := h.login("ann@lab.example", "correct horse")
 	res := h.do("GET", "/api/info", token, nil)
 	require.Equal(t, http.StatusOK, res.status, "%s", res.body)
-	require.Equal(t, map[string]any{"temporal_ui_url": "http://temporal.lab.example:8233", "temporal_namespace": "mba", "version": "v1.2.3"}, res.json(t))
+	require.Equal(t, map[string]any{"temporal_ui_url": "http://temporal.lab.example:8233", "temporal_namespace": "mba", "version": "v1.2.3",
+		"time_zone": "UTC"}, res.json(t), "the lab's time zone (schedules' times are read and shown in it)")
 }
 
 // The web UI is served at /, and a browser asking for an app page by path gets it too, while
