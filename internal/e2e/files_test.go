@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jax-mba/mba/api"
@@ -128,7 +129,13 @@ func TestFragmentsVerifiedDuringTheRecording(t *testing.T) {
 
 	sid := s.createSession([]int64{dev.ID}, 3*3600)
 	s.waitSession(sid, recording.SessionComplete, time.Minute)
-	require.Eventually(t, func() bool { return slices.Contains(s.eventKinds(sid), "files-verified") }, time.Minute, 200*time.Millisecond)
+	if !assert.Eventually(t, func() bool { return slices.Contains(s.eventKinds(sid), "files-verified") }, time.Minute, 200*time.Millisecond) {
+		// Seen once under a fully loaded machine: say where verification stood, to find why.
+		for _, f := range s.session(sid).DeviceStatuses[0].Files {
+			t.Logf("file %s: %s %s", f.Name, f.State, f.Reason)
+		}
+		t.Fatalf("no files-verified event; the session's events: %v", s.eventKinds(sid))
+	}
 	d := s.session(sid).DeviceStatuses[0]
 	early := 0
 	for _, f := range d.Files {
