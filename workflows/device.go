@@ -311,6 +311,10 @@ func (d *device) start(ctx workflow.Context, params recording.Start, deadline ti
 // before its START settled.
 const changeResumedSegmentEnded = "resumed-segment-ended"
 
+// changeResumedSegmentTimeline is the version change that writes the "resumed" timeline event
+// for a resumed segment first heard of by its end.
+const changeResumedSegmentTimeline = "resumed-segment-timeline"
+
 // changeResetWhileStarting is the version change that handles a reset arriving while a START is
 // pending (it was dropped, and with it the lost segment's seconds and the next segment).
 const changeResetWhileStarting = "reset-while-starting"
@@ -358,6 +362,13 @@ func (d *device) onStartResult(ctx workflow.Context, ev recording.Event) {
 			// heard of the reboot (Temporal was down): it counts, and so does the gap before it.
 			d.st.Segments++
 			d.st.SegmentStart = ev.At.Add(-time.Duration(ev.Duration) * time.Second)
+			if workflow.GetVersion(ctx, changeResumedSegmentTimeline, workflow.DefaultVersion, 1) == 1 {
+				// Its start was never reported on its own (a loaded or slow link saw only the
+				// end): the timeline still says it recorded again, and when.
+				segments := d.st.Segments
+				d.update(ctx, activities.DeviceUpdate{Status: recording.DeviceRecording, Segments: &segments, Event: "resumed",
+					EventMessage: fmt.Sprintf("recording again (segment %d)", segments), At: d.st.SegmentStart})
+			}
 		}
 		d.onEnded(ev)
 	default: // released: the mailbox was taken over; the enclosure never recorded for us

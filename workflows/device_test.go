@@ -283,6 +283,8 @@ func TestResumedSegmentEndedBeforeTheWorkflowHeard(t *testing.T) {
 	require.Equal(t, int64(10), res.Lost)
 	require.Equal(t, int64(2*3600), res.Recorded+res.Lost)
 	require.Contains(t, res.Message, "lost 10s in 1 gap(s)")
+	require.Equal(t, []string{"started", "reset", "resumed", "gap", "ended"}, dt.events(),
+		"the timeline says it recorded again, though only its end was reported")
 }
 
 func TestNoResumePlanWhenResumeIsOff(t *testing.T) {
