@@ -20,7 +20,7 @@ import (
 // assignmentOf locks the enclosure row and reads its mailbox (nil when empty).
 func assignmentOf(ctx context.Context, tx pgx.Tx, deviceID int64) (*heartbeat.Assignment, error) {
 	var exists bool
-	if err := tx.QueryRow(ctx, `SELECT true FROM devices WHERE id = @id FOR UPDATE`, pgx.NamedArgs{"id": deviceID}).Scan(&exists); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT true FROM devices WHERE id = @id FOR NO KEY UPDATE`, pgx.NamedArgs{"id": deviceID}).Scan(&exists); err != nil {
 		return nil, notFound(err)
 	}
 	a, err := queryOne(ctx, tx, `SELECT `+mailboxColumns+` FROM device_assignments a WHERE a.device_id = @id`,
@@ -299,7 +299,7 @@ func (s *Store) RequestStop(ctx context.Context, req StopRequest, workflowID str
 		// The enclosures' rows first, in id order, as the heartbeat path locks them.
 		rows, err := tx.Query(ctx, `
 			SELECT d.id FROM devices d JOIN session_devices sd ON sd.device_id = d.id
-			WHERE sd.status IN ('PENDING', 'RECORDING') AND sd.`+which+` ORDER BY d.id FOR UPDATE OF d`, args)
+			WHERE sd.status IN ('PENDING', 'RECORDING') AND sd.`+which+` ORDER BY d.id FOR NO KEY UPDATE OF d`, args)
 		if err != nil {
 			return err
 		}

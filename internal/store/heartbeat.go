@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/jax-mba/mba/internal/heartbeat"
 	"github.com/jax-mba/mba/internal/recording"
@@ -53,7 +54,7 @@ func (s *Store) Heartbeat(ctx context.Context, hb protocol.Heartbeat, token stri
 }
 
 // heartbeatAlone runs r in a transaction of its own, deciding it again when the mailbox moved
-// under it (up to three times).
+// under it or PostgreSQL chose it as a deadlock's victim (up to three times).
 func (s *Store) heartbeatAlone(ctx context.Context, r *beatRequest) {
 	for attempt := 1; ; attempt++ {
 		r.reply, r.err = protocol.Reply{}, nil
@@ -61,11 +62,19 @@ func (s *Store) heartbeatAlone(ctx context.Context, r *beatRequest) {
 		if err == nil {
 			return
 		}
-		if !errors.Is(err, errMailboxMoved) || attempt == 3 {
+		if !(errors.Is(err, errMailboxMoved) || lostARace(err)) || attempt == 3 {
 			r.reply, r.err = protocol.Reply{}, err
 			return
 		}
 	}
+}
+
+// lostARace reports whether PostgreSQL rolled the transaction back to break a deadlock or a
+// serialization conflict with a concurrent one: nothing was written, and running it again is
+// the documented remedy (a heartbeat and a workflow's write can meet in either order).
+func lostARace(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && (pg.Code == "40P01" || pg.Code == "40001") // deadlock_detected, serialization_failure
 }
 
 // errMailboxMoved: the mailbox changed between the locking read and the write (a command
@@ -163,7 +172,10 @@ func (s *Store) heartbeats(ctx context.Context, batch []*beatRequest) error {
 }
 
 // lockDevices reads and locks the batch's enclosures in id order (registering unknown ones when
-// allowed), keyed by name; limited are the new names the registration limit turned away.
+// allowed), keyed by name; limited are the new names the registration limit turned away. The
+// lock leaves the key free (NO KEY UPDATE, as every lock of an enclosure that does not delete
+// it): a workflow's timeline write share-locks the enclosure through its foreign key while
+// holding the session row a heartbeat writes next, and FOR UPDATE deadlocked the two.
 func lockDevices(ctx context.Context, tx pgx.Tx, batch []*beatRequest) (devices map[string]lockedDevice, limited map[string]bool, err error) {
 	names := make([]string, len(batch))
 	for i, r := range batch {
@@ -179,7 +191,7 @@ func lockDevices(ctx context.Context, tx pgx.Tx, batch []*beatRequest) (devices 
 			FROM devices d LEFT JOIN device_assignments a ON a.device_id = d.id
 			WHERE d.name = ANY(@names)
 			ORDER BY d.id
-			FOR UPDATE OF d`, pgx.NamedArgs{"names": names, "now": now}, byNameChecked(lockedRow.lockedDevice))
+			FOR NO KEY UPDATE OF d`, pgx.NamedArgs{"names": names, "now": now}, byNameChecked(lockedRow.lockedDevice))
 		out := map[string]lockedDevice{}
 		for _, d := range locked {
 			out[d.name] = d

@@ -109,7 +109,7 @@ func (s *Store) CreateSession(ctx context.Context, ns recording.NewSession, rule
 		// one in the request's order (each insert below also locks its enclosure's key) deadlocked
 		// with a batch of the same enclosures' heartbeats. Admission then judges them as they are.
 		deviceIDs := ns.DeviceIDs()
-		if _, err := tx.Exec(ctx, `SELECT id FROM devices WHERE id = ANY(@ids) ORDER BY id FOR UPDATE`,
+		if _, err := tx.Exec(ctx, `SELECT id FROM devices WHERE id = ANY(@ids) ORDER BY id FOR NO KEY UPDATE`,
 			pgx.NamedArgs{"ids": deviceIDs}); err != nil {
 			return fmt.Errorf("locking the enclosures: %w", err)
 		}

@@ -90,3 +90,39 @@ func TestCanceledStands(t *testing.T) {
 	require.False(t, changed, "nothing runs any more")
 	require.Equal(t, "wrong cage", f.part(sid, dev).Message)
 }
+
+// TestWorkflowWriteAndHeartbeatNeverDeadlock: the workflow's read-model write (the enclosure's
+// session row, then a timeline entry whose foreign key share-locks the enclosure) meets a
+// heartbeat of the same enclosure (the enclosure locked, then its session row) in the other
+// order. The heartbeat's lock leaves the key alone (FOR NO KEY UPDATE), so both finish: a
+// FOR UPDATE lock deadlocked them, and PostgreSQL failed one (a 500 on the heartbeat route).
+func TestWorkflowWriteAndHeartbeatNeverDeadlock(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	sid, dev := f.recording("nv1")
+
+	tx, err := f.pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx)
+	_, err = tx.Exec(ctx, `UPDATE session_devices SET message = message WHERE session_id = $1 AND device_id = $2`, sid, dev)
+	require.NoError(t, err)
+
+	beat := make(chan error, 1)
+	hb := f.heartbeat("nv1", sid, true, 10)
+	go func() {
+		_, err := f.store.Heartbeat(ctx, hb, "", f.now.Add(time.Second), options)
+		beat <- err
+	}()
+	// The heartbeat holds the enclosure and waits for the session row.
+	require.Eventually(t, func() bool {
+		var waiting bool
+		err := f.pool.QueryRow(ctx, `SELECT count(*) > 0 FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'`).Scan(&waiting)
+		return err == nil && waiting
+	}, 10*time.Second, 10*time.Millisecond)
+
+	_, err = tx.Exec(ctx, `INSERT INTO session_events (session_id, device_id, kind, message, at) VALUES ($1, $2, 'gap', 'x', now())`, sid, dev)
+	require.NoError(t, err, "the workflow's write")
+	require.NoError(t, tx.Commit(ctx))
+	require.NoError(t, <-beat, "the heartbeat")
+	require.EqualValues(t, 10, f.part(sid, dev).RecordingTime)
+}
