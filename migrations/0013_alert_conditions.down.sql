@@ -1,0 +1,3 @@
+DROP TABLE alert_condition_since;
+DROP INDEX alerts_subject_idx;
+ALTER TABLE alerts DROP COLUMN subject;
