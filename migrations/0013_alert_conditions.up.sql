@@ -12,3 +12,6 @@ CREATE TABLE alert_condition_since (
     since      timestamptz NOT NULL,
     PRIMARY KEY (kind, session_id, device_id)
 );
+
+-- A channel's last deliveries (channel_broken: the last N failed; resolved by one sent).
+CREATE INDEX notification_deliveries_target_idx ON notification_deliveries (channel, target, id DESC);
