@@ -75,7 +75,7 @@ func (s *Store) DiskFacts(ctx context.Context, now, windowStart time.Time, minSp
 	list, err := queryAll(ctx, s.pool, `
 		SELECT a.session_id, d.id AS device_id, d.name, d.free_disk,
 		       greatest(0, extract(epoch FROM coalesce((a.resume->>'planned_end')::timestamptz,
-		           sd.started_at + s.duration * interval '1 second', @now + s.duration * interval '1 second') - @now))::bigint
+		           sd.started_at + s.duration * interval '1 second', @now::timestamptz + s.duration * interval '1 second') - @now::timestamptz))::bigint
 		           AS remaining_s,
 		       slope.bps AS slope_bps, files.bps AS files_bps
 		FROM device_assignments a
@@ -86,7 +86,7 @@ func (s *Store) DiskFacts(ctx context.Context, now, windowStart time.Time, minSp
 		    SELECT (t.free_disk - d.free_disk)::float8 / extract(epoch FROM d.last_seen_at - t.bucket) AS bps
 		    FROM device_telemetry t
 		    WHERE t.device_id = d.id AND t.recording AND t.free_disk IS NOT NULL
-		      AND t.bucket >= greatest(@window_start, sd.started_at) AND t.bucket <= d.last_seen_at - @min_span::interval
+		      AND t.bucket >= greatest(@window_start::timestamptz, sd.started_at) AND t.bucket <= d.last_seen_at - @min_span::interval
 		    ORDER BY t.bucket LIMIT 1) slope ON true
 		LEFT JOIN LATERAL (
 		    SELECT sum(f.size)::float8 / nullif(sd.recording_time, 0) AS bps
@@ -129,7 +129,7 @@ func (r fpsFactsRow) facts() FPSFacts { return FPSFacts(r) }
 func (s *Store) FPSFacts(ctx context.Context, margin float64, now time.Time) ([]FPSFacts, error) {
 	list, err := queryAll(ctx, s.pool, `
 		WITH live AS (
-		    SELECT a.session_id, d.id AS device_id, d.name, d.fps, s.target_fps, d.fps < s.target_fps * (1 - @margin) AS low
+		    SELECT a.session_id, d.id AS device_id, d.name, d.fps, s.target_fps, d.fps < s.target_fps * (1 - @margin::float8) AS low
 		    FROM device_assignments a JOIN devices d ON d.id = a.device_id JOIN sessions s ON s.id = a.session_id
 		    WHERE a.phase = 'recording' AND d.recording AND d.fps IS NOT NULL AND d.down_since IS NULL),
 		forgotten AS (
@@ -137,7 +137,7 @@ func (s *Store) FPSFacts(ctx context.Context, margin float64, now time.Time) ([]
 		        SELECT 1 FROM live WHERE live.low AND live.session_id = c.session_id AND live.device_id = c.device_id)),
 		kept AS (
 		    INSERT INTO alert_condition_since (kind, session_id, device_id, since)
-		    SELECT @kind, session_id, device_id, @now FROM live WHERE low
+		    SELECT @kind, session_id, device_id, @now::timestamptz FROM live WHERE low
 		    ON CONFLICT (kind, session_id, device_id) DO UPDATE SET since = alert_condition_since.since
 		    RETURNING session_id, device_id, since)
 		SELECT live.session_id, live.device_id, live.name, live.fps, live.target_fps, kept.since AS low_since
