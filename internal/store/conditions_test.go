@@ -140,7 +140,7 @@ func TestBacklogFactsCountDueFilesNotUploaded(t *testing.T) {
 	// The recording ended half an hour ago: segment 2's files are due from then.
 	f.exec(`UPDATE session_devices SET ended_at = @now::timestamptz - interval '30 minutes' WHERE session_id = @sid`,
 		pgx.NamedArgs{"sid": sid, "now": f.now})
-	require.Equal(t, 5, backlog(f.now.Add(-10*time.Minute))[0].Files)
+	require.Equal(t, 5, backlog(f.now.Add(-10 * time.Minute))[0].Files)
 	require.Empty(t, backlog(f.now.Add(-time.Hour))[1:], "segment 1's only")
 	list, err := f.store.BacklogFacts(ctx, f.now, f.now)
 	require.NoError(t, err)
