@@ -76,7 +76,9 @@ func scanConditions(t *testing.T, facts fakeFacts) []activities.AlertSignal {
 // quietFleet has no silent enclosures.
 type quietFleet struct{}
 
-func (quietFleet) MarkSilent(context.Context, time.Time, time.Time) ([]string, error) { return nil, nil }
+func (quietFleet) MarkSilent(context.Context, time.Time, time.Time) ([]string, error) {
+	return nil, nil
+}
 func (quietFleet) Listening(context.Context, time.Duration) (time.Duration, bool, error) {
 	return time.Hour, true, nil
 }

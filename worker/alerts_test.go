@@ -307,7 +307,9 @@ func TestLowFrameRateWhileRecordingIsAnAlert(t *testing.T) {
 	defer w.Stop()
 	scan := fleetScan(t, st, deps, c, queue, activities.FleetWatch{Every: 20 * time.Millisecond, Down: time.Minute,
 		Run: 100 * time.Millisecond})
-	alert := func() store.Alert { return onlyAlert(t, st, store.AlertFilter{SessionID: sid, Kind: recording.AlertLowFPS}) }
+	alert := func() store.Alert {
+		return onlyAlert(t, st, store.AlertFilter{SessionID: sid, Kind: recording.AlertLowFPS})
+	}
 
 	scan()
 	require.Zero(t, alert().ID, "low for less than its time")
