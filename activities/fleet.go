@@ -51,6 +51,11 @@ type Fleet struct {
 	// off); either nil: none.
 	Conditions FleetConditions
 	Raiser     AlertRaiser
+	// Facts and Limits are the other conditions the scan watches (disk, frame rate, upload
+	// backlog, notification channels); the limits are the worker's settings, so a change
+	// takes effect when the worker restarts. Facts nil: none.
+	Facts  ConditionFacts
+	Limits ConditionLimits
 }
 
 // FleetConditions finds the alerts of the fleet scan to raise and to clear.
@@ -138,6 +143,9 @@ func (f *Fleet) WatchSilence(ctx context.Context, w FleetWatch) error {
 		}
 		if err := f.skewAlerts(ctx, w.ClockSkew); err != nil {
 			log.Warn("raising and clearing clock skew alerts", "error", err)
+		}
+		if err := f.conditionAlerts(ctx, now); err != nil {
+			log.Warn("raising and clearing disk, frame rate, upload backlog and channel alerts", "error", err)
 		}
 		activity.RecordHeartbeat(ctx, len(names))
 		select {

@@ -78,8 +78,9 @@ type AlertRecord struct {
 	Key           string
 	WorkflowID    string
 	Kind          recording.AlertKind
-	SessionID     int64 // 0: none
-	DeviceID      int64 // 0: none
+	SessionID     int64  // 0: none
+	DeviceID      int64  // 0: none
+	Subject       string // '' unless the alert is about something else (a channel)
 	Summary       string
 	State         recording.AlertState
 	Tier          int
@@ -120,6 +121,7 @@ type RecipientQuery struct {
 	Kind      recording.AlertKind
 	SessionID int64
 	DeviceID  int64
+	Subject   string // of a channel_broken alert: the broken channel (ChannelSubject)
 	Tier      int
 	Owner     string // AlertSignal.Owner
 }
@@ -167,6 +169,7 @@ type AlertSignal struct {
 	Kind      recording.AlertKind
 	SessionID int64 // 0: a fleet alert
 	DeviceID  int64
+	Subject   string // what a fleet alert is about when it is no enclosure (ChannelSubject); usually ''
 	Active    bool
 	Summary   string
 	// Notice: the alert is told once and resolves at once (an event, not a condition that
@@ -211,8 +214,16 @@ func (a *Alerts) AlertRecipients(ctx context.Context, q RecipientQuery) ([]Recip
 	for _, h := range hooks {
 		out = append(out, Recipient{Channel: h.Kind, Target: h.Name})
 	}
+	if q.Kind == recording.AlertChannelBroken {
+		// A broken channel is told of through the others (and the dashboard), never through
+		// itself: its failures would only feed its own alert.
+		out = slices.DeleteFunc(out, func(r Recipient) bool { return ChannelSubject(r.Channel, r.Target) == q.Subject })
+	}
 	return out, nil
 }
+
+// ChannelSubject is the subject of a channel_broken alert: the channel and its target.
+func ChannelSubject(channel, target string) string { return channel + ":" + target }
 
 // tier is the people and webhooks of q's tier.
 func (a *Alerts) tier(ctx context.Context, q RecipientQuery) ([]Person, []Webhook, error) {

@@ -218,6 +218,7 @@ type AlertView struct {
 	SessionID     *int64               `json:"session_id"`
 	DeviceID      *int64               `json:"device_id"`
 	DeviceName    *string              `json:"device_name"`
+	Subject       string               `json:"subject"` // '' unless about something else: a channel_broken alert's channel
 	Summary       string               `json:"summary"`
 	State         recording.AlertState `json:"state"`
 	Tier          int                  `json:"tier"`

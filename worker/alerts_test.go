@@ -226,7 +226,7 @@ func TestSessionFinishedNoticeIsMailedOnce(t *testing.T) {
 // fleetScan returns a function that runs one short fleet scan (the fleet monitor's activity)
 // with w, raising alerts on the worker's task queue.
 func fleetScan(t *testing.T, st *store.Store, deps worker.Deps, c client.Client, queue string, w activities.FleetWatch) func() {
-	fleet := &activities.Fleet{Devices: st, Conditions: deps.FleetConditions,
+	fleet := &activities.Fleet{Devices: st, Conditions: deps.FleetConditions, Facts: deps.ConditionFacts, Limits: deps.ConditionLimits,
 		Raiser: dispatch.Alerts{Temporal: c, TaskQueue: queue, Policy: deps.AlertPolicy}}
 	var s testsuite.WorkflowTestSuite
 	return func() {
@@ -283,4 +283,108 @@ func TestClockSkewInASessionIsAnAlert(t *testing.T) {
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { scan(); return alert().State == recording.AlertResolved }, 30*time.Second, 50*time.Millisecond)
 	require.Regexp(t, `^\[MBA RESOLVED\] clock_skew: NV8's clock is off`, mailpit.WaitForMessages(creator, 2)[1].Subject)
+}
+
+// TestLowFrameRateWhileRecordingIsAnAlert: the fleet scan, on a real database and Temporal,
+// raises low_fps for an enclosure recording below its session's target for the set time,
+// mails the session's creator, and clears it once the rate is back.
+func TestLowFrameRateWhileRecordingIsAnAlert(t *testing.T) {
+	ctx := context.Background()
+	f := newAlertFixture(t)
+	st, c, mailpit, queue, creator, sid := f.st, f.c, f.mailpit, f.queue, f.creator, f.sid
+	var did int64
+	require.NoError(t, st.Pool().QueryRow(ctx, `
+		INSERT INTO devices (name, last_seen_at, recording, fps) VALUES ('NV7', now(), true, 11.5) RETURNING id`).Scan(&did))
+	_, err := st.Pool().Exec(ctx, `INSERT INTO device_assignments (device_id, session_id, phase, workflow_id)
+		VALUES (@did, @sid, 'recording', 'low-fps-test')`, pgx.NamedArgs{"did": did, "sid": sid})
+	require.NoError(t, err)
+	deps := worker.StoreDeps(st)
+	deps.Channels = activities.Alerts{Mail: mailpit.Sender()}
+	deps.AlertPolicy = workflows.AlertPolicy{EscalateAfter: time.Hour, Tiers: 1, Damping: time.Second, MaxSilence: time.Hour, NotifyAttempts: 3}
+	deps.ConditionLimits = activities.ConditionLimits{FPSMargin: 0.1, FPSFor: time.Second}
+	w := worker.New(c, queue, deps)
+	require.NoError(t, w.Start())
+	defer w.Stop()
+	scan := fleetScan(t, st, deps, c, queue, activities.FleetWatch{Every: 20 * time.Millisecond, Down: time.Minute,
+		Run: 100 * time.Millisecond})
+	alert := func() store.Alert {
+		return onlyAlert(t, st, store.AlertFilter{SessionID: sid, Kind: recording.AlertLowFPS})
+	}
+
+	scan()
+	require.Zero(t, alert().ID, "low for less than its time")
+	require.Eventually(t, func() bool { scan(); return alert().State == recording.AlertNotified }, 30*time.Second, 50*time.Millisecond)
+	require.Regexp(t, `^\[MBA ALERT\] low_fps: NV7 in session \d+ records at 11.5 fps, below its target of 30 by more than 10 % for \ds$`,
+		mailpit.WaitForMessages(creator, 1)[0].Subject)
+
+	_, err = st.Pool().Exec(ctx, `UPDATE devices SET fps = 29.9 WHERE id = @id`, pgx.NamedArgs{"id": did})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { scan(); return alert().State == recording.AlertResolved }, 30*time.Second, 50*time.Millisecond)
+	require.Regexp(t, `^\[MBA RESOLVED\] low_fps: NV7`, mailpit.WaitForMessages(creator, 2)[1].Subject)
+}
+
+// TestBrokenChannelIsAFleetAlert: a mail address whose last deliveries failed raises one
+// channel_broken fleet alert (its subject the channel, no session or enclosure) that the
+// other administrators are told of, never the broken address itself; a delivery to it that
+// goes through resolves it.
+func TestBrokenChannelIsAFleetAlert(t *testing.T) {
+	ctx := context.Background()
+	f := newAlertFixture(t)
+	st, c, mailpit, queue := f.st, f.c, f.mailpit, f.queue
+	admin := testenv.RandomName("ada-") + "@lab.example"
+	brokenAdmin := testenv.RandomName("bob-") + "@lab.example"
+	for _, a := range []string{admin, brokenAdmin} {
+		_, err := st.CreateUser(ctx, a, "", true)
+		require.NoError(t, err)
+	}
+	deps := worker.StoreDeps(st)
+	deps.Channels = activities.Alerts{Mail: mailpit.Sender()}
+	deps.AlertPolicy = workflows.AlertPolicy{EscalateAfter: time.Hour, Tiers: 1, Damping: time.Second, MaxSilence: time.Hour, NotifyAttempts: 3}
+	deps.ConditionLimits = activities.ConditionLimits{ChannelFailures: 3}
+	w := worker.New(c, queue, deps)
+	require.NoError(t, w.Start())
+	defer w.Stop()
+	scan := fleetScan(t, st, deps, c, queue, activities.FleetWatch{Every: 20 * time.Millisecond, Down: time.Minute,
+		Run: 100 * time.Millisecond})
+	deliver := func(outcome string) {
+		t.Helper()
+		require.NoError(t, st.RecordDelivery(ctx, store.Delivery{AlertKey: "earlier", Channel: activities.ChannelEmail, Target: brokenAdmin,
+			Notice: "opened", Attempt: 1, Outcome: outcome, Error: map[string]string{"failed": "550 mailbox unavailable"}[outcome]}))
+	}
+	subject := activities.ChannelSubject(activities.ChannelEmail, brokenAdmin)
+	alert := func() store.Alert { return onlyAlert(t, st, store.AlertFilter{Kind: recording.AlertChannelBroken}) }
+
+	deliver("failed")
+	deliver("failed")
+	scan()
+	require.Zero(t, alert().ID, "two failures of three")
+	deliver("failed")
+	scan()
+	mails := mailpit.WaitForMessages(admin, 1)
+	require.Equal(t, "[MBA ALERT] channel_broken: notification channel email "+brokenAdmin+
+		" is broken: its last 3 deliveries failed (last error: 550 mailbox unavailable)", mails[0].Subject)
+	require.Eventually(t, func() bool { return alert().State == recording.AlertNotified }, 30*time.Second, 50*time.Millisecond)
+	got := alert()
+	require.Equal(t, subject, got.Subject)
+	require.Nil(t, got.SessionID)
+	require.Nil(t, got.DeviceID)
+	require.Equal(t, workflows.AlertSubjectWorkflowID(queue, recording.AlertChannelBroken, 0, 0, subject), got.WorkflowID)
+	scan() // raised once: the open alert is not raised again
+
+	deliver("sent")
+	require.Eventually(t, func() bool { scan(); return alert().State == recording.AlertResolved }, 30*time.Second, 50*time.Millisecond)
+	require.Regexp(t, `^\[MBA RESOLVED\] channel_broken: `, mailpit.WaitForMessages(admin, 2)[1].Subject)
+	list, err := st.ListAlerts(ctx, store.AlertFilter{Kind: recording.AlertChannelBroken})
+	require.NoError(t, err)
+	require.Len(t, list, 1, "one alert for the channel")
+	for _, d := range mustDeliveries(t, st, got.Key) {
+		require.NotEqual(t, brokenAdmin, d.Target, "the broken channel is not told of itself")
+	}
+}
+
+func mustDeliveries(t *testing.T, st *store.Store, key string) []store.Delivery {
+	list, err := st.Deliveries(context.Background(), key)
+	require.NoError(t, err)
+	require.NotEmpty(t, list)
+	return list
 }

@@ -16,7 +16,44 @@ import (
 // place that sees both.
 func StoreDeps(st *store.Store) Deps {
 	return Deps{Auth: st, Audit: st, Mailbox: st, ReadModel: readModel{st}, Devices: st, Orphans: orphanStore{st}, Files: fileManifest{st},
-		Alerts: alertStore{st}, FleetConditions: fleetConditions{st}}
+		Alerts: alertStore{st}, FleetConditions: fleetConditions{st}, ConditionFacts: conditionFacts{st}}
+}
+
+// conditionFacts adapts the store to activities.ConditionFacts.
+type conditionFacts struct{ *store.Store }
+
+func (c conditionFacts) OpenAlertSubjects(ctx context.Context, kind recording.AlertKind) ([]activities.AlertSubjectRef, error) {
+	list, err := c.Store.OpenAlertSubjects(ctx, kind)
+	return convertAll(list, func(x store.OpenAlertSubject) activities.AlertSubjectRef { return activities.AlertSubjectRef(x) }), err
+}
+
+func (c conditionFacts) DiskFacts(ctx context.Context, now, windowStart time.Time, minSpan time.Duration) ([]activities.DiskFacts, error) {
+	list, err := c.Store.DiskFacts(ctx, now, windowStart, minSpan)
+	return convertAll(list, func(x store.DiskFacts) activities.DiskFacts { return activities.DiskFacts(x) }), err
+}
+
+func (c conditionFacts) FPSFacts(ctx context.Context, margin float64, now time.Time) ([]activities.FPSFacts, error) {
+	list, err := c.Store.FPSFacts(ctx, margin, now)
+	return convertAll(list, func(x store.FPSFacts) activities.FPSFacts { return activities.FPSFacts(x) }), err
+}
+
+func (c conditionFacts) BacklogFacts(ctx context.Context, dueBefore, endedAfter time.Time) ([]activities.BacklogFacts, error) {
+	list, err := c.Store.BacklogFacts(ctx, dueBefore, endedAfter)
+	return convertAll(list, func(x store.BacklogFacts) activities.BacklogFacts { return activities.BacklogFacts(x) }), err
+}
+
+func (c conditionFacts) ChannelFacts(ctx context.Context, n int, since time.Time) ([]activities.ChannelFacts, error) {
+	list, err := c.Store.ChannelFacts(ctx, n, since)
+	return convertAll(list, func(x store.ChannelFacts) activities.ChannelFacts { return activities.ChannelFacts(x) }), err
+}
+
+// convertAll converts a list of one layer's type to another's.
+func convertAll[T, U any](list []T, to func(T) U) []U {
+	out := make([]U, len(list))
+	for i, x := range list {
+		out[i] = to(x)
+	}
+	return out
 }
 
 // fleetConditions adapts the store to activities.FleetConditions.

@@ -30,6 +30,10 @@ type Deps struct {
 	Devices        activities.SilenceMarker
 	// FleetConditions: nil, the fleet scan raises no alerts (idle enclosures DOWN, clocks off).
 	FleetConditions activities.FleetConditions
+	// ConditionFacts and ConditionLimits: the fleet scan's other conditions (disk, frame
+	// rate, upload backlog, channels); nil facts or zero limits: not watched.
+	ConditionFacts  activities.ConditionFacts
+	ConditionLimits activities.ConditionLimits
 	Orphans         activities.OrphanStore
 	Workflow        activities.WorkflowStatus
 	Files           activities.FileManifest
@@ -53,7 +57,8 @@ func Register(r sdkworker.Registry, d Deps) {
 	r.RegisterActivity(&activities.Housekeeping{Auth: d.Auth, Audit: d.Audit, AuditRetention: d.AuditRetention})
 	r.RegisterActivity(&activities.Recording{Mailbox: d.Mailbox, ReadModel: d.ReadModel})
 	r.RegisterActivity(&activities.Fleet{Devices: d.Devices, Orphans: d.Orphans, Workflow: d.Workflow,
-		SessionWorkflowID: workflows.SessionWorkflowID, Conditions: d.FleetConditions, Raiser: d.Channels.Raiser})
+		SessionWorkflowID: workflows.SessionWorkflowID, Conditions: d.FleetConditions, Raiser: d.Channels.Raiser,
+		Facts: d.ConditionFacts, Limits: d.ConditionLimits})
 	r.RegisterActivity(&activities.Files{Manifest: d.Files, Storage: d.Storage})
 	r.RegisterWorkflow(workflows.AlertLifecycle)
 	alerts := d.Channels

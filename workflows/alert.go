@@ -30,6 +30,10 @@ func AlertLifecycle(ctx workflow.Context, in AlertInput) (AlertLifecycleState, e
 	return a.run(ctx)
 }
 
+// changeResolveOnAck is the version change that resolves an acknowledged alert whose
+// condition never clears by itself (recording.AlertKind.OneShot).
+const changeResolveOnAck = "alert-resolve-one-shot-on-ack"
+
 type alert struct {
 	in       AlertInput
 	s        AlertLifecycleState
@@ -83,6 +87,13 @@ func (a *alert) run(ctx workflow.Context) (AlertLifecycleState, error) {
 				a.event(ctx, recording.AlertResolved, "", "a notice: resolved once told")
 			}
 		}
+		if a.s.State == recording.AlertAcknowledged && a.in.Kind.OneShot() &&
+			workflow.GetVersion(ctx, changeResolveOnAck, workflow.DefaultVersion, 1) == 1 {
+			// Nothing will clear it: the person who took it closes it.
+			now := workflow.Now(ctx)
+			a.s.Active, a.s.ClearedAt, a.s.State, a.s.ResolvedAt = false, now, recording.AlertResolved, now
+			a.event(ctx, recording.AlertResolved, a.s.AckedBy, "acknowledged: this condition does not clear by itself")
+		}
 		a.flush(ctx)
 		if a.s.State == recording.AlertResolved {
 			// The recovery notices are activities of this run: they must finish before it does.
@@ -91,7 +102,7 @@ func (a *alert) run(ctx workflow.Context) (AlertLifecycleState, error) {
 				// Raised while this run was ending (SignalWithStart reached it, not a new run):
 				// a new alert, in a new run, so the raise is not lost.
 				return a.s, workflow.NewContinueAsNewError(ctx, AlertLifecycle, AlertInput{Kind: a.in.Kind,
-					SessionID: a.in.SessionID, DeviceID: a.in.DeviceID, Summary: cmp.Or(c.Summary, a.s.Summary), Policy: a.in.Policy})
+					SessionID: a.in.SessionID, DeviceID: a.in.DeviceID, Subject: a.in.Subject, Summary: cmp.Or(c.Summary, a.s.Summary), Policy: a.in.Policy})
 			}
 			return a.s, nil
 		}
@@ -293,7 +304,7 @@ func (a *alert) record(ctx workflow.Context) activities.AlertRecord {
 		return &t
 	}
 	return activities.AlertRecord{Key: a.s.Key, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, Kind: a.in.Kind,
-		SessionID: a.in.SessionID, DeviceID: a.in.DeviceID, Summary: a.s.Summary, State: a.s.State, Tier: a.s.Tier,
+		SessionID: a.in.SessionID, DeviceID: a.in.DeviceID, Subject: a.in.Subject, Summary: a.s.Summary, State: a.s.State, Tier: a.s.Tier,
 		Reopens: a.s.Reopens, AckedBy: a.s.AckedBy, AckedAt: opt(a.s.AckedAt), AckNote: a.s.AckNote,
 		SilencedUntil: opt(a.s.SilencedUntil), OpenedAt: a.s.OpenedAt, UpdatedAt: workflow.Now(ctx),
 		ResolvedAt: opt(a.s.ResolvedAt), Events: a.s.Pending}
@@ -309,8 +320,8 @@ func (a *alert) send(ctx workflow.Context, what string, recipients []activities.
 		defer func() { a.inflight-- }()
 		var act *activities.Alerts
 		if recipients == nil {
-			q := activities.RecipientQuery{Kind: a.in.Kind, SessionID: a.in.SessionID, DeviceID: a.in.DeviceID, Tier: n.Tier,
-				Owner: a.in.Owner}
+			q := activities.RecipientQuery{Kind: a.in.Kind, SessionID: a.in.SessionID, DeviceID: a.in.DeviceID, Subject: a.in.Subject,
+				Tier: n.Tier, Owner: a.in.Owner}
 			if err := dbWrite(ctx, act.AlertRecipients, q, &recipients); err != nil {
 				workflow.GetLogger(ctx).Error("finding the alert's recipients", "error", err)
 				return

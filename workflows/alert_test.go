@@ -392,3 +392,52 @@ func TestNoticeIsToldOnceAndResolves(t *testing.T) {
 	}
 	require.Equal(t, []recording.AlertState{recording.AlertOpen, recording.AlertNotified, recording.AlertResolved}, states)
 }
+
+// TestOneShotAlertResolvesOnAcknowledgement: an alert whose condition never clears by itself
+// (a FAILED enclosure) resolves when a person acknowledges it, with no recovery notice (the
+// person knows), so it neither stays open forever nor escalates.
+func TestOneShotAlertResolvesOnAcknowledgement(t *testing.T) {
+	a := newAlertTest(t)
+	var ack *updateResult
+	a.at(5*time.Minute, func() {
+		ack = a.update(UpdateAcknowledge, AckRequest{Key: a.state().Key, Who: "ann@lab.example", Note: "replacing the camera"})
+	})
+	a.env.ExecuteWorkflow(AlertLifecycle, AlertInput{Kind: recording.AlertDeviceFailed, SessionID: 7, DeviceID: 3,
+		Summary: "NV3 FAILED", Policy: testAlertPolicy})
+	require.True(t, a.env.IsWorkflowCompleted())
+	require.NoError(t, a.env.GetWorkflowError())
+	var st AlertLifecycleState
+	require.NoError(t, a.env.GetWorkflowResult(&st))
+
+	require.True(t, ack.Done)
+	require.Equal(t, recording.AlertResolved, st.State)
+	require.Equal(t, "ann@lab.example", st.AckedBy)
+	require.Equal(t, 0, st.Tier, "never escalated")
+	require.Equal(t, []string{"ann@lab.example ALERT"}, a.mem.sent())
+	events := a.mem.events()
+	last := events[len(events)-1]
+	require.Equal(t, recording.AlertResolved, last.State)
+	require.Equal(t, "ann@lab.example", last.Actor)
+	require.Equal(t, recording.AlertAcknowledged, events[len(events)-2].State)
+}
+
+// TestBrokenChannelIsNotToldThroughItself: the channel_broken alert of a channel goes to the
+// administrators through the other channels, never through the broken one.
+func TestBrokenChannelIsNotToldThroughItself(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	mem := &memAlerts{}
+	env.RegisterActivity(&activities.Alerts{Store: mem, Mail: mem, FleetRecipients: []string{"admin@lab.example", "ops@lab.example"}})
+	env.RegisterWorkflow(AlertLifecycle)
+	env.SetTestTimeout(time.Minute)
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(SignalAlertCondition, AlertCondition{Active: false})
+	}, 5*time.Minute)
+	env.ExecuteWorkflow(AlertLifecycle, AlertInput{Kind: recording.AlertChannelBroken,
+		Subject: activities.ChannelSubject(activities.ChannelEmail, "ops@lab.example"), Summary: "ops@lab.example is broken",
+		Policy: testAlertPolicy})
+	require.True(t, env.IsWorkflowCompleted())
+	require.NoError(t, env.GetWorkflowError())
+	require.Equal(t, []string{"admin@lab.example ALERT", "admin@lab.example RESOLVED"}, mem.sent())
+	require.Equal(t, activities.ChannelSubject(activities.ChannelEmail, "ops@lab.example"), mem.records[0].Subject)
+}

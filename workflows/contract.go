@@ -226,7 +226,18 @@ type HousekeepingInput struct {
 // deployment (taskQueue, as the singletons): raising a condition that is already open
 // signals the running alert instead of opening a second one.
 func AlertWorkflowID(taskQueue string, kind recording.AlertKind, sessionID, deviceID int64) string {
-	return fmt.Sprintf("mba-alert-%s-%s-session-%d-device-%d", taskQueue, kind, sessionID, deviceID)
+	return AlertSubjectWorkflowID(taskQueue, kind, sessionID, deviceID, "")
+}
+
+// AlertSubjectWorkflowID is AlertWorkflowID for an alert about something other than a session
+// or an enclosure (a notification channel: "email:ops@lab.example"); with no subject it is
+// AlertWorkflowID, so the IDs of running alerts stay the same.
+func AlertSubjectWorkflowID(taskQueue string, kind recording.AlertKind, sessionID, deviceID int64, subject string) string {
+	id := fmt.Sprintf("mba-alert-%s-%s-session-%d-device-%d", taskQueue, kind, sessionID, deviceID)
+	if subject != "" {
+		id += "-subject-" + subject
+	}
+	return id
 }
 
 // SignalAlertCondition carries an AlertCondition to an AlertLifecycle.
@@ -294,6 +305,7 @@ type AlertInput struct {
 	Kind      recording.AlertKind
 	SessionID int64 // 0: a fleet alert
 	DeviceID  int64
+	Subject   string // what a fleet alert is about when it is no enclosure (a channel); usually ''
 	Summary   string
 	Policy    AlertPolicy
 	State     *AlertLifecycleState // carried across continue-as-new

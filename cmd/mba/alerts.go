@@ -24,6 +24,15 @@ type alertsConfig struct {
 	SlackWebhooks  stringList `conf:"mask,help:Slack-compatible incoming webhooks (Slack; Mattermost) as name=https://..." yaml:"slack_webhooks"`
 	WebhookSecret  string     `conf:"mask,help:HMAC-SHA256 key of the generic webhooks (16+ bytes); receivers verify with it" yaml:"webhook_secret"`
 	NotifyAttempts int        `conf:"default:8,help:delivery attempts of one notice (backoff from 1s to 5m between them)" yaml:"notify_attempts"`
+	// The conditions the fleet scan judges (0 turns one off).
+	LowDiskMargin   float64       `conf:"default:0.2,help:low_disk: free disk must last the rest of the recording at the enclosure's rate with this margin (0.2 = 20 %; 0 = projection off)" yaml:"low_disk_margin"`
+	LowDiskFloor    int64         `conf:"default:2000000000,help:low_disk: fewer free bytes than this in a session is an alert whatever the projection (0 = off)" yaml:"low_disk_floor"`
+	LowDiskWindow   time.Duration `conf:"default:30m,help:low_disk: the recording rate is the free-disk slope over this window (at least half of it)" yaml:"low_disk_window"`
+	LowFPSMargin    float64       `conf:"default:0.1,help:low_fps: a frame rate below the session's target by more than this fraction (0.1 = 10 %; 0 = off) for low-fps-for while recording is an alert" yaml:"low_fps_margin"`
+	LowFPSFor       time.Duration `conf:"default:2m,help:low_fps: how long the frame rate must stay low" yaml:"low_fps_for"`
+	BacklogFiles    int           `conf:"default:3,help:upload_backlog: more files than this due and not uploaded is an alert; fewer clears it (0 = off)" yaml:"backlog_files"`
+	BacklogGrace    time.Duration `conf:"default:1h,help:upload_backlog: a file is due this long after its segment ended" yaml:"backlog_grace"`
+	ChannelFailures int           `conf:"default:3,help:channel_broken: a notification channel whose last this many deliveries failed is broken (0 = off)" yaml:"channel_failures"`
 }
 
 // webhooks parses the configured webhooks (validateAlerts checked them).
@@ -58,6 +67,11 @@ func (c *config) validateAlerts(problems *[]string) {
 	if a.EscalateAfter < time.Minute || a.Damping < 0 || a.MaxSilence < time.Minute || a.NotifyAttempts < 1 {
 		*problems = append(*problems, "alerts escalate-after and max-silence must be at least 1m, damping not negative, notify-attempts at least 1")
 	}
+	if a.LowDiskMargin < 0 || a.LowDiskFloor < 0 || a.LowDiskWindow < 2*time.Minute || a.LowFPSMargin < 0 ||
+		a.LowFPSMargin >= 1 || a.LowFPSFor < 0 || a.BacklogFiles < 0 || a.BacklogGrace < 0 || a.ChannelFailures < 0 {
+		*problems = append(*problems, "alerts low-disk-margin, low-disk-floor, backlog-files, backlog-grace, channel-failures and "+
+			"low-fps-for must not be negative, low-fps-margin must be under 1, low-disk-window at least 2m")
+	}
 	hooks, err := a.webhooks()
 	if err != nil {
 		*problems = append(*problems, err.Error())
@@ -83,6 +97,14 @@ func (c *config) validateAlerts(problems *[]string) {
 func (c config) alertPolicy() workflows.AlertPolicy {
 	return workflows.AlertPolicy{EscalateAfter: c.Alerts.EscalateAfter, Tiers: 1 + len(c.Alerts.Escalation),
 		Damping: c.Alerts.Damping, MaxSilence: c.Alerts.MaxSilence, NotifyAttempts: c.Alerts.NotifyAttempts}
+}
+
+// conditionLimits are the settings of the conditions the fleet scan judges.
+func (c config) conditionLimits() activities.ConditionLimits {
+	a := c.Alerts
+	return activities.ConditionLimits{DiskMargin: a.LowDiskMargin, DiskFloor: a.LowDiskFloor, DiskWindow: a.LowDiskWindow,
+		DiskRate: c.Sessions.BytesPerSecond, FPSMargin: a.LowFPSMargin, FPSFor: a.LowFPSFor, BacklogFiles: a.BacklogFiles,
+		BacklogGrace: a.BacklogGrace, BacklogWithin: c.Storage.UploadDeadline, ChannelFailures: a.ChannelFailures}
 }
 
 // alertChannels are the worker's notification channels.

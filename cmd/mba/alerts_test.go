@@ -16,7 +16,11 @@ func TestAlertSettings(t *testing.T) {
 		c.Alerts = alertsConfig{EscalateAfter: 15 * time.Minute, Damping: 2 * time.Minute, MaxSilence: 168 * time.Hour,
 			NotifyAttempts: 8, Webhooks: stringList{"lab=https://hooks.lab.example/mba"},
 			SlackWebhooks: stringList{"chat=https://hooks.slack.com/services/T/B/secret"},
-			WebhookSecret: strings.Repeat("k", 16), Escalation: stringList{"oncall@lab.example chat", "admins"}}
+			WebhookSecret: strings.Repeat("k", 16), Escalation: stringList{"oncall@lab.example chat", "admins"},
+			LowDiskMargin: 0.2, LowDiskFloor: 2e9, LowDiskWindow: 30 * time.Minute, LowFPSMargin: 0.1, LowFPSFor: 2 * time.Minute,
+			BacklogFiles: 3, BacklogGrace: time.Hour, ChannelFailures: 3}
+		c.Sessions.BytesPerSecond = 1500000
+		c.Storage.UploadDeadline = 72 * time.Hour
 		return c
 	}
 	problems := func(c config) string {
@@ -27,6 +31,9 @@ func TestAlertSettings(t *testing.T) {
 	c := valid()
 	require.Empty(t, problems(c))
 	require.Equal(t, 3, c.alertPolicy().Tiers, "the first tier and two escalation tiers")
+	require.Equal(t, activities.ConditionLimits{DiskMargin: 0.2, DiskFloor: 2e9, DiskWindow: 30 * time.Minute, DiskRate: 1500000,
+		FPSMargin: 0.1, FPSFor: 2 * time.Minute, BacklogFiles: 3, BacklogGrace: time.Hour, BacklogWithin: 72 * time.Hour,
+		ChannelFailures: 3}, c.conditionLimits())
 	ch := c.alertChannels(nil)
 	require.Equal(t, [][]string{{"oncall@lab.example", "chat"}, {"admins"}}, ch.Tiers)
 	require.Equal(t, []activities.Webhook{
@@ -44,6 +51,8 @@ func TestAlertSettings(t *testing.T) {
 		"unknown in tier":  {func(c *config) { c.Alerts.Escalation = stringList{"pager"} }, `"pager" is no e-mail address, webhook name or admins`},
 		"name twice":       {func(c *config) { c.Alerts.SlackWebhooks = stringList{"lab=https://x/y"} }, `the name "lab" is used twice`},
 		"no escalate time": {func(c *config) { c.Alerts.EscalateAfter = 0 }, "escalate-after and max-silence must be at least 1m"},
+		"fps margin of 1":  {func(c *config) { c.Alerts.LowFPSMargin = 1 }, "low-fps-margin must be under 1"},
+		"short window":     {func(c *config) { c.Alerts.LowDiskWindow = time.Minute }, "low-disk-window at least 2m"},
 	} {
 		c := valid()
 		tc.change(&c)

@@ -84,6 +84,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 		deps.AuditRetention = cfg.Audit.Retention
 		deps.Channels = cfg.alertChannels(newMailer(cfg, st, log))
 		deps.AlertPolicy = cfg.alertPolicy()
+		deps.ConditionLimits = cfg.conditionLimits()
 		deps.Sessions = worker.StoreSessions(st, sessionRules(cfg), cfg.Enclosures.DownAfter)
 		deps.Schedules = worker.StoreSchedules(st, cfg.Enclosures.DownAfter)
 		w := worker.New(tc, cfg.Temporal.TaskQueue, deps)

@@ -27,11 +27,12 @@ type AlertSubject struct {
 	Kind      recording.AlertKind
 	SessionID int64 // 0: a fleet alert
 	DeviceID  int64
+	Subject   string // what a fleet alert is about when it is no enclosure (a channel); usually ''
 	Owner     string // told at the first tier instead (activities.AlertSignal.Owner); not part of the alert's id
 }
 
 func (a Alerts) id(s AlertSubject) string {
-	return workflows.AlertWorkflowID(a.TaskQueue, s.Kind, s.SessionID, s.DeviceID)
+	return workflows.AlertSubjectWorkflowID(a.TaskQueue, s.Kind, s.SessionID, s.DeviceID, s.Subject)
 }
 
 // Raise says the condition holds: it opens the subject's alert, or tells the open one (one
@@ -46,8 +47,8 @@ func (a Alerts) Notice(ctx context.Context, s AlertSubject, summary string) erro
 }
 
 func (a Alerts) raise(ctx context.Context, s AlertSubject, summary string, notice bool) error {
-	in := workflows.AlertInput{Kind: s.Kind, SessionID: s.SessionID, DeviceID: s.DeviceID, Summary: summary, Policy: a.Policy,
-		Notice: notice, Owner: s.Owner}
+	in := workflows.AlertInput{Kind: s.Kind, SessionID: s.SessionID, DeviceID: s.DeviceID, Subject: s.Subject, Summary: summary,
+		Policy: a.Policy, Notice: notice, Owner: s.Owner}
 	_, err := a.Temporal.SignalWithStartWorkflow(ctx, a.id(s), workflows.SignalAlertCondition,
 		workflows.AlertCondition{Active: true, Summary: summary},
 		client.StartWorkflowOptions{TaskQueue: a.TaskQueue,
@@ -72,7 +73,7 @@ func (a Alerts) Clear(ctx context.Context, s AlertSubject) error {
 
 // SignalAlert raises or clears an alert for the alert activities (activities.AlertRaiser).
 func (a Alerts) SignalAlert(ctx context.Context, s activities.AlertSignal) error {
-	subject := AlertSubject{Kind: s.Kind, SessionID: s.SessionID, DeviceID: s.DeviceID, Owner: s.Owner}
+	subject := AlertSubject{Kind: s.Kind, SessionID: s.SessionID, DeviceID: s.DeviceID, Subject: s.Subject, Owner: s.Owner}
 	if s.Active {
 		return a.raise(ctx, subject, s.Summary, s.Notice)
 	}

@@ -45,6 +45,16 @@ var AlertKinds = []AlertKind{AlertEnclosureDown, AlertEnclosureLost, AlertDevice
 	AlertClockSkew, AlertFileBad, AlertUploadBacklog, AlertChannelBroken, AlertTimeLost, AlertSessionFinished,
 	AlertScheduleSkipped}
 
+// OneShot reports whether the kind's condition never clears by itself (a lost recording stays
+// lost, a bad file stays bad): a person's acknowledgement resolves such an alert.
+func (k AlertKind) OneShot() bool {
+	switch k {
+	case AlertEnclosureLost, AlertDeviceFailed, AlertTimeLost, AlertFileBad:
+		return true
+	}
+	return false
+}
+
 // AlertEvent is one transition of an alert: its state, who made it (empty: the service) and
 // their note. Seq numbers them within the alert, so recording one twice is harmless.
 type AlertEvent struct {

@@ -15,8 +15,9 @@ type AlertRecord struct {
 	Key           string
 	WorkflowID    string
 	Kind          recording.AlertKind
-	SessionID     int64 // 0: none
-	DeviceID      int64 // 0: none
+	SessionID     int64  // 0: none
+	DeviceID      int64  // 0: none
+	Subject       string // '' unless the alert is about something else (a channel)
 	Summary       string
 	State         recording.AlertState
 	Tier          int
@@ -51,9 +52,9 @@ func (s *Store) RecordAlert(ctx context.Context, r AlertRecord) error {
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		var id int64
 		err := tx.QueryRow(ctx, `
-			INSERT INTO alerts (alert_key, workflow_id, kind, session_id, device_id, summary, state, tier, reopens,
+			INSERT INTO alerts (alert_key, workflow_id, kind, session_id, device_id, subject, summary, state, tier, reopens,
 			                    acked_by, acked_at, ack_note, silenced_until, opened_at, updated_at, resolved_at)
-			VALUES (@key, @workflow_id, @kind, nullif(@session_id::bigint, 0), nullif(@device_id::bigint, 0), @summary, @state,
+			VALUES (@key, @workflow_id, @kind, nullif(@session_id::bigint, 0), nullif(@device_id::bigint, 0), @subject, @summary, @state,
 			        @tier, @reopens, nullif(@acked_by, ''), @acked_at, nullif(@ack_note, ''), @silenced_until, @opened_at,
 			        @updated_at, @resolved_at)
 			ON CONFLICT (alert_key) DO UPDATE SET summary = EXCLUDED.summary, state = EXCLUDED.state,
@@ -62,7 +63,7 @@ func (s *Store) RecordAlert(ctx context.Context, r AlertRecord) error {
 			    updated_at = EXCLUDED.updated_at, resolved_at = EXCLUDED.resolved_at
 			RETURNING id`,
 			pgx.NamedArgs{"key": r.Key, "workflow_id": r.WorkflowID, "kind": r.Kind, "session_id": r.SessionID,
-				"device_id": r.DeviceID, "summary": r.Summary, "state": r.State, "tier": r.Tier,
+				"device_id": r.DeviceID, "subject": r.Subject, "summary": r.Summary, "state": r.State, "tier": r.Tier,
 				"reopens": r.Reopens, "acked_by": r.AckedBy, "acked_at": r.AckedAt, "ack_note": r.AckNote,
 				"silenced_until": r.SilencedUntil, "opened_at": r.OpenedAt, "updated_at": r.UpdatedAt,
 				"resolved_at": r.ResolvedAt}).Scan(&id)
@@ -228,6 +229,7 @@ type Alert struct {
 	SessionID     *int64
 	DeviceID      *int64
 	DeviceName    *string
+	Subject       string
 	Summary       string
 	State         recording.AlertState
 	Tier          int
@@ -250,6 +252,7 @@ type alertRow struct {
 	SessionID     *int64               `db:"session_id"`
 	DeviceID      *int64               `db:"device_id"`
 	DeviceName    *string              `db:"device_name"`
+	Subject       string               `db:"subject"`
 	Summary       string               `db:"summary"`
 	State         recording.AlertState `db:"state"`
 	Tier          int                  `db:"tier"`
@@ -277,7 +280,8 @@ type AlertFilter struct {
 }
 
 const alertSelect = `
-	SELECT a.id, a.alert_key, a.workflow_id, a.kind, a.session_id, a.device_id, d.name AS device_name, a.summary, a.state, a.tier,
+	SELECT a.id, a.alert_key, a.workflow_id, a.kind, a.session_id, a.device_id, d.name AS device_name, a.subject, a.summary,
+	       a.state, a.tier,
 	       a.reopens, a.acked_by, a.acked_at, a.ack_note, a.silenced_until, a.opened_at, a.updated_at, a.resolved_at
 	FROM alerts a LEFT JOIN devices d ON d.id = a.device_id`
 
