@@ -70,7 +70,7 @@ recording() { api "$base/api/recording-session/$sid" | jq -e '[.device_statuses[
 until_ok 120 "both enclosures recording" recording
 
 # mail SUBJECT_PREFIX: the id of the first message whose subject starts so, into $tmp/mail.
-mail() {
+find_mail() {
 	curl -fsS "$inbox/api/v1/messages?limit=200" |
 		jq -e -r --arg s "$1" '[.messages[] | select(.Subject | startswith($s))] | last | .ID' >"$tmp/mail" 2>/dev/null
 }
@@ -80,14 +80,14 @@ kill -STOP "${pids[1]}"
 down_at=$SECONDS
 say "DEMO2 stopped heartbeating (SIGSTOP); waiting for the DOWN mail"
 subject="enclosure_down: DEMO2 is DOWN in session $sid "
-until_ok "$wait_max" "the DOWN mail" mail "[MBA ALERT] $subject"
+until_ok "$wait_max" "the DOWN mail" find_mail "[MBA ALERT] $subject"
 say "ALERT mail $((SECONDS - down_at))s after the last heartbeat:"
 show
 alert=$(api "$base/api/alerts?kind=enclosure_down&session=$sid" | jq -r '.[0].id')
 say "alert $alert: $base/#/alerts?session=$sid"
 
 notified_at=$SECONDS
-until_ok "$wait_max" "the escalation mail" mail "[MBA ESCALATED] $subject"
+until_ok "$wait_max" "the escalation mail" find_mail "[MBA ESCALATED] $subject"
 say "ESCALATED mail $((SECONDS - notified_at))s after the first (nobody acknowledged):"
 show
 
@@ -99,7 +99,7 @@ fi
 kill -CONT "${pids[1]}"
 back_at=$SECONDS
 say "DEMO2 heartbeats again; waiting for the recovery notice"
-until_ok "$wait_max" "the recovery mail" mail "[MBA RESOLVED] $subject"
+until_ok "$wait_max" "the recovery mail" find_mail "[MBA RESOLVED] $subject"
 say "RESOLVED mail $((SECONDS - back_at))s after the enclosure returned:"
 show
 say "the alert's record and timeline (GET /api/alerts/$alert):"
