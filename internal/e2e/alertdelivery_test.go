@@ -85,7 +85,17 @@ func TestAlertDeliveryAcrossAWorkerKill(t *testing.T) {
 	t.Cleanup(func() {
 		_ = p.temporal.TerminateWorkflow(context.Background(), workflows.SessionWorkflowID(session.ID), "", "test done")
 	})
-	require.Eventually(t, func() bool { return sim.Stats().Recording == 2 }, 2*time.Minute, 100*time.Millisecond, "never recorded")
+	// Recording as the service sees it (phase recording), not only as the enclosures do: a
+	// silence before the START's answer reached the service is a failed start, not a DOWN.
+	require.Eventually(t, func() bool {
+		var x api.SessionView
+		if c.Call(ctx, "GET", fmt.Sprintf("/api/recording-session/%d", session.ID), nil, &x) != nil {
+			return false
+		}
+		return len(x.DeviceStatuses) == 2 && !slices.ContainsFunc(x.DeviceStatuses, func(d api.SessionDeviceView) bool {
+			return d.Status != recording.DeviceRecording
+		})
+	}, 2*time.Minute, 100*time.Millisecond, "never recorded")
 
 	// One enclosure goes silent (a network outage: it keeps recording).
 	down := sim.Enclosures()[0]
@@ -236,6 +246,7 @@ func newProcesses(t *testing.T, settings map[string]string) *processes {
 			for name, logs := range p.logs {
 				t.Logf("mba %s:\n%s", name, tail(logs.String(), 8000))
 			}
+			p.dumpTables(db)
 		}
 	})
 
@@ -248,6 +259,33 @@ func newProcesses(t *testing.T, settings map[string]string) *processes {
 	_, err = conn.Exec(context.Background(), fmt.Sprintf(`ALTER TABLE sessions ALTER COLUMN id RESTART WITH %d`, rand.Int64N(1<<30)+1000))
 	require.NoError(t, err)
 	return p
+}
+
+// dumpTables logs what the outbox and the enclosures' rows say, to tell a lost transition from
+// a lost notice.
+func (p *processes) dumpTables(db string) {
+	conn, err := pgx.Connect(context.Background(), db)
+	if err != nil {
+		p.t.Logf("no database: %v", err)
+		return
+	}
+	defer conn.Close(context.Background())
+	for _, q := range []string{
+		`SELECT id, workflow_id, kind, payload::text, created_at, dispatched_at, attempts, last_error FROM outbox ORDER BY id`,
+		`SELECT id, name, last_seen_at, down_since FROM devices ORDER BY id`,
+		`SELECT device_id, session_id, phase, workflow_id, updated_at FROM device_assignments`,
+	} {
+		rows, err := conn.Query(context.Background(), q)
+		if err != nil {
+			p.t.Logf("%s: %v", q, err)
+			continue
+		}
+		for rows.Next() {
+			v, _ := rows.Values()
+			p.t.Logf("%v", v)
+		}
+		rows.Close()
+	}
 }
 
 // run runs an mba command to its end.
@@ -389,7 +427,9 @@ func (p *processes) waitMail(m *testenv.Mailpit, recipient, subject string, with
 	for {
 		for _, s := range m.Messages(recipient) {
 			if strings.HasPrefix(s.Subject, subject) {
-				return m.Message(s.ID)
+				msg := m.Message(s.ID)
+				msg.Created = s.Created // only the listing has it
+				return msg
 			}
 		}
 		if time.Now().After(deadline) {
