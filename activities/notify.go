@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,6 +37,14 @@ type AlertStore interface {
 	Admins(ctx context.Context) ([]Person, error)
 	// PeopleByEmail finds the users among addresses (for their preferences); others are absent.
 	PeopleByEmail(ctx context.Context, emails []string) ([]Person, error)
+	// SubjectNames names an alert's session and enclosure for its notices.
+	SubjectNames(ctx context.Context, sessionID, deviceID int64) (SubjectNames, error)
+}
+
+// SubjectNames are the names of an alert's session and enclosure (” when none).
+type SubjectNames struct {
+	Session string
+	Device  string
 }
 
 // Person is a user to notify, with their preferences.
@@ -152,8 +162,10 @@ type Alerts struct {
 	// Tiers are the escalation tiers after the first: each a list of e-mail addresses, webhook
 	// names, or "admins".
 	Tiers [][]string
-	HTTP  *http.Client     // nil: a client with a 30 s timeout
-	Now   func() time.Time // nil: time.Now
+	// AlertsURL is the UI's address (http public-url): notices link to the alert there.
+	AlertsURL string
+	HTTP      *http.Client     // nil: a client with a 30 s timeout
+	Now       func() time.Time // nil: time.Now
 	// Raiser opens and clears alerts for the workflows that watch conditions; nil: alerts
 	// are not raised (SignalAlert does nothing).
 	Raiser AlertRaiser
@@ -290,6 +302,7 @@ func (a *Alerts) targets(ctx context.Context, addrs []string) ([]Person, error) 
 // Notify delivers one notice and records the attempt. The workflow's retry policy retries it
 // with backoff; a receiver's refusal (4xx other than 429) is final.
 func (a *Alerts) Notify(ctx context.Context, req NotifyRequest) error {
+	req.Notice = a.describe(ctx, req.Notice)
 	err := a.deliver(ctx, req)
 	rec := DeliveryRecord{AlertKey: req.Notice.AlertKey, Channel: req.To.Channel, Target: req.To.Target,
 		Notice: req.Notice.Notice, Attempt: int(activity.GetInfo(ctx).Attempt), Outcome: "sent"}
@@ -307,6 +320,32 @@ func (a *Alerts) Notify(ctx context.Context, req NotifyRequest) error {
 		return final // wrapped, it would lose its non-retryable mark (its message names the channel)
 	}
 	return fmt.Errorf("Notify %s %s: %w", req.To.Channel, req.To.Target, err)
+}
+
+// describe adds what the workflow does not know to a notice: the names of its session and
+// enclosure, and the link to it on the Alerts page. Without the names it still goes out.
+func (a *Alerts) describe(ctx context.Context, n notify.Notice) notify.Notice {
+	if n.SessionID != 0 || n.DeviceID != 0 {
+		names, err := a.Store.SubjectNames(ctx, n.SessionID, n.DeviceID)
+		if err != nil {
+			activity.GetLogger(ctx).Warn("naming an alert's subject", "error", err)
+		}
+		n.SessionName, n.DeviceName = names.Session, names.Device
+	}
+	if a.AlertsURL != "" {
+		q := url.Values{"kind": {n.Kind}}
+		if n.Notice == notify.NoticeRecovered {
+			q.Set("tab", "resolved")
+		}
+		if n.SessionID != 0 {
+			q.Set("session", strconv.FormatInt(n.SessionID, 10))
+		}
+		if n.DeviceID != 0 {
+			q.Set("device", strconv.FormatInt(n.DeviceID, 10))
+		}
+		n.URL = strings.TrimRight(a.AlertsURL, "/") + "/#/alerts?" + q.Encode()
+	}
+	return n
 }
 
 func (a *Alerts) deliver(ctx context.Context, req NotifyRequest) error {

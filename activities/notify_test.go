@@ -2,6 +2,7 @@ package activities_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -106,7 +107,7 @@ func TestAlertNoticesReachRealChannels(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	deps := worker.StoreDeps(w.st)
-	deps.Channels = activities.Alerts{Mail: w.mailpit.Sender(), Webhooks: []activities.Webhook{
+	deps.Channels = activities.Alerts{Mail: w.mailpit.Sender(), AlertsURL: "https://mba.lab.example/", Webhooks: []activities.Webhook{
 		{Name: "lab-receiver", Kind: activities.ChannelWebhook, URL: urls[flaky], Secret: secret},
 		{Name: "broken", Kind: activities.ChannelWebhook, URL: urls[refusing], Secret: secret},
 		{Name: "chat", Kind: activities.ChannelSlack, URL: urls[slack]},
@@ -127,7 +128,9 @@ func TestAlertNoticesReachRealChannels(t *testing.T) {
 	// E-mail: the session's creator got the alert and the recovery notice.
 	mails := w.mailpit.WaitForMessages(w.ann, 2)
 	require.Equal(t, "[MBA ALERT] enclosure_down: NV3 is DOWN", mails[0].Subject)
-	require.Contains(t, mails[0].Text, "Session: ")
+	require.Contains(t, mails[0].Text, fmt.Sprintf("Session:    night (id %d)\n", w.sessionID), "named, not only numbered")
+	require.Contains(t, mails[0].Text, fmt.Sprintf("Alerts page: https://mba.lab.example/#/alerts?kind=enclosure_down&session=%d\n", w.sessionID))
+	require.Contains(t, mails[1].Text, "tab=resolved", "the recovery links to the resolved alerts")
 	require.Equal(t, "[MBA RESOLVED] enclosure_down: NV3 is DOWN", mails[1].Subject)
 
 	// The signed webhook: two failures (503, 429) retried, then taken; every request verified.

@@ -85,6 +85,17 @@ export MBA_CONFIG_FILE=$DATA/mba.yaml
 
 bin/mba migrate up
 
+# Alerts on a quicker cycle than production's (DOWN after 60 s, escalation after 15 min to
+# nobody): trying them locally should take minutes. The environment or the config file wins.
+demo_default() { # VAR yaml_key value
+	if [[ -z ${!1:-} ]] && ! grep -Eq "^[[:space:]]*$2:" "$MBA_CONFIG_FILE"; then export "$1=$3"; fi
+}
+demo_default MBA_ENCLOSURES_DOWN_AFTER down_after 30s
+demo_default MBA_ENCLOSURES_SCAN_EVERY scan_every 5s
+demo_default MBA_ALERTS_ESCALATE_AFTER escalate_after 2m
+demo_default MBA_ALERTS_ESCALATION escalation oncall@example.com
+demo_default MBA_ALERTS_DAMPING damping 30s
+
 # Where serve listens, as a URL this machine can reach (a wildcard address is reached on
 # loopback); links in mail point there too unless MBA_HTTP_PUBLIC_URL says otherwise.
 addr=${MBA_HTTP_ADDR:-127.0.0.1:8080}
@@ -124,6 +135,7 @@ cat <<BANNER
     Temporal UI:  $ui
     Mail inbox:   $inbox
     Metrics:      http://$MBA_HTTP_METRICS_ADDR/metrics
+    Alerts:       DOWN after ${MBA_ENCLOSURES_DOWN_AFTER:-the configured time}, escalated after ${MBA_ALERTS_ESCALATE_AFTER:-the configured time} to ${MBA_ALERTS_ESCALATION:-the configured tiers}; mail in the inbox above (scripts/alerts-demo.sh)
     $admin_note
     data:         $DATA   (logs: postgres.log, temporal.log, mailpit.log)
   Press Ctrl-C to stop everything started here.

@@ -173,6 +173,11 @@ func (a alertStore) SessionCreator(ctx context.Context, sessionID int64) (activi
 	return person(r), ok, err
 }
 
+func (a alertStore) SubjectNames(ctx context.Context, sessionID, deviceID int64) (activities.SubjectNames, error) {
+	n, err := a.Store.AlertSubjectNames(ctx, sessionID, deviceID)
+	return activities.SubjectNames(n), err
+}
+
 func (a alertStore) Admins(ctx context.Context) ([]activities.Person, error) {
 	list, err := a.Store.Admins(ctx)
 	return people(list), err

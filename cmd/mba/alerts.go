@@ -61,11 +61,16 @@ func (a alertsConfig) tiers() [][]string {
 	return out
 }
 
+// minEscalateAfter is the shortest escalation delay accepted.
+const minEscalateAfter = 10 * time.Second
+
 // validateAlerts adds what is wrong with the alert settings to problems.
 func (c *config) validateAlerts(problems *[]string) {
 	a := c.Alerts
-	if a.EscalateAfter < time.Minute || a.Damping < 0 || a.MaxSilence < time.Minute || a.NotifyAttempts < 1 {
-		*problems = append(*problems, "alerts escalate-after and max-silence must be at least 1m, damping not negative, notify-attempts at least 1")
+	// Seconds are allowed for escalation: a rehearsal of the alert path (make run, the tests)
+	// should not take a quarter of an hour.
+	if a.EscalateAfter < minEscalateAfter || a.Damping < 0 || a.MaxSilence < time.Minute || a.NotifyAttempts < 1 {
+		*problems = append(*problems, "alerts escalate-after must be at least 10s, max-silence at least 1m, damping not negative, notify-attempts at least 1")
 	}
 	if a.LowDiskMargin < 0 || a.LowDiskFloor < 0 || a.LowDiskWindow < 2*time.Minute || a.LowFPSMargin < 0 ||
 		a.LowFPSMargin >= 1 || a.LowFPSFor < 0 || a.BacklogFiles < 0 || a.BacklogGrace < 0 || a.ChannelFailures < 0 {
@@ -110,5 +115,6 @@ func (c config) conditionLimits() activities.ConditionLimits {
 // alertChannels are the worker's notification channels.
 func (c config) alertChannels(mailer mail.Sender) activities.Alerts {
 	hooks, _ := c.Alerts.webhooks() // checked by validate
-	return activities.Alerts{Mail: mailer, Webhooks: hooks, FleetRecipients: c.Alerts.FleetRecipients, Tiers: c.Alerts.tiers()}
+	return activities.Alerts{Mail: mailer, Webhooks: hooks, FleetRecipients: c.Alerts.FleetRecipients, Tiers: c.Alerts.tiers(),
+		AlertsURL: c.HTTP.PublicURL}
 }

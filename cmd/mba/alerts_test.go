@@ -13,6 +13,7 @@ import (
 func TestAlertSettings(t *testing.T) {
 	valid := func() config {
 		var c config
+		c.HTTP.PublicURL = "https://mba.lab.example"
 		c.Alerts = alertsConfig{EscalateAfter: 15 * time.Minute, Damping: 2 * time.Minute, MaxSilence: 168 * time.Hour,
 			NotifyAttempts: 8, Webhooks: stringList{"lab=https://hooks.lab.example/mba"},
 			SlackWebhooks: stringList{"chat=https://hooks.slack.com/services/T/B/secret"},
@@ -30,12 +31,16 @@ func TestAlertSettings(t *testing.T) {
 	}
 	c := valid()
 	require.Empty(t, problems(c))
+	c.Alerts.EscalateAfter = 20 * time.Second
+	require.Empty(t, problems(c), "a rehearsal escalates after seconds")
+	c = valid()
 	require.Equal(t, 3, c.alertPolicy().Tiers, "the first tier and two escalation tiers")
 	require.Equal(t, activities.ConditionLimits{DiskMargin: 0.2, DiskFloor: 2e9, DiskWindow: 30 * time.Minute, DiskRate: 1500000,
 		FPSMargin: 0.1, FPSFor: 2 * time.Minute, BacklogFiles: 3, BacklogGrace: time.Hour, BacklogWithin: 72 * time.Hour,
 		ChannelFailures: 3}, c.conditionLimits())
 	ch := c.alertChannels(nil)
 	require.Equal(t, [][]string{{"oncall@lab.example", "chat"}, {"admins"}}, ch.Tiers)
+	require.Equal(t, "https://mba.lab.example", ch.AlertsURL, "notices link to the UI")
 	require.Equal(t, []activities.Webhook{
 		{Name: "chat", Kind: activities.ChannelSlack, URL: "https://hooks.slack.com/services/T/B/secret", Secret: []byte(c.Alerts.WebhookSecret)},
 		{Name: "lab", Kind: activities.ChannelWebhook, URL: "https://hooks.lab.example/mba", Secret: []byte(c.Alerts.WebhookSecret)},
@@ -50,7 +55,8 @@ func TestAlertSettings(t *testing.T) {
 		"short secret":     {func(c *config) { c.Alerts.WebhookSecret = "short" }, "webhook-secret of at least 16 bytes"},
 		"unknown in tier":  {func(c *config) { c.Alerts.Escalation = stringList{"pager"} }, `"pager" is no e-mail address, webhook name or admins`},
 		"name twice":       {func(c *config) { c.Alerts.SlackWebhooks = stringList{"lab=https://x/y"} }, `the name "lab" is used twice`},
-		"no escalate time": {func(c *config) { c.Alerts.EscalateAfter = 0 }, "escalate-after and max-silence must be at least 1m"},
+		"no escalate time": {func(c *config) { c.Alerts.EscalateAfter = 0 }, "escalate-after must be at least 10s"},
+		"escalate at once": {func(c *config) { c.Alerts.EscalateAfter = 5 * time.Second }, "escalate-after must be at least 10s"},
 		"fps margin of 1":  {func(c *config) { c.Alerts.LowFPSMargin = 1 }, "low-fps-margin must be under 1"},
 		"short window":     {func(c *config) { c.Alerts.LowDiskWindow = time.Minute }, "low-disk-window at least 2m"},
 	} {

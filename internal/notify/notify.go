@@ -50,6 +50,10 @@ type Notice struct {
 	Tier      int       `json:"tier"`
 	OpenedAt  time.Time `json:"opened_at"`
 	At        time.Time `json:"at"`
+	// Filled in at delivery (the workflow knows ids, not names or where the UI is).
+	SessionName string `json:"session_name,omitempty"`
+	DeviceName  string `json:"device_name,omitempty"`
+	URL         string `json:"url,omitempty"` // the alert on the UI's Alerts page
 }
 
 // Subject is the notice's one-line title (e-mail subject, chat message's first line).
@@ -62,27 +66,45 @@ func (n Notice) Subject() string {
 	return fmt.Sprintf("[MBA %s] %s: %s", what, n.Kind, n.Summary)
 }
 
-// Text is the plain-text body of an e-mail.
+// Text is the plain-text body of an e-mail: what happened, to which enclosure in which
+// session, when, and where to acknowledge it.
 func (n Notice) Text() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n\n", n.Subject())
-	if n.SessionID != 0 {
-		fmt.Fprintf(&b, "Session: %d\n", n.SessionID)
-	}
+	fmt.Fprintf(&b, "What:       %s\n", n.Summary)
 	if n.DeviceID != 0 {
-		fmt.Fprintf(&b, "Enclosure: %d\n", n.DeviceID)
+		fmt.Fprintf(&b, "Enclosure:  %s\n", named(n.DeviceName, n.DeviceID))
 	}
-	fmt.Fprintf(&b, "Opened: %s\n", n.OpenedAt.UTC().Format(time.RFC3339))
+	if n.SessionID != 0 {
+		fmt.Fprintf(&b, "Session:    %s\n", named(n.SessionName, n.SessionID))
+	} else {
+		b.WriteString("Session:    none (a fleet alert)\n")
+	}
+	fmt.Fprintf(&b, "Opened:     %s\n", n.OpenedAt.UTC().Format(time.RFC3339))
 	if n.Tier > 0 {
-		fmt.Fprintf(&b, "Escalation tier: %d (nobody acknowledged it in time)\n", n.Tier)
+		fmt.Fprintf(&b, "Escalation: tier %d (nobody acknowledged it in time)\n", n.Tier)
 	}
 	if n.Notice == NoticeRecovered {
-		fmt.Fprintf(&b, "Resolved: %s\n", n.At.UTC().Format(time.RFC3339))
+		fmt.Fprintf(&b, "Resolved:   %s (the condition cleared)\n", n.At.UTC().Format(time.RFC3339))
 	} else {
-		b.WriteString("\nAcknowledge or silence it on the Alerts page to stop the escalation.\n")
+		fmt.Fprintf(&b, "Sent:       %s\n", n.At.UTC().Format(time.RFC3339))
 	}
-	fmt.Fprintf(&b, "Alert: %s\n", n.AlertKey)
+	if n.URL != "" {
+		fmt.Fprintf(&b, "\nAlerts page: %s\n", n.URL)
+	}
+	if n.Notice != NoticeRecovered {
+		b.WriteString("Acknowledge or silence it on the Alerts page to stop the escalation.\n")
+	}
+	fmt.Fprintf(&b, "\nAlert: %s\n", n.AlertKey)
 	return b.String()
+}
+
+// named is "name (id N)", or "N" without a name.
+func named(name string, id int64) string {
+	if name == "" {
+		return fmt.Sprint(id)
+	}
+	return fmt.Sprintf("%s (id %d)", name, id)
 }
 
 // JSON is the generic webhook's body.

@@ -43,8 +43,13 @@ func TestBodies(t *testing.T) {
 	n := Notice{Notice: NoticeEscalated, AlertKey: "k", Kind: "enclosure_down", Summary: "NV3 is DOWN", SessionID: 7,
 		DeviceID: 3, Tier: 1, OpenedAt: opened, At: opened.Add(15 * time.Minute)}
 	require.Equal(t, "[MBA ESCALATED] enclosure_down: NV3 is DOWN", n.Subject())
-	require.Contains(t, n.Text(), "Session: 7\n")
-	require.Contains(t, n.Text(), "Escalation tier: 1")
+	require.Contains(t, n.Text(), "Session:    7\n")
+	require.Contains(t, n.Text(), "Escalation: tier 1")
+	n.SessionName, n.DeviceName, n.URL = "night run", "NV3", "https://mba.lab.example/#/alerts?kind=enclosure_down&session=7"
+	for _, want := range []string{"What:       NV3 is DOWN\n", "Enclosure:  NV3 (id 3)\n", "Session:    night run (id 7)\n",
+		"Opened:     2026-12-02T03:00:00Z\n", "Alerts page: https://mba.lab.example/#/alerts?kind=enclosure_down&session=7\n"} {
+		require.Contains(t, n.Text(), want)
+	}
 
 	var generic map[string]any
 	require.NoError(t, json.Unmarshal(n.JSON(), &generic))
@@ -57,6 +62,6 @@ func TestBodies(t *testing.T) {
 	require.True(t, strings.HasPrefix(slack["text"], n.Subject()))
 
 	n.Notice = NoticeRecovered
-	require.Contains(t, n.Text(), "Resolved: 2026-12-02T03:15:00Z")
+	require.Contains(t, n.Text(), "Resolved:   2026-12-02T03:15:00Z")
 	require.NotContains(t, n.Text(), "Acknowledge")
 }
