@@ -41,6 +41,8 @@ type Deps struct {
 	// AlertPolicy is the timing of the alerts the workflows raise; zero: the default.
 	AlertPolicy workflows.AlertPolicy
 	Sessions    activities.SessionCreator // StoreSessions: with the deployment's rules
+	// Digest gathers the periodic digest, mailed with Channels.Mail.
+	Digest activities.DigestStore
 }
 
 // Register adds every workflow and activity to r.
@@ -59,6 +61,8 @@ func Register(r sdkworker.Registry, d Deps) {
 	alerts.Store = d.Alerts
 	r.RegisterActivity(&alerts)
 	r.RegisterActivity(&activities.Sessions{Creator: d.Sessions})
+	r.RegisterWorkflow(workflows.Digest)
+	r.RegisterActivity(&activities.Digest{Store: d.Digest, Mail: d.Channels.Mail})
 }
 
 // New returns a worker on taskQueue with everything registered.

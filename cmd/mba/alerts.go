@@ -9,6 +9,7 @@ import (
 
 	"github.com/jax-mba/mba/activities"
 	"github.com/jax-mba/mba/internal/mail"
+	"github.com/jax-mba/mba/worker"
 	"github.com/jax-mba/mba/workflows"
 )
 
@@ -24,6 +25,13 @@ type alertsConfig struct {
 	SlackWebhooks  stringList `conf:"mask,help:Slack-compatible incoming webhooks (Slack; Mattermost) as name=https://..." yaml:"slack_webhooks"`
 	WebhookSecret  string     `conf:"mask,help:HMAC-SHA256 key of the generic webhooks (16+ bytes); receivers verify with it" yaml:"webhook_secret"`
 	NotifyAttempts int        `conf:"default:8,help:delivery attempts of one notice (backoff from 1s to 5m between them)" yaml:"notify_attempts"`
+	Digest         struct {
+		Enabled   bool          `conf:"default:true,help:mail a digest of alerts; finished sessions and broken channels (a Temporal Schedule)" yaml:"enabled"`
+		At        string        `conf:"default:08:00,help:time of day of the daily digest (HH:MM in time-zone)" yaml:"at"`
+		Every     time.Duration `conf:"default:0s,help:run the digest at this interval instead of daily at at (e.g. 12h); 0 = daily" yaml:"every"`
+		TimeZone  string        `conf:"default:UTC,help:the lab's IANA time zone (e.g. Europe/Berlin) for at and the times in the mail" yaml:"time_zone"`
+		SendEmpty bool          `conf:"default:false,help:mail the digest even when nothing happened" yaml:"send_empty"`
+	} `yaml:"digest"`
 }
 
 // webhooks parses the configured webhooks (validateAlerts checked them).
@@ -58,6 +66,15 @@ func (c *config) validateAlerts(problems *[]string) {
 	if a.EscalateAfter < time.Minute || a.Damping < 0 || a.MaxSilence < time.Minute || a.NotifyAttempts < 1 {
 		*problems = append(*problems, "alerts escalate-after and max-silence must be at least 1m, damping not negative, notify-attempts at least 1")
 	}
+	if _, ok := digestAt(a.Digest.At); !ok {
+		*problems = append(*problems, fmt.Sprintf("alerts digest at %q must be a time of day, HH:MM", a.Digest.At))
+	}
+	if _, err := time.LoadLocation(a.Digest.TimeZone); err != nil || a.Digest.TimeZone == "" || a.Digest.TimeZone == "Local" {
+		*problems = append(*problems, fmt.Sprintf("alerts digest time-zone %q must be an IANA time zone, e.g. Europe/Berlin or UTC", a.Digest.TimeZone))
+	}
+	if a.Digest.Every != 0 && a.Digest.Every < time.Minute {
+		*problems = append(*problems, "alerts digest every must be 0 (daily at at) or at least 1m")
+	}
 	hooks, err := a.webhooks()
 	if err != nil {
 		*problems = append(*problems, err.Error())
@@ -77,6 +94,22 @@ func (c *config) validateAlerts(problems *[]string) {
 			}
 		}
 	}
+}
+
+// digestAt reads HH:MM as minutes after midnight.
+func digestAt(s string) (int, bool) {
+	t, err := time.Parse("15:04", s)
+	if err != nil || len(s) != 5 {
+		return 0, false
+	}
+	return t.Hour()*60 + t.Minute(), true
+}
+
+// digestSchedule is when the digest runs (validate checked the settings).
+func (c config) digestSchedule() worker.DigestSchedule {
+	d := c.Alerts.Digest
+	at, _ := digestAt(d.At)
+	return worker.DigestSchedule{Enabled: d.Enabled, At: at, Every: d.Every, TimeZone: d.TimeZone, SendEmpty: d.SendEmpty}
 }
 
 // alertPolicy is the timing every new alert gets.
