@@ -16,7 +16,8 @@ import (
 // place that sees both.
 func StoreDeps(st *store.Store) Deps {
 	return Deps{Auth: st, Audit: st, Mailbox: st, ReadModel: readModel{st}, Devices: st, Orphans: orphanStore{st}, Files: fileManifest{st},
-		Alerts: alertStore{st}, FleetConditions: fleetConditions{st}, Digest: st}
+		Alerts: alertStore{st}, FleetConditions: fleetConditions{st}, Digest: st,
+		Timeline: st}
 }
 
 // fleetConditions adapts the store to activities.FleetConditions.

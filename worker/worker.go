@@ -43,6 +43,10 @@ type Deps struct {
 	Sessions    activities.SessionCreator // StoreSessions: with the deployment's rules
 	// Digest gathers the periodic digest, mailed with Channels.Mail.
 	Digest activities.DigestStore
+	// Operator reads operators' Temporal actions for the timelines (New: from its client);
+	// Timeline writes them.
+	Operator activities.OperatorActions
+	Timeline activities.OperatorTimeline
 }
 
 // Register adds every workflow and activity to r.
@@ -54,7 +58,8 @@ func Register(r sdkworker.Registry, d Deps) {
 	r.RegisterActivity(&activities.Housekeeping{Auth: d.Auth, Audit: d.Audit, AuditRetention: d.AuditRetention})
 	r.RegisterActivity(&activities.Recording{Mailbox: d.Mailbox, ReadModel: d.ReadModel})
 	r.RegisterActivity(&activities.Fleet{Devices: d.Devices, Orphans: d.Orphans, Workflow: d.Workflow,
-		SessionWorkflowID: workflows.SessionWorkflowID, Conditions: d.FleetConditions, Raiser: d.Channels.Raiser})
+		SessionWorkflowID: workflows.SessionWorkflowID, Conditions: d.FleetConditions, Raiser: d.Channels.Raiser,
+		Operator: d.Operator, Timeline: d.Timeline})
 	r.RegisterActivity(&activities.Files{Manifest: d.Files, Storage: d.Storage})
 	r.RegisterWorkflow(workflows.AlertLifecycle)
 	alerts := d.Channels
@@ -69,6 +74,9 @@ func Register(r sdkworker.Registry, d Deps) {
 func New(c client.Client, taskQueue string, d Deps) sdkworker.Worker {
 	if d.Workflow == nil {
 		d.Workflow = WorkflowStatusOf(c)
+	}
+	if d.Operator == nil {
+		d.Operator = OperatorActionsOf(c)
 	}
 	if d.Channels.Raiser == nil {
 		policy := d.AlertPolicy
