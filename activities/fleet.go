@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -56,7 +59,51 @@ type Fleet struct {
 	// takes effect when the worker restarts. Facts nil: none.
 	Facts  ConditionFacts
 	Limits ConditionLimits
+	// Operator and Timeline put what operators did to sessions' workflows with the Temporal CLI
+	// or Web UI (cancel, terminate, reset) on the sessions' timelines; either nil: not watched.
+	Operator OperatorActions
+	Timeline OperatorTimeline
+
+	mu     sync.Mutex
+	noNews map[string]time.Time // runs Operator said carry no operator's action, and when
 }
+
+// OperatorActions reads from Temporal what operators did to sessions' workflows.
+type OperatorActions interface {
+	// RecentRuns lists the runs of sessions' workflows that may carry an operator's action since
+	// since (ended canceled or terminated, or started by a reset), cheaply (no histories).
+	RecentRuns(ctx context.Context, since time.Time) ([]OperatorRun, error)
+	// Action reads what was done to a run; ok is false when no operator did anything (it ended
+	// otherwise, or its parent canceled it).
+	Action(ctx context.Context, r OperatorRun) (a OperatorAction, ok bool, err error)
+}
+
+// OperatorRun is a run of a session's (or an enclosure's) workflow to look at.
+type OperatorRun struct {
+	Key        string // names the action: a run is canceled, terminated or started by a reset once
+	WorkflowID string
+	RunID      string
+	SessionID  int64
+	DeviceID   int64 // 0: the session's own workflow
+	Closed     bool  // ended canceled or terminated; else a run a reset may have started
+}
+
+// OperatorAction is what an operator did, as the timeline tells it.
+type OperatorAction struct {
+	Kind    string // a timeline kind: temporal.cancel, temporal.terminate, temporal.reset
+	Message string // what, by whom (the identity Temporal recorded), why
+	At      time.Time
+}
+
+// OperatorTimeline writes operators' actions on sessions' timelines, each once.
+type OperatorTimeline interface {
+	KnownTimelineKeys(ctx context.Context, keys []string) ([]string, error)
+	RecordTimelineOnce(ctx context.Context, sessionID, deviceID int64, key, kind, message string, at time.Time) error
+}
+
+// operatorWindow is how far back each reconciliation looks for operators' actions: scans that
+// failed meanwhile (Temporal or the database away) lose nothing shorter than this.
+const operatorWindow = time.Hour
 
 // FleetConditions finds the alerts of the fleet scan to raise and to clear.
 type FleetConditions interface {
@@ -131,6 +178,9 @@ func (f *Fleet) WatchSilence(ctx context.Context, w FleetWatch) error {
 			if err := f.releaseOrphans(ctx, now.Add(-w.Settle), now); err != nil {
 				log.Warn("releasing orphaned recording state", "error", err)
 			}
+			if err := f.operatorActions(ctx, now.Add(-operatorWindow)); err != nil {
+				log.Warn("putting operators' Temporal actions on the timelines", "error", err)
+			}
 		}
 		names, err := f.markSilent(ctx, w, now)
 		if err != nil {
@@ -198,6 +248,50 @@ func (f *Fleet) releaseOrphans(ctx context.Context, settle, now time.Time) error
 			return err
 		}
 		activity.GetLogger(ctx).Warn("released orphaned recording state", "workflow_id", o.WorkflowID, "ended", ended)
+	}
+	return nil
+}
+
+// operatorActions writes on the sessions' timelines what operators did to their workflows
+// since since and is not there yet.
+func (f *Fleet) operatorActions(ctx context.Context, since time.Time) error {
+	if f.Operator == nil || f.Timeline == nil {
+		return nil
+	}
+	runs, err := f.Operator.RecentRuns(ctx, since)
+	if err != nil || len(runs) == 0 {
+		return err
+	}
+	keys := make([]string, len(runs))
+	for i, r := range runs {
+		keys[i] = r.Key
+	}
+	known, err := f.Timeline.KnownTimelineKeys(ctx, keys)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.noNews == nil {
+		f.noNews = map[string]time.Time{}
+	}
+	maps.DeleteFunc(f.noNews, func(_ string, at time.Time) bool { return at.Before(since) }) // out of the window
+	for _, r := range runs {
+		if _, seen := f.noNews[r.Key]; seen || slices.Contains(known, r.Key) {
+			continue
+		}
+		a, ok, err := f.Operator.Action(ctx, r)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			f.noNews[r.Key] = time.Now()
+			continue
+		}
+		if err := f.Timeline.RecordTimelineOnce(ctx, r.SessionID, r.DeviceID, r.Key, a.Kind, a.Message, a.At); err != nil {
+			return err
+		}
+		activity.GetLogger(ctx).Info("an operator acted on a workflow", "workflow_id", r.WorkflowID, "kind", a.Kind, "message", a.Message)
 	}
 	return nil
 }

@@ -92,5 +92,6 @@ func (req NotificationPrefsRequest) prefs() (store.NotificationPrefs, error) {
 	if len(problems) > 0 {
 		return store.NotificationPrefs{}, invalid(problems)
 	}
-	return store.NotificationPrefs{Kinds: kinds, Channel: req.Channel, QuietStart: start, QuietEnd: end, TZ: req.TimeZone}, nil
+	return store.NotificationPrefs{Kinds: kinds, Channel: req.Channel, QuietStart: start, QuietEnd: end, TZ: req.TimeZone,
+		Digest: req.Digest}, nil
 }

@@ -293,13 +293,16 @@ type AuditView struct {
 func auditView(e store.AuditRecord) AuditView { return AuditView(e) }
 
 // NotificationPrefsView is a user's notification preferences: the alert kinds they want
-// (empty: all), the channel (email or none) and quiet hours (HH:MM in time_zone; equal: none).
+// (empty: all), the channel (email or none), quiet hours (HH:MM in time_zone; equal: none) and
+// the daily digest (null: the default, on for administrators and for creators of sessions with
+// alerts in the period).
 type NotificationPrefsView struct {
 	Kinds      []string `json:"kinds"`
 	Channel    string   `json:"channel"`
 	QuietStart string   `json:"quiet_start"`
 	QuietEnd   string   `json:"quiet_end"`
 	TimeZone   string   `json:"time_zone"`
+	Digest     *bool    `json:"digest"`
 }
 
 func notificationPrefsView(p store.NotificationPrefs) NotificationPrefsView {
@@ -307,7 +310,8 @@ func notificationPrefsView(p store.NotificationPrefs) NotificationPrefsView {
 	if kinds == nil {
 		kinds = []string{}
 	}
-	return NotificationPrefsView{Kinds: kinds, Channel: p.Channel, QuietStart: hhmm(p.QuietStart), QuietEnd: hhmm(p.QuietEnd), TimeZone: p.TZ}
+	return NotificationPrefsView{Kinds: kinds, Channel: p.Channel, QuietStart: hhmm(p.QuietStart), QuietEnd: hhmm(p.QuietEnd), TimeZone: p.TZ,
+		Digest: p.Digest}
 }
 
 // NotificationPrefsRequest replaces a user's notification preferences (every field).

@@ -16,7 +16,8 @@ import (
 // place that sees both.
 func StoreDeps(st *store.Store) Deps {
 	return Deps{Auth: st, Audit: st, Mailbox: st, ReadModel: readModel{st}, Devices: st, Orphans: orphanStore{st}, Files: fileManifest{st},
-		Alerts: alertStore{st}, FleetConditions: fleetConditions{st}, ConditionFacts: conditionFacts{st}}
+		Alerts: alertStore{st}, FleetConditions: fleetConditions{st}, ConditionFacts: conditionFacts{st}, Digest: st,
+		Timeline: st}
 }
 
 // conditionFacts adapts the store to activities.ConditionFacts.

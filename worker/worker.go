@@ -46,6 +46,12 @@ type Deps struct {
 	AlertPolicy workflows.AlertPolicy
 	Sessions    activities.SessionCreator // StoreSessions: with the deployment's rules
 	Schedules   activities.ScheduleStore  // StoreSchedules: the fires of scheduled sessions
+	// Digest gathers the periodic digest, mailed with Channels.Mail.
+	Digest activities.DigestStore
+	// Operator reads operators' Temporal actions for the timelines (New: from its client);
+	// Timeline writes them.
+	Operator activities.OperatorActions
+	Timeline activities.OperatorTimeline
 }
 
 // Register adds every workflow and activity to r.
@@ -58,7 +64,7 @@ func Register(r sdkworker.Registry, d Deps) {
 	r.RegisterActivity(&activities.Recording{Mailbox: d.Mailbox, ReadModel: d.ReadModel})
 	r.RegisterActivity(&activities.Fleet{Devices: d.Devices, Orphans: d.Orphans, Workflow: d.Workflow,
 		SessionWorkflowID: workflows.SessionWorkflowID, Conditions: d.FleetConditions, Raiser: d.Channels.Raiser,
-		Facts: d.ConditionFacts, Limits: d.ConditionLimits})
+		Facts: d.ConditionFacts, Limits: d.ConditionLimits, Operator: d.Operator, Timeline: d.Timeline})
 	r.RegisterActivity(&activities.Files{Manifest: d.Files, Storage: d.Storage})
 	r.RegisterWorkflow(workflows.AlertLifecycle)
 	alerts := d.Channels
@@ -67,12 +73,17 @@ func Register(r sdkworker.Registry, d Deps) {
 	r.RegisterActivity(&activities.Sessions{Creator: d.Sessions})
 	r.RegisterWorkflow(workflows.ScheduledSession)
 	r.RegisterActivity(&activities.Schedules{Store: d.Schedules})
+	r.RegisterWorkflow(workflows.Digest)
+	r.RegisterActivity(&activities.Digest{Store: d.Digest, Mail: d.Channels.Mail})
 }
 
 // New returns a worker on taskQueue with everything registered.
 func New(c client.Client, taskQueue string, d Deps) sdkworker.Worker {
 	if d.Workflow == nil {
 		d.Workflow = WorkflowStatusOf(c)
+	}
+	if d.Operator == nil {
+		d.Operator = OperatorActionsOf(c)
 	}
 	if d.Channels.Raiser == nil {
 		policy := d.AlertPolicy

@@ -22,6 +22,18 @@ func DeviceWorkflowID(sessionID, deviceID int64) string {
 	return fmt.Sprintf("recording-session-%d-device-%d", sessionID, deviceID)
 }
 
+// SessionOfWorkflowID reads the session (and enclosure, 0 for the session's own workflow) a
+// workflow ID of SessionWorkflowID or DeviceWorkflowID names; ok is false for other IDs.
+func SessionOfWorkflowID(id string) (sessionID, deviceID int64, ok bool) {
+	if n, _ := fmt.Sscanf(id, "recording-session-%d-device-%d", &sessionID, &deviceID); n == 2 && DeviceWorkflowID(sessionID, deviceID) == id {
+		return sessionID, deviceID, true
+	}
+	if n, _ := fmt.Sscanf(id, "recording-session-%d", &sessionID); n == 1 && SessionWorkflowID(sessionID) == id {
+		return sessionID, 0, true
+	}
+	return 0, 0, false
+}
+
 // HousekeepingWorkflowID is the ID of the one housekeeping workflow of a deployment (each
 // deployment has its own database and task queue).
 func HousekeepingWorkflowID(taskQueue string) string { return "mba-housekeeping-" + taskQueue }

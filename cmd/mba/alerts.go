@@ -9,6 +9,7 @@ import (
 
 	"github.com/jax-mba/mba/activities"
 	"github.com/jax-mba/mba/internal/mail"
+	"github.com/jax-mba/mba/worker"
 	"github.com/jax-mba/mba/workflows"
 )
 
@@ -33,6 +34,12 @@ type alertsConfig struct {
 	BacklogFiles    int           `conf:"default:3,help:upload_backlog: more files than this due and not uploaded is an alert; fewer clears it (0 = off)" yaml:"backlog_files"`
 	BacklogGrace    time.Duration `conf:"default:1h,help:upload_backlog: a file is due this long after its segment ended" yaml:"backlog_grace"`
 	ChannelFailures int           `conf:"default:3,help:channel_broken: a notification channel whose last this many deliveries failed is broken (0 = off)" yaml:"channel_failures"`
+	Digest          struct {
+		Enabled   bool          `conf:"default:true,help:mail a digest of alerts; finished sessions and broken channels (a Temporal Schedule)" yaml:"enabled"`
+		At        string        `conf:"default:08:00,help:time of day of the daily digest (HH:MM in the lab's time zone, schedules.time_zone)" yaml:"at"`
+		Every     time.Duration `conf:"default:0s,help:run the digest at this interval instead of daily at at (e.g. 12h); 0 = daily" yaml:"every"`
+		SendEmpty bool          `conf:"default:false,help:mail the digest even when nothing happened" yaml:"send_empty"`
+	} `yaml:"digest"`
 }
 
 // webhooks parses the configured webhooks (validateAlerts checked them).
@@ -77,6 +84,12 @@ func (c *config) validateAlerts(problems *[]string) {
 		*problems = append(*problems, "alerts low-disk-margin, low-disk-floor, backlog-files, backlog-grace, channel-failures and "+
 			"low-fps-for must not be negative, low-fps-margin must be under 1, low-disk-window at least 2m")
 	}
+	if _, ok := digestAt(a.Digest.At); !ok {
+		*problems = append(*problems, fmt.Sprintf("alerts digest at %q must be a time of day, HH:MM", a.Digest.At))
+	}
+	if a.Digest.Every != 0 && a.Digest.Every < time.Minute {
+		*problems = append(*problems, "alerts digest every must be 0 (daily at at) or at least 1m")
+	}
 	hooks, err := a.webhooks()
 	if err != nil {
 		*problems = append(*problems, err.Error())
@@ -96,6 +109,22 @@ func (c *config) validateAlerts(problems *[]string) {
 			}
 		}
 	}
+}
+
+// digestAt reads HH:MM as minutes after midnight.
+func digestAt(s string) (int, bool) {
+	t, err := time.Parse("15:04", s)
+	if err != nil || len(s) != 5 {
+		return 0, false
+	}
+	return t.Hour()*60 + t.Minute(), true
+}
+
+// digestSchedule is when the digest runs, in the lab's time zone (validate checked the settings).
+func (c config) digestSchedule() worker.DigestSchedule {
+	d := c.Alerts.Digest
+	at, _ := digestAt(d.At)
+	return worker.DigestSchedule{Enabled: d.Enabled, At: at, Every: d.Every, TimeZone: c.Schedules.TimeZone, SendEmpty: d.SendEmpty}
 }
 
 // alertPolicy is the timing every new alert gets.

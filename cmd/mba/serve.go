@@ -98,6 +98,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 			ClockSkew: cfg.Enclosures.ClockSkewWarning}); err != nil {
 			return err
 		}
+		if err := worker.EnsureDigestSchedule(ctx, tc, cfg.Temporal.TaskQueue, cfg.digestSchedule()); err != nil {
+			return err
+		}
 		log.Info("temporal worker running", "task_queue", cfg.Temporal.TaskQueue, "namespace", cfg.Temporal.Namespace)
 	}
 	if !withAPI {

@@ -135,6 +135,7 @@ type NotificationPrefs struct {
 	QuietStart int
 	QuietEnd   int
 	TZ         string
+	Digest     *bool // the daily digest; nil: the default (see activities.Digest)
 }
 
 // Person is a user who may be notified, with their preferences.
@@ -147,7 +148,8 @@ type Person struct {
 // personSelect reads users with their preferences (defaults for those without a row).
 const personSelect = `
 	SELECT u.id, u.email, coalesce(p.kinds, '{}') AS kinds, coalesce(p.channel, 'email') AS channel,
-	       coalesce(p.quiet_start, 0) AS quiet_start, coalesce(p.quiet_end, 0) AS quiet_end, coalesce(p.tz, 'UTC') AS tz
+	       coalesce(p.quiet_start, 0) AS quiet_start, coalesce(p.quiet_end, 0) AS quiet_end, coalesce(p.tz, 'UTC') AS tz,
+	       p.digest
 	FROM users u LEFT JOIN user_notification_prefs p ON p.user_id = u.id`
 
 // personRow is a user with their preferences as personSelect reads them.
@@ -159,11 +161,12 @@ type personRow struct {
 	QuietStart int      `db:"quiet_start"`
 	QuietEnd   int      `db:"quiet_end"`
 	TZ         string   `db:"tz"`
+	Digest     *bool    `db:"digest"`
 }
 
 func (r personRow) person() Person {
 	return Person{UserID: r.ID, Email: r.Email, Prefs: NotificationPrefs{Kinds: r.Kinds, Channel: r.Channel,
-		QuietStart: r.QuietStart, QuietEnd: r.QuietEnd, TZ: r.TZ}}
+		QuietStart: r.QuietStart, QuietEnd: r.QuietEnd, TZ: r.TZ, Digest: r.Digest}}
 }
 
 func (s *Store) people(ctx context.Context, where string, args pgx.NamedArgs) ([]Person, error) {
@@ -209,12 +212,12 @@ func (s *Store) SetNotificationPrefs(ctx context.Context, userID int64, p Notifi
 	// In a transaction so the request's audit entry (store.Audited) commits with the change.
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `
-			INSERT INTO user_notification_prefs (user_id, kinds, channel, quiet_start, quiet_end, tz)
-			VALUES (@user_id, @kinds, @channel, @quiet_start, @quiet_end, @tz)
+			INSERT INTO user_notification_prefs (user_id, kinds, channel, quiet_start, quiet_end, tz, digest)
+			VALUES (@user_id, @kinds, @channel, @quiet_start, @quiet_end, @tz, @digest)
 			ON CONFLICT (user_id) DO UPDATE SET kinds = EXCLUDED.kinds, channel = EXCLUDED.channel,
-			    quiet_start = EXCLUDED.quiet_start, quiet_end = EXCLUDED.quiet_end, tz = EXCLUDED.tz`,
+			    quiet_start = EXCLUDED.quiet_start, quiet_end = EXCLUDED.quiet_end, tz = EXCLUDED.tz, digest = EXCLUDED.digest`,
 			pgx.NamedArgs{"user_id": userID, "kinds": p.Kinds, "channel": p.Channel, "quiet_start": p.QuietStart,
-				"quiet_end": p.QuietEnd, "tz": p.TZ})
+				"quiet_end": p.QuietEnd, "tz": p.TZ, "digest": p.Digest})
 		return err
 	})
 	return failed(err, "SetNotificationPrefs user %d", userID)

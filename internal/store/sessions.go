@@ -497,3 +497,22 @@ func (s *Store) SessionPlan(ctx context.Context, id int64) (SessionPlan, error) 
 		WHERE sd.session_id = @id AND NOT sd.refused ORDER BY d.name`, pgx.NamedArgs{"id": id}, pgx.RowToStructByName[PlannedDevice])
 	return p, failed(err, "SessionPlan session %d", id)
 }
+
+// RecordTimelineOnce appends to a session's timeline an entry that key names (an operator's
+// action, found again by every scan): an entry already written under key is not written again.
+func (s *Store) RecordTimelineOnce(ctx context.Context, sessionID, deviceID int64, key, kind, message string, at time.Time) error {
+	_, err := s.pool.Exec(ctx, `
+		INSERT INTO session_events (session_id, device_id, kind, message, at, dedup_key)
+		SELECT @session_id, nullif(@device_id, 0), @kind, @message, @at, @key
+		WHERE EXISTS (SELECT 1 FROM sessions WHERE id = @session_id)
+		ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING`,
+		pgx.NamedArgs{"session_id": sessionID, "device_id": deviceID, "kind": kind, "message": message, "at": at, "key": key})
+	return failed(err, "RecordTimelineOnce session %d %s", sessionID, key)
+}
+
+// KnownTimelineKeys returns those of keys already on a timeline.
+func (s *Store) KnownTimelineKeys(ctx context.Context, keys []string) ([]string, error) {
+	known, err := queryAll(ctx, s.pool, `SELECT dedup_key FROM session_events WHERE dedup_key = ANY(@keys::text[])`,
+		pgx.NamedArgs{"keys": keys}, pgx.RowTo[string])
+	return known, failed(err, "KnownTimelineKeys %d keys", len(keys))
+}
