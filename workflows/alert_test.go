@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -46,6 +47,10 @@ func (m *memAlerts) RecordDelivery(_ context.Context, d activities.DeliveryRecor
 
 func (m *memAlerts) SessionCreator(context.Context, int64) (activities.Person, bool, error) {
 	return activities.Person{UserID: 2, Email: "ann@lab.example"}, true, nil
+}
+
+func (m *memAlerts) SubjectNames(_ context.Context, sessionID, deviceID int64) (activities.SubjectNames, error) {
+	return activities.SubjectNames{Session: fmt.Sprint("session ", sessionID), Device: fmt.Sprint("NV", deviceID)}, nil
 }
 
 func (m *memAlerts) Admins(context.Context) ([]activities.Person, error) {
