@@ -128,8 +128,9 @@ func TestAlertNoticesReachRealChannels(t *testing.T) {
 	// E-mail: the session's creator got the alert and the recovery notice.
 	mails := w.mailpit.WaitForMessages(w.ann, 2)
 	require.Equal(t, "[MBA ALERT] enclosure_down: NV3 is DOWN", mails[0].Subject)
-	require.Contains(t, mails[0].Text, fmt.Sprintf("Session:    night (id %d)\n", w.sessionID), "named, not only numbered")
-	require.Contains(t, mails[0].Text, fmt.Sprintf("Alerts page: https://mba.lab.example/#/alerts?kind=enclosure_down&session=%d\n", w.sessionID))
+	text := strings.ReplaceAll(mails[0].Text, "\r\n", "\n") // the mail's lines end in CRLF
+	require.Contains(t, text, fmt.Sprintf("Session:    night (id %d)\n", w.sessionID), "named, not only numbered")
+	require.Contains(t, text, fmt.Sprintf("Alerts page: https://mba.lab.example/#/alerts?kind=enclosure_down&session=%d\n", w.sessionID))
 	require.Contains(t, mails[1].Text, "tab=resolved", "the recovery links to the resolved alerts")
 	require.Equal(t, "[MBA RESOLVED] enclosure_down: NV3 is DOWN", mails[1].Subject)
 

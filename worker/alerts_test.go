@@ -108,7 +108,8 @@ func TestDownEnclosureAlertOpensAndResolves(t *testing.T) {
 
 // TestEscalationSurvivesAWorkerRestart: the escalation timer is Temporal's, so an alert opened
 // by one worker escalates on the next after the first stopped, and acknowledging and
-// resolving it work there too.
+// resolving it work there too. (enclosure_down clears when the enclosure is back; a one-shot kind
+// such as enclosure_lost would resolve on the acknowledgement.)
 func TestEscalationSurvivesAWorkerRestart(t *testing.T) {
 	ctx := context.Background()
 	f := newAlertFixture(t)
@@ -122,8 +123,8 @@ func TestEscalationSurvivesAWorkerRestart(t *testing.T) {
 
 	first := worker.New(c, queue, deps)
 	require.NoError(t, first.Start())
-	subject := dispatch.AlertSubject{Kind: recording.AlertEnclosureLost, SessionID: sid}
-	require.NoError(t, alerts.Raise(ctx, subject, "NV2 is lost"))
+	subject := dispatch.AlertSubject{Kind: recording.AlertEnclosureDown, SessionID: sid}
+	require.NoError(t, alerts.Raise(ctx, subject, "NV2 is DOWN"))
 	mailpit.WaitForMessages(creator, 1)
 	first.Stop()
 
@@ -131,7 +132,7 @@ func TestEscalationSurvivesAWorkerRestart(t *testing.T) {
 	require.NoError(t, second.Start())
 	defer second.Stop()
 	mails := mailpit.WaitForMessages(boss, 1)
-	require.Equal(t, "[MBA ESCALATED] enclosure_lost: NV2 is lost", mails[0].Subject)
+	require.Equal(t, "[MBA ESCALATED] enclosure_down: NV2 is DOWN", mails[0].Subject)
 
 	list, err := st.ListAlerts(ctx, store.AlertFilter{SessionID: sid})
 	require.NoError(t, err)
@@ -146,8 +147,8 @@ func TestEscalationSurvivesAWorkerRestart(t *testing.T) {
 	require.Contains(t, refused.Reason, "who must name the person")
 
 	require.NoError(t, alerts.Clear(ctx, subject))
-	require.Equal(t, "[MBA RESOLVED] enclosure_lost: NV2 is lost", mailpit.WaitForMessages(creator, 2)[1].Subject)
-	require.Equal(t, "[MBA RESOLVED] enclosure_lost: NV2 is lost", mailpit.WaitForMessages(boss, 2)[1].Subject)
+	require.Equal(t, "[MBA RESOLVED] enclosure_down: NV2 is DOWN", mailpit.WaitForMessages(creator, 2)[1].Subject)
+	require.Equal(t, "[MBA RESOLVED] enclosure_down: NV2 is DOWN", mailpit.WaitForMessages(boss, 2)[1].Subject)
 	require.Eventually(t, func() bool {
 		_, err = alerts.Acknowledge(ctx, list[0].WorkflowID, workflows.AckRequest{Key: list[0].Key, Who: "boss"})
 		return errors.Is(err, dispatch.ErrAlertClosed)

@@ -20,6 +20,8 @@ func TestAlertSettings(t *testing.T) {
 			WebhookSecret: strings.Repeat("k", 16), Escalation: stringList{"oncall@lab.example chat", "admins"},
 			LowDiskMargin: 0.2, LowDiskFloor: 2e9, LowDiskWindow: 30 * time.Minute, LowFPSMargin: 0.1, LowFPSFor: 2 * time.Minute,
 			BacklogFiles: 3, BacklogGrace: time.Hour, ChannelFailures: 3}
+		c.Alerts.Digest.At = "08:00"
+		c.Schedules.TimeZone = "Europe/Berlin"
 		c.Sessions.BytesPerSecond = 1500000
 		c.Storage.UploadDeadline = 72 * time.Hour
 		return c
