@@ -54,11 +54,11 @@ export function fmtTime(iso, seconds = false) {
 }
 
 /** A time in the lab's time zone tz (GET /api/info time_zone), with the zone's short name. */
-export function labTime(iso, tz) {
+export function labTime(iso, tz, seconds = false) {
   if (!iso) return '–';
   // dateStyle/timeStyle cannot be combined with timeZoneName: the fields one by one.
   return new Date(iso).toLocaleString(undefined, { timeZone: tz, year: 'numeric', month: 'short', day: 'numeric',
-    hour: '2-digit', minute: '2-digit', timeZoneName: 'short' });
+    hour: '2-digit', minute: '2-digit', second: seconds ? '2-digit' : undefined, timeZoneName: 'short' });
 }
 
 /**

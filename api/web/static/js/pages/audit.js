@@ -2,7 +2,7 @@
 // hash query (#/audit?actor=…&action=…&from=…), so a filtered view can be linked; its from/to
 // are wall-clock times in the lab's time zone, turned into RFC 3339 for GET /api/audit.
 import { api } from '../api.js';
-import { h, fill, table, fmtAgo, labTime, labInstant, errorBox, notice, busy, hashQuery, hashHref } from '../dom.js';
+import { h, fill, table, fmtAgo, labTime, labInstant, errorBox, notice, busy, section, hashQuery, hashHref } from '../dom.js';
 import { auditActions, auditActionLabel } from '../model.js';
 
 // Rows per page, and the most the API gives in one answer.
@@ -53,11 +53,12 @@ function auditQuery(q, tz, limit) {
  * too) and users by id (a reset's or a settings change's subject).
  */
 async function lookups() {
-  const [devices, users] = await Promise.all([
-    api('GET', '/api/device?retired=true').catch(() => []),
+  const [fleet, retired, users] = await Promise.all([
+    api('GET', '/api/device').catch(() => []),
+    api('GET', '/api/device?retired=true').catch(() => []), // the retired ones only
     api('GET', '/api/user').catch(() => []),
   ]);
-  return { devices: new Map(devices.map((d) => [d.name, d.id])), users: new Map(users.map((u) => [String(u.id), u.email])),
+  return { devices: new Map([...retired, ...fleet].map((d) => [d.name, d.id])), users: new Map(users.map((u) => [String(u.id), u.email])),
     emails: new Set(users.map((u) => u.email.toLowerCase())) };
 }
 
@@ -128,11 +129,11 @@ export async function auditPage(main, _params) {
   fill(main, h('h1', {}, 'Audit log'),
     h('p', { class: 'muted', id: 'audit-about' }, `Who did what, newest first. From and To are in the lab's time zone, ${tz}; so are the times below. `,
       h('span', { id: 'audit-retention' }, retentionText(info.audit_retention_days))),
-    filterForm(q, tz), status, list, more);
+    filterForm(q, tz), status, section('Entries', list, more));
 
   const show = () => {
     fill(list, table([
-      { label: 'When', cell: (e) => h('time', { datetime: e.at, title: new Date(e.at).toISOString() }, labTime(e.at, tz), h('br'), h('small', { class: 'hint' }, fmtAgo(e.at))) },
+      { label: 'When', cell: (e) => h('time', { datetime: e.at, title: new Date(e.at).toISOString() }, labTime(e.at, tz, true), h('br'), h('small', { class: 'hint' }, fmtAgo(e.at))) },
       { label: 'Who', cell: whoCell },
       { label: 'What', cell: (e) => h('span', { title: e.action }, auditActionLabel(e.action)) },
       { label: 'Subject', cell: (e) => subjectCell(e, look) },
