@@ -140,7 +140,7 @@ export async function auditPage(main, _params) {
       { label: 'Detail', cell: (e) => e.detail || '–' },
     ], rows.map((e) => ({ ...e, _rowClass: 'audit-row' })), 'No audit row matches the filter.'));
     if (rows.length < limit) {
-      fill(more, rows.length ? h('p', { class: 'muted' }, `${rows.length} rows.`) : null);
+      fill(more, rows.length ? h('p', { class: 'muted' }, rows.length === 1 ? '1 row.' : `${rows.length} rows.`) : null);
     } else if (limit < maxRows) {
       const button = h('button', { type: 'button', class: 'btn btn-secondary', id: 'audit-load-more' }, 'Load more');
       button.addEventListener('click', () => busy(button, load, 'Loading…'));
