@@ -1,8 +1,10 @@
 package api
 
 import (
+	"math"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/jax-mba/mba/api/web"
 )
@@ -12,7 +14,8 @@ import (
 type InfoConfig struct {
 	TemporalUIURL     string // base URL of the Temporal Web UI, e.g. http://localhost:8233
 	TemporalNamespace string
-	Version           string // the binary's build
+	Version           string        // the binary's build
+	AuditRetention    time.Duration // the audit.retention setting; zero: forever
 }
 
 type infoView struct {
@@ -20,12 +23,15 @@ type infoView struct {
 	TemporalNamespace string `json:"temporal_namespace"`
 	Version           string `json:"version"`
 	TimeZone          string `json:"time_zone"` // the lab's: schedules' times are in it
+	// Whole days, rounded up so that a retention under a day does not read as 0 (forever).
+	AuditRetentionDays int `json:"audit_retention_days"`
 }
 
 func (s *Server) info(w http.ResponseWriter, r *http.Request) error {
 	i := s.cfg.Info
 	writeJSON(w, http.StatusOK, infoView{TemporalUIURL: strings.TrimRight(i.TemporalUIURL, "/"),
-		TemporalNamespace: i.TemporalNamespace, Version: i.Version, TimeZone: s.location().String()})
+		TemporalNamespace: i.TemporalNamespace, Version: i.Version, TimeZone: s.location().String(),
+		AuditRetentionDays: int(math.Ceil(i.AuditRetention.Hours() / 24))})
 	return nil
 }
 

@@ -4,20 +4,23 @@ import (
 	"io"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
 
 func TestInfo(t *testing.T) {
 	h := newHarness(t, func(d *Deps) {
-		d.Config.Info = InfoConfig{TemporalUIURL: "http://temporal.lab.example:8233/", TemporalNamespace: "mba", Version: "v1.2.3"}
+		d.Config.Info = InfoConfig{TemporalUIURL: "http://temporal.lab.example:8233/", TemporalNamespace: "mba", Version: "v1.2.3",
+			AuditRetention: 90*24*time.Hour + time.Minute}
 	})
 	h.user("ann@lab.example", "correct horse", false)
 	token, _ := h.login("ann@lab.example", "correct horse")
 	res := h.do("GET", "/api/info", token, nil)
 	require.Equal(t, http.StatusOK, res.status, "%s", res.body)
 	require.Equal(t, map[string]any{"temporal_ui_url": "http://temporal.lab.example:8233", "temporal_namespace": "mba", "version": "v1.2.3",
-		"time_zone": "UTC"}, res.json(t), "the lab's time zone (schedules' times are read and shown in it)")
+		"time_zone": "UTC", "audit_retention_days": float64(91)}, res.json(t),
+		"the lab's time zone (schedules' times are read and shown in it); the audit retention in days, rounded up")
 }
 
 // The web UI is served at /, and a browser asking for an app page by path gets it too, while

@@ -141,7 +141,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 		Config: api.Config{
 			MaxBodyBytes: cfg.HTTP.MaxBodyBytes, RequestTimeout: cfg.HTTP.RequestTimeout,
 			CORSOrigins: cfg.HTTP.CORSOrigins, TrustProxy: cfg.HTTP.TrustProxy,
-			Info:        api.InfoConfig{TemporalUIURL: cfg.Temporal.UIURL, TemporalNamespace: cfg.Temporal.Namespace, Version: build},
+			Info: api.InfoConfig{TemporalUIURL: cfg.Temporal.UIURL, TemporalNamespace: cfg.Temporal.Namespace, Version: build,
+				AuditRetention: cfg.Audit.Retention},
 			LinkOrigins: cfg.HTTP.LinkOrigins, LinkTTL: cfg.Auth.LinkTTL,
 			LoginPerAccount: cfg.Auth.LoginPerAccount, LoginPerClient: cfg.Auth.LoginPerClient,
 			ResetPerAccount: cfg.Auth.ResetPerAccount, ResetPerClient: cfg.Auth.ResetPerClient,

@@ -53,7 +53,8 @@ type stack struct {
 	staging        string
 	patchBytes     atomic.Int64 // upload bytes received by the API
 	worker         sdkworker.Worker
-	workerLater    bool // the test starts the worker itself (a slow or late Temporal side)
+	workerLater    bool           // the test starts the worker itself (a slow or late Temporal side)
+	timeZone       *time.Location // the lab's, for the API (schedules, the audit page's filter); nil: UTC
 	stopDispatcher func()
 }
 
@@ -108,6 +109,9 @@ func (s *stack) alerts() dispatch.Alerts {
 // sessionRules are the rules of new sessions of the stack's API and worker.
 var sessionRules = recording.Rules{MaxEnclosures: 100, MinFPS: 1, MaxFPS: 120, MaxDuration: 31 * 24 * time.Hour, BytesPerSecond: 1}
 
+// linkOrigin is where the links of the stack's invitation and reset e-mails may point.
+const linkOrigin = "https://mba.lab.example"
+
 // downAfter is the silence after which the stack's API counts an enclosure DOWN.
 const downAfter = 5 * time.Second
 
@@ -161,14 +165,15 @@ func (s *stack) setAPI() {
 	batcher := s.store.NewHeartbeatBatcher(2, 32)
 	s.t.Cleanup(batcher.Close)
 	deps := api.Deps{
-		Config: api.Config{MaxBodyBytes: 1 << 20, RequestTimeout: 10 * time.Second, LinkTTL: time.Hour,
+		Config: api.Config{MaxBodyBytes: 1 << 20, RequestTimeout: 10 * time.Second, LinkTTL: time.Hour, LinkOrigins: []string{linkOrigin},
 			LoginPerAccount: api.Rate{Burst: 100, Every: time.Second}, LoginPerClient: api.Rate{Burst: 100, Every: time.Second},
 			ResetPerAccount: api.Rate{Burst: 1, Every: time.Hour}, ResetPerClient: api.Rate{Burst: 1, Every: time.Hour},
 			Enclosures: api.EnclosureConfig{AutoRegister: true, DownAfter: downAfter, StreamKeepAlive: 10 * time.Second,
 				TelemetryBucket: time.Minute, ClockSkewWarning: 30 * time.Second,
 				AllowedNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}},
-			Sessions: api.SessionConfig{Rules: sessionRules},
-			Info:     api.InfoConfig{TemporalUIURL: "http://127.0.0.1:8233", TemporalNamespace: "default", Version: "e2e"}},
+			Sessions: api.SessionConfig{Rules: sessionRules}, Schedules: api.ScheduleConfig{TimeZone: s.timeZone},
+			Info: api.InfoConfig{TemporalUIURL: "http://127.0.0.1:8233", TemporalNamespace: "default", Version: "e2e",
+				AuditRetention: 30 * 24 * time.Hour}},
 		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})), Pool: s.pool, Users: s.store, Enclosures: store.BatchedStore{Store: s.store, Batcher: batcher}, Sessions: s.store, Workflows: s.sessions(),
 		Mailer: mail.Log{Store: s.store, Logger: quietTemporal()},
 		Tokens: auth.Issuer{Secret: []byte("e2e secret e2e secret e2e secret!!"), AccessTTL: time.Hour, RefreshTTL: time.Hour},

@@ -10,6 +10,7 @@ import { newSession } from './pages/new-session.js';
 import { users } from './pages/users.js';
 import { alertsPage } from './pages/alerts.js';
 import { scheduleList, scheduleDetail } from './pages/schedules.js';
+import { auditPage } from './pages/audit.js';
 
 // [pattern, page, who]: who is 'public' (signed out is fine), 'user' or 'admin'.
 const routes = [
@@ -26,6 +27,8 @@ const routes = [
   ['/schedules', scheduleList, 'user'],
   ['/schedules/:id', scheduleDetail, 'user'],
   ['/users', users, 'admin'],
+  // Administrators' too, but the API says so: a non-admin (or a token whose role is stale) sees its 403.
+  ['/audit', auditPage, 'user'],
   ['/account', auth.account, 'user'],
 ];
 
@@ -105,6 +108,7 @@ function renderNav(me) {
     link('/alerts', 'Alerts'),
     h('a', { href: '#/sessions/new', class: 'btn btn-small', 'aria-current': path === '/sessions/new' ? 'page' : false }, 'New session'),
     me.admin ? link('/users', 'Users') : null,
+    me.admin ? link('/audit', 'Audit log') : null,
     h('span', { class: 'spacer' }),
     link('/account', me.email_address),
     h('button', { type: 'button', class: 'btn-link', id: 'logout', onclick: async () => { await logout(); navigate('/login'); } }, 'Log out'));

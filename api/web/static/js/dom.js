@@ -53,6 +53,34 @@ export function fmtTime(iso, seconds = false) {
   return new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: seconds ? 'medium' : 'short' });
 }
 
+/** A time in the lab's time zone tz (GET /api/info time_zone), with the zone's short name. */
+export function labTime(iso, tz, seconds = false) {
+  if (!iso) return '–';
+  // dateStyle/timeStyle cannot be combined with timeZoneName: the fields one by one.
+  return new Date(iso).toLocaleString(undefined, { timeZone: tz, year: 'numeric', month: 'short', day: 'numeric',
+    hour: '2-digit', minute: '2-digit', second: seconds ? '2-digit' : undefined, timeZoneName: 'short' });
+}
+
+/**
+ * The RFC 3339 UTC time of a datetime-local value (2026-12-01T08:30) read as a wall clock in
+ * time zone tz, or null for an empty or malformed value. Intl gives the zone's offset at a
+ * moment; it is taken twice because the offset at the first guess may not be the one in force
+ * at the answer (a daylight-saving change between them).
+ */
+export function labInstant(local, tz) {
+  const m = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d)(?::(\d\d))?$/.exec(local || '');
+  if (!m) return null;
+  const wall = Date.UTC(+m[1], m[2] - 1, +m[3], +m[4], +m[5], +(m[6] || 0));
+  const parts = new Intl.DateTimeFormat('en-US', { timeZone: tz, hourCycle: 'h23', year: 'numeric', month: 'numeric',
+    day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' });
+  const offset = (t) => {
+    const p = Object.fromEntries(parts.formatToParts(new Date(t)).map((x) => [x.type, Number(x.value)]));
+    return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) - t;
+  };
+  const first = wall - offset(wall);
+  return new Date(wall - offset(first)).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
 export function fmtAgo(iso) {
   if (!iso) return 'never';
   const s = (Date.now() - new Date(iso).getTime()) / 1000;
@@ -176,6 +204,13 @@ export async function busy(button, action, label = 'Working…') {
 /** A section with a heading. */
 export function section(title, ...children) {
   return h('section', { class: 'card' }, h('h2', {}, title), ...children);
+}
+
+/** The link to the hash route path with query q (null/empty values left out): #/path?x=1. */
+export function hashHref(path, q) {
+  const p = new URLSearchParams(Object.entries(q).filter(([, v]) => v !== null && v !== undefined && v !== ''));
+  const s = p.toString();
+  return `#${path}${s ? `?${s}` : ''}`;
 }
 
 /** Query parameters of the hash route (#/path?x=1). */

@@ -121,3 +121,46 @@ export function alertRecordItems(records) {
     record: a.id,
   }));
 }
+
+// The audit log's actions (recording.AuditActions), as people read them, in the service's order.
+const auditLabels = {
+  'login': 'signed in',
+  'login.failed': 'sign-in failed',
+  'refresh.reused': 'spent sign-in token used again (all sign-ins ended)',
+  'logout': 'signed out',
+  'password.change': 'changed their password',
+  'password.change_failed': 'password change refused (wrong current password)',
+  'password.reset_requested': 'password reset asked for',
+  'password.reset': 'password set by reset link',
+  'user.invite': 'invited a user',
+  'user.update': 'changed a user',
+  'user.notification_prefs': 'changed notification settings',
+  'device.token.set': 'set an enclosure token',
+  'device.token.delete': 'removed an enclosure token',
+  'device.update': 'changed an enclosure',
+  'device.approve': 'admitted an enclosure',
+  'device.reject': 'rejected an enclosure',
+  'device.retire': 'retired an enclosure',
+  'device.delete': 'deleted an enclosure',
+  'device.heartbeat.wrong_address': 'enclosure heard from a wrong address',
+  'session.create': 'created a session',
+  'session.cancel': 'cancelled a session',
+  'session.archive': 'archived a session',
+  'session.unarchive': 'unarchived a session',
+  'session.remove_device': 'removed an enclosure from a session',
+  'upload.refused_verified': 'upload refused: other bytes under a verified file',
+  'alert.acknowledge': 'acknowledged an alert',
+  'alert.silence': 'silenced an alert',
+  'schedule.create': 'created a schedule',
+  'schedule.update': 'changed a schedule',
+  'schedule.pause': 'paused a schedule',
+  'schedule.resume': 'resumed a schedule',
+  'schedule.trigger': 'ran a schedule now',
+  'schedule.delete': 'deleted a schedule',
+};
+
+export const auditActions = Object.keys(auditLabels);
+
+export function auditActionLabel(action) {
+  return auditLabels[action] || String(action);
+}

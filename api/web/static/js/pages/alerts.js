@@ -2,7 +2,7 @@
 // acknowledges or silences one with a note, and opens its timeline. Administrators also see
 // whether the notification channels work.
 import { api, identity } from '../api.js';
-import { h, fill, table, badge, fmtTime, fmtAgo, errorBox, notice, section, busy, hashQuery } from '../dom.js';
+import { h, fill, table, badge, fmtTime, fmtAgo, errorBox, notice, section, busy, hashQuery, hashHref } from '../dom.js';
 import { alertKinds, alertKindLabel, alertTabs } from '../model.js';
 
 // Silence durations offered, in minutes (the API allows up to 7 days).
@@ -10,9 +10,7 @@ const silenceChoices = [[30, '30 min'], [60, '1 hour'], [240, '4 hours'], [720, 
 
 /** The link to the alerts page with query q (null/empty values left out). */
 export function alertsHref(q) {
-  const p = new URLSearchParams(Object.entries(q).filter(([, v]) => v !== null && v !== undefined && v !== ''));
-  const s = p.toString();
-  return `#/alerts${s ? `?${s}` : ''}`;
+  return hashHref('/alerts', q);
 }
 
 function filterForm(q, devices) {

@@ -3,15 +3,7 @@
 // schedule's page lists its next runs, what each fire did and the sessions it created. Every
 // time is the lab's (GET /api/info time_zone), and the page says so.
 import { api } from '../api.js';
-import { h, fill, table, badge, errorBox, notice, section, busy, field, showErrors } from '../dom.js';
-
-/** A time in the lab's time zone, with the zone's short name. */
-function labTime(iso, tz) {
-  if (!iso) return '–';
-  // dateStyle/timeStyle cannot be combined with timeZoneName: the fields one by one.
-  return new Date(iso).toLocaleString(undefined, { timeZone: tz, year: 'numeric', month: 'short', day: 'numeric',
-    hour: '2-digit', minute: '2-digit', timeZoneName: 'short' });
-}
+import { h, fill, table, badge, errorBox, notice, section, busy, field, showErrors, labTime } from '../dom.js';
 
 const dayNames = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
 
