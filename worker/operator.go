@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -110,11 +111,26 @@ func operatorEvent(r activities.OperatorRun, e *historypb.HistoryEvent) (activit
 		if r.Closed || a.GetCause() != enumspb.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW || a.GetNewRunId() != r.RunID {
 			return activities.OperatorAction{}, false
 		}
+		who, reason := resetBy(a.GetIdentity(), a.GetFailure().GetMessage())
 		return activities.OperatorAction{Kind: "temporal.reset", At: at, Message: fmt.Sprintf(
-			"workflow %s reset in Temporal by %s: %s (run %s replaces %s)", r.WorkflowID, orUnknown(a.GetIdentity()),
-			orNone(a.GetFailure().GetMessage()), r.RunID, a.GetBaseRunId())}, true
+			"workflow %s reset in Temporal by %s: %s (run %s replaces %s)", r.WorkflowID, who, orNone(reason),
+			r.RunID, a.GetBaseRunId())}, true
 	}
 	return activities.OperatorAction{}, false
+}
+
+// resetBy is who reset a run and why, from its reset event: the server writes that event (its
+// identity is history-service, never the CLI's --identity) with the reason prefixed by the
+// authenticated user, "<unknown-user>" on a server without authorization.
+func resetBy(identity, message string) (who, reason string) {
+	who, reason = identity, message
+	if user, rest, ok := strings.Cut(message, ": "); ok && !strings.ContainsAny(user, " ") {
+		who, reason = user, rest
+	}
+	if who == "<unknown-user>" || who == "history-service" || who == "" {
+		who = "an operator (Temporal recorded no user)"
+	}
+	return who, reason
 }
 
 func orUnknown(identity string) string {

@@ -63,6 +63,10 @@ func TestAlertDeliveryAcrossAWorkerKill(t *testing.T) {
 		"MBA_SESSIONS_SILENCE_TIMEOUT": "30m", // DOWN, not lost, while the test runs
 		"MBA_ALERTS_ESCALATE_AFTER":    alertEscalateAfter.String(),
 		"MBA_ALERTS_DAMPING":           alertDamping.String(),
+		// The simulated enclosures report a few hundred kB free: low_disk would notify the
+		// same people and webhooks, and this test counts enclosure_down's notices.
+		"MBA_ALERTS_LOW_DISK_FLOOR":  "0",
+		"MBA_ALERTS_LOW_DISK_MARGIN": "0",
 		// Tier 1: on-call and both webhooks; tier 2: the boss, who must never be told.
 		"MBA_ALERTS_ESCALATION":     oncall + " hook chat;" + boss,
 		"MBA_ALERTS_WEBHOOKS":       "hook=" + hooks.url + "/hook",
@@ -274,6 +278,8 @@ func (p *processes) dumpTables(db string) {
 		`SELECT id, workflow_id, kind, payload::text, created_at, dispatched_at, attempts, last_error FROM outbox ORDER BY id`,
 		`SELECT id, name, last_seen_at, down_since FROM devices ORDER BY id`,
 		`SELECT device_id, session_id, phase, workflow_id, updated_at FROM device_assignments`,
+		`SELECT alert_key, channel, target, notice, attempt, outcome, error FROM notification_deliveries ORDER BY id`,
+		`SELECT id, kind, state, tier, summary FROM alerts ORDER BY id`,
 	} {
 		rows, err := conn.Query(context.Background(), q)
 		if err != nil {
