@@ -95,11 +95,19 @@ func TestUIAlerts(t *testing.T) {
 	b.do(chromedp.Click(chromedp.CSS(`#notification-settings button[type=submit]`)))
 	b.waitJS("the time zone refused", `(document.querySelector('[data-error-for="time_zone"]')?.textContent || '').includes('IANA time zone')`, long)
 	b.setValue("#pref-tz", "Europe/Berlin")
+	b.setValue("#pref-digest", "false")
 	b.do(chromedp.Click(chromedp.CSS(`#notification-settings button[type=submit]`)))
 	b.waitText("Notification settings saved.", long)
 	var prefs api.NotificationPrefsView
 	require.Equal(t, http.StatusOK, s.call("GET", "/api/users/me/notification-prefs", nil, &prefs))
+	no := false
 	require.Equal(t, api.NotificationPrefsView{Kinds: []string{"low_disk"}, Channel: "none", QuietStart: "22:00", QuietEnd: "07:00",
-		TimeZone: "Europe/Berlin"}, prefs)
+		TimeZone: "Europe/Berlin", Digest: &no}, prefs)
+	// Reloaded, the page shows the saved choice (a save must not turn the digest back to the default).
+	b.setValue("#pref-digest", "true") // unsaved: only a fresh page shows 'false' again
+	b.goTo("#/")
+	b.waitJS("away from the account page", `!document.querySelector('#pref-digest')`, long)
+	b.goTo("#/account")
+	b.waitJS("the saved digest choice", `document.querySelector('#pref-digest')?.value === 'false'`, long)
 	b.noExceptions()
 }

@@ -96,6 +96,10 @@ async function notificationSettings(box) {
   const start = h('input', { type: 'time', id: 'pref-quiet-start', value: p.quiet_start });
   const end = h('input', { type: 'time', id: 'pref-quiet-end', value: p.quiet_end });
   const tz = h('input', { type: 'text', id: 'pref-tz', value: p.time_zone, autocomplete: 'off', list: 'pref-tz-list' });
+  // null: the service's default (on for administrators, and for creators of sessions that had alerts).
+  const digestChoices = [['', 'the default (administrators; creators of sessions with alerts)'], ['true', 'yes'], ['false', 'no']];
+  const digest = h('select', { id: 'pref-digest' }, digestChoices
+    .map(([v, label]) => h('option', { value: v, selected: v === (p.digest === null || p.digest === undefined ? '' : String(p.digest)) }, label)));
   const zones = typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('timeZone') : [];
   const f = form('Notifications', [
     h('fieldset', { class: 'checks' }, h('legend', {}, 'Alerts to tell me about (none ticked: all of them)'),
@@ -106,9 +110,11 @@ async function notificationSettings(box) {
     h('small', { class: 'hint' }, 'No notification during quiet hours; the same time twice: none.'),
     field('Time zone', tz, 'time_zone', `Of the quiet hours, e.g. ${Intl.DateTimeFormat().resolvedOptions().timeZone || 'Europe/Berlin'}.`),
     h('datalist', { id: 'pref-tz-list' }, zones.map((z) => h('option', { value: z }))),
+    field('Digest by e-mail', digest, 'digest', 'A summary of what happened, mailed once a day.'),
   ], 'Save notification settings', async () => {
     await api('PUT', '/api/users/me/notification-prefs', { kinds: kinds.filter((c) => c.checked).map((c) => c.value),
-      channel: channel.value, quiet_start: start.value || '00:00', quiet_end: end.value || '00:00', time_zone: tz.value.trim() });
+      channel: channel.value, quiet_start: start.value || '00:00', quiet_end: end.value || '00:00', time_zone: tz.value.trim(),
+      digest: digest.value === '' ? null : digest.value === 'true' });
     f.querySelector('.form-error').replaceChildren(notice('Notification settings saved.', 'success'));
   });
   // The page has one h1 (the tab title names it); this form is a section of it.
