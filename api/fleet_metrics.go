@@ -116,9 +116,9 @@ func emitFleet(ch chan<- prometheus.Metric, fleet []fleetRow) {
 			gauge(d, *v*scale, name)
 		}
 	}
-	optionalInt := func(d *prometheus.Desc, v *int64, name string) {
+	optionalInt := func(d *prometheus.Desc, v *int64, scale float64, name string) {
 		if v != nil {
-			gauge(d, float64(*v), name)
+			gauge(d, float64(*v)*scale, name)
 		}
 	}
 	byState := map[string]int{string(recording.EnclosureIdle): 0, string(recording.EnclosureBusy): 0, string(recording.EnclosureDown): 0}
@@ -140,10 +140,11 @@ func emitFleet(ch chan<- prometheus.Metric, fleet []fleetRow) {
 		gauge(fleetDescs.session, float64(f.session), f.name)
 		gauge(fleetDescs.recording, boolValue(f.recording), f.name)
 		optional(fleetDescs.age, f.age, 1, f.name)
-		optionalInt(fleetDescs.freeDisk, f.freeDisk, f.name)
-		optionalInt(fleetDescs.totalDisk, f.totalDisk, f.name)
+		// Enclosures report disk in MB (PROTOCOL.md); the metrics are bytes.
+		optionalInt(fleetDescs.freeDisk, f.freeDisk, 1e6, f.name)
+		optionalInt(fleetDescs.totalDisk, f.totalDisk, 1e6, f.name)
 		optional(fleetDescs.fps, f.fps, 1, f.name)
-		optionalInt(fleetDescs.targetFPS, f.targetFPS, f.name)
+		optionalInt(fleetDescs.targetFPS, f.targetFPS, 1, f.name)
 		optional(fleetDescs.skew, f.skewMS, 1e-3, f.name)
 	}
 	for state, n := range byState {

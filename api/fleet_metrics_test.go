@@ -41,8 +41,8 @@ mba_enclosure_session_id{enclosure="NV2"} 0
 mba_enclosure_session_id{enclosure="NV5"} 0`, sid), h.metric("mba_enclosure_session_id"))
 	require.Equal(t, `mba_enclosure_target_fps{enclosure="NV1"} 30`, h.metric("mba_enclosure_target_fps"), "only in a session")
 	require.Contains(t, h.metric("mba_enclosure_fps"), `mba_enclosure_fps{enclosure="NV1"} 29.9`)
-	require.Contains(t, h.metric("mba_enclosure_free_disk_bytes"), `mba_enclosure_free_disk_bytes{enclosure="NV1"} 400000`)
-	require.Contains(t, h.metric("mba_enclosure_total_disk_bytes"), `mba_enclosure_total_disk_bytes{enclosure="NV1"} 500000`)
+	require.Contains(t, h.metric("mba_enclosure_free_disk_bytes"), `mba_enclosure_free_disk_bytes{enclosure="NV1"} 4e+11`, "the MB it reported, in bytes")
+	require.Contains(t, h.metric("mba_enclosure_total_disk_bytes"), `mba_enclosure_total_disk_bytes{enclosure="NV1"} 5e+11`)
 	require.Contains(t, h.metric("mba_enclosure_recording"), `mba_enclosure_recording{enclosure="NV1"} 0`)
 	require.Contains(t, h.metric("mba_enclosure_clock_skew_seconds"), `mba_enclosure_clock_skew_seconds{enclosure="NV1"} `)
 

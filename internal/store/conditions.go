@@ -42,7 +42,7 @@ type DiskFacts struct {
 	SessionID int64
 	DeviceID  int64
 	Name      string
-	FreeDisk  int64
+	FreeDisk  int64 // bytes (the enclosure reports MB)
 	// Remaining is the recording time left to the planned end (the whole duration before it
 	// started).
 	Remaining time.Duration
@@ -68,12 +68,16 @@ func (r diskFactsRow) facts() DiskFacts {
 		Remaining: time.Duration(r.RemainingS) * time.Second, SlopeBPS: r.SlopeBPS, FilesBPS: r.FilesBPS}
 }
 
+// bytesPerMB converts the free disk enclosures report (PROTOCOL.md: integer MB, as the
+// session rules count it) to the bytes the conditions judge.
+const bytesPerMB = 1_000_000
+
 // DiskFacts lists the enclosures in a session (starting or recording) that report their free
 // disk and are not DOWN, with their recording rate estimated from the telemetry since
 // windowStart (a slope only over at least minSpan) and from their uploaded files.
 func (s *Store) DiskFacts(ctx context.Context, now, windowStart time.Time, minSpan time.Duration) ([]DiskFacts, error) {
 	list, err := queryAll(ctx, s.pool, `
-		SELECT a.session_id, d.id AS device_id, d.name, d.free_disk,
+		SELECT a.session_id, d.id AS device_id, d.name, d.free_disk * @mb AS free_disk,
 		       greatest(0, extract(epoch FROM coalesce((a.resume->>'planned_end')::timestamptz,
 		           sd.started_at + s.duration * interval '1 second', @now::timestamptz + s.duration * interval '1 second') - @now::timestamptz))::bigint
 		           AS remaining_s,
@@ -83,7 +87,7 @@ func (s *Store) DiskFacts(ctx context.Context, now, windowStart time.Time, minSp
 		JOIN sessions s ON s.id = a.session_id
 		LEFT JOIN session_devices sd ON sd.session_id = a.session_id AND sd.device_id = a.device_id
 		LEFT JOIN LATERAL (
-		    SELECT (t.free_disk - d.free_disk)::float8 / extract(epoch FROM d.last_seen_at - t.bucket) AS bps
+		    SELECT (t.free_disk - d.free_disk)::float8 * @mb / extract(epoch FROM d.last_seen_at - t.bucket) AS bps
 		    FROM device_telemetry t
 		    WHERE t.device_id = d.id AND t.recording AND t.free_disk IS NOT NULL
 		      AND t.bucket >= greatest(@window_start::timestamptz, sd.started_at) AND t.bucket <= d.last_seen_at - @min_span::interval
@@ -96,7 +100,7 @@ func (s *Store) DiskFacts(ctx context.Context, now, windowStart time.Time, minSp
 		WHERE a.phase IN ('starting', 'recording') AND d.free_disk IS NOT NULL AND d.last_seen_at IS NOT NULL
 		  AND d.down_since IS NULL
 		ORDER BY d.id`,
-		pgx.NamedArgs{"now": now, "window_start": windowStart, "min_span": minSpan}, byName(diskFactsRow.facts))
+		pgx.NamedArgs{"now": now, "window_start": windowStart, "min_span": minSpan, "mb": bytesPerMB}, byName(diskFactsRow.facts))
 	return list, failed(err, "DiskFacts")
 }
 

@@ -23,7 +23,7 @@ func (f *fixture) recordingFor(name string, duration int64) (sessionID, deviceID
 	f.exec(`UPDATE device_assignments SET phase = 'recording' WHERE session_id = @sid`, args)
 	f.exec(`UPDATE session_devices SET status = 'RECORDING', started_at = @now::timestamptz - interval '1 hour', recording_time = 3600
 		WHERE session_id = @sid`, args)
-	f.exec(`UPDATE devices SET recording = true, last_seen_at = @now, free_disk = 99000000000, fps = 30 WHERE id = @did`, args)
+	f.exec(`UPDATE devices SET recording = true, last_seen_at = @now, free_disk = 99000, fps = 30 /* MB, as the client reports it */ WHERE id = @did`, args)
 	return sessionID, deviceID
 }
 
@@ -54,10 +54,10 @@ func TestDiskFactsEstimateTheRecordingRate(t *testing.T) {
 	// Its telemetry: 1 GB used in the 25 minutes since the oldest sample of the window while
 	// recording (a sample from before the window and one not recording are ignored).
 	f.exec(`INSERT INTO device_telemetry (device_id, bucket, recording, free_disk) VALUES
-		(@did, @now::timestamptz - interval '40 minutes', true, 200000000000),
-		(@did, @now::timestamptz - interval '25 minutes', true, 100000000000),
-		(@did, @now::timestamptz - interval '20 minutes', false, 50000000000),
-		(@did, @now::timestamptz - interval '5 minutes', true, 99500000000)`, pgx.NamedArgs{"did": did, "now": f.now})
+		(@did, @now::timestamptz - interval '40 minutes', true, 200000),
+		(@did, @now::timestamptz - interval '25 minutes', true, 100000),
+		(@did, @now::timestamptz - interval '20 minutes', false, 50000),
+		(@did, @now::timestamptz - interval '5 minutes', true, 99500)`, pgx.NamedArgs{"did": did, "now": f.now})
 	list, err = f.store.DiskFacts(ctx, f.now, f.now.Add(-30*time.Minute), 15*time.Minute)
 	require.NoError(t, err)
 	require.InDelta(t, 1e9/(25*60.0), *list[0].SlopeBPS, 1)
