@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jax-mba/mba/activities"
+	"github.com/jax-mba/mba/api"
 )
 
 func TestAlertSettings(t *testing.T) {
@@ -20,6 +21,7 @@ func TestAlertSettings(t *testing.T) {
 			WebhookSecret: strings.Repeat("k", 16), Escalation: stringList{"oncall@lab.example chat", "admins"},
 			LowDiskMargin: 0.2, LowDiskFloor: 2e9, LowDiskWindow: 30 * time.Minute, LowFPSMargin: 0.1, LowFPSFor: 2 * time.Minute,
 			BacklogFiles: 3, BacklogGrace: time.Hour, ChannelFailures: 3}
+		c.Alerts.Digest.At = "08:00" // its default; without it validate refuses the digest time
 		c.Sessions.BytesPerSecond = 1500000
 		c.Storage.UploadDeadline = 72 * time.Hour
 		return c
@@ -45,6 +47,10 @@ func TestAlertSettings(t *testing.T) {
 		{Name: "chat", Kind: activities.ChannelSlack, URL: "https://hooks.slack.com/services/T/B/secret", Secret: []byte(c.Alerts.WebhookSecret)},
 		{Name: "lab", Kind: activities.ChannelWebhook, URL: "https://hooks.lab.example/mba", Secret: []byte(c.Alerts.WebhookSecret)},
 	}, ch.Webhooks)
+	c.Alerts.FleetRecipients = stringList{"ops@lab.example", "oncall@lab.example"}
+	require.Equal(t, api.AlertConfig{ChannelFailures: 3, Channels: []api.ChannelTarget{{Channel: "slack", Target: "chat"},
+		{Channel: "webhook", Target: "lab"}, {Channel: "email", Target: "ops@lab.example"}, {Channel: "email", Target: "oncall@lab.example"}}},
+		c.apiAlerts(), "the broken gauges of the configured targets: webhooks, addresses once")
 
 	for name, tc := range map[string]struct {
 		change func(*config)
