@@ -46,6 +46,10 @@ type ConditionLimits struct {
 	ChannelFailures int
 }
 
+// ChannelWatch is how far back the channel_broken condition (and the broken gauge) looks for
+// channel targets with deliveries.
+const ChannelWatch = 7 * 24 * time.Hour
+
 // AlertSubjectRef is the subject of an open alert.
 type AlertSubjectRef struct {
 	SessionID int64
@@ -130,7 +134,7 @@ func (f *Fleet) conditionAlerts(ctx context.Context, now time.Time) error {
 		// A channel without recent deliveries keeps its alert: only a delivery that went
 		// through proves it works again.
 		errs = append(errs, f.judge(ctx, recording.AlertChannelBroken, false, func() ([]judgement, error) {
-			list, err := f.Facts.ChannelFacts(ctx, l.ChannelFailures, now.Add(-7*24*time.Hour))
+			list, err := f.Facts.ChannelFacts(ctx, l.ChannelFailures, now.Add(-ChannelWatch))
 			return judgeAll(list, l.channel), err
 		}))
 	}

@@ -14,11 +14,30 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/jax-mba/mba/activities"
 	"github.com/jax-mba/mba/internal/dispatch"
 	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/workflows"
 )
+
+// AlertConfig is what channel health needs of the alert settings.
+type AlertConfig struct {
+	// ChannelFailures is the channel_broken condition's rule: a channel target whose last
+	// this many deliveries failed is broken (0: the condition is off, nothing is broken).
+	ChannelFailures int
+	// Channels are the configured targets (webhooks by name, configured addresses): each has
+	// a broken gauge from the start, before its first delivery.
+	Channels []ChannelTarget
+}
+
+// ChannelTarget is one target of a notification channel (email, webhook, slack).
+type ChannelTarget struct{ Channel, Target string }
+
+// broken applies the channel_broken rule to a run of failed deliveries.
+func (c AlertConfig) broken(failedInARow int) bool {
+	return c.ChannelFailures > 0 && failedInARow >= c.ChannelFailures
+}
 
 // AlertStore reads the alerts the alert workflows record.
 type AlertStore interface {
@@ -116,7 +135,7 @@ func (s *Server) channelHealth(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, views(list, channelHealthView))
+	writeJSON(w, http.StatusOK, views(list, s.channelHealthView))
 	return nil
 }
 
@@ -255,20 +274,29 @@ func optTime(t time.Time) *time.Time {
 	return &t
 }
 
-var alertDescs = struct{ deliveries, open *prometheus.Desc }{
+var alertDescs = struct{ deliveries, open, broken *prometheus.Desc }{
 	deliveries: prometheus.NewDesc("mba_notifications_total",
 		"Alert notification delivery attempts by channel (email, webhook, slack) and outcome (sent, failed); a channel whose failures grow is broken.",
 		[]string{"channel", "outcome"}, nil),
 	open: prometheus.NewDesc("mba_alerts_open", "Alerts not resolved, by kind.", []string{"kind"}, nil),
+	broken: prometheus.NewDesc("mba_notification_channel_broken",
+		"1 when a notification channel target (an e-mail address, a webhook's name) is broken: its last alerts channel-failures deliveries failed; "+
+			"the configured targets and those with deliveries in the last 7 days.",
+		[]string{"channel", "target"}, nil),
 }
 
-// alertsCollector exports the deliveries and open alerts from their tables at scrape time,
-// so the count is the same whichever process (worker or API) delivered.
-type alertsCollector struct{ pool *pgxpool.Pool }
+// alertsCollector exports the deliveries, open alerts and broken channels from their tables
+// at scrape time, so the numbers are the same whichever process (worker or API) delivered.
+type alertsCollector struct {
+	pool *pgxpool.Pool
+	now  func() time.Time
+	cfg  AlertConfig
+}
 
 func (c alertsCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- alertDescs.deliveries
 	ch <- alertDescs.open
+	ch <- alertDescs.broken
 }
 
 func (c alertsCollector) Collect(ch chan<- prometheus.Metric) {
@@ -285,6 +313,7 @@ func (c alertsCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		rows.Close()
 	}
+	c.collectBroken(ctx, ch)
 	// Every kind has a series (0 when none is open), so a rule on one never sees it vanish.
 	open := map[string]float64{}
 	for _, k := range recording.AlertKinds {
@@ -307,5 +336,32 @@ func (c alertsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for k, n := range open {
 		ch <- prometheus.MustNewConstMetric(alertDescs.open, prometheus.GaugeValue, n, k)
+	}
+}
+
+// collectBroken judges the channel targets the channel_broken condition watches by its rule;
+// the configured ones have a series (0) before their first delivery. With the condition off
+// there is none.
+func (c alertsCollector) collectBroken(ctx context.Context, ch chan<- prometheus.Metric) {
+	if c.cfg.ChannelFailures <= 0 {
+		return
+	}
+	facts, err := store.New(c.pool).ChannelFacts(ctx, c.cfg.ChannelFailures, c.now().Add(-activities.ChannelWatch))
+	if err != nil {
+		return // no partial answer: a target missing would read as mended
+	}
+	broken := make(map[ChannelTarget]float64, len(c.cfg.Channels)+len(facts))
+	for _, t := range c.cfg.Channels {
+		broken[t] = 0
+	}
+	for _, f := range facts {
+		v := 0.0
+		if c.cfg.broken(f.Failed) {
+			v = 1
+		}
+		broken[ChannelTarget{Channel: f.Channel, Target: f.Target}] = v
+	}
+	for t, v := range broken {
+		ch <- prometheus.MustNewConstMetric(alertDescs.broken, prometheus.GaugeValue, v, t.Channel, t.Target)
 	}
 }

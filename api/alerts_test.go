@@ -15,6 +15,7 @@ import (
 	"github.com/jax-mba/mba/activities"
 	"github.com/jax-mba/mba/internal/dispatch"
 	"github.com/jax-mba/mba/internal/recording"
+	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/internal/testenv"
 	"github.com/jax-mba/mba/worker"
 	"github.com/jax-mba/mba/workflows"
@@ -154,4 +155,79 @@ func TestAlertLifecycleThroughTheAPI(t *testing.T) {
 	require.Eventually(t, func() bool { return len(list(fmt.Sprintf("?session=%d", sid))) == 2 },
 		30*time.Second, 50*time.Millisecond)
 	require.Contains(t, h.metrics(), `mba_alerts_open{kind="enclosure_down"} 1`)
+}
+
+// TestChannelHealthSaysBroken: with alerts channel-failures 3, a target whose last three
+// deliveries failed is broken, in GET /api/alerts/channels (since its first failure in a row)
+// and in mba_notification_channel_broken; one that failed as often but then went through, and
+// one with fewer failures in a row, are not; a configured target has its gauge, at 0, before
+// any delivery. With the condition off nothing is broken and there is no gauge.
+func TestChannelHealthSaysBroken(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, func(d *Deps) {
+		d.Config.Alerts = AlertConfig{ChannelFailures: 3,
+			Channels: []ChannelTarget{{Channel: "webhook", Target: "oncall"}, {Channel: "webhook", Target: "lab"}}}
+	})
+	deliver := func(h *harness, channel, target string, outcomes ...string) {
+		t.Helper()
+		for i, o := range outcomes {
+			d := store.Delivery{AlertKey: "mba-alert-q-low_disk/run", Channel: channel, Target: target, Notice: "notify",
+				Attempt: i + 1, Outcome: o}
+			if o == "failed" {
+				d.Error = fmt.Sprintf("503 from %s (%d)", target, i+1)
+			}
+			require.NoError(t, h.store.RecordDelivery(ctx, d))
+		}
+	}
+	deliver(h, "webhook", "lab", "sent", "failed", "failed", "failed")
+	deliver(h, "email", "ann@lab.example", "failed", "failed", "failed", "sent")
+	deliver(h, "slack", "chat", "failed", "failed")
+
+	h.user("admin@lab.example", "correct horse", true)
+	admin, _ := h.login("admin@lab.example", "correct horse")
+	health := func(h *harness) map[string]ChannelHealthView {
+		t.Helper()
+		res := h.do("GET", "/api/alerts/channels", admin, nil)
+		require.Equal(t, http.StatusOK, res.status, "%s", res.body)
+		var list []ChannelHealthView
+		require.NoError(t, json.Unmarshal(res.body, &list))
+		out := map[string]ChannelHealthView{}
+		for _, c := range list {
+			out[c.Channel+":"+c.Target] = c
+		}
+		require.Len(t, out, len(list))
+		return out
+	}
+	got := health(h)
+	require.Len(t, got, 3, "only targets with deliveries")
+	lab := got["webhook:lab"]
+	require.True(t, lab.Broken, "its last 3 deliveries failed")
+	require.Equal(t, 3, lab.Failing)
+	require.Equal(t, "503 from lab (4)", lab.LastError)
+	require.NotNil(t, lab.FailingSince)
+	require.False(t, lab.FailingSince.After(lab.LastAt))
+	ann := got["email:ann@lab.example"]
+	require.False(t, ann.Broken, "it recovered")
+	require.Equal(t, 0, ann.Failing)
+	require.Nil(t, ann.FailingSince)
+	require.Equal(t, int64(3), ann.Failures, "its failures still count in the period")
+	chat := got["slack:chat"]
+	require.False(t, chat.Broken, "two failures in a row are not three")
+	require.Equal(t, 2, chat.Failing)
+
+	m := h.metrics()
+	require.Contains(t, m, "# TYPE mba_notification_channel_broken gauge")
+	for series, v := range map[string]string{`channel="webhook",target="lab"`: "1", `channel="email",target="ann@lab.example"`: "0",
+		`channel="slack",target="chat"`: "0", `channel="webhook",target="oncall"`: "0"} {
+		require.Contains(t, m, "mba_notification_channel_broken{"+series+"} "+v+"\n")
+	}
+
+	off := newHarness(t)
+	off.user("admin@lab.example", "correct horse", true)
+	admin, _ = off.login("admin@lab.example", "correct horse")
+	deliver(off, "webhook", "lab", "failed", "failed", "failed", "failed")
+	got = health(off)
+	require.False(t, got["webhook:lab"].Broken, "channel-failures 0: the condition is off")
+	require.Equal(t, 4, got["webhook:lab"].Failing)
+	require.NotContains(t, off.metrics(), "mba_notification_channel_broken{")
 }

@@ -23,20 +23,26 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/jax-mba/mba/internal/sdkmetrics"
+	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/internal/testenv"
 )
 
 // TestDeployFilesNameRealMetrics: every metric the sample alert rules (deploy/prometheus) and
 // the Grafana dashboard (deploy/grafana) use exists on a real /metrics scrape of a server on
 // a database with an enclosure in a session, its Temporal SDK metrics from a real worker whose
-// activity and workflow task fail.
+// activity and workflow task fail, and a notification delivery.
 func TestDeployFilesNameRealMetrics(t *testing.T) {
-	h := newHarness(t)
+	h := newHarness(t, func(d *Deps) {
+		d.Config.Alerts = AlertConfig{ChannelFailures: 3, Channels: []ChannelTarget{{Channel: "webhook", Target: "lab"}}}
+	})
 	names := deployMetricNames(t)
 
 	h.send(beat("NV1", 0, false, ""))
 	h.session(h.deviceID("NV1"))
 	h.send(beat("NV2", 0, false, ""))
+	// Delivery counts exist from the first delivery on.
+	require.NoError(t, h.store.RecordDelivery(context.Background(), store.Delivery{AlertKey: "k", Channel: "webhook",
+		Target: "lab", Notice: "notify", Attempt: 1, Outcome: "failed", Error: "503"}))
 	sdk := sdkmetrics.New()
 	require.NoError(t, h.srv.Register(sdk))
 	failingWorker(t, sdk)

@@ -29,8 +29,8 @@ type metrics struct {
 }
 
 // newMetrics builds the registry; with a pool it adds the collectors that read the database
-// at scrape time (now and down judge an enclosure DOWN as the API does).
-func newMetrics(pool *pgxpool.Pool, now func() time.Time, down time.Duration) *metrics {
+// at scrape time (now and down judge an enclosure DOWN as the API does, alerts a channel broken).
+func newMetrics(pool *pgxpool.Pool, now func() time.Time, down time.Duration, alerts AlertConfig) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -61,7 +61,7 @@ func newMetrics(pool *pgxpool.Pool, now func() time.Time, down time.Duration) *m
 	if pool != nil {
 		m.registry.MustRegister(poolCollector{pool}, outboxCollector{pool}, filesCollector{pool},
 			fleetCollector{pool: pool, now: now, down: down}, sessionsCollector{pool},
-			alertsCollector{pool})
+			alertsCollector{pool: pool, now: now, cfg: alerts})
 	}
 	return m
 }

@@ -51,6 +51,7 @@ type Config struct {
 	Sessions        SessionConfig
 	Uploads         UploadConfig
 	Schedules       ScheduleConfig
+	Alerts          AlertConfig
 }
 
 // HealthChecker is the part of the Temporal client /readyz needs.
@@ -136,7 +137,7 @@ func NewServer(d Deps) *Server {
 		cfg: d.Config, log: d.Log, pool: d.Pool, users: d.Users, mailer: d.Mailer,
 		enclosures: d.Enclosures, sessions: d.Sessions, workflows: d.Workflows,
 		tokens: d.Tokens, hasher: d.Hasher, temporal: d.Temporal, now: now,
-		metrics:         newMetrics(d.Pool, now, d.Config.Enclosures.DownAfter),
+		metrics:         newMetrics(d.Pool, now, d.Config.Enclosures.DownAfter, d.Config.Alerts),
 		background:      make(chan struct{}, 64),
 		hashSlots:       make(chan struct{}, hashSlots(d.Config.HashMemoryKiB, d.Hasher)),
 		refusals:        newRefusalLog(d.Log, cmp.Or(d.Config.RefusalLogEvery, time.Minute)),

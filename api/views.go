@@ -251,18 +251,27 @@ type AlertEventView struct {
 
 func alertEventView(e store.AlertEvent) AlertEventView { return AlertEventView(e) }
 
-// ChannelHealthView sums up the deliveries of one notification channel target.
+// ChannelHealthView sums up the deliveries of one notification channel target, and whether it
+// is broken now (the channel_broken condition's rule: its last alerts channel-failures
+// deliveries failed).
 type ChannelHealthView struct {
-	Channel     string    `json:"channel"`
-	Target      string    `json:"target"`
-	Attempts    int64     `json:"attempts"`
-	Failures    int64     `json:"failures"`
-	LastOutcome string    `json:"last_outcome"`
-	LastError   string    `json:"last_error"` // of the last attempt; '' when it was sent
-	LastAt      time.Time `json:"last_at"`
+	Channel      string     `json:"channel"`
+	Target       string     `json:"target"`
+	Attempts     int64      `json:"attempts"`
+	Failures     int64      `json:"failures"`
+	LastOutcome  string     `json:"last_outcome"`
+	LastError    string     `json:"last_error"` // of the last attempt; '' when it was sent
+	LastAt       time.Time  `json:"last_at"`
+	Broken       bool       `json:"broken"`
+	Failing      int        `json:"failing"`       // deliveries failed in a row since the last one sent
+	FailingSince *time.Time `json:"failing_since"` // the first of them; null when the last was sent
 }
 
-func channelHealthView(h store.ChannelHealth) ChannelHealthView { return ChannelHealthView(h) }
+func (s *Server) channelHealthView(h store.ChannelHealth) ChannelHealthView {
+	return ChannelHealthView{Channel: h.Channel, Target: h.Target, Attempts: h.Attempts, Failures: h.Failures,
+		LastOutcome: h.LastOutcome, LastError: h.LastError, LastAt: h.LastAt, Broken: s.cfg.Alerts.broken(h.Failing),
+		Failing: h.Failing, FailingSince: h.FailingSince}
+}
 
 // views converts a list with one view's conversion, nil to nil (null) and empty to empty ([]),
 // as the store returned it.

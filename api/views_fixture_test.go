@@ -93,6 +93,7 @@ func fxAlertEvents() []store.AlertEvent {
 }
 
 func fxChannelHealth() []store.ChannelHealth {
-	return []store.ChannelHealth{{Channel: "webhook", Target: "lab", Attempts: 4, Failures: 2, LastOutcome: "failed", LastError: "503", LastAt: fxAt},
+	return []store.ChannelHealth{{Channel: "webhook", Target: "lab", Attempts: 4, Failures: 2, LastOutcome: "failed", LastError: "503", LastAt: fxAt,
+		Failing: 2, FailingSince: fxPtr(fxAt)},
 		{Channel: "email", Target: "ann@lab.example", Attempts: 1, LastOutcome: "sent", LastAt: fxAt}}
 }

@@ -18,7 +18,7 @@ import (
 // was recorded from those, over the fixtures of views_fixture_test.go). A view that renames,
 // drops, reorders or un-omits a field fails here.
 func TestViewsKeepTheWireFormat(t *testing.T) {
-	s := &Server{cfg: Config{Enclosures: EnclosureConfig{ClockSkewWarning: 30 * time.Second}}}
+	s := &Server{cfg: Config{Enclosures: EnclosureConfig{ClockSkewWarning: 30 * time.Second}, Alerts: AlertConfig{ChannelFailures: 2}}}
 	got := map[string]any{}
 	for _, full := range []bool{true, false} {
 		k := fmt.Sprint(full)
@@ -46,7 +46,7 @@ func TestViewsKeepTheWireFormat(t *testing.T) {
 			Events: views(map[bool][]store.AlertEvent{true: fxAlertEvents()}[full], alertEventView)}
 	}
 	got["alert_detail/empty"] = AlertDetailView{AlertView: alertView(fxAlert(false)), Events: views(fxAlertEvents()[:0], alertEventView)}
-	got["channels"] = views(fxChannelHealth(), channelHealthView)
+	got["channels"] = views(fxChannelHealth(), s.channelHealthView)
 	got["events"] = views(fxEvents(), sessionEventView)
 	got["users"] = views(fxUsers(), userView)
 	got["user"] = userView(fxUsers()[0])

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jax-mba/mba/activities"
+	"github.com/jax-mba/mba/api"
 	"github.com/jax-mba/mba/internal/mail"
 	"github.com/jax-mba/mba/worker"
 	"github.com/jax-mba/mba/workflows"
@@ -139,6 +140,24 @@ func (c config) conditionLimits() activities.ConditionLimits {
 	return activities.ConditionLimits{DiskMargin: a.LowDiskMargin, DiskFloor: a.LowDiskFloor, DiskWindow: a.LowDiskWindow,
 		DiskRate: c.Sessions.BytesPerSecond, FPSMargin: a.LowFPSMargin, FPSFor: a.LowFPSFor, BacklogFiles: a.BacklogFiles,
 		BacklogGrace: a.BacklogGrace, BacklogWithin: c.Storage.UploadDeadline, ChannelFailures: a.ChannelFailures}
+}
+
+// apiAlerts is what the API's channel health and broken gauge need: the channel_broken rule
+// and the configured targets (webhooks, the addresses of fleet-recipients and escalation).
+func (c config) apiAlerts() api.AlertConfig {
+	hooks, _ := c.Alerts.webhooks() // checked by validate
+	var targets []api.ChannelTarget
+	for _, h := range hooks {
+		targets = append(targets, api.ChannelTarget{Channel: h.Kind, Target: h.Name})
+	}
+	addresses := slices.Concat(c.Alerts.FleetRecipients, slices.Concat(c.Alerts.tiers()...))
+	for _, a := range addresses {
+		t := api.ChannelTarget{Channel: activities.ChannelEmail, Target: a}
+		if strings.Contains(a, "@") && !slices.Contains(targets, t) {
+			targets = append(targets, t)
+		}
+	}
+	return api.AlertConfig{ChannelFailures: c.Alerts.ChannelFailures, Channels: targets}
 }
 
 // alertChannels are the worker's notification channels.

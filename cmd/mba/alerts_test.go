@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jax-mba/mba/activities"
+	"github.com/jax-mba/mba/api"
 )
 
 func TestAlertSettings(t *testing.T) {
@@ -47,6 +48,10 @@ func TestAlertSettings(t *testing.T) {
 		{Name: "chat", Kind: activities.ChannelSlack, URL: "https://hooks.slack.com/services/T/B/secret", Secret: []byte(c.Alerts.WebhookSecret)},
 		{Name: "lab", Kind: activities.ChannelWebhook, URL: "https://hooks.lab.example/mba", Secret: []byte(c.Alerts.WebhookSecret)},
 	}, ch.Webhooks)
+	c.Alerts.FleetRecipients = stringList{"ops@lab.example", "oncall@lab.example"}
+	require.Equal(t, api.AlertConfig{ChannelFailures: 3, Channels: []api.ChannelTarget{{Channel: "slack", Target: "chat"},
+		{Channel: "webhook", Target: "lab"}, {Channel: "email", Target: "ops@lab.example"}, {Channel: "email", Target: "oncall@lab.example"}}},
+		c.apiAlerts(), "the broken gauges of the configured targets: webhooks, addresses once")
 
 	for name, tc := range map[string]struct {
 		change func(*config)

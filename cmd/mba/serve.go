@@ -156,6 +156,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 			Uploads: api.UploadConfig{StagingDir: cfg.Storage.StagingDir, MaxFileBytes: cfg.Storage.MaxFileBytes,
 				ManifestSince: 14 * 24 * time.Hour, DownloadTTL: time.Hour},
 			Schedules: api.ScheduleConfig{TimeZone: labZone, MinInterval: cfg.Schedules.MinInterval},
+			Alerts:    cfg.apiAlerts(),
 		},
 		Log:        log,
 		Pool:       pool,

@@ -14,13 +14,15 @@ import (
 	"github.com/jax-mba/mba/api"
 	"github.com/jax-mba/mba/internal/dispatch"
 	"github.com/jax-mba/mba/internal/recording"
+	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/workflows"
 )
 
 // TestUIAlerts: an alert raised on the stack's worker is in "Needs attention" and on the
 // Alerts page; a too-long note is refused with the API's message shown, a person acknowledges
 // it with a note and it moves to the acknowledged tab with who and the note, its timeline
-// saying so. The same person sets their notification settings, a bad time zone refused.
+// saying so; channel health shows a broken webhook with a red badge. The same person sets
+// their notification settings, a bad time zone refused.
 func TestUIAlerts(t *testing.T) {
 	requireChromium(t)
 	s := newStack(t)
@@ -41,6 +43,12 @@ func TestUIAlerts(t *testing.T) {
 		return len(list) == 1
 	}, long, 200*time.Millisecond, "the alert was never recorded")
 
+	// A webhook whose last three deliveries failed: broken, by the stack's channel-failures 3.
+	for i := range 3 {
+		require.NoError(t, s.store.RecordDelivery(context.Background(), store.Delivery{AlertKey: "k", Channel: "webhook",
+			Target: "pager", Notice: "notify", Attempt: i + 1, Outcome: "failed", Error: "503 Service Unavailable"}))
+	}
+
 	b := newBrowser(t, s.api.URL)
 	b.waitJS("the login form", `!!document.querySelector('input[type=email]')`, long)
 	b.do(chromedp.SendKeys(chromedp.CSS(`input[type=email]`), "ann@lab.example"),
@@ -57,6 +65,12 @@ func TestUIAlerts(t *testing.T) {
 	b.waitJS("the open alert with its buttons", fmt.Sprintf(`!!document.querySelector(%q)`, ack), long)
 	b.waitText("UIA1 has 2 GB left", long)
 	b.waitText("Channel health", long) // ann is an administrator
+	b.waitJS("the broken webhook's red badge, since when and its last error", `(() => {
+		const row = [...document.querySelectorAll('tr')].find(tr => [...tr.cells].some(td => td.textContent === 'pager'));
+		return !!row && !!row.querySelector('.badge-broken') && row.innerText.includes('3 failed in a row') &&
+			row.innerText.includes('since ') && row.innerText.includes('503 Service Unavailable');
+	})()`, long)
+	b.shot("channel-broken")
 
 	// A note past the limit: the API's message, not a generic failure.
 	b.setValue(note, strings.Repeat("x", workflows.MaxAlertNote+1))

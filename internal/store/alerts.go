@@ -331,31 +331,47 @@ type ChannelHealth struct {
 	LastOutcome string
 	LastError   string // of the last attempt; '' when it was sent
 	LastAt      time.Time
+	// Failing is how many deliveries failed in a row since the last one that went through
+	// (over its whole record, not only the period); FailingSince is the first of them (nil: none).
+	Failing      int
+	FailingSince *time.Time
 }
 
 // channelHealthRow is one channel target's sums as ChannelHealth reads them.
 type channelHealthRow struct {
-	Channel     string    `db:"channel"`
-	Target      string    `db:"target"`
-	Attempts    int64     `db:"attempts"`
-	Failures    int64     `db:"failures"`
-	LastOutcome string    `db:"last_outcome"`
-	LastError   string    `db:"last_error"`
-	LastAt      time.Time `db:"last_at"`
+	Channel      string     `db:"channel"`
+	Target       string     `db:"target"`
+	Attempts     int64      `db:"attempts"`
+	Failures     int64      `db:"failures"`
+	LastOutcome  string     `db:"last_outcome"`
+	LastError    string     `db:"last_error"`
+	LastAt       time.Time  `db:"last_at"`
+	Failing      int        `db:"failing"`
+	FailingSince *time.Time `db:"failing_since"`
 }
 
 func (r channelHealthRow) health() ChannelHealth { return ChannelHealth(r) }
 
 // ChannelHealth lists every channel target with deliveries since since, worst first (the last
-// attempt failed), then by name.
+// attempt failed), then by name, with its current run of failures.
 func (s *Store) ChannelHealth(ctx context.Context, since time.Time) ([]ChannelHealth, error) {
 	list, err := queryAll(ctx, s.pool, `
-		SELECT channel, target, count(*) AS attempts, count(*) FILTER (WHERE outcome = 'failed') AS failures,
-		       (array_agg(outcome ORDER BY id DESC))[1] AS last_outcome, (array_agg(error ORDER BY id DESC))[1] AS last_error,
-		       max(at) AS last_at
-		FROM notification_deliveries WHERE at >= @since
-		GROUP BY channel, target
-		ORDER BY (array_agg(outcome ORDER BY id DESC))[1] = 'sent', channel, target`, pgx.NamedArgs{"since": since},
+		WITH period AS (
+		    SELECT channel, target, count(*) AS attempts, count(*) FILTER (WHERE outcome = 'failed') AS failures,
+		           (array_agg(outcome ORDER BY id DESC))[1] AS last_outcome, (array_agg(error ORDER BY id DESC))[1] AS last_error,
+		           max(at) AS last_at
+		    FROM notification_deliveries WHERE at >= @since
+		    GROUP BY channel, target)
+		SELECT p.channel, p.target, p.attempts, p.failures, p.last_outcome, p.last_error, p.last_at,
+		       run.failing, run.failing_since
+		FROM period p
+		CROSS JOIN LATERAL (
+		    SELECT count(*)::int AS failing, min(f.at) AS failing_since
+		    FROM notification_deliveries f
+		    WHERE f.channel = p.channel AND f.target = p.target
+		      AND f.id > coalesce((SELECT max(ok.id) FROM notification_deliveries ok
+		                           WHERE ok.channel = p.channel AND ok.target = p.target AND ok.outcome = 'sent'), 0)) run
+		ORDER BY p.last_outcome = 'sent', p.channel, p.target`, pgx.NamedArgs{"since": since},
 		byName(channelHealthRow.health))
 	return list, failed(err, "ChannelHealth since %s", since.Format(time.RFC3339))
 }

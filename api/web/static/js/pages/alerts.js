@@ -86,6 +86,7 @@ function subject(a) {
   return h('div', {}, h('strong', {}, a.summary || alertKindLabel(a.kind)), h('br'),
     h('small', { class: 'muted' }, alertKindLabel(a.kind),
       a.device_id ? [' · ', h('a', { href: `#/enclosures/${a.device_id}` }, a.device_name || `enclosure ${a.device_id}`)] : '',
+      a.subject ? [' · ', a.subject] : '',
       a.session_id ? [' · ', h('a', { href: `#/sessions/${a.session_id}` }, `session ${a.session_id}`)] : ' · fleet'));
 }
 
@@ -97,15 +98,27 @@ function taken(a) {
   return h('div', {}, `${a.acked_by}, ${fmtAgo(a.acked_at)}`, a.ack_note ? h('div', { class: 'alert-note' }, h('q', {}, a.ack_note)) : '');
 }
 
+// A broken channel (its last alerts channel-failures deliveries failed: the channel_broken
+// condition's rule) says so plainly, with since when; otherwise the last attempt's outcome.
+function channelState(c) {
+  if (c.broken) {
+    return [badge('BROKEN'), ' ',
+      h('time', { datetime: c.failing_since, title: fmtAgo(c.failing_since) }, `since ${fmtTime(c.failing_since)}`),
+      h('br'), h('small', { class: 'muted' }, `${c.failing} failed in a row`)];
+  }
+  return [badge(c.last_outcome === 'sent' ? 'SENT' : 'FAILED'), ' ', fmtAgo(c.last_at)];
+}
+
 function channelTable(list) {
   return table([
     { label: 'Channel', cell: (c) => c.channel },
     { label: 'Target', cell: (c) => c.target },
     { label: 'Attempts', class: 'num', cell: (c) => String(c.attempts) },
     { label: 'Failures', class: 'num', cell: (c) => (c.failures ? h('span', { class: 'bad-text' }, String(c.failures)) : '0') },
-    { label: 'Last', cell: (c) => [badge(c.last_outcome === 'sent' ? 'SENT' : 'FAILED'), ' ', fmtAgo(c.last_at)] },
+    { label: 'State', cell: channelState },
     { label: 'Last error', cell: (c) => c.last_error || '–' },
-  ], list.map((c) => ({ ...c, _rowClass: c.last_outcome === 'sent' ? '' : 'row-failed' })), 'No notification was sent in the last 7 days.');
+  ], list.map((c) => ({ ...c, _rowClass: c.last_outcome === 'sent' ? '' : 'row-failed' })),
+  'No notification was sent in the last 7 days.');
 }
 
 export async function alertsPage(main, _params, ctx) {
