@@ -74,7 +74,8 @@ find_mail() {
 	curl -fsS "$inbox/api/v1/messages?limit=200" |
 		jq -e -r --arg s "$1" '[.messages[] | select(.Subject | startswith($s))] | last | .ID' >"$tmp/mail" 2>/dev/null
 }
-show() { curl -fsS "$inbox/api/v1/message/$(cat "$tmp/mail")" | jq -r '"    To: \([.To[].Address] | join(", "))\n    Subject: \(.Subject)\n" + (.Text | gsub("(?m)^"; "    "))'; }
+# (No gsub on "^": jq 1.6 loops on an empty match, eating memory.)
+show() { curl -fsS "$inbox/api/v1/message/$(cat "$tmp/mail")" | jq -r '"    To: \([.To[].Address] | join(", "))\n    Subject: \(.Subject)\n" + (.Text | gsub("\r"; "") | split("\n") | map("    " + .) | join("\n"))'; }
 
 kill -STOP "${pids[1]}"
 down_at=$SECONDS
