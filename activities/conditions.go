@@ -66,6 +66,7 @@ type DiskFacts struct {
 	Remaining time.Duration
 	SlopeBPS  *float64
 	FilesBPS  *float64
+	Down      bool
 }
 
 // FPSFacts: see store.FPSFacts.
@@ -76,6 +77,7 @@ type FPSFacts struct {
 	FPS       float64
 	TargetFPS int
 	LowSince  *time.Time
+	Down      bool
 }
 
 // BacklogFacts: see store.BacklogFacts.
@@ -198,6 +200,9 @@ func (f *Fleet) judge(ctx context.Context, kind recording.AlertKind, absentClear
 // else the configured rate.
 func (l ConditionLimits) disk(x DiskFacts) judgement {
 	j := judgement{subject: AlertSubjectRef{SessionID: x.SessionID, DeviceID: x.DeviceID}}
+	if x.Down {
+		return j // unknown while it is DOWN (its DOWN alert tells): neither raised nor cleared
+	}
 	rate, how := float64(l.DiskRate), "the configured rate"
 	switch {
 	case x.SlopeBPS != nil:
@@ -224,6 +229,9 @@ func (l ConditionLimits) disk(x DiskFacts) judgement {
 // fps: below the target by the margin for FPSFor while recording.
 func (l ConditionLimits) fps(x FPSFacts, now time.Time) judgement {
 	j := judgement{subject: AlertSubjectRef{SessionID: x.SessionID, DeviceID: x.DeviceID}}
+	if x.Down {
+		return j // as for the disk: no news while it is DOWN
+	}
 	if x.LowSince == nil {
 		j.clear = true
 		return j

@@ -88,7 +88,7 @@ func ptr[T any](v T) *T { return &v }
 func TestDiskProjectionRaisesWhenTheDiskWillNotLast(t *testing.T) {
 	sub := func(d int64) activities.AlertSubjectRef { return activities.AlertSubjectRef{SessionID: 5, DeviceID: d} }
 	sigs := scanConditions(t, fakeFacts{
-		open: map[recording.AlertKind][]activities.AlertSubjectRef{recording.AlertLowDisk: {sub(3), sub(4), sub(9)}},
+		open: map[recording.AlertKind][]activities.AlertSubjectRef{recording.AlertLowDisk: {sub(3), sub(4), sub(7), sub(9)}},
 		disk: []activities.DiskFacts{
 			// 100 GB at 2 MB/s lasts 13.9 h; 12 h left need 103.7 GB with the margin.
 			{SessionID: 5, DeviceID: 1, Name: "NV1", FreeDisk: 100e9, Remaining: 12 * time.Hour, SlopeBPS: ptr(2e6), FilesBPS: ptr(1.0)},
@@ -100,6 +100,10 @@ func TestDiskProjectionRaisesWhenTheDiskWillNotLast(t *testing.T) {
 			{SessionID: 5, DeviceID: 4, Name: "NV4", FreeDisk: 10e9, Remaining: 10 * time.Hour, SlopeBPS: ptr(-5.0)},
 			// No slope and no files: the configured 1 MB/s for 20 h needs 86.4 GB.
 			{SessionID: 5, DeviceID: 6, Name: "NV6", FreeDisk: 50e9, Remaining: 20 * time.Hour},
+			// DOWN: its last figures say fine, but they are old; its open alert stays (no false
+			// recovery notice), and a DOWN one's low figures raise nothing (its DOWN alert tells).
+			{SessionID: 5, DeviceID: 7, Name: "NV7", FreeDisk: 100e9, Remaining: time.Hour, Down: true},
+			{SessionID: 5, DeviceID: 8, Name: "NV8", FreeDisk: 1e6, Remaining: time.Hour, Down: true},
 		},
 	})
 	require.Equal(t, []activities.AlertSignal{
@@ -120,6 +124,7 @@ func TestLowFPSRaisesOnlyAfterItsTime(t *testing.T) {
 			{SessionID: 5, DeviceID: 1, Name: "NV1", FPS: 12, TargetFPS: 30, LowSince: ptr(now.Add(-3 * time.Minute))},
 			{SessionID: 5, DeviceID: 2, Name: "NV2", FPS: 12, TargetFPS: 30, LowSince: ptr(now.Add(-time.Minute))}, // not yet
 			{SessionID: 5, DeviceID: 3, Name: "NV3", FPS: 30, TargetFPS: 30},                                       // back
+			{SessionID: 5, DeviceID: 4, Name: "NV4", FPS: 1, TargetFPS: 30, Down: true},                            // DOWN: no news
 		},
 	})
 	require.Len(t, sigs, 2, "%v", sigs)

@@ -51,6 +51,8 @@ type DiskFacts struct {
 	SlopeBPS *float64
 	// FilesBPS is the size of its uploaded videos per second recorded; nil: none yet.
 	FilesBPS *float64
+	// Down: the enclosure is DOWN, its figures are its last before it went silent.
+	Down bool
 }
 
 type diskFactsRow struct {
@@ -61,11 +63,12 @@ type diskFactsRow struct {
 	RemainingS int64    `db:"remaining_s"`
 	SlopeBPS   *float64 `db:"slope_bps"`
 	FilesBPS   *float64 `db:"files_bps"`
+	Down       bool     `db:"down"`
 }
 
 func (r diskFactsRow) facts() DiskFacts {
 	return DiskFacts{SessionID: r.SessionID, DeviceID: r.DeviceID, Name: r.Name, FreeDisk: r.FreeDisk,
-		Remaining: time.Duration(r.RemainingS) * time.Second, SlopeBPS: r.SlopeBPS, FilesBPS: r.FilesBPS}
+		Remaining: time.Duration(r.RemainingS) * time.Second, SlopeBPS: r.SlopeBPS, FilesBPS: r.FilesBPS, Down: r.Down}
 }
 
 // bytesPerMB converts the free disk enclosures report (PROTOCOL.md: integer MB, as the
@@ -73,7 +76,7 @@ func (r diskFactsRow) facts() DiskFacts {
 const bytesPerMB = 1_000_000
 
 // DiskFacts lists the enclosures in a session (starting or recording) that report their free
-// disk and are not DOWN, with their recording rate estimated from the telemetry since
+// disk (DOWN ones marked: their alert stays as it is), with their recording rate estimated from the telemetry since
 // windowStart (a slope only over at least minSpan) and from their uploaded files.
 func (s *Store) DiskFacts(ctx context.Context, now, windowStart time.Time, minSpan time.Duration) ([]DiskFacts, error) {
 	list, err := queryAll(ctx, s.pool, `
@@ -81,7 +84,7 @@ func (s *Store) DiskFacts(ctx context.Context, now, windowStart time.Time, minSp
 		       greatest(0, extract(epoch FROM coalesce((a.resume->>'planned_end')::timestamptz,
 		           sd.started_at + s.duration * interval '1 second', @now::timestamptz + s.duration * interval '1 second') - @now::timestamptz))::bigint
 		           AS remaining_s,
-		       slope.bps AS slope_bps, files.bps AS files_bps
+		       slope.bps AS slope_bps, files.bps AS files_bps, d.down_since IS NOT NULL AS down
 		FROM device_assignments a
 		JOIN devices d ON d.id = a.device_id
 		JOIN sessions s ON s.id = a.session_id
@@ -98,7 +101,6 @@ func (s *Store) DiskFacts(ctx context.Context, now, windowStart time.Time, minSp
 		    WHERE f.session_id = a.session_id AND f.device_id = d.id AND f.size IS NOT NULL AND f.name LIKE '%.avi'
 		    HAVING sum(f.size) > 0) files ON true
 		WHERE a.phase IN ('starting', 'recording') AND d.free_disk IS NOT NULL AND d.last_seen_at IS NOT NULL
-		  AND d.down_since IS NULL
 		ORDER BY d.id`,
 		pgx.NamedArgs{"now": now, "window_start": windowStart, "min_span": minSpan, "mb": bytesPerMB}, byName(diskFactsRow.facts))
 	return list, failed(err, "DiskFacts")
@@ -114,6 +116,8 @@ type FPSFacts struct {
 	// LowSince is since when the scans have seen its rate below the target by the margin
 	// (without a break); nil: it is not.
 	LowSince *time.Time
+	// Down: the enclosure is DOWN (its rate is its last before it went silent; no since kept).
+	Down bool
 }
 
 type fpsFactsRow struct {
@@ -123,19 +127,21 @@ type fpsFactsRow struct {
 	FPS       float64    `db:"fps"`
 	TargetFPS int        `db:"target_fps"`
 	LowSince  *time.Time `db:"low_since"`
+	Down      bool       `db:"down"`
 }
 
 func (r fpsFactsRow) facts() FPSFacts { return FPSFacts(r) }
 
-// FPSFacts lists the enclosures recording in a session (not DOWN) with their frame rate, and
+// FPSFacts lists the enclosures recording in a session (DOWN ones marked) with their frame rate, and
 // keeps since when each has been below its session's target by more than margin (a fraction):
 // first seen now, forgotten once it is not.
 func (s *Store) FPSFacts(ctx context.Context, margin float64, now time.Time) ([]FPSFacts, error) {
 	list, err := queryAll(ctx, s.pool, `
 		WITH live AS (
-		    SELECT a.session_id, d.id AS device_id, d.name, d.fps, s.target_fps, d.fps < s.target_fps * (1 - @margin::float8) AS low
+		    SELECT a.session_id, d.id AS device_id, d.name, d.fps, s.target_fps,
+		           d.down_since IS NULL AND d.fps < s.target_fps * (1 - @margin::float8) AS low, d.down_since IS NOT NULL AS down
 		    FROM device_assignments a JOIN devices d ON d.id = a.device_id JOIN sessions s ON s.id = a.session_id
-		    WHERE a.phase = 'recording' AND d.recording AND d.fps IS NOT NULL AND d.down_since IS NULL),
+		    WHERE a.phase = 'recording' AND d.recording AND d.fps IS NOT NULL),
 		forgotten AS (
 		    DELETE FROM alert_condition_since c WHERE c.kind = @kind AND NOT EXISTS (
 		        SELECT 1 FROM live WHERE live.low AND live.session_id = c.session_id AND live.device_id = c.device_id)),
@@ -144,7 +150,7 @@ func (s *Store) FPSFacts(ctx context.Context, margin float64, now time.Time) ([]
 		    SELECT @kind, session_id, device_id, @now::timestamptz FROM live WHERE low
 		    ON CONFLICT (kind, session_id, device_id) DO UPDATE SET since = alert_condition_since.since
 		    RETURNING session_id, device_id, since)
-		SELECT live.session_id, live.device_id, live.name, live.fps, live.target_fps, kept.since AS low_since
+		SELECT live.session_id, live.device_id, live.name, live.fps, live.target_fps, kept.since AS low_since, live.down
 		FROM live LEFT JOIN kept USING (session_id, device_id)
 		ORDER BY live.device_id`,
 		pgx.NamedArgs{"margin": margin, "now": now, "kind": string(recording.AlertLowFPS)}, byName(fpsFactsRow.facts))

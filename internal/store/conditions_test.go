@@ -62,11 +62,12 @@ func TestDiskFactsEstimateTheRecordingRate(t *testing.T) {
 	require.NoError(t, err)
 	require.InDelta(t, 1e9/(25*60.0), *list[0].SlopeBPS, 1)
 
-	// A DOWN enclosure's disk is not judged (its DOWN alert is); one that left is not listed.
+	// A DOWN enclosure is listed, marked (its alert stays as it is while it says nothing).
 	f.exec(`UPDATE devices SET down_since = @now WHERE id = @did`, pgx.NamedArgs{"did": did, "now": f.now})
 	list, err = f.store.DiskFacts(ctx, f.now, f.now.Add(-30*time.Minute), 15*time.Minute)
 	require.NoError(t, err)
-	require.Empty(t, list)
+	require.Len(t, list, 1)
+	require.True(t, list[0].Down)
 }
 
 func TestFPSFactsKeepSinceWhenTheRateIsLow(t *testing.T) {
