@@ -10,6 +10,7 @@ import { newSession } from './pages/new-session.js';
 import { users } from './pages/users.js';
 import { alertsPage } from './pages/alerts.js';
 import { scheduleList, scheduleDetail } from './pages/schedules.js';
+import { templateList, templateDetail } from './pages/templates.js';
 
 // [pattern, page, who]: who is 'public' (signed out is fine), 'user' or 'admin'.
 const routes = [
@@ -25,6 +26,8 @@ const routes = [
   ['/alerts', alertsPage, 'user'],
   ['/schedules', scheduleList, 'user'],
   ['/schedules/:id', scheduleDetail, 'user'],
+  ['/templates', templateList, 'user'],
+  ['/templates/:id', templateDetail, 'user'],
   ['/users', users, 'admin'],
   ['/account', auth.account, 'user'],
 ];
@@ -103,6 +106,7 @@ function renderNav(me) {
     link('/sessions', 'Sessions'),
     link('/schedules', 'Schedules'),
     link('/alerts', 'Alerts'),
+    link('/templates', 'Templates'),
     h('a', { href: '#/sessions/new', class: 'btn btn-small', 'aria-current': path === '/sessions/new' ? 'page' : false }, 'New session'),
     me.admin ? link('/users', 'Users') : null,
     h('span', { class: 'spacer' }),
