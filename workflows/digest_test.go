@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,8 +31,11 @@ func TestDigestMailsEachReaderOnce(t *testing.T) {
 			return []activities.DigestMail{{To: "ada@lab.example", Subject: "MBA digest"}, {To: "broken@lab.example"}}, nil
 		})
 	sent := map[string]int{}
+	var mu sync.Mutex // the mails run as concurrent activities
 	env.OnActivity(d.MailDigest, mock.Anything, mock.Anything).Return(func(_ context.Context, m activities.DigestMail) error {
+		mu.Lock()
 		sent[m.To]++
+		mu.Unlock()
 		if m.To == "broken@lab.example" {
 			return temporal.NewNonRetryableApplicationError("mailbox unavailable", "SMTP", errors.New("550"))
 		}
