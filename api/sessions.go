@@ -64,6 +64,12 @@ type newSessionRequest struct {
 	PrefixPattern string `json:"prefix_pattern"`
 }
 
+// empty: the request names nothing (a schedule that names a template instead).
+func (req newSessionRequest) empty() bool {
+	return req.Name == "" && req.Duration == 0 && !req.FragmentHourly && req.TargetFPS == 0 && !req.ApplyFilter &&
+		len(req.DeviceSpec) == 0 && req.PrefixPattern == ""
+}
+
 // check refuses what newSession cannot convert (a date of birth that is no date).
 func (req newSessionRequest) check() error {
 	errs := map[string]string{}

@@ -182,7 +182,7 @@ func (s *Server) createSessionFromTemplate(w http.ResponseWriter, r *http.Reques
 	if req.Version < 0 {
 		return invalid(map[string]string{"version": "must be a version of the template (0: the latest)"})
 	}
-	t, err := s.templates.TemplateVersion(r.Context(), id, req.Version)
+	t, body, err := s.fromTemplate(r.Context(), id, req)
 	if errors.Is(err, store.ErrNotFound) {
 		if req.Version > 0 {
 			return errorf(http.StatusNotFound, "Template %d has no version %d (or is archived)", id, req.Version)
@@ -192,12 +192,29 @@ func (s *Server) createSessionFromTemplate(w http.ResponseWriter, r *http.Reques
 	if err != nil {
 		return err
 	}
-	v := t.Versions[0]
-	body := newSessionRequest{Name: req.Name, Duration: v.Spec.Duration, FragmentHourly: v.Spec.FragmentHourly,
-		TargetFPS: v.Spec.TargetFPS, ApplyFilter: v.Spec.ApplyFilter, DeviceSpec: req.DeviceSpec, PrefixPattern: v.Spec.PrefixPattern}
 	if body.Name == "" {
 		body.Name = t.Name + " " + s.now().UTC().Format(time.DateOnly)
 	}
+	if err := body.check(); err != nil {
+		return err
+	}
+	ns := body.newSession(currentUser(r).ID)
+	ns.TemplateID, ns.TemplateVersion = t.ID, t.Versions[0].Version
+	return s.writeNewSession(w, r, ns, fmt.Sprintf("template %d v%d", ns.TemplateID, ns.TemplateVersion))
+}
+
+// fromTemplate reads template id's version req.Version (0: the latest; store.ErrNotFound: no
+// such live template or version) and makes the session body it asks for, req's fields
+// overriding the template's; the name stays "" unless req names one. Both a session made from
+// a template and a schedule naming one take their body from here.
+func (s *Server) fromTemplate(ctx context.Context, id int64, req fromTemplateRequest) (store.Template, newSessionRequest, error) {
+	t, err := s.templates.TemplateVersion(ctx, id, req.Version)
+	if err != nil {
+		return t, newSessionRequest{}, err
+	}
+	v := t.Versions[0]
+	body := newSessionRequest{Name: req.Name, Duration: v.Spec.Duration, FragmentHourly: v.Spec.FragmentHourly,
+		TargetFPS: v.Spec.TargetFPS, ApplyFilter: v.Spec.ApplyFilter, DeviceSpec: req.DeviceSpec, PrefixPattern: v.Spec.PrefixPattern}
 	if req.Duration != nil {
 		body.Duration = *req.Duration
 	}
@@ -215,12 +232,7 @@ func (s *Server) createSessionFromTemplate(w http.ResponseWriter, r *http.Reques
 			body.DeviceSpec = append(body.DeviceSpec, deviceSpec{DeviceID: &did})
 		}
 	}
-	if err := body.check(); err != nil {
-		return err
-	}
-	ns := body.newSession(currentUser(r).ID)
-	ns.TemplateID, ns.TemplateVersion = t.ID, v.Version
-	return s.writeNewSession(w, r, ns, fmt.Sprintf("template %d v%d", t.ID, v.Version))
+	return t, body, nil
 }
 
 // writeNewSession creates the session through the one session-creation operation and answers
