@@ -175,6 +175,13 @@ func sessionSearch(r *http.Request) (store.SessionSearch, error) {
 			errs[name] = reason
 		}
 	}
+	if raw := q.Get("template"); raw != "" {
+		id, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil || id <= 0 {
+			errs["template"] = "must be a template id"
+		}
+		f.TemplateID = id
+	}
 	if len(errs) > 0 {
 		return f, invalid(errs)
 	}

@@ -93,7 +93,8 @@ func TestTemplatesThroughTheAPI(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, res.status)
 	require.Contains(t, res.json(t)["errors"], "sex")
 	require.Contains(t, res.json(t)["errors"], "subject_ids[0]")
-	for q, want := range map[string]int{"subject=m1": 1, "strain=c57bl%2F6j": 1, "q=night": 1, "subject=M9": 0} {
+	for q, want := range map[string]int{"subject=m1": 1, "strain=c57bl%2F6j": 1, "q=night": 1, "subject=M9": 0,
+		fmt.Sprintf("template=%d", tid): 1, fmt.Sprintf("template=%d&subject=m1", tid): 1, fmt.Sprintf("template=%d", tid+1): 0} {
 		res = h.do("GET", "/api/recording-session?"+q, ann, nil)
 		require.Equal(t, http.StatusOK, res.status)
 		var list []any
@@ -101,6 +102,9 @@ func TestTemplatesThroughTheAPI(t *testing.T) {
 		require.Len(t, list, want, q)
 	}
 	require.Equal(t, http.StatusBadRequest, h.do("GET", "/api/recording-session?q=%01", ann, nil).status)
+	res = h.do("GET", "/api/recording-session?template=night", ann, nil)
+	require.Equal(t, http.StatusBadRequest, res.status)
+	require.Contains(t, res.json(t)["errors"], "template")
 
 	// The manifest: JSON and CSV.
 	res = h.do("GET", fmt.Sprintf("/api/recording-session/%d/manifest.json", sid), ann, nil)

@@ -107,7 +107,9 @@ type SessionSearch struct {
 	Subject string // a subject id, any case
 	Strain  string // exact, any case
 	Name    string // part of the session's name, any case
-	Limit   int    // 0: all
+	// TemplateID: sessions made from any version of this template (0: any session).
+	TemplateID int64
+	Limit      int // 0: all
 }
 
 // where is the search's SQL condition on sessions s, and its arguments.
@@ -124,6 +126,10 @@ func (f SessionSearch) where(args pgx.NamedArgs) string {
 	if f.Name != "" {
 		args["name_like"] = "%" + likeEscaper.Replace(strings.ToLower(f.Name)) + "%"
 		conds = append(conds, `lower(s.name) LIKE @name_like`)
+	}
+	if f.TemplateID != 0 {
+		args["template_id"] = f.TemplateID
+		conds = append(conds, `s.template_id = @template_id`)
 	}
 	if len(conds) == 0 {
 		return "true"

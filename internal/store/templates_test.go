@@ -170,6 +170,7 @@ func TestSubjectsEditAndSearch(t *testing.T) {
 	require.Equal(t, []int64{b}, search(store.SessionSearch{Name: "100%"}), "% is a character, not a wildcard")
 	require.Equal(t, []int64{}, search(store.SessionSearch{Name: "100%", Subject: "mouse-7"}))
 	require.Equal(t, []int64{b}, search(store.SessionSearch{Strain: "c57bl/6J", Limit: 1}), "bounded")
+	require.Equal(t, []int64{}, search(store.SessionSearch{TemplateID: 1}), "made from no template")
 
 	require.NoError(t, f.store.SetSubject(ctx, a, nv1, recording.Subject{}, f.now), "an empty subject removes it")
 	subjects, err := f.store.SessionSubjects(ctx, a)
