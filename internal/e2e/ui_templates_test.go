@@ -13,7 +13,9 @@ import (
 // TestUITemplates drives the Templates pages in headless Chromium: a refused template shows the
 // reason by its field; a template is created, edited (version 2), and starts a session from the
 // new-session form pre-filled with its settings, its pattern making the prefixes and a subject
-// typed in; a clone of that session pre-fills the form again; the template is archived.
+// typed in. The session page names the template, edits the subject and downloads the
+// manifest; the sessions' search finds it by subject and by template; its Clone button
+// pre-fills the form again; the template is archived.
 func TestUITemplates(t *testing.T) {
 	requireChromium(t)
 	s := newStack(t)
@@ -74,8 +76,46 @@ func TestUITemplates(t *testing.T) {
 	require.Equal(t, "M42_UIT1", prefix)
 	require.Equal(t, []string{"M42"}, subjects)
 
+	// The session page: its template, its subject edited (PATCH), its manifest downloaded.
+	b.waitText("Night run v2", long)
+	b.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#subject-edit-%d`, ids[0]))))
+	b.waitJS("the subject form", `!!document.querySelector('#subject-form')`, long)
+	b.setValue(`#subject-form #f-cage`, "C7")
+	b.setValue(`#subject-form #f-date-of-birth`, "2025-09-30")
+	b.do(chromedp.Click(chromedp.CSS(`#subject-form button[type=submit]`)))
+	b.waitText("Subject in UIT1 saved.", long)
+	b.waitJS("the subject's cage in the table", fmt.Sprintf(`document.querySelector('#subject-text-%d')?.textContent.includes('cage C7')`, ids[0]), long)
+	var cage string
+	require.NoError(t, s.pool.QueryRow(context.Background(), `SELECT cage FROM session_subjects WHERE session_id = $1`, sid).Scan(&cage))
+	require.Equal(t, "C7", cage)
+	b.eval(`(() => { window.mbaDownloads = []; const click = HTMLAnchorElement.prototype.click;
+		HTMLAnchorElement.prototype.click = function () { if (this.download) window.mbaDownloads.push(this.download); else click.call(this); }; return ''; })()`)
+	b.do(chromedp.Click(chromedp.CSS(`#manifest-json`)))
+	b.waitJS("the manifest saved", fmt.Sprintf(`(window.mbaDownloads || []).includes('session-%d-manifest.json')`, sid), long)
+	b.shot("session-from-template")
+
+	// The sessions' search: by subject, by template, none found.
+	b.goTo("#/sessions")
+	b.waitJS("the search form", `!!document.querySelector('#session-search #search-template option[value]:not([value=""])')`, long)
+	b.setValue(`#search-subject`, "m42")
+	b.do(chromedp.Click(chromedp.CSS(`#session-search button[type=submit]`)))
+	b.waitJS("found by subject", `location.hash.includes('subject=m42') && [...document.querySelectorAll('tr.session-row')].length === 1 &&
+		document.querySelector('tr.session-row').innerText.includes('night 1')`, long)
+	b.do(chromedp.Click(chromedp.CSS(`#search-clear`)))
+	b.waitJS("cleared", `location.hash === '#/sessions' && document.querySelector('#search-subject')?.value === ''`, long)
+	b.eval(`(() => { const s = document.querySelector('#search-template'); s.value = s.options[1].value; return ''; })()`)
+	b.do(chromedp.Click(chromedp.CSS(`#session-search button[type=submit]`)))
+	b.waitJS("found by template", `location.hash.includes('template=') && [...document.querySelectorAll('tr.session-row')].length === 1 &&
+		document.querySelector('tr.session-row').innerText.includes('Night run v2')`, long)
+	b.setValue(`#search-q`, "no such session")
+	b.do(chromedp.Click(chromedp.CSS(`#session-search button[type=submit]`)))
+	b.waitText("No session matches the search.", long)
+	b.shot("sessions-search")
+
 	// A clone pre-fills the form from the session.
-	b.goTo(fmt.Sprintf("#/sessions/new?clone=%d", sid))
+	b.goTo(fmt.Sprintf("#/sessions/%d", sid))
+	b.waitJS("the clone button", `!!document.querySelector('#clone-session')`, long)
+	b.do(chromedp.Click(chromedp.CSS(`#clone-session`)))
 	b.waitText(fmt.Sprintf("Pre-filled from session %d.", sid), long)
 	b.waitJS("the clone's subject", fmt.Sprintf(`document.querySelector('#subject-%d')?.value === 'M42'`, ids[0]), long)
 	b.shot("clone")
