@@ -127,7 +127,8 @@ export async function newSession(main) {
   const filter = deviceFilter(drawRows);
 
   // A bulk paste: each line “NAME values…” (chooses that enclosure) or just the values, given
-  // to the chosen enclosures in the order chosen; apply(d, values) says whether it took them.
+  // to the chosen enclosures in the order chosen; apply(d, values) says whether it took them;
+  // what is the thing applied, singular and plural.
   const applyLines = (text, apply, what, result) => {
     const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
     const byName = new Map(devices.map((d) => [d.name.toLowerCase(), d]));
@@ -148,19 +149,19 @@ export async function newSession(main) {
     });
     redraw();
     const n = named + ordered;
-    fill(result, notice(`Applied ${n} ${what}${n === 1 ? '' : 's'}.${unknown.length ? ` Not used (unknown enclosure or more lines than chosen enclosures): ${unknown.join(', ')}` : ''}`, unknown.length ? 'warning' : 'success'));
+    fill(result, notice(`Applied ${n} ${n === 1 ? what[0] : what[1]}.${unknown.length ? ` Not used (unknown enclosure or more lines than chosen enclosures): ${unknown.join(', ')}` : ''}`, unknown.length ? 'warning' : 'success'));
   };
   const applyBulk = () => applyLines(bulk.value, (d, words) => {
     if (words.length !== 1) return false; // a prefix has no spaces
     prefixInput(d).value = words[0];
     return true;
-  }, 'prefix', bulkResult);
+  }, ['prefix', 'prefixes'], bulkResult);
   const applyBulkSubjects = () => applyLines(bulkSubjects.value, (d, words) => {
     const sub = subjectInputs(d);
     sub.ids.value = words[0];
     sub.strain.value = words.slice(1).join(' ');
     return true;
-  }, 'subject', bulkSubjectsResult);
+  }, ['subject', 'subjects'], bulkSubjectsResult);
 
   const num = (el) => Number.parseInt(el.value || '0', 10) || 0;
   const duration = h('div', { class: 'duration' },
