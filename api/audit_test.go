@@ -72,6 +72,8 @@ func TestEveryMutatingRouteIsAudited(t *testing.T) {
 	dev := func(name string) string { return fmt.Sprint(h.deviceID(name)) }
 	var sid int64
 	session := func() string { return fmt.Sprintf("/api/recording-session/%d", sid) }
+	var tid int64
+	template := func() string { return fmt.Sprintf("/api/templates/%d", tid) }
 
 	calls := []struct {
 		route   string // as in routeAccess
@@ -132,6 +134,9 @@ func TestEveryMutatingRouteIsAudited(t *testing.T) {
 			}
 			return res
 		}},
+		{"PATCH /api/recording-session/{sid}/device-status/{did}/subject", []recording.AuditAction{recording.AuditSessionSubject}, func() response {
+			return h.do("PATCH", session()+"/device-status/"+dev("NV2")+"/subject", carlToken, map[string]any{"subject_ids": []string{"M7"}})
+		}},
 		{"DELETE /api/recording-session/{sid}/device-status/{did}", []recording.AuditAction{recording.AuditSessionRemoveDevice}, func() response {
 			return h.do("DELETE", session()+"/device-status/"+dev("NV3"), carlToken, nil)
 		}},
@@ -140,6 +145,24 @@ func TestEveryMutatingRouteIsAudited(t *testing.T) {
 		}},
 		{"POST /api/recording-session/{sid}/unarchive", []recording.AuditAction{recording.AuditSessionUnarchive}, func() response {
 			return h.do("POST", session()+"/unarchive", admin, nil)
+		}},
+		{"POST /api/templates", []recording.AuditAction{recording.AuditTemplateCreate}, func() response {
+			res := h.do("POST", "/api/templates", carlToken, map[string]any{"name": "night", "duration": 3600, "target_fps": 30,
+				"prefix_pattern": "{enclosure}_{date}", "device_ids": []int64{h.deviceID("NV1")}})
+			if res.status == http.StatusOK {
+				tid = int64(res.json(t)["id"].(float64))
+			}
+			return res
+		}},
+		{"POST /api/templates/{tid}/versions", []recording.AuditAction{recording.AuditTemplateVersion}, func() response {
+			return h.do("POST", template()+"/versions", carlToken, map[string]any{"name": "night", "duration": 1800, "target_fps": 30,
+				"prefix_pattern": "{enclosure}_{session}", "device_ids": []int64{h.deviceID("NV1")}})
+		}},
+		{"POST /api/templates/{tid}/sessions", []recording.AuditAction{recording.AuditSessionCreate}, func() response {
+			return h.do("POST", template()+"/sessions", carlToken, map[string]any{})
+		}},
+		{"DELETE /api/templates/{tid}", []recording.AuditAction{recording.AuditTemplateArchive}, func() response {
+			return h.do("DELETE", template(), admin, nil)
 		}},
 	}
 	driven := map[string]bool{}

@@ -138,6 +138,8 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		Alerts:    st,
 		Prefs:     st,
 		Schedules: st,
+		Templates: st,
+		Subjects:  st,
 	}
 	for _, o := range opts {
 		o(&d)

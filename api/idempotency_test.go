@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"sync"
 	"testing"
@@ -14,9 +15,15 @@ import (
 // postSession sends a new session with an Idempotency-Key header.
 func (h *harness) postSession(token, key string, body any) response {
 	h.t.Helper()
+	return h.postWithKey("/api/recording-session", token, key, body)
+}
+
+// postWithKey POSTs body to path with an Idempotency-Key header.
+func (h *harness) postWithKey(path, token, key string, body any) response {
+	h.t.Helper()
 	raw, err := json.Marshal(body)
 	require.NoError(h.t, err)
-	req, err := http.NewRequestWithContext(context.Background(), "POST", h.http.URL+"/api/recording-session", bytes.NewReader(raw))
+	req, err := http.NewRequestWithContext(context.Background(), "POST", h.http.URL+path, bytes.NewReader(raw))
 	require.NoError(h.t, err)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+token)
@@ -73,4 +80,27 @@ func TestIdempotencyKeyCreatesOneSession(t *testing.T) {
 		require.Equal(t, http.StatusBadRequest, res.status, bad)
 		require.Contains(t, res.json(t)["errors"], "Idempotency-Key")
 	}
+}
+
+// TestIdempotencyKeyOnATemplateSession: a session made from a template takes the key as
+// POST /api/recording-session does: the same key is the same session, replayed.
+func TestIdempotencyKeyOnATemplateSession(t *testing.T) {
+	h := newHarness(t)
+	h.user("ann@lab.example", "correct horse", false)
+	ann, _ := h.login("ann@lab.example", "correct horse")
+	h.send(beat("NV1", 0, false, ""))
+	res := h.do("POST", "/api/templates", ann, map[string]any{"name": "Night", "duration": 600, "target_fps": 30,
+		"prefix_pattern": "{enclosure}_{session}", "device_ids": []int64{h.deviceID("NV1")}})
+	require.Equal(t, http.StatusOK, res.status, "%s", res.body)
+	path := fmt.Sprintf("/api/templates/%d/sessions", int64(res.json(t)["id"].(float64)))
+
+	first := h.postWithKey(path, ann, "tpl-1", map[string]any{})
+	require.Equal(t, http.StatusOK, first.status, "%s", first.body)
+	again := h.postWithKey(path, ann, "tpl-1", map[string]any{})
+	require.Equal(t, http.StatusOK, again.status, "%s", again.body)
+	require.Equal(t, first.json(t)["id"], again.json(t)["id"])
+	require.Equal(t, "true", again.header.Get("Idempotent-Replayed"))
+	res = h.postWithKey(path, ann, "has space", map[string]any{})
+	require.Equal(t, http.StatusBadRequest, res.status)
+	require.Contains(t, res.json(t)["errors"], "Idempotency-Key")
 }

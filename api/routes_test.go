@@ -107,6 +107,17 @@ var routeAccess = map[string]access{
 	"POST /api/schedules/{schid}/pause":                       scheduleOwner,
 	"POST /api/schedules/{schid}/resume":                      scheduleOwner,
 	"POST /api/schedules/{schid}/trigger":                     scheduleOwner,
+	// Templates are the lab's: every edit is a new version, each change audited.
+	"GET /api/templates":                                             signedIn,
+	"POST /api/templates":                                            signedIn,
+	"GET /api/templates/{tid}":                                       signedIn,
+	"DELETE /api/templates/{tid}":                                    signedIn,
+	"POST /api/templates/{tid}/versions":                             signedIn,
+	"POST /api/templates/{tid}/sessions":                             signedIn,
+	"GET /api/recording-session/{sid}/clone":                         signedIn,
+	"GET /api/recording-session/{sid}/manifest.json":                 signedIn,
+	"GET /api/recording-session/{sid}/manifest.csv":                  signedIn,
+	"PATCH /api/recording-session/{sid}/device-status/{did}/subject": sessionOwner,
 }
 
 func walkRoutes(t *testing.T, h http.Handler) []string {
@@ -152,7 +163,7 @@ func TestRoutesEnforceAuthentication(t *testing.T) {
 		method, pattern, _ := strings.Cut(route, " ")
 		// Each caller names itself where a route takes a user id, so only the role decides.
 		path := func(uid int64) string {
-			return strings.NewReplacer("{uid}", fmt.Sprint(uid), "{token}", "x", "{device}", "1", "{sid}", "1", "{did}", "1", "{upload}", "x", "{name}", "x.avi", "{aid}", "1", "{schid}", "1", "*", "index.html").Replace(pattern)
+			return strings.NewReplacer("{uid}", fmt.Sprint(uid), "{token}", "x", "{device}", "1", "{sid}", "1", "{did}", "1", "{upload}", "x", "{name}", "x.avi", "{aid}", "1", "{schid}", "1", "{tid}", "1", "*", "index.html").Replace(pattern)
 		}
 		var body any
 		if method != http.MethodGet {

@@ -77,6 +77,14 @@ type scheduleSpec struct {
 	CatchupWindow int64  `json:"catchup_window,omitempty"`
 	BusyPolicy    string `json:"busy_policy,omitempty"` // skip_enclosure (default), skip_run, wait
 	WaitLimit     int64  `json:"wait_limit,omitempty"`  // wait: seconds
+	// Template, instead of the request's session, makes each fire a session of that template
+	// version (version 0: the latest when the schedule is saved; kept pinned).
+	Template *scheduleTemplate `json:"template,omitempty"`
+}
+
+type scheduleTemplate struct {
+	ID      int64 `json:"id"`
+	Version int   `json:"version"`
 }
 
 type scheduleRequest struct {
@@ -104,7 +112,7 @@ func (s *Server) location() *time.Location {
 
 // plan validates a schedule request, naming every bad field, and returns the Temporal plan
 // (its Fire.ScheduleID is set by the caller).
-func (s *Server) plan(req *scheduleRequest, owner store.User) (dispatch.SchedulePlan, error) {
+func (s *Server) plan(ctx context.Context, req *scheduleRequest, owner store.User) (dispatch.SchedulePlan, error) {
 	loc := s.location()
 	errs := map[string]string{}
 	if n := utf8.RuneCountInString(strings.TrimSpace(req.Name)); n == 0 || n > 200 {
@@ -190,12 +198,9 @@ func (s *Server) plan(req *scheduleRequest, owner store.User) (dispatch.Schedule
 	case busy != workflows.BusyWait && sp.WaitLimit != 0:
 		errs["wait_limit"] = "only with busy_policy wait"
 	}
-	ns, err := s.cfg.Sessions.Rules.Validate(req.Session.newSession(owner.ID))
-	var refusal *recording.Refusal
-	if errors.As(err, &refusal) {
-		for f, why := range refusal.Fields {
-			errs["session."+f] = why
-		}
+	ns, err := s.scheduleSession(ctx, req, owner.ID, errs)
+	if err != nil {
+		return p, err
 	}
 	if len(errs) > 0 {
 		return p, invalid(errs)
@@ -204,6 +209,48 @@ func (s *Server) plan(req *scheduleRequest, owner store.User) (dispatch.Schedule
 	p.Fire = workflows.ScheduledSessionInput{Name: req.Name, Owner: owner.Email, Session: ns, Busy: busy,
 		WaitLimit: time.Duration(sp.WaitLimit) * time.Second}
 	return p, nil
+}
+
+// scheduleSession is the session each fire creates: the request's, or the named template
+// version's (a version never changes, so the fire's input holds it whole). Refusals join errs
+// under session. or template.; the error is the store's.
+func (s *Server) scheduleSession(ctx context.Context, req *scheduleRequest, ownerID int64, errs map[string]string) (recording.NewSession, error) {
+	body := req.Session
+	tr := req.Template
+	if tr != nil {
+		switch {
+		case !req.Session.empty():
+			errs["template"] = "names the session each fire creates: give a template or a session, not both"
+			return recording.NewSession{}, nil
+		case tr.Version < 0:
+			errs["template.version"] = "must be a version of the template (0: the latest)"
+			return recording.NewSession{}, nil
+		}
+		t, fromT, err := s.fromTemplate(ctx, tr.ID, fromTemplateRequest{Version: tr.Version})
+		switch {
+		case errors.Is(err, store.ErrNotFound) && tr.Version > 0:
+			errs["template.version"] = fmt.Sprintf("template %d has no version %d (or is archived)", tr.ID, tr.Version)
+			return recording.NewSession{}, nil
+		case errors.Is(err, store.ErrNotFound):
+			errs["template.id"] = fmt.Sprintf("names no template (%d), or an archived one", tr.ID)
+			return recording.NewSession{}, nil
+		case err != nil:
+			return recording.NewSession{}, err
+		}
+		body, tr.Version = fromT, t.Versions[0].Version
+		body.Name = t.Name
+	}
+	ns, err := s.cfg.Sessions.Rules.Validate(body.newSession(ownerID))
+	var refusal *recording.Refusal
+	if errors.As(err, &refusal) {
+		for f, why := range refusal.Fields {
+			errs["session."+f] = why
+		}
+	}
+	if tr != nil {
+		ns.TemplateID, ns.TemplateVersion = tr.ID, tr.Version
+	}
+	return ns, nil
 }
 
 // scheduler is the Temporal side of schedules, or a 503 when this server has none.
@@ -234,7 +281,7 @@ func (s *Server) createSchedule(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	me := currentUser(r)
-	p, err := s.plan(&req, me)
+	p, err := s.plan(r.Context(), &req, me)
 	if err != nil {
 		return err
 	}
@@ -291,7 +338,7 @@ func (s *Server) updateSchedule(w http.ResponseWriter, r *http.Request) error {
 	if x.OwnerID != nil {
 		owner.ID = *x.OwnerID
 	}
-	p, err := s.plan(&req, owner)
+	p, err := s.plan(r.Context(), &req, owner)
 	if err != nil {
 		return err
 	}

@@ -145,3 +145,37 @@ func TestSchedulesOnTemporal(t *testing.T) {
 	_, err = c.ScheduleClient().GetHandle(context.Background(), fmt.Sprintf("mba-%s-schedule-%d", queue, id)).Describe(context.Background())
 	require.Error(t, err, "gone from Temporal")
 }
+
+// TestScheduleFromATemplateValidation: a schedule may name a template version instead of a
+// session; an unknown template or version, or both a template and a session, is a 400 naming
+// the field, before Temporal is asked (this server has none: a valid one is a 503).
+func TestScheduleFromATemplateValidation(t *testing.T) {
+	h := newHarness(t)
+	h.user("ann@lab.example", "correct horse", false)
+	token, _ := h.login("ann@lab.example", "correct horse")
+	h.send(beat("NV1", 0, false, ""))
+	nv1 := h.deviceID("NV1")
+	res := h.do("POST", "/api/templates", token, map[string]any{"name": "Night", "duration": 600, "target_fps": 30,
+		"prefix_pattern": "{enclosure}_{date}", "device_ids": []int64{nv1}})
+	require.Equal(t, http.StatusOK, res.status, "%s", res.body)
+	tid := int64(res.json(t)["id"].(float64))
+	fromTemplate := func(id int64, version int) map[string]any {
+		body := scheduleBody(nv1)
+		delete(body, "session")
+		body["template"] = map[string]any{"id": id, "version": version}
+		return body
+	}
+	both := fromTemplate(tid, 1)
+	both["session"] = scheduleBody(nv1)["session"]
+	for field, body := range map[string]map[string]any{
+		"template.id":      fromTemplate(tid+100, 0),
+		"template.version": fromTemplate(tid, 9),
+		"template":         both,
+	} {
+		res := h.do("POST", "/api/schedules", token, body)
+		require.Equal(t, http.StatusBadRequest, res.status, "%s: %s", field, res.body)
+		require.Contains(t, res.json(t)["errors"], field)
+	}
+	res = h.do("POST", "/api/schedules", token, fromTemplate(tid, 1))
+	require.Equal(t, http.StatusServiceUnavailable, res.status, "a valid schedule without Temporal: %s", res.body)
+}

@@ -86,6 +86,8 @@ type Deps struct {
 	// Schedules (nil: the schedule changes answer 503).
 	Schedules        ScheduleStore
 	ScheduleTemporal Scheduler
+	Templates        TemplateStore // the session templates
+	Subjects         SubjectStore  // sessions' subjects, their search and manifests
 }
 
 // Server serves the API.
@@ -125,6 +127,8 @@ type Server struct {
 
 	schedules         ScheduleStore
 	schedulesTemporal Scheduler
+	templates         TemplateStore
+	subjects          SubjectStore
 }
 
 // NewServer builds a Server from its dependencies.
@@ -151,6 +155,7 @@ func NewServer(d Deps) *Server {
 
 		alerts: d.Alerts, alertWorkflows: d.AlertWorkflows, prefs: d.Prefs,
 		schedules: d.Schedules, schedulesTemporal: d.ScheduleTemporal,
+		templates: d.Templates, subjects: d.Subjects,
 	}
 	if d.Config.Enclosures.RegisterRate.Burst > 0 {
 		s.registrations = newThrottle(d.Config.Enclosures.RegisterRate, now)
@@ -231,6 +236,8 @@ func (s *Server) Handler() http.Handler {
 				r.Delete("/recording-session/{sid}/device-status/{did}", s.handle(s.removeSessionDevice))
 				alertRoutes(r, s)
 				scheduleRoutes(r, s)
+				templateRoutes(r, s)
+				subjectRoutes(r, s)
 				r.Get("/users/me/notification-prefs", s.handle(s.getNotificationPrefs))
 				r.Put("/users/me/notification-prefs", s.handle(s.putNotificationPrefs))
 				r.Group(func(r chi.Router) {

@@ -48,8 +48,9 @@ type SessionWorkflows interface {
 }
 
 type deviceSpec struct {
-	DeviceID       *int64 `json:"device_id"`
-	FilenamePrefix string `json:"filename_prefix"`
+	DeviceID       *int64       `json:"device_id"`
+	FilenamePrefix string       `json:"filename_prefix"`
+	Subject        *subjectBody `json:"subject"`
 }
 
 type newSessionRequest struct {
@@ -59,14 +60,40 @@ type newSessionRequest struct {
 	TargetFPS      int          `json:"target_fps"`
 	ApplyFilter    bool         `json:"apply_filter"`
 	DeviceSpec     []deviceSpec `json:"device_spec"`
+	// PrefixPattern makes the prefix of each enclosure that names none (recording.ExpandPrefix).
+	PrefixPattern string `json:"prefix_pattern"`
+}
+
+// empty: the request names nothing (a schedule that names a template instead).
+func (req newSessionRequest) empty() bool {
+	return req.Name == "" && req.Duration == 0 && !req.FragmentHourly && req.TargetFPS == 0 && !req.ApplyFilter &&
+		len(req.DeviceSpec) == 0 && req.PrefixPattern == ""
+}
+
+// check refuses what newSession cannot convert (a date of birth that is no date).
+func (req newSessionRequest) check() error {
+	errs := map[string]string{}
+	for i, d := range req.DeviceSpec {
+		if d.Subject != nil {
+			d.Subject.check(fmt.Sprintf("device_spec[%d].subject.", i), errs)
+		}
+	}
+	if len(errs) > 0 {
+		return invalid(errs)
+	}
+	return nil
 }
 
 // newSession is the request as the rules of a new session take it.
 func (req newSessionRequest) newSession(createdBy int64) recording.NewSession {
 	ns := recording.NewSession{Name: req.Name, Duration: req.Duration, FragmentHourly: req.FragmentHourly,
-		TargetFPS: req.TargetFPS, ApplyFilter: req.ApplyFilter, CreatedBy: createdBy}
+		TargetFPS: req.TargetFPS, ApplyFilter: req.ApplyFilter, CreatedBy: createdBy, PrefixPattern: req.PrefixPattern}
 	for _, d := range req.DeviceSpec {
-		ns.Devices = append(ns.Devices, recording.NewSessionDevice{DeviceID: d.DeviceID, FilePrefix: d.FilenamePrefix})
+		nd := recording.NewSessionDevice{DeviceID: d.DeviceID, FilePrefix: d.FilenamePrefix}
+		if d.Subject != nil {
+			nd.Subject = d.Subject.subject()
+		}
+		ns.Devices = append(ns.Devices, nd)
 	}
 	return ns
 }
@@ -78,30 +105,10 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	key, err := idempotencyKey(r)
-	if err != nil {
+	if err := req.check(); err != nil {
 		return err
 	}
-	ns := req.newSession(currentUser(r).ID)
-	ns.IdempotencyKey = key
-	now := s.now()
-	// The store names the new session's id as the audit row's subject.
-	created, err := s.sessions.CreateSession(s.audited(r, currentUser(r).ID, recording.AuditSessionCreate, "", req.Name), ns, s.cfg.Sessions.Rules,
-		store.WorkflowIDs{Session: workflows.SessionWorkflowID, Device: workflows.DeviceWorkflowID}, now, s.cfg.Enclosures.DownAfter)
-	if err != nil {
-		return err
-	}
-	session, err := s.sessions.Session(r.Context(), created.ID, now, s.cfg.Enclosures.DownAfter)
-	if err != nil {
-		return err
-	}
-	v := sessionView(session)
-	v.Warnings = created.Warnings
-	if created.Replayed {
-		w.Header().Set("Idempotent-Replayed", "true")
-	}
-	writeJSON(w, http.StatusOK, v)
-	return nil
+	return s.writeNewSession(w, r, req.newSession(currentUser(r).ID), req.Name)
 }
 
 // idempotencyKey reads the optional Idempotency-Key header: the same user sending the same key
@@ -138,7 +145,16 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	list, err := s.sessions.ListSessions(r.Context(), archived, s.now(), s.cfg.Enclosures.DownAfter)
+	search, err := sessionSearch(r)
+	if err != nil {
+		return err
+	}
+	var list []store.Session
+	if search == (store.SessionSearch{}) {
+		list, err = s.sessions.ListSessions(r.Context(), archived, s.now(), s.cfg.Enclosures.DownAfter)
+	} else {
+		list, err = s.subjects.SearchSessions(r.Context(), archived, search, s.now(), s.cfg.Enclosures.DownAfter)
+	}
 	if err != nil {
 		return err
 	}
@@ -198,6 +214,9 @@ func (s *Server) getSession(w http.ResponseWriter, r *http.Request) error {
 	}
 	v := sessionView(x)
 	if err := s.addFiles(r, &v); err != nil {
+		return err
+	}
+	if err := s.addSubjects(r, &v); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, v)

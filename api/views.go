@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/jax-mba/mba/internal/recording"
@@ -30,13 +31,111 @@ type SessionView struct {
 	SecondsLost    int64                   `json:"seconds_lost"`
 	DeviceStatuses []SessionDeviceView     `json:"device_statuses"`
 	Warnings       []string                `json:"warnings,omitempty"`
+	Template       *TemplateRefView        `json:"template,omitempty"` // the template version it was made from
 }
 
 func sessionView(x store.Session) SessionView {
 	return SessionView{ID: x.ID, Name: x.Name, Duration: x.Duration, FragmentHourly: x.FragmentHourly, TargetFPS: x.TargetFPS,
 		ApplyFilter: x.ApplyFilter, CreationTime: x.CreationTime, Status: x.Status, Archived: x.Archived,
 		CreatedBy: x.CreatedBy, CanceledBy: x.CanceledBy, EndedAt: x.EndedAt, SecondsLost: x.SecondsLost,
-		DeviceStatuses: views(x.DeviceStatuses, sessionDeviceView)}
+		DeviceStatuses: views(x.DeviceStatuses, sessionDeviceView), Template: templateRefView(x.Template)}
+}
+
+// TemplateRefView names a template version.
+type TemplateRefView struct {
+	ID      int64  `json:"id"`
+	Version int    `json:"version"`
+	Name    string `json:"name"`
+}
+
+func templateRefView(t *store.TemplateRef) *TemplateRefView {
+	if t == nil {
+		return nil
+	}
+	v := TemplateRefView(*t)
+	return &v
+}
+
+// TemplateView is a template; Versions are newest first (only the latest in the list).
+type TemplateView struct {
+	ID            int64                 `json:"id"`
+	Name          string                `json:"name"`
+	Archived      bool                  `json:"archived"`
+	LatestVersion int                   `json:"latest_version"`
+	CreatedBy     *string               `json:"created_by"`
+	CreatedAt     time.Time             `json:"created_at"`
+	Versions      []TemplateVersionView `json:"versions"`
+}
+
+// TemplateVersionView is one version of a template and the sessions made from it.
+type TemplateVersionView struct {
+	Version        int                   `json:"version"`
+	Duration       int64                 `json:"duration"`
+	FragmentHourly bool                  `json:"fragment_hourly"`
+	TargetFPS      int                   `json:"target_fps"`
+	ApplyFilter    bool                  `json:"apply_filter"`
+	DeviceIDs      []int64               `json:"device_ids"`
+	PrefixPattern  string                `json:"prefix_pattern"`
+	Timeouts       json.RawMessage       `json:"timeouts"`
+	Notes          string                `json:"notes"`
+	CreatedBy      *string               `json:"created_by"`
+	CreatedAt      time.Time             `json:"created_at"`
+	Sessions       []TemplateSessionView `json:"sessions"`
+}
+
+// TemplateSessionView is a session made from a template version.
+type TemplateSessionView struct {
+	ID           int64                   `json:"id"`
+	Name         string                  `json:"name"`
+	Status       recording.SessionStatus `json:"status"`
+	CreationTime time.Time               `json:"creation_time"`
+}
+
+func templateView(t store.Template) TemplateView {
+	return TemplateView{ID: t.ID, Name: t.Name, Archived: t.Archived, LatestVersion: t.LatestVersion, CreatedBy: t.CreatedBy,
+		CreatedAt: t.CreatedAt, Versions: views(t.Versions, templateVersionView)}
+}
+
+func templateVersionView(v store.TemplateVersion) TemplateVersionView {
+	ids := v.Spec.DeviceIDs
+	if ids == nil {
+		ids = []int64{}
+	}
+	sessions := views(v.Sessions, func(x store.TemplateSession) TemplateSessionView {
+		return TemplateSessionView{ID: x.ID, Name: x.Name, Status: x.Status, CreationTime: x.CreatedAt}
+	})
+	if sessions == nil {
+		sessions = []TemplateSessionView{}
+	}
+	return TemplateVersionView{Version: v.Version, Duration: v.Spec.Duration, FragmentHourly: v.Spec.FragmentHourly,
+		TargetFPS: v.Spec.TargetFPS, ApplyFilter: v.Spec.ApplyFilter, DeviceIDs: ids, PrefixPattern: v.Spec.PrefixPattern,
+		Timeouts: v.Spec.Timeouts, Notes: v.Spec.Notes, CreatedBy: v.CreatedBy, CreatedAt: v.CreatedAt, Sessions: sessions}
+}
+
+// SubjectView is who was in an enclosure during a session.
+type SubjectView struct {
+	SubjectIDs  []string          `json:"subject_ids"`
+	Strain      string            `json:"strain"`
+	Sex         string            `json:"sex"`
+	DateOfBirth *string           `json:"date_of_birth"` // YYYY-MM-DD
+	Cage        string            `json:"cage"`
+	Extra       map[string]string `json:"extra"`
+	Notes       string            `json:"notes"`
+}
+
+func subjectView(s recording.Subject) *SubjectView {
+	v := &SubjectView{SubjectIDs: s.IDs, Strain: s.Strain, Sex: s.Sex, Cage: s.Cage, Extra: s.Extra, Notes: s.Notes}
+	if v.SubjectIDs == nil {
+		v.SubjectIDs = []string{}
+	}
+	if v.Extra == nil {
+		v.Extra = map[string]string{}
+	}
+	if s.DateOfBirth != nil {
+		d := s.DateOfBirth.Format(time.DateOnly)
+		v.DateOfBirth = &d
+	}
+	return v
 }
 
 // SessionDeviceView is one enclosure's part in a session; Files and FilesSummary only in a
@@ -56,6 +155,7 @@ type SessionDeviceView struct {
 	Gaps           []GapView              `json:"gaps"`
 	Files          []FileView             `json:"files,omitempty"`
 	FilesSummary   *FilesSummaryView      `json:"files_summary,omitempty"`
+	Subject        *SubjectView           `json:"subject,omitempty"` // in a session's detail; nil: none stated
 }
 
 func sessionDeviceView(d store.DeviceStatus) SessionDeviceView {

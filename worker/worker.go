@@ -52,6 +52,8 @@ type Deps struct {
 	// Timeline writes them.
 	Operator activities.OperatorActions
 	Timeline activities.OperatorTimeline
+	// Manifests write session manifests beside the files (manifest.Writer); nil: none written.
+	Manifests activities.ManifestWriter
 }
 
 // Register adds every workflow and activity to r.
@@ -75,6 +77,7 @@ func Register(r sdkworker.Registry, d Deps) {
 	r.RegisterActivity(&activities.Schedules{Store: d.Schedules})
 	r.RegisterWorkflow(workflows.Digest)
 	r.RegisterActivity(&activities.Digest{Store: d.Digest, Mail: d.Channels.Mail})
+	r.RegisterActivity(&activities.Manifests{Writer: d.Manifests})
 }
 
 // New returns a worker on taskQueue with everything registered.

@@ -41,7 +41,8 @@ const (
 var BusyPolicies = []BusyPolicy{BusySkipEnclosure, BusySkipRun, BusyWait}
 
 // ScheduledSessionInput is the argument of every fire of a schedule (its Temporal Schedule's
-// action). A template id and version can join Session later: the fire would read it first.
+// action). A schedule naming a template has that version's session here, its TemplateID and
+// TemplateVersion set (a version never changes, so the fire need not read it).
 type ScheduledSessionInput struct {
 	ScheduleID int64
 	Name       string // the schedule's, for notices

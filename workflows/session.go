@@ -41,9 +41,30 @@ func RecordingSession(ctx workflow.Context, in SessionInput) (SessionState, erro
 		}
 		s.waitChildren(cleanup)
 		s.setStatus(cleanup, recording.SessionCanceled)
+		s.writeManifest(cleanup)
 		return s.st, temporal.NewCanceledError()
 	}
+	if err == nil {
+		s.writeManifest(ctx)
+	}
 	return s.st, err
+}
+
+// changeManifest is the version change after which a session writes its manifest beside its
+// files once every enclosure's workflow (and so its file checks) has ended.
+const changeManifest = "write-manifest"
+
+// writeManifest stores the session's manifest; its failure is logged, never the session's.
+func (s *session) writeManifest(ctx workflow.Context) {
+	if workflow.GetVersion(ctx, changeManifest, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return
+	}
+	var m *activities.Manifests
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 2 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute, MaximumAttempts: 10}})
+	if err := workflow.ExecuteActivity(actx, m.WriteManifest, s.in.SessionID).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Error("writing the session's manifest", "error", err)
+	}
 }
 
 // running is an enclosure's state in the session's query until it ends; its own workflow and

@@ -21,6 +21,15 @@ type sessionTest struct {
 	a        *activities.Recording
 	statuses []string
 	alerts   alertSignals
+	// manifests are the sessions whose manifest was written, in order.
+	manifests manifestLog
+}
+
+type manifestLog struct{ sessions []int64 }
+
+func (m *manifestLog) Write(_ context.Context, sessionID int64) error {
+	m.sessions = append(m.sessions, sessionID)
+	return nil
 }
 
 func newSessionTest(t *testing.T, devices ...activities.PlannedDevice) *sessionTest {
@@ -30,6 +39,7 @@ func newSessionTest(t *testing.T, devices ...activities.PlannedDevice) *sessionT
 	env.RegisterWorkflow(DeviceRecording)
 	env.RegisterActivity(st.a)
 	env.RegisterActivity(&activities.Alerts{Raiser: &st.alerts})
+	env.RegisterActivity(&activities.Manifests{Writer: &st.manifests})
 	newFakeFiles().register(env)
 	env.OnActivity(st.a.LoadSessionPlan, mock.Anything, int64(7)).Return(activities.SessionPlan{ID: 7, Duration: 3600, TargetFPS: 30, Devices: devices}, nil)
 	env.OnActivity(st.a.SendStart, mock.Anything, mock.Anything).Return(func(_ context.Context, cmd activities.StartCommand) (recording.Event, error) {
@@ -81,6 +91,7 @@ func TestSessionCompletesWhenEveryEnclosureDid(t *testing.T) {
 	res := st.run()
 	require.Equal(t, recording.SessionComplete, res.Status)
 	require.Equal(t, []string{string(recording.SessionComplete)}, st.statuses, "written once, when the last enclosure ended")
+	require.Equal(t, []int64{7}, st.manifests.sessions, "the manifest is written once, at the end")
 }
 
 func TestSessionPartialWhenSomeFailed(t *testing.T) {
@@ -100,6 +111,7 @@ func TestSessionCancel(t *testing.T) {
 	require.Equal(t, recording.SessionCanceled, res.Status)
 	require.Equal(t, map[int64]recording.DeviceStatus{1: recording.DeviceFailed, 2: recording.DeviceCanceled}, res.Devices,
 		"cancel stops only what still runs; the failed enclosure keeps its status")
+	require.Equal(t, []int64{7}, st.manifests.sessions, "a canceled session has its manifest too")
 }
 
 func TestSessionRemoveOneEnclosure(t *testing.T) {

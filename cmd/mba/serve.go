@@ -25,6 +25,7 @@ import (
 	"github.com/jax-mba/mba/internal/auth"
 	"github.com/jax-mba/mba/internal/dispatch"
 	"github.com/jax-mba/mba/internal/mail"
+	"github.com/jax-mba/mba/internal/manifest"
 	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/sdkmetrics"
 	"github.com/jax-mba/mba/internal/storage"
@@ -81,6 +82,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 	if !withAPI || cfg.Temporal.RunWorker {
 		deps := worker.StoreDeps(st)
 		deps.Storage = files
+		deps.Manifests = manifest.Writer{Source: st, Storage: files}
 		deps.AuditRetention = cfg.Audit.Retention
 		deps.Channels = cfg.alertChannels(newMailer(cfg, st, log))
 		deps.AlertPolicy = cfg.alertPolicy()
@@ -173,6 +175,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 
 		Alerts:         st,
 		Prefs:          st,
+		Templates:      st,
+		Subjects:       st,
 		AlertWorkflows: dispatch.Alerts{Temporal: tc, TaskQueue: cfg.Temporal.TaskQueue, Policy: cfg.alertPolicy()},
 
 		Schedules:        st,

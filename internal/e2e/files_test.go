@@ -38,6 +38,12 @@ func TestUploadsVerifiedOnDirectoryStorage(t *testing.T) {
 }
 
 func TestUploadsVerifiedOnS3Storage(t *testing.T) {
+	testUploads(t, s3Storage(t, "e2e-uploads"), "")
+}
+
+// s3Storage is storage in bucket of the S3 server make test starts (MinIO), under a prefix of
+// the run's own; the test is skipped without one.
+func s3Storage(t *testing.T, bucket string) storage.Storage {
 	endpoint := os.Getenv("MBA_TEST_S3_ENDPOINT")
 	if endpoint == "" {
 		if os.Getenv("MBA_TEST_REQUIRE_S3") == "1" {
@@ -46,10 +52,10 @@ func TestUploadsVerifiedOnS3Storage(t *testing.T) {
 		t.Skip("no S3 server: set MBA_TEST_S3_ENDPOINT, _ACCESS_KEY, _SECRET_KEY (make test starts MinIO)")
 	}
 	files, err := storage.New(context.Background(), storage.Config{Kind: "s3", S3Endpoint: endpoint,
-		S3Bucket: "e2e-uploads", S3Prefix: fmt.Sprintf("run-%d", time.Now().UnixNano()),
+		S3Bucket: bucket, S3Prefix: fmt.Sprintf("run-%d", time.Now().UnixNano()),
 		S3AccessKey: os.Getenv("MBA_TEST_S3_ACCESS_KEY"), S3SecretKey: os.Getenv("MBA_TEST_S3_SECRET_KEY")})
 	require.NoError(t, err)
-	testUploads(t, files, "")
+	return files
 }
 
 // flipOnce is storage that flips a byte of the first copy of one file stored: bit rot, or a

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -95,4 +96,40 @@ func TestScheduleFiresOnTimeAndSkipsABusyEnclosure(t *testing.T) {
 	require.NoError(t, s.pool.QueryRow(context.Background(), `SELECT count(*) FROM sessions WHERE schedule_id = $1`, paused.ID).Scan(&n))
 	require.Zero(t, n)
 	require.Equal(t, recording.SessionInProgress, s.session(busy).Status, "the busy session was left alone")
+}
+
+// TestScheduleFromATemplate: a schedule naming a template version (instead of a session body)
+// makes each fire a session of that version, through the one creation operation: the template's
+// settings, enclosures and prefix pattern, the session naming the version; an edit of the
+// template afterwards (version 2) changes nothing for the schedule, which is pinned.
+func TestScheduleFromATemplate(t *testing.T) {
+	s := newStack(t)
+	_, ids := s.enclosures(1, "TPS")
+	var tpl api.TemplateView
+	require.Equal(t, http.StatusOK, s.call("POST", "/api/templates", map[string]any{"name": "Short night", "duration": 3,
+		"target_fps": 25, "prefix_pattern": "{enclosure}_{session}", "device_ids": ids}, &tpl))
+	sched := s.createSchedule("from a template", 10, nil, map[string]any{"session": nil,
+		"template": map[string]any{"id": tpl.ID, "version": 0}})
+	require.Equal(t, http.StatusOK, s.call("POST", fmt.Sprintf("/api/templates/%d/versions", tpl.ID), map[string]any{
+		"name": "Short night", "duration": 5, "target_fps": 15, "prefix_pattern": "v2_{session}", "device_ids": ids}, nil))
+
+	var spec struct {
+		Template struct{ ID, Version int64 }
+	}
+	require.NoError(t, json.Unmarshal(sched.Spec, &spec))
+	require.Equal(t, []int64{tpl.ID, 1}, []int64{spec.Template.ID, spec.Template.Version}, "the latest version, pinned")
+	var v api.ScheduleView
+	require.Eventually(t, func() bool {
+		v = s.schedule(sched.ID)
+		return len(v.Sessions) >= 1
+	}, 60*time.Second, 250*time.Millisecond, "a fire with its session")
+	require.Equal(t, "created", v.Fires[0].Outcome, "%s", v.Fires[0].Message)
+	x := s.session(v.Sessions[0].ID)
+	require.NotNil(t, x.Template)
+	require.Equal(t, api.TemplateRefView{ID: tpl.ID, Version: 1, Name: "Short night"}, *x.Template)
+	require.Equal(t, "Short night", x.Name)
+	require.EqualValues(t, 3, x.Duration)
+	require.Equal(t, 25, x.TargetFPS, "version 1's, not the edit's")
+	require.Len(t, x.DeviceStatuses, 1)
+	require.Equal(t, fmt.Sprintf("TPS1_%d", x.ID), x.DeviceStatuses[0].FilenamePrefix, "the pattern, expanded per fire")
 }

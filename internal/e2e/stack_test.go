@@ -25,6 +25,7 @@ import (
 	"github.com/jax-mba/mba/internal/auth"
 	"github.com/jax-mba/mba/internal/dispatch"
 	"github.com/jax-mba/mba/internal/mail"
+	"github.com/jax-mba/mba/internal/manifest"
 	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/storage"
 	"github.com/jax-mba/mba/internal/store"
@@ -121,6 +122,7 @@ func (s *stack) startWorker() {
 	deps.Schedules = worker.StoreSchedules(s.store, downAfter)
 	if s.files != nil {
 		deps.Storage = s.files
+		deps.Manifests = manifest.Writer{Source: s.store, Storage: s.files}
 	}
 	s.worker = worker.New(s.temporal, s.queue, deps)
 	require.NoError(s.t, s.worker.Start())
@@ -182,6 +184,7 @@ func (s *stack) setAPI() {
 		Files:  s.store,
 		Alerts: s.store, AlertWorkflows: s.alerts(), Prefs: s.store,
 		Schedules: s.store, ScheduleTemporal: dispatch.Schedules{Temporal: s.temporal, TaskQueue: s.queue},
+		Templates: s.store, Subjects: s.store,
 	}
 	if s.files != nil {
 		deps.Storage = s.files

@@ -38,6 +38,10 @@ const (
 	AuditScheduleResume        AuditAction = "schedule.resume"
 	AuditScheduleTrigger       AuditAction = "schedule.trigger"
 	AuditScheduleDelete        AuditAction = "schedule.delete"
+	AuditSessionSubject        AuditAction = "session.subject" // an enclosure's subject edited
+	AuditTemplateCreate        AuditAction = "template.create"
+	AuditTemplateVersion       AuditAction = "template.version" // an edit: the template's next version
+	AuditTemplateArchive       AuditAction = "template.archive"
 )
 
 // AuditActions lists every action, for validating filters.
@@ -47,4 +51,5 @@ var AuditActions = []AuditAction{AuditLogin, AuditLoginFailed, AuditRefreshReuse
 	AuditDeviceApprove, AuditDeviceReject, AuditDeviceRetire, AuditDeviceDelete, AuditDeviceWrongAddress,
 	AuditSessionCreate, AuditSessionCancel, AuditSessionArchive, AuditSessionUnarchive,
 	AuditSessionRemoveDevice, AuditUploadRefusedVerified, AuditAlertAcknowledge, AuditAlertSilence,
-	AuditScheduleCreate, AuditScheduleUpdate, AuditSchedulePause, AuditScheduleResume, AuditScheduleTrigger, AuditScheduleDelete}
+	AuditScheduleCreate, AuditScheduleUpdate, AuditSchedulePause, AuditScheduleResume, AuditScheduleTrigger, AuditScheduleDelete,
+	AuditSessionSubject, AuditTemplateCreate, AuditTemplateVersion, AuditTemplateArchive}

@@ -38,12 +38,19 @@ type NewSession struct {
 	// activity, a double click); "" for none.
 	IdempotencyKey string
 	ScheduleID     int64 // the schedule whose fire asks; 0 for none
+	// PrefixPattern, when set, makes the file prefix of every enclosure that names none
+	// (ExpandPrefix, once the session has its id).
+	PrefixPattern string
+	// TemplateID and TemplateVersion name the template version the session is made from (0: none).
+	TemplateID      int64
+	TemplateVersion int
 }
 
 // NewSessionDevice is one enclosure of a new session.
 type NewSessionDevice struct {
-	DeviceID   *int64 // nil: the request names none (refused)
-	FilePrefix string
+	DeviceID   *int64  // nil: the request names none (refused)
+	FilePrefix string  // "": made from the session's PrefixPattern
+	Subject    Subject // who is in it (zero: not stated)
 }
 
 // MaxPrefix leaves room for the segment suffix a resume adds ("_s12") within the protocol's
@@ -105,16 +112,57 @@ func (r Rules) Validate(ns NewSession) (NewSession, error) {
 		default:
 			seen[*d.DeviceID] = true
 		}
-		if reason := ValidFilePrefix(d.FilePrefix); reason != "" {
-			errs[field+".filename_prefix"] = reason
-		} else if len(d.FilePrefix) > MaxPrefix {
-			errs[field+".filename_prefix"] = fmt.Sprintf("must be at most %d characters (room for a resume suffix)", MaxPrefix)
+		switch {
+		case d.FilePrefix == "" && ns.PrefixPattern != "":
+			if UsesSubject(ns.PrefixPattern) && d.Subject.First() == "" {
+				errs[field+".subject.subject_ids"] = "is required: the prefix pattern uses {subject}"
+			}
+		default:
+			if reason := ValidFilePrefix(d.FilePrefix); reason != "" {
+				errs[field+".filename_prefix"] = reason
+			} else if len(d.FilePrefix) > MaxPrefix {
+				errs[field+".filename_prefix"] = fmt.Sprintf("must be at most %d characters (room for a resume suffix)", MaxPrefix)
+			}
+		}
+		ValidateSubject(d.Subject, field+".subject.", time.Now(), errs)
+	}
+	if ns.PrefixPattern != "" {
+		if reason := ValidPrefixPattern(ns.PrefixPattern); reason != "" {
+			errs["prefix_pattern"] = reason
 		}
 	}
 	if len(errs) > 0 {
 		return ns, Refuse(errs)
 	}
 	ns.Name = strings.TrimSpace(ns.Name)
+	return ns, nil
+}
+
+// ExpandPrefixes fills in, from the pattern, the prefix of every enclosure that names none,
+// once the session has its id; names are the enclosures' names by id. An expansion that is no
+// valid prefix (too long, "..") is a refusal naming the enclosure's field.
+func (ns NewSession) ExpandPrefixes(sessionID int64, names map[int64]string, created time.Time) (NewSession, error) {
+	if ns.PrefixPattern == "" {
+		return ns, nil
+	}
+	errs := map[string]string{}
+	devices := slices.Clone(ns.Devices)
+	for i, d := range devices {
+		if d.FilePrefix != "" {
+			continue
+		}
+		p := ExpandPrefix(ns.PrefixPattern, names[*d.DeviceID], d.Subject.First(), sessionID, created)
+		if reason := ValidFilePrefix(p); reason != "" {
+			errs[fmt.Sprintf("device_spec[%d].filename_prefix", i)] = fmt.Sprintf("the pattern makes %q, which %s", p, reason)
+		} else if len(p) > MaxPrefix {
+			errs[fmt.Sprintf("device_spec[%d].filename_prefix", i)] = fmt.Sprintf("the pattern makes %q, longer than %d characters", p, MaxPrefix)
+		}
+		devices[i].FilePrefix = p
+	}
+	if len(errs) > 0 {
+		return ns, Refuse(errs)
+	}
+	ns.Devices = devices
 	return ns, nil
 }
 

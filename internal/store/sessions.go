@@ -42,6 +42,14 @@ type Session struct {
 	// SecondsLost is what reboots and restarts cost the session: its enclosures' seconds_lost.
 	SecondsLost    int64
 	DeviceStatuses []DeviceStatus
+	Template       *TemplateRef // the template version it was made from; nil: none
+}
+
+// TemplateRef names a template version.
+type TemplateRef struct {
+	ID      int64
+	Version int
+	Name    string
 }
 
 // DeviceStatus is one enclosure's part in a session.
@@ -120,7 +128,7 @@ func (s *Store) CreateSession(ctx context.Context, ns recording.NewSession, rule
 		if created.Warnings, err = rules.Admit(ns, found); err != nil {
 			return err
 		}
-		id, err := insertSession(ctx, tx, ns, ids)
+		id, err := insertSession(ctx, tx, ns, ids, found, now)
 		created.ID = id
 		amendAudit(ctx, func(e *AuditEntry) { e.Subject = strconv.FormatInt(id, 10) })
 		return err
@@ -179,18 +187,28 @@ func candidates(ctx context.Context, q querier, ids []int64, now time.Time, down
 
 // insertSession writes an admitted session: its row, its enclosures with their first START,
 // its timeline's first entry and the outbox row that starts its workflow.
-func insertSession(ctx context.Context, tx pgx.Tx, ns recording.NewSession, ids WorkflowIDs) (int64, error) {
+func insertSession(ctx context.Context, tx pgx.Tx, ns recording.NewSession, ids WorkflowIDs,
+	found map[int64]recording.Candidate, now time.Time) (int64, error) {
 	var id int64
 	err := tx.QueryRow(ctx, `
 		INSERT INTO sessions (name, duration, fragment_hourly, target_fps, apply_filter, created_by,
-		                      schedule_id, idempotency_key, idempotency_hash)
+		                      schedule_id, idempotency_key, idempotency_hash, template_id, template_version)
 		VALUES (@name, @duration, @fragment_hourly, @target_fps, @apply_filter, nullif(@created_by, 0),
-		        nullif(@schedule_id, 0), nullif(@key, ''), @hash)
+		        nullif(@schedule_id, 0), nullif(@key, ''), @hash, nullif(@template_id, 0), nullif(@template_version, 0))
 		RETURNING id`,
 		pgx.NamedArgs{"name": ns.Name, "duration": ns.Duration, "fragment_hourly": ns.FragmentHourly,
 			"target_fps": ns.TargetFPS, "apply_filter": ns.ApplyFilter, "created_by": ns.CreatedBy,
-			"schedule_id": ns.ScheduleID, "key": ns.IdempotencyKey, "hash": requestHash(ns)}).Scan(&id)
+			"schedule_id": ns.ScheduleID, "key": ns.IdempotencyKey, "hash": requestHash(ns),
+			"template_id": ns.TemplateID, "template_version": ns.TemplateVersion}).Scan(&id)
 	if err != nil {
+		return 0, err
+	}
+	// {session} in a prefix pattern is the id just made.
+	names := make(map[int64]string, len(found))
+	for _, c := range found {
+		names[c.ID] = c.Name
+	}
+	if ns, err = ns.ExpandPrefixes(id, names, now); err != nil {
 		return 0, err
 	}
 	for _, d := range ns.Devices {
@@ -228,6 +246,9 @@ func insertSession(ctx context.Context, tx pgx.Tx, ns recording.NewSession, ids 
 			return 0, err
 		}
 	}
+	if err := insertSubjects(ctx, tx, id, ns.Devices); err != nil {
+		return 0, err
+	}
 	if err := addEvent(ctx, tx, id, 0, "created", "", time.Time{}); err != nil {
 		return 0, err
 	}
@@ -253,10 +274,12 @@ func nullTime(t time.Time) *time.Time {
 const sessionSelect = `
 	SELECT s.id, s.name, s.duration, s.fragment_hourly, s.target_fps, s.apply_filter, s.created_at,
 	       s.status, s.archived, cu.email AS created_by, xu.email AS canceled_by, s.ended_at,
-	       (SELECT coalesce(sum(sd.seconds_lost), 0) FROM session_devices sd WHERE sd.session_id = s.id) AS seconds_lost
+	       (SELECT coalesce(sum(sd.seconds_lost), 0) FROM session_devices sd WHERE sd.session_id = s.id) AS seconds_lost,
+	       s.template_id, s.template_version, t.name AS template_name
 	FROM sessions s
 	LEFT JOIN users cu ON cu.id = s.created_by
-	LEFT JOIN users xu ON xu.id = s.canceled_by`
+	LEFT JOIN users xu ON xu.id = s.canceled_by
+	LEFT JOIN session_templates t ON t.id = s.template_id`
 
 // sessionRow is a session as sessionSelect reads it.
 type sessionRow struct {
@@ -273,18 +296,34 @@ type sessionRow struct {
 	CanceledBy     *string                 `db:"canceled_by"`
 	EndedAt        *time.Time              `db:"ended_at"`
 	SecondsLost    int64                   `db:"seconds_lost"`
+	TemplateID     *int64                  `db:"template_id"`
+	TemplateVer    *int                    `db:"template_version"`
+	TemplateName   *string                 `db:"template_name"`
 }
 
 func (r sessionRow) session() Session {
-	return Session{ID: r.ID, Name: r.Name, Duration: r.Duration, FragmentHourly: r.FragmentHourly, TargetFPS: r.TargetFPS,
+	x := Session{ID: r.ID, Name: r.Name, Duration: r.Duration, FragmentHourly: r.FragmentHourly, TargetFPS: r.TargetFPS,
 		ApplyFilter: r.ApplyFilter, CreationTime: r.CreatedAt, Status: r.Status, Archived: r.Archived,
 		CreatedBy: r.CreatedBy, CanceledBy: r.CanceledBy, EndedAt: r.EndedAt, SecondsLost: r.SecondsLost}
+	if r.TemplateID != nil && r.TemplateVer != nil && r.TemplateName != nil {
+		x.Template = &TemplateRef{ID: *r.TemplateID, Version: *r.TemplateVer, Name: *r.TemplateName}
+	}
+	return x
 }
 
 // ListSessions returns archived or non-archived sessions, newest first, with their enclosures.
 func (s *Store) ListSessions(ctx context.Context, archived bool, now time.Time, down time.Duration) ([]Session, error) {
-	sessions, err := queryAll(ctx, s.pool, sessionSelect+` WHERE s.archived = @archived ORDER BY s.created_at DESC, s.id DESC`,
-		pgx.NamedArgs{"archived": archived}, byName(sessionRow.session))
+	return s.SearchSessions(ctx, archived, SessionSearch{}, now, down)
+}
+
+// SearchSessions is ListSessions of the sessions f finds (by subject, strain, name).
+func (s *Store) SearchSessions(ctx context.Context, archived bool, f SessionSearch, now time.Time, down time.Duration) ([]Session, error) {
+	args := pgx.NamedArgs{"archived": archived, "limit": nil}
+	if f.Limit > 0 {
+		args["limit"] = f.Limit
+	}
+	sessions, err := queryAll(ctx, s.pool, sessionSelect+` WHERE s.archived = @archived AND `+f.where(args)+
+		` ORDER BY s.created_at DESC, s.id DESC LIMIT @limit`, args, byName(sessionRow.session))
 	if err != nil || len(sessions) == 0 {
 		return sessions, failed(err, "ListSessions archived %t", archived)
 	}

@@ -92,6 +92,26 @@ export async function api(method, path, body, headers) {
   }
 }
 
+/**
+ * Saves what an authenticated route answers (a manifest) as filename: a plain link would carry
+ * no token. An expired access token is renewed once, as api does.
+ */
+export async function download(path, filename) {
+  const get = () => fetch(path, { headers: { Authorization: `Bearer ${tokens.access}` } }).catch(() => null);
+  let res = await get();
+  if (res?.status === 401 && (await renew())) res = await get();
+  if (!res) throw new ApiError(0, { message: 'the service cannot be reached; check the connection' });
+  if (!res.ok) throw new ApiError(res.status, await res.json().catch(() => null));
+  const url = URL.createObjectURL(await res.blob());
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = filename;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+}
+
 /** A new Idempotency-Key: one per opening of a form, so a double click creates one thing. */
 export function idempotencyKey() {
   if (globalThis.crypto?.randomUUID) return crypto.randomUUID();

@@ -11,6 +11,7 @@ import { users } from './pages/users.js';
 import { alertsPage } from './pages/alerts.js';
 import { scheduleList, scheduleDetail } from './pages/schedules.js';
 import { auditPage } from './pages/audit.js';
+import { templateList, templateDetail } from './pages/templates.js';
 
 // [pattern, page, who]: who is 'public' (signed out is fine), 'user' or 'admin'.
 const routes = [
@@ -26,6 +27,8 @@ const routes = [
   ['/alerts', alertsPage, 'user'],
   ['/schedules', scheduleList, 'user'],
   ['/schedules/:id', scheduleDetail, 'user'],
+  ['/templates', templateList, 'user'],
+  ['/templates/:id', templateDetail, 'user'],
   ['/users', users, 'admin'],
   // Administrators' too, but the API says so: a non-admin (or a token whose role is stale) sees its 403.
   ['/audit', auditPage, 'user'],
@@ -106,6 +109,7 @@ function renderNav(me) {
     link('/sessions', 'Sessions'),
     link('/schedules', 'Schedules'),
     link('/alerts', 'Alerts'),
+    link('/templates', 'Templates'),
     h('a', { href: '#/sessions/new', class: 'btn btn-small', 'aria-current': path === '/sessions/new' ? 'page' : false }, 'New session'),
     me.admin ? link('/users', 'Users') : null,
     me.admin ? link('/audit', 'Audit log') : null,

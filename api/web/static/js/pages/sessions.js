@@ -1,39 +1,71 @@
 // Recording sessions: active and archived lists, and one session's detail and actions.
-import { api } from '../api.js';
-import { h, fill, table, badge, progress, fmtTime, fmtDuration, fmtBytes, errorBox, notice, section, busy, hashQuery } from '../dom.js';
+import { api, download } from '../api.js';
+import { h, fill, table, badge, progress, fmtTime, fmtDuration, fmtBytes, errorBox, notice, section, busy, hashQuery, field, showErrors } from '../dom.js';
 import { countBy, deviceProgress, recordedSeconds, sessionProgress } from '../model.js';
 import { liveButton } from '../live.js';
 
 export async function sessionList(main, _params, ctx) {
-  const archived = hashQuery().get('archived') === 'true';
+  const q = hashQuery();
+  const archived = q.get('archived') === 'true';
+  // The search (name, subject, template) lives in the address, so a refresh or a bookmark keeps it.
+  const search = new URLSearchParams();
+  for (const k of ['q', 'subject', 'template']) if (q.get(k)) search.set(k, q.get(k));
   const counts = h('div', { class: 'chips', 'aria-live': 'polite' });
   const list = h('div');
   const tab = (on, href, text) => h('a', { href, class: on ? 'tab tab-on' : 'tab', 'aria-current': on ? 'page' : false }, text);
+  const templates = await api('GET', '/api/templates').catch(() => []);
   fill(main, h('div', { class: 'title-row' }, h('h1', {}, archived ? 'Archived sessions' : 'Sessions'), h('span', { class: 'spacer' }),
     h('a', { href: '#/sessions/new', class: 'btn' }, 'New session')),
   h('nav', { class: 'tabs', 'aria-label': 'Session lists' }, tab(!archived, '#/sessions', 'Active'), tab(archived, '#/sessions?archived=true', 'Archived')),
-  counts, list);
+  searchForm(search, templates, archived), counts, list);
 
   await ctx.every(5000, async () => {
     let sessions;
+    const params = new URLSearchParams(search);
+    params.set('archived', archived);
     try {
-      sessions = await api('GET', `/api/recording-session?archived=${archived}`);
+      sessions = await api('GET', `/api/recording-session?${params}`);
     } catch (err) {
       fill(list, errorBox(err));
       return;
     }
     const c = countBy(sessions, 'status');
     fill(counts, Object.keys(c).sort().map((s) => h('span', { class: 'chip' }, badge(s), ` ${c[s]}`)));
+    const none = search.size ? 'No session matches the search.' : archived ? 'No archived session.' : 'No session yet. Start one with “New session”.';
     fill(list, table([
       { label: '#', class: 'num', cell: (s) => String(s.id) },
       { label: 'Name', cell: (s) => h('a', { href: `#/sessions/${s.id}` }, s.name) },
       { label: 'Status', cell: (s) => badge(s.status) },
       { label: 'Created', cell: (s) => fmtTime(s.creation_time) },
       { label: 'Duration', cell: (s) => fmtDuration(s.duration) },
+      { label: 'Template', cell: (s) => (s.template ? h('a', { href: `#/templates/${s.template.id}` }, `${s.template.name} v${s.template.version}`) : '–') },
       { label: 'Enclosures', class: 'num', cell: (s) => String(s.device_statuses.length) },
       { label: 'Progress', cell: (s) => progress(sessionProgress(s), `progress of ${s.name}`) },
-    ], sessions, archived ? 'No archived session.' : 'No session yet. Start one with “New session”.'));
+    ], sessions.map((s) => ({ ...s, _rowClass: 'session-row' })), none));
   });
+}
+
+/** The sessions' search: part of the name, a subject id, a template; the API's search. */
+function searchForm(search, templates, archived) {
+  const name = h('input', { type: 'search', id: 'search-q', maxlength: 100, value: search.get('q') || '', placeholder: 'part of the name' });
+  const subject = h('input', { type: 'search', id: 'search-subject', maxlength: 100, value: search.get('subject') || '', placeholder: 'subject id' });
+  const template = h('select', { id: 'search-template' }, h('option', { value: '' }, 'any template'),
+    templates.map((t) => h('option', { value: String(t.id), selected: search.get('template') === String(t.id) }, t.name)));
+  const form = h('form', { class: 'inline-form', id: 'session-search', role: 'search', 'aria-label': 'Search sessions' },
+    h('div', { class: 'form-error' }),
+    field('Name', name, 'q'), field('Subject', subject, 'subject'), field('Template', template, 'template'),
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'btn btn-secondary' }, 'Search'),
+      search.size ? h('a', { href: archived ? '#/sessions?archived=true' : '#/sessions', id: 'search-clear' }, 'Clear') : null));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const next = new URLSearchParams();
+    if (archived) next.set('archived', 'true');
+    if (name.value.trim()) next.set('q', name.value.trim());
+    if (subject.value.trim()) next.set('subject', subject.value.trim());
+    if (template.value) next.set('template', template.value);
+    location.hash = `#/sessions${next.size ? `?${next}` : ''}`;
+  });
+  return form;
 }
 
 const kindLabels = {
@@ -50,11 +82,13 @@ export async function sessionDetail(main, { id }, ctx) {
   const facts = h('div');
   const devices = h('div');
   const livePanels = h('div');
+  // The subject editor sits outside the enclosures' table, which every refresh redraws.
+  const subjectPanel = h('div', { id: 'subject-panel' });
   const timeline = h('ol', { class: 'timeline' });
   const lives = new Map(); // device id -> live view, kept across refreshes so an open one stays open
   const filesOpen = new Map(); // device id -> the user opened (true) or closed (false) its files
   let info = null;
-  fill(main, head, flash, facts, livePanels, section('Enclosures', devices), section('Timeline', timeline));
+  fill(main, head, flash, facts, livePanels, section('Enclosures', devices, subjectPanel), section('Timeline', timeline));
 
   const warnings = sessionStorage.getItem(`mba.warnings.${id}`);
   if (warnings) {
@@ -95,6 +129,8 @@ export async function sessionDetail(main, { id }, ctx) {
       : null;
     fill(head, h('div', { class: 'title-row' }, h('h1', {}, s.name), badge(s.status), lostChip(s), s.archived ? badge('ARCHIVED') : null, h('span', { class: 'spacer' }),
       h('div', { class: 'actions' }, workflow,
+        h('a', { href: `#/sessions/new?clone=${s.id}`, class: 'btn btn-secondary', id: 'clone-session' }, 'Clone'),
+        manifestButton(s, 'json', flash), manifestButton(s, 'csv', flash),
         running ? act('cancel-session', 'Cancel session', `Cancel session “${s.name}”? Every enclosure still recording stops.`, () => api('DELETE', path)) : null,
         !running && !s.archived ? act('archive', 'Archive', null, () => api('DELETE', `${path}?archive=true`)) : null,
         s.archived ? act('unarchive', 'Unarchive', null, () => api('POST', `${path}/unarchive`)) : null)),
@@ -106,6 +142,7 @@ export async function sessionDetail(main, { id }, ctx) {
       fact('Created', `${fmtTime(s.creation_time)}${s.created_by ? ` by ${s.created_by}` : ''}`),
       fact('Ended', s.ended_at ? fmtTime(s.ended_at) : running ? 'running' : '–'),
       s.canceled_by ? fact('Canceled by', s.canceled_by) : null,
+      s.template ? fact('Template', h('a', { href: `#/templates/${s.template.id}` }, `${s.template.name} v${s.template.version}`)) : null,
       fact('Enclosures', Object.keys(counts).sort().map((k) => h('span', { class: 'chip' }, badge(k), ` ${counts[k]} `)))));
 
     fill(devices, table([
@@ -114,6 +151,7 @@ export async function sessionDetail(main, { id }, ctx) {
       { label: 'Status', cell: (ds) => h('span', {}, badge(ds.status), ds.device.state === 'DOWN' && ['PENDING', 'RECORDING'].includes(ds.status) ? badge('DOWN') : null) },
       { label: 'Progress', cell: (ds) => progress(deviceProgress(ds, s), `progress of ${ds.device.name}`) },
       { label: 'Recorded', cell: (ds) => `${fmtDuration(recordedSeconds(ds))}${ds.segments > 1 ? ` in ${ds.segments} segments` : ''}` },
+      { label: 'Subject', cell: (ds) => subjectCell(ds, () => editSubject(ds, path, subjectPanel, refresh)) },
       { label: 'Reason', cell: (ds) => ds.message || '' },
       s.device_statuses.some((ds) => ds.files_summary) ? { label: 'Files', cell: filesSummary } : null,
       { label: 'Actions', cell: (ds) => deviceActions(ds, path) },
@@ -148,6 +186,60 @@ export async function sessionDetail(main, { id }, ctx) {
   };
 
   await ctx.every(3000, refresh);
+}
+
+/** A download of the session's manifest as it is now (fmt: json or csv). */
+function manifestButton(s, fmt, flash) {
+  const b = h('button', { type: 'button', class: 'btn btn-secondary', id: `manifest-${fmt}` }, `Manifest (${fmt.toUpperCase()})`);
+  b.addEventListener('click', async () => {
+    try {
+      await busy(b, () => download(`/api/recording-session/${s.id}/manifest.${fmt}`, `session-${s.id}-manifest.${fmt}`));
+    } catch (err) {
+      fill(flash, errorBox(err));
+    }
+  });
+  return b;
+}
+
+/** An enclosure's subject in a few words, and the button that edits it. */
+function subjectCell(ds, onEdit) {
+  const sub = ds.subject;
+  const text = sub ? [sub.subject_ids.join(', '), sub.strain, sub.sex, sub.cage && `cage ${sub.cage}`].filter(Boolean).join(' · ') : '';
+  return h('span', { class: 'subject', id: `subject-text-${ds.device.id}` }, text || '–', ' ',
+    h('button', { type: 'button', class: 'btn btn-small btn-secondary', id: `subject-edit-${ds.device.id}`, onclick: onEdit }, 'Edit'));
+}
+
+/** The form that edits an enclosure's subject (PATCH), during the run or after it. */
+function editSubject(ds, path, panel, refresh) {
+  const sub = ds.subject || {};
+  const ids = h('input', { type: 'text', maxlength: 200, value: (sub.subject_ids || []).join(', ') });
+  const strain = h('input', { type: 'text', maxlength: 100, value: sub.strain || '' });
+  const sex = h('select', {}, ['', 'female', 'male', 'unknown'].map((v) => h('option', { value: v, selected: (sub.sex || '') === v }, v || 'not stated')));
+  const born = h('input', { type: 'date', value: sub.date_of_birth || '' });
+  const cage = h('input', { type: 'text', maxlength: 100, value: sub.cage || '' });
+  const notes = h('textarea', { rows: 2 }, sub.notes || '');
+  const submit = h('button', { type: 'submit', class: 'btn' }, 'Save subject');
+  const cancel = h('button', { type: 'button', class: 'btn btn-secondary', onclick: () => fill(panel) }, 'Cancel');
+  const form = h('form', { novalidate: true, id: 'subject-form', 'aria-label': `Subject in ${ds.device.name}` },
+    h('h3', {}, `Subject in ${ds.device.name}`), h('div', { class: 'form-error' }),
+    field('Subject id(s), comma-separated', ids, 'subject_ids'), field('Strain', strain, 'strain'), field('Sex', sex, 'sex'),
+    field('Date of birth', born, 'date_of_birth'), field('Cage', cage, 'cage'), field('Notes', notes, 'notes'),
+    h('div', { class: 'actions' }, submit, cancel));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    showErrors(form);
+    const body = { subject_ids: ids.value.split(',').map((x) => x.trim()).filter(Boolean), strain: strain.value.trim(),
+      sex: sex.value, date_of_birth: born.value, cage: cage.value.trim(), notes: notes.value };
+    try {
+      await busy(submit, () => api('PATCH', `${path}/device-status/${ds.device.id}/subject`, body), 'Saving…');
+      fill(panel, notice(`Subject in ${ds.device.name} saved.`, 'success'));
+      await refresh();
+    } catch (err) {
+      showErrors(form, err);
+    }
+  });
+  fill(panel, form);
+  ids.focus();
 }
 
 function fact(label, value) {
