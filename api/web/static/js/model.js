@@ -157,6 +157,10 @@ const auditLabels = {
   'schedule.resume': 'resumed a schedule',
   'schedule.trigger': 'ran a schedule now',
   'schedule.delete': 'deleted a schedule',
+  'session.subject': "changed an enclosure's subject",
+  'template.create': 'created a template',
+  'template.version': 'changed a template (a new version)',
+  'template.archive': 'archived a template',
 };
 
 export const auditActions = Object.keys(auditLabels);
