@@ -127,11 +127,54 @@ export function progress(fraction, label = '') {
  * A table: columns are {label, cell: row => node or text, class?}. An empty list shows the
  * empty message instead.
  */
+// Natural order: NV2 before NV10, case and accents aside.
+const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: 'base' });
+
+/** Compares two sort keys: numbers as numbers, text in natural order, empty last. */
+export function naturalCompare(a, b) {
+  const blank = (v) => v === null || v === undefined || v === '' || v === '–';
+  if (blank(a) || blank(b)) return blank(a) - blank(b);
+  if (typeof a === 'number' && typeof b === 'number') return a - b;
+  return collator.compare(String(a), String(b));
+}
+
+// The sort a person chose, per page and table (the lists redraw every few seconds).
+const sortChoices = new Map();
+
+/**
+ * A table of rows, each column {label, cell(row), class, sort(row)}: clicking a header sorts by
+ * that column (again: the other way), by its sort key or else by the cell's text, in natural
+ * order; the choice survives the page's refreshes. Columns with sort: false do not sort.
+ */
 export function table(columns, rows, empty = 'Nothing to show.') {
   if (!rows.length) return h('p', { class: 'empty' }, empty);
-  return h('div', { class: 'table-wrap' }, h('table', {},
-    h('thead', {}, h('tr', {}, columns.map((c) => h('th', { scope: 'col', class: c.class }, c.label)))),
-    h('tbody', {}, rows.map((r) => h('tr', { class: r._rowClass }, columns.map((c) => h('td', { class: c.class }, c.cell(r))))))));
+  const key = `${location.hash.split('?')[0]}|${columns.map((c) => c.label).join('|')}`;
+  const cells = rows.map((r) => ({ r, tds: columns.map((c) => h('td', { class: c.class }, c.cell(r))) }));
+  const tbody = h('tbody');
+  const heads = columns.map((c, i) => {
+    if (c.sort === false) return h('th', { scope: 'col', class: c.class }, c.label);
+    const button = h('button', { type: 'button', class: 'sort', onclick: () => {
+      const was = sortChoices.get(key);
+      sortChoices.set(key, { col: i, dir: was?.col === i ? -was.dir : 1 });
+      draw();
+    } }, c.label);
+    return h('th', { scope: 'col', class: c.class }, button);
+  });
+  const sortKey = (c, x, i) => (c.sort ? c.sort(x.r) : x.tds[i].textContent.trim());
+  function draw() {
+    const choice = sortChoices.get(key);
+    let list = cells;
+    if (choice && columns[choice.col]) {
+      const c = columns[choice.col];
+      list = [...cells].sort((x, y) => choice.dir * naturalCompare(sortKey(c, x, choice.col), sortKey(c, y, choice.col)));
+    }
+    heads.forEach((th, i) => {
+      if (columns[i].sort !== false) th.setAttribute('aria-sort', choice?.col === i ? (choice.dir > 0 ? 'ascending' : 'descending') : 'none');
+    });
+    fill(tbody, list.map((x) => h('tr', { class: x.r._rowClass }, x.tds)));
+  }
+  draw();
+  return h('div', { class: 'table-wrap' }, h('table', {}, h('thead', {}, h('tr', {}, heads)), tbody));
 }
 
 export function errorBox(err) {

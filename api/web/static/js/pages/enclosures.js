@@ -1,6 +1,6 @@
 // Enclosures: a filterable list, and one enclosure's detail with plots and recent sessions.
 import { api, identity } from '../api.js';
-import { h, fill, table, badge, fmtMB, fmtNumber, fmtAgo, fmtTime, fmtDuration, errorBox, section, hashQuery, field, busy } from '../dom.js';
+import { h, fill, table, naturalCompare, badge, fmtMB, fmtNumber, fmtAgo, fmtTime, fmtDuration, errorBox, section, hashQuery, field, busy } from '../dom.js';
 import { lineChart } from '../chart.js';
 import { liveButton } from '../live.js';
 import { lowDisk, currentCamera } from '../model.js';
@@ -56,7 +56,7 @@ export async function enclosureList(main, _params, ctx) {
     const params = new URLSearchParams(Object.entries(v).filter(([, x]) => x));
     if (retired) params.set('retired', 'true');
     history.replaceState(null, '', `#/enclosures${params.size ? `?${params}` : ''}`);
-    const shown = devices.filter(filter.matches);
+    const shown = devices.filter(filter.matches).sort((a, b) => naturalCompare(a.name, b.name)); // NV2 before NV10
     // A new name waiting for approval: an administrator admits or refuses it here.
     const approval = (d) => (admin && d.admission === 'pending' && !d.retired_at
       ? h('span', { class: 'actions' },
@@ -67,10 +67,11 @@ export async function enclosureList(main, _params, ctx) {
       { label: 'Name', cell: (d) => h('a', { href: `#/enclosures/${d.id}` }, d.name) },
       { label: 'Location', cell: (d) => d.location || '–' },
       { label: 'State', cell: (d) => h('span', {}, badge(d.state), admissionOf(d) ? badge(admissionOf(d)) : null, approval(d)) },
-      { label: 'Session', cell: (d) => (d.session_id ? h('a', { href: `#/sessions/${d.session_id}` }, `#${d.session_id}`) : '–') },
-      { label: 'Free disk', class: 'num', cell: (d) => h('span', { class: lowDisk(d) ? 'warn-text' : '' }, fmtMB(d.system_info?.free_disk)) },
-      { label: 'FPS', class: 'num', cell: fpsOf },
-      { label: 'Last heartbeat', cell: (d) => fmtAgo(d.last_update) },
+      { label: 'Session', sort: (d) => d.session_id ?? null, cell: (d) => (d.session_id ? h('a', { href: `#/sessions/${d.session_id}` }, `#${d.session_id}`) : '–') },
+      { label: 'Free disk', class: 'num', sort: (d) => d.system_info?.free_disk ?? null,
+        cell: (d) => h('span', { class: lowDisk(d) ? 'warn-text' : '' }, fmtMB(d.system_info?.free_disk)) },
+      { label: 'FPS', class: 'num', sort: (d) => currentCamera(d).fps ?? null, cell: fpsOf },
+      { label: 'Last heartbeat', sort: (d) => (d.last_update ? -Date.parse(d.last_update) : null), cell: (d) => fmtAgo(d.last_update) },
     ], shown, devices.length ? 'No enclosure matches the filter.' : 'No enclosure has reported yet. Enclosures appear here on their first heartbeat.'));
   };
   const filter = deviceFilter(draw, { q: q.get('q'), state: q.get('state') });
