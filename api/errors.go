@@ -58,6 +58,8 @@ func statusOf(err error) *Error {
 	switch {
 	case errors.As(err, &apiErr):
 		return apiErr
+	case errors.As(err, &refusal) && refusal.Conflict:
+		return &Error{Status: http.StatusConflict, Message: refusal.Message, Fields: refusal.Fields}
 	case errors.As(err, &refusal):
 		return &Error{Status: http.StatusBadRequest, Message: refusal.Message, Fields: refusal.Fields}
 	case errors.As(err, &maxBytes):

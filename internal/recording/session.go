@@ -38,6 +38,39 @@ type NewSession struct {
 	// activity, a double click); "" for none.
 	IdempotencyKey string
 	ScheduleID     int64 // the schedule whose fire asks; 0 for none
+	Timeouts       Timeouts
+}
+
+// Timeouts are a session's own start deadline, silence timeout and end grace; a zero one is
+// the server-wide setting.
+type Timeouts struct {
+	StartDeadline  time.Duration
+	SilenceTimeout time.Duration
+	EndGrace       time.Duration
+}
+
+// Bounds of a session's own timeouts: shorter ones fail healthy enclosures between two
+// heartbeats, longer ones hold an enclosure for days.
+const (
+	MinTimeout = time.Minute
+	MaxTimeout = 7 * 24 * time.Hour
+	MinGrace   = 10 * time.Second
+	MaxGrace   = 24 * time.Hour
+)
+
+// validate names each timeout out of its bounds (fields as the REST API names them, seconds).
+func (t Timeouts) validate(errs map[string]string) {
+	for _, c := range []struct {
+		field    string
+		v        time.Duration
+		min, max time.Duration
+	}{{"start_deadline", t.StartDeadline, MinTimeout, MaxTimeout}, {"silence_timeout", t.SilenceTimeout, MinTimeout, MaxTimeout},
+		{"end_grace", t.EndGrace, MinGrace, MaxGrace}} {
+		if c.v != 0 && (c.v < c.min || c.v > c.max) {
+			errs[c.field] = fmt.Sprintf("must be between %d and %d seconds (or left out for the server's setting)",
+				int64(c.min/time.Second), int64(c.max/time.Second))
+		}
+	}
 }
 
 // NewSessionDevice is one enclosure of a new session.
@@ -59,6 +92,9 @@ var ErrIdempotencyMismatch = errors.New("this Idempotency-Key was used for a dif
 type Refusal struct {
 	Message string
 	Fields  map[string]string
+	// Conflict: the request is well formed but the state refuses it (a busy enclosure, a
+	// finished session): the REST API's 409 instead of 400.
+	Conflict bool
 }
 
 func (r *Refusal) Error() string { return r.Message }
@@ -94,9 +130,22 @@ func (r Rules) Validate(ns NewSession) (NewSession, error) {
 	case len(ns.Devices) > r.MaxEnclosures:
 		errs["device_spec"] = fmt.Sprintf("at most %d enclosures per session", r.MaxEnclosures)
 	}
+	ns.Timeouts.validate(errs)
+	maps.Copy(errs, ValidDevices(ns.Devices, "device_spec"))
+	if len(errs) > 0 {
+		return ns, Refuse(errs)
+	}
+	ns.Name = strings.TrimSpace(ns.Name)
+	return ns, nil
+}
+
+// ValidDevices checks a list of enclosures (of a new session, or added to a running one),
+// naming each bad one under field.
+func ValidDevices(devices []NewSessionDevice, field string) map[string]string {
+	errs := map[string]string{}
 	seen := map[int64]bool{}
-	for i, d := range ns.Devices {
-		field := fmt.Sprintf("device_spec[%d]", i)
+	for i, d := range devices {
+		field := fmt.Sprintf("%s[%d]", field, i)
 		switch {
 		case d.DeviceID == nil:
 			errs[field+".device_id"] = "is required"
@@ -111,11 +160,7 @@ func (r Rules) Validate(ns NewSession) (NewSession, error) {
 			errs[field+".filename_prefix"] = fmt.Sprintf("must be at most %d characters (room for a resume suffix)", MaxPrefix)
 		}
 	}
-	if len(errs) > 0 {
-		return ns, Refuse(errs)
-	}
-	ns.Name = strings.TrimSpace(ns.Name)
-	return ns, nil
+	return errs
 }
 
 // DeviceIDs are the enclosures a validated session lists, in its order.
