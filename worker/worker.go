@@ -52,6 +52,8 @@ type Deps struct {
 	// Timeline writes them.
 	Operator activities.OperatorActions
 	Timeline activities.OperatorTimeline
+	// Changes makes the changes of running sessions (StoreSessionChanges, with the same rules).
+	Changes activities.SessionChanger
 }
 
 // Register adds every workflow and activity to r.
@@ -75,6 +77,7 @@ func Register(r sdkworker.Registry, d Deps) {
 	r.RegisterActivity(&activities.Schedules{Store: d.Schedules})
 	r.RegisterWorkflow(workflows.Digest)
 	r.RegisterActivity(&activities.Digest{Store: d.Digest, Mail: d.Channels.Mail})
+	r.RegisterActivity(&activities.SessionChanges{Changer: d.Changes})
 }
 
 // New returns a worker on taskQueue with everything registered.

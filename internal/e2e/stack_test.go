@@ -119,6 +119,7 @@ func (s *stack) startWorker() {
 	deps := worker.StoreDeps(s.store)
 	deps.Sessions = worker.StoreSessions(s.store, sessionRules, downAfter)
 	deps.Schedules = worker.StoreSchedules(s.store, downAfter)
+	deps.Changes = worker.StoreSessionChanges(s.store, sessionRules, downAfter)
 	if s.files != nil {
 		deps.Storage = s.files
 	}
