@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -36,6 +37,12 @@ type SessionStore interface {
 	SessionDevice(ctx context.Context, sessionID, deviceID int64, now time.Time, down time.Duration) (store.DeviceStatus, error)
 	SessionEvents(ctx context.Context, id int64) ([]store.SessionEvent, error)
 	SetArchived(ctx context.Context, id int64, archived bool) error
+	// Changes of a running session (session_changes.go).
+	AddSessionDevices(ctx context.Context, req store.AddDevices, rules recording.Rules, ids store.WorkflowIDs,
+		now time.Time, down time.Duration, dryRun bool) ([]store.PlannedDevice, error)
+	RetrySessionDevice(ctx context.Context, req store.RetryDevice, ids store.WorkflowIDs, now time.Time, down time.Duration,
+		dryRun bool) (store.RetriedDevice, error)
+	EditSession(ctx context.Context, id int64, e store.SessionEdit) error
 }
 
 // SessionWorkflows reaches the running session workflows, to ask them only (a query). Every
@@ -59,16 +66,30 @@ type newSessionRequest struct {
 	TargetFPS      int          `json:"target_fps"`
 	ApplyFilter    bool         `json:"apply_filter"`
 	DeviceSpec     []deviceSpec `json:"device_spec"`
+	// The session's own timeouts, in seconds; 0 or absent: the server's setting.
+	StartDeadline  int64 `json:"start_deadline"`
+	SilenceTimeout int64 `json:"silence_timeout"`
+	EndGrace       int64 `json:"end_grace"`
 }
 
 // newSession is the request as the rules of a new session take it.
 func (req newSessionRequest) newSession(createdBy int64) recording.NewSession {
 	ns := recording.NewSession{Name: req.Name, Duration: req.Duration, FragmentHourly: req.FragmentHourly,
-		TargetFPS: req.TargetFPS, ApplyFilter: req.ApplyFilter, CreatedBy: createdBy}
+		TargetFPS: req.TargetFPS, ApplyFilter: req.ApplyFilter, CreatedBy: createdBy,
+		Timeouts: recording.Timeouts{StartDeadline: seconds(req.StartDeadline), SilenceTimeout: seconds(req.SilenceTimeout),
+			EndGrace: seconds(req.EndGrace)}}
 	for _, d := range req.DeviceSpec {
 		ns.Devices = append(ns.Devices, recording.NewSessionDevice{DeviceID: d.DeviceID, FilePrefix: d.FilenamePrefix})
 	}
 	return ns
+}
+
+// seconds is a request's count of seconds as a duration; a huge one saturates (and is refused).
+func seconds(n int64) time.Duration {
+	if n > int64(math.MaxInt64/time.Second) || n < int64(math.MinInt64/time.Second) {
+		return time.Duration(math.MaxInt64)
+	}
+	return time.Duration(n) * time.Second
 }
 
 // createSession decodes the request; the store validates, admits and writes it in one

@@ -165,6 +165,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 		Enclosures: store.BatchedStore{Store: st, Batcher: batcher},
 		Sessions:   st,
 		Workflows:  sessions,
+		Changes:    sessions,
 		Mailer:     newMailer(cfg, st, log),
 		Tokens:     auth.Issuer{Secret: secret, AccessTTL: cfg.Auth.AccessTTL, RefreshTTL: cfg.Auth.RefreshTTL},
 		Hasher:     hasher(cfg),

@@ -100,21 +100,31 @@ func (a Alerts) Silence(ctx context.Context, workflowID string, req workflows.Si
 
 func (a Alerts) update(ctx context.Context, workflowID, name string, arg any) (workflows.AlertLifecycleState, error) {
 	var st workflows.AlertLifecycleState
-	h, err := a.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: workflowID, UpdateName: name,
+	err := runUpdate(ctx, a.Temporal, workflowID, name, arg, &st, ErrAlertClosed)
+	if err != nil && !errors.Is(err, ErrAlertClosed) && !errors.As(err, new(*RefusedError)) {
+		err = fmt.Errorf("Alerts.%s %s: %w", name, workflowID, err)
+	}
+	return st, err
+}
+
+// runUpdate runs an update on a workflow and waits for its result: closed when the workflow no
+// longer runs, a *RefusedError when its validator (or its handler) refused it.
+func runUpdate(ctx context.Context, c client.Client, workflowID, name string, arg, result any, closed error) error {
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: workflowID, UpdateName: name,
 		Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted})
 	if err == nil {
-		err = h.Get(ctx, &st)
+		err = h.Get(ctx, result)
 	}
 	var nf *serviceerror.NotFound
 	var app *temporal.ApplicationError
 	switch {
 	case err == nil:
-		return st, nil
+		return nil
 	case errors.As(err, &nf):
-		return st, ErrAlertClosed
+		return closed
 	case errors.As(err, &app):
 		// The validator's refusal comes back as an application error with its message.
-		return st, &RefusedError{Reason: app.Message()}
+		return &RefusedError{Reason: app.Message()}
 	}
-	return st, fmt.Errorf("Alerts.%s %s: %w", name, workflowID, err)
+	return err
 }
