@@ -35,6 +35,11 @@ var notAudited = map[string]string{
 	"POST /api/schedules/{schid}/pause":   "audited; checked by TestSchedulesOnTemporal",
 	"POST /api/schedules/{schid}/resume":  "audited; checked by TestSchedulesOnTemporal",
 	"POST /api/schedules/{schid}/trigger": "audited; checked by TestSchedulesOnTemporal",
+	// Temporal Updates of the session's workflow, audited by its activity in the change's
+	// transaction: internal/e2e's TestChangingARunningSession checks their rows.
+	"POST /api/recording-session/{sid}/devices":                   "audited; checked by e2e TestChangingARunningSession",
+	"POST /api/recording-session/{sid}/device-status/{did}/retry": "audited; checked by e2e TestChangingARunningSession",
+	"PUT /api/recording-session/{sid}/duration":                   "audited; checked by e2e TestChangingARunningSession",
 }
 
 // auditActionsSince lists the actions of the audit rows after row id after.
@@ -131,6 +136,9 @@ func TestEveryMutatingRouteIsAudited(t *testing.T) {
 				sid = int64(res.json(t)["id"].(float64))
 			}
 			return res
+		}},
+		{"PATCH /api/recording-session/{sid}", []recording.AuditAction{recording.AuditSessionEdit}, func() response {
+			return h.do("PATCH", session(), carlToken, map[string]any{"name": "exp 2", "notes": "mouse 3 looks sleepy"})
 		}},
 		{"DELETE /api/recording-session/{sid}/device-status/{did}", []recording.AuditAction{recording.AuditSessionRemoveDevice}, func() response {
 			return h.do("DELETE", session()+"/device-status/"+dev("NV3"), carlToken, nil)

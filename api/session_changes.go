@@ -3,7 +3,6 @@ package api
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -11,7 +10,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/jax-mba/mba/internal/dispatch"
 	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/store"
 	"github.com/jax-mba/mba/workflows"
@@ -53,16 +51,10 @@ func (s *Server) changeableSession(r *http.Request) (store.Session, error) {
 	return x, nil
 }
 
-// changed answers a change the workflow ran with the session as the read model shows it now.
+// changed answers a change the workflow ran (or its refusal) with the session as the read model shows it now.
 func (s *Server) changed(w http.ResponseWriter, r *http.Request, sessionID int64, err error) error {
-	var refused *dispatch.RefusedError
-	switch {
-	case errors.Is(err, dispatch.ErrSessionClosed):
-		return errorf(http.StatusConflict, "recording session %d has ended: it no longer changes", sessionID)
-	case errors.As(err, &refused):
-		return &Error{Status: http.StatusConflict, Message: refused.Reason, Fields: map[string]string{"session": refused.Reason}}
-	case err != nil:
-		return err
+	if err != nil {
+		return err // statusOf maps the workflow's refusals
 	}
 	x, err := s.sessions.Session(r.Context(), sessionID, s.now(), s.cfg.Enclosures.DownAfter)
 	if err != nil {

@@ -108,7 +108,7 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 	now := s.now()
 	// The store names the new session's id as the audit row's subject.
 	created, err := s.sessions.CreateSession(s.audited(r, currentUser(r).ID, recording.AuditSessionCreate, "", req.Name), ns, s.cfg.Sessions.Rules,
-		store.WorkflowIDs{Session: workflows.SessionWorkflowID, Device: workflows.DeviceWorkflowID}, now, s.cfg.Enclosures.DownAfter)
+		sessionWorkflowIDs, now, s.cfg.Enclosures.DownAfter)
 	if err != nil {
 		return err
 	}

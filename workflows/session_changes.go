@@ -73,6 +73,20 @@ func (s *session) registerUpdates(ctx workflow.Context) error {
 	return nil
 }
 
+// Kinds of a change's refusal, the type of its ApplicationError (whose detail names the
+// request's field): the API answers 409, 400 and 404.
+const (
+	RefusedConflict = "SessionChangeConflict" // the session's or the enclosure's state does not allow it
+	RefusedInvalid  = "SessionChangeInvalid"  // a value the request gives
+	RefusedUnknown  = "SessionChangeUnknown"  // an enclosure not in the session
+)
+
+// refuse is a validator's refusal of kind, naming the request's field.
+func refuse(kind, field, format string, args ...any) error {
+	return temporal.NewApplicationErrorWithOptions(fmt.Sprintf(format, args...), kind,
+		temporal.ApplicationErrorOptions{NonRetryable: true, Details: []any{field}})
+}
+
 // running says whether the session still takes changes.
 func (s *session) validateRunning() error {
 	if s.st.Status != recording.SessionInProgress || s.st.Canceled {
@@ -80,7 +94,7 @@ func (s *session) validateRunning() error {
 		if s.st.Canceled {
 			status = recording.SessionCanceled
 		}
-		return fmt.Errorf("recording session %d is %s: only a running session can change", s.in.SessionID, status)
+		return refuse(RefusedConflict, "status", "recording session %d is %s: only a running session can change", s.in.SessionID, status)
 	}
 	return nil
 }
@@ -93,7 +107,7 @@ func (s *session) remaining(ctx workflow.Context) time.Duration {
 // tooLate refuses a recording of secs seconds that would be shorter than a worthwhile segment.
 func (s *session) tooLate(ctx workflow.Context, secs int64) error {
 	if min := s.in.Settings.MinSegment; time.Duration(secs)*time.Second < min {
-		return fmt.Errorf("the session ends in %s: too late to start an enclosure (at least %s)",
+		return refuse(RefusedConflict, "duration", "the session ends in %s: too late to start an enclosure (at least %s)",
 			max(s.remaining(ctx), 0).Round(time.Second), min)
 	}
 	return nil
@@ -112,11 +126,11 @@ func (s *session) validateAdd(ctx workflow.Context, req AddDevicesRequest) error
 		return err
 	}
 	if len(req.Devices) == 0 {
-		return errors.New("list at least one enclosure to add")
+		return refuse(RefusedInvalid, "device_spec", "list at least one enclosure to add")
 	}
 	for _, d := range req.Devices {
 		if _, ok := s.st.Devices[d.DeviceID]; ok {
-			return fmt.Errorf("enclosure %d is already in recording session %d", d.DeviceID, s.in.SessionID)
+			return refuse(RefusedConflict, "device_spec", "enclosure %d is already in recording session %d", d.DeviceID, s.in.SessionID)
 		}
 	}
 	return s.tooLate(ctx, s.addSeconds(ctx, req))
@@ -170,9 +184,9 @@ func (s *session) validateRetry(ctx workflow.Context, req RetryRequest) error {
 	st, ok := s.st.Devices[req.DeviceID]
 	switch {
 	case !ok:
-		return fmt.Errorf("enclosure %d is not in recording session %d", req.DeviceID, s.in.SessionID)
+		return refuse(RefusedUnknown, "did", "enclosure %d is not in recording session %d", req.DeviceID, s.in.SessionID)
 	case st != recording.DeviceFailed:
-		return fmt.Errorf("enclosure %d is %s: only a FAILED enclosure can be retried", req.DeviceID, st)
+		return refuse(RefusedConflict, "status", "enclosure %d is %s: only a FAILED enclosure can be retried", req.DeviceID, st)
 	}
 	return s.tooLate(ctx, int64(s.remaining(ctx)/time.Second))
 }
@@ -204,10 +218,10 @@ func (s *session) validateDuration(ctx workflow.Context, req DurationRequest) er
 	elapsed := workflow.Now(ctx).Sub(s.started).Round(time.Second)
 	switch {
 	case req.Duration == s.st.Duration:
-		return fmt.Errorf("the session's duration is already %d s", req.Duration)
+		return refuse(RefusedInvalid, "duration", "the session's duration is already %d s", req.Duration)
 	case time.Duration(req.Duration)*time.Second <= elapsed:
 		// Decided: a shortening to what already ran is no stop; cancelling is.
-		return fmt.Errorf("the session has already run %s (%d s): a shorter duration would end it in the past; cancel it to stop now",
+		return refuse(RefusedInvalid, "duration", "the session has already run %s (%d s): a shorter duration would end it in the past; cancel it to stop now",
 			elapsed, int64(elapsed/time.Second))
 	}
 	return nil

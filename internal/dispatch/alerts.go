@@ -84,7 +84,9 @@ func (a Alerts) SignalAlert(ctx context.Context, s activities.AlertSignal) error
 var ErrAlertClosed = errors.New("the alert is resolved")
 
 // RefusedError is an update the workflow's validator refused; its message is for people.
-type RefusedError struct{ Reason string }
+// Kind is the refusal's ApplicationError type (workflows.Refused*, "" for none) and Field the
+// request's field it names, if any.
+type RefusedError struct{ Reason, Kind, Field string }
 
 func (e *RefusedError) Error() string { return e.Reason }
 
@@ -124,7 +126,11 @@ func runUpdate(ctx context.Context, c client.Client, workflowID, name string, ar
 		return closed
 	case errors.As(err, &app):
 		// The validator's refusal comes back as an application error with its message.
-		return &RefusedError{Reason: app.Message()}
+		refused := &RefusedError{Reason: app.Message(), Kind: app.Type()}
+		if app.HasDetails() {
+			_ = app.Details(&refused.Field) // a refusal without a field names none
+		}
+		return refused
 	}
 	return err
 }

@@ -58,7 +58,7 @@ func (s Sessions) RemoveDevice(ctx context.Context, sessionID int64, req workflo
 }
 
 // ErrSessionClosed: the session's workflow no longer runs (the session ended).
-var ErrSessionClosed = errors.New("the session's workflow has ended")
+var ErrSessionClosed = errors.New("it no longer changes")
 
 // AddDevices runs the add-devices update on the session's workflow.
 func (s Sessions) AddDevices(ctx context.Context, sessionID int64, req workflows.AddDevicesRequest) (workflows.SessionState, error) {
@@ -77,7 +77,8 @@ func (s Sessions) SetDuration(ctx context.Context, sessionID int64, req workflow
 
 func (s Sessions) update(ctx context.Context, sessionID int64, name string, arg any) (workflows.SessionState, error) {
 	var st workflows.SessionState
-	err := runUpdate(ctx, s.Temporal, workflows.SessionWorkflowID(sessionID), name, arg, &st, ErrSessionClosed)
+	closed := fmt.Errorf("recording session %d has ended: %w", sessionID, ErrSessionClosed) // for people
+	err := runUpdate(ctx, s.Temporal, workflows.SessionWorkflowID(sessionID), name, arg, &st, closed)
 	if err != nil && !errors.Is(err, ErrSessionClosed) && !errors.As(err, new(*RefusedError)) {
 		err = fmt.Errorf("Sessions.%s session %d: %w", name, sessionID, err)
 	}
