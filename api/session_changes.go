@@ -45,10 +45,16 @@ func (s *Server) changeableSession(r *http.Request) (store.Session, error) {
 		return x, &Error{Status: http.StatusConflict, Message: fmt.Sprintf("recording session %d is %s: only a running session can change", x.ID, x.Status),
 			Fields: map[string]string{"status": string(x.Status)}}
 	}
-	if s.changes == nil {
-		return x, errorf(http.StatusServiceUnavailable, "running sessions cannot change: the service is not connected to Temporal")
-	}
 	return x, nil
+}
+
+// changesConnected refuses a change of a running session without Temporal (checked after the
+// request's own values, so those are 400s either way).
+func (s *Server) changesConnected() error {
+	if s.changes == nil {
+		return errorf(http.StatusServiceUnavailable, "running sessions cannot change: the service is not connected to Temporal")
+	}
+	return nil
 }
 
 // changed answers a change the workflow ran (or its refusal) with the session as the read model shows it now.
@@ -80,6 +86,10 @@ type addDevicesRequest struct {
 
 // addSessionDevices adds enclosures to a running session.
 func (s *Server) addSessionDevices(w http.ResponseWriter, r *http.Request) error {
+	x, err := s.changeableSession(r) // who asks first: a stranger learns nothing of the body
+	if err != nil {
+		return err
+	}
 	var req addDevicesRequest
 	if err := decodeJSON(r, &req); err != nil {
 		return err
@@ -87,8 +97,7 @@ func (s *Server) addSessionDevices(w http.ResponseWriter, r *http.Request) error
 	if err := s.checkSeconds("duration", req.Duration, true); err != nil {
 		return err
 	}
-	x, err := s.changeableSession(r)
-	if err != nil {
+	if err := s.changesConnected(); err != nil {
 		return err
 	}
 	devices := make([]recording.NewSessionDevice, len(req.DeviceSpec))
@@ -118,6 +127,9 @@ func (s *Server) retrySessionDevice(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
+	if err := s.changesConnected(); err != nil {
+		return err
+	}
 	check := store.RetryDevice{SessionID: x.ID, DeviceID: d.Device.ID, Seconds: x.Duration}
 	if _, err := s.sessions.RetrySessionDevice(r.Context(), check, sessionWorkflowIDs, s.now(), s.cfg.Enclosures.DownAfter, true); err != nil {
 		return err
@@ -132,6 +144,10 @@ type durationRequest struct {
 
 // setSessionDuration extends or shortens a running session.
 func (s *Server) setSessionDuration(w http.ResponseWriter, r *http.Request) error {
+	x, err := s.changeableSession(r)
+	if err != nil {
+		return err
+	}
 	var req durationRequest
 	if err := decodeJSON(r, &req); err != nil {
 		return err
@@ -139,8 +155,7 @@ func (s *Server) setSessionDuration(w http.ResponseWriter, r *http.Request) erro
 	if err := s.checkSeconds("duration", req.Duration, false); err != nil {
 		return err
 	}
-	x, err := s.changeableSession(r)
-	if err != nil {
+	if err := s.changesConnected(); err != nil {
 		return err
 	}
 	_, err = s.changes.SetDuration(r.Context(), x.ID, workflows.DurationRequest{Duration: req.Duration, UserID: currentUser(r).ID})
@@ -157,6 +172,13 @@ type editSessionRequest struct {
 
 // editSession changes a session's name or notes, running or not (the read model's only).
 func (s *Server) editSession(w http.ResponseWriter, r *http.Request) error {
+	x, err := s.sessionParam(r)
+	if err != nil {
+		return err
+	}
+	if err := s.mayStop(r, x); err != nil {
+		return err
+	}
 	var req editSessionRequest
 	if err := decodeJSON(r, &req); err != nil {
 		return err
@@ -177,13 +199,6 @@ func (s *Server) editSession(w http.ResponseWriter, r *http.Request) error {
 	}
 	if len(errs) > 0 {
 		return invalid(errs)
-	}
-	x, err := s.sessionParam(r)
-	if err != nil {
-		return err
-	}
-	if err := s.mayStop(r, x); err != nil {
-		return err
 	}
 	ctx := s.audited(r, currentUser(r).ID, recording.AuditSessionEdit, strconv.FormatInt(x.ID, 10), "")
 	if err := s.sessions.EditSession(ctx, x.ID, store.SessionEdit{Name: req.Name, Notes: req.Notes}); err != nil {

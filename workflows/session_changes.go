@@ -185,6 +185,10 @@ func (s *session) validateRetry(ctx workflow.Context, req RetryRequest) error {
 	switch {
 	case !ok:
 		return refuse(RefusedUnknown, "did", "enclosure %d is not in recording session %d", req.DeviceID, s.in.SessionID)
+	case st == running:
+		// Its workflow writes FAILED to the read model just before it tells the session.
+		return refuse(RefusedConflict, "status", "enclosure %d is still recording or ending its recording: only a FAILED enclosure can be retried (try again in a moment if it has just failed)",
+			req.DeviceID)
 	case st != recording.DeviceFailed:
 		return refuse(RefusedConflict, "status", "enclosure %d is %s: only a FAILED enclosure can be retried", req.DeviceID, st)
 	}
