@@ -111,4 +111,6 @@ func TestChangingARunningSession(t *testing.T) {
 	require.Equal(t, []recording.AuditAction{recording.AuditSessionCreate, recording.AuditSessionAddDevices,
 		recording.AuditSessionDuration, recording.AuditSessionRetryDevice}, s.sessionAuditActions())
 	s.recordHistory(workflows.SessionWorkflowID(sid), "session_changed")
+	s.recordHistory(workflows.DeviceWorkflowID(sid, added), "device_added_then_extended")
+	s.recordHistory(workflows.RetryWorkflowID(sid, first, 1), "device_retried")
 }
