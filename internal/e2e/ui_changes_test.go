@@ -44,7 +44,8 @@ func TestUIChangesARunningSession(t *testing.T) {
 	b.setValue(`#add-device`, fmt.Sprint(ids[1]))
 	b.setValue(`#add-prefix`, "late")
 	b.do(chromedp.Click(chromedp.CSS(`#add-devices`)))
-	b.waitText("UIC2", long)
+	b.waitJS("the added enclosure in the table", `[...document.querySelectorAll('table a')].some((a) => a.textContent === 'UIC2')`, long)
+	b.waitJS("the new duration in the facts", `document.querySelector('.facts')?.innerText.includes('40 s')`, long)
 	b.shot("session-changed")
 
 	sim.Enclosures()[0].FailRecording("camera unplugged")
