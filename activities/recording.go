@@ -120,6 +120,7 @@ type SessionPlan struct {
 	FragmentHourly bool
 	TargetFPS      int
 	ApplyFilter    bool
+	Timeouts       recording.Timeouts // the session's own; zero ones are the server's
 	Devices        []PlannedDevice
 }
 

@@ -35,6 +35,11 @@ var notAudited = map[string]string{
 	"POST /api/schedules/{schid}/pause":   "audited; checked by TestSchedulesOnTemporal",
 	"POST /api/schedules/{schid}/resume":  "audited; checked by TestSchedulesOnTemporal",
 	"POST /api/schedules/{schid}/trigger": "audited; checked by TestSchedulesOnTemporal",
+	// Temporal Updates of the session's workflow, audited by its activity in the change's
+	// transaction: internal/e2e's TestChangingARunningSession checks their rows.
+	"POST /api/recording-session/{sid}/devices":                   "audited; checked by e2e TestChangingARunningSession",
+	"POST /api/recording-session/{sid}/device-status/{did}/retry": "audited; checked by e2e TestChangingARunningSession",
+	"PUT /api/recording-session/{sid}/duration":                   "audited; checked by e2e TestChangingARunningSession",
 }
 
 // auditActionsSince lists the actions of the audit rows after row id after.
@@ -136,6 +141,9 @@ func TestEveryMutatingRouteIsAudited(t *testing.T) {
 		}},
 		{"PATCH /api/recording-session/{sid}/device-status/{did}/subject", []recording.AuditAction{recording.AuditSessionSubject}, func() response {
 			return h.do("PATCH", session()+"/device-status/"+dev("NV2")+"/subject", carlToken, map[string]any{"subject_ids": []string{"M7"}})
+		}},
+		{"PATCH /api/recording-session/{sid}", []recording.AuditAction{recording.AuditSessionEdit}, func() response {
+			return h.do("PATCH", session(), carlToken, map[string]any{"name": "exp 2", "notes": "mouse 3 looks sleepy"})
 		}},
 		{"DELETE /api/recording-session/{sid}/device-status/{did}", []recording.AuditAction{recording.AuditSessionRemoveDevice}, func() response {
 			return h.do("DELETE", session()+"/device-status/"+dev("NV3"), carlToken, nil)

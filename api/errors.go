@@ -19,9 +19,11 @@ import (
 
 	"github.com/go-chi/chi/v5/middleware"
 
+	"github.com/jax-mba/mba/internal/dispatch"
 	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/storage"
 	"github.com/jax-mba/mba/internal/store"
+	"github.com/jax-mba/mba/workflows"
 )
 
 // Error is an error with the status and message a client may see. Everything else becomes a
@@ -55,11 +57,18 @@ func statusOf(err error) *Error {
 	var apiErr *Error
 	var refusal *recording.Refusal
 	var maxBytes *http.MaxBytesError
+	var refused *dispatch.RefusedError
 	switch {
 	case errors.As(err, &apiErr):
 		return apiErr
+	case errors.As(err, &refusal) && refusal.Conflict:
+		return &Error{Status: http.StatusConflict, Message: refusal.Message, Fields: refusal.Fields}
 	case errors.As(err, &refusal):
 		return &Error{Status: http.StatusBadRequest, Message: refusal.Message, Fields: refusal.Fields}
+	case errors.As(err, &refused):
+		return refusedStatus(refused)
+	case errors.Is(err, dispatch.ErrSessionClosed):
+		return &Error{Status: http.StatusConflict, Message: err.Error(), Fields: map[string]string{"session": "has ended"}}
 	case errors.As(err, &maxBytes):
 		return errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", maxBytes.Limit)
 	case errors.Is(err, store.ErrNotFound):
@@ -81,6 +90,19 @@ func statusOf(err error) *Error {
 		return errorf(499, "client closed the request") // nginx's code; nobody is listening
 	}
 	return errorf(http.StatusInternalServerError, "internal server error")
+}
+
+// refusedStatus is a workflow Update's refusal by its kind: a bad value 400, an enclosure not
+// in the session 404, what the state does not allow (or an unnamed kind) 409.
+func refusedStatus(r *dispatch.RefusedError) *Error {
+	status := http.StatusConflict
+	switch r.Kind {
+	case workflows.RefusedInvalid:
+		status = http.StatusBadRequest
+	case workflows.RefusedUnknown:
+		status = http.StatusNotFound
+	}
+	return &Error{Status: status, Message: r.Reason, Fields: map[string]string{cmp.Or(r.Field, "session"): r.Reason}}
 }
 
 // writeError sends err to the client and logs what the client must not see.

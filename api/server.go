@@ -68,13 +68,16 @@ type Deps struct {
 	Enclosures EnclosureStore
 	Sessions   SessionStore
 	Workflows  SessionWorkflows
-	Mailer     mail.Sender
-	Tokens     auth.Issuer
-	Hasher     auth.Hasher
-	Temporal   HealthChecker
-	Files      FileStore
-	Storage    storage.Storage  // nil: uploads and downloads are off
-	Now        func() time.Time // time.Now when nil
+	// Changes runs the changes of running sessions on their workflows (nil: those routes
+	// answer 503).
+	Changes  SessionChanges
+	Mailer   mail.Sender
+	Tokens   auth.Issuer
+	Hasher   auth.Hasher
+	Temporal HealthChecker
+	Files    FileStore
+	Storage  storage.Storage  // nil: uploads and downloads are off
+	Now      func() time.Time // time.Now when nil
 
 	// Alerts are read from the store; AlertWorkflows acknowledges and silences them (nil:
 	// those routes answer 503).
@@ -99,6 +102,7 @@ type Server struct {
 	enclosures EnclosureStore
 	sessions   SessionStore
 	workflows  SessionWorkflows
+	changes    SessionChanges
 	mailer     mail.Sender
 	tokens     auth.Issuer
 	hasher     auth.Hasher
@@ -139,7 +143,7 @@ func NewServer(d Deps) *Server {
 	}
 	s := &Server{
 		cfg: d.Config, log: d.Log, pool: d.Pool, users: d.Users, mailer: d.Mailer,
-		enclosures: d.Enclosures, sessions: d.Sessions, workflows: d.Workflows,
+		enclosures: d.Enclosures, sessions: d.Sessions, workflows: d.Workflows, changes: d.Changes,
 		tokens: d.Tokens, hasher: d.Hasher, temporal: d.Temporal, now: now,
 		metrics:         newMetrics(d.Pool, now, d.Config.Enclosures.DownAfter, d.Config.Alerts),
 		background:      make(chan struct{}, 64),
@@ -234,6 +238,10 @@ func (s *Server) Handler() http.Handler {
 				r.Get("/recording-session/{sid}/live", s.handle(s.sessionLive))
 				r.Get("/recording-session/{sid}/device-status/{did}", s.handle(s.getSessionDevice))
 				r.Delete("/recording-session/{sid}/device-status/{did}", s.handle(s.removeSessionDevice))
+				r.Patch("/recording-session/{sid}", s.handle(s.editSession))
+				r.Post("/recording-session/{sid}/devices", s.handle(s.addSessionDevices))
+				r.Post("/recording-session/{sid}/device-status/{did}/retry", s.handle(s.retrySessionDevice))
+				r.Put("/recording-session/{sid}/duration", s.handle(s.setSessionDuration))
 				alertRoutes(r, s)
 				scheduleRoutes(r, s)
 				templateRoutes(r, s)

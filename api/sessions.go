@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -36,6 +37,12 @@ type SessionStore interface {
 	SessionDevice(ctx context.Context, sessionID, deviceID int64, now time.Time, down time.Duration) (store.DeviceStatus, error)
 	SessionEvents(ctx context.Context, id int64) ([]store.SessionEvent, error)
 	SetArchived(ctx context.Context, id int64, archived bool) error
+	// Changes of a running session (session_changes.go).
+	AddSessionDevices(ctx context.Context, req store.AddDevices, rules recording.Rules, ids store.WorkflowIDs,
+		now time.Time, down time.Duration, dryRun bool) ([]store.PlannedDevice, error)
+	RetrySessionDevice(ctx context.Context, req store.RetryDevice, ids store.WorkflowIDs, now time.Time, down time.Duration,
+		dryRun bool) (store.RetriedDevice, error)
+	EditSession(ctx context.Context, id int64, e store.SessionEdit) error
 }
 
 // SessionWorkflows reaches the running session workflows, to ask them only (a query). Every
@@ -62,12 +69,16 @@ type newSessionRequest struct {
 	DeviceSpec     []deviceSpec `json:"device_spec"`
 	// PrefixPattern makes the prefix of each enclosure that names none (recording.ExpandPrefix).
 	PrefixPattern string `json:"prefix_pattern"`
+	// The session's own timeouts, in seconds; 0 or absent: the server's setting.
+	StartDeadline  int64 `json:"start_deadline"`
+	SilenceTimeout int64 `json:"silence_timeout"`
+	EndGrace       int64 `json:"end_grace"`
 }
 
 // empty: the request names nothing (a schedule that names a template instead).
 func (req newSessionRequest) empty() bool {
 	return req.Name == "" && req.Duration == 0 && !req.FragmentHourly && req.TargetFPS == 0 && !req.ApplyFilter &&
-		len(req.DeviceSpec) == 0 && req.PrefixPattern == ""
+		len(req.DeviceSpec) == 0 && req.PrefixPattern == "" && req.StartDeadline == 0 && req.SilenceTimeout == 0 && req.EndGrace == 0
 }
 
 // check refuses what newSession cannot convert (a date of birth that is no date).
@@ -87,7 +98,9 @@ func (req newSessionRequest) check() error {
 // newSession is the request as the rules of a new session take it.
 func (req newSessionRequest) newSession(createdBy int64) recording.NewSession {
 	ns := recording.NewSession{Name: req.Name, Duration: req.Duration, FragmentHourly: req.FragmentHourly,
-		TargetFPS: req.TargetFPS, ApplyFilter: req.ApplyFilter, CreatedBy: createdBy, PrefixPattern: req.PrefixPattern}
+		TargetFPS: req.TargetFPS, ApplyFilter: req.ApplyFilter, CreatedBy: createdBy, PrefixPattern: req.PrefixPattern,
+		Timeouts: recording.Timeouts{StartDeadline: seconds(req.StartDeadline), SilenceTimeout: seconds(req.SilenceTimeout),
+			EndGrace: seconds(req.EndGrace)}}
 	for _, d := range req.DeviceSpec {
 		nd := recording.NewSessionDevice{DeviceID: d.DeviceID, FilePrefix: d.FilenamePrefix}
 		if d.Subject != nil {
@@ -96,6 +109,14 @@ func (req newSessionRequest) newSession(createdBy int64) recording.NewSession {
 		ns.Devices = append(ns.Devices, nd)
 	}
 	return ns
+}
+
+// seconds is a request's count of seconds as a duration; a huge one saturates (and is refused).
+func seconds(n int64) time.Duration {
+	if n > int64(math.MaxInt64/time.Second) || n < int64(math.MinInt64/time.Second) {
+		return time.Duration(math.MaxInt64)
+	}
+	return time.Duration(n) * time.Second
 }
 
 // createSession decodes the request; the store validates, admits and writes it in one

@@ -13,7 +13,6 @@ import (
 
 	"github.com/jax-mba/mba/internal/recording"
 	"github.com/jax-mba/mba/internal/store"
-	"github.com/jax-mba/mba/workflows"
 )
 
 // TemplateStore keeps the templates: named protocols, versioned (issue 16).
@@ -246,7 +245,7 @@ func (s *Server) writeNewSession(w http.ResponseWriter, r *http.Request, ns reco
 	now := s.now()
 	// The store names the new session's id as the audit row's subject.
 	created, err := s.sessions.CreateSession(s.audited(r, currentUser(r).ID, recording.AuditSessionCreate, "", detail), ns, s.cfg.Sessions.Rules,
-		store.WorkflowIDs{Session: workflows.SessionWorkflowID, Device: workflows.DeviceWorkflowID}, now, s.cfg.Enclosures.DownAfter)
+		sessionWorkflowIDs, now, s.cfg.Enclosures.DownAfter)
 	if err != nil {
 		return err
 	}

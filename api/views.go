@@ -29,15 +29,31 @@ type SessionView struct {
 	CanceledBy     *string                 `json:"canceled_by"`
 	EndedAt        *time.Time              `json:"ended_at"`
 	SecondsLost    int64                   `json:"seconds_lost"`
-	DeviceStatuses []SessionDeviceView     `json:"device_statuses"`
-	Warnings       []string                `json:"warnings,omitempty"`
-	Template       *TemplateRefView        `json:"template,omitempty"` // the template version it was made from
+	Notes          string                  `json:"notes,omitempty"`
+	// The session's own timeouts (seconds); absent: the server's setting.
+	StartDeadline  *int64              `json:"start_deadline,omitempty"`
+	SilenceTimeout *int64              `json:"silence_timeout,omitempty"`
+	EndGrace       *int64              `json:"end_grace,omitempty"`
+	DeviceStatuses []SessionDeviceView `json:"device_statuses"`
+	Warnings       []string            `json:"warnings,omitempty"`
+	Template       *TemplateRefView    `json:"template,omitempty"` // the template version it was made from
+}
+
+// ownSeconds is a session's own timeout in seconds, nil for the server's.
+func ownSeconds(d time.Duration) *int64 {
+	if d == 0 {
+		return nil
+	}
+	secs := int64(d / time.Second)
+	return &secs
 }
 
 func sessionView(x store.Session) SessionView {
 	return SessionView{ID: x.ID, Name: x.Name, Duration: x.Duration, FragmentHourly: x.FragmentHourly, TargetFPS: x.TargetFPS,
 		ApplyFilter: x.ApplyFilter, CreationTime: x.CreationTime, Status: x.Status, Archived: x.Archived,
-		CreatedBy: x.CreatedBy, CanceledBy: x.CanceledBy, EndedAt: x.EndedAt, SecondsLost: x.SecondsLost,
+		CreatedBy: x.CreatedBy, CanceledBy: x.CanceledBy, EndedAt: x.EndedAt, SecondsLost: x.SecondsLost, Notes: x.Notes,
+		StartDeadline: ownSeconds(x.Timeouts.StartDeadline), SilenceTimeout: ownSeconds(x.Timeouts.SilenceTimeout),
+		EndGrace:       ownSeconds(x.Timeouts.EndGrace),
 		DeviceStatuses: views(x.DeviceStatuses, sessionDeviceView), Template: templateRefView(x.Template)}
 }
 

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/jax-mba/mba/activities"
@@ -89,7 +90,7 @@ type readModel struct{ *store.Store }
 func (r readModel) SessionPlan(ctx context.Context, id int64) (activities.SessionPlan, error) {
 	p, err := r.Store.SessionPlan(ctx, id)
 	out := activities.SessionPlan{ID: p.ID, Duration: p.Duration, FragmentHourly: p.FragmentHourly,
-		TargetFPS: p.TargetFPS, ApplyFilter: p.ApplyFilter}
+		TargetFPS: p.TargetFPS, ApplyFilter: p.ApplyFilter, Timeouts: p.Timeouts}
 	if p.Devices != nil { // an empty list stays one: the payload stays the store's
 		out.Devices = make([]activities.PlannedDevice, len(p.Devices))
 	}
@@ -219,8 +220,7 @@ type sessionCreator struct {
 }
 
 func (c sessionCreator) CreateSession(ctx context.Context, ns recording.NewSession, now time.Time) (activities.CreatedSession, error) {
-	ids := store.WorkflowIDs{Session: workflows.SessionWorkflowID, Device: workflows.DeviceWorkflowID}
-	created, err := c.st.CreateSession(ctx, ns, c.rules, ids, now, c.down)
+	created, err := c.st.CreateSession(ctx, ns, c.rules, sessionWorkflowIDs, now, c.down)
 	return activities.CreatedSession(created), err
 }
 
@@ -251,4 +251,50 @@ func (s scheduleStore) RecordScheduleFire(ctx context.Context, f activities.Sche
 	}
 	return s.st.RecordScheduleFire(ctx, store.ScheduleFire{ScheduleID: f.ScheduleID, WorkflowID: f.WorkflowID, FiredAt: f.FiredAt,
 		Outcome: f.Outcome, Message: f.Message, SessionID: session})
+}
+
+// StoreSessionChanges makes the changes of running sessions through the store with the
+// deployment's rules (the API's), for the activities SessionChanges.
+func StoreSessionChanges(st *store.Store, rules recording.Rules, down time.Duration) activities.SessionChanger {
+	return sessionChanger{st: st, rules: rules, down: down}
+}
+
+type sessionChanger struct {
+	st    *store.Store
+	rules recording.Rules
+	down  time.Duration
+}
+
+// sessionWorkflowIDs are the workflow ids the store writes in the mailboxes.
+var sessionWorkflowIDs = store.WorkflowIDs{Session: workflows.SessionWorkflowID, Device: workflows.DeviceWorkflowID,
+	Retry: workflows.RetryWorkflowID}
+
+// audited is ctx carrying the audit row of the person's change, written in its transaction.
+func audited(ctx context.Context, by int64, action recording.AuditAction, sessionID int64) context.Context {
+	return store.Audited(ctx, store.AuditEntry{ActorID: by, Action: action, Subject: strconv.FormatInt(sessionID, 10)})
+}
+
+func (c sessionChanger) AddSessionDevices(ctx context.Context, req activities.AddDevices, now time.Time) ([]activities.PlannedDevice, error) {
+	devices := make([]recording.NewSessionDevice, len(req.Devices))
+	for i, d := range req.Devices {
+		devices[i] = recording.NewSessionDevice{DeviceID: &d.DeviceID, FilePrefix: d.FilePrefix}
+	}
+	added, err := c.st.AddSessionDevices(audited(ctx, req.By, recording.AuditSessionAddDevices, req.SessionID),
+		store.AddDevices{SessionID: req.SessionID, Devices: devices, Seconds: req.Seconds}, c.rules, sessionWorkflowIDs, now, c.down, false)
+	out := make([]activities.PlannedDevice, len(added))
+	for i, d := range added {
+		out[i] = activities.PlannedDevice(d)
+	}
+	return out, err
+}
+
+func (c sessionChanger) RetrySessionDevice(ctx context.Context, req activities.RetryDevice, now time.Time) (activities.RetriedDevice, error) {
+	r, err := c.st.RetrySessionDevice(audited(ctx, req.By, recording.AuditSessionRetryDevice, req.SessionID),
+		store.RetryDevice{SessionID: req.SessionID, DeviceID: req.DeviceID, Seconds: req.Seconds}, sessionWorkflowIDs, now, c.down, false)
+	return activities.RetriedDevice{PlannedDevice: activities.PlannedDevice(r.PlannedDevice), Retry: r.Retry, WorkflowID: r.WorkflowID,
+		Recorded: r.Recorded}, err
+}
+
+func (c sessionChanger) SetSessionDuration(ctx context.Context, req activities.SessionDuration, now time.Time) error {
+	return c.st.SetSessionDuration(audited(ctx, req.By, recording.AuditSessionDuration, req.SessionID), req.SessionID, req.Duration, now)
 }

@@ -54,6 +54,8 @@ type Deps struct {
 	Timeline activities.OperatorTimeline
 	// Manifests write session manifests beside the files (manifest.Writer); nil: none written.
 	Manifests activities.ManifestWriter
+	// Changes makes the changes of running sessions (StoreSessionChanges, with the same rules).
+	Changes activities.SessionChanger
 }
 
 // Register adds every workflow and activity to r.
@@ -78,6 +80,7 @@ func Register(r sdkworker.Registry, d Deps) {
 	r.RegisterWorkflow(workflows.Digest)
 	r.RegisterActivity(&activities.Digest{Store: d.Digest, Mail: d.Channels.Mail})
 	r.RegisterActivity(&activities.Manifests{Writer: d.Manifests})
+	r.RegisterActivity(&activities.SessionChanges{Changer: d.Changes})
 }
 
 // New returns a worker on taskQueue with everything registered.

@@ -23,8 +23,13 @@ func DeviceWorkflowID(sessionID, deviceID int64) string {
 }
 
 // SessionOfWorkflowID reads the session (and enclosure, 0 for the session's own workflow) a
-// workflow ID of SessionWorkflowID or DeviceWorkflowID names; ok is false for other IDs.
+// workflow ID of SessionWorkflowID, DeviceWorkflowID or RetryWorkflowID names; ok is false for
+// other IDs.
 func SessionOfWorkflowID(id string) (sessionID, deviceID int64, ok bool) {
+	var retry int
+	if n, _ := fmt.Sscanf(id, "recording-session-%d-device-%d-retry-%d", &sessionID, &deviceID, &retry); n == 3 && RetryWorkflowID(sessionID, deviceID, retry) == id {
+		return sessionID, deviceID, true
+	}
 	if n, _ := fmt.Sscanf(id, "recording-session-%d-device-%d", &sessionID, &deviceID); n == 2 && DeviceWorkflowID(sessionID, deviceID) == id {
 		return sessionID, deviceID, true
 	}
@@ -32,6 +37,12 @@ func SessionOfWorkflowID(id string) (sessionID, deviceID int64, ok bool) {
 		return sessionID, 0, true
 	}
 	return 0, 0, false
+}
+
+// RetryWorkflowID is the ID of an enclosure's retry (1, 2, ...) in a running session: the
+// failed recording's workflow may still be checking its files.
+func RetryWorkflowID(sessionID, deviceID int64, retry int) string {
+	return fmt.Sprintf("%s-retry-%d", DeviceWorkflowID(sessionID, deviceID), retry)
 }
 
 // HousekeepingWorkflowID is the ID of the one housekeeping workflow of a deployment (each
@@ -169,6 +180,10 @@ type SessionState struct {
 	// Lost are the seconds each enclosure did not record between segments: a session that lost
 	// time is PARTIAL, not COMPLETE.
 	Lost map[int64]int64 `json:",omitempty"`
+	// Duration (seconds) and PlannedEnd are the session's plan as changed while it runs; zero
+	// until its plan is read.
+	Duration   int64     `json:",omitempty"`
+	PlannedEnd time.Time `json:",omitempty"`
 }
 
 // DeviceInput starts, or continues as new, one enclosure's recording in a session.
@@ -193,11 +208,15 @@ type DeviceState struct {
 	StartedAt    time.Time // first START acknowledged
 	PlannedEnd   time.Time // StartedAt + Duration: resumed segments still end here
 	SegmentStart time.Time
-	Recorded     int64           // seconds recorded in finished segments
-	Lost         int64           // seconds not recorded between segments (reboots, restarts)
-	Gaps         []recording.Gap // each of them
-	SilentSince  time.Time       // zero unless the enclosure is silent now
-	LastEventID  int64           // outbox ids at or below this were handled (at-least-once delivery)
+	// SegmentEnd is when the enclosure ends the segment it records by itself (its START's
+	// duration); Shift is how far the session's changes moved the planned end (seconds).
+	SegmentEnd  time.Time
+	Shift       int64
+	Recorded    int64           // seconds recorded in finished segments
+	Lost        int64           // seconds not recorded between segments (reboots, restarts)
+	Gaps        []recording.Gap // each of them
+	SilentSince time.Time       // zero unless the enclosure is silent now
+	LastEventID int64           // outbox ids at or below this were handled (at-least-once delivery)
 	// Pending holds signals drained before continue-as-new, handled first by the next run.
 	Pending []recording.Event
 	// Reset is a reset that arrived while a START was pending, handled once it started.

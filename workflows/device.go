@@ -89,22 +89,26 @@ type device struct {
 	st      *DeviceState
 	events  workflow.ReceiveChannel
 	stops   workflow.ReceiveChannel
+	ends    workflow.ReceiveChannel // EndChange: the session was extended or shortened
 	files   *verifier
 	endedAt time.Time
 	// endTimer fires at the planned end plus grace; silence fires when a silent enclosure is
 	// given up. Both are kept across loop iterations, never recreated per iteration.
 	endTimer, silence workflow.Future
-	cancelSilence     workflow.CancelFunc
-	commands          int  // command activities scheduled in this run
-	endRechecked      bool // the end deadline was extended once for an enclosure not heard since
-	steps             int  // waits of this run
-	lost              bool // ended lost, and its alert raised (it ends in this run: not state)
+	// shortEnd fires at a planned end moved before the end of the segment the enclosure records.
+	shortEnd      workflow.Future
+	cancelSilence workflow.CancelFunc
+	commands      int  // command activities scheduled in this run
+	endRechecked  bool // the end deadline was extended once for an enclosure not heard since
+	steps         int  // waits of this run
+	lost          bool // ended lost, and its alert raised (it ends in this run: not state)
 }
 
 func newDevice(ctx workflow.Context, in DeviceInput) *device {
 	d := &device{in: in, st: &in.State,
 		events: workflow.GetSignalChannel(ctx, SignalDeviceEvent),
-		stops:  workflow.GetSignalChannel(ctx, SignalStop)}
+		stops:  workflow.GetSignalChannel(ctx, SignalStop),
+		ends:   workflow.GetSignalChannel(ctx, SignalEndChange)}
 	if d.st.Status == "" {
 		d.st.Status = recording.DevicePending
 	}
@@ -166,6 +170,13 @@ func (d *device) continueAsNew(ctx workflow.Context) error {
 	var stop StopRequest
 	if d.stops.ReceiveAsync(&stop) {
 		d.st.Stop = &stop
+	}
+	for {
+		var c EndChange
+		if !d.ends.ReceiveAsync(&c) {
+			break
+		}
+		d.moveEnd(ctx, c)
 	}
 	in := d.in
 	in.State = *d.st
@@ -340,9 +351,13 @@ func (d *device) onStartResult(ctx workflow.Context, ev recording.Event) {
 		d.st.SegmentStart = ev.At
 		d.st.Status = recording.DeviceRecording
 		kind, msg := "started", "recording"
+		// The enclosure's own end of this segment: a planned end moved since is the workflow's
+		// to keep (a STOP before it, a new segment after it).
+		d.st.SegmentEnd = d.st.PlannedEnd
 		if first {
 			d.st.StartedAt = ev.At
-			d.st.PlannedEnd = ev.At.Add(time.Duration(d.in.Duration) * time.Second)
+			d.st.SegmentEnd = ev.At.Add(time.Duration(d.in.Duration) * time.Second)
+			d.st.PlannedEnd = d.st.SegmentEnd.Add(time.Duration(d.st.Shift) * time.Second)
 		} else {
 			kind, msg = "resumed", fmt.Sprintf("recording again (segment %d)", d.st.Segments)
 		}
@@ -408,6 +423,12 @@ func (d *device) waitRecording(ctx workflow.Context) {
 		c.Receive(ctx, &req)
 		d.st.Stop = &req
 	})
+	sel.AddReceive(d.ends, func(c workflow.ReceiveChannel, _ bool) {
+		var change EndChange
+		c.Receive(ctx, &change)
+		d.moveEnd(ctx, change)
+	})
+	d.awaitShortEnd(ctx, sel)
 	sel.AddFuture(d.endTimer, func(f workflow.Future) {
 		if f.Get(ctx, nil) == nil && d.endOverdue(ctx) {
 			d.stopAndEnd(ctx, recording.DeviceFailed, fmt.Sprintf("did not report the end of its recording by %s (planned end + %s)",
@@ -468,7 +489,9 @@ func (d *device) onEvent(ctx workflow.Context, ev recording.Event) {
 	}
 	switch ev.Kind {
 	case recording.EventEnded:
-		d.onEnded(ev)
+		if !d.extend(ctx, ev) {
+			d.onEnded(ev)
+		}
 	case recording.EventReset:
 		d.onReset(ctx, ev)
 	case recording.EventSilent:
@@ -726,4 +749,61 @@ func (d *device) release(ctx workflow.Context) {
 		workflow.GetLogger(ctx).Warn("the enclosure did not confirm COMPLETE", "error", err)
 		d.clear(ctx)
 	}
+}
+
+// changeEndMoves is the version change that lets a running session's planned end move
+// (SignalEndChange): a STOP at an earlier end, a new segment to a later one.
+const changeEndMoves = "end-moves"
+
+// moveEnd moves the planned end; before the enclosure started, its start applies the shift.
+func (d *device) moveEnd(ctx workflow.Context, c EndChange) {
+	if workflow.GetVersion(ctx, changeEndMoves, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return
+	}
+	d.st.Shift += c.Seconds
+	if d.st.PlannedEnd.IsZero() {
+		return
+	}
+	d.st.PlannedEnd = d.st.PlannedEnd.Add(time.Duration(c.Seconds) * time.Second)
+	// New deadlines from the new end; the old timers fire unheard.
+	d.endTimer, d.shortEnd, d.endRechecked = nil, nil, false
+	d.update(ctx, activities.DeviceUpdate{Event: "end moved", EventMessage: "planned end " + d.st.PlannedEnd.UTC().Format(time.RFC3339)})
+}
+
+// awaitShortEnd adds to sel the planned end of a shortened recording: STOP then, as planned.
+func (d *device) awaitShortEnd(ctx workflow.Context, sel workflow.Selector) {
+	if d.st.Status != recording.DeviceRecording || !d.st.PlannedEnd.Before(d.st.SegmentEnd) {
+		return
+	}
+	if d.shortEnd == nil {
+		d.shortEnd = workflow.NewTimer(ctx, d.st.PlannedEnd.Sub(workflow.Now(ctx)))
+	}
+	sel.AddFuture(d.shortEnd, func(f workflow.Future) {
+		d.shortEnd = nil
+		if f.Get(ctx, nil) == nil {
+			d.stopAndEnd(ctx, recording.DeviceComplete, "stopped at the session's shortened end")
+		}
+	})
+}
+
+// extend starts a new segment when the enclosure finished its segment before a planned end
+// moved later (the session was extended), for the time left; it reports whether it did.
+func (d *device) extend(ctx workflow.Context, ev recording.Event) bool {
+	if ev.ErrMsg != "" || ev.Stopped || !d.st.SegmentEnd.Before(d.st.PlannedEnd) {
+		return false
+	}
+	remaining := d.st.PlannedEnd.Sub(workflow.Now(ctx))
+	if remaining < d.in.Settings.MinSegment {
+		return false
+	}
+	d.st.Recorded += ev.Duration
+	d.st.Status = recording.DevicePending // until the new segment starts
+	d.update(ctx, activities.DeviceUpdate{Event: "extended", EventMessage: fmt.Sprintf("recording %s more (the session was extended)",
+		remaining.Round(time.Second)), At: ev.At})
+	d.start(ctx, d.firstStart().Resumed(d.st.Segments+1, int64(remaining/time.Second)), min(remaining, d.in.Settings.StartDeadline))
+	if d.st.Status == recording.DeviceFailed && d.st.Segments > 0 {
+		// It recorded its planned time; only the extension failed.
+		d.st.Status, d.st.Message = recording.DeviceComplete, "the extension did not start: "+d.st.Message
+	}
+	return true
 }

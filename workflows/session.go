@@ -21,6 +21,10 @@ func RecordingSession(ctx workflow.Context, in SessionInput) (SessionState, erro
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (SessionState, error) { return s.st, nil }); err != nil {
 		return s.st, err
 	}
+	s.wake = workflow.NewChannel(ctx)
+	if err := s.registerUpdates(ctx); err != nil {
+		return s.st, err
+	}
 	err := s.run(ctx)
 	if errors.Is(ctx.Err(), workflow.ErrCanceled) {
 		// Canceled by an operator: the children are canceled with us and stop their enclosures.
@@ -79,6 +83,13 @@ type session struct {
 	// (this run is a reset): they report their end with SignalDeviceEnded like any other.
 	adopted map[int64]bool
 	order   []int64 // device ids in plan order: never range over the map (replay must be deterministic)
+
+	// Changes while it runs (session_changes.go).
+	plan        activities.SessionPlan
+	started     time.Time        // the workflow's start: the planned end counts from it
+	wake        workflow.Channel // an accepted change: the main loop looks again
+	busy        int              // accepted changes being written
+	workflowIDs map[int64]string // a retried enclosure's current workflow
 }
 
 func (s *session) run(ctx workflow.Context) error {
@@ -87,6 +98,9 @@ func (s *session) run(ctx workflow.Context) error {
 	if err := dbWrite(ctx, a.LoadSessionPlan, s.in.SessionID, &plan); err != nil {
 		return err
 	}
+	s.useOwnTimeouts(ctx, plan.Timeouts)
+	s.plan, s.started = plan, workflow.GetInfo(ctx).WorkflowStartTime
+	s.st.Duration, s.st.PlannedEnd = plan.Duration, s.started.Add(time.Duration(plan.Duration)*time.Second)
 	attrs := []temporal.SearchAttributeUpdate{AttrSessionID.ValueSet(s.in.SessionID), AttrStatus.ValueSet(string(recording.SessionInProgress))}
 	if names := deviceNames(plan); names != nil {
 		attrs = append(attrs, AttrDeviceNames.ValueSet(names))
@@ -102,8 +116,12 @@ func (s *session) run(ctx workflow.Context) error {
 	if len(plan.Devices) == 0 {
 		s.setStatus(ctx, recording.SessionFailed)
 	}
-	for (len(s.children) > 0 || len(s.adopted) > 0) && ctx.Err() == nil {
+	for (len(s.children) > 0 || len(s.adopted) > 0 || s.busy > 0) && ctx.Err() == nil {
 		sel := workflow.NewSelector(ctx)
+		sel.AddReceive(s.wake, func(c workflow.ReceiveChannel, _ bool) {
+			c.Receive(ctx, nil)
+			s.finishIfDone(ctx)
+		})
 		for _, id := range s.runningIDs() {
 			sel.AddFuture(s.children[id], func(f workflow.Future) {
 				delete(s.children, id)
@@ -148,7 +166,30 @@ func (s *session) run(ctx workflow.Context) error {
 		})
 		sel.Select(ctx)
 	}
+	if ctx.Err() == nil {
+		// An update accepted as the last enclosure ended finishes (its reply) before the run does.
+		_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	}
 	return ctx.Err()
+}
+
+// changeOwnTimeouts is the version change after which a session's own start deadline, silence
+// timeout and end grace (set at its creation) replace the server-wide ones.
+const changeOwnTimeouts = "per-session-timeouts"
+
+func (s *session) useOwnTimeouts(ctx workflow.Context, t recording.Timeouts) {
+	if t == (recording.Timeouts{}) || workflow.GetVersion(ctx, changeOwnTimeouts, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return
+	}
+	if t.StartDeadline > 0 {
+		s.in.Settings.StartDeadline = t.StartDeadline
+	}
+	if t.SilenceTimeout > 0 {
+		s.in.Settings.SilenceTimeout = t.SilenceTimeout
+	}
+	if t.EndGrace > 0 {
+		s.in.Settings.EndGrace = t.EndGrace
+	}
 }
 
 // maxNamesBytes keeps the session's list of enclosure names under Temporal's size limit of a
@@ -173,20 +214,28 @@ func deviceNames(plan activities.SessionPlan) []string {
 func (s *session) startChildren(ctx workflow.Context, plan activities.SessionPlan) {
 	s.children = map[int64]workflow.ChildWorkflowFuture{}
 	for _, d := range plan.Devices {
-		childCtx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-			WorkflowID:        DeviceWorkflowID(s.in.SessionID, d.DeviceID),
-			ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
-			TypedSearchAttributes: temporal.NewSearchAttributes(AttrSessionID.ValueSet(s.in.SessionID),
-				AttrDeviceNames.ValueSet([]string{d.Name}), AttrStatus.ValueSet(string(recording.SessionInProgress))),
-		})
-		s.children[d.DeviceID] = workflow.ExecuteChildWorkflow(childCtx, DeviceRecording, DeviceInput{
-			SessionID: s.in.SessionID, DeviceID: d.DeviceID, DeviceName: d.Name, FilePrefix: d.FilePrefix,
-			Duration: plan.Duration, FragmentHourly: plan.FragmentHourly, TargetFPS: plan.TargetFPS,
-			ApplyFilter: plan.ApplyFilter, Settings: s.in.Settings,
-		})
-		s.st.Devices[d.DeviceID] = running
+		s.startChild(ctx, plan, d, DeviceWorkflowID(s.in.SessionID, d.DeviceID), DeviceState{})
+	}
+}
+
+// startChild starts the workflow of one enclosure's recording; state is what an earlier
+// recording of it (a retried one) already counted.
+func (s *session) startChild(ctx workflow.Context, plan activities.SessionPlan, d activities.PlannedDevice, workflowID string, state DeviceState) {
+	childCtx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:        workflowID,
+		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
+		TypedSearchAttributes: temporal.NewSearchAttributes(AttrSessionID.ValueSet(s.in.SessionID),
+			AttrDeviceNames.ValueSet([]string{d.Name}), AttrStatus.ValueSet(string(recording.SessionInProgress))),
+	})
+	s.children[d.DeviceID] = workflow.ExecuteChildWorkflow(childCtx, DeviceRecording, DeviceInput{
+		SessionID: s.in.SessionID, DeviceID: d.DeviceID, DeviceName: d.Name, FilePrefix: d.FilePrefix,
+		Duration: plan.Duration, FragmentHourly: plan.FragmentHourly, TargetFPS: plan.TargetFPS,
+		ApplyFilter: plan.ApplyFilter, Settings: s.in.Settings, State: state,
+	})
+	if _, known := s.st.Devices[d.DeviceID]; !known {
 		s.order = append(s.order, d.DeviceID)
 	}
+	s.st.Devices[d.DeviceID] = running
 }
 
 // running_ lists the children still running, in plan order.
@@ -210,7 +259,7 @@ func (s *session) stopChild(ctx workflow.Context, id int64, req StopRequest) {
 		return // it never started
 	}
 	// To the current run: the child may have continued as new since it started.
-	if err := workflow.SignalExternalWorkflow(ctx, DeviceWorkflowID(s.in.SessionID, id), "", SignalStop, req).Get(ctx, nil); err != nil {
+	if err := workflow.SignalExternalWorkflow(ctx, s.deviceWorkflowID(id), "", SignalStop, req).Get(ctx, nil); err != nil {
 		workflow.GetLogger(ctx).Warn("stopping an enclosure", "device", id, "error", err)
 	}
 }
@@ -253,6 +302,14 @@ func (s *session) deviceEnded(ctx workflow.Context, id int64, status recording.D
 	s.st.Devices[id] = status
 	if ctx.Err() != nil && workflow.GetVersion(ctx, changeFinalStatus, workflow.DefaultVersion, 1) == 1 {
 		return // canceled from outside: the clean-up writes CANCELED once the children are done
+	}
+	s.finishIfDone(ctx)
+}
+
+// finishIfDone sets the session's status once no enclosure runs and no change is being made.
+func (s *session) finishIfDone(ctx workflow.Context) {
+	if s.busy > 0 || len(s.order) == 0 {
+		return
 	}
 	for _, other := range s.order {
 		if s.st.Devices[other] == running {

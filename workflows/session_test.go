@@ -23,6 +23,10 @@ type sessionTest struct {
 	alerts   alertSignals
 	// manifests are the sessions whose manifest was written, in order.
 	manifests manifestLog
+	// Hooks of the change tests (session_changes_test.go); nil: none.
+	onStart  func(activities.StartCommand)
+	onUpdate func(activities.DeviceUpdate)
+	onStop   func()
 }
 
 type manifestLog struct{ sessions []int64 }
@@ -33,6 +37,11 @@ func (m *manifestLog) Write(_ context.Context, sessionID int64) error {
 }
 
 func newSessionTest(t *testing.T, devices ...activities.PlannedDevice) *sessionTest {
+	return newSessionTestOf(t, activities.SessionPlan{ID: 7, Duration: 3600, TargetFPS: 30, Devices: devices})
+}
+
+// newSessionTestOf runs the session of plan.
+func newSessionTestOf(t *testing.T, plan activities.SessionPlan) *sessionTest {
 	var s testsuite.WorkflowTestSuite
 	st := &sessionTest{t: t, env: s.NewTestWorkflowEnvironment()}
 	env := st.env
@@ -41,13 +50,26 @@ func newSessionTest(t *testing.T, devices ...activities.PlannedDevice) *sessionT
 	env.RegisterActivity(&activities.Alerts{Raiser: &st.alerts})
 	env.RegisterActivity(&activities.Manifests{Writer: &st.manifests})
 	newFakeFiles().register(env)
-	env.OnActivity(st.a.LoadSessionPlan, mock.Anything, int64(7)).Return(activities.SessionPlan{ID: 7, Duration: 3600, TargetFPS: 30, Devices: devices}, nil)
+	env.OnActivity(st.a.LoadSessionPlan, mock.Anything, int64(7)).Return(plan, nil)
 	env.OnActivity(st.a.SendStart, mock.Anything, mock.Anything).Return(func(_ context.Context, cmd activities.StartCommand) (recording.Event, error) {
+		if st.onStart != nil {
+			st.onStart(cmd)
+		}
 		return recording.Event{Kind: recording.EventStarted, At: env.Now()}, nil
 	})
-	env.OnActivity(st.a.SendStop, mock.Anything, mock.Anything).Return(recording.Event{Kind: recording.EventEnded, Stopped: true, Duration: 60}, nil)
+	env.OnActivity(st.a.SendStop, mock.Anything, mock.Anything).Return(func(context.Context, activities.DeviceCommand) (recording.Event, error) {
+		if st.onStop != nil {
+			st.onStop()
+		}
+		return recording.Event{Kind: recording.EventEnded, Stopped: true, Duration: 60}, nil
+	})
 	env.OnActivity(st.a.SendComplete, mock.Anything, mock.Anything).Return(recording.Event{Kind: recording.EventReleased}, nil)
-	env.OnActivity(st.a.UpdateDevice, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(st.a.UpdateDevice, mock.Anything, mock.Anything).Return(func(_ context.Context, u activities.DeviceUpdate) error {
+		if st.onUpdate != nil {
+			st.onUpdate(u)
+		}
+		return nil
+	})
 	env.OnActivity(st.a.ClearAssignment, mock.Anything, mock.Anything).Return(nil)
 	env.OnActivity(st.a.SetSessionStatus, mock.Anything, mock.Anything).Return(func(_ context.Context, s activities.SessionStatus) error {
 		st.statuses = append(st.statuses, string(s.Status))

@@ -89,6 +89,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 		deps.ConditionLimits = cfg.conditionLimits()
 		deps.Sessions = worker.StoreSessions(st, sessionRules(cfg), cfg.Enclosures.DownAfter)
 		deps.Schedules = worker.StoreSchedules(st, cfg.Enclosures.DownAfter)
+		deps.Changes = worker.StoreSessionChanges(st, sessionRules(cfg), cfg.Enclosures.DownAfter)
 		w := worker.New(tc, cfg.Temporal.TaskQueue, deps)
 		if err := w.Start(); err != nil {
 			return fmt.Errorf("starting the Temporal worker: %w", err)
@@ -166,6 +167,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, withAPI bool) erro
 		Enclosures: store.BatchedStore{Store: st, Batcher: batcher},
 		Sessions:   st,
 		Workflows:  sessions,
+		Changes:    sessions,
 		Mailer:     newMailer(cfg, st, log),
 		Tokens:     auth.Issuer{Secret: secret, AccessTTL: cfg.Auth.AccessTTL, RefreshTTL: cfg.Auth.RefreshTTL},
 		Hasher:     hasher(cfg),

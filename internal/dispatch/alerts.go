@@ -84,7 +84,9 @@ func (a Alerts) SignalAlert(ctx context.Context, s activities.AlertSignal) error
 var ErrAlertClosed = errors.New("the alert is resolved")
 
 // RefusedError is an update the workflow's validator refused; its message is for people.
-type RefusedError struct{ Reason string }
+// Kind is the refusal's ApplicationError type (workflows.Refused*, "" for none) and Field the
+// request's field it names, if any.
+type RefusedError struct{ Reason, Kind, Field string }
 
 func (e *RefusedError) Error() string { return e.Reason }
 
@@ -100,21 +102,35 @@ func (a Alerts) Silence(ctx context.Context, workflowID string, req workflows.Si
 
 func (a Alerts) update(ctx context.Context, workflowID, name string, arg any) (workflows.AlertLifecycleState, error) {
 	var st workflows.AlertLifecycleState
-	h, err := a.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: workflowID, UpdateName: name,
+	err := runUpdate(ctx, a.Temporal, workflowID, name, arg, &st, ErrAlertClosed)
+	if err != nil && !errors.Is(err, ErrAlertClosed) && !errors.As(err, new(*RefusedError)) {
+		err = fmt.Errorf("Alerts.%s %s: %w", name, workflowID, err)
+	}
+	return st, err
+}
+
+// runUpdate runs an update on a workflow and waits for its result: closed when the workflow no
+// longer runs, a *RefusedError when its validator (or its handler) refused it.
+func runUpdate(ctx context.Context, c client.Client, workflowID, name string, arg, result any, closed error) error {
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: workflowID, UpdateName: name,
 		Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted})
 	if err == nil {
-		err = h.Get(ctx, &st)
+		err = h.Get(ctx, result)
 	}
 	var nf *serviceerror.NotFound
 	var app *temporal.ApplicationError
 	switch {
 	case err == nil:
-		return st, nil
+		return nil
 	case errors.As(err, &nf):
-		return st, ErrAlertClosed
+		return closed
 	case errors.As(err, &app):
 		// The validator's refusal comes back as an application error with its message.
-		return st, &RefusedError{Reason: app.Message()}
+		refused := &RefusedError{Reason: app.Message(), Kind: app.Type()}
+		if app.HasDetails() {
+			_ = app.Details(&refused.Field) // a refusal without a field names none
+		}
+		return refused
 	}
-	return st, fmt.Errorf("Alerts.%s %s: %w", name, workflowID, err)
+	return err
 }

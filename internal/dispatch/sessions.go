@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -54,6 +55,34 @@ func (s Sessions) Cancel(ctx context.Context, sessionID int64, req workflows.Sto
 // RemoveDevice asks the session to stop one enclosure.
 func (s Sessions) RemoveDevice(ctx context.Context, sessionID int64, req workflows.RemoveRequest) error {
 	return s.signal(ctx, sessionID, workflows.SignalRemoveDevice, req)
+}
+
+// ErrSessionClosed: the session's workflow no longer runs (the session ended).
+var ErrSessionClosed = errors.New("it no longer changes")
+
+// AddDevices runs the add-devices update on the session's workflow.
+func (s Sessions) AddDevices(ctx context.Context, sessionID int64, req workflows.AddDevicesRequest) (workflows.SessionState, error) {
+	return s.update(ctx, sessionID, workflows.UpdateAddDevices, req)
+}
+
+// RetryDevice runs the retry-device update on the session's workflow.
+func (s Sessions) RetryDevice(ctx context.Context, sessionID int64, req workflows.RetryRequest) (workflows.SessionState, error) {
+	return s.update(ctx, sessionID, workflows.UpdateRetryDevice, req)
+}
+
+// SetDuration runs the set-duration update on the session's workflow.
+func (s Sessions) SetDuration(ctx context.Context, sessionID int64, req workflows.DurationRequest) (workflows.SessionState, error) {
+	return s.update(ctx, sessionID, workflows.UpdateDuration, req)
+}
+
+func (s Sessions) update(ctx context.Context, sessionID int64, name string, arg any) (workflows.SessionState, error) {
+	var st workflows.SessionState
+	closed := fmt.Errorf("recording session %d has ended: %w", sessionID, ErrSessionClosed) // for people
+	err := runUpdate(ctx, s.Temporal, workflows.SessionWorkflowID(sessionID), name, arg, &st, closed)
+	if err != nil && !errors.Is(err, ErrSessionClosed) && !errors.As(err, new(*RefusedError)) {
+		err = fmt.Errorf("Sessions.%s session %d: %w", name, sessionID, err)
+	}
+	return st, err
 }
 
 // Status queries the session workflow's live state.

@@ -120,6 +120,7 @@ func (s *stack) startWorker() {
 	deps := worker.StoreDeps(s.store)
 	deps.Sessions = worker.StoreSessions(s.store, sessionRules, downAfter)
 	deps.Schedules = worker.StoreSchedules(s.store, downAfter)
+	deps.Changes = worker.StoreSessionChanges(s.store, sessionRules, downAfter)
 	if s.files != nil {
 		deps.Storage = s.files
 		deps.Manifests = manifest.Writer{Source: s.store, Storage: s.files}
@@ -177,7 +178,7 @@ func (s *stack) setAPI() {
 			Info: api.InfoConfig{TemporalUIURL: "http://127.0.0.1:8233", TemporalNamespace: "default", Version: "e2e",
 				AuditRetention: 30 * 24 * time.Hour},
 			Alerts: api.AlertConfig{ChannelFailures: 3}},
-		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})), Pool: s.pool, Users: s.store, Enclosures: store.BatchedStore{Store: s.store, Batcher: batcher}, Sessions: s.store, Workflows: s.sessions(),
+		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})), Pool: s.pool, Users: s.store, Enclosures: store.BatchedStore{Store: s.store, Batcher: batcher}, Sessions: s.store, Workflows: s.sessions(), Changes: s.sessions(),
 		Mailer: mail.Log{Store: s.store, Logger: quietTemporal()},
 		Tokens: auth.Issuer{Secret: []byte("e2e secret e2e secret e2e secret!!"), AccessTTL: time.Hour, RefreshTTL: time.Hour},
 		Hasher: auth.Hasher{MemoryKiB: 1024, Time: 1, Threads: 1},

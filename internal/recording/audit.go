@@ -29,6 +29,10 @@ const (
 	AuditSessionArchive        AuditAction = "session.archive"
 	AuditSessionUnarchive      AuditAction = "session.unarchive"
 	AuditSessionRemoveDevice   AuditAction = "session.remove_device"
+	AuditSessionAddDevices     AuditAction = "session.add_devices"
+	AuditSessionRetryDevice    AuditAction = "session.retry_device"
+	AuditSessionDuration       AuditAction = "session.duration"
+	AuditSessionEdit           AuditAction = "session.edit"
 	AuditUploadRefusedVerified AuditAction = "upload.refused_verified" // other bytes under a verified name
 	AuditAlertAcknowledge      AuditAction = "alert.acknowledge"
 	AuditAlertSilence          AuditAction = "alert.silence"
@@ -50,6 +54,7 @@ var AuditActions = []AuditAction{AuditLogin, AuditLoginFailed, AuditRefreshReuse
 	AuditUserInvite, AuditUserUpdate, AuditUserNotificationPrefs, AuditDeviceTokenSet, AuditDeviceTokenDelete, AuditDeviceUpdate,
 	AuditDeviceApprove, AuditDeviceReject, AuditDeviceRetire, AuditDeviceDelete, AuditDeviceWrongAddress,
 	AuditSessionCreate, AuditSessionCancel, AuditSessionArchive, AuditSessionUnarchive,
-	AuditSessionRemoveDevice, AuditUploadRefusedVerified, AuditAlertAcknowledge, AuditAlertSilence,
+	AuditSessionRemoveDevice, AuditSessionAddDevices, AuditSessionRetryDevice, AuditSessionDuration, AuditSessionEdit,
+	AuditUploadRefusedVerified, AuditAlertAcknowledge, AuditAlertSilence,
 	AuditScheduleCreate, AuditScheduleUpdate, AuditSchedulePause, AuditScheduleResume, AuditScheduleTrigger, AuditScheduleDelete,
 	AuditSessionSubject, AuditTemplateCreate, AuditTemplateVersion, AuditTemplateArchive}

@@ -44,6 +44,39 @@ type NewSession struct {
 	// TemplateID and TemplateVersion name the template version the session is made from (0: none).
 	TemplateID      int64
 	TemplateVersion int
+	Timeouts        Timeouts
+}
+
+// Timeouts are a session's own start deadline, silence timeout and end grace; a zero one is
+// the server-wide setting.
+type Timeouts struct {
+	StartDeadline  time.Duration
+	SilenceTimeout time.Duration
+	EndGrace       time.Duration
+}
+
+// Bounds of a session's own timeouts: shorter ones fail healthy enclosures between two
+// heartbeats, longer ones hold an enclosure for days.
+const (
+	MinTimeout = time.Minute
+	MaxTimeout = 7 * 24 * time.Hour
+	MinGrace   = 10 * time.Second
+	MaxGrace   = 24 * time.Hour
+)
+
+// validate names each timeout out of its bounds (fields as the REST API names them, seconds).
+func (t Timeouts) validate(errs map[string]string) {
+	for _, c := range []struct {
+		field    string
+		v        time.Duration
+		min, max time.Duration
+	}{{"start_deadline", t.StartDeadline, MinTimeout, MaxTimeout}, {"silence_timeout", t.SilenceTimeout, MinTimeout, MaxTimeout},
+		{"end_grace", t.EndGrace, MinGrace, MaxGrace}} {
+		if c.v != 0 && (c.v < c.min || c.v > c.max) {
+			errs[c.field] = fmt.Sprintf("must be between %d and %d seconds (or left out for the server's setting)",
+				int64(c.min/time.Second), int64(c.max/time.Second))
+		}
+	}
 }
 
 // NewSessionDevice is one enclosure of a new session.
@@ -66,6 +99,9 @@ var ErrIdempotencyMismatch = errors.New("this Idempotency-Key was used for a dif
 type Refusal struct {
 	Message string
 	Fields  map[string]string
+	// Conflict: the request is well formed but the state refuses it (a busy enclosure, a
+	// finished session): the REST API's 409 instead of 400.
+	Conflict bool
 }
 
 func (r *Refusal) Error() string { return r.Message }
@@ -101,9 +137,28 @@ func (r Rules) Validate(ns NewSession) (NewSession, error) {
 	case len(ns.Devices) > r.MaxEnclosures:
 		errs["device_spec"] = fmt.Sprintf("at most %d enclosures per session", r.MaxEnclosures)
 	}
+	ns.Timeouts.validate(errs)
+	maps.Copy(errs, ValidDevices(ns.Devices, "device_spec", ns.PrefixPattern))
+	if ns.PrefixPattern != "" {
+		if reason := ValidPrefixPattern(ns.PrefixPattern); reason != "" {
+			errs["prefix_pattern"] = reason
+		}
+	}
+	if len(errs) > 0 {
+		return ns, Refuse(errs)
+	}
+	ns.Name = strings.TrimSpace(ns.Name)
+	return ns, nil
+}
+
+// ValidDevices checks a list of enclosures (of a new session, or added to a running one),
+// naming each bad one under field; pattern is the session's prefix pattern ("" for none), which
+// makes the prefix of an enclosure that names none.
+func ValidDevices(devices []NewSessionDevice, field, pattern string) map[string]string {
+	errs := map[string]string{}
 	seen := map[int64]bool{}
-	for i, d := range ns.Devices {
-		field := fmt.Sprintf("device_spec[%d]", i)
+	for i, d := range devices {
+		field := fmt.Sprintf("%s[%d]", field, i)
 		switch {
 		case d.DeviceID == nil:
 			errs[field+".device_id"] = "is required"
@@ -113,8 +168,8 @@ func (r Rules) Validate(ns NewSession) (NewSession, error) {
 			seen[*d.DeviceID] = true
 		}
 		switch {
-		case d.FilePrefix == "" && ns.PrefixPattern != "":
-			if UsesSubject(ns.PrefixPattern) && d.Subject.First() == "" {
+		case d.FilePrefix == "" && pattern != "":
+			if UsesSubject(pattern) && d.Subject.First() == "" {
 				errs[field+".subject.subject_ids"] = "is required: the prefix pattern uses {subject}"
 			}
 		default:
@@ -126,16 +181,7 @@ func (r Rules) Validate(ns NewSession) (NewSession, error) {
 		}
 		ValidateSubject(d.Subject, field+".subject.", time.Now(), errs)
 	}
-	if ns.PrefixPattern != "" {
-		if reason := ValidPrefixPattern(ns.PrefixPattern); reason != "" {
-			errs["prefix_pattern"] = reason
-		}
-	}
-	if len(errs) > 0 {
-		return ns, Refuse(errs)
-	}
-	ns.Name = strings.TrimSpace(ns.Name)
-	return ns, nil
+	return errs
 }
 
 // ExpandPrefixes fills in, from the pattern, the prefix of every enclosure that names none,

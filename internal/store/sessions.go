@@ -41,6 +41,8 @@ type Session struct {
 	EndedAt        *time.Time
 	// SecondsLost is what reboots and restarts cost the session: its enclosures' seconds_lost.
 	SecondsLost    int64
+	Notes          string
+	Timeouts       recording.Timeouts // the session's own; zero ones are the server's
 	DeviceStatuses []DeviceStatus
 	Template       *TemplateRef // the template version it was made from; nil: none
 }
@@ -76,6 +78,8 @@ type DeviceStatus struct {
 type WorkflowIDs struct {
 	Session func(sessionID int64) string
 	Device  func(sessionID, deviceID int64) string
+	// Retry names the workflow of an enclosure's retry (1, 2, ...) in a running session.
+	Retry func(sessionID, deviceID int64, retry int) string
 }
 
 // CreatedSession is a session CreateSession wrote, with what admission warns of.
@@ -192,14 +196,18 @@ func insertSession(ctx context.Context, tx pgx.Tx, ns recording.NewSession, ids 
 	var id int64
 	err := tx.QueryRow(ctx, `
 		INSERT INTO sessions (name, duration, fragment_hourly, target_fps, apply_filter, created_by,
-		                      schedule_id, idempotency_key, idempotency_hash, template_id, template_version)
+		                      schedule_id, idempotency_key, idempotency_hash, template_id, template_version,
+		                      start_deadline, silence_timeout, end_grace)
 		VALUES (@name, @duration, @fragment_hourly, @target_fps, @apply_filter, nullif(@created_by, 0),
-		        nullif(@schedule_id, 0), nullif(@key, ''), @hash, nullif(@template_id, 0), nullif(@template_version, 0))
+		        nullif(@schedule_id, 0), nullif(@key, ''), @hash, nullif(@template_id, 0), nullif(@template_version, 0),
+		        nullif(@start_deadline, 0), nullif(@silence_timeout, 0), nullif(@end_grace, 0))
 		RETURNING id`,
 		pgx.NamedArgs{"name": ns.Name, "duration": ns.Duration, "fragment_hourly": ns.FragmentHourly,
 			"target_fps": ns.TargetFPS, "apply_filter": ns.ApplyFilter, "created_by": ns.CreatedBy,
 			"schedule_id": ns.ScheduleID, "key": ns.IdempotencyKey, "hash": requestHash(ns),
-			"template_id": ns.TemplateID, "template_version": ns.TemplateVersion}).Scan(&id)
+			"template_id": ns.TemplateID, "template_version": ns.TemplateVersion,
+			"start_deadline": seconds(ns.Timeouts.StartDeadline), "silence_timeout": seconds(ns.Timeouts.SilenceTimeout),
+			"end_grace": seconds(ns.Timeouts.EndGrace)}).Scan(&id)
 	if err != nil {
 		return 0, err
 	}
@@ -211,38 +219,19 @@ func insertSession(ctx context.Context, tx pgx.Tx, ns recording.NewSession, ids 
 	if ns, err = ns.ExpandPrefixes(id, names, now); err != nil {
 		return 0, err
 	}
+	plan := recording.Plan{Duration: ns.Duration, FragmentHourly: ns.FragmentHourly, TargetFPS: ns.TargetFPS, ApplyFilter: ns.ApplyFilter}
 	for _, d := range ns.Devices {
-		args := pgx.NamedArgs{"session_id": id, "device_id": *d.DeviceID, "file_prefix": d.FilePrefix}
-		tag, err := tx.Exec(ctx, `
-			INSERT INTO session_devices (session_id, device_id, file_prefix)
-			VALUES (@session_id, @device_id, @file_prefix)
-			ON CONFLICT (device_id) WHERE status IN ('PENDING', 'RECORDING') DO NOTHING`, args)
+		busy, err := insertSessionDevice(ctx, tx, id, plan, d, ids.Device(id, *d.DeviceID))
 		if err != nil {
 			return 0, err
 		}
-		if tag.RowsAffected() == 1 {
-			old, err := assignmentOf(ctx, tx, *d.DeviceID)
-			if err != nil {
-				return 0, err
-			}
-			params := recording.Plan{Duration: ns.Duration, FragmentHourly: ns.FragmentHourly, FilePrefix: d.FilePrefix,
-				TargetFPS: ns.TargetFPS, ApplyFilter: ns.ApplyFilter}.Start(id)
-			if err := assignStart(ctx, tx, *d.DeviceID, old, params, ids.Device(id, *d.DeviceID), "", time.Now()); err != nil {
-				return 0, err
-			}
+		if busy == "" {
 			continue
 		}
-		var name string
-		var other int64
-		if err := tx.QueryRow(ctx, `
-			SELECT d.name, sd.session_id FROM session_devices sd JOIN devices d ON d.id = sd.device_id
-			WHERE sd.device_id = @device_id AND sd.status IN ('PENDING', 'RECORDING')`, args).Scan(&name, &other); err != nil {
-			return 0, err
-		}
-		args["message"] = fmt.Sprintf("device %s is already assigned to a recording session (%d)", name, other)
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO session_devices (session_id, device_id, file_prefix, status, message, ended_at, refused)
-			VALUES (@session_id, @device_id, @file_prefix, 'FAILED', @message, now(), true)`, args); err != nil {
+			VALUES (@session_id, @device_id, @file_prefix, 'FAILED', @message, now(), true)`,
+			pgx.NamedArgs{"session_id": id, "device_id": *d.DeviceID, "file_prefix": d.FilePrefix, "message": busy}); err != nil {
 			return 0, err
 		}
 	}
@@ -254,6 +243,40 @@ func insertSession(ctx context.Context, tx pgx.Tx, ns recording.NewSession, ids 
 	}
 	return id, enqueueOutbox(ctx, tx, sessionStartEntry(ids.Session(id), id))
 }
+
+// insertSessionDevice adds an enclosure to a session with its START in the mailbox (plan with
+// the enclosure's prefix), or, when it is busy in another session, writes nothing and says
+// why: busy names that session.
+func insertSessionDevice(ctx context.Context, tx pgx.Tx, sessionID int64, plan recording.Plan, d recording.NewSessionDevice,
+	workflowID string) (busy string, err error) {
+	args := pgx.NamedArgs{"session_id": sessionID, "device_id": *d.DeviceID, "file_prefix": d.FilePrefix}
+	tag, err := tx.Exec(ctx, `
+		INSERT INTO session_devices (session_id, device_id, file_prefix)
+		VALUES (@session_id, @device_id, @file_prefix)
+		ON CONFLICT (device_id) WHERE status IN ('PENDING', 'RECORDING') DO NOTHING`, args)
+	if err != nil {
+		return "", err
+	}
+	if tag.RowsAffected() == 1 {
+		old, err := assignmentOf(ctx, tx, *d.DeviceID)
+		if err != nil {
+			return "", err
+		}
+		plan.FilePrefix = d.FilePrefix
+		return "", assignStart(ctx, tx, *d.DeviceID, old, plan.Start(sessionID), workflowID, "", time.Now())
+	}
+	var name string
+	var other int64
+	if err := tx.QueryRow(ctx, `
+		SELECT d.name, sd.session_id FROM session_devices sd JOIN devices d ON d.id = sd.device_id
+		WHERE sd.device_id = @device_id AND sd.status IN ('PENDING', 'RECORDING')`, args).Scan(&name, &other); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("device %s is already assigned to a recording session (%d)", name, other), nil
+}
+
+// seconds is a duration in whole seconds, for the columns that keep seconds.
+func seconds(d time.Duration) int64 { return int64(d / time.Second) }
 
 // addEvent appends to a session's timeline; a zero at means now().
 func addEvent(ctx context.Context, q querier, sessionID, deviceID int64, kind, message string, at time.Time) error {
@@ -273,7 +296,9 @@ func nullTime(t time.Time) *time.Time {
 
 const sessionSelect = `
 	SELECT s.id, s.name, s.duration, s.fragment_hourly, s.target_fps, s.apply_filter, s.created_at,
-	       s.status, s.archived, cu.email AS created_by, xu.email AS canceled_by, s.ended_at,
+	       s.status, s.archived, cu.email AS created_by, xu.email AS canceled_by, s.ended_at, s.notes,
+	       coalesce(s.start_deadline, 0) AS start_deadline, coalesce(s.silence_timeout, 0) AS silence_timeout,
+	       coalesce(s.end_grace, 0) AS end_grace,
 	       (SELECT coalesce(sum(sd.seconds_lost), 0) FROM session_devices sd WHERE sd.session_id = s.id) AS seconds_lost,
 	       s.template_id, s.template_version, t.name AS template_name
 	FROM sessions s
@@ -299,16 +324,27 @@ type sessionRow struct {
 	TemplateID     *int64                  `db:"template_id"`
 	TemplateVer    *int                    `db:"template_version"`
 	TemplateName   *string                 `db:"template_name"`
+	Notes          string                  `db:"notes"`
+	StartDeadline  int64                   `db:"start_deadline"` // seconds; 0: the server's
+	SilenceTimeout int64                   `db:"silence_timeout"`
+	EndGrace       int64                   `db:"end_grace"`
 }
 
 func (r sessionRow) session() Session {
 	x := Session{ID: r.ID, Name: r.Name, Duration: r.Duration, FragmentHourly: r.FragmentHourly, TargetFPS: r.TargetFPS,
 		ApplyFilter: r.ApplyFilter, CreationTime: r.CreatedAt, Status: r.Status, Archived: r.Archived,
-		CreatedBy: r.CreatedBy, CanceledBy: r.CanceledBy, EndedAt: r.EndedAt, SecondsLost: r.SecondsLost}
+		CreatedBy: r.CreatedBy, CanceledBy: r.CanceledBy, EndedAt: r.EndedAt, SecondsLost: r.SecondsLost, Notes: r.Notes,
+		Timeouts: timeouts(r.StartDeadline, r.SilenceTimeout, r.EndGrace)}
 	if r.TemplateID != nil && r.TemplateVer != nil && r.TemplateName != nil {
 		x.Template = &TemplateRef{ID: *r.TemplateID, Version: *r.TemplateVer, Name: *r.TemplateName}
 	}
 	return x
+}
+
+// timeouts reads a session's timeout columns (seconds; 0: the server's).
+func timeouts(startDeadline, silenceTimeout, endGrace int64) recording.Timeouts {
+	return recording.Timeouts{StartDeadline: time.Duration(startDeadline) * time.Second,
+		SilenceTimeout: time.Duration(silenceTimeout) * time.Second, EndGrace: time.Duration(endGrace) * time.Second}
 }
 
 // ListSessions returns archived or non-archived sessions, newest first, with their enclosures.
@@ -506,6 +542,7 @@ type SessionPlan struct {
 	FragmentHourly bool
 	TargetFPS      int
 	ApplyFilter    bool
+	Timeouts       recording.Timeouts // the session's own; zero ones are the server's
 	Devices        []PlannedDevice
 }
 
@@ -524,10 +561,15 @@ func (s *Store) SessionPlan(ctx context.Context, id int64) (SessionPlan, error) 
 		FragmentHourly bool  `db:"fragment_hourly"`
 		TargetFPS      int   `db:"target_fps"`
 		ApplyFilter    bool  `db:"apply_filter"`
+		StartDeadline  int64 `db:"start_deadline"`
+		SilenceTimeout int64 `db:"silence_timeout"`
+		EndGrace       int64 `db:"end_grace"`
 	}
-	r, err := queryOne(ctx, s.pool, `SELECT duration, fragment_hourly, target_fps, apply_filter FROM sessions WHERE id = @id`,
+	r, err := queryOne(ctx, s.pool, `SELECT duration, fragment_hourly, target_fps, apply_filter, coalesce(start_deadline, 0) AS start_deadline,
+		coalesce(silence_timeout, 0) AS silence_timeout, coalesce(end_grace, 0) AS end_grace FROM sessions WHERE id = @id`,
 		pgx.NamedArgs{"id": id}, pgx.RowToStructByName[row])
-	p := SessionPlan{ID: id, Duration: r.Duration, FragmentHourly: r.FragmentHourly, TargetFPS: r.TargetFPS, ApplyFilter: r.ApplyFilter}
+	p := SessionPlan{ID: id, Duration: r.Duration, FragmentHourly: r.FragmentHourly, TargetFPS: r.TargetFPS, ApplyFilter: r.ApplyFilter,
+		Timeouts: timeouts(r.StartDeadline, r.SilenceTimeout, r.EndGrace)}
 	if err != nil {
 		return p, failed(notFound(err), "SessionPlan session %d", id)
 	}

@@ -88,7 +88,40 @@ export async function sessionDetail(main, { id }, ctx) {
   const lives = new Map(); // device id -> live view, kept across refreshes so an open one stays open
   const filesOpen = new Map(); // device id -> the user opened (true) or closed (false) its files
   let info = null;
-  fill(main, head, flash, facts, livePanels, section('Enclosures', devices, subjectPanel), section('Timeline', timeline));
+  // Changes of a running session: built once, so a refresh never wipes what the user types.
+  const newDuration = h('input', { type: 'number', id: 'new-duration', min: 1, 'aria-label': 'new duration in seconds' });
+  const addDevice = h('select', { id: 'add-device', 'aria-label': 'enclosure to add' });
+  const addPrefix = h('input', { type: 'text', id: 'add-prefix', maxlength: 90, 'aria-label': 'file prefix', placeholder: 'file prefix' });
+  const change = (key, label, fn) => {
+    const b = h('button', { type: 'button', class: 'btn btn-secondary', id: key }, label);
+    b.addEventListener('click', async () => {
+      try {
+        await busy(b, fn);
+        flash.replaceChildren();
+        await refresh();
+      } catch (err) {
+        fill(flash, errorBox(err));
+      }
+    });
+    return b;
+  };
+  const changes = h('details', { class: 'card changes', id: 'session-changes', hidden: true,
+    ontoggle: async (e) => {
+      if (!e.target.open) return;
+      try {
+        const all = await api('GET', '/api/device');
+        fill(addDevice, all.filter((d) => d.state !== 'RETIRED').map((d) => h('option', { value: d.id }, `${d.name} (${d.state})`)));
+      } catch (err) {
+        fill(flash, errorBox(err));
+      }
+    } },
+  h('summary', {}, 'Change this running session'),
+  h('div', { class: 'row-actions' }, h('label', {}, 'Duration (s) ', newDuration),
+    change('extend', 'Extend', () => api('PUT', `/api/recording-session/${id}/duration`, { duration: Number(newDuration.value) }))),
+  h('div', { class: 'row-actions' }, addDevice, addPrefix,
+    change('add-devices', 'Add enclosures', () => api('POST', `/api/recording-session/${id}/devices`,
+      { device_spec: [{ device_id: Number(addDevice.value), filename_prefix: addPrefix.value }] }))));
+  fill(main, head, flash, facts, changes, livePanels, section('Enclosures', devices, subjectPanel), section('Timeline', timeline));
 
   const warnings = sessionStorage.getItem(`mba.warnings.${id}`);
   if (warnings) {
@@ -124,6 +157,8 @@ export async function sessionDetail(main, { id }, ctx) {
     }
     const path = `/api/recording-session/${s.id}`;
     const running = s.status === 'IN_PROGRESS';
+    changes.hidden = !running;
+    if (running && !newDuration.value) newDuration.value = s.duration;
     const workflow = info.temporal_ui_url
       ? h('a', { href: `${info.temporal_ui_url}/namespaces/${encodeURIComponent(info.temporal_namespace)}/workflows/recording-session-${s.id}`, target: '_blank', rel: 'noopener' }, 'Workflow in Temporal')
       : null;
@@ -154,7 +189,7 @@ export async function sessionDetail(main, { id }, ctx) {
       { label: 'Subject', cell: (ds) => subjectCell(ds, () => editSubject(ds, path, subjectPanel, refresh)) },
       { label: 'Reason', cell: (ds) => ds.message || '' },
       s.device_statuses.some((ds) => ds.files_summary) ? { label: 'Files', cell: filesSummary } : null,
-      { label: 'Actions', cell: (ds) => deviceActions(ds, path) },
+      { label: 'Actions', cell: (ds) => deviceActions({ ...ds, session_running: running }, path) },
     ].filter(Boolean), s.device_statuses.map((ds) => ({ ...ds, _rowClass: `row-${ds.status.toLowerCase()}` }))), fileTables(s, filesOpen));
 
     // A live view stays open across refreshes, and closes when its enclosure stops recording.
@@ -181,6 +216,9 @@ export async function sessionDetail(main, { id }, ctx) {
     }
     if (['PENDING', 'RECORDING'].includes(ds.status)) {
       out.push(act(`remove-${ds.device.id}`, 'Remove', `Stop ${ds.device.name} and remove it from this session?`, () => api('DELETE', `${path}/device-status/${ds.device.id}`)));
+    }
+    if (ds.status === 'FAILED' && path && ds.session_running) {
+      out.push(act(`retry-${ds.device.id}`, 'Retry', null, () => api('POST', `${path}/device-status/${ds.device.id}/retry`)));
     }
     return h('div', { class: 'row-actions' }, out);
   };
