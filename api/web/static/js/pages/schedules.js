@@ -55,7 +55,7 @@ export async function scheduleList(main, _params, ctx) {
       { label: 'Next run', cell: (x) => (x.paused ? '–' : labTime(x.next_runs[0], tz)) },
       { label: 'State', cell: (x) => h('span', {}, badge(x.paused ? 'PAUSED' : 'ACTIVE'), x.note ? ` ${x.note}` : '', x.temporal_error ? ` (${x.temporal_error})` : '') },
       { label: 'Owner', cell: (x) => x.owner || '–' },
-      { label: '', cell: (x) => actions(x, async (msg) => { fill(flash, notice(msg, 'success')); await refresh(); }, flash) },
+      { label: '', sort: false, cell: (x) => actions(x, async (msg) => { fill(flash, notice(msg, 'success')); await refresh(); }, flash) },
     ], schedules.map((x) => ({ ...x, _rowClass: `schedule-row${x.paused ? ' row-paused' : ''}` })), 'No schedule yet.'));
   };
   fill(main, h('h1', {}, 'Schedules'),

@@ -189,7 +189,7 @@ export async function sessionDetail(main, { id }, ctx) {
       { label: 'Subject', cell: (ds) => subjectCell(ds, () => editSubject(ds, path, subjectPanel, refresh)) },
       { label: 'Reason', cell: (ds) => ds.message || '' },
       s.device_statuses.some((ds) => ds.files_summary) ? { label: 'Files', cell: filesSummary } : null,
-      { label: 'Actions', cell: (ds) => deviceActions({ ...ds, session_running: running }, path) },
+      { label: 'Actions', sort: false, cell: (ds) => deviceActions({ ...ds, session_running: running }, path) },
     ].filter(Boolean), s.device_statuses.map((ds) => ({ ...ds, _rowClass: `row-${ds.status.toLowerCase()}` }))), fileTables(s, filesOpen));
 
     // A live view stays open across refreshes, and closes when its enclosure stops recording.

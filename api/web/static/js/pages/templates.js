@@ -20,7 +20,7 @@ export async function templateList(main) {
       { label: 'Frame rate', cell: (t) => `${t.versions[0].target_fps} fps` },
       { label: 'Prefix pattern', cell: (t) => h('code', {}, t.versions[0].prefix_pattern) },
       { label: 'Enclosures', class: 'num', cell: (t) => String(t.versions[0].device_ids.length) },
-      { label: '', cell: (t) => h('a', { href: `#/sessions/new?template=${t.id}`, class: 'btn btn-small', id: `tpl-start-${t.id}` }, 'New session') },
+      { label: '', sort: false, cell: (t) => h('a', { href: `#/sessions/new?template=${t.id}`, class: 'btn btn-small', id: `tpl-start-${t.id}` }, 'New session') },
     ], templates, 'No template yet: save a protocol below.')),
     section('New template', form));
 }

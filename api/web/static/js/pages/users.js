@@ -52,7 +52,7 @@ export async function users(main, _params, ctx) {
         { label: 'Role', cell: (u) => (u.admin ? 'administrator' : 'user') },
         { label: 'State', cell: (u) => badge(u.disabled ? 'DISABLED' : 'ACTIVE') },
         { label: 'Since', cell: (u) => fmtTime(u.created_at) },
-        { label: 'Actions', cell: (u) => (u.id === me.uid ? h('span', { class: 'muted' }, 'you') : h('div', { class: 'row-actions' },
+        { label: 'Actions', sort: false, cell: (u) => (u.id === me.uid ? h('span', { class: 'muted' }, 'you') : h('div', { class: 'row-actions' },
           change(u, { admin: !u.admin }, u.admin ? 'Demote' : 'Promote'),
           change(u, { disabled: !u.disabled }, u.disabled ? 'Enable' : 'Disable'))) },
       ], all, 'No users.'));
