@@ -148,6 +148,20 @@ func TestUIAudit(t *testing.T) {
 	b.waitJS("500 rows and no Load more", `document.querySelectorAll('tr.audit-row').length === 500 && !document.querySelector('#audit-load-more')`, long)
 	b.waitText("Showing the newest 500 rows, the most one search gives; narrow the filter", long)
 
+	// A template's rows link to the template.
+	var tpl struct{ ID int64 }
+	require.Equal(t, http.StatusOK, s.call("POST", "/api/templates", map[string]any{"name": "night", "duration": 3600, "target_fps": 30,
+		"prefix_pattern": "{enclosure}_{date}", "device_ids": []int64{ids[0]}}, &tpl))
+	require.Equal(t, http.StatusNoContent, s.call("DELETE", fmt.Sprintf("/api/templates/%d", tpl.ID), nil, nil))
+	b.goTo("#/audit?subject=template%2F" + fmt.Sprint(tpl.ID))
+	b.waitJS("the template's rows", `document.querySelectorAll('tr.audit-row').length === 2`, long)
+	tplRow := func(action, label string) auditRow {
+		return auditRow{Action: action, Label: label, Who: "ann@lab.example", Subject: fmt.Sprintf("template %d", tpl.ID),
+			Href: fmt.Sprintf("#/templates/%d", tpl.ID)}
+	}
+	require.Equal(t, []auditRow{tplRow("template.archive", "archived a template"), tplRow("template.create", "created a template")},
+		b.auditRows())
+
 	// A non-administrator: no link, and the page says what the API said.
 	b.do(chromedp.Click(chromedp.CSS("#logout")))
 	login("carl@lab.example", "battery staple")

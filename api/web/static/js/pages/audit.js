@@ -65,8 +65,8 @@ async function lookups() {
 /**
  * The subject of a row, with links to what it names. Subjects are what the writers of the
  * rows put there (api/*.go s.audit and s.audited): a session id, "<session id>/<enclosure>",
- * "session N enclosure E file F", an enclosure name, a schedule or alert id, an e-mail or a
- * user id.
+ * "session N enclosure E file F", an enclosure name, a schedule or alert id, "template/<id>", an
+ * e-mail or a user id.
  */
 function subjectCell(e, look) {
   const s = e.subject;
@@ -88,6 +88,10 @@ function subjectCell(e, look) {
     case 'device': return enclosure(s);
     case 'schedule': return numeric ? h('a', { href: `#/schedules/${s}` }, `schedule ${s}`) : s;
     case 'alert': return numeric ? `alert ${s}` : s;
+    case 'template': { // "template/<id>", or the id the store names on creation
+      const m = /^(?:template\/)?(\d+)$/.exec(s);
+      return m ? h('a', { href: `#/templates/${m[1]}` }, `template ${m[1]}`) : s;
+    }
     default: // sign-ins, passwords, users: an e-mail, or a user id
       if (numeric) return look.users.has(s) ? h('a', { href: '#/users' }, look.users.get(s)) : `user ${s}`;
       return user(s);
