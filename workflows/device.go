@@ -381,7 +381,7 @@ func (d *device) onStartResult(ctx workflow.Context, ev recording.Event) {
 				// Its start was never reported on its own (a loaded or slow link saw only the
 				// end): the timeline still says it recorded again, and when.
 				segments := d.st.Segments
-				d.update(ctx, activities.DeviceUpdate{Status: recording.DeviceRecording, Segments: &segments, Event: "resumed",
+				d.update(ctx, activities.DeviceUpdate{Segments: &segments, Event: "resumed",
 					EventMessage: fmt.Sprintf("recording again (segment %d)", segments), At: d.st.SegmentStart})
 			}
 		}
