@@ -50,11 +50,7 @@ func TestUIAlerts(t *testing.T) {
 	}
 
 	b := newBrowser(t, s.api.URL)
-	b.waitJS("the login form", `!!document.querySelector('input[type=email]')`, long)
-	b.do(chromedp.SendKeys(chromedp.CSS(`input[type=email]`), "ann@lab.example"),
-		chromedp.SendKeys(chromedp.CSS(`input[type=password]`), "correct horse"),
-		chromedp.Click(chromedp.CSS(`button[type=submit]`)))
-	b.waitText("Fleet", long)
+	b.login("ann@lab.example", "correct horse")
 	b.waitJS("the alert under Needs attention", fmt.Sprintf(`!!document.querySelector('li.alert-item[data-alert="%d"]')`, alert.ID), long)
 	b.waitText("disk running out: UIA1 has 2 GB left", long)
 	b.shot("dashboard-alert")

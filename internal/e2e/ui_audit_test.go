@@ -60,14 +60,7 @@ func TestUIAudit(t *testing.T) {
 	require.Equal(t, http.StatusOK, s.call("POST", "/api/auth/login", map[string]string{"email_address": "carl@lab.example", "password": "battery staple"}, nil))
 
 	b := newBrowser(t, s.api.URL)
-	login := func(email, password string) {
-		b.waitJS("the login form", `!!document.querySelector('input[type=email]')`, long)
-		b.do(chromedp.SendKeys(chromedp.CSS(`input[type=email]`), email),
-			chromedp.SendKeys(chromedp.CSS(`input[type=password]`), password),
-			chromedp.Click(chromedp.CSS(`button[type=submit]`)))
-		b.waitText("Fleet", long)
-	}
-	login("ann@lab.example", "correct horse")
+	b.login("ann@lab.example", "correct horse")
 	b.waitJS("the nav link of an administrator", `!!document.querySelector('#nav a[href="#/audit"]')`, long)
 	b.do(chromedp.Click(chromedp.CSS(`#nav a[href="#/audit"]`)))
 	b.waitJS("the audit rows", `document.querySelectorAll('tr.audit-row').length >= 7`, long)
@@ -164,7 +157,7 @@ func TestUIAudit(t *testing.T) {
 
 	// A non-administrator: no link, and the page says what the API said.
 	b.do(chromedp.Click(chromedp.CSS("#logout")))
-	login("carl@lab.example", "battery staple")
+	b.login("carl@lab.example", "battery staple")
 	require.Equal(t, "false", b.eval(`String(!!document.querySelector('#nav a[href="#/audit"]'))`), "no audit link for a non-administrator")
 	b.goTo("#/audit")
 	b.waitJS("the API's 403 message", `(document.querySelector('main .alert-error')?.textContent || '').includes('administrator role required')`, long)

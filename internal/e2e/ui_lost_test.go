@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jax-mba/mba/internal/recording"
@@ -35,11 +34,7 @@ func TestUIShowsSecondsLost(t *testing.T) {
 
 	const long = 90 * time.Second
 	b := newBrowser(t, s.api.URL)
-	b.waitJS("the login form", `!!document.querySelector('input[type=email]')`, long)
-	b.do(chromedp.SendKeys(chromedp.CSS(`input[type=email]`), "ann@lab.example"),
-		chromedp.SendKeys(chromedp.CSS(`input[type=password]`), "correct horse"),
-		chromedp.Click(chromedp.CSS(`button[type=submit]`)))
-	b.waitText("Fleet", long)
+	b.login("ann@lab.example", "correct horse")
 	b.goTo(fmt.Sprintf("#/sessions/%d", sid))
 	b.waitJS("the seconds lost beside the status", fmt.Sprintf(`(() => {
 		const row = document.querySelector('.title-row');

@@ -21,11 +21,7 @@ func TestUISchedules(t *testing.T) {
 	s.enclosures(2, "UIS")
 	const long = 90 * time.Second
 	b := newBrowser(t, s.api.URL)
-	b.waitJS("the login form", `!!document.querySelector('input[type=email]')`, long)
-	b.do(chromedp.SendKeys(chromedp.CSS(`input[type=email]`), "ann@lab.example"),
-		chromedp.SendKeys(chromedp.CSS(`input[type=password]`), "correct horse"),
-		chromedp.Click(chromedp.CSS(`button[type=submit]`)))
-	b.waitText("Fleet", long)
+	b.login("ann@lab.example", "correct horse")
 
 	b.goTo("#/schedules")
 	b.waitText("Times are in the lab's time zone, UTC.", long)

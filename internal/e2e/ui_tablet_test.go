@@ -43,11 +43,7 @@ func TestUIFitsATablet(t *testing.T) {
 	const long = 90 * time.Second
 	b := newBrowser(t, s.api.URL)
 	b.do(chromedp.EmulateViewport(820, 1180))
-	b.waitJS("the login form", `!!document.querySelector('input[type=email]')`, long)
-	b.do(chromedp.SendKeys(chromedp.CSS(`input[type=email]`), "ann@lab.example"),
-		chromedp.SendKeys(chromedp.CSS(`input[type=password]`), "correct horse"),
-		chromedp.Click(chromedp.CSS(`button[type=submit]`)))
-	b.waitText("Fleet", long)
+	b.login("ann@lab.example", "correct horse")
 	for _, page := range []string{"#/", fmt.Sprintf("#/sessions/%d", sid), "#/sessions", "#/enclosures", "#/sessions/new",
 		"#/alerts", "#/schedules", "#/templates", "#/account"} {
 		b.goTo(page)

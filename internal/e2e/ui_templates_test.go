@@ -22,11 +22,7 @@ func TestUITemplates(t *testing.T) {
 	_, ids := s.enclosures(2, "UIT")
 	const long = 90 * time.Second
 	b := newBrowser(t, s.api.URL)
-	b.waitJS("the login form", `!!document.querySelector('input[type=email]')`, long)
-	b.do(chromedp.SendKeys(chromedp.CSS(`input[type=email]`), "ann@lab.example"),
-		chromedp.SendKeys(chromedp.CSS(`input[type=password]`), "correct horse"),
-		chromedp.Click(chromedp.CSS(`button[type=submit]`)))
-	b.waitText("Fleet", long)
+	b.login("ann@lab.example", "correct horse")
 
 	b.goTo("#/templates")
 	b.waitText("No template yet", long)

@@ -48,11 +48,7 @@ func TestUIThemesAreReadable(t *testing.T) {
 	s.enclosures(2, "UIT")
 	const long = 90 * time.Second
 	b := newBrowser(t, s.api.URL)
-	b.waitJS("the login form", `!!document.querySelector('input[type=email]')`, long)
-	b.do(chromedp.SendKeys(chromedp.CSS(`input[type=email]`), "ann@lab.example"),
-		chromedp.SendKeys(chromedp.CSS(`input[type=password]`), "correct horse"),
-		chromedp.Click(chromedp.CSS(`button[type=submit]`)))
-	b.waitText("Fleet", long)
+	b.login("ann@lab.example", "correct horse")
 	for _, scheme := range []string{"light", "dark"} {
 		b.do(chromedp.Func(func(ctx context.Context, target *chromedp.Target) error {
 			_, err := cdp.Call(ctx, target, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
