@@ -40,6 +40,7 @@ func TestNotificationPrefs(t *testing.T) {
 		"quiet_start": {"kinds": []string{}, "channel": "none", "quiet_start": "25:00", "quiet_end": "00:00", "time_zone": "UTC"},
 		"quiet_end":   {"kinds": []string{}, "channel": "none", "quiet_start": "00:00", "quiet_end": "7am", "time_zone": "UTC"},
 		"time_zone":   {"kinds": []string{}, "channel": "none", "quiet_start": "00:00", "quiet_end": "00:00", "time_zone": "Mars/Olympus"},
+		"digest":      {"kinds": []string{}, "channel": "none", "quiet_start": "00:00", "quiet_end": "00:00", "time_zone": "UTC", "digest": "yes"},
 	} {
 		res := h.do("PUT", route, ann, body)
 		require.Equal(t, http.StatusBadRequest, res.status, field)

@@ -66,6 +66,8 @@ func TestAlertSettings(t *testing.T) {
 		"escalate at once": {func(c *config) { c.Alerts.EscalateAfter = 5 * time.Second }, "escalate-after must be at least 10s"},
 		"fps margin of 1":  {func(c *config) { c.Alerts.LowFPSMargin = 1 }, "low-fps-margin must be under 1"},
 		"short window":     {func(c *config) { c.Alerts.LowDiskWindow = time.Minute }, "low-disk-window at least 2m"},
+		"digest time":      {func(c *config) { c.Alerts.Digest.At = "8am" }, `alerts digest at "8am" must be a time of day, HH:MM`},
+		"digest too often": {func(c *config) { c.Alerts.Digest.Every = 30 * time.Second }, "alerts digest every must be 0 (daily at at) or at least 1m"},
 	} {
 		c := valid()
 		tc.change(&c)
