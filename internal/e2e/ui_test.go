@@ -157,6 +157,17 @@ func (b *browser) setValue(selector, value string) {
 		el.dispatchEvent(new Event('input', {bubbles: true})); return ''; })()`, selector, value))
 }
 
+// login signs in on the login form the page shows and waits for the dashboard.
+func (b *browser) login(email, password string) {
+	b.t.Helper()
+	const within = 90 * time.Second
+	b.waitJS("the login form", `!!document.querySelector('input[type=email]')`, within)
+	b.do(chromedp.SendKeys(chromedp.CSS(`input[type=email]`), email),
+		chromedp.SendKeys(chromedp.CSS(`input[type=password]`), password),
+		chromedp.Click(chromedp.CSS(`button[type=submit]`)))
+	b.waitText("Fleet", within)
+}
+
 func (b *browser) goTo(hash string) {
 	b.t.Helper()
 	b.eval(fmt.Sprintf("location.hash = %q, ''", hash))
