@@ -3,11 +3,14 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
+
+	"github.com/jax-mba/mba/api"
 )
 
 // TestUISchedules drives the Schedules page in headless Chromium: a refused form shows the
@@ -76,5 +79,47 @@ func TestUISchedules(t *testing.T) {
 	require.NoError(t, s.pool.QueryRow(context.Background(),
 		`SELECT count(*) FROM audit_log WHERE action = 'session.create'`).Scan(&requests))
 	require.Equal(t, 2, requests, fmt.Sprint("both submits are audited, the second as replayed: ", requests))
+	b.noExceptions()
+}
+
+// TestUIScheduleFromTemplate picks a template in the Schedules form: the schedule states the
+// template version it runs, keeps it when the template gets a new version, and its fire
+// creates a session of that version.
+func TestUIScheduleFromTemplate(t *testing.T) {
+	requireChromium(t)
+	s := newStack(t)
+	_, ids := s.enclosures(1, "UIT")
+	const long = 90 * time.Second
+	var tpl api.TemplateView
+	require.Equal(t, http.StatusOK, s.call("POST", "/api/templates", map[string]any{"name": "Lights off", "duration": 60,
+		"target_fps": 25, "prefix_pattern": "{enclosure}_{session}", "device_ids": ids}, &tpl))
+	b := newBrowser(t, s.api.URL)
+	b.login("ann@lab.example", "correct horse")
+
+	b.goTo("#/schedules")
+	b.waitText("No schedule yet.", long)
+	b.do(chromedp.SendKeys(chromedp.CSS(`#new-schedule #f-name`), "from template"))
+	b.setValue(`#new-schedule #f-every`, "120")
+	b.setValue(`#f-session-from`, fmt.Sprint(tpl.ID))
+	b.waitJS("the form says the version is pinned and hides its own settings",
+		`document.querySelector('#session-from-hint').textContent.includes('version 1 of the template') && document.querySelector('#f-session-duration').closest('[hidden]') !== null`, long)
+	b.do(chromedp.Click(chromedp.CSS(`#new-schedule button[type=submit]`)))
+	b.waitText(`Schedule “from template” created.`, long)
+	b.waitJS("the list names the template version", `[...document.querySelectorAll('tr.schedule-row')].some(r => r.innerText.includes('template Lights off v1'))`, long)
+
+	// A new version of the template does not change what the schedule runs.
+	require.Equal(t, http.StatusOK, s.call("POST", fmt.Sprintf("/api/templates/%d/versions", tpl.ID), map[string]any{"name": "Lights off",
+		"duration": 120, "target_fps": 15, "prefix_pattern": "v2_{session}", "device_ids": ids}, nil))
+	b.do(chromedp.Click(chromedp.Search(`//a[text()="from template"]`)))
+	b.waitJS("the schedule's page names version 1", `document.querySelector('#schedule-session')?.innerText.includes('template Lights off v1')`, long)
+	b.do(chromedp.Click(chromedp.CSS(`button[data-action=trigger]`)))
+	b.waitJS("the session it created", `[...document.querySelectorAll('a')].some(a => /^#\d+ Lights off$/.test(a.textContent))`, long)
+	b.shot("schedule-from-template")
+	var list []api.SessionView
+	require.Equal(t, http.StatusOK, s.call("GET", "/api/recording-session", nil, &list))
+	require.Len(t, list, 1)
+	x := s.session(list[0].ID)
+	require.Equal(t, &api.TemplateRefView{ID: tpl.ID, Version: 1, Name: "Lights off"}, x.Template)
+	require.EqualValues(t, 60, x.Duration, "the session has version 1's settings")
 	b.noExceptions()
 }

@@ -73,12 +73,15 @@ function newContext() {
     leaveFns: [],
     timers: new Set(),
     onLeave(fn) { ctx.leaveFns.push(fn); },
+    // every runs fn now and then every ms while the page is shown. The first run's error is the
+    // page's (render shows it instead of a blank page); a later one is logged and retried.
     every(ms, fn) {
+      let first = true;
       const run = async () => {
         if (!ctx.alive) return;
         if (!document.hidden) {
           const key = focusKey();
-          try { await fn(); } catch (err) { console.error(err); }
+          try { await fn(); } catch (err) { if (first) throw err; console.error(err); } finally { first = false; }
           if (key && ctx.alive && !main.contains(document.activeElement)) main.querySelector(key)?.focus();
         }
         if (ctx.alive) ctx.timers.add(setTimeout(run, ms));
