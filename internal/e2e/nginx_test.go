@@ -60,7 +60,7 @@ func TestNginxKeepsTheLabsFrontEnd(t *testing.T) {
 		embedded, strings.ReplaceAll(string(snippet[1]), "/var/www/mba-frontend", filepath.Join(dir, "www")),
 		"/etc/ssl/certs/mba.example.org.crt", filepath.Join(dir, "tls.crt"),
 		"/etc/ssl/private/mba.example.org.key", filepath.Join(dir, "tls.key"),
-		"server 127.0.0.1:8080;", "server "+api.Host+";",
+		"server 127.0.0.1:8080 ", "server "+api.Host+" ",
 		"listen 80;", "listen 127.0.0.1:"+httpPort+";", "listen [::]:80;", "",
 		"listen 443 ssl http2;", "listen 127.0.0.1:"+httpsPort+" ssl http2;", "listen [::]:443 ssl http2;", "",
 	).Replace(string(site))
