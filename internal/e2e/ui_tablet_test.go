@@ -50,6 +50,11 @@ func TestUIFitsATablet(t *testing.T) {
 		b.waitJS("the page "+page, `!!document.querySelector('main h1')`, long)
 		if page == fmt.Sprintf("#/sessions/%d", sid) {
 			b.waitJS("the enclosures' buttons", `[...document.querySelectorAll('main button')].some(x => x.textContent === 'Live view')`, long)
+			// A 600 s session that is recording ends in at most 10 minutes, and says so.
+			b.waitJS("the planned end and the time left", `/\((10 min|[1-9] min( \d+ s)?|\d+ s) left\)/.test(document.querySelector('#planned-end')?.textContent || '')`, long)
+		}
+		if page == "#/sessions" {
+			b.waitJS("the running session's planned end", `document.querySelectorAll('tr.session-row .planned-end').length === 1`, long)
 		}
 		b.waitJS("the page's content "+page, `document.querySelectorAll('main *').length > 10`, long)
 		var cut []string
@@ -58,5 +63,11 @@ func TestUIFitsATablet(t *testing.T) {
 		require.Equal(t, "true", b.eval(`String(document.documentElement.scrollWidth <= innerWidth)`), "%s scrolls sideways", page)
 		b.shot("tablet-" + strings.ReplaceAll(page[2:], "/", "-"))
 	}
+	// The navigation's link to the API docs is on screen and opens Swagger UI.
+	b.waitJS("the API docs link in view", `(() => { const r = document.querySelector('#api-docs')?.getBoundingClientRect();
+		return !!r && r.width > 0 && r.right <= innerWidth && r.bottom <= innerHeight; })()`, long)
+	b.eval(`(() => { fetch(document.querySelector('#api-docs').href).then(async (r) => {
+		window.apiDocs = r.ok && /swagger/i.test(await r.text()) ? 'swagger' : 'status ' + r.status; }); return ''; })()`)
+	b.waitJS("the API docs answer with Swagger UI", `window.apiDocs === 'swagger'`, long)
 	b.noExceptions()
 }

@@ -117,6 +117,7 @@ function renderNav(me) {
     me.admin ? link('/users', 'Users') : null,
     me.admin ? link('/audit', 'Audit log') : null,
     h('span', { class: 'spacer' }),
+    h('a', { href: '/api/', id: 'api-docs', target: '_blank', rel: 'noopener', title: 'The REST API (OpenAPI, Swagger UI)' }, 'API docs'),
     link('/account', me.email_address),
     h('button', { type: 'button', class: 'btn-link', id: 'logout', onclick: async () => { await logout(); navigate('/login'); } }, 'Log out'));
   // Links for the current section are marked in-place; New session is not also "Sessions".

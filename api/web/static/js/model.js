@@ -22,6 +22,16 @@ export function sessionProgress(session) {
   return list.reduce((sum, ds) => sum + deviceProgress(ds, session), 0) / list.length;
 }
 
+/**
+ * When session is planned to end (a Date): its duration after its first enclosure started
+ * recording (after its creation while none has), so a change of duration moves it.
+ */
+export function plannedEnd(session) {
+  const starts = (session.device_statuses || []).map((ds) => ds.started_at).filter(Boolean).map((t) => Date.parse(t));
+  const from = starts.length ? Math.min(...starts) : Date.parse(session.creation_time);
+  return new Date(from + session.duration * 1000);
+}
+
 /** {STATUS: n} over items by key. */
 export function countBy(items, key) {
   const counts = {};

@@ -1,7 +1,7 @@
 // Recording sessions: active and archived lists, and one session's detail and actions.
 import { api, download } from '../api.js';
 import { h, fill, table, badge, progress, fmtTime, fmtDuration, fmtBytes, errorBox, notice, section, busy, hashQuery, field, showErrors } from '../dom.js';
-import { countBy, deviceProgress, recordedSeconds, sessionProgress } from '../model.js';
+import { countBy, deviceProgress, plannedEnd, recordedSeconds, sessionProgress } from '../model.js';
 import { liveButton } from '../live.js';
 
 export async function sessionList(main, _params, ctx) {
@@ -38,6 +38,7 @@ export async function sessionList(main, _params, ctx) {
       { label: 'Status', cell: (s) => badge(s.status) },
       { label: 'Created', cell: (s) => fmtTime(s.creation_time) },
       { label: 'Duration', cell: (s) => fmtDuration(s.duration) },
+      { label: 'Ends', cell: (s) => (s.status === 'IN_PROGRESS' ? h('span', { class: 'planned-end' }, fmtTime(plannedEnd(s).toISOString())) : '–') },
       { label: 'Template', cell: (s) => (s.template ? h('a', { href: `#/templates/${s.template.id}` }, `${s.template.name} v${s.template.version}`) : '–') },
       { label: 'Enclosures', class: 'num', cell: (s) => String(s.device_statuses.length) },
       { label: 'Progress', cell: (s) => progress(sessionProgress(s), `progress of ${s.name}`) },
@@ -175,6 +176,7 @@ export async function sessionDetail(main, { id }, ctx) {
       fact('Duration', fmtDuration(s.duration)), fact('Frame rate', `${s.target_fps} fps`),
       fact('Hourly fragments', s.fragment_hourly ? 'yes' : 'no'), fact('Filter', s.apply_filter ? 'on' : 'off'),
       fact('Created', `${fmtTime(s.creation_time)}${s.created_by ? ` by ${s.created_by}` : ''}`),
+      running ? fact('Planned end', h('span', { id: 'planned-end' }, `${fmtTime(plannedEnd(s).toISOString())} (${fmtDuration(Math.max(0, Math.round((plannedEnd(s) - Date.now()) / 1000)))} left)`)) : null,
       fact('Ended', s.ended_at ? fmtTime(s.ended_at) : running ? 'running' : '–'),
       s.canceled_by ? fact('Canceled by', s.canceled_by) : null,
       s.template ? fact('Template', h('a', { href: `#/templates/${s.template.id}` }, `${s.template.name} v${s.template.version}`)) : null,
